@@ -1,0 +1,70 @@
+# fdbhook — build, test and demo entry points.
+# Every target that needs system packages installs them itself (Debian).
+
+GO       ?= go
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -s -w -X github.com/fdbhook/fdbhook/pkg/version.Version=$(VERSION)
+BIN      := bin
+export CGO_ENABLED = 0
+export PATH := /usr/local/go/bin:$(PATH)
+
+.PHONY: all build deps check unit integration fuzz e2e vm packages packages-test \
+        test demo demo-clean bench clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/qemu-hook ./cmd/qemu-hook
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/network-hook ./cmd/network-hook
+
+# Debian packages the unit and integration tests need.
+deps:
+	@test/deps.sh iproute2 file
+
+# Static checks: formatting and vet.
+check:
+	@fmt=$$(gofmt -l cmd pkg test); if [ -n "$$fmt" ]; then echo "gofmt: $$fmt"; exit 1; fi
+	$(GO) vet ./...
+
+# Pure tests: parsing, config, planning (no root, no kernel changes).
+unit:
+	$(GO) test -count=1 ./pkg/... ./cmd/...
+
+# Netlink tests, each in its own network namespace; needs root.
+integration: build deps
+	$(GO) test -count=1 -v ./test/integration/ 2>&1 | test/gotest-summary.sh
+
+# Bounded fuzzing of the XML-to-plan path and the config parser.
+fuzz:
+	@test/fuzz.sh
+
+# Real libvirtd end to end (installs libvirt and QEMU when missing).
+e2e: build
+	test/e2e/run.sh
+
+# Debian's cloud kernel under qemu TCG: VLAN filtering, promiscuity, locked ports.
+vm: build
+	test/vm/run.sh
+
+packages: build
+	packaging/build.sh
+
+# Builds, installs, upgrades and removes the .deb; runs the e2e suite against
+# the installed package; checks the .rpm's contents and scripts.
+packages-test: packages
+	packaging/test.sh
+
+# The whole suite, as CI runs it.
+test: check unit integration fuzz vm packages-test
+
+demo: build
+	test/e2e/demo.sh
+
+demo-clean:
+	test/e2e/demo.sh clean
+
+bench: build
+	bench/run.sh
+
+clean:
+	rm -rf $(BIN) dist
