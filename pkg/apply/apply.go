@@ -1,0 +1,140 @@
+package apply
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/fdbhook/fdbhook/pkg/plan"
+)
+
+// Writer is the part of the kernel that applying a plan changes.
+type Writer interface {
+	SetVlanFiltering(bridgeIndex int, on bool) error
+	SetPortFlags(portIndex int, f plan.Flags) error
+	ReplaceEntry(e plan.Entry) error
+	DeleteEntry(e plan.Entry) error
+}
+
+// StepError is a failed step. Its message has the form the hook prints:
+// "<mac> on <bridge>: <what>: <cause>".
+type StepError struct {
+	Step plan.Step
+	Err  error
+	// UndoErr is set when undoing the earlier steps failed too.
+	UndoErr error
+}
+
+func (e *StepError) Error() string {
+	s := describe(e.Step) + ": " + e.Err.Error()
+	if e.UndoErr != nil {
+		s += " (and undoing the earlier steps failed: " + e.UndoErr.Error() + ")"
+	}
+	return s
+}
+
+func (e *StepError) Unwrap() error { return e.Err }
+
+func describe(s plan.Step) string {
+	var what string
+	switch s.Kind {
+	case plan.EnableVlanFiltering:
+		return "bridge " + s.Bridge + ": setting vlan_filtering 1"
+	case plan.AddEntry:
+		what = "adding static entry on " + s.Port
+	case plan.SetFlags:
+		what = "setting " + s.Flags.String() + " on " + s.Port
+	case plan.DelEntry:
+		what = "deleting " + s.Entry.String()
+	}
+	if s.MAC == "" {
+		return s.Bridge + ": " + what
+	}
+	return s.MAC + " on " + s.Bridge + ": " + what
+}
+
+// Apply carries out steps in order; on the first failure it undoes the
+// steps already done and returns a *StepError.
+func Apply(w Writer, steps []plan.Step) error {
+	for i, s := range steps {
+		if err := do(w, s); err != nil {
+			return &StepError{Step: s, Err: err, UndoErr: Undo(w, steps[:i])}
+		}
+	}
+	return nil
+}
+
+func do(w Writer, s plan.Step) error {
+	switch s.Kind {
+	case plan.EnableVlanFiltering:
+		return w.SetVlanFiltering(s.BridgeIndex, true)
+	case plan.AddEntry:
+		return w.ReplaceEntry(plan.Entry{MAC: s.MAC, Port: s.Port, PortIndex: s.PortIndex,
+			State: plan.NUDNoARP, NTFlags: plan.NTFMaster})
+	case plan.SetFlags:
+		return w.SetPortFlags(s.PortIndex, s.Flags)
+	case plan.DelEntry:
+		return w.DeleteEntry(s.Entry)
+	}
+	return fmt.Errorf("unknown step kind %d", s.Kind)
+}
+
+// Undo reverts done steps, last first, and returns every failure joined.
+// Turning vlan_filtering on is not reverted: it is the bridge's configured
+// policy, not part of one guest's state, and other guests rely on it.
+func Undo(w Writer, done []plan.Step) error {
+	var errs []error
+	for _, s := range slices.Backward(done) {
+		var err error
+		switch s.Kind {
+		case plan.AddEntry:
+			err = undoEntry(w, s)
+		case plan.SetFlags:
+			err = w.SetPortFlags(s.PortIndex, s.Prior)
+		case plan.DelEntry:
+			err = w.ReplaceEntry(s.Entry)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: undo: %w", describe(s), err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// undoEntry removes the entry AddEntry wrote and puts back what it replaced.
+// VLAN 0 entries go back first: re-adding one writes the port's per-VLAN
+// copies too, and the exact per-VLAN entries restored after it win.
+func undoEntry(w Writer, s plan.Step) error {
+	err := w.DeleteEntry(plan.Entry{MAC: s.MAC, Port: s.Port, PortIndex: s.PortIndex})
+	if gone(err) {
+		err = nil
+	}
+	prior := slices.Clone(s.PriorEntries)
+	slices.SortStableFunc(prior, func(a, b plan.Entry) int { return a.Vlan - b.Vlan })
+	for _, e := range prior {
+		if e2 := w.ReplaceEntry(e); e2 != nil && !gone(e2) {
+			err = errors.Join(err, e2)
+		}
+	}
+	return err
+}
+
+// gone reports whether err says the device or entry no longer exists; on
+// clean-up that is success (the kernel already did the work).
+func gone(err error) bool {
+	return errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENODEV)
+}
+
+// Cleanup carries out every step, whatever fails, and returns the failures
+// joined. A device or entry that is already gone counts as done.
+func Cleanup(w Writer, steps []plan.Step) error {
+	var errs []error
+	for _, s := range steps {
+		if err := do(w, s); err != nil && !gone(err) {
+			errs = append(errs, &StepError{Step: s, Err: err})
+		}
+	}
+	return errors.Join(errs...)
+}

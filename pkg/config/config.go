@@ -1,0 +1,233 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+)
+
+// DefaultPath is where libvirt's hooks find the configuration: libvirt runs
+// hooks with a minimal environment, so this path is what production reads.
+const DefaultPath = "/etc/fdbhook/fdbhook.toml"
+
+// EnvPath names the environment variable that overrides DefaultPath, for
+// tests and manual runs.
+const EnvPath = "FDBHOOK_CONFIG"
+
+// maxSize bounds the configuration file; a real one is a few hundred bytes.
+const maxSize = 1 << 20
+
+// OnError says what a failed apply at guest start does.
+type OnError string
+
+const (
+	// Fail undoes what the run applied and makes the guest start fail.
+	Fail OnError = "fail"
+	// Warn undoes what the run applied, logs, and lets the guest start
+	// unmanaged.
+	Warn OnError = "warn"
+)
+
+// VlanFiltering is the bridge-level VLAN filtering policy.
+type VlanFiltering string
+
+const (
+	// Leave does not touch the bridge's vlan_filtering setting.
+	Leave VlanFiltering = "leave"
+	// Enable turns vlan_filtering on, which lets the kernel drop the uplink
+	// out of promiscuous mode once every guest port is managed.
+	Enable VlanFiltering = "enable"
+)
+
+// Bridge is the policy of one managed bridge.
+type Bridge struct {
+	VlanFiltering VlanFiltering `toml:"vlan_filtering"`
+}
+
+// Config is a validated configuration.
+type Config struct {
+	// Path is the file this configuration was read from.
+	Path string `toml:"-"`
+	// Present is false when the file does not exist: fdbhook then manages
+	// nothing.
+	Present bool `toml:"-"`
+
+	Bridges  []string          `toml:"bridges"`
+	Networks []string          `toml:"networks"`
+	OnError  OnError           `toml:"on_error"`
+	LogLevel string            `toml:"log_level"`
+	Bridge   map[string]Bridge `toml:"bridge"`
+}
+
+// Error is a configuration problem, with the file it was found in.
+type Error struct {
+	Path string
+	Err  error
+}
+
+func (e *Error) Error() string { return e.Path + ": " + e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+// Default returns the configuration used when no file exists: nothing is
+// managed.
+func Default(path string) *Config {
+	return &Config{Path: path, OnError: Fail, LogLevel: "info", Bridge: map[string]Bridge{}}
+}
+
+// PathFromEnv returns the configuration path: $FDBHOOK_CONFIG when set,
+// DefaultPath otherwise.
+func PathFromEnv(getenv func(string) string) string {
+	if p := getenv(EnvPath); p != "" {
+		return p
+	}
+	return DefaultPath
+}
+
+// Load reads and validates the file at path. A missing file is not an error:
+// the result manages nothing and has Present false.
+func Load(path string) (*Config, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Default(path), nil
+	}
+	if err != nil {
+		return nil, &Error{Path: path, Err: err}
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxSize+1))
+	if err != nil {
+		return nil, &Error{Path: path, Err: err}
+	}
+	if len(data) > maxSize {
+		return nil, &Error{Path: path, Err: fmt.Errorf("larger than %d bytes", maxSize)}
+	}
+	c, err := Parse(data)
+	if err != nil {
+		return nil, &Error{Path: path, Err: err}
+	}
+	c.Path = path
+	return c, nil
+}
+
+// Parse decodes and validates a configuration. Unknown keys are errors: a
+// misspelt key must not silently leave a bridge unmanaged.
+func Parse(data []byte) (*Config, error) {
+	c := Default("")
+	md, err := toml.Decode(string(data), c)
+	if err != nil {
+		var perr toml.ParseError
+		if errors.As(err, &perr) {
+			return nil, fmt.Errorf("line %d: %s", perr.Position.Line, perr.Message)
+		}
+		return nil, err
+	}
+	if un := md.Undecoded(); len(un) > 0 {
+		keys := make([]string, len(un))
+		for i, k := range un {
+			keys[i] = k.String()
+		}
+		return nil, fmt.Errorf("unknown key %s", strings.Join(keys, ", "))
+	}
+	// The decoder accepts an array where a table is expected and drops it;
+	// refuse that rather than silently apply no policy.
+	for _, k := range md.Keys() {
+		if k[0] == "bridge" && len(k) <= 2 && md.Type(k...) != "Hash" {
+			return nil, fmt.Errorf("%s must be a table ([%s])", k, k)
+		}
+	}
+	c.Present = true
+	if c.Bridge == nil {
+		c.Bridge = map[string]Bridge{}
+	}
+	return c, c.validate()
+}
+
+func (c *Config) validate() error {
+	switch c.OnError {
+	case Fail, Warn:
+	default:
+		return fmt.Errorf("on_error = %q: want \"fail\" or \"warn\"", c.OnError)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warning", "warn", "error":
+	default:
+		return fmt.Errorf("log_level = %q: want debug, info, warning or error", c.LogLevel)
+	}
+	if err := checkNames("bridges", c.Bridges, ValidIfName); err != nil {
+		return err
+	}
+	if err := checkNames("networks", c.Networks, validNetworkName); err != nil {
+		return err
+	}
+	for _, name := range slices.Sorted(maps.Keys(c.Bridge)) {
+		if err := ValidIfName(name); err != nil {
+			return fmt.Errorf("[bridge.%s]: %w", name, err)
+		}
+		b := c.Bridge[name]
+		switch b.VlanFiltering {
+		case "":
+			b.VlanFiltering = Leave
+		case Leave, Enable:
+		default:
+			return fmt.Errorf("[bridge.%s] vlan_filtering = %q: want \"enable\" or \"leave\"", name, b.VlanFiltering)
+		}
+		c.Bridge[name] = b
+	}
+	return nil
+}
+
+func checkNames(key string, names []string, valid func(string) error) error {
+	seen := make(map[string]bool, len(names))
+	for _, n := range names {
+		if err := valid(n); err != nil {
+			return fmt.Errorf("%s: %w", key, err)
+		}
+		if seen[n] {
+			return fmt.Errorf("%s: %q listed twice", key, n)
+		}
+		seen[n] = true
+	}
+	return nil
+}
+
+// ValidIfName reports whether name can be a Linux network interface name.
+func ValidIfName(name string) error {
+	if name == "" || len(name) > 15 || name == "." || name == ".." ||
+		strings.ContainsAny(name, "/: \t\n") {
+		return fmt.Errorf("%q is not a valid interface name", name)
+	}
+	return nil
+}
+
+func validNetworkName(name string) error {
+	if name == "" || strings.ContainsAny(name, "/\n") {
+		return fmt.Errorf("%q is not a valid network name", name)
+	}
+	return nil
+}
+
+// ManagesBridge reports whether bridges lists name.
+func (c *Config) ManagesBridge(name string) bool { return slices.Contains(c.Bridges, name) }
+
+// ManagesNetwork reports whether networks lists name.
+func (c *Config) ManagesNetwork(name string) bool { return slices.Contains(c.Networks, name) }
+
+// Empty reports whether the configuration manages nothing.
+func (c *Config) Empty() bool { return len(c.Bridges) == 0 && len(c.Networks) == 0 }
+
+// Policy returns the policy for bridge name (defaults when not configured).
+func (c *Config) Policy(name string) Bridge {
+	b, ok := c.Bridge[name]
+	if !ok || b.VlanFiltering == "" {
+		b.VlanFiltering = Leave
+	}
+	return b
+}
+

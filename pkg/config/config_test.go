@@ -1,0 +1,144 @@
+package config
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestParseFull(t *testing.T) {
+	c, err := Parse([]byte(`
+bridges  = ["br0", "br1"]
+networks = ["hostbr"]
+on_error = "warn"
+log_level = "debug"
+[bridge.br0]
+vlan_filtering = "enable"
+[bridge.br1]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Present || c.OnError != Warn || c.LogLevel != "debug" {
+		t.Errorf("got %+v", c)
+	}
+	if !c.ManagesBridge("br1") || c.ManagesBridge("br2") || !c.ManagesNetwork("hostbr") {
+		t.Errorf("membership wrong: %+v", c)
+	}
+	if got := c.Policy("br0").VlanFiltering; got != Enable {
+		t.Errorf("br0 vlan_filtering = %q, want enable", got)
+	}
+	if got := c.Policy("br1").VlanFiltering; got != Leave {
+		t.Errorf("br1 vlan_filtering = %q, want leave (table present, key absent)", got)
+	}
+	if got := c.Policy("unlisted").VlanFiltering; got != Leave {
+		t.Errorf("unlisted vlan_filtering = %q, want leave", got)
+	}
+}
+
+func TestParseDefaults(t *testing.T) {
+	c, err := Parse(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.OnError != Fail || c.LogLevel != "info" || !c.Empty() || !c.Present {
+		t.Errorf("defaults wrong: %+v", c)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name, in, want string
+	}{
+		{"syntax", "bridges = [\"br0\"\n", "line 1: expected"},
+		{"not toml", "<domain/>", "line 1"},
+		{"unknown top-level key", `bridgez = ["br0"]`, "unknown key bridgez"},
+		{"bridge not a table", `bridge = ["br0"]`, "bridge must be a table"},
+		{"bridge entry not a table", "[bridge]\nbr0 = \"enable\"", "expected table"},
+		{"unknown bridge key", "[bridge.br0]\nvlan = 1", "unknown key bridge.br0.vlan"},
+		{"bridges not a list", `bridges = "br0"`, "bridges"},
+		{"bridges of numbers", `bridges = [1]`, "bridges"},
+		{"on_error value", `on_error = "ignore"`, `on_error = "ignore"`},
+		{"on_error empty", `on_error = ""`, `on_error = ""`},
+		{"log_level value", `log_level = "loud"`, `log_level = "loud"`},
+		{"vlan_filtering value", "[bridge.br0]\nvlan_filtering = \"on\"", `vlan_filtering = "on"`},
+		{"vlan_filtering bool", "[bridge.br0]\nvlan_filtering = true", "vlan_filtering"},
+		{"bridge name too long", `bridges = ["abcdefghijklmnop"]`, "not a valid interface name"},
+		{"bridge name slash", `bridges = ["br/0"]`, "not a valid interface name"},
+		{"bridge name empty", `bridges = [""]`, "not a valid interface name"},
+		{"bridge table name", "[bridge.\"a b\"]\nvlan_filtering = \"leave\"", "not a valid interface name"},
+		{"duplicate bridge", `bridges = ["br0", "br0"]`, "listed twice"},
+		{"duplicate network", `networks = ["n", "n"]`, "listed twice"},
+		{"empty network", `networks = [""]`, "not a valid network name"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.in))
+			if err == nil {
+				t.Fatalf("Parse(%q) succeeded, want error containing %q", tc.in, tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Parse(%q) = %q, want it to contain %q", tc.in, err, tc.want)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error is not one line: %q", err)
+			}
+		})
+	}
+}
+
+func TestLoad(t *testing.T) {
+	dir := t.TempDir()
+
+	missing := filepath.Join(dir, "absent.toml")
+	c, err := Load(missing)
+	if err != nil || c.Present || !c.Empty() || c.Path != missing {
+		t.Errorf("Load(missing) = %+v, %v; want empty default", c, err)
+	}
+
+	good := filepath.Join(dir, "good.toml")
+	os.WriteFile(good, []byte(`bridges = ["br0"]`), 0o644)
+	c, err = Load(good)
+	if err != nil || !c.Present || !c.ManagesBridge("br0") {
+		t.Errorf("Load(good) = %+v, %v", c, err)
+	}
+
+	bad := filepath.Join(dir, "bad.toml")
+	os.WriteFile(bad, []byte(`on_error = "maybe"`), 0o644)
+	_, err = Load(bad)
+	var cerr *Error
+	if !errors.As(err, &cerr) || cerr.Path != bad || !strings.HasPrefix(err.Error(), bad+": ") {
+		t.Errorf("Load(bad) = %v, want *Error naming %s", err, bad)
+	}
+
+	big := filepath.Join(dir, "big.toml")
+	os.WriteFile(big, []byte("# "+strings.Repeat("x", maxSize)+"\n"), 0o644)
+	if _, err := Load(big); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("Load(big) = %v, want size error", err)
+	}
+
+	if _, err := Load(dir); err == nil {
+		t.Errorf("Load(directory) succeeded")
+	}
+	if os.Geteuid() != 0 {
+		unreadable := filepath.Join(dir, "unreadable.toml")
+		os.WriteFile(unreadable, []byte(""), 0o000)
+		if _, err := Load(unreadable); !errors.Is(err, fs.ErrPermission) {
+			t.Errorf("Load(unreadable) = %v, want permission error", err)
+		}
+	}
+}
+
+func TestPathFromEnv(t *testing.T) {
+	env := map[string]string{}
+	get := func(k string) string { return env[k] }
+	if got := PathFromEnv(get); got != DefaultPath {
+		t.Errorf("got %q, want %q", got, DefaultPath)
+	}
+	env[EnvPath] = "/tmp/x.toml"
+	if got := PathFromEnv(get); got != "/tmp/x.toml" {
+		t.Errorf("got %q", got)
+	}
+}

@@ -1,0 +1,292 @@
+package guest
+
+import (
+	"bytes"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+
+	"github.com/antchfx/xmlquery"
+)
+
+// Namespace is the XML namespace of fdbhook's per-guest metadata.
+const Namespace = "urn:fdbhook:1"
+
+// MaxInput bounds the XML a hook accepts on stdin. Real domain XML is a few
+// KiB; the bound keeps a runaway writer from exhausting memory.
+const MaxInput = 16 << 20
+
+// maxDepth bounds element nesting; domain XML is about six levels deep.
+const maxDepth = 64
+
+// ErrInput marks every error caused by the XML itself (as opposed to I/O).
+var ErrInput = errors.New("bad domain XML")
+
+// Guest is one libvirt domain as far as fdbhook is concerned.
+type Guest struct {
+	Name string
+	UUID string
+	// Manage is false when the domain's metadata opts the whole guest out.
+	Manage bool
+	NICs   []NIC
+	// Interfaces holds the per-NIC metadata, keyed by lower-case MAC, as
+	// written by the admin (it may name MACs the guest does not have).
+	Interfaces map[string]Interface
+}
+
+// NIC is one <interface> of the domain.
+type NIC struct {
+	// Index is the NIC's position among the domain's interfaces, from 0.
+	Index int
+	// Alias is libvirt's device alias (net0, …); empty in inactive XML.
+	Alias string
+	// Type is the interface type: bridge, network, user, ethernet, direct, …
+	Type string
+	// MAC is the address as written, lower-cased.
+	MAC string
+	// Bridge is <source bridge=…>; for type='network' NICs libvirt fills it in
+	// the live XML only.
+	Bridge string
+	// Network is <source network=…>: type='network' NICs, and type='bridge'
+	// NICs that libvirt rewrote from a <forward mode='bridge'/> network.
+	Network string
+	// Target is <target dev=…>, the host-side port; absent before start and
+	// after stop.
+	Target string
+	// VirtualPort is <virtualport type=…> (openvswitch, 802.1Qbh, …).
+	VirtualPort string
+}
+
+// Interface is the fdbhook metadata of one NIC.
+type Interface struct {
+	MAC string
+	// Manage is false when the admin opted the NIC out.
+	Manage bool
+}
+
+// Label names the NIC in messages: its alias when it has one.
+func (n NIC) Label() string {
+	if n.Alias != "" {
+		return n.Alias
+	}
+	return fmt.Sprintf("interface %d", n.Index)
+}
+
+// Manages reports whether the metadata leaves NIC n managed.
+func (g *Guest) Manages(n NIC) bool {
+	if !g.Manage {
+		return false
+	}
+	if m, ok := g.Interfaces[n.MAC]; ok {
+		return m.Manage
+	}
+	return true
+}
+
+// Read reads at most MaxInput bytes of domain XML from r and parses it.
+func Read(r io.Reader) (*Guest, error) {
+	data, err := ReadInput(r)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(data)
+}
+
+// ReadInput reads a hook's standard input, refusing more than MaxInput bytes.
+func ReadInput(r io.Reader) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(r, MaxInput+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading standard input: %w", err)
+	}
+	if len(data) > MaxInput {
+		return nil, fmt.Errorf("%w: standard input is larger than %d MiB", ErrInput, MaxInput>>20)
+	}
+	return data, nil
+}
+
+// Parse parses a <domain>, or a <domstatus> around one.
+func Parse(data []byte) (*Guest, error) {
+	root, err := parseRoot(data)
+	if err != nil {
+		return nil, err
+	}
+	dom := root
+	if root.Data == "domstatus" {
+		dom = child(root, "domain")
+		if dom == nil {
+			return nil, fmt.Errorf("%w: <domstatus> has no <domain>", ErrInput)
+		}
+	} else if root.Data != "domain" {
+		return nil, fmt.Errorf("%w: root element is <%s>, want <domain>", ErrInput, root.Data)
+	}
+	g := &Guest{Manage: true, Interfaces: map[string]Interface{}}
+	if n := child(dom, "name"); n != nil {
+		g.Name = strings.TrimSpace(n.InnerText())
+	}
+	if g.Name == "" {
+		return nil, fmt.Errorf("%w: <domain> has no <name>", ErrInput)
+	}
+	if n := child(dom, "uuid"); n != nil {
+		g.UUID = strings.TrimSpace(n.InnerText())
+	}
+	if md := child(dom, "metadata"); md != nil {
+		if err := g.parseMetadata(md); err != nil {
+			return nil, fmt.Errorf("%w: %s: metadata %s: %v", ErrInput, g.Name, Namespace, err)
+		}
+	}
+	if devs := child(dom, "devices"); devs != nil {
+		for _, el := range children(devs, "interface") {
+			g.NICs = append(g.NICs, parseNIC(el, len(g.NICs)))
+		}
+	}
+	return g, nil
+}
+
+func parseNIC(el *xmlquery.Node, index int) NIC {
+	n := NIC{Index: index, Type: el.SelectAttr("type")}
+	if e := child(el, "mac"); e != nil {
+		n.MAC = strings.ToLower(strings.TrimSpace(e.SelectAttr("address")))
+	}
+	if e := child(el, "source"); e != nil {
+		n.Bridge = e.SelectAttr("bridge")
+		n.Network = e.SelectAttr("network")
+	}
+	if e := child(el, "target"); e != nil {
+		n.Target = e.SelectAttr("dev")
+	}
+	if e := child(el, "alias"); e != nil {
+		n.Alias = e.SelectAttr("name")
+	}
+	if e := child(el, "virtualport"); e != nil {
+		n.VirtualPort = e.SelectAttr("type")
+		if n.VirtualPort == "" {
+			n.VirtualPort = "unspecified"
+		}
+	}
+	return n
+}
+
+// parseMetadata reads <fdbhook:fdb> elements in the fdbhook namespace;
+// elements of other namespaces belong to other tools and are ignored.
+func (g *Guest) parseMetadata(md *xmlquery.Node) error {
+	for el := md.FirstChild; el != nil; el = el.NextSibling {
+		if el.Type != xmlquery.ElementNode || el.NamespaceURI != Namespace {
+			continue
+		}
+		if el.Data != "fdb" {
+			return fmt.Errorf("unknown element <%s>", el.Data)
+		}
+		manage, err := manageAttr(el)
+		if err != nil {
+			return err
+		}
+		g.Manage = g.Manage && manage
+		for c := el.FirstChild; c != nil; c = c.NextSibling {
+			if c.Type != xmlquery.ElementNode {
+				continue
+			}
+			if c.Data != "interface" {
+				return fmt.Errorf("unknown element <%s> in <fdb>", c.Data)
+			}
+			mac, err := NormalizeMAC(c.SelectAttr("mac"))
+			if err != nil {
+				return fmt.Errorf("<interface mac=%q>: %v", c.SelectAttr("mac"), err)
+			}
+			m, err := manageAttr(c)
+			if err != nil {
+				return fmt.Errorf("<interface mac=%q>: %v", mac, err)
+			}
+			if _, dup := g.Interfaces[mac]; dup {
+				return fmt.Errorf("<interface mac=%q> given twice", mac)
+			}
+			g.Interfaces[mac] = Interface{MAC: mac, Manage: m}
+		}
+	}
+	return nil
+}
+
+func manageAttr(el *xmlquery.Node) (bool, error) {
+	switch v := el.SelectAttr("manage"); v {
+	case "", "yes":
+		return true, nil
+	case "no":
+		return false, nil
+	default:
+		return false, fmt.Errorf("manage=%q: want \"yes\" or \"no\"", v)
+	}
+}
+
+// NormalizeMAC checks that s is a unicast, non-zero 48-bit MAC address and
+// returns it in lower-case colon form.
+func NormalizeMAC(s string) (string, error) {
+	hw, err := net.ParseMAC(s)
+	if err != nil || len(hw) != 6 {
+		return "", fmt.Errorf("%q is not a 48-bit MAC address", s)
+	}
+	if hw[0]&1 != 0 {
+		return "", fmt.Errorf("%s is a multicast address", hw)
+	}
+	if bytes.Equal(hw, make(net.HardwareAddr, 6)) {
+		return "", fmt.Errorf("%s is the all-zero address", hw)
+	}
+	return hw.String(), nil
+}
+
+// parseRoot checks nesting depth with a streaming pass (cheap, and it keeps
+// a hostile document from building a deep tree), then builds the tree.
+func parseRoot(data []byte) (*xmlquery.Node, error) {
+	d := xml.NewDecoder(bytes.NewReader(data))
+	depth := 0
+	for {
+		tok, err := d.RawToken()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrInput, err)
+		}
+		switch tok.(type) {
+		case xml.StartElement:
+			if depth++; depth > maxDepth {
+				return nil, fmt.Errorf("%w: elements nested deeper than %d", ErrInput, maxDepth)
+			}
+		case xml.EndElement:
+			depth--
+		}
+	}
+	doc, err := xmlquery.Parse(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInput, err)
+	}
+	for n := doc.FirstChild; n != nil; n = n.NextSibling {
+		if n.Type == xmlquery.ElementNode {
+			return n, nil
+		}
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, fmt.Errorf("%w: standard input is empty", ErrInput)
+	}
+	return nil, fmt.Errorf("%w: no root element", ErrInput)
+}
+
+func child(n *xmlquery.Node, name string) *xmlquery.Node {
+	for c := n.FirstChild; c != nil; c = c.NextSibling {
+		if c.Type == xmlquery.ElementNode && c.Data == name && c.NamespaceURI == "" {
+			return c
+		}
+	}
+	return nil
+}
+
+func children(n *xmlquery.Node, name string) []*xmlquery.Node {
+	var out []*xmlquery.Node
+	for c := n.FirstChild; c != nil; c = c.NextSibling {
+		if c.Type == xmlquery.ElementNode && c.Data == name && c.NamespaceURI == "" {
+			out = append(out, c)
+		}
+	}
+	return out
+}

@@ -1,0 +1,91 @@
+package hook
+
+import (
+	"fmt"
+	"io"
+	"log/syslog"
+	"sort"
+	"strings"
+
+	"github.com/sirupsen/logrus"
+	lsyslog "github.com/sirupsen/logrus/hooks/syslog"
+)
+
+// parseLevel accepts the level names of the config file and FDBHOOK_LOG_LEVEL.
+func parseLevel(s string) (logrus.Level, error) {
+	switch strings.ToLower(s) {
+	case "debug":
+		return logrus.DebugLevel, nil
+	case "info":
+		return logrus.InfoLevel, nil
+	case "warning", "warn":
+		return logrus.WarnLevel, nil
+	case "error":
+		return logrus.ErrorLevel, nil
+	}
+	return 0, fmt.Errorf("unknown log level %q (want debug, info, warning or error)", s)
+}
+
+// levelHook sends entries at or above a level to a writer, formatted.
+type levelHook struct {
+	max logrus.Level
+	out io.Writer
+	fmt logrus.Formatter
+}
+
+func (h *levelHook) Levels() []logrus.Level { return logrus.AllLevels[:h.max+1] }
+
+func (h *levelHook) Fire(e *logrus.Entry) error {
+	b, err := h.fmt.Format(e)
+	if err != nil {
+		return err
+	}
+	_, err = h.out.Write(b)
+	return err
+}
+
+// lineFormatter writes "fdbhook: warning: message key=value …".
+type lineFormatter struct{}
+
+func (lineFormatter) Format(e *logrus.Entry) ([]byte, error) {
+	var b strings.Builder
+	b.WriteString("fdbhook: ")
+	if e.Level != logrus.InfoLevel {
+		b.WriteString(e.Level.String() + ": ")
+	}
+	b.WriteString(e.Message)
+	keys := make([]string, 0, len(e.Data))
+	for k := range e.Data {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(&b, " %s=%v", k, e.Data[k])
+	}
+	b.WriteByte('\n')
+	return []byte(b.String()), nil
+}
+
+// syslogHook forwards entries at or above a level to the system log.
+type syslogHook struct {
+	max  logrus.Level
+	hook *lsyslog.SyslogHook
+}
+
+func (h *syslogHook) Levels() []logrus.Level  { return logrus.AllLevels[:h.max+1] }
+func (h *syslogHook) Fire(e *logrus.Entry) error { return h.hook.Fire(e) }
+
+// newLogger builds a logger that writes to stderr from stderrLevel up and to
+// syslog (when it is reachable) from syslogLevel up.
+func newLogger(stderr io.Writer, stderrLevel, syslogLevel logrus.Level, useSyslog bool, tag string) *logrus.Logger {
+	l := logrus.New()
+	l.Out = io.Discard
+	l.Level = max(stderrLevel, syslogLevel)
+	l.AddHook(&levelHook{max: stderrLevel, out: stderr, fmt: lineFormatter{}})
+	if useSyslog {
+		if h, err := lsyslog.NewSyslogHook("", "", syslog.LOG_DAEMON|syslog.LOG_INFO, tag); err == nil {
+			l.AddHook(&syslogHook{max: syslogLevel, hook: h})
+		}
+	}
+	return l
+}

@@ -1,0 +1,157 @@
+package hook
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/fdbhook/fdbhook/pkg/apply"
+	"github.com/fdbhook/fdbhook/pkg/config"
+	"github.com/fdbhook/fdbhook/pkg/guest"
+	"github.com/fdbhook/fdbhook/pkg/libvirt"
+	"github.com/fdbhook/fdbhook/pkg/plan"
+	"github.com/fdbhook/fdbhook/pkg/version"
+)
+
+// networkOps lists the network operations that apply bridge policy. libvirt
+// creates a NAT network's bridge between "start" and "started", so both try.
+// port-created, port-deleted, updated, stopped and unknown operations change
+// nothing: per-port work happens in the qemu hook, which knows the tap.
+var networkOps = map[[2]string]bool{
+	{"start", "begin"}:   true,
+	{"started", "begin"}: true,
+}
+
+// RunNetwork runs the network hook and returns the exit code.
+func (r *Runner) RunNetwork(args []string) int {
+	if len(args) == 4 {
+		return r.networkHook(args[0], args[1], args[2], dryRun(r.Getenv))
+	}
+	if err := r.setupLog("info", false); err != nil {
+		fmt.Fprintf(r.Stderr, "fdbhook: %v\n", err)
+		return ExitUsage
+	}
+	switch {
+	case len(args) == 1 && (args[0] == "--help" || args[0] == "-h" || args[0] == "help"):
+		fmt.Fprintf(r.Stdout, networkUsage, r.Program)
+		return ExitOK
+	case len(args) == 1 && (args[0] == "--version" || args[0] == "version"):
+		fmt.Fprintf(r.Stdout, "%s (fdbhook) %s\n", r.Program, version.Version)
+		return ExitOK
+	case len(args) == 5 && (args[0] == "--dry-run" || args[0] == "-n"):
+		return r.networkHook(args[1], args[2], args[3], true)
+	}
+	fmt.Fprintf(r.Stderr, "%s: expected NETWORK OPERATION SUB-OPERATION EXTRA (got %d arguments); see '%s --help'\n",
+		r.Program, len(args), r.Program)
+	return ExitUsage
+}
+
+func (r *Runner) networkHook(network, op, subop string, dry bool) int {
+	cfg, cfgErr := r.loadConfig()
+	level := "info"
+	if cfgErr == nil {
+		level = cfg.LogLevel
+	}
+	if err := r.setupLog(level, true); err != nil {
+		fmt.Fprintf(r.Stderr, "fdbhook: network %s: %v\n", network, err)
+		return ExitOK
+	}
+	log := r.log.WithField("network", network)
+	if !networkOps[[2]string{op, subop}] {
+		log.Debugf("%s %s: nothing to do", op, subop)
+		return ExitOK
+	}
+	if cfgErr != nil {
+		// Fail the network start on a broken configuration: guests on it
+		// would fail to start anyway, and this says why earlier.
+		fmt.Fprintf(r.Stderr, "fdbhook: network %s: %v\n", network, cfgErr)
+		return ExitConfig
+	}
+	if err := r.networkEvent(cfg, network, op, dry, log); err != nil {
+		if errors.Is(err, guest.ErrInput) {
+			fmt.Fprintf(r.Stderr, "fdbhook: network %s: %v\n", network, err)
+			return ExitInput
+		}
+		// Bridge policy is applied again at every guest start; a network
+		// that cannot get it yet still starts.
+		log.Errorf("%s %s: %v", op, subop, err)
+	}
+	return ExitOK
+}
+
+func (r *Runner) networkEvent(cfg *config.Config, network, op string, dry bool, log *logrus.Entry) error {
+	if !cfg.Present || cfg.Empty() {
+		return nil
+	}
+	data, err := guest.ReadInput(r.Stdin)
+	if err != nil {
+		return err
+	}
+	n, err := libvirt.ParseNetwork(data)
+	if err != nil {
+		return fmt.Errorf("%w: %v", guest.ErrInput, err)
+	}
+	if !cfg.ManagesNetwork(n.Name) && !cfg.ManagesBridge(n.Bridge) {
+		log.Debugf("%s: network %s (bridge %s) is not managed", op, n.Name, n.Bridge)
+		return nil
+	}
+	if n.MacTableLibvirt {
+		log.Infof("network %s has macTableManager='libvirt': libvirt manages its NICs, fdbhook leaves them alone", n.Name)
+		return nil
+	}
+	if n.Bridge == "" || cfg.Policy(n.Bridge).VlanFiltering != config.Enable {
+		return nil
+	}
+	k, err := r.OpenKernel()
+	if err != nil {
+		return err
+	}
+	defer k.Close()
+	br, err := k.Link(n.Bridge)
+	if err != nil {
+		return err
+	}
+	switch {
+	case br == nil:
+		log.Debugf("%s: bridge %s does not exist yet", op, n.Bridge)
+		return nil
+	case br.Type != "bridge":
+		return fmt.Errorf("%s is %s, not a bridge", n.Bridge, br.Describe())
+	case br.VlanFiltering:
+		return nil
+	case !br.VlanCapable:
+		log.Warnf("bridge %s: vlan_filtering = \"enable\" cannot take effect: this kernel has no bridge VLAN filtering", n.Bridge)
+		return nil
+	}
+	step := plan.Step{Kind: plan.EnableVlanFiltering, Bridge: br.Name, BridgeIndex: br.Index}
+	if dry {
+		fmt.Fprintf(r.Stderr, "dry run (%s): nothing is changed\n  do     %s\n", op, step)
+		return nil
+	}
+	unlock, err := r.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := apply.Apply(k, []plan.Step{step}); err != nil {
+		return err
+	}
+	log.Infof("bridge %s: vlan_filtering enabled", br.Name)
+	return nil
+}
+
+const networkUsage = `Usage:
+  %[1]s NETWORK OPERATION SUB-OPERATION EXTRA   (as libvirt calls it; <hookData> on stdin)
+  %[1]s --dry-run NETWORK OPERATION SUB-OPERATION EXTRA
+  %[1]s --help | --version
+
+fdbhook's libvirt network hook (/etc/libvirt/hooks/network.d/fdbhook). When a
+network listed in "networks" (or whose bridge is listed in "bridges") starts,
+it applies the bridge's policy, e.g. [bridge.NAME] vlan_filtering = "enable".
+Per-guest work (port flags, static FDB entries) is done by qemu-hook, which
+knows the guest's tap. A network with <bridge macTableManager='libvirt'/> is
+left to libvirt. Other operations change nothing and exit 0.
+
+Environment and exit codes: as for qemu-hook (see 'qemu-hook --help').
+`

@@ -1,0 +1,313 @@
+package hook
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/fdbhook/fdbhook/pkg/apply"
+	"github.com/fdbhook/fdbhook/pkg/config"
+	"github.com/fdbhook/fdbhook/pkg/guest"
+	"github.com/fdbhook/fdbhook/pkg/libvirt"
+	"github.com/fdbhook/fdbhook/pkg/plan"
+	"github.com/fdbhook/fdbhook/pkg/version"
+)
+
+// action is what a libvirt operation means to fdbhook.
+type action int
+
+const (
+	ignore action = iota
+	applyPlan
+	cleanup
+)
+
+// qemuOp is one row of the operation table.
+type qemuOp struct {
+	act action
+	// mayFail: a non-zero exit here stops the guest from starting, which is
+	// what on_error = "fail" asks for. Where libvirt would kill a running
+	// guest instead (reconnect, attach) or ignores the exit (stop), fdbhook
+	// always exits 0 and logs.
+	mayFail bool
+}
+
+// qemuOps maps libvirt's (operation, sub-operation) to what fdbhook does.
+// Anything not listed — prepare, started, migrate, restore, operations of
+// newer libvirt versions — is ignored: no kernel change, no output, exit 0.
+// migrate and restore in particular must print nothing: libvirt reads their
+// stdout as replacement domain XML.
+var qemuOps = map[[2]string]qemuOp{
+	{"start", "begin"}:     {act: applyPlan, mayFail: true},
+	{"reconnect", "begin"}: {act: applyPlan},
+	{"attach", "begin"}:    {act: applyPlan},
+	{"stopped", "end"}:     {act: cleanup},
+	{"release", "end"}:     {act: cleanup},
+}
+
+// RunQemu runs the qemu hook with the arguments after the program name and
+// returns the exit code.
+func (r *Runner) RunQemu(args []string) int {
+	if len(args) == 4 {
+		return r.qemuHook(args[0], args[1], args[2], args[3], dryRun(r.Getenv))
+	}
+	return r.qemuCommand(args)
+}
+
+// qemuHook handles one libvirt event. It never writes to stdout.
+func (r *Runner) qemuHook(domain, op, subop, extra string, dry bool) int {
+	row, known := qemuOps[[2]string{op, subop}]
+	cfg, cfgErr := r.loadConfig()
+	level := "info"
+	if cfgErr == nil {
+		level = cfg.LogLevel
+	}
+	if err := r.setupLog(level, true); err != nil {
+		fmt.Fprintf(r.Stderr, "fdbhook: %s: %v\n", domain, err)
+		if row.mayFail {
+			return ExitConfig
+		}
+		return ExitOK
+	}
+	log := r.log.WithField("guest", domain)
+	if !known || row.act == ignore {
+		log.Debugf("%s %s: nothing to do", op, subop)
+		return ExitOK
+	}
+	err := cfgErr
+	if err == nil {
+		err = r.qemuEvent(cfg, domain, op, row.act, dry, log)
+	}
+	if err == nil {
+		return ExitOK
+	}
+	msg := fmt.Sprintf("%s: %v", domain, err)
+	switch {
+	case !row.mayFail:
+		log.Errorf("%s %s: %v (exit 0: failing here would not undo anything and could kill the guest)", op, subop, err)
+		return ExitOK
+	case cfg != nil && cfg.OnError == config.Warn && exitCode(err) == ExitRefused:
+		log.Warnf("%v; on_error = \"warn\": the guest starts with its ports unmanaged", err)
+		return ExitOK
+	}
+	r.log.Errorf("%s %s: %v", op, subop, err) // to syslog; stderr gets the one line below
+	fmt.Fprintf(r.Stderr, "fdbhook: %s\n", msg)
+	return exitCode(err)
+}
+
+// qemuEvent plans and carries out one event.
+func (r *Runner) qemuEvent(cfg *config.Config, domain, op string, act action, dry bool, log *logrus.Entry) error {
+	if !cfg.Present || cfg.Empty() {
+		log.Debugf("%s: no bridges or networks configured in %s: nothing managed", op, cfg.Path)
+		return nil
+	}
+	g, err := guest.Read(r.Stdin)
+	if err != nil {
+		code := ExitInput
+		if !errors.Is(err, guest.ErrInput) {
+			code = ExitRefused
+		}
+		return &hookError{code: code, err: err}
+	}
+	if g.Name != domain {
+		log.Warnf("the XML on stdin is for guest %q: using it", g.Name)
+	}
+	if !dry {
+		unlock, err := r.lock()
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
+	k, err := r.OpenKernel()
+	if err != nil {
+		return err
+	}
+	defer k.Close()
+	v := view{Kernel: k, Files: libvirt.New(r.Libvirt)}
+	var p *plan.Plan
+	if act == applyPlan {
+		p, err = plan.Start(cfg, g, v)
+	} else {
+		p, err = plan.Stop(cfg, g, v)
+	}
+	if err != nil {
+		return err
+	}
+	if dry {
+		fmt.Fprintf(r.Stderr, "dry run (%s): nothing is changed\n%s", op, p.Format())
+		return nil
+	}
+	r.logPlan(p, log)
+	if act == cleanup {
+		if err := apply.Cleanup(k, p.Steps); err != nil {
+			return err
+		}
+		if len(p.Steps) > 0 {
+			log.Infof("%s: cleaned up %d leftover entries/ports", op, len(p.Steps))
+		}
+		return nil
+	}
+	if len(p.Refusals) > 0 {
+		msgs := make([]string, len(p.Refusals))
+		for i, rf := range p.Refusals {
+			msgs[i] = rf.Error()
+		}
+		return fmt.Errorf("%s", strings.Join(msgs, "; "))
+	}
+	if err := apply.Apply(k, p.Steps); err != nil {
+		return err
+	}
+	managed := 0
+	for _, s := range p.Steps {
+		if s.Kind == plan.AddEntry {
+			managed++
+			log.WithField("mac", s.MAC).Infof("%s: %s on %s: static entry, learning and flooding off", op, s.Port, s.Bridge)
+		}
+	}
+	if managed == 0 {
+		log.Debugf("%s: no managed NICs", op)
+	}
+	return nil
+}
+
+func (r *Runner) logPlan(p *plan.Plan, log *logrus.Entry) {
+	for _, s := range p.Skips {
+		log.Debugf("%s %s: skipped: %s", s.NIC, s.MAC, s.Reason)
+	}
+	for _, n := range p.Notes {
+		log.Info(n)
+	}
+	for _, w := range p.Warnings {
+		log.Warn(w)
+	}
+}
+
+const qemuUsage = `Usage:
+  %[1]s DOMAIN OPERATION SUB-OPERATION EXTRA   (as libvirt calls it; XML on stdin)
+  %[1]s --dry-run DOMAIN OPERATION SUB-OPERATION EXTRA
+  %[1]s explain FILE|-
+  %[1]s --help | --version
+
+fdbhook keeps a Linux bridge's MAC table (FDB) in step with the guests on it.
+Installed as a libvirt qemu hook (/etc/libvirt/hooks/qemu.d/fdbhook), at every
+guest start it turns off learning and unicast flooding on each managed guest
+tap and adds a static FDB entry for the guest's MAC on that tap, so unknown
+unicast is no longer copied to every guest and a guest that changes its MAC
+receives nothing. At guest stop it removes entries that were left behind.
+
+Operations:
+  start begin, reconnect begin, attach begin   apply to every managed NIC
+  stopped end, release end                     clean up what is left
+  anything else                                nothing (exit 0)
+
+A NIC is managed when its bridge is listed in "bridges" or its libvirt network
+in "networks", its <target dev> is a tap enslaved to that bridge, and the
+guest's metadata does not opt it out. Only taps are ever changed.
+
+Commands:
+  explain FILE|-   print the plan for a domain XML (a file, or - for stdin)
+                   against the running kernel; changes nothing
+  --dry-run        run one hook event without changing anything; the plan
+                   (every port, flag and entry, every skipped NIC and why)
+                   goes to stderr. FDBHOOK_DRY_RUN=1 does the same in hook mode.
+
+Debug one event by hand:
+  virsh dumpxml GUEST | FDBHOOK_DRY_RUN=1 %[1]s GUEST start begin -
+
+Environment:
+  FDBHOOK_CONFIG      configuration file (default /etc/fdbhook/fdbhook.toml;
+                      libvirt passes no environment, so hooks it runs use the default)
+  FDBHOOK_DRY_RUN=1   print the plan to stderr, change nothing
+  FDBHOOK_LOG_LEVEL   debug|info|warning|error, on stderr and syslog
+
+Exit codes:
+  0  done, nothing to do, or on_error = "warn"
+  1  a managed NIC could not be managed (the guest does not start; nothing left applied)
+  2  bad command line
+  3  bad configuration file
+  4  bad hook input (malformed or oversized XML)
+`
+
+func (r *Runner) qemuCommand(args []string) int {
+	if err := r.setupLog("info", false); err != nil {
+		fmt.Fprintf(r.Stderr, "fdbhook: %v\n", err)
+		return ExitUsage
+	}
+	usage := func() int {
+		fmt.Fprintf(r.Stderr, "%s: see '%s --help'\n", r.Program, r.Program)
+		return ExitUsage
+	}
+	if len(args) == 0 {
+		fmt.Fprintf(r.Stderr, "%s: expected 4 arguments (DOMAIN OPERATION SUB-OPERATION EXTRA) or a command\n", r.Program)
+		return usage()
+	}
+	switch args[0] {
+	case "-h", "--help", "help":
+		fmt.Fprintf(r.Stdout, qemuUsage, r.Program)
+		return ExitOK
+	case "--version", "version":
+		fmt.Fprintf(r.Stdout, "%s (fdbhook) %s\n", r.Program, version.Version)
+		return ExitOK
+	case "--dry-run", "-n":
+		if len(args) != 5 {
+			fmt.Fprintf(r.Stderr, "%s: --dry-run wants DOMAIN OPERATION SUB-OPERATION EXTRA\n", r.Program)
+			return usage()
+		}
+		return r.qemuHook(args[1], args[2], args[3], args[4], true)
+	case "explain":
+		if len(args) != 2 {
+			fmt.Fprintf(r.Stderr, "%s: explain wants one FILE (or - for stdin)\n", r.Program)
+			return usage()
+		}
+		return r.explain(args[1])
+	}
+	fmt.Fprintf(r.Stderr, "%s: unknown command %q (hook mode takes exactly 4 arguments, got %d)\n", r.Program, args[0], len(args))
+	return usage()
+}
+
+// explain prints the start plan for a domain XML file on stdout.
+func (r *Runner) explain(file string) int {
+	in := r.Stdin
+	if file != "-" {
+		f, err := os.Open(file)
+		if err != nil {
+			fmt.Fprintf(r.Stderr, "fdbhook: %v\n", err)
+			return ExitInput
+		}
+		defer f.Close()
+		in = f
+	}
+	cfg, err := r.loadConfig()
+	if err != nil {
+		fmt.Fprintf(r.Stderr, "fdbhook: %v\n", err)
+		return ExitConfig
+	}
+	g, err := guest.Read(in)
+	if err != nil {
+		fmt.Fprintf(r.Stderr, "fdbhook: %s: %v\n", file, err)
+		return ExitInput
+	}
+	k, err := r.OpenKernel()
+	if err != nil {
+		fmt.Fprintf(r.Stderr, "fdbhook: %v\n", err)
+		return ExitRefused
+	}
+	defer k.Close()
+	p, err := plan.Start(cfg, g, view{Kernel: k, Files: libvirt.New(r.Libvirt)})
+	if err != nil {
+		fmt.Fprintf(r.Stderr, "fdbhook: %s: %v\n", g.Name, err)
+		return ExitRefused
+	}
+	if !cfg.Present {
+		fmt.Fprintf(r.Stdout, "note: %s does not exist: fdbhook manages nothing\n", cfg.Path)
+	}
+	fmt.Fprint(r.Stdout, p.Format())
+	if len(p.Refusals) > 0 {
+		return ExitRefused
+	}
+	return ExitOK
+}

@@ -1,0 +1,385 @@
+package kernel
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"sort"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/fdbhook/fdbhook/pkg/plan"
+)
+
+// DefaultTimeout bounds every netlink call: a stuck kernel call becomes an
+// error instead of a guest start that never returns.
+const DefaultTimeout = 5 * time.Second
+
+// dumpRetries is how often a dump interrupted by a concurrent change
+// (NLM_F_DUMP_INTR) is tried again.
+const dumpRetries = 5
+
+// Conn is an rtnetlink connection in one network namespace.
+type Conn struct {
+	sock    *nl.SocketHandle
+	byIndex map[int]*plan.Link
+	vlans   []int
+	vlansOK bool
+}
+
+// Open connects to rtnetlink in namespace ns (netns.None() for the current
+// one). Every send and receive is bounded by timeout.
+func Open(ns netns.NsHandle, timeout time.Duration) (*Conn, error) {
+	s, err := nl.GetNetlinkSocketAt(ns, netns.None(), unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, fmt.Errorf("opening rtnetlink socket: %w", err)
+	}
+	tv := unix.NsecToTimeval(timeout.Nanoseconds())
+	if err := s.SetSendTimeout(&tv); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("setting netlink send timeout: %w", err)
+	}
+	if err := s.SetReceiveTimeout(&tv); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("setting netlink receive timeout: %w", err)
+	}
+	_ = s.SetExtAck(true) // kernel error strings, where the kernel has them
+	return &Conn{sock: &nl.SocketHandle{Socket: s}, byIndex: map[int]*plan.Link{}}, nil
+}
+
+// Close releases the socket.
+func (c *Conn) Close() { c.sock.Socket.Close() }
+
+func (c *Conn) request(typ, flags int, data ...nl.NetlinkRequestData) *nl.NetlinkRequest {
+	req := nl.NewNetlinkRequest(typ, flags)
+	req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: c.sock}
+	for _, d := range data {
+		req.AddData(d)
+	}
+	return req
+}
+
+func (c *Conn) execute(req *nl.NetlinkRequest, resType uint16) ([][]byte, error) {
+	msgs, err := req.Execute(unix.NETLINK_ROUTE, resType)
+	if isTimeout(err) {
+		return nil, fmt.Errorf("kernel did not answer within the netlink timeout: %w", err)
+	}
+	return msgs, err
+}
+
+// dump runs a dump request, retrying when a concurrent change interrupted it.
+func (c *Conn) dump(build func() *nl.NetlinkRequest, resType uint16) ([][]byte, error) {
+	var err error
+	for range dumpRetries {
+		var msgs [][]byte
+		msgs, err = c.execute(build(), resType)
+		if !errors.Is(err, nl.ErrDumpInterrupted) {
+			return msgs, err
+		}
+	}
+	return nil, err
+}
+
+func isTimeout(err error) bool {
+	return errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EWOULDBLOCK)
+}
+
+// Link looks a device up by name; nil when it does not exist.
+func (c *Conn) Link(name string) (*plan.Link, error) {
+	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
+	return c.getLink(c.request(unix.RTM_GETLINK, unix.NLM_F_ACK, msg,
+		nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(name))))
+}
+
+// LinkByIndex looks a device up by index; nil when it does not exist.
+// Results are cached for the connection's life (one hook run).
+func (c *Conn) LinkByIndex(index int) (*plan.Link, error) {
+	if l, ok := c.byIndex[index]; ok {
+		return l, nil
+	}
+	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
+	msg.Index = int32(index)
+	return c.getLink(c.request(unix.RTM_GETLINK, unix.NLM_F_ACK, msg))
+}
+
+func (c *Conn) getLink(req *nl.NetlinkRequest) (*plan.Link, error) {
+	msgs, err := c.execute(req, unix.RTM_NEWLINK)
+	if errors.Is(err, unix.ENODEV) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(msgs) == 0 {
+		return nil, nil
+	}
+	l, err := parseLink(msgs[0])
+	if err != nil {
+		return nil, err
+	}
+	if l.MasterIndex != 0 {
+		m, err := c.LinkByIndex(l.MasterIndex)
+		if err != nil {
+			return nil, fmt.Errorf("looking up master of %s: %w", l.Name, err)
+		}
+		if m != nil {
+			l.Master = m.Name
+			if l.MasterType == "" {
+				l.MasterType = m.Type
+			}
+		}
+	}
+	c.byIndex[l.Index] = l
+	return l, nil
+}
+
+func parseLink(m []byte) (*plan.Link, error) {
+	nlink, err := netlink.LinkDeserialize(nil, m)
+	if err != nil {
+		return nil, fmt.Errorf("parsing link message: %w", err)
+	}
+	a := nlink.Attrs()
+	l := &plan.Link{Name: a.Name, Index: a.Index, Type: nlink.Type(), MasterIndex: a.MasterIndex}
+	switch t := nlink.(type) {
+	case *netlink.Tuntap:
+		switch t.Mode {
+		case netlink.TUNTAP_MODE_TAP:
+			l.TunMode = "tap"
+		case netlink.TUNTAP_MODE_TUN:
+			l.TunMode = "tun"
+		}
+	case *netlink.Bridge:
+		l.VlanFiltering = t.VlanFiltering != nil && *t.VlanFiltering
+		// IFLA_BR_VLAN_DEFAULT_PVID is only reported by kernels built with
+		// CONFIG_BRIDGE_VLAN_FILTERING.
+		l.VlanCapable = t.VlanDefaultPVID != nil
+	}
+	if len(m) < unix.SizeofIfInfomsg {
+		return l, nil
+	}
+	attrs, err := nl.ParseRouteAttr(m[unix.SizeofIfInfomsg:])
+	if err != nil {
+		return nil, fmt.Errorf("parsing attributes of %s: %w", l.Name, err)
+	}
+	for _, a := range attrs {
+		if a.Attr.Type&^unix.NLA_F_NESTED != unix.IFLA_LINKINFO {
+			continue
+		}
+		info, err := nl.ParseRouteAttr(a.Value)
+		if err != nil {
+			return nil, fmt.Errorf("parsing link info of %s: %w", l.Name, err)
+		}
+		var slaveData []byte
+		for _, i := range info {
+			switch i.Attr.Type &^ unix.NLA_F_NESTED {
+			case unix.IFLA_INFO_SLAVE_KIND:
+				l.MasterType = unix.ByteSliceToString(i.Value)
+			case unix.IFLA_INFO_SLAVE_DATA:
+				slaveData = i.Value
+			}
+		}
+		if l.MasterType == "bridge" && slaveData != nil {
+			l.Flags, err = parsePortFlags(slaveData)
+			if err != nil {
+				return nil, fmt.Errorf("parsing bridge port flags of %s: %w", l.Name, err)
+			}
+		}
+	}
+	return l, nil
+}
+
+func parsePortFlags(b []byte) (plan.Flags, error) {
+	var f plan.Flags
+	attrs, err := nl.ParseRouteAttr(b)
+	if err != nil {
+		return f, err
+	}
+	for _, a := range attrs {
+		if len(a.Value) < 1 {
+			continue
+		}
+		switch a.Attr.Type {
+		case unix.IFLA_BRPORT_LEARNING:
+			f.Learning = a.Value[0] != 0
+		case unix.IFLA_BRPORT_UNICAST_FLOOD:
+			f.Flood = a.Value[0] != 0
+		}
+	}
+	return f, nil
+}
+
+// Entries returns the FDB entries for mac on bridge for VLAN 0 and, when the
+// bridge filters VLANs, for every VLAN configured on any bridge port. Each
+// lookup is an RTM_GETNEIGH "get" (kernel 5.3+), so the cost does not grow
+// with the size of the FDB.
+func (c *Conn) Entries(bridge *plan.Link, mac string) ([]plan.Entry, error) {
+	hw, err := net.ParseMAC(mac)
+	if err != nil {
+		return nil, err
+	}
+	vids := []int{0}
+	if bridge.VlanFiltering {
+		vl, err := c.bridgeVlans()
+		if err != nil {
+			return nil, fmt.Errorf("reading VLANs of bridge ports: %w", err)
+		}
+		vids = append(vids, vl...)
+	}
+	var out []plan.Entry
+	for _, vid := range vids {
+		e, err := c.fdbGet(bridge.Index, hw, vid)
+		if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EINVAL) {
+			return c.entriesByDump(bridge, mac)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if e != nil && e.Vlan == vid {
+			out = append(out, *e)
+		}
+	}
+	return c.named(out)
+}
+
+func (c *Conn) fdbGet(bridgeIndex int, hw net.HardwareAddr, vid int) (*plan.Entry, error) {
+	req := c.request(unix.RTM_GETNEIGH, 0,
+		&netlink.Ndmsg{Family: unix.AF_BRIDGE, Flags: unix.NTF_MASTER},
+		nl.NewRtAttr(unix.NDA_LLADDR, hw),
+		nl.NewRtAttr(unix.NDA_MASTER, nl.Uint32Attr(uint32(bridgeIndex))))
+	if vid != 0 {
+		req.AddData(nl.NewRtAttr(unix.NDA_VLAN, nl.Uint16Attr(uint16(vid))))
+	}
+	msgs, err := c.execute(req, unix.RTM_NEWNEIGH)
+	if errors.Is(err, unix.ENOENT) {
+		return nil, nil
+	}
+	if err != nil || len(msgs) == 0 {
+		return nil, err
+	}
+	return parseEntry(msgs[0])
+}
+
+func parseEntry(m []byte) (*plan.Entry, error) {
+	n, err := netlink.NeighDeserialize(m)
+	if err != nil {
+		return nil, fmt.Errorf("parsing FDB entry: %w", err)
+	}
+	return &plan.Entry{MAC: n.HardwareAddr.String(), PortIndex: n.LinkIndex, Vlan: n.Vlan,
+		State: n.State, NTFlags: n.Flags}, nil
+}
+
+// entriesByDump is the fallback for kernels without FDB "get".
+func (c *Conn) entriesByDump(bridge *plan.Link, mac string) ([]plan.Entry, error) {
+	all, err := c.BridgeEntries(bridge)
+	if err != nil {
+		return nil, err
+	}
+	var out []plan.Entry
+	for _, e := range all {
+		if e.MAC == mac {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+// BridgeEntries dumps every FDB entry of bridge (kernel-filtered by bridge).
+func (c *Conn) BridgeEntries(bridge *plan.Link) ([]plan.Entry, error) {
+	return c.fdbDump(bridge.Index, 0)
+}
+
+// PortEntries dumps the FDB entries of bridge that point at port.
+func (c *Conn) PortEntries(bridge, port *plan.Link) ([]plan.Entry, error) {
+	return c.fdbDump(bridge.Index, port.Index)
+}
+
+func (c *Conn) fdbDump(bridgeIndex, portIndex int) ([]plan.Entry, error) {
+	msgs, err := c.dump(func() *nl.NetlinkRequest {
+		// An ifinfomsg with IFLA_MASTER is the form the kernel filters by
+		// bridge (and by port, through ifi_index), as `bridge fdb show br`.
+		msg := nl.NewIfInfomsg(unix.AF_BRIDGE)
+		msg.Index = int32(portIndex)
+		return c.request(unix.RTM_GETNEIGH, unix.NLM_F_DUMP, msg,
+			nl.NewRtAttr(unix.IFLA_MASTER, nl.Uint32Attr(uint32(bridgeIndex))))
+	}, unix.RTM_NEWNEIGH)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]plan.Entry, 0, len(msgs))
+	for _, m := range msgs {
+		e, err := parseEntry(m)
+		if err != nil {
+			return nil, err
+		}
+		if e.NTFlags&unix.NTF_MASTER == 0 || (portIndex != 0 && e.PortIndex != portIndex) {
+			continue
+		}
+		out = append(out, *e)
+	}
+	return c.named(out)
+}
+
+// named fills in port names.
+func (c *Conn) named(entries []plan.Entry) ([]plan.Entry, error) {
+	for i := range entries {
+		l, err := c.LinkByIndex(entries[i].PortIndex)
+		if err != nil {
+			return nil, err
+		}
+		if l != nil {
+			entries[i].Port = l.Name
+		} else {
+			entries[i].Port = fmt.Sprintf("if%d", entries[i].PortIndex)
+		}
+	}
+	return entries, nil
+}
+
+// bridgeVlans returns the VLAN IDs configured on any bridge port, sorted.
+func (c *Conn) bridgeVlans() ([]int, error) {
+	if c.vlansOK {
+		return c.vlans, nil
+	}
+	msgs, err := c.dump(func() *nl.NetlinkRequest {
+		return c.request(unix.RTM_GETLINK, unix.NLM_F_DUMP, nl.NewIfInfomsg(unix.AF_BRIDGE),
+			nl.NewRtAttr(unix.IFLA_EXT_MASK, nl.Uint32Attr(uint32(nl.RTEXT_FILTER_BRVLAN))))
+	}, unix.RTM_NEWLINK)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[int]bool{}
+	for _, m := range msgs {
+		if len(m) < unix.SizeofIfInfomsg {
+			continue
+		}
+		attrs, err := nl.ParseRouteAttr(m[unix.SizeofIfInfomsg:])
+		if err != nil {
+			return nil, err
+		}
+		for _, a := range attrs {
+			if a.Attr.Type&^unix.NLA_F_NESTED != unix.IFLA_AF_SPEC {
+				continue
+			}
+			spec, err := nl.ParseRouteAttr(a.Value)
+			if err != nil {
+				return nil, err
+			}
+			for _, s := range spec {
+				if s.Attr.Type == nl.IFLA_BRIDGE_VLAN_INFO && len(s.Value) >= 4 {
+					info := nl.DeserializeBridgeVlanInfo(s.Value)
+					seen[int(info.Vid)] = true
+				}
+			}
+		}
+	}
+	for v := range seen {
+		c.vlans = append(c.vlans, v)
+	}
+	sort.Ints(c.vlans)
+	c.vlansOK = true
+	return c.vlans, nil
+}

@@ -1,0 +1,101 @@
+package kernel
+
+import (
+	"fmt"
+	"net"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+	"golang.org/x/sys/unix"
+
+	"github.com/fdbhook/fdbhook/pkg/plan"
+)
+
+func boolAttr(b bool) []byte {
+	if b {
+		return []byte{1}
+	}
+	return []byte{0}
+}
+
+// SetPortFlags sets learning and unicast_flood of a bridge port in one
+// RTM_SETLINK (IFLA_PROTINFO) message, so the port never has one without
+// the other.
+func (c *Conn) SetPortFlags(portIndex int, f plan.Flags) error {
+	msg := nl.NewIfInfomsg(unix.AF_BRIDGE)
+	msg.Index = int32(portIndex)
+	proto := nl.NewRtAttr(unix.IFLA_PROTINFO|unix.NLA_F_NESTED, nil)
+	proto.AddRtAttr(unix.IFLA_BRPORT_LEARNING, boolAttr(f.Learning))
+	proto.AddRtAttr(unix.IFLA_BRPORT_UNICAST_FLOOD, boolAttr(f.Flood))
+	_, err := c.execute(c.request(unix.RTM_SETLINK, unix.NLM_F_ACK, msg, proto), 0)
+	return err
+}
+
+// ReplaceEntry adds or replaces an FDB entry on the bridge the port belongs
+// to (NTF_MASTER), with `bridge fdb replace` semantics. Vlan 0 means no VLAN
+// attribute: on a VLAN-filtering bridge the kernel then writes the entry for
+// VLAN 0 and for every VLAN the port has.
+func (c *Conn) ReplaceEntry(e plan.Entry) error {
+	return c.neigh(unix.RTM_NEWNEIGH, unix.NLM_F_CREATE|unix.NLM_F_REPLACE, e)
+}
+
+// DeleteEntry deletes an FDB entry. Vlan 0 deletes the entry for VLAN 0 and,
+// on a VLAN-filtering bridge, the port's per-VLAN copies.
+func (c *Conn) DeleteEntry(e plan.Entry) error {
+	return c.neigh(unix.RTM_DELNEIGH, 0, e)
+}
+
+func (c *Conn) neigh(typ, flags int, e plan.Entry) error {
+	hw, err := net.ParseMAC(e.MAC)
+	if err != nil {
+		return err
+	}
+	ntf := e.NTFlags | unix.NTF_MASTER
+	ntf &^= unix.NTF_SELF
+	req := c.request(typ, flags|unix.NLM_F_ACK,
+		&netlink.Ndmsg{Family: unix.AF_BRIDGE, Index: uint32(e.PortIndex), State: uint16(e.State), Flags: uint8(ntf)},
+		nl.NewRtAttr(unix.NDA_LLADDR, hw))
+	if e.Vlan != 0 {
+		req.AddData(nl.NewRtAttr(unix.NDA_VLAN, nl.Uint16Attr(uint16(e.Vlan))))
+	}
+	_, err = c.execute(req, 0)
+	return err
+}
+
+// SetVlanFiltering switches a bridge's vlan_filtering. When it turns it on,
+// static entries already on the bridge's guest ports are written again
+// without a VLAN so that they cover the ports' VLANs: entries for VLAN 0
+// alone no longer match once the bridge classifies frames by VLAN, and
+// those guests would stop receiving unicast.
+func (c *Conn) SetVlanFiltering(bridgeIndex int, on bool) error {
+	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
+	msg.Index = int32(bridgeIndex)
+	info := nl.NewRtAttr(unix.IFLA_LINKINFO, nil)
+	info.AddRtAttr(nl.IFLA_INFO_KIND, nl.NonZeroTerminated("bridge"))
+	data := info.AddRtAttr(nl.IFLA_INFO_DATA, nil)
+	data.AddRtAttr(nl.IFLA_BR_VLAN_FILTERING, boolAttr(on))
+	if _, err := c.execute(c.request(unix.RTM_NEWLINK, unix.NLM_F_ACK, msg, info), 0); err != nil {
+		return err
+	}
+	if !on {
+		return nil
+	}
+	c.vlansOK = false
+	entries, err := c.fdbDump(bridgeIndex, 0)
+	if err != nil {
+		return fmt.Errorf("vlan_filtering is on, but reading the FDB to extend static entries to VLANs failed: %w", err)
+	}
+	for _, e := range entries {
+		if !e.Static() || e.Vlan != 0 || e.PortIndex == bridgeIndex {
+			continue
+		}
+		port, err := c.LinkByIndex(e.PortIndex)
+		if err != nil || port == nil || !port.IsGuestPort() {
+			continue
+		}
+		if err := c.ReplaceEntry(e); err != nil {
+			return fmt.Errorf("vlan_filtering is on, but extending %s to the VLANs of %s failed: %w", e.MAC, port.Name, err)
+		}
+	}
+	return nil
+}

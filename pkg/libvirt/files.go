@@ -1,0 +1,158 @@
+package libvirt
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/antchfx/xmlquery"
+
+	"github.com/fdbhook/fdbhook/pkg/guest"
+	"github.com/fdbhook/fdbhook/pkg/plan"
+)
+
+// Paths are where libvirt keeps its state; tests point them elsewhere.
+type Paths struct {
+	// NetworkDirs are searched in order for NAME.xml: the running
+	// networks' status first, then the persistent definitions.
+	NetworkDirs []string
+	// QemuRunDir holds the live XML of running guests (NAME.xml, a
+	// <domstatus> around the <domain>).
+	QemuRunDir string
+}
+
+// DefaultPaths are libvirt's system paths.
+var DefaultPaths = Paths{
+	NetworkDirs: []string{"/run/libvirt/network", "/etc/libvirt/qemu/networks"},
+	QemuRunDir:  "/run/libvirt/qemu",
+}
+
+// Files reads libvirt's state files, caching what it read for one run.
+type Files struct {
+	paths  Paths
+	owners map[string]string
+	nets   map[string]*plan.Network
+}
+
+// New returns a reader of the files under p.
+func New(p Paths) *Files { return &Files{paths: p, nets: map[string]*plan.Network{}} }
+
+// Network reads network name's bridge and MAC table manager; nil when
+// libvirt has no file for it.
+func (f *Files) Network(name string) (*plan.Network, error) {
+	if n, ok := f.nets[name]; ok {
+		return n, nil
+	}
+	if strings.ContainsAny(name, "/\x00") {
+		return nil, fmt.Errorf("invalid network name %q", name)
+	}
+	var n *plan.Network
+	for _, dir := range f.paths.NetworkDirs {
+		data, err := os.ReadFile(filepath.Join(dir, name+".xml"))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if n, err = parseNetwork(data); err != nil {
+			return nil, fmt.Errorf("%s: %w", filepath.Join(dir, name+".xml"), err)
+		}
+		break
+	}
+	f.nets[name] = n
+	return n, nil
+}
+
+// ParseNetwork reads a <network>, or a <networkstatus> or <hookData> around one.
+func parseNetwork(data []byte) (*plan.Network, error) {
+	doc, err := xmlquery.Parse(bytes.NewReader(data))
+	if err != nil {
+		return nil, err
+	}
+	net := xmlquery.FindOne(doc, "//network")
+	if net == nil {
+		return nil, errors.New("no <network> element")
+	}
+	n := &plan.Network{}
+	if e := xmlquery.FindOne(net, "name"); e != nil {
+		n.Name = strings.TrimSpace(e.InnerText())
+	}
+	if e := xmlquery.FindOne(net, "bridge"); e != nil {
+		n.Bridge = e.SelectAttr("name")
+		n.MacTableLibvirt = e.SelectAttr("macTableManager") == "libvirt"
+	}
+	return n, nil
+}
+
+// ParseNetwork is parseNetwork for the network hook's standard input.
+func ParseNetwork(data []byte) (*plan.Network, error) { return parseNetwork(data) }
+
+// PortOwner returns the running guest whose live XML names port as a target
+// device, or "". The directory is read once per run, and only when asked:
+// only clean-up of a port that outlived its guest needs it.
+func (f *Files) PortOwner(port string) (string, error) {
+	if f.owners == nil {
+		owners, err := readOwners(f.paths.QemuRunDir)
+		if err != nil {
+			return "", err
+		}
+		f.owners = owners
+	}
+	return f.owners[port], nil
+}
+
+func readOwners(dir string) (map[string]string, error) {
+	owners := map[string]string{}
+	files, err := filepath.Glob(filepath.Join(dir, "*.xml"))
+	if err != nil {
+		return nil, err
+	}
+	for _, file := range files {
+		data, err := os.ReadFile(file)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // the guest stopped meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		g, err := guest.Parse(data)
+		if err != nil {
+			continue // not ours to judge; a broken file owns nothing
+		}
+		for _, n := range g.NICs {
+			if n.Target != "" {
+				owners[n.Target] = g.Name
+			}
+		}
+	}
+	return owners, nil
+}
+
+// RunningGuests parses the live XML of every running guest.
+func (f *Files) RunningGuests() ([]*guest.Guest, error) {
+	files, err := filepath.Glob(filepath.Join(f.paths.QemuRunDir, "*.xml"))
+	if err != nil {
+		return nil, err
+	}
+	var out []*guest.Guest
+	for _, file := range files {
+		data, err := os.ReadFile(file)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		g, err := guest.Parse(data)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", file, err)
+		}
+		out = append(out, g)
+	}
+	return out, nil
+}

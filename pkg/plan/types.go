@@ -1,0 +1,266 @@
+package plan
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Link is what the kernel says about one network device.
+type Link struct {
+	Name  string
+	Index int
+	// Type is the device kind as netlink names it: "tuntap", "veth",
+	// "bridge", "bond", "vlan", "vxlan", "openvswitch", "device" (a NIC
+	// without a link kind), …
+	Type string
+	// TunMode is "tap" or "tun" for Type "tuntap", when the kernel says.
+	TunMode string
+	// Master and MasterType describe the device's master, if any.
+	Master      string
+	MasterIndex int
+	MasterType  string
+	// Port flags, meaningful when MasterType is "bridge".
+	Flags Flags
+	// VlanFiltering and VlanCapable, for Type "bridge": whether the bridge
+	// filters VLANs, and whether this kernel can (CONFIG_BRIDGE_VLAN_FILTERING).
+	VlanFiltering bool
+	VlanCapable   bool
+}
+
+// IsTap reports whether l is a tap: a tun/tap device in tap mode.
+func (l *Link) IsTap() bool { return l.Type == "tuntap" && l.TunMode != "tun" }
+
+// IsGuestPort reports whether l is the kind of device a guest is plugged in
+// with: a tap (QEMU) or a veth (containers).
+func (l *Link) IsGuestPort() bool { return l.IsTap() || l.Type == "veth" }
+
+// Describe names the kind of device in words, for refusals.
+func (l *Link) Describe() string {
+	switch l.Type {
+	case "device":
+		return "a physical device"
+	case "tuntap":
+		return "a tun device (not tap)"
+	case "bridge":
+		return "a bridge"
+	case "openvswitch":
+		return "an Open vSwitch device"
+	case "":
+		return "a device of unknown kind"
+	default:
+		return "a " + l.Type + " device"
+	}
+}
+
+// Flags are the bridge port flags fdbhook manages.
+type Flags struct {
+	Learning bool
+	Flood    bool
+}
+
+func (f Flags) String() string {
+	return fmt.Sprintf("learning %s flood %s", onOff(f.Learning), onOff(f.Flood))
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
+}
+
+// Entry is one bridge FDB entry (NTF_MASTER) for a MAC.
+type Entry struct {
+	MAC       string
+	Port      string
+	PortIndex int
+	Vlan      int
+	// State and NTFlags are the raw ndm_state and ndm_flags, kept so an
+	// undo restores the entry exactly.
+	State   int
+	NTFlags int
+}
+
+// Kernel ndm_state and ndm_flags bits (linux/neighbour.h), kept here so the
+// plan stays free of netlink imports.
+const (
+	NUDPermanent = 0x80
+	NUDNoARP     = 0x40
+	NTFMaster    = 0x04
+	NTFSticky    = 0x40
+	NTFExtLearn  = 0x10
+)
+
+// Static reports whether the entry is static (NUD_NOARP, not local).
+func (e Entry) Static() bool { return e.State&NUDNoARP != 0 && e.State&NUDPermanent == 0 }
+
+// Local reports whether the entry delivers to the host (NUD_PERMANENT).
+func (e Entry) Local() bool { return e.State&NUDPermanent != 0 }
+
+func (e Entry) String() string {
+	kind := "dynamic"
+	switch {
+	case e.Local():
+		kind = "permanent"
+	case e.Static():
+		kind = "static"
+	}
+	if e.NTFlags&NTFSticky != 0 {
+		kind += " sticky"
+	}
+	s := e.MAC + " dev " + e.Port
+	if e.Vlan != 0 {
+		s += fmt.Sprintf(" vlan %d", e.Vlan)
+	}
+	return s + " " + kind
+}
+
+// Network is what libvirt's own files say about a libvirt network.
+type Network struct {
+	Name   string
+	Bridge string
+	// MacTableLibvirt is true for <bridge macTableManager='libvirt'/>:
+	// libvirt then manages its NICs itself.
+	MacTableLibvirt bool
+}
+
+// View is the read-only kernel and libvirt state a plan is made from.
+// Lookups of absent things return nil and no error.
+type View interface {
+	Link(name string) (*Link, error)
+	LinkByIndex(index int) (*Link, error)
+	// Entries returns the FDB entries for mac on bridge, for VLAN 0 and for
+	// every VLAN configured on the bridge.
+	Entries(bridge *Link, mac string) ([]Entry, error)
+	// PortEntries returns the FDB entries on bridge that point at port.
+	PortEntries(bridge, port *Link) ([]Entry, error)
+	// Network returns the libvirt network name, or nil when it is unknown.
+	Network(name string) (*Network, error)
+	// PortOwner returns the name of the running guest whose live XML has
+	// port as a target device, or "" when none has.
+	PortOwner(port string) (string, error)
+}
+
+// StepKind says what a Step does.
+type StepKind int
+
+const (
+	// EnableVlanFiltering turns vlan_filtering on for Bridge.
+	EnableVlanFiltering StepKind = iota
+	// AddEntry replaces the static FDB entry for MAC on Port (for VLAN 0
+	// and, on a filtering bridge, every VLAN of the port).
+	AddEntry
+	// SetFlags sets learning and unicast_flood of Port to Flags.
+	SetFlags
+	// DelEntry deletes one FDB entry (Entry).
+	DelEntry
+)
+
+// Step is one kernel change, with what is needed to undo it.
+type Step struct {
+	Kind        StepKind
+	NIC         string
+	MAC         string
+	Port        string
+	PortIndex   int
+	Bridge      string
+	BridgeIndex int
+	// Flags is the target for SetFlags; Prior what the port had.
+	Flags Flags
+	Prior Flags
+	// PriorEntries are the entries for MAC on Bridge before AddEntry.
+	PriorEntries []Entry
+	// Entry is what DelEntry removes.
+	Entry Entry
+	// Why explains the step in a dry run.
+	Why string
+}
+
+func (s Step) String() string {
+	switch s.Kind {
+	case EnableVlanFiltering:
+		return fmt.Sprintf("bridge %s: set vlan_filtering 1", s.Bridge)
+	case AddEntry:
+		out := fmt.Sprintf("%s: fdb replace %s dev %s master %s static", s.NIC, s.MAC, s.Port, s.Bridge)
+		if len(s.PriorEntries) > 0 {
+			prior := make([]string, len(s.PriorEntries))
+			for i, e := range s.PriorEntries {
+				prior[i] = e.String()
+			}
+			out += " (replaces " + strings.Join(prior, ", ") + ")"
+		}
+		return out
+	case SetFlags:
+		return fmt.Sprintf("%s: link set dev %s %s (was %s)", s.NIC, s.Port, s.Flags, s.Prior)
+	case DelEntry:
+		out := fmt.Sprintf("fdb del %s master %s", s.Entry, s.Bridge)
+		if s.Why != "" {
+			out += " (" + s.Why + ")"
+		}
+		return out
+	}
+	return "unknown step"
+}
+
+// Skip is a NIC left alone, with the reason.
+type Skip struct {
+	NIC    string
+	MAC    string
+	Reason string
+}
+
+// Refusal is a NIC that should be managed but cannot be safely.
+type Refusal struct {
+	NIC    string
+	MAC    string
+	Bridge string
+	Cause  string
+}
+
+func (r Refusal) Error() string {
+	where := r.MAC
+	if where == "" {
+		where = r.NIC
+	}
+	if r.Bridge != "" {
+		where += " on " + r.Bridge
+	}
+	return where + ": " + r.Cause
+}
+
+// Plan is everything one hook event will do.
+type Plan struct {
+	Guest    string
+	Steps    []Step
+	Skips    []Skip
+	Refusals []Refusal
+	// Notes are facts worth logging (e.g. XML and kernel disagreeing).
+	Notes []string
+	// Warnings are configured policies the kernel cannot honour.
+	Warnings []string
+}
+
+// Format renders the plan for a dry run, one line per item.
+func (p *Plan) Format() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "plan for %s:\n", p.Guest)
+	for _, s := range p.Steps {
+		fmt.Fprintf(&b, "  do     %s\n", s)
+	}
+	for _, s := range p.Skips {
+		fmt.Fprintf(&b, "  skip   %s %s: %s\n", s.NIC, s.MAC, s.Reason)
+	}
+	for _, r := range p.Refusals {
+		fmt.Fprintf(&b, "  refuse %s: %s\n", r.NIC, r.Error())
+	}
+	for _, w := range p.Warnings {
+		fmt.Fprintf(&b, "  warn   %s\n", w)
+	}
+	for _, n := range p.Notes {
+		fmt.Fprintf(&b, "  note   %s\n", n)
+	}
+	if len(p.Steps) == 0 && len(p.Refusals) == 0 {
+		b.WriteString("  (no kernel changes)\n")
+	}
+	return b.String()
+}
