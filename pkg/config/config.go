@@ -230,4 +230,3 @@ func (c *Config) Policy(name string) Bridge {
 	}
 	return b
 }
-

@@ -72,7 +72,7 @@ type syslogHook struct {
 	hook *lsyslog.SyslogHook
 }
 
-func (h *syslogHook) Levels() []logrus.Level  { return logrus.AllLevels[:h.max+1] }
+func (h *syslogHook) Levels() []logrus.Level     { return logrus.AllLevels[:h.max+1] }
 func (h *syslogHook) Fire(e *logrus.Entry) error { return h.hook.Fire(e) }
 
 // newLogger builds a logger that writes to stderr from stderrLevel up and to

@@ -167,10 +167,12 @@ func (n *testNS) portFlags(dev string) (learning, flood bool) {
 		name string
 		nl   bool
 	}{{"learning", pi.Learning}, {"flood", pi.Flood}} {
-		on := strings.Contains(out, f.name+" on")
-		if !on && !strings.Contains(out, f.name+" off") {
+		// Whole words: "flood" must not match "mcast_flood" or "bcast_flood".
+		m := regexp.MustCompile(`(?:^|\s)` + f.name + ` (on|off)\b`).FindStringSubmatch(out)
+		if m == nil {
 			n.t.Fatalf("no %q in bridge -d link show dev %s:\n%s", f.name, dev, out)
 		}
+		on := m[1] == "on"
 		if on != f.nl {
 			n.t.Fatalf("%s %s: netlink says %v, bridge -d link says %v", dev, f.name, f.nl, on)
 		}
