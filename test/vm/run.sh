@@ -259,7 +259,7 @@ qemu_rc=${PIPESTATUS[0]}
 set -e
 log "VM ran $(elapsed "$t_boot"), total $(elapsed "$t_start"), qemu exit $qemu_rc"
 
-result=$(grep -a "^$marker exit=" "$work/console.log" | tail -n 1 | sed 's/.*exit=//')
+result=$(grep -a "^$marker exit=" "$work/console.log" | tail -n 1 | sed 's/.*exit=//' || true)
 echo "---- vm test summary ----"
 grep -aE '^(=== NAME|--- (PASS|FAIL|SKIP)|    --- (PASS|FAIL|SKIP))' "$work/console.log" | grep -v '^=== NAME' || true
 grep -aE 'promiscuity before=' "$work/console.log" | sed 's/^ *//' || true
