@@ -103,7 +103,7 @@ func Start(cfg *config.Config, g *guest.Guest, v View) (*Plan, error) {
 		return nil, err
 	}
 	type key struct{ bridge, mac string }
-	seen := map[key]string{}
+	seen := map[key]struct{ nic, port string }{}
 	policyDone := map[string]bool{}
 	var policy, ports []Step
 	for _, c := range cands {
@@ -144,10 +144,10 @@ func Start(cfg *config.Config, g *guest.Guest, v View) (*Plan, error) {
 			continue
 		}
 		if other, dup := seen[key{bridge, c.mac}]; dup {
-			refuse(bridge, "duplicate MAC: NIC %s of this guest has it on the same bridge (ports %s and %s)", other, other, tap.Name)
+			refuse(bridge, "duplicate MAC: NIC %s of this guest has it on the same bridge (ports %s and %s)", other.nic, other.port, tap.Name)
 			continue
 		}
-		seen[key{bridge, c.mac}] = tap.Name
+		seen[key{bridge, c.mac}] = struct{ nic, port string }{label, tap.Name}
 		br, err := v.LinkByIndex(tap.MasterIndex)
 		if err != nil || br == nil {
 			return nil, fmt.Errorf("%s: looking up bridge %s: %v", label, bridge, err)

@@ -259,7 +259,10 @@ func (p *Plan) Format() string {
 	for _, n := range p.Notes {
 		fmt.Fprintf(&b, "  note   %s\n", n)
 	}
-	if len(p.Steps) == 0 && len(p.Refusals) == 0 {
+	switch {
+	case len(p.Refusals) > 0:
+		b.WriteString("  (refused: nothing is applied)\n")
+	case len(p.Steps) == 0:
 		b.WriteString("  (no kernel changes)\n")
 	}
 	return b.String()

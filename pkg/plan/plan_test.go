@@ -1,0 +1,324 @@
+package plan
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/fdbhook/fdbhook/pkg/config"
+	"github.com/fdbhook/fdbhook/pkg/guest"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// fakeView is a kernel and libvirt state written down by hand.
+type fakeView struct {
+	links    []*Link
+	entries  []Entry // PortIndex and Port set; bridge from the port's master
+	networks map[string]*Network
+	owners   map[string]string
+}
+
+func (f *fakeView) Link(name string) (*Link, error) {
+	for _, l := range f.links {
+		if l.Name == name {
+			return l, nil
+		}
+	}
+	return nil, nil
+}
+
+func (f *fakeView) LinkByIndex(i int) (*Link, error) {
+	for _, l := range f.links {
+		if l.Index == i {
+			return l, nil
+		}
+	}
+	return nil, nil
+}
+
+func (f *fakeView) bridgeOf(e Entry) int {
+	l, _ := f.LinkByIndex(e.PortIndex)
+	if l == nil {
+		return 0
+	}
+	if l.Type == "bridge" {
+		return l.Index
+	}
+	return l.MasterIndex
+}
+
+func (f *fakeView) Entries(br *Link, mac string) ([]Entry, error) {
+	var out []Entry
+	for _, e := range f.entries {
+		if e.MAC == mac && f.bridgeOf(e) == br.Index {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeView) PortEntries(br, port *Link) ([]Entry, error) {
+	var out []Entry
+	for _, e := range f.entries {
+		if e.PortIndex == port.Index {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeView) Network(name string) (*Network, error) { return f.networks[name], nil }
+func (f *fakeView) PortOwner(port string) (string, error) { return f.owners[port], nil }
+
+// host is the kernel of the machine the fixtures were captured on: br0 with
+// an uplink and t2's taps, virbr0 with t2's NAT tap.
+func host() *fakeView {
+	on := Flags{Learning: true, Flood: true}
+	return &fakeView{
+		links: []*Link{
+			{Name: "br0", Index: 2, Type: "bridge", VlanCapable: true},
+			{Name: "virbr0", Index: 3, Type: "bridge", VlanCapable: true},
+			{Name: "eno1", Index: 4, Type: "device", Master: "br0", MasterIndex: 2, MasterType: "bridge", Flags: on},
+			{Name: "guest-t2-a", Index: 10, Type: "tuntap", TunMode: "tap", Master: "br0", MasterIndex: 2, MasterType: "bridge", Flags: on},
+			{Name: "vnet6", Index: 11, Type: "tuntap", TunMode: "tap", Master: "virbr0", MasterIndex: 3, MasterType: "bridge", Flags: on},
+			{Name: "vnet7", Index: 12, Type: "tuntap", TunMode: "tap", Master: "br0", MasterIndex: 2, MasterType: "bridge", Flags: on},
+			{Name: "tapeth6", Index: 13, Type: "tuntap", TunMode: "tap", Flags: on},
+		},
+		networks: map[string]*Network{
+			"default": {Name: "default", Bridge: "virbr0"},
+			"hostbr":  {Name: "hostbr", Bridge: "br0"},
+		},
+		owners: map[string]string{},
+	}
+}
+
+func (f *fakeView) link(name string) *Link {
+	l, _ := f.Link(name)
+	return l
+}
+
+func (f *fakeView) add(l *Link) *fakeView { f.links = append(f.links, l); return f }
+
+func fixture(t *testing.T, name string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "..", "testdata", "libvirt-9.0", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+func mustConfig(t *testing.T, s string) *config.Config {
+	t.Helper()
+	c, err := config.Parse([]byte(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// edit applies string replacements to a fixture.
+func edit(data []byte, pairs ...string) []byte {
+	return []byte(strings.NewReplacer(pairs...).Replace(string(data)))
+}
+
+const baseConfig = `bridges = ["br0"]
+networks = ["hostbr"]`
+
+func TestPlans(t *testing.T) {
+	start := fixture(t, "qemu-t2-start-begin.xml")
+	stopped := fixture(t, "qemu-t2-stopped-end.xml")
+	const optOutGuest = `<metadata><fdbhook:fdb xmlns:fdbhook="urn:fdbhook:1" manage="no"/>`
+	const optOutNIC = `<metadata><fdbhook:fdb xmlns:fdbhook="urn:fdbhook:1"><fdbhook:interface mac="52:54:00:AA:CC:03" manage="no"/><fdbhook:interface mac="52:54:00:00:00:99" manage="no"/></fdbhook:fdb>`
+	for _, tc := range []struct {
+		name   string
+		stop   bool
+		config string
+		xml    []byte
+		kernel func(*fakeView)
+		// refusals is the number of refusals the plan must have.
+		refusals int
+	}{
+		{name: "start", config: baseConfig, xml: start},
+		{name: "start-all-networks", config: `bridges = ["br0"]
+networks = ["default", "hostbr"]`, xml: start},
+		{name: "start-network-only", config: `networks = ["hostbr"]`, xml: start},
+		{name: "start-nothing-listed", config: `bridges = ["br9"]`, xml: start},
+		{name: "start-domstatus", config: baseConfig,
+			xml: []byte("<domstatus state='running'>" + string(start) + "</domstatus>")},
+		{name: "start-uppercase-mac", config: baseConfig,
+			xml: edit(start, "52:54:00:aa:cc:01", "52:54:00:AA:CC:01")},
+		{name: "start-opt-out-guest", config: baseConfig, xml: edit(start, "<metadata>", optOutGuest)},
+		{name: "start-opt-out-nic", config: baseConfig, xml: edit(start, "<metadata>", optOutNIC)},
+		{name: "start-rerun", config: baseConfig, xml: start, kernel: func(f *fakeView) {
+			f.link("guest-t2-a").Flags = Flags{}
+			f.link("vnet7").Flags = Flags{}
+			f.entries = append(f.entries,
+				Entry{MAC: "52:54:00:aa:cc:01", Port: "guest-t2-a", PortIndex: 10, State: NUDNoARP, NTFlags: NTFMaster},
+				Entry{MAC: "52:54:00:aa:cc:03", Port: "vnet7", PortIndex: 12, State: NUDNoARP, NTFlags: NTFMaster})
+		}},
+		{name: "start-replaces-roamed", config: baseConfig, xml: start, kernel: func(f *fakeView) {
+			f.entries = append(f.entries,
+				Entry{MAC: "52:54:00:aa:cc:01", Port: "eno1", PortIndex: 4, State: NUDNoARP, NTFlags: NTFMaster},
+				Entry{MAC: "52:54:00:aa:cc:03", Port: "eno1", PortIndex: 4, State: 0x02, NTFlags: NTFMaster})
+		}},
+		{name: "start-vlan-policy", config: baseConfig + "\n[bridge.br0]\nvlan_filtering = \"enable\"", xml: start},
+		{name: "start-vlan-policy-incapable", config: baseConfig + "\n[bridge.br0]\nvlan_filtering = \"enable\"", xml: start,
+			kernel: func(f *fakeView) { f.link("br0").VlanCapable = false }},
+		{name: "start-vlan-policy-already-on", config: baseConfig + "\n[bridge.br0]\nvlan_filtering = \"enable\"", xml: start,
+			kernel: func(f *fakeView) { f.link("br0").VlanFiltering = true }},
+		{name: "start-mactable-libvirt", config: baseConfig, xml: start,
+			kernel: func(f *fakeView) { f.networks["hostbr"].MacTableLibvirt = true }},
+		{name: "start-kernel-disagrees-unmanaged", config: `bridges = ["br0"]`, xml: start, kernel: func(f *fakeView) {
+			f.add(&Link{Name: "br1", Index: 5, Type: "bridge"})
+			l := f.link("guest-t2-a")
+			l.Master, l.MasterIndex = "br1", 5
+		}},
+		{name: "start-kernel-disagrees-managed", config: `bridges = ["br0", "br1"]`, xml: start, kernel: func(f *fakeView) {
+			f.add(&Link{Name: "br1", Index: 5, Type: "bridge"})
+			l := f.link("guest-t2-a")
+			l.Master, l.MasterIndex = "br1", 5
+		}},
+		{name: "refuse-missing-device", config: baseConfig, xml: start, refusals: 1,
+			kernel: func(f *fakeView) { f.link("vnet7").Name = "gone" }},
+		{name: "refuse-target-is-bridge", config: baseConfig, refusals: 1,
+			xml: edit(start, "<target dev='vnet7'/>", "<target dev='br0'/>")},
+		{name: "refuse-target-is-uplink", config: baseConfig, refusals: 1,
+			xml: edit(start, "<target dev='vnet7'/>", "<target dev='eno1'/>")},
+		{name: "refuse-target-kinds", config: baseConfig, refusals: 2,
+			xml: edit(start, "<target dev='vnet7'/>", "<target dev='bond0'/>", "<target dev='guest-t2-a'/>", "<target dev='vx0'/>"),
+			kernel: func(f *fakeView) {
+				f.add(&Link{Name: "bond0", Index: 20, Type: "bond", Master: "br0", MasterIndex: 2, MasterType: "bridge"})
+				f.add(&Link{Name: "vx0", Index: 21, Type: "vxlan", Master: "br0", MasterIndex: 2, MasterType: "bridge"})
+			}},
+		{name: "refuse-veth-vlan-tun", config: baseConfig, refusals: 2,
+			xml: edit(start, "<target dev='vnet7'/>", "<target dev='veth0'/>", "<target dev='guest-t2-a'/>", "<target dev='tun0'/>"),
+			kernel: func(f *fakeView) {
+				f.add(&Link{Name: "veth0", Index: 20, Type: "veth", Master: "br0", MasterIndex: 2, MasterType: "bridge"})
+				f.add(&Link{Name: "tun0", Index: 21, Type: "tuntap", TunMode: "tun", Master: "br0", MasterIndex: 2, MasterType: "bridge"})
+			}},
+		{name: "refuse-vlan-device", config: baseConfig, refusals: 1,
+			xml: edit(start, "<target dev='vnet7'/>", "<target dev='eno1.10'/>"),
+			kernel: func(f *fakeView) {
+				f.add(&Link{Name: "eno1.10", Index: 20, Type: "vlan", Master: "br0", MasterIndex: 2, MasterType: "bridge"})
+			}},
+		{name: "refuse-not-enslaved", config: baseConfig, refusals: 1, xml: start, kernel: func(f *fakeView) {
+			l := f.link("vnet7")
+			l.Master, l.MasterIndex, l.MasterType = "", 0, ""
+		}},
+		{name: "refuse-ovs-master", config: baseConfig, refusals: 1, xml: start, kernel: func(f *fakeView) {
+			f.add(&Link{Name: "ovs-system", Index: 30, Type: "openvswitch"})
+			l := f.link("vnet7")
+			l.Master, l.MasterIndex, l.MasterType = "ovs-system", 30, "openvswitch"
+		}},
+		{name: "skip-ovs-virtualport", config: baseConfig,
+			xml: edit(start, "<target dev='vnet7'/>", "<target dev='vnet7'/><virtualport type='openvswitch'/>")},
+		{name: "refuse-duplicate-in-guest", config: baseConfig, refusals: 1,
+			xml: edit(start, "52:54:00:aa:cc:03", "52:54:00:aa:cc:01")},
+		{name: "refuse-duplicate-across-guests", config: baseConfig, refusals: 1, xml: start, kernel: func(f *fakeView) {
+			f.add(&Link{Name: "vnet20", Index: 40, Type: "tuntap", TunMode: "tap", Master: "br0", MasterIndex: 2, MasterType: "bridge"})
+			f.entries = append(f.entries, Entry{MAC: "52:54:00:aa:cc:03", Port: "vnet20", PortIndex: 40, State: NUDNoARP, NTFlags: NTFMaster})
+		}},
+		{name: "refuse-bad-macs", config: baseConfig, refusals: 2,
+			xml: edit(start, "52:54:00:aa:cc:01", "01:00:5e:00:00:01", "52:54:00:aa:cc:03", "00:00:00:00:00:00")},
+		// At stop libvirt has dropped generated target names (vnet7) but keeps
+		// a custom one (guest-t2-a): a start plan from it refuses net2.
+		{name: "refuse-no-target", config: baseConfig, refusals: 1, xml: stopped},
+		{name: "stop-nothing-left", stop: true, config: baseConfig, xml: stopped, kernel: func(f *fakeView) {
+			f.links = f.links[:3] // the kernel deleted t2's taps
+		}},
+		{name: "stop-roamed-and-persistent", stop: true, config: baseConfig, xml: stopped, kernel: func(f *fakeView) {
+			f.link("vnet7").Flags = Flags{}
+			f.entries = append(f.entries,
+				Entry{MAC: "52:54:00:aa:cc:01", Port: "eno1", PortIndex: 4, State: NUDNoARP, NTFlags: NTFMaster},
+				Entry{MAC: "52:54:00:aa:cc:03", Port: "vnet7", PortIndex: 12, State: NUDNoARP, NTFlags: NTFMaster},
+				Entry{MAC: "52:54:00:aa:cc:03", Port: "vnet7", PortIndex: 12, Vlan: 10, State: NUDNoARP, NTFlags: NTFMaster},
+				// dynamic entries are the kernel's to age out
+				Entry{MAC: "52:54:00:aa:cc:01", Port: "eno1", PortIndex: 4, Vlan: 5, State: 0x02, NTFlags: NTFMaster})
+		}},
+		{name: "stop-port-of-other-guest", stop: true, config: baseConfig, xml: stopped, kernel: func(f *fakeView) {
+			f.link("vnet7").Flags = Flags{}
+			f.owners["vnet7"] = "t3"
+			f.entries = append(f.entries,
+				Entry{MAC: "52:54:00:aa:cc:03", Port: "vnet7", PortIndex: 12, State: NUDNoARP, NTFlags: NTFMaster})
+		}},
+		{name: "stop-shared-persistent-port", stop: true, config: baseConfig, xml: stopped, kernel: func(f *fakeView) {
+			f.link("vnet7").Flags = Flags{}
+			f.entries = append(f.entries,
+				Entry{MAC: "52:54:00:aa:cc:03", Port: "vnet7", PortIndex: 12, State: NUDNoARP, NTFlags: NTFMaster},
+				Entry{MAC: "52:54:00:bb:00:01", Port: "vnet7", PortIndex: 12, State: NUDNoARP, NTFlags: NTFMaster})
+		}},
+		{name: "stop-bridge-gone", stop: true, config: `bridges = ["br0", "br7"]
+networks = ["hostbr"]`, xml: edit(stopped, "<source bridge='br0'/>", "<source bridge='br7'/>")},
+		{name: "stop-unknown-network-bridge", stop: true, config: baseConfig, xml: stopped, kernel: func(f *fakeView) {
+			delete(f.networks, "hostbr")
+			f.entries = append(f.entries,
+				Entry{MAC: "52:54:00:aa:cc:03", Port: "eno1", PortIndex: 4, State: NUDNoARP | 0x02, NTFlags: NTFMaster})
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g, err := guest.Parse(tc.xml)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v := host()
+			if tc.kernel != nil {
+				tc.kernel(v)
+			}
+			cfg := mustConfig(t, tc.config)
+			var p *Plan
+			if tc.stop {
+				p, err = Stop(cfg, g, v)
+			} else {
+				p, err = Start(cfg, g, v)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(p.Refusals) != tc.refusals {
+				t.Errorf("%d refusals, want %d: %v", len(p.Refusals), tc.refusals, p.Refusals)
+			}
+			checkSafety(t, p, v)
+			golden(t, tc.name, p.Format())
+		})
+	}
+}
+
+// checkSafety asserts the rule no golden file may break: a start plan only
+// ever writes to taps, and only to taps of a bridge.
+func checkSafety(t *testing.T, p *Plan, v *fakeView) {
+	t.Helper()
+	for _, s := range p.Steps {
+		if s.Kind == EnableVlanFiltering || s.Kind == DelEntry {
+			continue
+		}
+		l, _ := v.LinkByIndex(s.PortIndex)
+		if l == nil || !l.IsTap() || l.MasterType != "bridge" || l.Name != s.Port {
+			t.Errorf("step %q writes to %+v, which is not a bridged tap", s, l)
+		}
+	}
+}
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name+".golden")
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./pkg/plan -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("plan differs from %s (go test ./pkg/plan -update rewrites it):\n--- got\n%s--- want\n%s", path, got, want)
+	}
+}
