@@ -238,8 +238,11 @@ func NormalizeMAC(s string) (string, error) {
 // parseRoot checks nesting depth with a streaming pass (cheap, and it keeps
 // a hostile document from building a deep tree), then builds the tree.
 func parseRoot(data []byte) (*xmlquery.Node, error) {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, fmt.Errorf("%w: standard input is empty", ErrInput)
+	}
 	d := xml.NewDecoder(bytes.NewReader(data))
-	depth := 0
+	depth, elements := 0, 0
 	for {
 		tok, err := d.RawToken()
 		if err == io.EOF {
@@ -250,12 +253,16 @@ func parseRoot(data []byte) (*xmlquery.Node, error) {
 		}
 		switch tok.(type) {
 		case xml.StartElement:
+			elements++
 			if depth++; depth > maxDepth {
 				return nil, fmt.Errorf("%w: elements nested deeper than %d", ErrInput, maxDepth)
 			}
 		case xml.EndElement:
 			depth--
 		}
+	}
+	if elements == 0 {
+		return nil, fmt.Errorf("%w: no root element (is this XML?)", ErrInput)
 	}
 	doc, err := xmlquery.Parse(bytes.NewReader(data))
 	if err != nil {
@@ -265,9 +272,6 @@ func parseRoot(data []byte) (*xmlquery.Node, error) {
 		if n.Type == xmlquery.ElementNode {
 			return n, nil
 		}
-	}
-	if len(bytes.TrimSpace(data)) == 0 {
-		return nil, fmt.Errorf("%w: standard input is empty", ErrInput)
 	}
 	return nil, fmt.Errorf("%w: no root element", ErrInput)
 }

@@ -1,0 +1,49 @@
+package plan
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/fdbhook/fdbhook/pkg/config"
+	"github.com/fdbhook/fdbhook/pkg/guest"
+)
+
+// FuzzStart drives arbitrary domain XML through parsing and both planners
+// against the fixture host: no panic, and no plan may ever write to a port
+// that is not a bridged tap.
+func FuzzStart(f *testing.F) {
+	files, _ := filepath.Glob(filepath.Join("..", "..", "testdata", "libvirt-9.0", "qemu-*.xml"))
+	for _, file := range files {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Add([]byte(`<domstatus><domain><name>x</name><metadata><f:fdb xmlns:f="urn:fdbhook:1"><f:interface mac="52:54:00:00:00:01" manage="no"/></f:fdb></metadata><devices><interface type="bridge"><mac address="52:54:00:00:00:01"/><source bridge="br0"/><target dev="br0"/></interface></devices></domain></domstatus>`))
+	cfg, err := config.Parse([]byte(baseConfig + "\n[bridge.br0]\nvlan_filtering = \"enable\""))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		g, err := guest.Parse(data)
+		if err != nil {
+			if !strings.Contains(err.Error(), guest.ErrInput.Error()) {
+				t.Fatalf("parse error without ErrInput: %v", err)
+			}
+			return
+		}
+		v := host()
+		p, err := Start(cfg, g, v)
+		if err != nil {
+			t.Fatalf("Start: %v", err)
+		}
+		checkSafety(t, p, v)
+		if _, err := Stop(cfg, g, v); err != nil {
+			t.Fatalf("Stop: %v", err)
+		}
+		_ = p.Format()
+	})
+}
