@@ -1,0 +1,254 @@
+#!/usr/bin/env bash
+# End-to-end suite against a real libvirtd (make e2e, after make build).
+#
+# Installs libvirt and QEMU when missing, starts virtlogd/libvirtd when they
+# are not running, installs the hooks (symlinks to bin/, or the ones the
+# Debian package installed when FDBHOOK_E2E_HOOKS=installed), writes the test
+# configuration to /etc/fdbhook/fdbhook.toml (libvirtd gives hooks no
+# environment, so the default path is the only one they read), runs the Go
+# scenarios and always puts the host back as it found it.
+#
+# Holds /run/fdbhook-test.lock for the whole run. A caller that already holds
+# it (packaging/test.sh) sets FDBHOOK_TEST_LOCK_HELD=1.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+export PATH="/usr/local/go/bin:$PATH"
+T0=$(date +%s%N)
+
+log() { echo "e2e: $*" >&2; }
+die() { log "$*"; exit 1; }
+
+[ "$(id -u)" -eq 0 ] || die "must run as root (libvirtd, bridges, /etc)"
+
+HOOKS_MODE=${FDBHOOK_E2E_HOOKS:-symlink}
+case $HOOKS_MODE in symlink | installed) ;; *) die "FDBHOOK_E2E_HOOKS must be 'installed' or unset" ;; esac
+QEMU_HOOK=/etc/libvirt/hooks/qemu.d/fdbhook
+NET_HOOK=/etc/libvirt/hooks/network.d/fdbhook
+CONFIG=/etc/fdbhook/fdbhook.toml
+BACKUP=/etc/fdbhook/.fdbhook.toml.fdbt-e2e-backup
+NOCONFIG_MARK=/etc/fdbhook/.fdbt-e2e-no-config
+
+if [ "$HOOKS_MODE" = symlink ]; then
+	for b in qemu-hook network-hook; do
+		[ -x "bin/$b" ] || die "bin/$b missing: run 'make e2e' (it builds first)"
+	done
+fi
+
+# Several suites may install packages at the same time; dpkg's lock makes
+# apt-get fail at once rather than wait, so retry for a while.
+deps() {
+	local i
+	for i in 1 2 3 4 5 6; do
+		test/deps.sh "$@" && return 0
+		log "package installation failed (dpkg busy?), retry $i in 20 s"
+		sleep 20
+	done
+	die "could not install: $*"
+}
+deps libvirt-daemon-system qemu-system-x86 iproute2 dnsmasq-base iptables util-linux
+
+# Take the lock on fd 9. Every daemon started below gets 9>&- so that it
+# does not keep the lock after this script ends.
+if [ "${FDBHOOK_TEST_LOCK_HELD:-}" != 1 ]; then
+	exec 9>/run/fdbhook-test.lock
+	log "waiting for /run/fdbhook-test.lock"
+	flock -w 1200 9 || die "/run/fdbhook-test.lock still held after 20 min"
+fi
+
+# State to put back in cleanup.
+started_virtlogd=
+started_libvirtd=
+kvm_mode=
+installed_hooks=()
+created_dirs=()
+config_written=
+
+pid_alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+have_systemd() { [ -d /run/systemd/system ]; }
+
+wait_libvirtd() {
+	local i
+	for i in $(seq 1 60); do
+		virsh -q -c qemu:///system version >/dev/null 2>&1 && return 0
+		sleep 0.5
+	done
+	die "libvirtd does not answer"
+}
+
+stop_pidfile() {
+	local pid i
+	pid=$(cat "$1" 2>/dev/null) || return 0
+	kill "$pid" 2>/dev/null || return 0
+	for i in $(seq 1 60); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.5
+	done
+	log "pid $pid ($1) still running after 30 s"
+}
+
+start_daemons() {
+	if have_systemd; then
+		systemctl is-active -q libvirtd.service || { systemctl start libvirtd.service; started_libvirtd=systemd; }
+	else
+		if ! pid_alive /run/virtlogd.pid; then
+			virtlogd -d 9>&- </dev/null >/dev/null 2>&1
+			started_virtlogd=1
+		fi
+		if ! pid_alive /run/libvirtd.pid; then
+			libvirtd -d 9>&- </dev/null >/dev/null 2>&1
+			started_libvirtd=1
+		fi
+	fi
+	wait_libvirtd
+}
+
+restart_libvirtd() {
+	if have_systemd; then
+		systemctl restart libvirtd.service
+	else
+		stop_pidfile /run/libvirtd.pid
+		libvirtd -d 9>&- </dev/null >/dev/null 2>&1
+	fi
+	wait_libvirtd
+}
+
+# Everything named fdbt*: guests, networks, links, the outside namespace.
+sweep() {
+	local g n l
+	for g in $(virsh -q -c qemu:///system list --all --name 2>/dev/null | grep '^fdbt' || true); do
+		virsh -q destroy "$g" >/dev/null 2>&1 || true
+		virsh -q undefine --managed-save "$g" >/dev/null 2>&1 || true
+	done
+	for n in $(virsh -q -c qemu:///system net-list --all --name 2>/dev/null | grep '^fdbt' || true); do
+		virsh -q net-destroy "$n" >/dev/null 2>&1 || true
+		virsh -q net-undefine "$n" >/dev/null 2>&1 || true
+	done
+	for l in $(ip -o link show | awk -F': ' '{sub(/@.*/, "", $2); print $2}' | grep '^fdbt' || true); do
+		ip link del "$l" 2>/dev/null || true
+	done
+	for n in $(ip netns list | awk '{print $1}' | grep '^fdbt' || true); do
+		ip netns del "$n" || true
+	done
+}
+
+# A run killed before its cleanup left the admin's configuration aside.
+restore_config() {
+	if [ -e "$BACKUP" ]; then
+		mv -f "$BACKUP" "$CONFIG"
+	elif [ -e "$NOCONFIG_MARK" ]; then
+		rm -f "$CONFIG"
+	fi
+	rm -f "$NOCONFIG_MARK"
+}
+
+# shellcheck disable=SC2317 # invoked through the EXIT trap
+cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM
+	set +e
+	log "cleaning up"
+	sweep
+	if [ -n "$config_written" ]; then
+		restore_config
+	fi
+	local h
+	for h in "${installed_hooks[@]}"; do rm -f "$h"; done
+	local d
+	for ((i = ${#created_dirs[@]} - 1; i >= 0; i--)); do
+		d=${created_dirs[i]}
+		rmdir "$d" 2>/dev/null
+	done
+	if [ -n "$started_libvirtd" ]; then
+		if [ "$started_libvirtd" = systemd ]; then systemctl stop libvirtd.service; else stop_pidfile /run/libvirtd.pid; fi
+	fi
+	[ -n "$started_virtlogd" ] && stop_pidfile /run/virtlogd.pid
+	if [ -n "$kvm_mode" ]; then
+		chown "${kvm_mode#* }" /dev/kvm && chmod "${kvm_mode%% *}" /dev/kvm
+	fi
+	local ms=$((($(date +%s%N) - T0) / 1000000))
+	log "$(printf 'wall time %d.%01d s (exit %d)' $((ms / 1000)) $((ms % 1000 / 100)) "$rc")"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+mkdir_tracked() {
+	local d=$1
+	[ -d "$d" ] && return 0
+	mkdir_tracked "$(dirname "$d")"
+	mkdir "$d"
+	created_dirs+=("$d")
+}
+
+# Without udev, /dev/kvm is root-only. libvirt then finds KVM unusable for
+# its QEMU user, throws its capability cache away on every lookup and probes
+# QEMU again some twenty times per guest start (about 40 s instead of 0.5 s).
+# Debian's udev rules make it root:kvm 0660; do the same while the suite
+# runs. The guests are type='qemu' (TCG) either way.
+if [ -c /dev/kvm ] && getent group kvm >/dev/null; then
+	cur=$(stat -c '%a %U:%G' /dev/kvm)
+	if [ "$cur" != "660 root:kvm" ]; then
+		kvm_mode=$cur
+		chown root:kvm /dev/kvm && chmod 0660 /dev/kvm
+	fi
+fi
+
+start_daemons
+sweep
+
+# Hooks.
+if [ "$HOOKS_MODE" = installed ]; then
+	for h in "$QEMU_HOOK" "$NET_HOOK"; do
+		[ -x "$h" ] || die "FDBHOOK_E2E_HOOKS=installed but $h is missing or not executable"
+	done
+	log "using the installed hooks: $(readlink -f "$QEMU_HOOK"), $(readlink -f "$NET_HOOK")"
+else
+	for pair in "$QEMU_HOOK:$ROOT/bin/qemu-hook" "$NET_HOOK:$ROOT/bin/network-hook"; do
+		h=${pair%%:*}
+		target=${pair#*:}
+		if [ -e "$h" ] || [ -L "$h" ]; then
+			# Only replace a link left by an earlier run of this suite.
+			case $(readlink "$h" || true) in
+			*/bin/qemu-hook | */bin/network-hook) rm -f "$h" ;;
+			*) die "$h exists and is not this suite's link (installed package?); use FDBHOOK_E2E_HOOKS=installed" ;;
+			esac
+		fi
+		mkdir_tracked "$(dirname "$h")"
+		ln -s "$target" "$h"
+		installed_hooks+=("$h")
+	done
+	log "hooks linked to $ROOT/bin"
+fi
+
+# Test configuration (the admin's is kept aside and restored).
+mkdir_tracked /etc/fdbhook
+restore_config
+if [ -e "$CONFIG" ]; then
+	cp -a "$CONFIG" "$BACKUP"
+else
+	: >"$NOCONFIG_MARK"
+fi
+config_written=1
+cat >"$CONFIG" <<'EOF'
+# Written by test/e2e/run.sh for the end-to-end suite; the previous file is
+# restored when the suite ends.
+bridges  = ["fdbtbr0"]
+networks = ["fdbtbrnet", "fdbtnat"]
+on_error = "fail"
+log_level = "info"
+EOF
+
+# libvirtd only notices the first hook in qemu.d/network.d when it starts.
+restart_libvirtd
+log "libvirtd restarted with the hooks; running the scenarios"
+
+T_GO=$(date +%s)
+set +e
+FDBHOOK_E2E=1 FDBHOOK_E2E_QEMU_HOOK=$QEMU_HOOK CGO_ENABLED=0 \
+	go test -tags e2e -count=1 -v -timeout 10m ./test/e2e/ 9>&-
+rc=$?
+set -e
+log "go test: $(($(date +%s) - T_GO)) s, exit $rc"
+exit $rc
