@@ -57,9 +57,12 @@ vlan_filtering = "enable"
 
 	for i, d := range doms {
 		n.qemuHookOK(cfg, d, "start", "begin")
+		if i == 0 && !n.vlanFiltering("br0") {
+			t.Fatal(`br0 vlan_filtering is 0 after the first guest started; the config says vlan_filtering = "enable"`)
+		}
 		if i < guests-1 {
-			// Two ports (the uplink and a guest) still learn: the kernel
-			// must keep the uplink promiscuous.
+			// vlan_filtering is on, but the uplink and at least one guest
+			// port still learn: the kernel must keep the uplink promiscuous.
 			if p := n.promiscuity("bond0"); p != 1 {
 				t.Fatalf("bond0 promiscuity after %d of %d guests = %d, want 1", i+1, guests, p)
 			}

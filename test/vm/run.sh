@@ -47,6 +47,7 @@ elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1fs", b - a }'; }
 t_start=$(now)
 work=$(mktemp -d /tmp/fdbhook-vm.XXXXXX)
 fetch_tmp=
+fetched=0
 cleanup() {
 	[ -z "$fetch_tmp" ] || rm -rf "$fetch_tmp"
 	if [ "${FDBHOOK_VM_KEEP:-}" = 1 ]; then
@@ -105,13 +106,18 @@ unpack_module() {
 
 # Downloads and unpacks kernel package $1 version $2 into cache entry $3:
 # vmlinuz, modules/NAME.ko (decompressed) and modules.order (load order).
+# Sets fetched=1, or fetched=0 when the download failed. (Called as a plain
+# command, not in a condition, so that set -e still applies inside.)
 fetch_kernel() {
 	local pkg=$1 ver=$2 dest=$3 tmp kdir
 	tmp=$(mktemp -d "$cache/.fetch.XXXXXX")
 	fetch_tmp=$tmp
 	log "downloading $pkg $ver"
-	(cd "$tmp" && apt-get download -q -o APT::Sandbox::User=root "$pkg=$ver" >/dev/null) ||
-		die "apt-get download $pkg=$ver failed"
+	if ! (cd "$tmp" && apt-get download -q -o APT::Sandbox::User=root "$pkg=$ver" >/dev/null); then
+		log "apt-get download $pkg=$ver failed"
+		fetched=0
+		return 0
+	fi
 	dpkg-deb -x "$tmp"/*.deb "$tmp/root"
 	kdir=$(find "$tmp/root/lib/modules" "$tmp/root/usr/lib/modules" -mindepth 1 -maxdepth 1 -type d 2>/dev/null | head -n 1 || true)
 	[ -n "$kdir" ] || die "$pkg has no /lib/modules/<version>"
@@ -143,6 +149,7 @@ fetch_kernel() {
 	mv "$tmp/entry" "$dest"
 	rm -rf "$tmp"
 	fetch_tmp=
+	fetched=1
 }
 
 t_kernel=$(now)
@@ -162,18 +169,27 @@ if [ -n "$kernel" ]; then
 		log "kernel $kpkg $kver from cache $entry"
 	else
 		fetch_kernel "$kpkg" "$kver" "$entry"
-		# Older kernels are not needed any more.
-		find "$cache" -mindepth 1 -maxdepth 1 -type d -name 'linux-image-*' ! -path "$entry" -exec rm -rf {} +
-		log "kernel $kpkg $kver unpacked into $entry ($(elapsed "$t_kernel"))"
+		if [ "$fetched" = 1 ]; then
+			# Older kernels are not needed any more.
+			find "$cache" -mindepth 1 -maxdepth 1 -type d -name 'linux-image-*' ! -path "$entry" -exec rm -rf {} +
+			log "kernel $kpkg $kver unpacked into $entry ($(elapsed "$t_kernel"))"
+		else
+			entry=
+		fi
 	fi
-else
-	entry=$(find "$cache" -mindepth 1 -maxdepth 1 -type d -name 'linux-image-*' | sort -V | tail -n 1)
-	[ -n "$entry" ] || die "cannot resolve $meta and nothing is cached in $cache"
-	log "cannot resolve $meta; using cached $(cat "$entry/package")"
 fi
+if [ -z "$kernel" ] || [ -z "$entry" ]; then
+	entry=$(find "$cache" -mindepth 1 -maxdepth 1 -type d -name 'linux-image-*' | sort -V | tail -n 1)
+	[ -n "$entry" ] || die "cannot get $meta and nothing is cached in $cache"
+	log "using the cached $(cat "$entry/package") instead"
+fi
+# A private copy, so a concurrent run that replaces the cache entry cannot
+# pull files from under this one.
+cp -r "$entry" "$work/kernel"
 flock -u 9
-grep -q '^CONFIG_BRIDGE_VLAN_FILTERING=y' "$entry/config" ||
-	die "$(cat "$entry/package") has no CONFIG_BRIDGE_VLAN_FILTERING"
+kernel_dir=$work/kernel
+grep -q '^CONFIG_BRIDGE_VLAN_FILTERING=y' "$kernel_dir/config" ||
+	die "$(cat "$kernel_dir/package") has no CONFIG_BRIDGE_VLAN_FILTERING"
 
 # --- 3. in-VM test binary ---------------------------------------------------
 t_build=$(now)
@@ -208,8 +224,8 @@ copy_with_libs bridge /usr/sbin/bridge
 
 cp "$bindir/qemu-hook" "$bindir/network-hook" "$stage/bin/"
 cp "$work/fdbhook-vm.test" "$stage/fdbhook-vm.test"
-cp "$entry"/modules/*.ko "$stage/lib/modules/"
-cp "$entry/modules.order" "$stage/lib/modules/modules.order"
+cp "$kernel_dir"/modules/*.ko "$stage/lib/modules/"
+cp "$kernel_dir/modules.order" "$stage/lib/modules/modules.order"
 mknod -m 600 "$stage/dev/console" c 5 1 2>/dev/null || true
 
 # Arguments for the test binary, one per line.
@@ -249,10 +265,10 @@ log "initramfs $(du -h "$work/initrd.gz" | cut -f1) built ($(elapsed "$t_build")
 
 # --- 5. boot ------------------------------------------------------------------
 t_boot=$(now)
-log "booting $(cat "$entry/package") under qemu TCG (timeout ${vm_timeout}s)"
+log "booting $(cat "$kernel_dir/package") under qemu TCG (timeout ${vm_timeout}s)"
 set +e
 timeout -k 10 "$vm_timeout" qemu-system-x86_64 -accel tcg -smp 2 -m 512 -nographic -no-reboot \
-	-nic none -kernel "$entry/vmlinuz" -initrd "$work/initrd.gz" \
+	-nic none -kernel "$kernel_dir/vmlinuz" -initrd "$work/initrd.gz" \
 	-append 'console=ttyS0 panic=-1 quiet' </dev/null 2>&1 |
 	sed -u -e 's/\r$//' -e 's/\x1bc//g' -e 's/\x1b\[[0-9;?]*[A-Za-z]//g' | tee "$work/console.log"
 qemu_rc=${PIPESTATUS[0]}
