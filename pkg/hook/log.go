@@ -75,17 +75,21 @@ type syslogHook struct {
 func (h *syslogHook) Levels() []logrus.Level     { return logrus.AllLevels[:h.max+1] }
 func (h *syslogHook) Fire(e *logrus.Entry) error { return h.hook.Fire(e) }
 
-// newLogger builds a logger that writes to stderr from stderrLevel up and to
-// syslog (when it is reachable) from syslogLevel up.
-func newLogger(stderr io.Writer, stderrLevel, syslogLevel logrus.Level, useSyslog bool, tag string) *logrus.Logger {
-	l := logrus.New()
-	l.Out = io.Discard
-	l.Level = max(stderrLevel, syslogLevel)
-	l.AddHook(&levelHook{max: stderrLevel, out: stderr, fmt: lineFormatter{}})
+// newLoggers builds a logger that writes to stderr from stderrLevel up and to
+// syslog (when it is reachable) from syslogLevel up, and a second one that
+// writes to syslog only (for a failure that is also printed on stderr as
+// the hook's one-line message).
+func newLoggers(stderr io.Writer, stderrLevel, syslogLevel logrus.Level, useSyslog bool, tag string) (both, sys *logrus.Logger) {
+	both, sys = logrus.New(), logrus.New()
+	both.Out, sys.Out = io.Discard, io.Discard
+	both.Level, sys.Level = max(stderrLevel, syslogLevel), syslogLevel
+	both.AddHook(&levelHook{max: stderrLevel, out: stderr, fmt: lineFormatter{}})
 	if useSyslog {
 		if h, err := lsyslog.NewSyslogHook("", "", syslog.LOG_DAEMON|syslog.LOG_INFO, tag); err == nil {
-			l.AddHook(&syslogHook{max: syslogLevel, hook: h})
+			sh := &syslogHook{max: syslogLevel, hook: h}
+			both.AddHook(sh)
+			sys.AddHook(sh)
 		}
 	}
-	return l
+	return both, sys
 }

@@ -93,7 +93,7 @@ func (r *Runner) qemuHook(domain, op, subop, extra string, dry bool) int {
 		log.Warnf("%v; on_error = \"warn\": the guest starts with its ports unmanaged", err)
 		return ExitOK
 	}
-	r.log.Errorf("%s %s: %v", op, subop, err) // to syslog; stderr gets the one line below
+	r.sys.WithField("guest", domain).Errorf("%s %s: %v", op, subop, err) // stderr gets the one line below
 	fmt.Fprintf(r.Stderr, "fdbhook: %s\n", msg)
 	return exitCode(err)
 }
@@ -237,13 +237,12 @@ func (r *Runner) qemuCommand(args []string) int {
 		fmt.Fprintf(r.Stderr, "fdbhook: %v\n", err)
 		return ExitUsage
 	}
-	usage := func() int {
-		fmt.Fprintf(r.Stderr, "%s: see '%s --help'\n", r.Program, r.Program)
+	usage := func(format string, a ...any) int {
+		fmt.Fprintf(r.Stderr, "%s: %s; see '%s --help'\n", r.Program, fmt.Sprintf(format, a...), r.Program)
 		return ExitUsage
 	}
 	if len(args) == 0 {
-		fmt.Fprintf(r.Stderr, "%s: expected 4 arguments (DOMAIN OPERATION SUB-OPERATION EXTRA) or a command\n", r.Program)
-		return usage()
+		return usage("expected 4 arguments (DOMAIN OPERATION SUB-OPERATION EXTRA) or a command")
 	}
 	switch args[0] {
 	case "-h", "--help", "help":
@@ -254,19 +253,16 @@ func (r *Runner) qemuCommand(args []string) int {
 		return ExitOK
 	case "--dry-run", "-n":
 		if len(args) != 5 {
-			fmt.Fprintf(r.Stderr, "%s: --dry-run wants DOMAIN OPERATION SUB-OPERATION EXTRA\n", r.Program)
-			return usage()
+			return usage("--dry-run wants DOMAIN OPERATION SUB-OPERATION EXTRA")
 		}
 		return r.qemuHook(args[1], args[2], args[3], args[4], true)
 	case "explain":
 		if len(args) != 2 {
-			fmt.Fprintf(r.Stderr, "%s: explain wants one FILE (or - for stdin)\n", r.Program)
-			return usage()
+			return usage("explain wants one FILE (or - for stdin)")
 		}
 		return r.explain(args[1])
 	}
-	fmt.Fprintf(r.Stderr, "%s: unknown command %q (hook mode takes exactly 4 arguments, got %d)\n", r.Program, args[0], len(args))
-	return usage()
+	return usage("unknown command %q (hook mode takes exactly 4 arguments, got %d)", args[0], len(args))
 }
 
 // explain prints the start plan for a domain XML file on stdout.

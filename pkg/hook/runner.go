@@ -62,6 +62,7 @@ type Runner struct {
 	Syslog bool
 
 	log *logrus.Logger
+	sys *logrus.Logger // syslog only
 }
 
 // DefaultLockPath is the lock file of production runs.
@@ -110,7 +111,7 @@ func (r *Runner) setupLog(cfgLevel string, hookMode bool) error {
 		}
 		stderrLevel, syslogLevel = lvl, lvl
 	}
-	r.log = newLogger(r.Stderr, stderrLevel, syslogLevel, r.Syslog, "fdbhook")
+	r.log, r.sys = newLoggers(r.Stderr, stderrLevel, syslogLevel, r.Syslog, "fdbhook")
 	return nil
 }
 

@@ -1,0 +1,221 @@
+package hook
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fdbhook/fdbhook/pkg/libvirt"
+	"github.com/fdbhook/fdbhook/pkg/plan"
+)
+
+// fakeKernel: br0 with taps guest-t2-a and vnet7, all learning and flooding.
+type fakeKernel struct {
+	links  map[string]*plan.Link
+	writes []string
+	closed bool
+}
+
+func newFakeKernel() *fakeKernel {
+	on := plan.Flags{Learning: true, Flood: true}
+	br := &plan.Link{Name: "br0", Index: 2, Type: "bridge"}
+	return &fakeKernel{links: map[string]*plan.Link{
+		"br0":        br,
+		"guest-t2-a": {Name: "guest-t2-a", Index: 10, Type: "tuntap", TunMode: "tap", Master: "br0", MasterIndex: 2, MasterType: "bridge", Flags: on},
+		"vnet7":      {Name: "vnet7", Index: 12, Type: "tuntap", TunMode: "tap", Master: "br0", MasterIndex: 2, MasterType: "bridge", Flags: on},
+	}}
+}
+
+func (k *fakeKernel) Link(name string) (*plan.Link, error) { return k.links[name], nil }
+func (k *fakeKernel) LinkByIndex(i int) (*plan.Link, error) {
+	for _, l := range k.links {
+		if l.Index == i {
+			return l, nil
+		}
+	}
+	return nil, nil
+}
+func (k *fakeKernel) Entries(*plan.Link, string) ([]plan.Entry, error)         { return nil, nil }
+func (k *fakeKernel) PortEntries(*plan.Link, *plan.Link) ([]plan.Entry, error) { return nil, nil }
+func (k *fakeKernel) SetVlanFiltering(int, bool) error {
+	k.writes = append(k.writes, "vlan")
+	return nil
+}
+func (k *fakeKernel) SetPortFlags(i int, f plan.Flags) error {
+	k.writes = append(k.writes, "flags")
+	return nil
+}
+func (k *fakeKernel) ReplaceEntry(e plan.Entry) error {
+	k.writes = append(k.writes, "replace "+e.MAC)
+	return nil
+}
+func (k *fakeKernel) DeleteEntry(e plan.Entry) error {
+	k.writes = append(k.writes, "delete "+e.MAC)
+	return nil
+}
+func (k *fakeKernel) Close() { k.closed = true }
+
+type run struct {
+	code           int
+	stdout, stderr string
+	kernel         *fakeKernel
+	opened         bool
+}
+
+func runQemu(t *testing.T, cfg string, stdin []byte, env map[string]string, args ...string) run {
+	t.Helper()
+	dir := t.TempDir()
+	if cfg != "" {
+		os.WriteFile(filepath.Join(dir, "fdbhook.toml"), []byte(cfg), 0o644)
+	}
+	var out, errb bytes.Buffer
+	k := newFakeKernel()
+	res := run{kernel: k}
+	r := &Runner{
+		Program: "qemu-hook", Stdin: bytes.NewReader(stdin), Stdout: &out, Stderr: &errb,
+		Getenv: func(key string) string {
+			if key == "FDBHOOK_CONFIG" {
+				return filepath.Join(dir, "fdbhook.toml")
+			}
+			return env[key]
+		},
+		OpenKernel: func() (Kernel, error) { res.opened = true; return k, nil },
+		Libvirt:    libvirt.Paths{QemuRunDir: dir},
+		LockPath:   filepath.Join(dir, "lock"), LockTimeout: time.Second,
+	}
+	res.code = r.RunQemu(args)
+	res.stdout, res.stderr = out.String(), errb.String()
+	return res
+}
+
+var startXML, _ = os.ReadFile("../../testdata/libvirt-9.0/qemu-t2-start-begin.xml")
+
+const cfgBr0 = "bridges = [\"br0\"]\nnetworks = [\"hostbr\"]\n"
+
+func TestOperationTable(t *testing.T) {
+	for _, tc := range []struct {
+		op, subop string
+		writes    bool
+	}{
+		{"start", "begin", true}, {"reconnect", "begin", true}, {"attach", "begin", true},
+		{"prepare", "begin", false}, {"started", "begin", false}, {"migrate", "begin", false},
+		{"restore", "begin", false}, {"stopped", "end", false}, {"release", "end", false},
+		{"shutdown", "begin", false}, {"start", "end", false},
+	} {
+		r := runQemu(t, cfgBr0, startXML, nil, "t2", tc.op, tc.subop, "-")
+		if r.code != ExitOK || r.stdout != "" || r.stderr != "" {
+			t.Errorf("%s %s: exit %d stdout %q stderr %q", tc.op, tc.subop, r.code, r.stdout, r.stderr)
+		}
+		if got := len(r.kernel.writes) > 0; got != tc.writes {
+			t.Errorf("%s %s: kernel writes %v, want writes=%v", tc.op, tc.subop, r.kernel.writes, tc.writes)
+		}
+		if r.opened && !r.kernel.closed {
+			t.Errorf("%s %s: kernel connection not closed", tc.op, tc.subop)
+		}
+	}
+}
+
+func TestStartWrites(t *testing.T) {
+	r := runQemu(t, cfgBr0, startXML, nil, "t2", "start", "begin", "-")
+	want := "replace 52:54:00:aa:cc:01 flags replace 52:54:00:aa:cc:03 flags"
+	if got := strings.Join(r.kernel.writes, " "); got != want {
+		t.Errorf("writes %q, want %q", got, want)
+	}
+}
+
+func TestFailures(t *testing.T) {
+	noTarget := bytes.Replace(startXML, []byte("<target dev='vnet7'/>"), []byte("<target dev='vnet99'/>"), 1)
+	for _, tc := range []struct {
+		name   string
+		cfg    string
+		stdin  []byte
+		env    map[string]string
+		args   []string
+		code   int
+		stderr string
+	}{
+		{"missing device", cfgBr0, noTarget, nil, []string{"t2", "start", "begin", "-"}, ExitRefused,
+			"fdbhook: t2: 52:54:00:aa:cc:03 on br0: device vnet99 does not exist\n"},
+		{"missing device warn", cfgBr0 + "on_error = \"warn\"\n", noTarget, nil, []string{"t2", "start", "begin", "-"}, ExitOK,
+			"on_error = \"warn\": the guest starts with its ports unmanaged"},
+		{"missing device reconnect", cfgBr0, noTarget, nil, []string{"t2", "reconnect", "begin", "-"}, ExitOK,
+			"could kill the guest"},
+		{"bad xml", cfgBr0, []byte("<domain>"), nil, []string{"t2", "start", "begin", "-"}, ExitInput,
+			"fdbhook: t2: bad domain XML: "},
+		{"empty stdin", cfgBr0, nil, nil, []string{"t2", "start", "begin", "-"}, ExitInput,
+			"fdbhook: t2: bad domain XML: standard input is empty\n"},
+		{"bad config", "on_error = 1\n", startXML, nil, []string{"t2", "start", "begin", "-"}, ExitConfig,
+			"fdbhook.toml: "},
+		{"bad config at stop", "on_error = 1\n", startXML, nil, []string{"t2", "stopped", "end", "-"}, ExitOK, "error"},
+		{"bad log level env", cfgBr0, startXML, map[string]string{"FDBHOOK_LOG_LEVEL": "loud"}, []string{"t2", "start", "begin", "-"}, ExitConfig,
+			"FDBHOOK_LOG_LEVEL"},
+		{"no config", "", startXML, nil, []string{"t2", "start", "begin", "-"}, ExitOK, ""},
+		{"too few args", cfgBr0, startXML, nil, []string{"t2", "start", "begin"}, ExitUsage, "unknown command \"t2\""},
+		{"too many args", cfgBr0, startXML, nil, []string{"t2", "start", "begin", "-", "x"}, ExitUsage, "got 5"},
+		{"no args", cfgBr0, nil, nil, nil, ExitUsage, "expected 4 arguments"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := runQemu(t, tc.cfg, tc.stdin, tc.env, tc.args...)
+			if r.code != tc.code {
+				t.Errorf("exit %d, want %d (stderr %q)", r.code, tc.code, r.stderr)
+			}
+			if !strings.Contains(r.stderr, tc.stderr) {
+				t.Errorf("stderr %q, want it to contain %q", r.stderr, tc.stderr)
+			}
+			if r.stdout != "" {
+				t.Errorf("stdout %q, want nothing", r.stdout)
+			}
+			if tc.code != ExitOK && strings.Count(strings.TrimSpace(r.stderr), "\n") > 0 {
+				t.Errorf("failure is not one line: %q", r.stderr)
+			}
+			if tc.code != ExitOK || strings.Contains(tc.name, "warn") || strings.Contains(tc.name, "reconnect") {
+				if len(r.kernel.writes) != 0 {
+					t.Errorf("kernel written on failure: %v", r.kernel.writes)
+				}
+			}
+		})
+	}
+}
+
+func TestDryRun(t *testing.T) {
+	for _, args := range [][]string{{"t2", "start", "begin", "-"}, {"--dry-run", "t2", "start", "begin", "-"}} {
+		env := map[string]string{}
+		if args[0] != "--dry-run" {
+			env["FDBHOOK_DRY_RUN"] = "1"
+		}
+		r := runQemu(t, cfgBr0, startXML, env, args...)
+		if r.code != ExitOK || r.stdout != "" || len(r.kernel.writes) != 0 {
+			t.Errorf("%v: exit %d stdout %q writes %v", args, r.code, r.stdout, r.kernel.writes)
+		}
+		for _, want := range []string{"fdb replace 52:54:00:aa:cc:01 dev guest-t2-a master br0 static",
+			"link set dev vnet7 learning off flood off", "skip   net3 52:54:00:aa:cc:05: type 'user' is never managed"} {
+			if !strings.Contains(r.stderr, want) {
+				t.Errorf("%v: dry run output lacks %q:\n%s", args, want, r.stderr)
+			}
+		}
+	}
+}
+
+func TestHelpAndVersion(t *testing.T) {
+	r := runQemu(t, "", nil, nil, "--help")
+	if r.code != ExitOK || !strings.Contains(r.stdout, "qemu-hook DOMAIN OPERATION SUB-OPERATION EXTRA") || !strings.Contains(r.stdout, "Exit codes:") {
+		t.Errorf("--help: %d %q", r.code, r.stdout)
+	}
+	r = runQemu(t, "", nil, nil, "--version")
+	if r.code != ExitOK || !strings.HasPrefix(r.stdout, "qemu-hook (fdbhook) ") {
+		t.Errorf("--version: %d %q", r.code, r.stdout)
+	}
+}
+
+func TestExplain(t *testing.T) {
+	r := runQemu(t, cfgBr0, startXML, nil, "explain", "-")
+	if r.code != ExitOK || !strings.Contains(r.stdout, "plan for t2:") || !strings.Contains(r.stdout, "dev vnet7 master br0 static") {
+		t.Errorf("explain: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	if len(r.kernel.writes) != 0 {
+		t.Errorf("explain wrote to the kernel: %v", r.kernel.writes)
+	}
+}
