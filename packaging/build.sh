@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Builds the fdbhook .deb and .rpm in dist/ from the static binaries in bin/
+# (make build), with nfpm run through the Go module proxy. Needs neither
+# dpkg-dev nor rpmbuild.
+#
+# Environment (all optional):
+#   FDBHOOK_PKG_VERSION     package version (default: packaging/version.sh)
+#   FDBHOOK_PKG_CONFIG      configuration file to ship (default: packaging/fdbhook.toml)
+#   FDBHOOK_PKG_DIST        output directory (default: dist)
+#   FDBHOOK_PKG_MAINTAINER  Maintainer/Packager field
+#   GOARCH                  target architecture (default: go env GOARCH)
+set -euo pipefail
+
+# The last nfpm release whose whole module graph the Go module proxy serves
+# (v2.46 and later need go.digitalxero.dev/go-msix, which it refuses).
+nfpm=github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+export PATH="/usr/local/go/bin:$PATH"
+
+die() {
+	echo "packaging: $*" >&2
+	exit 1
+}
+
+version=$(packaging/version.sh)
+arch=${GOARCH:-$(go env GOARCH)}
+config=${FDBHOOK_PKG_CONFIG:-packaging/fdbhook.toml}
+dist=${FDBHOOK_PKG_DIST:-dist}
+
+for b in bin/qemu-hook bin/network-hook; do
+	[ -x "$b" ] || die "$b is missing: run 'make build' first"
+	# Static and for the package's architecture, or the package would lie.
+	info=$(go version -m "$b") || die "$b is not a Go binary"
+	grep -q $'\tCGO_ENABLED=0$' <<<"$info" || die "$b was not built with CGO_ENABLED=0"
+	grep -q $'\tGOARCH='"$arch"'$' <<<"$info" || die "$b is not built for GOARCH=$arch"
+done
+[ -f LICENSE ] || die "LICENSE is missing at the top of the tree; the packages must ship the license (Apache-2.0)"
+[ -f README.md ] || die "README.md is missing at the top of the tree; the packages ship it in /usr/share/doc/fdbhook"
+[ -f "$config" ] || die "configuration file $config is missing"
+
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+gzip -9n <packaging/fdbhook.8 >"$stage/fdbhook.8.gz"
+
+export FDBHOOK_PKG_VERSION=$version
+export FDBHOOK_PKG_ARCH=$arch
+export FDBHOOK_PKG_CONFIG=$config
+export FDBHOOK_PKG_STAGE=$stage
+export FDBHOOK_PKG_MAINTAINER=${FDBHOOK_PKG_MAINTAINER:-The fdbhook authors <https://github.com/fdbhook/fdbhook>}
+# Same input, same package: file times are the last commit's.
+if [ -z "${SOURCE_DATE_EPOCH:-}" ]; then
+	SOURCE_DATE_EPOCH=$(git log -1 --format=%ct 2>/dev/null || date +%s)
+	export SOURCE_DATE_EPOCH
+fi
+
+mkdir -p "$dist"
+rm -f "$dist"/fdbhook_*.deb "$dist"/fdbhook-*.rpm
+for packager in deb rpm; do
+	if ! out=$(go run "$nfpm" package --config packaging/nfpm.yaml --packager "$packager" --target "$dist/" 2>&1); then
+		printf '%s\n' "$out" >&2
+		die "nfpm failed to build the $packager package"
+	fi
+done
+
+for p in "$dist"/fdbhook_*.deb "$dist"/fdbhook-*.rpm; do
+	[ -f "$p" ] || die "nfpm wrote no package matching $p"
+	printf 'packaging: %s (%s bytes)\n' "$p" "$(stat -c %s "$p")"
+done
