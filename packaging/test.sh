@@ -1,0 +1,657 @@
+#!/usr/bin/env bash
+# Checks the packages packaging/build.sh wrote to dist/, as root:
+#   - the .deb's metadata and files before installing it;
+#   - dpkg -i: every file, owner, mode and symlink target; the hooks run as
+#     libvirt runs them; the conffile; the SIGHUP to libvirt on a first
+#     install only, and both ways of opting out of it;
+#   - upgrades (the same package over itself, then a higher version whose
+#     shipped configuration changed): an admin's edit survives, no prompt;
+#   - with FDBHOOK_PKG_E2E=1, the end-to-end suite against the installed hooks;
+#   - dpkg -r keeps the configuration and leaves bridge ports alone, dpkg -P
+#     removes it (but not files an admin added);
+#   - the .rpm's files, metadata, %config(noreplace) and scriptlets, and the
+#     scriptlets run with RPM's arguments.
+# Everything it touches in /etc is backed up first and restored afterwards,
+# also on failure. Ends with "packages: N passed, M failed".
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+export PATH="/usr/local/go/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+export DEBIAN_FRONTEND=noninteractive
+
+dist=${FDBHOOK_PKG_DIST:-dist}
+lock=/run/fdbhook-test.lock
+marker=/run/fdbhook-reload-pending
+started=$(date +%s)
+
+passed=0
+failed=0
+pass() {
+	passed=$((passed + 1))
+	echo "  ok    $1"
+}
+fail() {
+	failed=$((failed + 1))
+	echo "  FAIL  $1"
+	if [ -n "${2:-}" ]; then
+		printf '%s\n' "$2" | sed 's/^/        | /'
+	fi
+}
+# check DESC CMD...: passes when CMD succeeds.
+check() {
+	local desc=$1
+	shift
+	if "$@"; then pass "$desc"; else fail "$desc"; fi
+}
+# expect_eq DESC GOT WANT
+expect_eq() {
+	if [ "$2" = "$3" ]; then
+		pass "$1"
+	else
+		fail "$1" "$(printf 'got:\n%s\nwant:\n%s' "$2" "$3")"
+	fi
+}
+# expect_has DESC TEXT NEEDLE: TEXT contains the fixed string NEEDLE.
+expect_has() {
+	if grep -qF -- "$3" <<<"$2"; then
+		pass "$1"
+	else
+		fail "$1" "$(printf 'no "%s" in:\n%s' "$3" "$2")"
+	fi
+}
+# expect_line DESC TEXT LINE: TEXT has exactly this line.
+expect_line() {
+	if grep -qxF -- "$3" <<<"$2"; then
+		pass "$1"
+	else
+		fail "$1" "$(printf 'no line "%s" in:\n%s' "$3" "$2")"
+	fi
+}
+expect_lacks() {
+	if grep -qF -- "$3" <<<"$2"; then
+		fail "$1" "$(printf 'unexpected "%s" in:\n%s' "$3" "$2")"
+	else
+		pass "$1"
+	fi
+}
+section() { printf '\n== %s\n' "$1"; }
+# pkg_state: dpkg's state of fdbhook (not-installed, config-files, installed, ...).
+pkg_state() {
+	local s
+	s=$(dpkg-query -W -f='${db:Status-Status}' fdbhook 2>/dev/null) || true
+	echo "${s:-not-installed}"
+}
+
+if [ "$(id -u)" != 0 ]; then
+	echo "packages: the package test installs and removes a .deb and must run as root" >&2
+	exit 1
+fi
+test/deps.sh rpm groff-base iproute2 shellcheck
+
+shopt -s nullglob
+debs=("$dist"/fdbhook_*.deb)
+rpms=("$dist"/fdbhook-*.rpm)
+shopt -u nullglob
+if [ ${#debs[@]} -ne 1 ] || [ ${#rpms[@]} -ne 1 ]; then
+	echo "packages: want exactly one fdbhook .deb and one .rpm in $dist/ (run make packages): found ${#debs[@]} and ${#rpms[@]}" >&2
+	exit 1
+fi
+deb=${debs[0]}
+rpm=${rpms[0]}
+version=$(dpkg-deb -f "$deb" Version)
+debarch=$(dpkg-deb -f "$deb" Architecture)
+
+work=$(mktemp -d /tmp/fdbt-pkgtest.XXXXXX)
+backup=$work/backup
+fakepid=
+fakepidfile=
+own_lock=no
+created_dirs=()
+
+# ---------------------------------------------------------------------------
+# Restore the host, whatever happened.
+cleanup() {
+	local rc=$?
+	set +e
+	if [ -n "$fakepid" ]; then
+		kill "$fakepid" 2>/dev/null
+		wait "$fakepid" 2>/dev/null
+	fi
+	if [ -n "$fakepidfile" ] && [ "$(cat "$fakepidfile" 2>/dev/null)" = "$fakepid" ]; then
+		rm -f "$fakepidfile"
+	fi
+	if [ "$own_lock" = yes ]; then
+		if [ "$(pkg_state)" != not-installed ]; then
+			FDBHOOK_NO_RELOAD=1 dpkg --purge fdbhook </dev/null >/dev/null 2>&1 9>&- ||
+				echo "packages: could not purge the test's fdbhook package" >&2
+		fi
+		ip link del fdbtpkgtap0 2>/dev/null
+		ip link del fdbtpkgbr0 2>/dev/null
+		rm -rf /etc/fdbhook
+		rm -f /etc/libvirt/hooks/qemu.d/fdbhook /etc/libvirt/hooks/network.d/fdbhook "$marker"
+		local p
+		for p in /etc/fdbhook /etc/libvirt/hooks/qemu.d/fdbhook /etc/libvirt/hooks/network.d/fdbhook; do
+			if [ -e "$backup$p" ] || [ -L "$backup$p" ]; then
+				mv "$backup$p" "$p" || echo "packages: could not restore $p from $backup$p" >&2
+			fi
+		done
+		# Directories the test made, deepest first, if they are empty again.
+		for ((i = ${#created_dirs[@]} - 1; i >= 0; i--)); do
+			rmdir "${created_dirs[i]}" 2>/dev/null
+		done
+	fi
+	if [ -d "$backup" ] && [ -n "$(find "$backup" -mindepth 1 ! -type d -print -quit)" ]; then
+		echo "packages: some backups were not restored; they are kept in $backup" >&2
+	else
+		rm -rf "$work"
+	fi
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# run_dpkg LOG ARGS...: dpkg without a terminal or stdin, old conffiles kept,
+# the documentation installed even where dpkg is told to drop it (container
+# images), a time limit in case something still waits for an answer, and the
+# lock's descriptor closed so that nothing started from here keeps the lock.
+run_dpkg() {
+	local log=$1
+	shift
+	timeout 120 dpkg --force-confold \
+		--path-include='/usr/share/doc/fdbhook/*' \
+		--path-include='/usr/share/man/man8/fdbhook.8.gz' \
+		"$@" </dev/null >"$log" 2>&1 9>&-
+}
+# dpkg_step DESC LOG ARGS...: one dpkg call that must succeed.
+dpkg_step() {
+	local desc=$1 log=$2
+	shift 2
+	local rc=0
+	run_dpkg "$log" "$@" || rc=$?
+	if [ "$rc" = 0 ]; then
+		pass "$desc"
+	else
+		fail "$desc (exit $rc${rc/#124/, timed out})" "$(cat "$log")"
+	fi
+}
+
+# ---------------------------------------------------------------------------
+section "static checks"
+
+for f in packaging/scripts/*.sh; do
+	check "$f parses as POSIX sh (dash -n)" dash -n "$f"
+done
+if out=$(shellcheck -s sh packaging/scripts/*.sh 2>&1 && shellcheck packaging/*.sh 2>&1); then
+	pass "shellcheck: packaging scripts"
+else
+	fail "shellcheck: packaging scripts" "$out"
+fi
+if out=$(groff -man -ww -z packaging/fdbhook.8 2>&1) && [ -z "$out" ]; then
+	pass "man page fdbhook(8) renders without warnings"
+else
+	fail "man page fdbhook(8) renders without warnings" "$out"
+fi
+
+# The shipped configuration: empty lists, every key documented.
+conf=$(cat packaging/fdbhook.toml)
+expect_line "shipped config: bridges is empty" "$conf" 'bridges = []'
+expect_line "shipped config: networks is empty" "$conf" 'networks = []'
+for key in 'bridges' 'networks' 'on_error' 'log_level' '[bridge.' 'vlan_filtering' 'further per-bridge keys'; do
+	expect_has "shipped config documents $key" "$conf" "$key"
+done
+
+section "deb metadata: $deb"
+
+expect_eq "deb: Package" "$(dpkg-deb -f "$deb" Package)" fdbhook
+expect_eq "deb: Architecture is the host's" "$debarch" "$(dpkg --print-architecture)"
+expect_eq "deb: Recommends libvirt-daemon" "$(dpkg-deb -f "$deb" Recommends)" libvirt-daemon
+expect_eq "deb: no Depends or Pre-Depends (static binaries)" "$(dpkg-deb -f "$deb" Depends Pre-Depends)" ""
+desc=$(dpkg-deb -f "$deb" Description)
+expect_has "deb: description names libvirt 6.5" "$desc" "libvirt 6.5"
+expect_has "deb: description names Linux 3.17" "$desc" "Linux 3.17"
+mkdir "$work/control"
+dpkg-deb -e "$deb" "$work/control"
+expect_eq "deb: conffiles" "$(cat "$work/control/conffiles")" /etc/fdbhook/fdbhook.toml
+for s in preinst:preinstall postinst:postinstall prerm:preremove postrm:postremove; do
+	check "deb: ${s%%:*} is packaging/scripts/${s#*:}.sh" cmp -s "$work/control/${s%%:*}" "packaging/scripts/${s#*:}.sh"
+done
+
+section "build a higher version with a changed default configuration"
+
+next_version="$version+fdbtnext"
+{
+	cat packaging/fdbhook.toml
+	echo "# (the next release changes the shipped defaults)"
+} >"$work/next.toml"
+if FDBHOOK_PKG_VERSION=$next_version FDBHOOK_PKG_CONFIG=$work/next.toml FDBHOOK_PKG_DIST=$work/next \
+	packaging/build.sh >"$work/next.log" 2>&1; then
+	pass "built $next_version"
+else
+	fail "built $next_version" "$(cat "$work/next.log")"
+fi
+next_deb=$(echo "$work"/next/fdbhook_*.deb)
+
+if FDBHOOK_PKG_DIST=$work/again packaging/build.sh >"$work/again.log" 2>&1 &&
+	(cd "$work/again" && sha256sum fdbhook_*.deb fdbhook-*.rpm) >"$work/again.sum" &&
+	(cd "$dist" && sha256sum --quiet -c "$work/again.sum") >"$work/again.check" 2>&1; then
+	pass "a rebuild of $version is bit for bit the same"
+else
+	fail "a rebuild of $version is bit for bit the same" "$(cat "$work/again.log" "$work/again.check" 2>/dev/null)"
+fi
+check "$next_version sorts after $version" dpkg --compare-versions "$next_version" gt "$version"
+
+# ---------------------------------------------------------------------------
+section "take $lock"
+
+exec 9>"$lock"
+if ! flock -n 9; then
+	echo "  waiting for $lock (another suite holds it)"
+	waited=$(date +%s)
+	flock 9
+	echo "  waited $(($(date +%s) - waited)) s"
+fi
+own_lock=yes
+
+status=$(pkg_state)
+if [ "$status" != not-installed ]; then
+	echo "packages: an fdbhook package is already on this host (status: $status); the test installs and purges its own, so remove it first (dpkg -P fdbhook)" >&2
+	exit 1
+fi
+
+# Move aside what the test could clobber; cleanup() puts it back.
+for p in /etc/fdbhook /etc/libvirt/hooks/qemu.d/fdbhook /etc/libvirt/hooks/network.d/fdbhook; do
+	if [ -e "$p" ] || [ -L "$p" ]; then
+		mkdir -p "$backup$(dirname "$p")"
+		mv "$p" "$backup$p"
+		echo "  backed up $p"
+	fi
+done
+rm -f "$marker"
+for d in /etc/libvirt /etc/libvirt/hooks /etc/libvirt/hooks/qemu.d /etc/libvirt/hooks/network.d; do
+	[ -d "$d" ] || created_dirs+=("$d")
+done
+
+# A stand-in libvirt daemon that records each SIGHUP, reachable the way the
+# post-install script finds daemons: a pid file naming a live process.
+hups=$work/hups
+if [ -e /run/virtnetworkd.pid ]; then
+	echo "  note: /run/virtnetworkd.pid exists; SIGHUP delivery is not observed (the stand-in daemon needs that pid file)"
+else
+	mkdir "$work/fake"
+	cat >"$work/fake/virtnetworkd" <<'EOF'
+#!/bin/sh
+trap 'echo HUP >>"$1"' HUP
+while :; do sleep 1 & wait $!; done
+EOF
+	chmod +x "$work/fake/virtnetworkd"
+	"$work/fake/virtnetworkd" "$hups" 9>&- &
+	fakepid=$!
+	for _ in 1 2 3 4 5 6 7 8 9 10; do
+		[ "$(cat /proc/$fakepid/comm 2>/dev/null)" = virtnetworkd ] && break
+		sleep 0.1
+	done
+	fakepidfile=/run/virtnetworkd.pid
+	echo "$fakepid" >"$fakepidfile"
+fi
+for d in libvirtd virtqemud; do
+	if [ -r /run/$d.pid ] && [ "$(cat "/proc/$(cat /run/$d.pid)/comm" 2>/dev/null)" = "$d" ]; then
+		echo "  note: $d is running (pid $(cat /run/$d.pid)); the one install without opt-out sends it a SIGHUP too"
+	fi
+done
+hup_count() { if [ -f "$hups" ]; then wc -l <"$hups"; else echo 0; fi; }
+# expect_hups DESC N: the stand-in has received N SIGHUPs in total.
+expect_hups() {
+	[ -n "$fakepid" ] || return 0
+	local n
+	for _ in 1 2 3 4 5 6 7 8 9 10; do
+		n=$(hup_count)
+		[ "$n" -ge "$2" ] && break
+		sleep 0.1
+	done
+	sleep 0.2 # and no more than that
+	expect_eq "$1" "$(hup_count)" "$2"
+}
+
+# A guest port as the hook leaves it, to show that removal leaves it alone.
+ip link del fdbtpkgtap0 2>/dev/null || true
+ip link del fdbtpkgbr0 2>/dev/null || true
+ip link add fdbtpkgbr0 type bridge
+ip tuntap add dev fdbtpkgtap0 mode tap
+ip link set fdbtpkgtap0 master fdbtpkgbr0
+ip link set fdbtpkgtap0 up
+ip link set fdbtpkgbr0 up
+bridge link set dev fdbtpkgtap0 learning off flood off
+bridge fdb replace 52:54:00:fd:b7:01 dev fdbtpkgtap0 master static
+port_state() {
+	local link fdb
+	link=$(bridge -d link show dev fdbtpkgtap0)
+	fdb=$(bridge fdb show dev fdbtpkgtap0)
+	grep -q 'learning off' <<<"$link" && grep -q 'flood off' <<<"$link" &&
+		grep -q '52:54:00:fd:b7:01 master fdbtpkgbr0 static' <<<"$fdb"
+}
+check "a managed-looking guest port fdbtpkgtap0 is set up" port_state
+
+# ---------------------------------------------------------------------------
+# What the installed package must hold: path, type, mode, owner, source.
+expected_files() {
+	cat <<EOF
+/usr/libexec/fdbhook|directory|755|root:root|
+/usr/libexec/fdbhook/qemu-hook|regular file|755|root:root|bin/qemu-hook
+/usr/libexec/fdbhook/network-hook|regular file|755|root:root|bin/network-hook
+/etc/libvirt/hooks/qemu.d|directory|755|root:root|
+/etc/libvirt/hooks/network.d|directory|755|root:root|
+/etc/fdbhook|directory|755|root:root|
+/etc/fdbhook/fdbhook.toml|regular file|644|root:root|packaging/fdbhook.toml
+/usr/share/man/man8/fdbhook.8.gz|regular file|644|root:root|
+/usr/share/doc/fdbhook|directory|755|root:root|
+/usr/share/doc/fdbhook/README.md|regular file|644|root:root|README.md
+/usr/share/doc/fdbhook/LICENSE|regular file|644|root:root|LICENSE
+/usr/share/doc/fdbhook/copyright|regular file|644|root:root|packaging/copyright
+EOF
+}
+expected_links() {
+	cat <<EOF
+/etc/libvirt/hooks/qemu.d/fdbhook|/usr/libexec/fdbhook/qemu-hook
+/etc/libvirt/hooks/network.d/fdbhook|/usr/libexec/fdbhook/network-hook
+EOF
+}
+
+check_installed_files() {
+	local path type mode owner src got target
+	while IFS='|' read -r path type mode owner src; do
+		got=$(stat -c '%F|%a|%U:%G' "$path" 2>&1 || true)
+		if [ "$got" != "$type|$mode|$owner" ]; then
+			fail "$path: $type $mode $owner" "$got"
+		elif [ -n "$src" ] && ! cmp -s "$path" "$src"; then
+			fail "$path: same content as $src"
+		else
+			pass "$path: $type $mode $owner${src:+, same as $src}"
+		fi
+	done < <(expected_files)
+	while IFS='|' read -r path target; do
+		got=$(stat -c '%F %U:%G' "$path" 2>&1 || true)
+		expect_eq "$path: symlink to $target" "$got -> $(readlink "$path" || true)" "symbolic link root:root -> $target"
+	done < <(expected_links)
+	check "man page installed is packaging/fdbhook.8" \
+		sh -c 'gzip -dc /usr/share/man/man8/fdbhook.8.gz | cmp -s - packaging/fdbhook.8'
+	local listed want
+	listed=$(dpkg -L fdbhook | sort)
+	want=$({
+		for d in /etc /etc/libvirt /etc/libvirt/hooks /usr /usr/libexec /usr/share /usr/share/doc /usr/share/man /usr/share/man/man8; do echo "$d"; done
+		expected_files | cut -d'|' -f1
+		expected_links | cut -d'|' -f1
+	} | sort)
+	expect_eq "dpkg -L lists exactly the expected paths" "$listed" "$want"
+}
+
+check_removed() {
+	local path
+	for path in /usr/libexec/fdbhook/qemu-hook /usr/libexec/fdbhook/network-hook \
+		/etc/libvirt/hooks/qemu.d/fdbhook /etc/libvirt/hooks/network.d/fdbhook \
+		/usr/share/man/man8/fdbhook.8.gz /usr/share/doc/fdbhook; do
+		if [ -e "$path" ] || [ -L "$path" ]; then fail "$1: $path is gone"; else pass "$1: $path is gone"; fi
+	done
+}
+
+# run_hook DESC STDIN ARGS...: run an installed hook as libvirtd does (empty
+# environment, default configuration path); it must exit 0 and print nothing.
+run_hook() {
+	local desc=$1 in=$2
+	shift 2
+	local rc=0
+	env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin "$@" <"$in" >"$work/hook.out" 2>"$work/hook.err" || rc=$?
+	if [ "$rc" = 0 ] && [ ! -s "$work/hook.out" ]; then
+		pass "$desc: exit 0, no stdout"
+	else
+		fail "$desc: exit 0, no stdout (exit $rc)" "$(cat "$work/hook.out" "$work/hook.err")"
+	fi
+}
+
+# ---------------------------------------------------------------------------
+section "1. first install, FDBHOOK_NO_RELOAD=1: $(basename "$deb")"
+
+FDBHOOK_NO_RELOAD=1 dpkg_step "dpkg -i" "$work/install1.log" -i "$deb"
+out=$(cat "$work/install1.log")
+expect_has "tells that libvirt needs a restart or SIGHUP" "$out" "only notices the first hook"
+expect_has "says it does not reload (FDBHOOK_NO_RELOAD=1)" "$out" "not reloading libvirt (FDBHOOK_NO_RELOAD=1)"
+expect_has "points to qemu-hook reconcile" "$out" "/usr/libexec/fdbhook/qemu-hook reconcile"
+expect_eq "says it once" "$(grep -c 'only notices the first hook' <<<"$out")" 1
+expect_hups "no SIGHUP sent" 0
+check "no reload note left behind in $marker" test ! -e "$marker"
+check_installed_files
+
+qd=/etc/libvirt/hooks/qemu.d/fdbhook
+nd=/etc/libvirt/hooks/network.d/fdbhook
+if out=$(env -i PATH=/usr/bin:/bin "$qd" --version 2>&1) && [ -n "$out" ]; then
+	pass "$qd --version: $out"
+else
+	fail "$qd --version" "$out"
+fi
+if out=$(env -i PATH=/usr/bin:/bin "$nd" --version 2>&1) && [ -n "$out" ]; then
+	pass "$nd --version: $out"
+else
+	fail "$nd --version" "$out"
+fi
+run_hook "$qd t2 start begin - (shipped config)" packaging/testdata/qemu-t2-start-begin.xml "$qd" t2 start begin -
+run_hook "$qd t2 stopped end - (shipped config)" packaging/testdata/qemu-t2-stopped-end.xml "$qd" t2 stopped end -
+run_hook "$qd t2 migrate begin - (shipped config)" packaging/testdata/qemu-t2-start-begin.xml "$qd" t2 migrate begin -
+run_hook "$nd hostbr port-created begin - (shipped config)" packaging/testdata/network-hostbr-port-created-begin.xml \
+	"$nd" hostbr port-created begin -
+
+st=$(dpkg -s fdbhook)
+expect_has "dpkg -s: installed" "$st" "Status: install ok installed"
+expect_has "dpkg -s: conffile with the shipped checksum" "$st" \
+	" /etc/fdbhook/fdbhook.toml $(md5sum <packaging/fdbhook.toml | cut -d' ' -f1)"
+check "port fdbtpkgtap0 untouched by the install" port_state
+
+section "2. remove, then reinstall with /etc/fdbhook/no-reload"
+
+dpkg_step "dpkg -r" "$work/remove1.log" -r fdbhook
+check_removed "after dpkg -r"
+check "after dpkg -r: the configuration is kept" cmp -s /etc/fdbhook/fdbhook.toml packaging/fdbhook.toml
+expect_eq "after dpkg -r: package state" "$(pkg_state)" config-files
+check "port fdbtpkgtap0 untouched by the removal" port_state
+
+touch /etc/fdbhook/no-reload
+dpkg_step "dpkg -i over the kept configuration" "$work/install2.log" -i "$deb"
+out=$(cat "$work/install2.log")
+expect_has "counts as a first install (hooks were gone)" "$out" "only notices the first hook"
+expect_has "says it does not reload (/etc/fdbhook/no-reload)" "$out" "not reloading libvirt (/etc/fdbhook/no-reload exists)"
+expect_hups "no SIGHUP sent" 0
+rm /etc/fdbhook/no-reload
+
+section "3. remove, then reinstall without opting out"
+
+dpkg_step "dpkg -r" "$work/remove2.log" -r fdbhook
+dpkg_step "dpkg -i" "$work/install3.log" -i "$deb"
+out=$(cat "$work/install3.log")
+if [ -n "$fakepid" ]; then
+	expect_has "reports the SIGHUP to virtnetworkd" "$out" "virtnetworkd (pid $fakepid)"
+fi
+expect_hups "virtnetworkd got one SIGHUP" 1
+check_installed_files
+
+section "4. upgrade over itself, then to $next_version"
+
+printf '\n# fdbt admin edit\nlog_level = "debug"\n' >>/etc/fdbhook/fdbhook.toml
+sed -i 's/^log_level = "info"$/# log_level = "info"/' /etc/fdbhook/fdbhook.toml
+cp /etc/fdbhook/fdbhook.toml "$work/edited.toml"
+
+dpkg_step "dpkg -i the same version again" "$work/upgrade1.log" -i "$deb"
+out=$(cat "$work/upgrade1.log")
+expect_lacks "no note and no reload on an upgrade" "$out" "fdbhook:"
+expect_hups "no SIGHUP on an upgrade" 1
+check "the admin's edit survives" cmp -s /etc/fdbhook/fdbhook.toml "$work/edited.toml"
+
+# The RPM scriptlets with RPM's arguments, while the hooks are installed.
+mkdir "$work/rpmscripts"
+for tag in PREIN POSTIN PREUN POSTUN; do
+	rpm -qp --qf "%{$tag}" "$rpm" >"$work/rpmscripts/$tag"
+done
+rm -f "$marker"
+out=$(sh "$work/rpmscripts/PREIN" 2 2>&1 && sh "$work/rpmscripts/POSTIN" 2 2>&1)
+expect_eq "rpm %pre 2, %post 2 (upgrade): silent" "$out" ""
+check "rpm %pre 2 (upgrade): no reload note" test ! -e "$marker"
+expect_hups "rpm %post 2 (upgrade): no SIGHUP" 1
+out=$(FDBHOOK_NO_RELOAD=1 sh "$work/rpmscripts/POSTIN" 1 2>&1)
+expect_has "rpm %post 1 (install): tells about the reload" "$out" "only notices the first hook"
+out=$(sh "$work/rpmscripts/PREUN" 1 2>&1 && sh "$work/rpmscripts/POSTUN" 1 2>&1)
+expect_eq "rpm %preun 1, %postun 1 (upgrade): silent" "$out" ""
+out=$(sh "$work/rpmscripts/PREUN" 0 2>&1 && sh "$work/rpmscripts/POSTUN" 0 2>&1)
+expect_has "rpm %preun 0 (erase): says running guests keep their ports" "$out" "keep their settings"
+check "rpm %postun 0 (erase): configuration kept" cmp -s /etc/fdbhook/fdbhook.toml "$work/edited.toml"
+check "port fdbtpkgtap0 untouched by the scriptlets" port_state
+
+dpkg_step "dpkg -i $next_version (changed conffile, --force-confold, no stdin)" "$work/upgrade2.log" -i "$next_deb"
+out=$(cat "$work/upgrade2.log")
+expect_eq "installed version" "$(dpkg-query -W -f='${Version}' fdbhook)" "$next_version"
+check "the admin's edit survives" cmp -s /etc/fdbhook/fdbhook.toml "$work/edited.toml"
+check "the new default is beside it as fdbhook.toml.dpkg-dist" cmp -s /etc/fdbhook/fdbhook.toml.dpkg-dist "$work/next.toml"
+expect_lacks "no note and no reload on an upgrade" "$out" "fdbhook:"
+expect_hups "no SIGHUP on an upgrade" 1
+
+if [ "${FDBHOOK_PKG_E2E:-}" = 1 ]; then
+	section "5. end-to-end suite against the installed hooks"
+	# This script holds $lock already; FDBHOOK_TEST_LOCK_HELD tells the suite
+	# not to wait for it. The time limit turns a suite that waits anyway
+	# into a failure instead of a hang.
+	if FDBHOOK_E2E_HOOKS=installed FDBHOOK_TEST_LOCK_HELD=1 timeout 900 make e2e </dev/null 2>&1 9>&- |
+		sed 's/^/    /'; then
+		pass "FDBHOOK_E2E_HOOKS=installed make e2e"
+	else
+		fail "FDBHOOK_E2E_HOOKS=installed make e2e"
+	fi
+	check "the e2e suite left the admin's config as it was" cmp -s /etc/fdbhook/fdbhook.toml "$work/edited.toml"
+	check "the e2e suite left the installed hooks in place" \
+		test "$(readlink "$qd")" = /usr/libexec/fdbhook/qemu-hook -a "$(readlink "$nd")" = /usr/libexec/fdbhook/network-hook
+else
+	section "5. end-to-end suite: skipped (set FDBHOOK_PKG_E2E=1 to run it against the installed package)"
+fi
+
+section "6. remove and purge"
+
+dpkg_step "dpkg -r" "$work/remove3.log" -r fdbhook
+out=$(cat "$work/remove3.log")
+expect_has "says running guests keep their ports" "$out" "keep their settings"
+check_removed "after dpkg -r"
+check "after dpkg -r: the admin's configuration is kept" cmp -s /etc/fdbhook/fdbhook.toml "$work/edited.toml"
+check "port fdbtpkgtap0 untouched by the removal" port_state
+
+echo "an admin's note" >/etc/fdbhook/local-notes
+dpkg_step "dpkg -P with an admin's file in /etc/fdbhook" "$work/purge1.log" -P fdbhook
+for f in fdbhook.toml fdbhook.toml.dpkg-dist fdbhook.toml.dpkg-old; do
+	check "after dpkg -P: /etc/fdbhook/$f is gone" test ! -e "/etc/fdbhook/$f"
+done
+check "after dpkg -P: the admin's file stays" test -f /etc/fdbhook/local-notes
+expect_eq "after dpkg -P: package state" "$(pkg_state)" not-installed
+rm /etc/fdbhook/local-notes
+rmdir /etc/fdbhook
+
+FDBHOOK_NO_RELOAD=1 dpkg_step "dpkg -i once more" "$work/install4.log" -i "$deb"
+dpkg_step "dpkg -P" "$work/purge2.log" -P fdbhook
+check "after dpkg -P: /etc/fdbhook is gone" test ! -e /etc/fdbhook
+check_removed "after dpkg -P"
+check "after dpkg -P: no reload note left behind" test ! -e "$marker"
+check "port fdbtpkgtap0 untouched by the purge" port_state
+
+# ---------------------------------------------------------------------------
+section "rpm: $rpm"
+
+rpmarch=$(rpm -qp --qf '%{ARCH}' "$rpm")
+expect_eq "rpm: name, version, release, license, URL" \
+	"$(rpm -qp --qf '%{NAME}|%{VERSION}|%{RELEASE}|%{LICENSE}|%{URL}' "$rpm")" \
+	"fdbhook|$version|1|Apache-2.0|https://github.com/fdbhook/fdbhook"
+case "$debarch" in
+amd64) want_rpmarch=x86_64 ;;
+arm64) want_rpmarch=aarch64 ;;
+*) want_rpmarch=$debarch ;;
+esac
+expect_eq "rpm: architecture" "$rpmarch" "$want_rpmarch"
+rdesc=$(rpm -qp --qf '%{SUMMARY}\n%{DESCRIPTION}' "$rpm")
+expect_has "rpm: description names libvirt 6.5" "$rdesc" "libvirt 6.5"
+expect_has "rpm: description names Linux 3.17" "$rdesc" "Linux 3.17"
+expect_eq "rpm: recommends libvirt-daemon" "$(rpm -qp --recommends "$rpm")" libvirt-daemon
+expect_lacks "rpm: does not require libvirt" "$(rpm -qp --requires "$rpm")" libvirt
+
+expect_eq "rpm -qlp: files" "$(rpm -qlp "$rpm")" "$(
+	cat <<EOF
+/etc/fdbhook
+/etc/fdbhook/fdbhook.toml
+/etc/libvirt/hooks/network.d
+/etc/libvirt/hooks/network.d/fdbhook
+/etc/libvirt/hooks/qemu.d
+/etc/libvirt/hooks/qemu.d/fdbhook
+/usr/libexec/fdbhook
+/usr/libexec/fdbhook/network-hook
+/usr/libexec/fdbhook/qemu-hook
+/usr/share/doc/fdbhook
+/usr/share/doc/fdbhook/LICENSE
+/usr/share/doc/fdbhook/README.md
+/usr/share/man/man8/fdbhook.8.gz
+EOF
+)"
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+# nfpm stores symlinks without permission bits; rpm -V ignores a symlink's
+# mode (checked in the scratch root below).
+expect_eq "rpm: modes, owners, flags, link targets, digests" \
+	"$(rpm -qp --qf '[%{FILEMODES:perms} %{FILEUSERNAME}:%{FILEGROUPNAME} %{FILEFLAGS:fflags} %{FILENAMES} %{FILELINKTOS} %{FILEDIGESTS}\n]' "$rpm" |
+		sed 's/ *$//')" "$(
+		cat <<EOF
+drwxr-xr-x root:root  /etc/fdbhook
+-rw-r--r-- root:root cn /etc/fdbhook/fdbhook.toml  $(sha packaging/fdbhook.toml)
+drwxr-xr-x root:root  /etc/libvirt/hooks/network.d
+l--------- root:root  /etc/libvirt/hooks/network.d/fdbhook /usr/libexec/fdbhook/network-hook
+drwxr-xr-x root:root  /etc/libvirt/hooks/qemu.d
+l--------- root:root  /etc/libvirt/hooks/qemu.d/fdbhook /usr/libexec/fdbhook/qemu-hook
+drwxr-xr-x root:root  /usr/libexec/fdbhook
+-rwxr-xr-x root:root  /usr/libexec/fdbhook/network-hook  $(sha bin/network-hook)
+-rwxr-xr-x root:root  /usr/libexec/fdbhook/qemu-hook  $(sha bin/qemu-hook)
+drwxr-xr-x root:root  /usr/share/doc/fdbhook
+-rw-r--r-- root:root l /usr/share/doc/fdbhook/LICENSE  $(sha LICENSE)
+-rw-r--r-- root:root d /usr/share/doc/fdbhook/README.md  $(sha README.md)
+-rw-r--r-- root:root  /usr/share/man/man8/fdbhook.8.gz  $(gzip -9n <packaging/fdbhook.8 | sha256sum | cut -d' ' -f1)
+EOF
+	)"
+expect_eq "rpm --configfiles: %config(noreplace) fdbhook.toml" "$(rpm -qp --configfiles "$rpm")" /etc/fdbhook/fdbhook.toml
+scripts=$(rpm -qp --scripts "$rpm")
+for s in "preinstall scriptlet (using /bin/sh)" "postinstall scriptlet (using /bin/sh)" \
+	"preuninstall scriptlet (using /bin/sh)" "postuninstall scriptlet (using /bin/sh)"; do
+	expect_has "rpm --scripts: $s" "$scripts" "$s"
+done
+for s in PREIN:preinstall POSTIN:postinstall PREUN:preremove POSTUN:postremove; do
+	check "rpm: %{${s%%:*}} is packaging/scripts/${s#*:}.sh" cmp -s "$work/rpmscripts/${s%%:*}" "packaging/scripts/${s#*:}.sh"
+done
+
+section "rpm: install, verify, upgrade, erase in a scratch root (--noscripts)"
+
+# Debian's rpm warns on every install; the rest of its output matters.
+rroot=$work/rpmroot
+rpm_root() {
+	rpm --root "$rroot" "$@" 2>&1 | grep -v -e 'should not be used directly' -e 'assuming you know what you are doing'
+	return "${PIPESTATUS[0]}"
+}
+mkdir "$rroot"
+rpm --root "$rroot" --initdb
+if out=$(rpm_root -i --noscripts "$rpm"); then pass "rpm -i"; else fail "rpm -i" "$out"; fi
+if out=$(rpm_root -V fdbhook) && [ -z "$out" ]; then pass "rpm -V: clean"; else fail "rpm -V: clean" "$out"; fi
+expect_eq "rpm: qemu.d/fdbhook links to the hook" "$(readlink "$rroot/etc/libvirt/hooks/qemu.d/fdbhook")" /usr/libexec/fdbhook/qemu-hook
+echo '# fdbt admin edit' >>"$rroot/etc/fdbhook/fdbhook.toml"
+cp "$rroot/etc/fdbhook/fdbhook.toml" "$work/rpm-edited.toml"
+next_rpm=$(echo "$work"/next/fdbhook-*.rpm)
+if out=$(rpm_root -U --noscripts "$next_rpm"); then pass "rpm -U to $next_version"; else fail "rpm -U to $next_version" "$out"; fi
+expect_eq "rpm: installed version" "$(rpm --root "$rroot" -q --qf '%{VERSION}' fdbhook 2>/dev/null)" "$next_version"
+check "rpm -U: the admin's edit survives" cmp -s "$rroot/etc/fdbhook/fdbhook.toml" "$work/rpm-edited.toml"
+check "rpm -U: the new default is beside it as fdbhook.toml.rpmnew" cmp -s "$rroot/etc/fdbhook/fdbhook.toml.rpmnew" "$work/next.toml"
+if out=$(rpm_root -e --noscripts fdbhook); then pass "rpm -e"; else fail "rpm -e" "$out"; fi
+check "rpm -e: the hook and its link are gone" \
+	test ! -e "$rroot/usr/libexec/fdbhook/qemu-hook" -a ! -L "$rroot/etc/libvirt/hooks/qemu.d/fdbhook"
+check "rpm -e: the admin's edit is kept as fdbhook.toml.rpmsave" cmp -s "$rroot/etc/fdbhook/fdbhook.toml.rpmsave" "$work/rpm-edited.toml"
+
+# ---------------------------------------------------------------------------
+section "summary"
+printf '  %-60s %9s bytes\n' "$(basename "$deb")" "$(stat -c %s "$deb")"
+printf '  %-60s %9s bytes\n' "$(basename "$rpm")" "$(stat -c %s "$rpm")"
+echo "  took $(($(date +%s) - started)) s"
+echo "packages: $passed passed, $failed failed"
+[ "$failed" = 0 ]
