@@ -61,6 +61,7 @@ started_virtlogd=
 started_libvirtd=
 kvm_mode=
 installed_hooks=()
+replaced_hooks=()
 created_dirs=()
 config_written=
 
@@ -154,6 +155,7 @@ cleanup() {
 	fi
 	local h
 	for h in "${installed_hooks[@]}"; do rm -f "$h"; done
+	for h in "${replaced_hooks[@]}"; do ln -sfn "${h#*:}" "${h%%:*}"; done
 	local d
 	for ((i = ${#created_dirs[@]} - 1; i >= 0; i--)); do
 		d=${created_dirs[i]}
@@ -209,11 +211,16 @@ else
 		h=${pair%%:*}
 		target=${pair#*:}
 		if [ -e "$h" ] || [ -L "$h" ]; then
-			# Only replace a link left by an earlier run of this suite.
-			case $(readlink "$h" || true) in
-			*/bin/qemu-hook | */bin/network-hook) rm -f "$h" ;;
-			*) die "$h exists and is not this suite's link (installed package?); use FDBHOOK_E2E_HOOKS=installed" ;;
+			# A link into some checkout's bin/ (the demo's, another
+			# worktree's, a killed run's) is replaced for the run and put
+			# back afterwards; anything else belongs to the package.
+			prev=$(readlink "$h" || true)
+			case $prev in
+			*/bin/qemu-hook | */bin/network-hook) ;;
+			*) die "$h exists and is not a link into a build tree (installed package?); use FDBHOOK_E2E_HOOKS=installed" ;;
 			esac
+			rm -f "$h"
+			replaced_hooks+=("$h:$prev")
 		fi
 		mkdir_tracked "$(dirname "$h")"
 		ln -s "$target" "$h"

@@ -317,9 +317,7 @@ func Test7Traffic(t *testing.T) {
 	// bridge without fdbhook.
 	setMetadata(t, g7, `<fdb manage="no"/>`)
 	virshOK(t, "start", g7)
-	for _, tap := range taps {
-		quietTap(t, tap)
-	}
+	k.quietTaps(t, taps...)
 	k.assertUntouched(t, tA, bridge0, g7A)
 	k.assertUntouched(t, tB, bridge0, g7B)
 	got := k.deliver(t, unknown, n, taps, []string{tA, tB, g1O})
@@ -331,8 +329,7 @@ func Test7Traffic(t *testing.T) {
 	virshOK(t, "destroy", g7)
 	virshOK(t, "metadata", g7, "urn:fdbhook:1", "--remove", "--config")
 	virshOK(t, "start", g7)
-	quietTap(t, tA)
-	quietTap(t, tB)
+	k.quietTaps(t, taps...)
 	k.assertManaged(t, tA, bridge0, g7A)
 	k.assertManaged(t, tB, bridge0, g7B)
 	got = k.deliver(t, unknown, n, taps, []string{g1O})

@@ -185,12 +185,32 @@ func assertReached(t *testing.T, what string, n int, got map[string]uint64, want
 	t.Logf("%s: frames per tap (of %d sent): %v", what, n, got)
 }
 
-// quietTap turns off the tap's own IPv6, whose DAD, router solicitations and
-// MLD reports would otherwise be counted as frames handed to the guest.
-func quietTap(t *testing.T, tap string) {
+// quietTaps turns off the taps' own IPv6, whose DAD, router solicitations
+// and MLD reports go out of the tap to the guest and would be counted with
+// the suite's frames. Turning it off makes each tap send its MLD leave
+// reports (3 or 4 frames, repeated after about a second), so it then waits
+// until no counter has moved for two seconds.
+func (k *kernel) quietTaps(t *testing.T, taps ...string) {
 	t.Helper()
-	if err := disableIPv6(tap); err != nil {
-		t.Fatalf("disable IPv6 on %s: %v", tap, err)
+	for _, tap := range taps {
+		if err := disableIPv6(tap); err != nil {
+			t.Fatalf("disable IPv6 on %s: %v", tap, err)
+		}
+	}
+	last, since := k.counts(t, taps), time.Now()
+	deadline := since.Add(10 * time.Second)
+	for time.Since(since) < 2*time.Second {
+		if time.Now().After(deadline) {
+			t.Fatalf("tap counters still moving 10 s after IPv6 was turned off: %v", last)
+		}
+		time.Sleep(250 * time.Millisecond)
+		now := k.counts(t, taps)
+		for _, tap := range taps {
+			if now[tap] != last[tap] {
+				last, since = now, time.Now()
+				break
+			}
+		}
 	}
 }
 

@@ -1,0 +1,270 @@
+#!/usr/bin/env bash
+# fdbhook demo (make demo; make demo-clean runs "demo.sh clean").
+#
+# On a Debian host: installs libvirt and QEMU when missing, builds the hooks,
+# creates bridge fdbdemo0 with an uplink veth, defines a diskless guest
+# "fdbdemo" with two NICs on it, and shows the bridge's ports and static FDB
+# entries with the guest started once without the hook and once with it. The
+# guest is left running with the hook in place.
+#
+# "clean" removes the guest, the bridge, the hooks the demo linked and puts
+# the admin's /etc/fdbhook/fdbhook.toml back. Running the demo again starts
+# from scratch, so it can be run any number of times.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+export PATH="/usr/local/go/bin:$PATH"
+
+GUEST=fdbdemo
+BRIDGE=fdbdemo0
+UPLINK=fdbdemoup0
+OUT_NS=fdbdemo-out
+OUT_IF=fdbdemoout0
+TAP_A=fdbdemo-a
+TAP_B=fdbdemo-b
+MAC_A=52:54:00:de:00:01
+MAC_B=52:54:00:de:00:02
+QEMU_HOOK=/etc/libvirt/hooks/qemu.d/fdbhook
+NET_HOOK=/etc/libvirt/hooks/network.d/fdbhook
+CONFIG=/etc/fdbhook/fdbhook.toml
+STATE=/var/lib/fdbhook-demo # what clean must put back
+
+say() { printf '%s\n' "$*"; }
+die() { echo "demo: $*" >&2; exit 1; }
+
+[ "$(id -u)" -eq 0 ] || die "must run as root"
+mode=${1:-up}
+case $mode in up | clean) ;; *) die "usage: $0 [clean]" ;; esac
+
+virsh() { command virsh -q -c qemu:///system "$@"; }
+have_systemd() { [ -d /run/systemd/system ]; }
+pid_alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+wait_libvirtd() {
+	for _ in $(seq 1 60); do
+		virsh version >/dev/null 2>&1 && return 0
+		sleep 0.5
+	done
+	die "libvirtd does not answer"
+}
+
+start_daemons() {
+	if have_systemd; then
+		systemctl start libvirtd.service
+	else
+		pid_alive /run/virtlogd.pid || virtlogd -d 9>&- </dev/null >/dev/null 2>&1
+		pid_alive /run/libvirtd.pid || libvirtd -d 9>&- </dev/null >/dev/null 2>&1
+	fi
+	wait_libvirtd
+}
+
+# libvirtd notices the first hook in qemu.d/ only when it starts.
+restart_libvirtd() {
+	local pid
+	if have_systemd; then
+		systemctl restart libvirtd.service
+	else
+		if pid=$(cat /run/libvirtd.pid 2>/dev/null) && kill "$pid" 2>/dev/null; then
+			for _ in $(seq 1 60); do
+				kill -0 "$pid" 2>/dev/null || break
+				sleep 0.5
+			done
+		fi
+		libvirtd -d 9>&- </dev/null >/dev/null 2>&1
+	fi
+	wait_libvirtd
+}
+
+is_demo_link() {
+	case $(readlink "$1" 2>/dev/null || true) in
+	"$ROOT"/bin/qemu-hook | "$ROOT"/bin/network-hook) return 0 ;;
+	esac
+	return 1
+}
+
+remove_hooks() {
+	local h
+	for h in "$QEMU_HOOK" "$NET_HOOK"; do
+		if is_demo_link "$h"; then rm -f "$h"; fi
+	done
+}
+
+install_hooks() {
+	local h target
+	for h in "$QEMU_HOOK" "$NET_HOOK"; do
+		target=$ROOT/bin/qemu-hook
+		[ "$h" = "$NET_HOOK" ] && target=$ROOT/bin/network-hook
+		mkdir_tracked "$(dirname "$h")"
+		ln -sfn "$target" "$h"
+	done
+}
+
+mkdir_tracked() {
+	[ -d "$1" ] && return 0
+	mkdir_tracked "$(dirname "$1")"
+	mkdir "$1"
+	echo "$1" >>"$STATE/created-dirs"
+}
+
+# Remove the demo's objects; "full" also restores config, dirs and /dev/kvm.
+teardown() {
+	virsh destroy "$GUEST" >/dev/null 2>&1 || true
+	virsh undefine "$GUEST" >/dev/null 2>&1 || true
+	ip link del "$BRIDGE" 2>/dev/null || true
+	ip link del "$UPLINK" 2>/dev/null || true
+	ip netns del "$OUT_NS" 2>/dev/null || true
+	remove_hooks
+	if [ -e "$STATE/config" ]; then
+		mv -f "$STATE/config" "$CONFIG"
+	elif [ -e "$STATE/no-config" ]; then
+		rm -f "$CONFIG"
+	fi
+	rm -f "$STATE/no-config"
+	[ "${1:-}" = full ] || return 0
+	if [ -s "$STATE/kvm-mode" ]; then
+		read -r m o <"$STATE/kvm-mode"
+		chown "$o" /dev/kvm && chmod "$m" /dev/kvm
+	fi
+	if [ -s "$STATE/created-dirs" ]; then
+		tac "$STATE/created-dirs" | while read -r d; do rmdir "$d" 2>/dev/null || true; done
+	fi
+	rm -rf "$STATE"
+}
+
+# Port flags of the bridge's ports, one line each: PORT LEARNING FLOOD.
+port_flags() {
+	bridge -d link show | awk -v br="$BRIDGE" '
+		/^[0-9]+:/ { port = $2; sub(/:$/, "", port); sub(/@.*/, "", port); on = 0
+			for (i = 1; i < NF; i++) if ($i == "master" && $(i+1) == br) on = 1 }
+		on { for (i = 1; i < NF; i++) { if ($i == "learning") l[port] = $(i+1); if ($i == "flood") f[port] = $(i+1) } }
+		END { for (p in l) print p, l[p], f[p] }' | sort
+}
+
+# Static entries the bridge holds: MAC DEV.
+static_entries() {
+	bridge fdb show br "$BRIDGE" | awk '/ static/ && / master / { for (i = 1; i < NF; i++) if ($i == "dev") print $1, $(i+1) }'
+}
+
+# Shows the ports and static entries now, and records them for the table.
+snapshot() {
+	local phase=$1
+	say ""
+	say "== $phase =="
+	say "\$ bridge -d link show   (ports of $BRIDGE: learning, flood)"
+	port_flags | awk '{ printf "  %-12s learning %-3s  flood %s\n", $1, $2, $3 }'
+	say "\$ bridge fdb show br $BRIDGE | grep static"
+	bridge fdb show br "$BRIDGE" | grep ' static' | sed 's/^/  /' || say "  (no static entries)"
+	port_flags >"$STATE/$phase.ports"
+	static_entries >"$STATE/$phase.fdb"
+}
+
+table() {
+	say ""
+	say "== what the hook changed on $BRIDGE =="
+	printf '  %-12s | %-15s | %-15s | %s\n' "port" "learning" "flood" "static FDB entry"
+	printf '  %-12s | %-6s -> %-5s | %-6s -> %-5s | %s\n' "" "before" "after" "before" "after" "before -> after"
+	printf '  %s\n' "-------------+-----------------+-----------------+----------------------------------------"
+	local p lb fb la fa eb ea
+	for p in "$UPLINK" "$TAP_A" "$TAP_B"; do
+		read -r _ lb fb < <(grep "^$p " "$STATE/before.ports" || echo "$p - -")
+		read -r _ la fa < <(grep "^$p " "$STATE/after.ports" || echo "$p - -")
+		eb=$(awk -v p="$p" '$2 == p { print $1 }' "$STATE/before.fdb")
+		ea=$(awk -v p="$p" '$2 == p { print $1 }' "$STATE/after.fdb")
+		printf '  %-12s | %-6s -> %-5s | %-6s -> %-5s | %s -> %s\n' "$p" "$lb" "$la" "$fb" "$fa" "${eb:--}" "${ea:--}"
+	done
+}
+
+# --- main ----------------------------------------------------------------
+
+if [ "$mode" = up ]; then
+	test/deps.sh make libvirt-daemon-system qemu-system-x86 iproute2 dnsmasq-base iptables
+	command -v go >/dev/null || die "Go is needed to build the hooks (go.mod asks for $(awk '/^go /{print $2}' go.mod)); install it from https://go.dev/dl/ into /usr/local/go"
+	# "make demo" has built already; run directly, build here.
+	[ -n "${MAKELEVEL:-}" ] || make --no-print-directory build
+fi
+
+# Hold the shared lock while changing host state; daemons started here must
+# not inherit it (fd 9 closed for them).
+exec 9>/run/fdbhook-test.lock
+flock -w 1200 9 || die "/run/fdbhook-test.lock held by another suite for 20 min"
+
+if [ "$mode" = clean ]; then
+	command -v virsh >/dev/null && start_daemons
+	teardown full
+	say "demo removed; $CONFIG is as it was before the demo"
+	exit 0
+fi
+
+for h in "$QEMU_HOOK" "$NET_HOOK"; do
+	if { [ -e "$h" ] || [ -L "$h" ]; } && ! is_demo_link "$h"; then
+		die "$h is already installed ($(readlink -f "$h")); the demo links the hooks of this tree and will not replace it"
+	fi
+done
+
+mkdir -p "$STATE"
+# Without udev (containers), /dev/kvm is root-only and libvirt then re-probes
+# QEMU on every guest start (~40 s). Debian's udev makes it root:kvm 0660.
+if [ -c /dev/kvm ] && getent group kvm >/dev/null && [ "$(stat -c '%a %U:%G' /dev/kvm)" != "660 root:kvm" ]; then
+	[ -s "$STATE/kvm-mode" ] || stat -c '%a %U:%G' /dev/kvm >"$STATE/kvm-mode"
+	chown root:kvm /dev/kvm && chmod 0660 /dev/kvm
+fi
+start_daemons
+teardown # a previous demo, if any
+
+say "== setup =="
+ip netns add "$OUT_NS"
+ip link add "$BRIDGE" type bridge
+ip link add "$UPLINK" type veth peer name "$OUT_IF" netns "$OUT_NS"
+ip link set "$UPLINK" master "$BRIDGE" up
+ip -n "$OUT_NS" link set "$OUT_IF" up
+ip link set "$BRIDGE" up
+say "bridge $BRIDGE, uplink $UPLINK (its peer $OUT_IF is the 'outside host' in netns $OUT_NS)"
+
+mkdir_tracked /etc/fdbhook
+if [ -e "$CONFIG" ]; then cp -a "$CONFIG" "$STATE/config"; else : >"$STATE/no-config"; fi
+cat >"$CONFIG" <<EOF
+# fdbhook demo configuration (test/e2e/demo.sh); "make demo-clean" puts the
+# previous file back.
+bridges = ["$BRIDGE"]
+EOF
+say "$CONFIG: bridges = [\"$BRIDGE\"] (previous file kept aside)"
+
+xml=$(mktemp)
+trap 'rm -f "$xml"' EXIT
+cat >"$xml" <<EOF
+<domain type='qemu'>
+  <name>$GUEST</name>
+  <memory unit='MiB'>64</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64'>hvm</type></os>
+  <devices>
+    <interface type='bridge'>
+      <mac address='$MAC_A'/><source bridge='$BRIDGE'/><target dev='$TAP_A'/>
+      <model type='virtio'/><rom enabled='no'/>
+    </interface>
+    <interface type='bridge'>
+      <mac address='$MAC_B'/><source bridge='$BRIDGE'/><target dev='$TAP_B'/>
+      <model type='virtio'/><rom enabled='no'/>
+    </interface>
+  </devices>
+</domain>
+EOF
+virsh define "$xml" >/dev/null
+say "guest $GUEST defined: diskless, two NICs on $BRIDGE ($TAP_A $MAC_A, $TAP_B $MAC_B)"
+
+# Before: no fdbhook hook installed.
+remove_hooks
+virsh start "$GUEST" >/dev/null
+snapshot before
+virsh destroy "$GUEST" >/dev/null
+
+# After: hooks linked, libvirtd restarted so it sees them, guest started.
+install_hooks
+restart_libvirtd
+say ""
+say "hooks linked: $QEMU_HOOK -> $ROOT/bin/qemu-hook, $NET_HOOK -> $ROOT/bin/network-hook; libvirtd restarted"
+virsh start "$GUEST" >/dev/null
+snapshot after
+table
+say ""
+say "guest $GUEST is left running with the hook; 'make demo-clean' removes the demo"
