@@ -49,6 +49,13 @@ const (
 // Bridge is the policy of one managed bridge.
 type Bridge struct {
 	VlanFiltering VlanFiltering `toml:"vlan_filtering"`
+	// LockPorts locks managed guest ports (IFLA_BRPORT_LOCKED): the bridge
+	// then drops frames whose source MAC has no entry on the port. A guest's
+	// or NIC's metadata overrides it.
+	LockPorts bool `toml:"lock_ports"`
+	// Sticky writes the guests' entries with NTF_STICKY, so that frames on
+	// other ports cannot move them. A guest's or NIC's metadata overrides it.
+	Sticky bool `toml:"sticky"`
 }
 
 // Config is a validated configuration.

@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/antchfx/xmlquery"
@@ -31,6 +34,11 @@ type Guest struct {
 	UUID string
 	// Manage is false when the domain's metadata opts the whole guest out.
 	Manage bool
+	// Lock and Sticky are the guest-wide settings of the metadata
+	// (<fdbhook:fdb lock="yes|no" sticky="yes|no">): Unset leaves the
+	// bridge's configured policy.
+	Lock   Setting
+	Sticky Setting
 	NICs   []NIC
 	// Interfaces holds the per-NIC metadata, keyed by lower-case MAC, as
 	// written by the admin (it may name MACs the guest does not have).
@@ -65,6 +73,59 @@ type Interface struct {
 	MAC string
 	// Manage is false when the admin opted the NIC out.
 	Manage bool
+	// Lock and Sticky override the guest's and the bridge's settings.
+	Lock   Setting
+	Sticky Setting
+	// Pvid is the untagged VLAN of the NIC's port (0: not declared).
+	Pvid int
+	// Vlans are the tagged VLANs of the port, sorted, without Pvid.
+	Vlans []int
+	// ExtraMACs are further source MACs the NIC sends from (VRRP virtual
+	// MACs, a nested guest): they get static entries on the same port.
+	ExtraMACs []string
+}
+
+// HasVlans reports whether the metadata declares VLANs for the NIC.
+func (m Interface) HasVlans() bool { return m.Pvid != 0 || len(m.Vlans) > 0 }
+
+// Setting is a yes/no attribute that may be absent.
+type Setting int
+
+const (
+	// Unset means the attribute is absent: the next level decides.
+	Unset Setting = iota
+	// Yes is "yes".
+	Yes
+	// No is "no".
+	No
+)
+
+// Or returns s, or def when s is Unset.
+func (s Setting) Or(def bool) bool {
+	switch s {
+	case Yes:
+		return true
+	case No:
+		return false
+	}
+	return def
+}
+
+// MaxExtraMACs bounds the extra MACs of one NIC.
+const MaxExtraMACs = 64
+
+// Metadata returns the NIC's metadata (the zero Interface with Manage true
+// when the metadata does not name it).
+func (g *Guest) Metadata(n NIC) Interface {
+	if m, ok := g.Interfaces[n.MAC]; ok {
+		return m
+	}
+	if mac, err := NormalizeMAC(n.MAC); err == nil {
+		if m, ok := g.Interfaces[mac]; ok {
+			return m
+		}
+	}
+	return Interface{MAC: n.MAC, Manage: true}
 }
 
 // Label names the NIC in messages: its alias when it has one.
@@ -184,6 +245,12 @@ func (g *Guest) parseMetadata(md *xmlquery.Node) error {
 			return err
 		}
 		g.Manage = g.Manage && manage
+		if g.Lock, err = settingAttr(el, "lock"); err != nil {
+			return err
+		}
+		if g.Sticky, err = settingAttr(el, "sticky"); err != nil {
+			return err
+		}
 		for c := el.FirstChild; c != nil; c = c.NextSibling {
 			if c.Type != xmlquery.ElementNode {
 				continue
@@ -195,17 +262,117 @@ func (g *Guest) parseMetadata(md *xmlquery.Node) error {
 			if err != nil {
 				return fmt.Errorf("<interface mac=%q>: %v", c.SelectAttr("mac"), err)
 			}
-			m, err := manageAttr(c)
+			m, err := parseInterface(c, mac)
 			if err != nil {
 				return fmt.Errorf("<interface mac=%q>: %v", mac, err)
 			}
 			if _, dup := g.Interfaces[mac]; dup {
 				return fmt.Errorf("<interface mac=%q> given twice", mac)
 			}
-			g.Interfaces[mac] = Interface{MAC: mac, Manage: m}
+			g.Interfaces[mac] = m
 		}
 	}
 	return nil
+}
+
+// parseInterface reads one <fdbhook:interface> and its <fdbhook:mac>
+// children.
+func parseInterface(el *xmlquery.Node, mac string) (Interface, error) {
+	m := Interface{MAC: mac}
+	var err error
+	if m.Manage, err = manageAttr(el); err != nil {
+		return m, err
+	}
+	if m.Lock, err = settingAttr(el, "lock"); err != nil {
+		return m, err
+	}
+	if m.Sticky, err = settingAttr(el, "sticky"); err != nil {
+		return m, err
+	}
+	if v := el.SelectAttr("pvid"); v != "" {
+		if m.Pvid, err = ParseVlan(v); err != nil {
+			return m, fmt.Errorf("pvid=%q: %v", v, err)
+		}
+	}
+	if v := el.SelectAttr("vlans"); v != "" {
+		if m.Vlans, err = ParseVlanList(v); err != nil {
+			return m, fmt.Errorf("vlans=%q: %v", v, err)
+		}
+		if slices.Contains(m.Vlans, m.Pvid) {
+			return m, fmt.Errorf("VLAN %d is both the pvid and tagged", m.Pvid)
+		}
+	}
+	for c := el.FirstChild; c != nil; c = c.NextSibling {
+		if c.Type != xmlquery.ElementNode {
+			continue
+		}
+		if c.Data != "mac" || c.NamespaceURI != Namespace {
+			return m, fmt.Errorf("unknown element <%s>", c.Data)
+		}
+		extra, err := NormalizeMAC(c.SelectAttr("address"))
+		if err != nil {
+			return m, fmt.Errorf("<mac address=%q>: %v", c.SelectAttr("address"), err)
+		}
+		if extra == mac || slices.Contains(m.ExtraMACs, extra) {
+			return m, fmt.Errorf("<mac address=%q> given twice", extra)
+		}
+		if len(m.ExtraMACs) == MaxExtraMACs {
+			return m, fmt.Errorf("more than %d extra MACs", MaxExtraMACs)
+		}
+		m.ExtraMACs = append(m.ExtraMACs, extra)
+	}
+	return m, nil
+}
+
+func settingAttr(el *xmlquery.Node, name string) (Setting, error) {
+	switch v := el.SelectAttr(name); v {
+	case "":
+		return Unset, nil
+	case "yes":
+		return Yes, nil
+	case "no":
+		return No, nil
+	default:
+		return Unset, fmt.Errorf("%s=%q: want \"yes\" or \"no\"", name, v)
+	}
+}
+
+// ParseVlan parses one VLAN ID (1-4094).
+func ParseVlan(s string) (int, error) {
+	v, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil || v < 1 || v > 4094 {
+		return 0, fmt.Errorf("%q is not a VLAN ID (1-4094)", s)
+	}
+	return v, nil
+}
+
+// ParseVlanList parses a comma-separated list of VLAN IDs and ranges
+// ("10,20-30") into sorted, distinct IDs.
+func ParseVlanList(s string) ([]int, error) {
+	seen := map[int]bool{}
+	for _, part := range strings.Split(s, ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		first, err := ParseVlan(lo)
+		if err != nil {
+			return nil, err
+		}
+		last := first
+		if isRange {
+			if last, err = ParseVlan(hi); err != nil {
+				return nil, err
+			}
+			if last < first {
+				return nil, fmt.Errorf("range %q runs backwards", strings.TrimSpace(part))
+			}
+		}
+		for v := first; v <= last; v++ {
+			if seen[v] {
+				return nil, fmt.Errorf("VLAN %d given twice", v)
+			}
+			seen[v] = true
+		}
+	}
+	return slices.Sorted(maps.Keys(seen)), nil
 }
 
 func manageAttr(el *xmlquery.Node) (bool, error) {
