@@ -18,6 +18,16 @@ type Writer interface {
 	DeleteEntry(e plan.Entry) error
 }
 
+// VlanWriter is the part of the kernel that sets a port's VLANs. It is
+// separate from Writer so that writers of plans without VLANs need not
+// implement it; a plan with a SetVlans step needs a Writer that does.
+type VlanWriter interface {
+	// PortVlans returns the VLANs of a bridge port.
+	PortVlans(portIndex int) ([]plan.Vlan, error)
+	// SetPortVlans makes vlans the port's exact VLAN set.
+	SetPortVlans(portIndex int, vlans []plan.Vlan) error
+}
+
 // StepError is a failed step. Its message has the form the hook prints:
 // "<mac> on <bridge>: <what>: <cause>".
 type StepError struct {
@@ -44,10 +54,15 @@ func describe(s plan.Step) string {
 		return "bridge " + s.Bridge + ": setting vlan_filtering 1"
 	case plan.AddEntry:
 		what = "adding static entry on " + s.Port
+		if s.Sticky {
+			what = "adding sticky static entry on " + s.Port
+		}
 	case plan.SetFlags:
 		what = "setting " + s.Flags.String() + " on " + s.Port
 	case plan.DelEntry:
 		what = "deleting " + s.Entry.String()
+	case plan.SetVlans:
+		what = "setting the VLANs of " + s.Port
 	}
 	if s.MAC == "" {
 		return s.Bridge + ": " + what
@@ -58,12 +73,43 @@ func describe(s plan.Step) string {
 // Apply carries out steps in order; on the first failure it undoes the
 // steps already done and returns a *StepError.
 func Apply(w Writer, steps []plan.Step) error {
-	for i, s := range steps {
-		if err := do(w, s); err != nil {
-			return &StepError{Step: s, Err: err, UndoErr: Undo(w, steps[:i])}
+	steps = slices.Clone(steps)
+	for i := range steps {
+		if steps[i].Kind == plan.SetVlans {
+			prior, err := portVlans(w, steps[i].PortIndex)
+			if err != nil {
+				return &StepError{Step: steps[i], Err: err, UndoErr: Undo(w, steps[:i])}
+			}
+			steps[i].PriorVlans = prior
+		}
+		if err := do(w, steps[i]); err != nil {
+			return &StepError{Step: steps[i], Err: err, UndoErr: Undo(w, steps[:i])}
 		}
 	}
 	return nil
+}
+
+// errNoVlans is the error of a VLAN step given a Writer without VLANs.
+var errNoVlans = errors.New("this kernel connection cannot set port VLANs")
+
+func portVlans(w Writer, port int) ([]plan.Vlan, error) {
+	vw, ok := w.(VlanWriter)
+	if !ok {
+		return nil, errNoVlans
+	}
+	v, err := vw.PortVlans(port)
+	if err != nil {
+		return nil, fmt.Errorf("reading the port's VLANs: %w", err)
+	}
+	return v, nil
+}
+
+func setPortVlans(w Writer, port int, vlans []plan.Vlan) error {
+	vw, ok := w.(VlanWriter)
+	if !ok {
+		return errNoVlans
+	}
+	return vw.SetPortVlans(port, vlans)
 }
 
 func do(w Writer, s plan.Step) error {
@@ -71,8 +117,13 @@ func do(w Writer, s plan.Step) error {
 	case plan.EnableVlanFiltering:
 		return w.SetVlanFiltering(s.BridgeIndex, true)
 	case plan.AddEntry:
-		return w.ReplaceEntry(plan.Entry{MAC: s.MAC, Port: s.Port, PortIndex: s.PortIndex,
-			State: plan.NUDNoARP, NTFlags: plan.NTFMaster})
+		e := plan.Entry{MAC: s.MAC, Port: s.Port, PortIndex: s.PortIndex, State: plan.NUDNoARP, NTFlags: plan.NTFMaster}
+		if s.Sticky {
+			e.NTFlags |= plan.NTFSticky
+		}
+		return w.ReplaceEntry(e)
+	case plan.SetVlans:
+		return setPortVlans(w, s.PortIndex, s.Vlans)
 	case plan.SetFlags:
 		return w.SetPortFlags(s.PortIndex, s.Flags)
 	case plan.DelEntry:
@@ -95,6 +146,10 @@ func Undo(w Writer, done []plan.Step) error {
 			err = w.SetPortFlags(s.PortIndex, s.Prior)
 		case plan.DelEntry:
 			err = w.ReplaceEntry(s.Entry)
+		case plan.SetVlans:
+			if s.PriorVlans != nil {
+				err = setPortVlans(w, s.PortIndex, s.PriorVlans)
+			}
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: undo: %w", describe(s), err))

@@ -28,7 +28,12 @@ type Conn struct {
 	sock    *nl.SocketHandle
 	byIndex map[int]*plan.Link
 	vlans   []int
-	vlansOK bool
+	// portVlans holds the VLANs of every bridge port, by port index, from
+	// the same dump as vlans.
+	portVlans map[int][]plan.Vlan
+	vlansOK   bool
+	// sticky: the running kernel honours NTF_STICKY (Linux 4.20+).
+	sticky bool
 }
 
 // Open connects to rtnetlink in namespace ns (netns.None() for the current
@@ -48,7 +53,27 @@ func Open(ns netns.NsHandle, timeout time.Duration) (*Conn, error) {
 		return nil, fmt.Errorf("setting netlink receive timeout: %w", err)
 	}
 	_ = s.SetExtAck(true) // kernel error strings, where the kernel has them
-	return &Conn{sock: &nl.SocketHandle{Socket: s}, byIndex: map[int]*plan.Link{}}, nil
+	return &Conn{sock: &nl.SocketHandle{Socket: s}, byIndex: map[int]*plan.Link{},
+		sticky: kernelAtLeast(release(), 4, 20)}, nil
+}
+
+// release returns the running kernel's release string ("6.1.0-18-amd64").
+func release() string {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return ""
+	}
+	return unix.ByteSliceToString(u.Release[:])
+}
+
+// kernelAtLeast reports whether release is major.minor or newer. An
+// unreadable release counts as new: a failed write then tells the truth.
+func kernelAtLeast(release string, major, minor int) bool {
+	var ma, mi int
+	if n, _ := fmt.Sscanf(release, "%d.%d", &ma, &mi); n != 2 {
+		return true
+	}
+	return ma > major || ma == major && mi >= minor
 }
 
 // Close releases the socket.
@@ -121,6 +146,9 @@ func (c *Conn) getLink(req *nl.NetlinkRequest) (*plan.Link, error) {
 	if err != nil {
 		return nil, err
 	}
+	if l.Type == "bridge" {
+		l.StickyCapable = c.sticky
+	}
 	if l.MasterIndex != 0 {
 		m, err := c.LinkByIndex(l.MasterIndex)
 		if err != nil {
@@ -183,7 +211,7 @@ func parseLink(m []byte) (*plan.Link, error) {
 			}
 		}
 		if l.MasterType == "bridge" && slaveData != nil {
-			l.Flags, err = parsePortFlags(slaveData)
+			l.Flags, l.LockCapable, err = parsePortFlags(slaveData)
 			if err != nil {
 				return nil, fmt.Errorf("parsing bridge port flags of %s: %w", l.Name, err)
 			}
@@ -192,24 +220,29 @@ func parseLink(m []byte) (*plan.Link, error) {
 	return l, nil
 }
 
-func parsePortFlags(b []byte) (plan.Flags, error) {
-	var f plan.Flags
+// parsePortFlags reads a bridge port's flags from its slave data, and
+// whether the kernel reports IFLA_BRPORT_LOCKED at all (5.18+): a kernel
+// that reports it can lock the port.
+func parsePortFlags(b []byte) (f plan.Flags, lockCapable bool, err error) {
 	attrs, err := nl.ParseRouteAttr(b)
 	if err != nil {
-		return f, err
+		return f, false, err
 	}
 	for _, a := range attrs {
 		if len(a.Value) < 1 {
 			continue
 		}
-		switch a.Attr.Type {
+		switch a.Attr.Type &^ unix.NLA_F_NESTED {
 		case unix.IFLA_BRPORT_LEARNING:
 			f.Learning = a.Value[0] != 0
 		case unix.IFLA_BRPORT_UNICAST_FLOOD:
 			f.Flood = a.Value[0] != 0
+		case unix.IFLA_BRPORT_LOCKED:
+			f.Locked = a.Value[0] != 0
+			lockCapable = true
 		}
 	}
-	return f, nil
+	return f, lockCapable, nil
 }
 
 // Entries returns the FDB entries for mac on bridge for VLAN 0 and, when the
@@ -352,10 +385,12 @@ func (c *Conn) bridgeVlans() ([]int, error) {
 		return nil, err
 	}
 	seen := map[int]bool{}
+	c.vlans, c.portVlans = nil, map[int][]plan.Vlan{}
 	for _, m := range msgs {
 		if len(m) < unix.SizeofIfInfomsg {
 			continue
 		}
+		port := int(nl.DeserializeIfInfomsg(m).Index)
 		attrs, err := nl.ParseRouteAttr(m[unix.SizeofIfInfomsg:])
 		if err != nil {
 			return nil, err
@@ -372,6 +407,9 @@ func (c *Conn) bridgeVlans() ([]int, error) {
 				if s.Attr.Type == nl.IFLA_BRIDGE_VLAN_INFO && len(s.Value) >= 4 {
 					info := nl.DeserializeBridgeVlanInfo(s.Value)
 					seen[int(info.Vid)] = true
+					c.portVlans[port] = append(c.portVlans[port], plan.Vlan{ID: int(info.Vid),
+						Pvid:     info.Flags&nl.BRIDGE_VLAN_INFO_PVID != 0,
+						Untagged: info.Flags&nl.BRIDGE_VLAN_INFO_UNTAGGED != 0})
 				}
 			}
 		}
@@ -379,7 +417,19 @@ func (c *Conn) bridgeVlans() ([]int, error) {
 	for v := range seen {
 		c.vlans = append(c.vlans, v)
 	}
+	for _, vl := range c.portVlans {
+		sort.Slice(vl, func(i, j int) bool { return vl[i].ID < vl[j].ID })
+	}
 	sort.Ints(c.vlans)
 	c.vlansOK = true
 	return c.vlans, nil
+}
+
+// PortVlans returns the VLANs of a bridge port, sorted by ID (none on a
+// bridge that does not filter VLANs, or a kernel without VLAN filtering).
+func (c *Conn) PortVlans(portIndex int) ([]plan.Vlan, error) {
+	if _, err := c.bridgeVlans(); err != nil {
+		return nil, fmt.Errorf("reading VLANs of bridge ports: %w", err)
+	}
+	return append([]plan.Vlan{}, c.portVlans[portIndex]...), nil
 }

@@ -18,16 +18,81 @@ func boolAttr(b bool) []byte {
 	return []byte{0}
 }
 
-// SetPortFlags sets learning and unicast_flood of a bridge port in one
-// RTM_SETLINK (IFLA_PROTINFO) message, so the port never has one without
-// the other.
+// SetPortFlags sets learning, unicast_flood and locked of a bridge port in
+// one RTM_SETLINK (IFLA_PROTINFO) message, so the port never has one
+// without the others. Locked is sent when it is to be on, or when the
+// kernel reports it for the port (a kernel without locked ports is never
+// sent the attribute).
 func (c *Conn) SetPortFlags(portIndex int, f plan.Flags) error {
 	msg := nl.NewIfInfomsg(unix.AF_BRIDGE)
 	msg.Index = int32(portIndex)
 	proto := nl.NewRtAttr(unix.IFLA_PROTINFO|unix.NLA_F_NESTED, nil)
 	proto.AddRtAttr(unix.IFLA_BRPORT_LEARNING, boolAttr(f.Learning))
 	proto.AddRtAttr(unix.IFLA_BRPORT_UNICAST_FLOOD, boolAttr(f.Flood))
+	sendLocked := f.Locked
+	if !sendLocked {
+		port, err := c.LinkByIndex(portIndex)
+		if err != nil {
+			return fmt.Errorf("looking up port %d: %w", portIndex, err)
+		}
+		sendLocked = port != nil && port.LockCapable
+	}
+	if sendLocked {
+		proto.AddRtAttr(unix.IFLA_BRPORT_LOCKED, boolAttr(f.Locked))
+	}
 	_, err := c.execute(c.request(unix.RTM_SETLINK, unix.NLM_F_ACK, msg, proto), 0)
+	return err
+}
+
+// SetPortVlans makes vlans the exact VLAN set of a bridge port: the VLANs
+// are added (or their flags updated) in one RTM_SETLINK, then the port's
+// other VLANs are deleted in one RTM_DELLINK. Adding first means the port
+// is never left without its new pvid.
+func (c *Conn) SetPortVlans(portIndex int, vlans []plan.Vlan) error {
+	current, err := c.PortVlans(portIndex)
+	if err != nil {
+		return err
+	}
+	c.vlansOK = false
+	want := map[int]bool{}
+	var add, del []plan.Vlan
+	for _, v := range vlans {
+		want[v.ID] = true
+		add = append(add, v)
+	}
+	for _, v := range current {
+		if !want[v.ID] {
+			del = append(del, v)
+		}
+	}
+	if len(add) > 0 {
+		if err := c.portVlanMsg(unix.RTM_SETLINK, portIndex, add); err != nil {
+			return fmt.Errorf("adding VLANs: %w", err)
+		}
+	}
+	if len(del) > 0 {
+		if err := c.portVlanMsg(unix.RTM_DELLINK, portIndex, del); err != nil {
+			return fmt.Errorf("deleting VLANs: %w", err)
+		}
+	}
+	return nil
+}
+
+func (c *Conn) portVlanMsg(typ, portIndex int, vlans []plan.Vlan) error {
+	msg := nl.NewIfInfomsg(unix.AF_BRIDGE)
+	msg.Index = int32(portIndex)
+	spec := nl.NewRtAttr(unix.IFLA_AF_SPEC, nil)
+	for _, v := range vlans {
+		info := nl.BridgeVlanInfo{Vid: uint16(v.ID)}
+		if v.Pvid {
+			info.Flags |= nl.BRIDGE_VLAN_INFO_PVID
+		}
+		if v.Untagged {
+			info.Flags |= nl.BRIDGE_VLAN_INFO_UNTAGGED
+		}
+		spec.AddRtAttr(nl.IFLA_BRIDGE_VLAN_INFO, info.Serialize())
+	}
+	_, err := c.execute(c.request(typ, unix.NLM_F_ACK, msg, spec), 0)
 	return err
 }
 

@@ -143,28 +143,48 @@ func Start(cfg *config.Config, g *guest.Guest, v View) (*Plan, error) {
 				Reason: fmt.Sprintf("the kernel has %s on bridge %s, which is not managed", tap.Name, bridge)})
 			continue
 		}
-		if other, dup := seen[key{bridge, c.mac}]; dup {
-			refuse(bridge, "duplicate MAC: NIC %s of this guest has it on the same bridge (ports %s and %s)", other.nic, other.port, tap.Name)
-			continue
-		}
-		seen[key{bridge, c.mac}] = struct{ nic, port string }{label, tap.Name}
 		br, err := v.LinkByIndex(tap.MasterIndex)
 		if err != nil || br == nil {
 			return nil, fmt.Errorf("%s: looking up bridge %s: %v", label, bridge, err)
 		}
-		entries, err := v.Entries(br, c.mac)
-		if err != nil {
-			return nil, fmt.Errorf("%s: reading FDB of %s for %s: %w", label, bridge, c.mac, err)
+		md := g.Metadata(c.nic)
+		macs := append([]string{c.mac}, md.ExtraMACs...)
+		prior := make([][]Entry, len(macs))
+		refused := false
+		for i, mac := range macs {
+			what := "duplicate MAC"
+			if i > 0 {
+				what = "duplicate extra MAC " + mac
+			}
+			if other, dup := seen[key{bridge, mac}]; dup {
+				refuse(bridge, "%s: NIC %s of this guest has it on the same bridge (ports %s and %s)", what, other.nic, other.port, tap.Name)
+				refused = true
+				break
+			}
+			entries, err := v.Entries(br, mac)
+			if err != nil {
+				return nil, fmt.Errorf("%s: reading FDB of %s for %s: %w", label, bridge, mac, err)
+			}
+			if owner, err := duplicateOwner(v, entries, tap, br); err != nil {
+				return nil, err
+			} else if owner != "" {
+				refuse(bridge, "%s: it already has a static entry on %s, another guest's port (this guest's port is %s)", what, owner, tap.Name)
+				refused = true
+				break
+			}
+			prior[i] = entries
 		}
-		if owner, err := duplicateOwner(v, entries, tap, br); err != nil {
-			return nil, err
-		} else if owner != "" {
-			refuse(bridge, "duplicate MAC: it already has a static entry on %s, another guest's port (this guest's port is %s)", owner, tap.Name)
+		if refused {
 			continue
 		}
+		for _, mac := range macs {
+			seen[key{bridge, mac}] = struct{ nic, port string }{label, tap.Name}
+		}
+		pol := cfg.Policy(bridge)
+		filtering := br.VlanFiltering
 		if !policyDone[bridge] {
 			policyDone[bridge] = true
-			if cfg.Policy(bridge).VlanFiltering == config.Enable && !br.VlanFiltering {
+			if pol.VlanFiltering == config.Enable && !br.VlanFiltering {
 				if br.VlanCapable {
 					policy = append(policy, Step{Kind: EnableVlanFiltering, Bridge: bridge, BridgeIndex: br.Index})
 				} else {
@@ -172,19 +192,92 @@ func Start(cfg *config.Config, g *guest.Guest, v View) (*Plan, error) {
 				}
 			}
 		}
+		if slices.ContainsFunc(policy, func(s Step) bool { return s.Kind == EnableVlanFiltering && s.BridgeIndex == br.Index }) {
+			filtering = true
+		}
+		// An option the kernel cannot honour is a refusal under
+		// on_error = "fail" (a security option must not silently vanish)
+		// and a warning under "warn".
+		cannot := func(format string, args ...any) bool {
+			msg := fmt.Sprintf(format, args...)
+			if cfg.OnError == config.Warn {
+				p.Warnings = append(p.Warnings, fmt.Sprintf("%s %s on %s: %s: managing the NIC without it", label, c.mac, bridge, msg))
+				return false
+			}
+			refuse(bridge, "%s", msg)
+			return true
+		}
+		lock := md.Lock.Or(g.Lock.Or(pol.LockPorts))
+		if lock && !tap.LockCapable {
+			if cannot("cannot lock port %s: this kernel has no locked bridge ports (IFLA_BRPORT_LOCKED, Linux 5.18+)", tap.Name) {
+				continue
+			}
+			lock = false
+		}
+		sticky := md.Sticky.Or(g.Sticky.Or(pol.Sticky))
+		if sticky && !br.StickyCapable {
+			if cannot("cannot write sticky entries: this kernel has no sticky bridge entries (NTF_STICKY, Linux 4.20+)") {
+				continue
+			}
+			sticky = false
+		}
+		var vlans []Vlan
+		if md.HasVlans() {
+			switch {
+			case c.nic.Type != "bridge":
+				if cannot("pvid and vlans apply to type='bridge' NICs only, this one is type='%s'", c.nic.Type) {
+					continue
+				}
+			case !br.VlanCapable:
+				if cannot("cannot give port %s VLANs: this kernel has no bridge VLAN filtering (CONFIG_BRIDGE_VLAN_FILTERING)", tap.Name) {
+					continue
+				}
+			case !filtering:
+				if cannot("cannot give port %s VLANs: bridge %s does not filter VLANs (vlan_filtering 0)", tap.Name, bridge) {
+					continue
+				}
+			default:
+				vlans = portVlans(md.Pvid, md.Vlans)
+			}
+		}
 		base := Step{NIC: label, MAC: c.mac, Port: tap.Name, PortIndex: tap.Index, Bridge: bridge, BridgeIndex: br.Index}
-		add := base
-		add.Kind, add.PriorEntries = AddEntry, entries
-		ports = append(ports, add)
-		off := Flags{}
-		if tap.Flags != off {
+		if vlans != nil {
 			set := base
-			set.Kind, set.Flags, set.Prior = SetFlags, off, tap.Flags
+			set.Kind, set.Vlans = SetVlans, vlans
+			ports = append(ports, set)
+		}
+		for i, mac := range macs {
+			add := base
+			add.Kind, add.MAC, add.PriorEntries, add.Sticky = AddEntry, mac, prior[i], sticky
+			if i > 0 {
+				add.Why = "extra MAC"
+			}
+			ports = append(ports, add)
+		}
+		// A port found locked stays locked when this guest does not ask
+		// for it: someone else (an 802.1X authenticator) may have locked it.
+		want := Flags{Locked: lock || tap.Flags.Locked}
+		if tap.Flags != want {
+			set := base
+			set.Kind, set.Flags, set.Prior = SetFlags, want, tap.Flags
 			ports = append(ports, set)
 		}
 	}
 	p.Steps = append(policy, ports...)
 	return p, nil
+}
+
+// portVlans is the VLAN set of a port with untagged VLAN pvid (0: none)
+// and tagged VLANs tagged.
+func portVlans(pvid int, tagged []int) []Vlan {
+	out := []Vlan{}
+	if pvid != 0 {
+		out = append(out, Vlan{ID: pvid, Pvid: true, Untagged: true})
+	}
+	for _, id := range tagged {
+		out = append(out, Vlan{ID: id})
+	}
+	return out
 }
 
 // duplicateOwner returns the name of another live guest port on the same

@@ -25,15 +25,18 @@ func Stop(cfg *config.Config, g *guest.Guest, v View) (*Plan, error) {
 	var keys []key
 	macs := map[string]bool{}
 	for _, c := range cands {
-		macs[c.mac] = true
 		bridges := []string{c.bridge}
 		if c.bridge == "" {
 			bridges = cfg.Bridges
 			p.Notes = append(p.Notes, fmt.Sprintf("%s: bridge of network %s unknown: searching every configured bridge", c.nic.Label(), c.nic.Network))
 		}
-		for _, b := range bridges {
-			if k := (key{b, c.mac}); !slices.Contains(keys, k) {
-				keys = append(keys, k)
+		// Extra MACs of the NIC are cleaned like its own.
+		for _, mac := range append([]string{c.mac}, g.Metadata(c.nic).ExtraMACs...) {
+			macs[mac] = true
+			for _, b := range bridges {
+				if k := (key{b, mac}); !slices.Contains(keys, k) {
+					keys = append(keys, k)
+				}
 			}
 		}
 	}

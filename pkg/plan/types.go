@@ -21,10 +21,16 @@ type Link struct {
 	MasterType  string
 	// Port flags, meaningful when MasterType is "bridge".
 	Flags Flags
+	// LockCapable, for a bridge port: the kernel reports the port's locked
+	// flag (IFLA_BRPORT_LOCKED, Linux 5.18+), so it can lock the port.
+	LockCapable bool
 	// VlanFiltering and VlanCapable, for Type "bridge": whether the bridge
 	// filters VLANs, and whether this kernel can (CONFIG_BRIDGE_VLAN_FILTERING).
 	VlanFiltering bool
 	VlanCapable   bool
+	// StickyCapable, for Type "bridge": the kernel honours NTF_STICKY on
+	// bridge entries (Linux 4.20+).
+	StickyCapable bool
 }
 
 // IsTap reports whether l is a tap: a tun/tap device in tap mode.
@@ -56,10 +62,39 @@ func (l *Link) Describe() string {
 type Flags struct {
 	Learning bool
 	Flood    bool
+	// Locked drops frames whose source MAC has no entry on the port.
+	Locked bool
 }
 
-func (f Flags) String() string {
-	return fmt.Sprintf("learning %s flood %s", onOff(f.Learning), onOff(f.Flood))
+// String names learning and flood, and locked when it is on.
+func (f Flags) String() string { return f.format(f.Locked) }
+
+func (f Flags) format(locked bool) string {
+	s := fmt.Sprintf("learning %s flood %s", onOff(f.Learning), onOff(f.Flood))
+	if locked {
+		s += " locked " + onOff(f.Locked)
+	}
+	return s
+}
+
+// Vlan is one VLAN of a bridge port.
+type Vlan struct {
+	ID int
+	// Pvid marks the VLAN untagged frames from the port are classified in.
+	Pvid bool
+	// Untagged: frames of this VLAN leave the port without a tag.
+	Untagged bool
+}
+
+func (v Vlan) String() string {
+	s := fmt.Sprint(v.ID)
+	if v.Pvid {
+		s += " pvid"
+	}
+	if v.Untagged {
+		s += " untagged"
+	}
+	return s
 }
 
 func onOff(b bool) string {
@@ -154,6 +189,8 @@ const (
 	SetFlags
 	// DelEntry deletes one FDB entry (Entry).
 	DelEntry
+	// SetVlans makes Vlans the port's exact VLAN set (bridge vlan add/del).
+	SetVlans
 )
 
 // Step is one kernel change, with what is needed to undo it.
@@ -172,6 +209,12 @@ type Step struct {
 	PriorEntries []Entry
 	// Entry is what DelEntry removes.
 	Entry Entry
+	// Sticky makes AddEntry write the entry with NTF_STICKY.
+	Sticky bool
+	// Vlans is the target of SetVlans; PriorVlans what the port had,
+	// read when the step is applied (the plan does not need it).
+	Vlans      []Vlan
+	PriorVlans []Vlan
 	// Why explains the step in a dry run.
 	Why string
 }
@@ -182,6 +225,12 @@ func (s Step) String() string {
 		return fmt.Sprintf("bridge %s: set vlan_filtering 1", s.Bridge)
 	case AddEntry:
 		out := fmt.Sprintf("%s: fdb replace %s dev %s master %s static", s.NIC, s.MAC, s.Port, s.Bridge)
+		if s.Sticky {
+			out += " sticky"
+		}
+		if s.Why != "" {
+			out += " (" + s.Why + ")"
+		}
 		if len(s.PriorEntries) > 0 {
 			prior := make([]string, len(s.PriorEntries))
 			for i, e := range s.PriorEntries {
@@ -191,7 +240,14 @@ func (s Step) String() string {
 		}
 		return out
 	case SetFlags:
-		return fmt.Sprintf("%s: link set dev %s %s (was %s)", s.NIC, s.Port, s.Flags, s.Prior)
+		locked := s.Flags.Locked || s.Prior.Locked
+		return fmt.Sprintf("%s: link set dev %s %s (was %s)", s.NIC, s.Port, s.Flags.format(locked), s.Prior.format(locked))
+	case SetVlans:
+		vl := make([]string, len(s.Vlans))
+		for i, v := range s.Vlans {
+			vl[i] = v.String()
+		}
+		return fmt.Sprintf("%s: bridge vlan dev %s: exactly vlan %s (other VLANs of the port removed)", s.NIC, s.Port, strings.Join(vl, ", "))
 	case DelEntry:
 		out := fmt.Sprintf("fdb del %s master %s", s.Entry, s.Bridge)
 		if s.Why != "" {

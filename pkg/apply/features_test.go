@@ -1,0 +1,97 @@
+package apply
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/fdbhook/fdbhook/pkg/plan"
+)
+
+// vlanKernel is fakeKernel with port VLANs.
+type vlanKernel struct {
+	*fakeKernel
+	vlans map[int][]plan.Vlan
+}
+
+func (k *vlanKernel) PortVlans(port int) ([]plan.Vlan, error) {
+	if err := k.call("getvlans"); err != nil {
+		return nil, err
+	}
+	return slices.Clone(k.vlans[port]), nil
+}
+
+func (k *vlanKernel) SetPortVlans(port int, v []plan.Vlan) error {
+	if err := k.call("setvlans"); err != nil {
+		return err
+	}
+	k.vlans[port] = slices.Clone(v)
+	return nil
+}
+
+func (k *vlanKernel) snapshot() string { return k.fakeKernel.snapshot() + fmt.Sprint(k.vlans) }
+
+// featureSteps is a locked port with VLANs, a sticky entry and an extra MAC.
+func featureSteps() []plan.Step {
+	base := plan.Step{NIC: "net0", MAC: "52:54:00:00:00:01", Port: "vnet10", PortIndex: 10, Bridge: "br0", BridgeIndex: 2}
+	vl, add, extra, set := base, base, base, base
+	vl.Kind, vl.Vlans = plan.SetVlans, []plan.Vlan{{ID: 10, Pvid: true, Untagged: true}, {ID: 20}}
+	add.Kind, add.Sticky = plan.AddEntry, true
+	extra.Kind, extra.MAC, extra.Sticky, extra.Why = plan.AddEntry, "00:00:5e:00:01:0a", true, "extra MAC"
+	set.Kind, set.Flags, set.Prior = plan.SetFlags, plan.Flags{Locked: true}, plan.Flags{Learning: true, Flood: true}
+	return []plan.Step{vl, add, extra, set}
+}
+
+func newVlanFake() *vlanKernel {
+	return &vlanKernel{fakeKernel: newFake(), vlans: map[int][]plan.Vlan{10: {{ID: 1, Pvid: true, Untagged: true}}}}
+}
+
+func TestApplyFeatures(t *testing.T) {
+	k := newVlanFake()
+	if err := Apply(k, featureSteps()); err != nil {
+		t.Fatal(err)
+	}
+	for _, mac := range []string{"52:54:00:00:00:01", "00:00:5e:00:01:0a"} {
+		if e := k.fdb[fdbKey{mac, 0}]; e.PortIndex != 10 || e.NTFlags != plan.NTFMaster|plan.NTFSticky || e.State != plan.NUDNoARP {
+			t.Errorf("entry for %s = %+v, want static sticky master on port 10", mac, e)
+		}
+	}
+	if k.flags[10] != (plan.Flags{Locked: true}) {
+		t.Errorf("port flags %v, want learning off flood off locked on", k.flags[10])
+	}
+	if want := featureSteps()[0].Vlans; !slices.Equal(k.vlans[10], want) {
+		t.Errorf("port VLANs %v, want %v", k.vlans[10], want)
+	}
+}
+
+// TestApplyFeaturesFailAtEveryCall: whichever call fails, the port's
+// VLANs, entries and flags end as they began.
+func TestApplyFeaturesFailAtEveryCall(t *testing.T) {
+	for n := 1; n <= 5; n++ { // getvlans, setvlans, replace, replace, flags
+		t.Run(fmt.Sprintf("call%d", n), func(t *testing.T) {
+			k := newVlanFake()
+			before := k.snapshot()
+			k.failAt = n
+			err := Apply(k, featureSteps())
+			var se *StepError
+			if !errors.As(err, &se) || se.UndoErr != nil {
+				t.Fatalf("Apply = %v, want a StepError with a clean undo", err)
+			}
+			if after := k.snapshot(); after != before {
+				t.Errorf("kernel changed by a failed apply:\nbefore %s\nafter  %s\ncalls %v", before, after, k.history)
+			}
+		})
+	}
+}
+
+func TestVlanStepNeedsVlanWriter(t *testing.T) {
+	k := newFake()
+	err := Apply(k, featureSteps())
+	if !errors.Is(err, errNoVlans) {
+		t.Fatalf("Apply with a Writer without VLANs = %v, want errNoVlans", err)
+	}
+	if len(k.fdb) != 0 || k.flags[10] != (plan.Flags{Learning: true, Flood: true}) {
+		t.Errorf("changed the kernel: %s", k.snapshot())
+	}
+}
