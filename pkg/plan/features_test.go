@@ -58,6 +58,13 @@ func TestFeaturePlans(t *testing.T) {
 		{name: "feature-lock-left-when-found", config: baseConfig, xml: start, kernel: func(f *fakeView) {
 			f.link("vnet7").Flags = Flags{Learning: true, Flood: true, Locked: true}
 		}, want: []string{"dev vnet7 learning off flood off locked on (was learning on flood on locked on)"}},
+		{name: "feature-lock-flushes-learned", config: lockCfg, xml: edit(start, "<metadata>", extra), kernel: func(f *fakeView) {
+			f.entries = append(f.entries,
+				Entry{MAC: "02:00:00:00:00:66", Port: "guest-t2-a", PortIndex: 10, State: 0x02, NTFlags: NTFMaster},
+				Entry{MAC: "00:00:5e:00:01:0a", Port: "guest-t2-a", PortIndex: 10, State: 0x02, NTFlags: NTFMaster},
+				Entry{MAC: "02:00:00:00:00:67", Port: "guest-t2-a", PortIndex: 10, State: 0x02, NTFlags: NTFMaster | NTFExtLearn},
+				Entry{MAC: "02:00:00:00:00:68", Port: "eno1", PortIndex: 4, State: 0x02, NTFlags: NTFMaster})
+		}, want: []string{"fdb del 02:00:00:00:00:66 dev guest-t2-a dynamic master br0 (learned on guest-t2-a before it was locked)"}},
 		{name: "feature-lock-rerun", config: lockCfg, xml: start, kernel: func(f *fakeView) {
 			f.link("guest-t2-a").Flags = Flags{Locked: true}
 			f.link("vnet7").Flags = Flags{Locked: true}

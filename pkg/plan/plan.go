@@ -262,6 +262,23 @@ func Start(cfg *config.Config, g *guest.Guest, v View) (*Plan, error) {
 			set.Kind, set.Flags, set.Prior = SetFlags, want, tap.Flags
 			ports = append(ports, set)
 		}
+		if lock {
+			// A locked port passes every source MAC that has an entry on
+			// it, learned ones too: drop those the port learned before
+			// learning went off, or they pass until they age out.
+			learned, err := v.PortEntries(br, tap)
+			if err != nil {
+				return nil, fmt.Errorf("%s: reading FDB entries of %s: %w", label, tap.Name, err)
+			}
+			for _, e := range learned {
+				if e.Static() || e.Local() || e.NTFlags&NTFExtLearn != 0 || e.PortIndex != tap.Index || slices.Contains(macs, e.MAC) {
+					continue
+				}
+				del := base
+				del.Kind, del.MAC, del.Entry, del.Why = DelEntry, e.MAC, e, "learned on "+tap.Name+" before it was locked"
+				ports = append(ports, del)
+			}
+		}
 	}
 	p.Steps = append(policy, ports...)
 	return p, nil
