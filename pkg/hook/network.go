@@ -23,6 +23,9 @@ var networkOps = map[[2]string]bool{
 	{"started", "begin"}: true,
 }
 
+// errNetworkInput marks errors caused by the network hook's XML.
+var errNetworkInput = errors.New("bad network XML")
+
 // RunNetwork runs the network hook and returns the exit code.
 func (r *Runner) RunNetwork(args []string) int {
 	if len(args) == 4 {
@@ -69,7 +72,7 @@ func (r *Runner) networkHook(network, op, subop string, dry bool) int {
 		return ExitConfig
 	}
 	if err := r.networkEvent(cfg, network, op, dry, log); err != nil {
-		if errors.Is(err, guest.ErrInput) {
+		if errors.Is(err, errNetworkInput) {
 			fmt.Fprintf(r.Stderr, "fdbhook: network %s: %v\n", network, err)
 			return ExitInput
 		}
@@ -85,12 +88,15 @@ func (r *Runner) networkEvent(cfg *config.Config, network, op string, dry bool, 
 		return nil
 	}
 	data, err := guest.ReadInput(r.Stdin)
+	if errors.Is(err, guest.ErrInput) {
+		return fmt.Errorf("%w: standard input is larger than %d MiB", errNetworkInput, guest.MaxInput>>20)
+	}
 	if err != nil {
 		return err
 	}
 	n, err := libvirt.ParseNetwork(data)
 	if err != nil {
-		return fmt.Errorf("%w: %v", guest.ErrInput, err)
+		return fmt.Errorf("%w: %v", errNetworkInput, err)
 	}
 	if !cfg.ManagesNetwork(n.Name) && !cfg.ManagesBridge(n.Bridge) {
 		log.Debugf("%s: network %s (bridge %s) is not managed", op, n.Name, n.Bridge)

@@ -1,0 +1,127 @@
+package hook
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fdbhook/fdbhook/pkg/libvirt"
+	"github.com/fdbhook/fdbhook/pkg/plan"
+)
+
+func runNetwork(t *testing.T, cfg string, stdin []byte, k *fakeKernel, args ...string) run {
+	t.Helper()
+	dir := t.TempDir()
+	if cfg != "" {
+		os.WriteFile(filepath.Join(dir, "fdbhook.toml"), []byte(cfg), 0o644)
+	}
+	var out, errb bytes.Buffer
+	res := run{kernel: k}
+	r := &Runner{
+		Program: "network-hook", Stdin: bytes.NewReader(stdin), Stdout: &out, Stderr: &errb,
+		Getenv: func(key string) string {
+			if key == "FDBHOOK_CONFIG" {
+				return filepath.Join(dir, "fdbhook.toml")
+			}
+			return ""
+		},
+		OpenKernel: func() (Kernel, error) { res.opened = true; return k, nil },
+		Libvirt:    libvirt.Paths{QemuRunDir: dir},
+		LockPath:   filepath.Join(dir, "lock"), LockTimeout: time.Second,
+	}
+	res.code = r.RunNetwork(args)
+	res.stdout, res.stderr = out.String(), errb.String()
+	return res
+}
+
+func netFixture(t *testing.T, name string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "..", "testdata", "libvirt-9.0", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+const cfgPolicy = "networks = [\"hostbr\"]\n[bridge.br0]\nvlan_filtering = \"enable\"\n"
+
+func TestNetworkPolicy(t *testing.T) {
+	start := netFixture(t, "network-hostbr-start-begin.xml")
+	capable := func() *fakeKernel {
+		k := newFakeKernel()
+		k.links["br0"].VlanCapable = true
+		return k
+	}
+	for _, tc := range []struct {
+		name, cfg, op, subop string
+		stdin                []byte
+		kernel               *fakeKernel
+		writes, stderr       string
+	}{
+		{"start enables", cfgPolicy, "start", "begin", start, capable(), "vlan", ""},
+		{"started enables", cfgPolicy, "started", "begin", netFixture(t, "network-hostbr-started-begin.xml"), capable(), "vlan", ""},
+		{"already on", cfgPolicy, "start", "begin", start, func() *fakeKernel { k := capable(); k.links["br0"].VlanFiltering = true; return k }(), "", ""},
+		{"incapable kernel warns", cfgPolicy, "start", "begin", start, newFakeKernel(), "",
+			"fdbhook: warning: bridge br0: vlan_filtering = \"enable\" cannot take effect: this kernel has no bridge VLAN filtering network=hostbr\n"},
+		{"policy leave", "networks = [\"hostbr\"]\n", "start", "begin", start, capable(), "", ""},
+		{"listed by bridge", "bridges = [\"br0\"]\n[bridge.br0]\nvlan_filtering = \"enable\"\n", "start", "begin", start, capable(), "vlan", ""},
+		{"not managed", "networks = [\"other\"]\n[bridge.br0]\nvlan_filtering = \"enable\"\n", "start", "begin", start, capable(), "", ""},
+		{"mac table libvirt", cfgPolicy, "start", "begin",
+			bytes.Replace(start, []byte("<bridge name='br0'/>"), []byte("<bridge name='br0' macTableManager='libvirt'/>"), 1), capable(), "", ""},
+		{"bridge not there yet", cfgPolicy, "start", "begin", start, func() *fakeKernel { k := capable(); delete(k.links, "br0"); return k }(), "", ""},
+		{"port-created", cfgPolicy, "port-created", "begin", netFixture(t, "network-hostbr-port-created-begin.xml"), capable(), "", ""},
+		{"port-deleted", cfgPolicy, "port-deleted", "begin", netFixture(t, "network-hostbr-port-deleted-begin.xml"), capable(), "", ""},
+		{"stopped", cfgPolicy, "stopped", "end", netFixture(t, "network-hostbr-stopped-end.xml"), capable(), "", ""},
+		{"updated", cfgPolicy, "updated", "begin", start, capable(), "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := runNetwork(t, tc.cfg, tc.stdin, tc.kernel, "hostbr", tc.op, tc.subop, "-")
+			if r.code != ExitOK || r.stdout != "" {
+				t.Errorf("exit %d stdout %q", r.code, r.stdout)
+			}
+			if got := strings.Join(r.kernel.writes, " "); got != tc.writes {
+				t.Errorf("writes %q, want %q", got, tc.writes)
+			}
+			if r.stderr != tc.stderr {
+				t.Errorf("stderr %q, want %q", r.stderr, tc.stderr)
+			}
+		})
+	}
+}
+
+func TestNetworkFailures(t *testing.T) {
+	start := netFixture(t, "network-hostbr-start-begin.xml")
+	notBridge := newFakeKernel()
+	notBridge.links["br0"] = &plan.Link{Name: "br0", Index: 2, Type: "device"}
+	for _, tc := range []struct {
+		name, cfg string
+		stdin     []byte
+		kernel    *fakeKernel
+		args      []string
+		code      int
+		stderr    string
+	}{
+		{"bad config fails start", "networks = 1", start, newFakeKernel(), []string{"hostbr", "start", "begin", "-"}, ExitConfig, "fdbhook: network hostbr: "},
+		{"bad config ignored at stop", "networks = 1", start, newFakeKernel(), []string{"hostbr", "stopped", "end", "-"}, ExitOK, ""},
+		{"bad xml", cfgPolicy, []byte("<hookData><network>"), newFakeKernel(), []string{"hostbr", "start", "begin", "-"}, ExitInput, "fdbhook: network hostbr: bad network XML: "},
+		{"bridge is a device", cfgPolicy, start, notBridge, []string{"hostbr", "start", "begin", "-"}, ExitOK, "br0 is a physical device, not a bridge"},
+		{"usage", cfgPolicy, nil, newFakeKernel(), []string{"hostbr"}, ExitUsage, "expected NETWORK OPERATION SUB-OPERATION EXTRA (got 1 arguments)"},
+		{"help", "", nil, newFakeKernel(), []string{"--help"}, ExitOK, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := runNetwork(t, tc.cfg, tc.stdin, tc.kernel, tc.args...)
+			if r.code != tc.code || !strings.Contains(r.stderr, tc.stderr) {
+				t.Errorf("exit %d stderr %q; want %d and %q", r.code, r.stderr, tc.code, tc.stderr)
+			}
+			if len(r.kernel.writes) != 0 {
+				t.Errorf("kernel written: %v", r.kernel.writes)
+			}
+			if tc.args[0] != "--help" && r.stdout != "" {
+				t.Errorf("stdout %q", r.stdout)
+			}
+		})
+	}
+}
