@@ -1,0 +1,242 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/fdbhook/fdbhook/bench/testbed"
+)
+
+// fdbSide is one of the two identical bridges of the stop phase.
+type fdbSide struct {
+	bridge  string
+	fdb     int // other static entries
+	uplink  netlink.Link
+	stopXML *os.File
+	stopMAC string
+	start   []testbed.NIC
+	startIn *os.File
+	// r runs status and reconcile with a config naming only this bridge.
+	r *runner
+}
+
+// stop measures the stop path (`stopped end` for a guest whose static
+// entry roamed to the uplink) and the steady start of an 8-NIC guest on two
+// identical bridges, one with an empty FDB and one holding fdbEntries other
+// static entries, interleaved run by run. Both look entries up per MAC, so
+// neither should grow with the FDB. status and reconcile are measured the
+// same way when this build of qemu-hook has them.
+func (b *bench) stop() error {
+	b.res.FDBEntries = b.o.fdbEntries
+	sides := []*fdbSide{{bridge: emptyBridge}, {bridge: largeBridge, fdb: b.o.fdbEntries}}
+	for i, s := range sides {
+		if err := b.side(s, byte(0xe0+i), i); err != nil {
+			return fmt.Errorf("%s: %w", s.bridge, err)
+		}
+	}
+	if err := b.fillFDB(sides[1]); err != nil {
+		return err
+	}
+	cmds := b.commands()
+	type key struct {
+		variant string
+		fdb     int
+	}
+	series := map[key]*Series{}
+	add := func(variant string, nics, fdb int, d time.Duration) {
+		k := key{variant, fdb}
+		if series[k] == nil {
+			mode := "steady"
+			if variant == "stop" {
+				mode = "roamed"
+			}
+			series[k] = &Series{Variant: variant, NICs: nics, Mode: mode, FDB: fdb}
+		}
+		series[k].Samples = append(series[k].Samples, ms(d))
+	}
+	for round := range b.o.stopRuns {
+		order := sides
+		if round%2 == 1 {
+			order = []*fdbSide{sides[1], sides[0]}
+		}
+		for _, s := range order {
+			// The guest's entry roamed to the uplink (as after a live
+			// migration); the stop hook must remove it.
+			if err := b.lab.StaticEntry(s.uplink, s.stopMAC); err != nil {
+				return err
+			}
+			d, err := b.r.run([]string{b.o.hook, "stop-" + s.bridge, "stopped", "end", "-"}, s.stopXML, true)
+			if err != nil {
+				return err
+			}
+			add("stop", 1, s.fdb, d)
+			if round%10 == 0 || round == b.o.stopRuns-1 {
+				if left, err := b.lab.HasStatic(s.bridge, s.stopMAC); err != nil {
+					return err
+				} else if left {
+					return fmt.Errorf("stopped end left the roamed entry %s on %s", s.stopMAC, s.bridge)
+				}
+			}
+			d, err = b.r.run([]string{b.o.hook, "start-" + s.bridge, "start", "begin", "-"}, s.startIn, true)
+			if err != nil {
+				return err
+			}
+			add("start", len(s.start), s.fdb, d)
+			for _, c := range cmds {
+				d, err := s.r.run(append([]string{b.o.hook}, c.args...), nil, false)
+				if err != nil {
+					return err
+				}
+				add(c.name, 0, s.fdb, d)
+			}
+		}
+	}
+	for _, s := range sides {
+		if err := b.lab.Check(s.bridge, s.start, true); err != nil {
+			return err
+		}
+	}
+	if n, err := b.lab.CountStatic(largeBridge); err != nil {
+		return err
+	} else if n < b.o.fdbEntries {
+		return fmt.Errorf("%s holds %d static entries at the end, want at least %d", largeBridge, n, b.o.fdbEntries)
+	}
+	for _, v := range append([]string{"stop", "start"}, cmdNames(cmds)...) {
+		for _, s := range sides {
+			if sr := series[key{v, s.fdb}]; sr != nil {
+				b.res.Stop = append(b.res.Stop, *sr)
+			}
+		}
+	}
+	return nil
+}
+
+// side builds one bridge: an uplink veth, 8 taps of a running guest and 8
+// taps of other guests; the guest's ports are managed before timing starts.
+func (b *bench) side(s *fdbSide, tag byte, idx int) error {
+	br, err := b.lab.Bridge(s.bridge)
+	if err != nil {
+		return err
+	}
+	p := s.bridge[len(s.bridge)-1:] // e or k
+	if s.uplink, _, err = b.lab.Veth(br, "u"+p+"0", "u"+p+"1"); err != nil {
+		return err
+	}
+	s.start = testbed.NICs(p+"t", tag, 8)
+	names := make([]string, 0, 16)
+	for i, n := range s.start {
+		names = append(names, n.Tap, fmt.Sprintf("%so%d", p, i))
+	}
+	if _, err := b.lab.Taps(br, names); err != nil {
+		return err
+	}
+	if s.startIn, err = b.r.input("start-"+s.bridge+".xml", testbed.DomainXML("start-"+s.bridge, s.bridge, s.start)); err != nil {
+		return err
+	}
+	if _, err := b.r.run([]string{b.o.hook, "start-" + s.bridge, "start", "begin", "-"}, s.startIn, true); err != nil {
+		return err
+	}
+	if err := b.lab.Check(s.bridge, s.start, true); err != nil {
+		return err
+	}
+	// The stopped guest: its tap is gone, its XML has no <target>.
+	s.stopMAC = fmt.Sprintf("52:54:00:5e:00:%02x", idx+1)
+	stop := []testbed.NIC{{MAC: s.stopMAC}}
+	if s.stopXML, err = b.r.input("stop-"+s.bridge+".xml", testbed.DomainXML("stop-"+s.bridge, s.bridge, stop)); err != nil {
+		return err
+	}
+	cfg := filepath.Join(b.o.work, "fdbhook-"+s.bridge+".toml")
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, "bridges = [%q]\n", s.bridge), 0o644); err != nil {
+		return err
+	}
+	env := []string{"FDBHOOK_CONFIG=" + cfg}
+	for _, e := range b.env {
+		if !strings.HasPrefix(e, "FDBHOOK_CONFIG=") {
+			env = append(env, e)
+		}
+	}
+	s.r, err = newRunner(b.o.work, "cmd-"+s.bridge, env)
+	return err
+}
+
+// fillFDB adds fdbEntries static entries to the large bridge with
+// `bridge -batch`: half on the uplink, half on the other guests' taps.
+func (b *bench) fillFDB(s *fdbSide) error {
+	var sb strings.Builder
+	for i := range s.fdb {
+		port := "uk0"
+		if i%2 == 1 {
+			port = fmt.Sprintf("ko%d", (i/2)%8)
+		}
+		fmt.Fprintf(&sb, "fdb add 02:fd:b1:%02x:%02x:%02x dev %s master static\n", (i>>16)&0xff, (i>>8)&0xff, i&0xff, port)
+	}
+	path := filepath.Join(b.o.work, "fdb-batch.txt")
+	if err := os.WriteFile(path, []byte(sb.String()), 0o644); err != nil {
+		return err
+	}
+	t0 := time.Now()
+	out, code, err := output(b.env, "bridge", "-batch", path)
+	if err != nil || code != 0 {
+		return fmt.Errorf("bridge -batch: exit %d %v: %s", code, err, out)
+	}
+	b.res.FDBLoadSeconds = time.Since(t0).Seconds()
+	n, err := b.lab.CountStatic(s.bridge)
+	if err != nil {
+		return err
+	}
+	if n < s.fdb {
+		return fmt.Errorf("%s holds %d static entries after the batch, want at least %d", s.bridge, n, s.fdb)
+	}
+	progress("  %s: %d static entries (bridge -batch took %.2f s)", s.bridge, n, b.res.FDBLoadSeconds)
+	return nil
+}
+
+// command is a qemu-hook subcommand to time.
+type command struct {
+	name string
+	args []string
+}
+
+func cmdNames(cs []command) []string {
+	out := make([]string, len(cs))
+	for i, c := range cs {
+		out[i] = c.name
+	}
+	return out
+}
+
+// commands finds out which of status and reconcile this qemu-hook has,
+// and records why the others cannot be measured.
+func (b *bench) commands() []command {
+	var out []command
+	for _, name := range []string{"status", "reconcile"} {
+		help, code, err := output(b.env, b.o.hook, name, "--help")
+		if err != nil || code != 0 {
+			b.res.Commands[name] = "n/a (command not available)"
+			continue
+		}
+		args := []string{name}
+		if name == "reconcile" && strings.Contains(help, "--dry-run") {
+			args = append(args, "--dry-run")
+		}
+		// One untimed try: a command that exists but fails here is
+		// reported rather than timed.
+		if out, code, err := output(b.env, append([]string{b.o.hook}, args...)...); err != nil || code != 0 {
+			b.res.Commands[name] = fmt.Sprintf("n/a (exit %d: %s)", code, firstLine(out))
+			continue
+		}
+		b.res.Commands[name] = "qemu-hook " + strings.Join(args, " ")
+		out = append(out, command{name: name, args: args})
+	}
+	return out
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	return s
+}
