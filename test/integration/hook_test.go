@@ -1,0 +1,323 @@
+package integration
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fdbhook/fdbhook/pkg/hook"
+	"github.com/fdbhook/fdbhook/pkg/kernel"
+	"github.com/fdbhook/fdbhook/pkg/libvirt"
+)
+
+// defaultConfig manages br0.
+const defaultConfig = "bridges = [\"br0\"]\n"
+
+// fixture reads a libvirt 9.0 capture from testdata.
+func fixture(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(repoRoot, "testdata", "libvirt-9.0", name))
+	if err != nil {
+		t.Fatalf("fixture: %v", err)
+	}
+	return b
+}
+
+// call is one run of the qemu-hook binary.
+type call struct {
+	// Args are the arguments after the program name.
+	Args []string
+	// Stdin is the hook's standard input.
+	Stdin []byte
+	// Config is the configuration file's text; defaultConfig when empty
+	// and ConfigPath is empty too.
+	Config string
+	// ConfigPath, when set, is passed as FDBHOOK_CONFIG as is.
+	ConfigPath string
+	// Env is added to the minimal environment libvirt would pass.
+	Env []string
+	// Live, when not nil, runs the hook with a private /run holding
+	// /run/libvirt/qemu/<name>.xml for each entry (the live XML of
+	// running guests), so nothing of the host's libvirt is seen.
+	Live map[string]string
+	// Stdout may be written (--help, --version); hook mode never may.
+	Stdout bool
+}
+
+// result is what a run of the binary gave.
+type result struct {
+	Code   int
+	Stdout string
+	Stderr string
+	Took   time.Duration
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("exit %d after %s, stderr %q, stdout %q", r.Code, r.Took.Round(time.Millisecond), r.Stderr, r.Stdout)
+}
+
+// hook runs the real binary inside the namespace, as libvirt would, and
+// checks that hook mode printed nothing on stdout.
+func (l *lab) hook(t *testing.T, c call) result {
+	t.Helper()
+	r, err := l.runHook(t.TempDir(), c)
+	if err != nil {
+		t.Fatalf("qemu-hook %s: %v", strings.Join(c.Args, " "), err)
+	}
+	if !c.Stdout && r.Stdout != "" {
+		t.Errorf("qemu-hook %s wrote to stdout (libvirt reads it as domain XML for migrate/restore): %q",
+			strings.Join(c.Args, " "), r.Stdout)
+	}
+	return r
+}
+
+// runHook is hook without the checks, safe to call from goroutines.
+func (l *lab) runHook(tmp string, c call) (result, error) {
+	cfgPath := c.ConfigPath
+	if cfgPath == "" {
+		cfg := c.Config
+		if cfg == "" {
+			cfg = defaultConfig
+		}
+		cfgPath = filepath.Join(tmp, "fdbhook.toml")
+		if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+			return result{}, err
+		}
+	}
+	args := []string{"netns", "exec", l.name}
+	if c.Live != nil {
+		dir := filepath.Join(tmp, "live")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return result{}, err
+		}
+		for name, xml := range c.Live {
+			if err := os.WriteFile(filepath.Join(dir, name+".xml"), []byte(xml), 0o600); err != nil {
+				return result{}, err
+			}
+		}
+		// `ip netns exec` runs the command in a new mount namespace that
+		// does not propagate back to the host: the tmpfs is private.
+		args = append(args, "sh", "-euc", `mount -t tmpfs fdbt-run /run
+mkdir -p /run/libvirt/qemu /run/libvirt/network
+cp -r "$0"/. /run/libvirt/qemu/
+exec "$@"`, dir)
+	}
+	args = append(args, hookBin)
+	args = append(args, c.Args...)
+	cmd := exec.Command("ip", args...)
+	cmd.Env = append([]string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", "FDBHOOK_CONFIG=" + cfgPath}, c.Env...)
+	cmd.Stdin = bytes.NewReader(c.Stdin)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	err := cmd.Run()
+	r := result{Stdout: stdout.String(), Stderr: stderr.String(), Took: time.Since(start)}
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee) && ee.Exited():
+		r.Code = ee.ExitCode()
+	case err != nil:
+		return r, fmt.Errorf("%v (stderr %q)", err, r.Stderr)
+	}
+	return r, nil
+}
+
+// start runs `qemu-hook NAME start begin -` with xml and the default
+// configuration and requires exit 0.
+func (l *lab) start(t *testing.T, name string, xml []byte) result {
+	t.Helper()
+	r := l.hook(t, call{Args: []string{name, "start", "begin", "-"}, Stdin: xml})
+	if r.Code != 0 {
+		t.Fatalf("start of %s: %s", name, r)
+	}
+	return r
+}
+
+// expectExit fails t unless r exited with code.
+func expectExit(t *testing.T, r result, code int) {
+	t.Helper()
+	if r.Code != code {
+		t.Errorf("want exit %d, got %s", code, r)
+	}
+}
+
+// expectStderr fails t unless stderr contains every part.
+func expectStderr(t *testing.T, r result, parts ...string) {
+	t.Helper()
+	for _, p := range parts {
+		if !strings.Contains(r.Stderr, p) {
+			t.Errorf("stderr does not contain %q: %q", p, r.Stderr)
+		}
+	}
+}
+
+// failureLine checks the contract for a failed hook run: stderr is exactly
+// one line, "fdbhook: <domain>: <mac> on <bridge>: <cause>".
+func failureLine(t *testing.T, r result, prefix string, parts ...string) {
+	t.Helper()
+	lines := strings.Split(strings.TrimRight(r.Stderr, "\n"), "\n")
+	if len(lines) != 1 {
+		t.Errorf("want one stderr line starting %q, got %d lines: %q", prefix, len(lines), r.Stderr)
+	}
+	var line string
+	for _, l := range lines {
+		if strings.HasPrefix(l, prefix) {
+			line = l
+		}
+	}
+	if line == "" {
+		t.Errorf("no stderr line starts with %q: %q", prefix, r.Stderr)
+		return
+	}
+	for _, p := range parts {
+		if !strings.Contains(line, p) {
+			t.Errorf("failure line %q does not contain %q", line, p)
+		}
+	}
+}
+
+// nic is one <interface> of a generated domain.
+type nic struct {
+	Type        string // default "bridge"
+	MAC         string // no <mac> when ""
+	Bridge      string // <source bridge>
+	Network     string // <source network>
+	Target      string // no <target> when ""
+	VirtualPort string
+	Extra       string // raw XML inside <interface>
+}
+
+// domain renders live domain XML like libvirt 9.0 passes to the hook.
+func domain(name, metadata string, nics ...nic) []byte {
+	var b strings.Builder
+	fmt.Fprintf(&b, "<domain type='qemu' id='7'>\n  <name>%s</name>\n  <uuid>%s</uuid>\n", name, uuidFor(name))
+	if metadata != "" {
+		fmt.Fprintf(&b, "  <metadata>\n    %s\n  </metadata>\n", metadata)
+	}
+	b.WriteString("  <memory unit='KiB'>65536</memory>\n  <vcpu placement='static'>1</vcpu>\n")
+	b.WriteString("  <os>\n    <type arch='x86_64' machine='pc-i440fx-7.2'>hvm</type>\n  </os>\n")
+	b.WriteString("  <devices>\n    <emulator>/usr/bin/qemu-system-x86_64</emulator>\n")
+	for i, n := range nics {
+		typ := n.Type
+		if typ == "" {
+			typ = "bridge"
+		}
+		fmt.Fprintf(&b, "    <interface type='%s'>\n", typ)
+		if n.MAC != "" {
+			fmt.Fprintf(&b, "      <mac address='%s'/>\n", n.MAC)
+		}
+		if n.Bridge != "" || n.Network != "" {
+			b.WriteString("      <source")
+			if n.Network != "" {
+				fmt.Fprintf(&b, " network='%s'", n.Network)
+			}
+			if n.Bridge != "" {
+				fmt.Fprintf(&b, " bridge='%s'", n.Bridge)
+			}
+			b.WriteString("/>\n")
+		}
+		if n.VirtualPort != "" {
+			fmt.Fprintf(&b, "      <virtualport type='%s'/>\n", n.VirtualPort)
+		}
+		if n.Target != "" {
+			fmt.Fprintf(&b, "      <target dev='%s'/>\n", n.Target)
+		}
+		b.WriteString("      <model type='virtio'/>\n")
+		b.WriteString(n.Extra)
+		fmt.Fprintf(&b, "      <alias name='net%d'/>\n    </interface>\n", i)
+	}
+	b.WriteString("  </devices>\n</domain>\n")
+	return []byte(b.String())
+}
+
+// stopped returns nics as libvirt passes them at stop: no target devices.
+func stopped(nics ...nic) []nic {
+	out := make([]nic, len(nics))
+	for i, n := range nics {
+		n.Target = ""
+		out[i] = n
+	}
+	return out
+}
+
+// domstatus wraps domain XML the way libvirt's live state files do.
+func domstatus(dom []byte) string {
+	return "<domstatus state='running' reason='booted' pid='4242'>\n  <taint flag='custom-argv'/>\n" +
+		string(dom) + "</domstatus>\n"
+}
+
+func uuidFor(name string) string {
+	var h uint64 = 14695981039346656037
+	for _, c := range []byte(name) {
+		h = (h ^ uint64(c)) * 1099511628211
+	}
+	return fmt.Sprintf("%08x-%04x-4%03x-8%03x-%012x", uint32(h>>32), uint16(h>>16), uint16(h)&0xfff, uint16(h>>4)&0xfff, h&0xffffffffffff)
+}
+
+// inProcess runs the hook package in this process against the namespace,
+// with libvirt's live XML read from qemuRunDir and a private lock file:
+// the path the binary would take, with the paths a test can point.
+type inProcess struct {
+	l          *lab
+	config     string
+	qemuRunDir string
+	netDir     string
+	lockPath   string
+	lockWait   time.Duration
+}
+
+func (l *lab) inProcess(t *testing.T, config string) *inProcess {
+	t.Helper()
+	dir := t.TempDir()
+	p := &inProcess{l: l, config: filepath.Join(dir, "fdbhook.toml"), qemuRunDir: filepath.Join(dir, "qemu"),
+		netDir: filepath.Join(dir, "network"), lockPath: filepath.Join(dir, "lock"), lockWait: 5 * time.Second}
+	for _, d := range []string{p.qemuRunDir, p.netDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(p.config, []byte(config), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// live writes a running guest's live XML.
+func (p *inProcess) live(t *testing.T, name string, dom []byte) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(p.qemuRunDir, name+".xml"), []byte(domstatus(dom)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (p *inProcess) run(t *testing.T, stdin []byte, args ...string) result {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	env := map[string]string{"FDBHOOK_CONFIG": p.config}
+	r := &hook.Runner{
+		Program: "qemu-hook",
+		Stdin:   bytes.NewReader(stdin),
+		Stdout:  &stdout,
+		Stderr:  &stderr,
+		Getenv:  func(k string) string { return env[k] },
+		OpenKernel: func() (hook.Kernel, error) {
+			return kernel.Open(p.l.ns, time.Second)
+		},
+		Libvirt:     libvirt.Paths{NetworkDirs: []string{p.netDir}, QemuRunDir: p.qemuRunDir},
+		LockPath:    p.lockPath,
+		LockTimeout: p.lockWait,
+	}
+	start := time.Now()
+	code := r.RunQemu(args)
+	res := result{Code: code, Stdout: stdout.String(), Stderr: stderr.String(), Took: time.Since(start)}
+	if res.Stdout != "" {
+		t.Errorf("in-process qemu-hook %s wrote to stdout: %q", strings.Join(args, " "), res.Stdout)
+	}
+	return res
+}
