@@ -293,16 +293,25 @@ func (c *Conn) fdbGet(bridgeIndex int, hw net.HardwareAddr, vid int) (*plan.Entr
 	if err != nil || len(msgs) == 0 {
 		return nil, err
 	}
-	return parseEntry(msgs[0])
+	e, _, err := parseEntry(msgs[0])
+	return e, err
 }
 
-func parseEntry(m []byte) (*plan.Entry, error) {
+// parseEntry parses an FDB entry and returns the bridge it belongs to (its
+// NDA_MASTER; 0 for a device's own "self" entries). The kernel does not
+// set NTF_MASTER in what it reports, only NDA_MASTER: the entry gets the
+// flag here, as `bridge fdb` shows "master".
+func parseEntry(m []byte) (*plan.Entry, int, error) {
 	n, err := netlink.NeighDeserialize(m)
 	if err != nil {
-		return nil, fmt.Errorf("parsing FDB entry: %w", err)
+		return nil, 0, fmt.Errorf("parsing FDB entry: %w", err)
 	}
-	return &plan.Entry{MAC: n.HardwareAddr.String(), PortIndex: n.LinkIndex, Vlan: n.Vlan,
-		State: n.State, NTFlags: n.Flags}, nil
+	e := &plan.Entry{MAC: n.HardwareAddr.String(), PortIndex: n.LinkIndex, Vlan: n.Vlan,
+		State: n.State, NTFlags: n.Flags}
+	if n.MasterIndex != 0 {
+		e.NTFlags |= unix.NTF_MASTER
+	}
+	return e, n.MasterIndex, nil
 }
 
 // entriesByDump is the fallback for kernels without FDB "get".
@@ -344,11 +353,11 @@ func (c *Conn) fdbDump(bridgeIndex, portIndex int) ([]plan.Entry, error) {
 	}
 	out := make([]plan.Entry, 0, len(msgs))
 	for _, m := range msgs {
-		e, err := parseEntry(m)
+		e, master, err := parseEntry(m)
 		if err != nil {
 			return nil, err
 		}
-		if e.NTFlags&unix.NTF_MASTER == 0 || (portIndex != 0 && e.PortIndex != portIndex) {
+		if master != bridgeIndex || e.NTFlags&unix.NTF_SELF != 0 || (portIndex != 0 && e.PortIndex != portIndex) {
 			continue
 		}
 		out = append(out, *e)
