@@ -117,11 +117,26 @@ func do(w Writer, s plan.Step) error {
 	case plan.EnableVlanFiltering:
 		return w.SetVlanFiltering(s.BridgeIndex, true)
 	case plan.AddEntry:
+		// A replace keeps an entry's extern_learn flag, and an entry so
+		// flagged belongs to the controller that learned it (it deletes
+		// it when it withdraws the route): delete it first.
+		var deleted []plan.Entry
+		for _, p := range s.PriorEntries {
+			if p.NTFlags&plan.NTFExtLearn != 0 {
+				if err := w.DeleteEntry(p); err != nil && !gone(err) {
+					return errors.Join(fmt.Errorf("deleting the extern_learn entry on %s: %w", p.Port, err), restore(w, deleted))
+				}
+				deleted = append(deleted, p)
+			}
+		}
 		e := plan.Entry{MAC: s.MAC, Port: s.Port, PortIndex: s.PortIndex, State: plan.NUDNoARP, NTFlags: plan.NTFMaster}
 		if s.Sticky {
 			e.NTFlags |= plan.NTFSticky
 		}
-		return w.ReplaceEntry(e)
+		if err := w.ReplaceEntry(e); err != nil {
+			return errors.Join(err, restore(w, deleted))
+		}
+		return nil
 	case plan.SetVlans:
 		return setPortVlans(w, s.PortIndex, s.Vlans)
 	case plan.SetFlags:
@@ -174,6 +189,17 @@ func undoEntry(w Writer, s plan.Step) error {
 		}
 	}
 	return err
+}
+
+// restore puts back entries a failed step deleted.
+func restore(w Writer, entries []plan.Entry) error {
+	var errs []error
+	for _, e := range entries {
+		if err := w.ReplaceEntry(e); err != nil {
+			errs = append(errs, fmt.Errorf("restoring %s: %w", e, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // gone reports whether err says the device or entry no longer exists; on

@@ -95,3 +95,29 @@ func TestVlanStepNeedsVlanWriter(t *testing.T) {
 		t.Errorf("changed the kernel: %s", k.snapshot())
 	}
 }
+
+// TestAddEntryOverExternLearned: an extern_learn entry is deleted before
+// the static entry is written (a replace would keep its flag), and put
+// back when the write fails.
+func TestAddEntryOverExternLearned(t *testing.T) {
+	ext := plan.Entry{MAC: "52:54:00:00:00:01", Port: "up0", PortIndex: 1, State: 0x02, NTFlags: plan.NTFMaster | plan.NTFExtLearn}
+	step := plan.Step{Kind: plan.AddEntry, NIC: "net0", MAC: ext.MAC, Port: "vnet10", PortIndex: 10, Bridge: "br0",
+		PriorEntries: []plan.Entry{ext}}
+	k := newFake()
+	k.fdb[fdbKey{ext.MAC, 0}] = ext
+	if err := Apply(k, []plan.Step{step}); err != nil {
+		t.Fatal(err)
+	}
+	if e := k.fdb[fdbKey{ext.MAC, 0}]; e.PortIndex != 10 || e.NTFlags != plan.NTFMaster || !slices.Equal(k.history, []string{"delete", "replace"}) {
+		t.Errorf("entry %+v after %v, want a plain static entry on port 10 written after deleting the extern_learn one", e, k.history)
+	}
+	k = newFake()
+	k.fdb[fdbKey{ext.MAC, 0}] = ext
+	k.failAt = 2
+	if err := Apply(k, []plan.Step{step}); err == nil {
+		t.Fatal("Apply succeeded despite the injected failure")
+	}
+	if e := k.fdb[fdbKey{ext.MAC, 0}]; e != ext {
+		t.Errorf("after a failed write the extern_learn entry is %+v, want %+v back", e, ext)
+	}
+}
