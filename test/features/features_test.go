@@ -1,0 +1,221 @@
+package features
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+const (
+	broadcast = "ff:ff:ff:ff:ff:ff"
+	ns        = `xmlns:fdbhook="urn:fdbhook:1"`
+	// settle is how long a frame gets to cross the bridge between two
+	// namespaces (it takes microseconds; this is for a loaded CI host).
+	settle = 300 * time.Millisecond
+)
+
+// extraMeta gives the NIC one extra MAC.
+var extraMeta = `<fdbhook:fdb ` + ns + `><fdbhook:interface mac="` + guestMAC + `"><fdbhook:mac address="` + extraMAC + `"/></fdbhook:interface></fdbhook:fdb>`
+
+// guestSends has the guest send one broadcast frame from each source MAC
+// and returns the sources whose frame came out of the uplink's peer.
+func (l *lab) guestSends(srcs ...string) []string {
+	l.t.Helper()
+	if stale, err := l.up1.drain(0); err != nil {
+		l.t.Fatal(err)
+	} else if len(stale) > 0 {
+		l.t.Logf("discarded earlier frames %v", stale)
+	}
+	seq := time.Now().UnixNano()
+	marks := map[string]string{}
+	for _, src := range srcs {
+		m := fmt.Sprintf("%d-%s", seq, src)
+		marks[m] = src
+		if err := l.tap.send(frame(broadcast, src, m)); err != nil {
+			l.t.Fatalf("guest sending from %s: %v", src, err)
+		}
+	}
+	got, err := l.up1.drain(settle)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	var passed []string
+	for _, m := range got {
+		if src, ok := marks[m]; ok {
+			passed = append(passed, src)
+		}
+	}
+	slices.Sort(passed)
+	return passed
+}
+
+// TestLockedPortDropsSpoofedFrames: with lock_ports, a frame the guest
+// sends from a source MAC that is neither its own nor one of its extra MACs
+// does not leave the bridge; frames from its MAC and its extra MAC do.
+// Before the hook the same spoofed frame passes, which shows the test can
+// see the difference.
+func TestLockedPortDropsSpoofedFrames(t *testing.T) {
+	l := newLab(t)
+	if f := l.portFlags("tap0"); f.Locked || !f.Learning {
+		t.Fatalf("tap0 starts as %v, want learning on, unlocked", f)
+	}
+	if got := l.guestSends(spoofMAC); !slices.Equal(got, []string{spoofMAC}) {
+		t.Fatalf("before the hook, frames from %s: passed %v; the lab does not forward", spoofMAC, got)
+	}
+	// The bridge learned spoofMAC on tap0: the hook must drop that entry,
+	// or the locked port would still pass it until it ages out.
+	if e := l.entryOf(spoofMAC); e.Port != "tap0" || e.Static {
+		t.Fatalf("before the hook, entry for %s = %+v, want learned on tap0", spoofMAC, e)
+	}
+
+	l.start("bridges = [\"br0\"]\n[bridge.br0]\nlock_ports = true\n", extraMeta)
+
+	if f := l.portFlags("tap0"); !f.Locked || f.Learning || f.Flood {
+		t.Errorf("after the hook tap0 is %v, want learning off flood off locked on", f)
+	}
+	for _, mac := range []string{guestMAC, extraMAC} {
+		if e := l.entryOf(mac); e != (entry{Port: "tap0", Static: true}) {
+			t.Errorf("entry for %s = %+v, want static on tap0", mac, e)
+		}
+	}
+	if e := l.entryOf(spoofMAC); e.Port != "" {
+		t.Errorf("entry for %s learned before the lock is still there: %+v", spoofMAC, e)
+	}
+	got := l.guestSends(guestMAC, extraMAC, spoofMAC)
+	want := []string{extraMAC, guestMAC}
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("after the hook, frames that left the bridge came from %v, want exactly %v (the spoofed %s dropped)", got, want, spoofMAC)
+	}
+	if e := l.entryOf(spoofMAC); e.Port != "" {
+		t.Errorf("the locked port learned %s: %+v", spoofMAC, e)
+	}
+}
+
+// TestUnlockedPortPassesSpoofedFrames is the control: the same hook run
+// without lock_ports manages the port but spoofed frames still pass.
+func TestUnlockedPortPassesSpoofedFrames(t *testing.T) {
+	l := newLab(t)
+	l.start("bridges = [\"br0\"]\n", extraMeta)
+	if f := l.portFlags("tap0"); f.Locked || f.Learning || f.Flood {
+		t.Errorf("tap0 is %v, want learning off flood off, unlocked", f)
+	}
+	got := l.guestSends(guestMAC, spoofMAC)
+	want := []string{guestMAC, spoofMAC}
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("frames that left the bridge came from %v, want %v", got, want)
+	}
+}
+
+// TestStickyEntryDoesNotMove: a frame arriving on the uplink with the
+// guest's source MAC moves the guest's static entry to the uplink unless
+// the entry is sticky.
+func TestStickyEntryDoesNotMove(t *testing.T) {
+	for _, tc := range []struct {
+		name, config, metadata string
+		sticky                 bool
+	}{
+		{name: "sticky-by-bridge", config: "[bridge.br0]\nsticky = true\n", sticky: true},
+		{name: "sticky-by-guest", metadata: `<fdbhook:fdb ` + ns + ` sticky="yes"/>`, sticky: true},
+		{name: "nic-beats-bridge", config: "[bridge.br0]\nsticky = true\n",
+			metadata: `<fdbhook:fdb ` + ns + `><fdbhook:interface mac="` + guestMAC + `" sticky="no"/></fdbhook:fdb>`},
+		{name: "not-sticky"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newLab(t)
+			l.start("bridges = [\"br0\"]\n"+tc.config, tc.metadata)
+			if e := l.entryOf(guestMAC); e != (entry{Port: "tap0", Static: true, Sticky: tc.sticky}) {
+				t.Fatalf("after the hook, entry for %s = %+v, want static on tap0, sticky %v", guestMAC, e, tc.sticky)
+			}
+			// Someone on the wire claims the guest's MAC.
+			if err := l.up1.send(frame(broadcast, guestMAC, "steal")); err != nil {
+				t.Fatal(err)
+			}
+			want := entry{Port: "tap0", Static: true, Sticky: true}
+			if !tc.sticky {
+				want = entry{Port: "up0", Static: true}
+			}
+			deadline := time.Now().Add(settle)
+			for {
+				e := l.entryOf(guestMAC)
+				if e == want {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("after a frame from %s on the uplink, entry = %+v, want %+v", guestMAC, e, want)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if tc.sticky {
+				// Give a wrong move time to happen, then look again.
+				time.Sleep(50 * time.Millisecond)
+				if e := l.entryOf(guestMAC); e != want {
+					t.Errorf("sticky entry moved: %+v", e)
+				}
+			}
+		})
+	}
+}
+
+// TestStopCleansExtraMACsAndUnlocks: at stop, a tap that outlived the
+// guest loses the guest's entries, the extra MAC's included, and is
+// unlocked with learning and flooding back on.
+func TestStopCleansExtraMACsAndUnlocks(t *testing.T) {
+	l := newLab(t)
+	cfg := "bridges = [\"br0\"]\n[bridge.br0]\nlock_ports = true\nsticky = true\n"
+	l.start(cfg, extraMeta)
+	for _, mac := range []string{guestMAC, extraMAC} {
+		if e := l.entryOf(mac); e != (entry{Port: "tap0", Static: true, Sticky: true}) {
+			t.Fatalf("after start, entry for %s = %+v, want static sticky on tap0", mac, e)
+		}
+	}
+	// At stop libvirt passes the inactive XML; the metadata is still there.
+	r := l.hook(cfg, domainXML(extraMeta), nil, "fdbt-g1", "stopped", "end", "-")
+	if r.Code != 0 {
+		t.Fatalf("stop: %s", r)
+	}
+	for _, mac := range []string{guestMAC, extraMAC} {
+		if e := l.entryOf(mac); e.Port != "" {
+			t.Errorf("after stop, entry for %s still there: %+v", mac, e)
+		}
+	}
+	if f := l.portFlags("tap0"); !f.Learning || !f.Flood || f.Locked {
+		t.Errorf("after stop tap0 is %v, want learning on flood on locked off", f)
+	}
+	// The unlocked port forwards any source again.
+	if got := l.guestSends(spoofMAC); !slices.Equal(got, []string{spoofMAC}) {
+		t.Errorf("after stop, frames from %s: passed %v, want it forwarded", spoofMAC, got)
+	}
+}
+
+// TestDryRunShowsFeatures: a dry run names every option per port and
+// changes nothing.
+func TestDryRunShowsFeatures(t *testing.T) {
+	l := newLab(t)
+	before := l.portFlags("tap0")
+	r := l.hook("bridges = [\"br0\"]\n[bridge.br0]\nlock_ports = true\nsticky = true\n", domainXML(extraMeta),
+		[]string{"FDBHOOK_DRY_RUN=1"}, "fdbt-g1", "start", "begin", "-")
+	if r.Code != 0 {
+		t.Fatalf("dry run: %s", r)
+	}
+	for _, want := range []string{
+		"fdb replace " + guestMAC + " dev tap0 master br0 static sticky",
+		"fdb replace " + extraMAC + " dev tap0 master br0 static sticky (extra MAC)",
+		"link set dev tap0 learning off flood off locked on (was learning on flood on locked off)",
+	} {
+		if !strings.Contains(r.Stderr, want) {
+			t.Errorf("dry run does not show %q:\n%s", want, r.Stderr)
+		}
+	}
+	if after := l.portFlags("tap0"); after != before {
+		t.Errorf("dry run changed tap0: %v -> %v", before, after)
+	}
+	for _, mac := range []string{guestMAC, extraMAC} {
+		if e := l.entryOf(mac); e.Port != "" {
+			t.Errorf("dry run wrote an entry for %s: %+v", mac, e)
+		}
+	}
+}

@@ -1,0 +1,185 @@
+package features
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"runtime"
+	"time"
+
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// etherType marks the test's frames (IEEE 802 local experimental 1), so
+// that nothing else the kernel sends is mistaken for them.
+const etherType = 0x88b5
+
+// inNS runs fn on a thread that has entered ns, and puts the thread back.
+// Sockets and tap file descriptors opened by fn stay in ns. A thread that
+// cannot go back is never reused: its goroutine exits still locked.
+func inNS(ns netns.NsHandle, fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- err
+			return
+		}
+		defer orig.Close()
+		if err := netns.Set(ns); err != nil {
+			runtime.UnlockOSThread()
+			errc <- err
+			return
+		}
+		err = fn()
+		if netns.Set(orig) == nil {
+			runtime.UnlockOSThread()
+		}
+		errc <- err
+	}()
+	return <-errc
+}
+
+// tapDev is the guest's end of a tap: what QEMU holds.
+type tapDev struct{ fd int }
+
+// openTap attaches to the existing persistent tap name in ns, as QEMU does
+// with the tap libvirt made (TUNSETIFF IFF_TAP|IFF_NO_PI).
+func openTap(ns netns.NsHandle, name string) (*tapDev, error) {
+	var t *tapDev
+	err := inNS(ns, func() error {
+		fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		ifr, err := unix.NewIfreq(name)
+		if err != nil {
+			unix.Close(fd)
+			return err
+		}
+		ifr.SetUint16(unix.IFF_TAP | unix.IFF_NO_PI)
+		if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+			unix.Close(fd)
+			return fmt.Errorf("TUNSETIFF %s: %w", name, err)
+		}
+		t = &tapDev{fd: fd}
+		return nil
+	})
+	return t, err
+}
+
+// send transmits frame as the guest.
+func (t *tapDev) send(frame []byte) error {
+	_, err := unix.Write(t.fd, frame)
+	return err
+}
+
+func (t *tapDev) Close() { unix.Close(t.fd) }
+
+// packetSock is an AF_PACKET socket on one device for the test's
+// EtherType.
+type packetSock struct {
+	fd      int
+	ifindex int
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+func openPacket(ns netns.NsHandle, dev string) (*packetSock, error) {
+	var s *packetSock
+	err := inNS(ns, func() error {
+		ifi, err := net.InterfaceByName(dev)
+		if err != nil {
+			return err
+		}
+		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(etherType)))
+		if err != nil {
+			return err
+		}
+		if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(etherType), Ifindex: ifi.Index}); err != nil {
+			unix.Close(fd)
+			return err
+		}
+		s = &packetSock{fd: fd, ifindex: ifi.Index}
+		return nil
+	})
+	return s, err
+}
+
+func (s *packetSock) Close() { unix.Close(s.fd) }
+
+// send transmits frame out of the device, as the network beyond it would.
+func (s *packetSock) send(frame []byte) error {
+	return unix.Sendto(s.fd, frame, 0, &unix.SockaddrLinklayer{Protocol: htons(etherType), Ifindex: s.ifindex, Halen: 6})
+}
+
+// drain returns the markers of the test frames that arrive within wait
+// (incoming only, not the socket's own).
+func (s *packetSock) drain(wait time.Duration) ([]string, error) {
+	deadline := time.Now().Add(wait)
+	var got []string
+	buf := make([]byte, 2048)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return got, nil
+		}
+		tv := unix.NsecToTimeval(left.Nanoseconds())
+		if err := unix.SetsockoptTimeval(s.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+			return got, err
+		}
+		n, from, err := unix.Recvfrom(s.fd, buf, 0)
+		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return got, err
+		}
+		if ll, ok := from.(*unix.SockaddrLinklayer); ok && ll.Pkttype == unix.PACKET_OUTGOING {
+			continue
+		}
+		if m, ok := marker(buf[:n]); ok {
+			got = append(got, m)
+		}
+	}
+}
+
+// frame builds an Ethernet frame of the test's EtherType carrying marker.
+func frame(dst, src, mark string) []byte {
+	d, err := net.ParseMAC(dst)
+	if err != nil {
+		panic(err)
+	}
+	s, err := net.ParseMAC(src)
+	if err != nil {
+		panic(err)
+	}
+	f := make([]byte, 0, 60)
+	f = append(f, d...)
+	f = append(f, s...)
+	f = append(f, byte(etherType>>8), byte(etherType&0xff))
+	f = append(f, "fdbt:"+mark+";"...)
+	for len(f) < 60 {
+		f = append(f, 0)
+	}
+	return f
+}
+
+func marker(f []byte) (string, bool) {
+	if len(f) < 14 || f[12] != etherType>>8 || f[13] != etherType&0xff {
+		return "", false
+	}
+	p := f[14:]
+	if !bytes.HasPrefix(p, []byte("fdbt:")) {
+		return "", false
+	}
+	end := bytes.IndexByte(p, ';')
+	if end < 0 {
+		return "", false
+	}
+	return string(p[5:end]), true
+}
