@@ -190,6 +190,9 @@ const qemuUsage = `Usage:
   %[1]s DOMAIN OPERATION SUB-OPERATION EXTRA   (as libvirt calls it; XML on stdin)
   %[1]s --dry-run DOMAIN OPERATION SUB-OPERATION EXTRA
   %[1]s explain FILE|-
+  %[1]s status [BRIDGE...] [--json]
+  %[1]s doctor
+  %[1]s reconcile [--dry-run]
   %[1]s --help | --version
 
 fdbhook keeps a Linux bridge's MAC table (FDB) in step with the guests on it.
@@ -214,6 +217,31 @@ Commands:
   --dry-run        run one hook event without changing anything; the plan
                    (every port, flag and entry, every skipped NIC and why)
                    goes to stderr. FDBHOOK_DRY_RUN=1 does the same in hook mode.
+  status [BRIDGE...] [--json]
+                   every managed bridge (or the ones named): vlan_filtering,
+                   each port's kind (guest, other, uplink), learning, flood,
+                   locked and promiscuity, each static entry and the guest NIC
+                   it belongs to, and the problems found, in words: a managed
+                   guest port still learning or flooding, a managed MAC
+                   without its entry, a stale entry, an uplink kept
+                   promiscuous and why. Exit 1 when a problem is found.
+                   (Exactly four arguments are hook mode: name at most two
+                   bridges together with --json.)
+  doctor           would fdbhook work here: kernel features (probed in a
+                   throwaway network namespace), libvirt's version, the
+                   installed hooks, the configuration file and its bridges.
+                   One line per check: ok, warn or fail and what to do.
+                   Exit 1 when a check fails.
+  reconcile [--dry-run]
+                   for guests that were running before fdbhook was installed
+                   or configured: delete stale static entries on managed
+                   bridges (on taps no running guest owns, and on uplinks for
+                   MACs of defined guests that are not running), then give
+                   every running guest exactly what its start would. Entries
+                   it cannot attribute are reported, never deleted. Takes the
+                   hooks' lock. Exit 1 when a guest could not be managed.
+  status, doctor and reconcile read the kernel, the configuration and
+  libvirt's files (never the libvirt API).
 
 Debug one event by hand:
   virsh dumpxml GUEST | FDBHOOK_DRY_RUN=1 %[1]s GUEST start begin -
@@ -223,6 +251,10 @@ Environment:
                       libvirt passes no environment, so hooks it runs use the default)
   FDBHOOK_DRY_RUN=1   print the plan to stderr, change nothing
   FDBHOOK_LOG_LEVEL   debug|info|warning|error, on stderr and syslog
+  FDBHOOK_LIBVIRT_RUN libvirt's run directory, for status, doctor and reconcile
+                      only (default /run/libvirt: qemu/*.xml, network/*.xml)
+  FDBHOOK_LIBVIRT_ETC libvirt's configuration directory, likewise (default
+                      /etc/libvirt: qemu/*.xml, qemu/networks/*.xml, hooks/)
 
 Exit codes:
   0  done, nothing to do, or on_error = "warn"
@@ -261,6 +293,9 @@ func (r *Runner) qemuCommand(args []string) int {
 			return usage("explain wants one FILE (or - for stdin)")
 		}
 		return r.explain(args[1])
+	}
+	if code, ok := r.adminCommand(args); ok {
+		return code
 	}
 	return usage("unknown command %q (hook mode takes exactly 4 arguments, got %d)", args[0], len(args))
 }

@@ -1,0 +1,187 @@
+package admin
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/fdbhook/fdbhook/pkg/guest"
+	"github.com/fdbhook/fdbhook/pkg/plan"
+)
+
+// nicRef is one NIC of a running guest that has a host-side port.
+type nicRef struct {
+	Guest string
+	NIC   string // alias, e.g. net0
+	MAC   string
+	Port  string
+	// Managed is true when a start would manage the NIC; Why says why not.
+	Managed bool
+	Why     string
+}
+
+func (r *nicRef) label() string { return r.Guest + " " + r.NIC }
+
+// guestPlan is the start plan of one running guest.
+type guestPlan struct {
+	g   *guest.Guest
+	p   *plan.Plan
+	err error
+}
+
+// analysis joins the running guests' NICs, their start plans and the
+// kernel's state.
+type analysis struct {
+	st      *State
+	plans   []guestPlan
+	byPort  map[string]*nicRef   // port name → running guest's NIC
+	byMAC   map[string][]*nicRef // MAC → running guests' NICs
+	defined map[string]string    // MAC → a defined guest that is not running
+}
+
+// analyze plans every running guest's start against the snapshot.
+func analyze(st *State) *analysis {
+	a := &analysis{st: st, byPort: map[string]*nicRef{}, byMAC: map[string][]*nicRef{}, defined: map[string]string{}}
+	v := st.view()
+	running := map[string]bool{}
+	for _, g := range st.Running {
+		running[g.Name] = true
+		p, err := plan.Start(st.Config, g, v)
+		a.plans = append(a.plans, guestPlan{g: g, p: p, err: err})
+		for _, n := range g.NICs {
+			mac, merr := guest.NormalizeMAC(n.MAC)
+			if merr != nil {
+				continue
+			}
+			ref := &nicRef{Guest: g.Name, NIC: n.Label(), MAC: mac, Port: n.Target}
+			ref.Managed, ref.Why = planned(p, err, n.Label())
+			if n.Target != "" {
+				a.byPort[n.Target] = ref
+			}
+			a.byMAC[mac] = append(a.byMAC[mac], ref)
+		}
+	}
+	for _, g := range st.Defined {
+		if running[g.Name] {
+			continue
+		}
+		for _, n := range g.NICs {
+			if mac, err := guest.NormalizeMAC(n.MAC); err == nil {
+				if _, seen := a.defined[mac]; !seen {
+					a.defined[mac] = g.Name
+				}
+			}
+		}
+	}
+	return a
+}
+
+// planned reports whether plan p manages the NIC labelled nic, or why not.
+func planned(p *plan.Plan, err error, nic string) (bool, string) {
+	if err != nil {
+		return false, err.Error()
+	}
+	for _, s := range p.Steps {
+		if s.Kind == plan.AddEntry && s.NIC == nic {
+			return true, ""
+		}
+	}
+	for _, s := range p.Skips {
+		if s.NIC == nic {
+			return false, s.Reason
+		}
+	}
+	for _, r := range p.Refusals {
+		if r.NIC == nic {
+			return false, "refused: " + r.Cause
+		}
+	}
+	return false, "not managed"
+}
+
+// Port kinds.
+const (
+	KindGuest  = "guest"  // a tap or veth of a running guest
+	KindOther  = "other"  // a tap or veth that no running guest owns
+	KindUplink = "uplink" // any other port: NIC, bond, VLAN, VXLAN, …
+)
+
+// portKind classifies a bridge port.
+func (a *analysis) portKind(p *Link) (string, *nicRef) {
+	if !p.IsGuestPort() {
+		return KindUplink, nil
+	}
+	if ref := a.byPort[p.Name]; ref != nil {
+		return KindGuest, ref
+	}
+	return KindOther, nil
+}
+
+// device names a port's device kind in a word.
+func device(l *Link) string {
+	switch {
+	case l.IsTap():
+		return "tap"
+	case l.Type == "tuntap":
+		return "tun"
+	case l.Type == "device":
+		return "nic"
+	case l.Type == "":
+		return "?"
+	}
+	return l.Type
+}
+
+// Entry states.
+const (
+	EntryOK      = "ok"      // on the port of the guest NIC with that MAC
+	EntryRoamed  = "roamed"  // a running guest's MAC, on a port that is not its own
+	EntryStale   = "stale"   // left behind by a guest that is gone: reconcile deletes it
+	EntryUnknown = "unknown" // not fdbhook's to judge: reported, never deleted
+)
+
+// classify says whose a static entry on a managed bridge is, and whether
+// reconcile may delete it. It errs on the side of "unknown": only entries
+// on a tap no running guest holds, and entries on an uplink for the MAC of
+// a guest that is defined but not running, are stale.
+func (a *analysis) classify(e plan.Entry) (state string, owner *nicRef, why string) {
+	port := a.st.Kernel.DeviceByIndex(e.PortIndex)
+	if port == nil {
+		return EntryUnknown, nil, fmt.Sprintf("port %d no longer exists", e.PortIndex)
+	}
+	refs := a.byMAC[e.MAC]
+	if port.IsGuestPort() {
+		if ref := a.byPort[port.Name]; ref != nil {
+			if ref.MAC == e.MAC {
+				return EntryOK, ref, ""
+			}
+			if len(refs) > 0 {
+				return EntryRoamed, refs[0], fmt.Sprintf("%s's MAC is on %s, the port of %s", refs[0].label(), port.Name, ref.label())
+			}
+			return EntryUnknown, nil, fmt.Sprintf("on %s's port, but no running guest has this MAC (an address behind the guest?)", ref.label())
+		}
+		switch {
+		case !port.IsTap():
+			return EntryUnknown, nil, fmt.Sprintf("%s is a %s no running guest owns; fdbhook never writes entries there", port.Name, device(port))
+		case !a.st.RunningComplete:
+			return EntryUnknown, nil, fmt.Sprintf("no known running guest owns tap %s, but some live XML could not be read", port.Name)
+		case port.Carrier:
+			return EntryUnknown, nil, fmt.Sprintf("no running guest owns tap %s, but a process holds it open (a guest starting?)", port.Name)
+		}
+		return EntryStale, nil, fmt.Sprintf("no running guest owns tap %s", port.Name)
+	}
+	if len(refs) > 0 {
+		return EntryRoamed, refs[0], fmt.Sprintf("%s's MAC is on %s %s instead of its port %s", refs[0].label(), device(port), port.Name, refs[0].Port)
+	}
+	if g, ok := a.defined[e.MAC]; ok {
+		return EntryStale, nil, fmt.Sprintf("guest %s has this MAC and is not running", g)
+	}
+	return EntryUnknown, nil, "no known guest has this MAC"
+}
+
+// staticEntries returns the bridge's static entries on its ports (not on
+// the bridge device itself).
+func staticEntries(all []plan.Entry, br *Link) []plan.Entry {
+	return slices.DeleteFunc(slices.Clone(all), func(e plan.Entry) bool {
+		return !e.Static() || e.PortIndex == br.Index
+	})
+}

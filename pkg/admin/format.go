@@ -1,0 +1,121 @@
+package admin
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+)
+
+// Format writes the report as tables, one per bridge, then the problems
+// and notes.
+func (rep *Report) Format(w io.Writer) {
+	for i, b := range rep.Bridges {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		b.format(w)
+	}
+	if len(rep.Bridges) == 0 {
+		fmt.Fprintln(w, "no managed bridges")
+	}
+	fmt.Fprintln(w)
+	if len(rep.Problems) == 0 {
+		fmt.Fprintln(w, "no problems found")
+	} else {
+		fmt.Fprintf(w, "problems (%d):\n", len(rep.Problems))
+		for _, p := range rep.Problems {
+			where := ""
+			if p.Bridge != "" {
+				where = p.Bridge + ": "
+			}
+			fmt.Fprintf(w, "  %s%s\n", where, p.Text)
+		}
+	}
+	if len(rep.Notes) > 0 {
+		fmt.Fprintln(w, "notes:")
+		for _, n := range rep.Notes {
+			fmt.Fprintf(w, "  %s\n", n)
+		}
+	}
+}
+
+func (b *BridgeReport) format(w io.Writer) {
+	head := "bridge " + b.Name
+	if len(b.ManagedBy) > 0 {
+		head += " (managed: " + strings.Join(b.ManagedBy, ", ") + ")"
+	} else {
+		head += " (not managed)"
+	}
+	switch {
+	case !b.Exists:
+		fmt.Fprintf(w, "%s: does not exist\n", head)
+		return
+	case b.VlanFiltering:
+		head += ": vlan_filtering on"
+	case b.VlanSupported:
+		head += ": vlan_filtering off"
+	default:
+		head += ": vlan_filtering off (not supported by this kernel)"
+	}
+	if b.Promiscuous {
+		head += ", promiscuous"
+	}
+	fmt.Fprintln(w, head)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  PORT\tKIND\tDEVICE\tLEARNING\tFLOOD\tLOCKED\tPROMISC\tGUEST")
+	for _, p := range b.Ports {
+		locked := "-"
+		if p.Locked != nil {
+			locked = onOff(*p.Locked)
+		}
+		who := "-"
+		switch {
+		case p.Guest != "" && p.Managed:
+			who = p.Guest + " " + p.NIC + " " + p.MAC
+		case p.Guest != "":
+			who = p.Guest + " " + p.NIC + " " + p.MAC + " (not managed: " + p.Reason + ")"
+		case p.Kind == KindOther:
+			who = "(no running guest)"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", p.Name, p.Kind, p.Device,
+			onOff(p.Learning), onOff(p.Flood), locked, p.Promiscuity, who)
+	}
+	if len(b.Ports) == 0 {
+		fmt.Fprintln(tw, "  (no ports)")
+	}
+	tw.Flush()
+	if len(b.Entries) == 0 {
+		fmt.Fprintln(w, "  no static entries")
+		return
+	}
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  STATIC ENTRY\tPORT\tVLAN\tSTATE\tGUEST")
+	for _, e := range b.Entries {
+		vlan := "-"
+		if e.Vlan != 0 {
+			vlan = strconv.Itoa(e.Vlan)
+		}
+		state := e.State
+		if e.Sticky {
+			state += " (sticky)"
+		}
+		who := "-"
+		if e.Guest != "" {
+			who = e.Guest + " " + e.NIC
+		}
+		if e.Why != "" {
+			who += ": " + e.Why
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", e.MAC, e.Port, vlan, state, who)
+	}
+	tw.Flush()
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
+}

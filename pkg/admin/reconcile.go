@@ -1,0 +1,260 @@
+package admin
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	"github.com/fdbhook/fdbhook/pkg/apply"
+	"github.com/fdbhook/fdbhook/pkg/plan"
+)
+
+// Result is what reconcile did or, in a dry run, would do.
+type Result struct {
+	DryRun  bool
+	Entries []EntryResult
+	Guests  []GuestResult
+	// Failed counts the guests that could not be managed.
+	Failed int
+}
+
+// EntryResult is one stale entry (or port) cleaned up, or an entry left
+// alone because it is not fdbhook's to judge.
+type EntryResult struct {
+	Bridge string
+	Step   plan.Step
+	// Action is "deleted", "restored" (port flags), "left alone" or
+	// "failed"; in a dry run "would delete" or "would restore".
+	Action string
+	Why    string
+	Err    error
+}
+
+// GuestResult is what happened to one running guest.
+type GuestResult struct {
+	Guest string
+	// Managed lists the guest's managed NICs ("net0 on vnet3").
+	Managed []string
+	// Changes are the steps that changed (or would change) the kernel.
+	Changes []plan.Step
+	// Err is set when the guest failed: nothing of its plan is applied.
+	Err      error
+	Warnings []string
+}
+
+// Reconcile brings the kernel to what fdbhook's hooks would have made of
+// the running guests: first stale static entries on managed bridges are
+// deleted (entries on taps no running guest owns, and entries on uplinks
+// for the MACs of defined guests that are not running), then every running
+// guest gets exactly what a "start begin" applies, all or nothing per
+// guest. Entries it cannot attribute are reported, never deleted. With dry
+// set it changes nothing and reports what it would do. The caller holds
+// the run lock.
+func Reconcile(st *State, w apply.Writer, dry bool) (*Result, error) {
+	res := &Result{DryRun: dry}
+	a := analyze(st)
+	bridges, _ := st.bridges()
+	names := make([]string, 0, len(bridges))
+	for _, b := range bridges {
+		names = append(names, b.name)
+	}
+	for _, gp := range a.plans {
+		if gp.err != nil {
+			continue
+		}
+		for _, s := range gp.p.Steps {
+			if s.Kind == plan.AddEntry && !slices.Contains(names, s.Bridge) {
+				names = append(names, s.Bridge)
+			}
+		}
+	}
+	for _, name := range names {
+		br := st.Kernel.Device(name)
+		if br == nil || br.Type != "bridge" {
+			continue
+		}
+		if err := res.cleanBridge(a, br, w); err != nil {
+			return nil, err
+		}
+	}
+	v := st.view()
+	for _, g := range st.Running {
+		gr := GuestResult{Guest: g.Name}
+		p, err := plan.Start(st.Config, g, v)
+		switch {
+		case err != nil:
+			gr.Err = err
+		case len(p.Refusals) > 0:
+			msgs := make([]string, len(p.Refusals))
+			for i, r := range p.Refusals {
+				msgs[i] = r.NIC + " " + r.Error()
+			}
+			gr.Err = fmt.Errorf("%s (nothing applied)", strings.Join(msgs, "; "))
+		}
+		if gr.Err != nil {
+			res.Failed++
+			res.Guests = append(res.Guests, gr)
+			continue
+		}
+		gr.Warnings = p.Warnings
+		for _, s := range p.Steps {
+			if s.Kind == plan.AddEntry {
+				gr.Managed = append(gr.Managed, s.NIC+" on "+s.Port)
+			}
+			if changes(st.Kernel, s) {
+				gr.Changes = append(gr.Changes, s)
+			}
+		}
+		if !dry {
+			if err := apply.Apply(w, p.Steps); err != nil {
+				gr.Err, gr.Changes = err, nil
+				res.Failed++
+				var se *apply.StepError
+				if !errors.As(err, &se) || se.UndoErr != nil {
+					for _, s := range p.Steps {
+						st.Kernel.Forget(s.BridgeIndex)
+					}
+				}
+				res.Guests = append(res.Guests, gr)
+				continue
+			}
+		}
+		for _, s := range p.Steps {
+			st.Kernel.Record(s)
+		}
+		res.Guests = append(res.Guests, gr)
+	}
+	return res, nil
+}
+
+// changes reports whether step s would change the kernel as the snapshot
+// has it (an AddEntry for an entry that is already there changes nothing).
+func changes(k *Snapshot, s plan.Step) bool {
+	if s.Kind != plan.AddEntry {
+		return true
+	}
+	br := k.DeviceByIndex(s.BridgeIndex)
+	if br == nil {
+		return true
+	}
+	entries, err := k.Entries(&br.Link, s.MAC)
+	if err != nil {
+		return true
+	}
+	return !slices.ContainsFunc(entries, func(e plan.Entry) bool {
+		return e.PortIndex == s.PortIndex && e.Static() && e.Vlan == 0
+	})
+}
+
+// cleanBridge deletes the bridge's stale static entries and gives the taps
+// they were on (which no running guest owns) learning and flooding back
+// once no static entry is left on them, as a guest's stop does.
+func (res *Result) cleanBridge(a *analysis, br *Link, w apply.Writer) error {
+	all, err := a.st.Kernel.BridgeEntries(&br.Link)
+	if err != nil {
+		return err
+	}
+	var cleaned []*Link
+	for _, e := range staticEntries(all, br) {
+		state, _, why := a.classify(e)
+		step := plan.Step{Kind: plan.DelEntry, MAC: e.MAC, Port: e.Port, PortIndex: e.PortIndex,
+			Bridge: br.Name, BridgeIndex: br.Index, Entry: e, Why: why}
+		switch state {
+		case EntryUnknown:
+			res.Entries = append(res.Entries, EntryResult{Bridge: br.Name, Step: step, Action: "left alone", Why: why})
+			continue
+		case EntryStale:
+		default:
+			continue
+		}
+		r := res.do(w, a.st.Kernel, step, "deleted", "would delete")
+		r.Why = why
+		res.Entries = append(res.Entries, r)
+		if port := a.st.Kernel.DeviceByIndex(e.PortIndex); r.Err == nil && port != nil && port.IsTap() && !slices.Contains(cleaned, port) {
+			cleaned = append(cleaned, port)
+		}
+	}
+	defaults := plan.Flags{Learning: true, Flood: true}
+	for _, port := range cleaned {
+		left, err := a.st.Kernel.PortEntries(&br.Link, &port.Link)
+		if err != nil {
+			return err
+		}
+		if port.Flags == defaults || slices.ContainsFunc(left, plan.Entry.Static) {
+			continue
+		}
+		step := plan.Step{Kind: plan.SetFlags, NIC: "port " + port.Name, Port: port.Name, PortIndex: port.Index,
+			Bridge: br.Name, BridgeIndex: br.Index, Flags: defaults, Prior: port.Flags}
+		r := res.do(w, a.st.Kernel, step, "restored", "would restore")
+		r.Why = "no running guest owns " + port.Name
+		res.Entries = append(res.Entries, r)
+	}
+	return nil
+}
+
+// do carries out one clean-up step (unless dry) and mirrors it into the
+// snapshot.
+func (res *Result) do(w apply.Writer, k *Snapshot, step plan.Step, done, would string) EntryResult {
+	r := EntryResult{Bridge: step.Bridge, Step: step, Action: would}
+	if !res.DryRun {
+		r.Action = done
+		if err := apply.Cleanup(w, []plan.Step{step}); err != nil {
+			r.Action, r.Err = "failed", err
+			k.Forget(step.BridgeIndex)
+			return r
+		}
+	}
+	k.Record(step)
+	return r
+}
+
+// Format writes one line per entry and guest, and a summary.
+func (res *Result) Format(w io.Writer) {
+	if res.DryRun {
+		fmt.Fprintln(w, "dry run: nothing is changed")
+	}
+	for _, e := range res.Entries {
+		what := "stale " + e.Step.Entry.String()
+		if e.Step.Kind == plan.SetFlags {
+			what = e.Step.Flags.String() + " for " + e.Step.Port
+		} else if e.Action == "left alone" {
+			what = "static " + e.Step.Entry.String()
+		}
+		line := fmt.Sprintf("bridge %s: %s %s: %s", e.Bridge, e.Action, what, e.Why)
+		if e.Err != nil {
+			line += ": " + e.Err.Error()
+		}
+		fmt.Fprintln(w, line)
+	}
+	ok := 0
+	for _, g := range res.Guests {
+		if g.Err != nil {
+			fmt.Fprintf(w, "guest %s: failed: %v\n", g.Guest, g.Err)
+			continue
+		}
+		ok++
+		if len(g.Managed) == 0 {
+			fmt.Fprintf(w, "guest %s: nothing to manage\n", g.Guest)
+			continue
+		}
+		line := fmt.Sprintf("guest %s: ok: %s", g.Guest, strings.Join(g.Managed, ", "))
+		switch {
+		case len(g.Changes) == 0:
+			line += "; already managed"
+		case res.DryRun:
+			line += "; would change:"
+		default:
+			line += "; changed:"
+		}
+		fmt.Fprintln(w, line)
+		for _, s := range g.Changes {
+			fmt.Fprintf(w, "  %s\n", s)
+		}
+		for _, warn := range g.Warnings {
+			fmt.Fprintf(w, "  warning: %s\n", warn)
+		}
+	}
+	fmt.Fprintf(w, "%d running guests: %d ok, %d failed\n", len(res.Guests), ok, res.Failed)
+}

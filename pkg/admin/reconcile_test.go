@@ -1,0 +1,197 @@
+package admin
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fdbhook/fdbhook/pkg/guest"
+	"github.com/fdbhook/fdbhook/pkg/plan"
+)
+
+func TestReconcileFixesWhatStatusFlags(t *testing.T) {
+	k, running, defined := world(t)
+	res, err := Reconcile(state(t, k, cfgBr0, running, defined), k, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	res.Format(&out)
+	t.Log("\n" + out.String())
+	if res.Failed != 0 {
+		t.Errorf("%d guests failed", res.Failed)
+	}
+	for mac, want := range map[string][]string{
+		macG1: {"vnet1"}, macG2: {"vnet2"}, macG3: nil, macG5: {"vnet5"},
+		macG4: nil, macO9: nil, // stale: deleted
+		macO8: {"vnet8"}, macLAN: {"eth0"}, // unknown: left alone
+	} {
+		if got := k.static(mac); !slices.Equal(got, want) {
+			t.Errorf("static entries for %s on %v, want %v", mac, got, want)
+		}
+	}
+	for name, want := range map[string]plan.Flags{
+		"vnet1": managed, "vnet2": managed, "vnet5": managed,
+		"vnet3": learning, // opted out: untouched
+		"vnet9": learning, // no guest owns it and its stale entry is gone: back to defaults
+		"vnet8": managed,  // its entry was left alone, so are its flags
+		"eth0":  learning,
+	} {
+		if got := k.port(name).Flags; got != want {
+			t.Errorf("%s has %s, want %s", name, got, want)
+		}
+	}
+	if k.linkDumps != 1 || k.fdbDumps != 1 {
+		t.Errorf("reconcile took %d link dumps and %d FDB dumps, want 1 and 1", k.linkDumps, k.fdbDumps)
+	}
+	// After reconcile, status finds nothing left to do.
+	rep, err := Status(state(t, k, cfgBr0, running, defined), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// All but the uplink's promiscuity, which needs vlan_filtering.
+	if len(rep.Problems) != 1 || rep.Problems[0].Kind != ProblemPromisc || !strings.Contains(rep.Problems[0].Text, "vlan_filtering is off") {
+		t.Errorf("status after reconcile: %+v", rep.Problems)
+	}
+	// A second reconcile changes nothing.
+	writes := k.writes
+	res, err = Reconcile(state(t, k, cfgBr0, running, defined), k, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range res.Guests {
+		if len(g.Changes) > 0 {
+			t.Errorf("second reconcile: guest %s changes %v", g.Guest, g.Changes)
+		}
+	}
+	if slices.ContainsFunc(res.Entries, func(e EntryResult) bool { return e.Action != "left alone" }) {
+		t.Errorf("second reconcile cleaned again: %+v", res.Entries)
+	}
+	// Re-adding the same entries (replace) is what start does on a rerun.
+	if k.writes-writes > 3 {
+		t.Errorf("second reconcile wrote %d times; want only the replaces of the 3 managed entries", k.writes-writes)
+	}
+}
+
+func TestReconcileDryRunChangesNothing(t *testing.T) {
+	k, running, defined := world(t)
+	before := fmt.Sprint(k.entries)
+	res, err := Reconcile(state(t, k, cfgBr0, running, defined), k, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k.writes != 0 || fmt.Sprint(k.entries) != before {
+		t.Errorf("dry run wrote %d times", k.writes)
+	}
+	var out bytes.Buffer
+	res.Format(&out)
+	for _, want := range []string{"dry run: nothing is changed", "would delete stale " + macO9, "guest g2: ok: net0 on vnet2; would change:"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("dry-run report lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+// Two running guests with one MAC on one bridge: the first gets it, the
+// second is refused as a start would refuse it, and nothing of its plan is
+// applied. The snapshot must see the first guest's entry without a dump.
+func TestReconcileDuplicateMACAcrossGuests(t *testing.T) {
+	for _, dry := range []bool{false, true} {
+		k := &fakeKernel{}
+		k.add(bridge("br0"))
+		k.add(uplink("eth0", "br0"))
+		k.add(tap("vnet1", "br0", learning))
+		k.add(tap("vnet2", "br0", learning))
+		running := []*guest.Guest{
+			domain(t, "a", nil, "bridge:br0:vnet1:"+macG1),
+			domain(t, "b", nil, "bridge:br0:vnet2:"+macG1),
+		}
+		res, err := Reconcile(state(t, k, cfgBr0, running, nil), k, dry)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Failed != 1 || res.Guests[1].Err == nil || !strings.Contains(res.Guests[1].Err.Error(), "duplicate MAC") {
+			t.Fatalf("dry %v: failed %d, guest b: %v; want b refused for a duplicate MAC", dry, res.Failed, res.Guests[1].Err)
+		}
+		if dry {
+			continue
+		}
+		if got := k.static(macG1); !slices.Equal(got, []string{"vnet1"}) {
+			t.Errorf("entries for the shared MAC on %v, want only guest a's vnet1", got)
+		}
+		if k.port("vnet2").Flags != learning {
+			t.Errorf("refused guest b's port changed to %s", k.port("vnet2").Flags)
+		}
+	}
+}
+
+// Hundreds of guests and thousands of entries: one link dump and one FDB
+// dump per bridge, whatever the number of guests.
+func TestReconcileScales(t *testing.T) {
+	k := &fakeKernel{}
+	k.add(bridge("br0"))
+	k.add(bridge("br1"))
+	k.add(uplink("eth0", "br0"))
+	k.add(uplink("eth1", "br1"))
+	var running []*guest.Guest
+	for i := range 400 {
+		mac0, mac1 := fmt.Sprintf("52:54:00:01:%02x:%02x", i>>8, i&255), fmt.Sprintf("52:54:00:02:%02x:%02x", i>>8, i&255)
+		t0, t1 := fmt.Sprintf("vnet%d", 2*i), fmt.Sprintf("vnet%d", 2*i+1)
+		k.add(tap(t0, "br0", learning))
+		k.add(tap(t1, "br1", learning))
+		if i%2 == 0 {
+			k.addStatic(mac0, t0) // half of them managed already
+		}
+		running = append(running, domain(t, fmt.Sprintf("g%03d", i), nil, "bridge:br0:"+t0+":"+mac0, "bridge:br1:"+t1+":"+mac1))
+	}
+	for i := range 4000 { // the LAN behind the uplinks
+		k.entries = append(k.entries, plan.Entry{MAC: fmt.Sprintf("00:16:3e:%02x:%02x:%02x", i>>16, (i>>8)&255, i&255),
+			PortIndex: k.port("eth0").Index, State: 0x02, NTFlags: plan.NTFMaster})
+	}
+	st := state(t, k, `bridges = ["br0", "br1"]`, running, nil)
+	start := time.Now()
+	res, err := Reconcile(st, k, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	t.Logf("reconcile of %d guests, %d entries: %s, %d link dumps, %d FDB dumps, %d writes", len(running), len(k.entries), took, k.linkDumps, k.fdbDumps, k.writes)
+	if res.Failed != 0 {
+		t.Errorf("%d guests failed", res.Failed)
+	}
+	if k.linkDumps != 1 || k.fdbDumps != 2 {
+		t.Errorf("%d link dumps, %d FDB dumps; want 1 and 2 (one per bridge)", k.linkDumps, k.fdbDumps)
+	}
+	if got := k.port("vnet799").Flags; got != managed {
+		t.Errorf("last guest's port has %s", got)
+	}
+	if took > 5*time.Second {
+		t.Errorf("reconcile took %s", took)
+	}
+}
+
+func TestReconcileEnablesConfiguredVlanFiltering(t *testing.T) {
+	k := &fakeKernel{}
+	k.add(bridge("br0"))
+	k.add(uplink("eth0", "br0"))
+	k.add(tap("vnet1", "br0", managed))
+	k.addStatic(macG1, "vnet1")
+	running := []*guest.Guest{domain(t, "g1", nil, "bridge:br0:vnet1:"+macG1)}
+	cfg := cfgBr0 + "\n[bridge.br0]\nvlan_filtering = \"enable\"\n"
+	rep, err := Status(state(t, k, cfg, running, nil), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kinds := problemKinds(rep); len(kinds[ProblemVlan]) != 1 {
+		t.Errorf("status problems %v, want %s", kinds, ProblemVlan)
+	}
+	if _, err := Reconcile(state(t, k, cfg, running, nil), k, false); err != nil {
+		t.Fatal(err)
+	}
+	if !k.port("br0").VlanFiltering {
+		t.Error("reconcile left vlan_filtering off")
+	}
+}

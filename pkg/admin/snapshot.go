@@ -1,0 +1,177 @@
+package admin
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+
+	"github.com/fdbhook/fdbhook/pkg/plan"
+)
+
+// Snapshot is the kernel state the admin commands decide from: every device
+// from one link dump, and each bridge's FDB from one dump (taken the first
+// time the bridge is asked about), indexed by MAC. It serves plan.View's
+// kernel lookups from memory, so planning hundreds of guests costs no
+// netlink round trips. Record mirrors into it what a carried-out step did.
+type Snapshot struct {
+	r        Reader
+	links    map[int]*Link
+	byName   map[string]*Link
+	byMaster map[int][]*Link
+	fdb      map[int]map[string][]plan.Entry // bridge index → MAC → entries
+	// Dumps counts the FDB dumps taken.
+	Dumps int
+}
+
+// Take dumps every device through r. FDB dumps follow, one per bridge,
+// when a bridge's entries are first needed.
+func Take(r Reader) (*Snapshot, error) {
+	links, err := r.Links()
+	if err != nil {
+		return nil, err
+	}
+	s := &Snapshot{r: r, links: map[int]*Link{}, byName: map[string]*Link{},
+		byMaster: map[int][]*Link{}, fdb: map[int]map[string][]plan.Entry{}}
+	for _, l := range links {
+		s.links[l.Index] = l
+		s.byName[l.Name] = l
+	}
+	for _, l := range links {
+		if l.MasterIndex != 0 {
+			s.byMaster[l.MasterIndex] = append(s.byMaster[l.MasterIndex], l)
+		}
+	}
+	for _, ports := range s.byMaster {
+		slices.SortFunc(ports, func(a, b *Link) int { return cmp.Compare(a.Name, b.Name) })
+	}
+	return s, nil
+}
+
+// Device returns the device called name, or nil.
+func (s *Snapshot) Device(name string) *Link { return s.byName[name] }
+
+// DeviceByIndex returns the device with that index, or nil.
+func (s *Snapshot) DeviceByIndex(index int) *Link { return s.links[index] }
+
+// Devices returns every device, sorted by name.
+func (s *Snapshot) Devices() []*Link {
+	out := make([]*Link, 0, len(s.links))
+	for _, l := range s.links {
+		out = append(out, l)
+	}
+	slices.SortFunc(out, func(a, b *Link) int { return cmp.Compare(a.Name, b.Name) })
+	return out
+}
+
+// Ports returns the devices enslaved to bridge, sorted by name.
+func (s *Snapshot) Ports(bridge *Link) []*Link { return s.byMaster[bridge.Index] }
+
+// Link implements plan.View.
+func (s *Snapshot) Link(name string) (*plan.Link, error) {
+	if l := s.byName[name]; l != nil {
+		return &l.Link, nil
+	}
+	return nil, nil
+}
+
+// LinkByIndex implements plan.View.
+func (s *Snapshot) LinkByIndex(index int) (*plan.Link, error) {
+	if l := s.links[index]; l != nil {
+		return &l.Link, nil
+	}
+	return nil, nil
+}
+
+// bridgeFDB returns the bridge's entries by MAC, dumping them once.
+func (s *Snapshot) bridgeFDB(bridge *plan.Link) (map[string][]plan.Entry, error) {
+	if m, ok := s.fdb[bridge.Index]; ok {
+		return m, nil
+	}
+	entries, err := s.r.BridgeEntries(bridge)
+	if err != nil {
+		return nil, fmt.Errorf("dumping the FDB of %s: %w", bridge.Name, err)
+	}
+	s.Dumps++
+	m := make(map[string][]plan.Entry, len(entries))
+	for _, e := range entries {
+		m[e.MAC] = append(m[e.MAC], e)
+	}
+	s.fdb[bridge.Index] = m
+	return m, nil
+}
+
+// Entries implements plan.View: the entries for mac on bridge, every VLAN.
+func (s *Snapshot) Entries(bridge *plan.Link, mac string) ([]plan.Entry, error) {
+	m, err := s.bridgeFDB(bridge)
+	if err != nil {
+		return nil, err
+	}
+	return slices.Clone(m[mac]), nil
+}
+
+// PortEntries implements plan.View.
+func (s *Snapshot) PortEntries(bridge, port *plan.Link) ([]plan.Entry, error) {
+	all, err := s.BridgeEntries(bridge)
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(all, func(e plan.Entry) bool { return e.PortIndex != port.Index }), nil
+}
+
+// BridgeEntries returns every FDB entry of bridge, sorted by MAC, VLAN and port.
+func (s *Snapshot) BridgeEntries(bridge *plan.Link) ([]plan.Entry, error) {
+	m, err := s.bridgeFDB(bridge)
+	if err != nil {
+		return nil, err
+	}
+	var out []plan.Entry
+	for _, es := range m {
+		out = append(out, es...)
+	}
+	slices.SortFunc(out, func(a, b plan.Entry) int {
+		return cmp.Or(cmp.Compare(a.MAC, b.MAC), cmp.Compare(a.Vlan, b.Vlan), cmp.Compare(a.Port, b.Port))
+	})
+	return out, nil
+}
+
+// Record mirrors a carried-out step into the snapshot, so that later plans
+// see its effect without another dump. An added entry replaces every
+// non-local entry of its MAC on the bridge (the kernel's replace moves the
+// entry, and on a VLAN-filtering bridge writes the port's VLANs too); a
+// deleted entry without a VLAN takes the port's per-VLAN copies with it.
+func (s *Snapshot) Record(st plan.Step) {
+	switch st.Kind {
+	case plan.EnableVlanFiltering:
+		if b := s.links[st.BridgeIndex]; b != nil {
+			b.VlanFiltering = true
+		}
+	case plan.SetFlags:
+		if p := s.links[st.PortIndex]; p != nil {
+			p.Flags = st.Flags
+		}
+	case plan.AddEntry:
+		m, ok := s.fdb[st.BridgeIndex]
+		if !ok {
+			return // not dumped yet: the dump will show it
+		}
+		m[st.MAC] = append(slices.DeleteFunc(m[st.MAC], func(e plan.Entry) bool { return !e.Local() }),
+			plan.Entry{MAC: st.MAC, Port: st.Port, PortIndex: st.PortIndex, State: plan.NUDNoARP, NTFlags: plan.NTFMaster})
+	case plan.DelEntry:
+		m, ok := s.fdb[st.BridgeIndex]
+		if !ok {
+			return
+		}
+		e := st.Entry
+		m[e.MAC] = slices.DeleteFunc(m[e.MAC], func(x plan.Entry) bool {
+			return x.PortIndex == e.PortIndex && (e.Vlan == 0 || x.Vlan == e.Vlan)
+		})
+		if len(m[e.MAC]) == 0 {
+			delete(m, e.MAC)
+		}
+	}
+}
+
+// Forget drops what the snapshot knows of a bridge's FDB; the next question
+// dumps it again. For when the kernel's state is no longer known, e.g.
+// after an undo that failed.
+func (s *Snapshot) Forget(bridgeIndex int) { delete(s.fdb, bridgeIndex) }

@@ -1,0 +1,134 @@
+package admin
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/fdbhook/fdbhook/pkg/config"
+	"github.com/fdbhook/fdbhook/pkg/guest"
+	"github.com/fdbhook/fdbhook/pkg/plan"
+)
+
+// Networks resolves libvirt networks from libvirt's files (libvirt.Files).
+type Networks interface {
+	Network(name string) (*plan.Network, error)
+}
+
+// State is everything status and reconcile decide from.
+type State struct {
+	Config   *config.Config
+	Kernel   *Snapshot
+	Networks Networks
+	// Running are the live XMLs of running guests, sorted by name.
+	Running []*guest.Guest
+	// RunningComplete is false when a running guest's live XML could not
+	// be read: a tap may then belong to a guest we do not know of, so no
+	// entry is called stale for lack of an owner.
+	RunningComplete bool
+	// Defined are the persistent definitions (running or not).
+	Defined []*guest.Guest
+	// Notes are things worth telling that are not problems.
+	Notes []string
+}
+
+// ReadGuests parses every *.xml in dir as a domain (or <domstatus>). A file
+// that cannot be read or parsed is reported in notes and skipped; ok is
+// false then. A missing directory holds no guests.
+func ReadGuests(dir string) (guests []*guest.Guest, ok bool, notes []string, err error) {
+	files, err := filepath.Glob(filepath.Join(dir, "*.xml"))
+	if err != nil {
+		return nil, false, nil, err
+	}
+	ok = true
+	for _, file := range files {
+		data, err := os.ReadFile(file)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // the guest stopped (or was undefined) meanwhile
+		}
+		if err == nil {
+			var g *guest.Guest
+			if g, err = guest.Parse(data); err == nil {
+				guests = append(guests, g)
+				continue
+			}
+		}
+		ok = false
+		notes = append(notes, fmt.Sprintf("%s: %v: skipped", file, err))
+	}
+	slices.SortFunc(guests, func(a, b *guest.Guest) int { return strings.Compare(a.Name, b.Name) })
+	return guests, ok, notes, nil
+}
+
+// view is the plan.View of a State: kernel lookups from the snapshot,
+// networks from libvirt's files, port owners from the running guests.
+type view struct {
+	*Snapshot
+	nets   Networks
+	owners map[string]string
+}
+
+func (v view) Network(name string) (*plan.Network, error) { return v.nets.Network(name) }
+func (v view) PortOwner(port string) (string, error)      { return v.owners[port], nil }
+
+func (st *State) view() view {
+	owners := map[string]string{}
+	for _, g := range st.Running {
+		for _, n := range g.NICs {
+			if n.Target != "" {
+				owners[n.Target] = g.Name
+			}
+		}
+	}
+	return view{Snapshot: st.Kernel, nets: st.Networks, owners: owners}
+}
+
+// managedBridge is a bridge status looks at, and why.
+type managedBridge struct {
+	name    string
+	sources []string // "bridges", "network NAME", "guest NICs"
+	managed bool
+}
+
+// bridges lists the managed bridges: "bridges", then the bridges of
+// "networks" as libvirt's files name them. Networks that cannot be
+// resolved go to notes.
+func (st *State) bridges() ([]*managedBridge, []string) {
+	var out []*managedBridge
+	var notes []string
+	add := func(name, source string) {
+		for _, b := range out {
+			if b.name == name {
+				if !slices.Contains(b.sources, source) {
+					b.sources = append(b.sources, source)
+				}
+				return
+			}
+		}
+		out = append(out, &managedBridge{name: name, sources: []string{source}, managed: true})
+	}
+	for _, b := range st.Config.Bridges {
+		add(b, "bridges")
+	}
+	for _, n := range st.Config.Networks {
+		net, err := st.Networks.Network(n)
+		switch {
+		case err != nil:
+			notes = append(notes, fmt.Sprintf("network %s: %v", n, err))
+		case net == nil:
+			notes = append(notes, fmt.Sprintf("network %s (in \"networks\"): libvirt has no definition of it", n))
+		case net.Bridge == "":
+			notes = append(notes, fmt.Sprintf("network %s: its definition names no bridge (not started yet?)", n))
+		default:
+			add(net.Bridge, "network "+n)
+			if net.MacTableLibvirt {
+				notes = append(notes, fmt.Sprintf("network %s has macTableManager='libvirt': libvirt manages its NICs, fdbhook leaves them alone", n))
+			}
+		}
+	}
+	return out, notes
+}

@@ -1,0 +1,198 @@
+package admin
+
+import (
+	"bytes"
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/fdbhook/fdbhook/pkg/guest"
+)
+
+const cfgBr0 = `bridges = ["br0"]`
+
+func problemKinds(rep *Report) map[string][]string {
+	out := map[string][]string{}
+	for _, p := range rep.Problems {
+		who := p.Port
+		if who == "" {
+			who = p.Bridge
+		}
+		out[p.Kind] = append(out[p.Kind], who)
+	}
+	for _, v := range out {
+		slices.Sort(v)
+	}
+	return out
+}
+
+func TestStatusFlagsEveryProblem(t *testing.T) {
+	k, running, defined := world(t)
+	st := state(t, k, cfgBr0, running, defined)
+	rep, err := Status(st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := problemKinds(rep)
+	want := map[string][]string{
+		ProblemPortFlags: {"vnet2"},
+		ProblemNoEntry:   {"vnet2", "vnet5"},
+		ProblemStale:     {"eth0", "vnet9"},
+	}
+	for kind, ports := range want {
+		if !slices.Equal(got[kind], ports) {
+			t.Errorf("%s problems on %v, want %v", kind, got[kind], ports)
+		}
+	}
+	for kind := range got {
+		if _, ok := want[kind]; !ok {
+			t.Errorf("unexpected %s problems: %v", kind, got[kind])
+		}
+	}
+	for _, p := range rep.Problems {
+		if p.Kind == ProblemStale && p.Port == "eth0" && p.MAC != macG4 {
+			t.Errorf("stale entry on the uplink is %s, want g4's %s", p.MAC, macG4)
+		}
+		if p.Kind == ProblemNoEntry && p.Port == "vnet5" && !strings.Contains(p.Text, "its static entry is on eth0") {
+			t.Errorf("missing entry of g5 does not say where it went: %q", p.Text)
+		}
+	}
+	// One link dump and one FDB dump for the bridge, whatever the guests.
+	if k.linkDumps != 1 || k.fdbDumps != 1 {
+		t.Errorf("status took %d link dumps and %d FDB dumps, want 1 and 1", k.linkDumps, k.fdbDumps)
+	}
+	if k.writes != 0 {
+		t.Errorf("status wrote to the kernel %d times", k.writes)
+	}
+
+	if len(rep.Bridges) != 1 {
+		t.Fatalf("%d bridges reported, want 1", len(rep.Bridges))
+	}
+	br := rep.Bridges[0]
+	kinds := map[string]string{}
+	for _, p := range br.Ports {
+		kinds[p.Name] = p.Kind
+		if p.Name == "vnet3" && (p.Managed || !strings.Contains(p.Reason, "opted out")) {
+			t.Errorf("vnet3: managed %v, reason %q; want unmanaged, opted out", p.Managed, p.Reason)
+		}
+		if p.Name == "vnet1" && (!p.Managed || p.Guest != "g1" || p.NIC != "net0") {
+			t.Errorf("vnet1: %+v, want g1 net0 managed", p)
+		}
+	}
+	wantKinds := map[string]string{"eth0": KindUplink, "vnet1": KindGuest, "vnet2": KindGuest, "vnet3": KindGuest,
+		"vnet5": KindGuest, "vnet8": KindOther, "vnet9": KindOther}
+	for name, kind := range wantKinds {
+		if kinds[name] != kind {
+			t.Errorf("port %s is %q, want %q", name, kinds[name], kind)
+		}
+	}
+	states := map[string]string{}
+	for _, e := range br.Entries {
+		states[e.MAC+" "+e.Port] = e.State
+	}
+	wantStates := map[string]string{
+		macG1 + " vnet1": EntryOK, macG5 + " eth0": EntryRoamed, macO8 + " vnet8": EntryUnknown,
+		macO9 + " vnet9": EntryStale, macG4 + " eth0": EntryStale, macLAN + " eth0": EntryUnknown,
+	}
+	if len(states) != len(wantStates) {
+		t.Errorf("static entries %v, want %v (the bridge's local entry is not static)", states, wantStates)
+	}
+	for e, s := range wantStates {
+		if states[e] != s {
+			t.Errorf("entry %s is %q, want %q", e, states[e], s)
+		}
+	}
+
+	var table bytes.Buffer
+	rep.Format(&table)
+	for _, want := range []string{"bridge br0 (managed: bridges): vlan_filtering off", "problems (5):",
+		"guest port vnet2 (g2 net0) still has learning on flood on"} {
+		if !strings.Contains(table.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, table.String())
+		}
+	}
+	raw, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Report
+	if err := json.Unmarshal(raw, &back); err != nil || len(back.Problems) != 5 || back.Bridges[0].Ports[0].Name != "eth0" {
+		t.Errorf("JSON does not round-trip (%v): %s", err, raw)
+	}
+}
+
+func TestStatusIncompleteLiveXMLCallsNoTapStale(t *testing.T) {
+	k, running, defined := world(t)
+	st := state(t, k, cfgBr0, running, defined)
+	st.RunningComplete = false
+	rep, err := Status(st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := problemKinds(rep)[ProblemStale]; !slices.Equal(got, []string{"eth0"}) {
+		t.Errorf("stale entries on %v; with an unreadable live XML only the uplink's defined-guest entry may be stale", got)
+	}
+}
+
+// A bridge whose guest ports are all managed: the uplink's promiscuity is
+// explained after the kernel's rule.
+func TestStatusUplinkPromiscuity(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		setup   func(k *fakeKernel)
+		problem string // "" when no problem is expected
+		count   int    // problems expected when problem is set (default 1)
+		note    string
+	}{
+		{name: "vlan filtering unsupported", setup: func(k *fakeKernel) { k.port("br0").VlanCapable = false },
+			note: "this kernel has no bridge VLAN filtering"},
+		{name: "vlan filtering off", problem: "vlan_filtering is off on br0"},
+		{name: "second learning port", setup: func(k *fakeKernel) {
+			k.port("br0").VlanFiltering = true
+			k.add(uplink("eth1", "br0"))
+		}, problem: "more than one port learns or floods (eth0, eth1)", count: 2},
+		{name: "bridge promiscuous", setup: func(k *fakeKernel) {
+			k.port("br0").VlanFiltering = true
+			k.port("br0").PromiscFlag = true
+		}, problem: "bridge br0 itself is in promiscuous mode"},
+		{name: "driver", setup: func(k *fakeKernel) { k.port("br0").VlanFiltering = true },
+			problem: "driver cannot filter unicast"},
+		{name: "cleared", setup: func(k *fakeKernel) {
+			k.port("br0").VlanFiltering = true
+			k.port("eth0").Promiscuity = 0
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k := &fakeKernel{}
+			k.add(bridge("br0"))
+			k.add(uplink("eth0", "br0"))
+			k.add(tap("vnet1", "br0", managed))
+			k.addStatic(macG1, "vnet1")
+			if tc.setup != nil {
+				tc.setup(k)
+			}
+			g1 := domain(t, "g1", nil, "bridge:br0:vnet1:"+macG1)
+			rep, err := Status(state(t, k, cfgBr0, []*guest.Guest{g1}, nil), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var problems []string
+			for _, p := range rep.Problems {
+				problems = append(problems, p.Text)
+			}
+			if tc.count == 0 {
+				tc.count = 1
+			}
+			switch {
+			case tc.problem == "" && len(problems) > 0:
+				t.Errorf("problems %q, want none", problems)
+			case tc.problem != "" && (len(problems) != tc.count || rep.Problems[0].Kind != ProblemPromisc || !strings.Contains(problems[0], tc.problem)):
+				t.Errorf("problems %q, want %d %s saying %q", problems, tc.count, ProblemPromisc, tc.problem)
+			}
+			if tc.note != "" && !slices.ContainsFunc(rep.Notes, func(n string) bool { return strings.Contains(n, tc.note) }) {
+				t.Errorf("notes %q lack %q", rep.Notes, tc.note)
+			}
+		})
+	}
+}

@@ -1,0 +1,182 @@
+package admin
+
+import (
+	"bytes"
+	"context"
+	"debug/buildinfo"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Uname returns the running kernel's release and machine.
+func Uname() (release, machine string, err error) {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return "", "", err
+	}
+	return unix.ByteSliceToString(u.Release[:]), unix.ByteSliceToString(u.Machine[:]), nil
+}
+
+// sbinPath is searched for libvirt's daemons and package tools, whatever
+// the caller's PATH.
+var sbinPath = []string{"/usr/sbin", "/sbin", "/usr/bin", "/bin", "/usr/local/sbin"}
+
+func lookPath(name string) (string, error) {
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	for _, dir := range sbinPath {
+		p := filepath.Join(dir, name)
+		if fi, err := os.Stat(p); err == nil && executable(fi) {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s not found", name)
+}
+
+// output runs a program with a short timeout and returns its stdout.
+func output(name string, args ...string) (string, error) {
+	p, err := lookPath(name)
+	if err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, p, args...)
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"}
+	out, err := cmd.Output()
+	return strings.TrimSpace(string(out)), err
+}
+
+// LibvirtVersion asks libvirt's daemons for their version (libvirtd, then
+// virtqemud), then the package manager. It never talks to a daemon.
+func LibvirtVersion() (version, source string, err error) {
+	for _, d := range []string{"libvirtd", "virtqemud"} {
+		out, err := output(d, "--version")
+		if err != nil {
+			continue
+		}
+		// "libvirtd (libvirt) 9.0.0"
+		if f := strings.Fields(out); len(f) > 0 && len(parseVersion(f[len(f)-1])) > 0 {
+			return f[len(f)-1], d + " --version", nil
+		}
+	}
+	for _, pkg := range []string{"libvirt-daemon", "libvirt-daemon-driver-qemu"} {
+		if out, err := output("dpkg-query", "-W", "-f=${Version}", pkg); err == nil && out != "" {
+			return out, "dpkg package " + pkg, nil
+		}
+		if out, err := output("rpm", "-q", "--qf", "%{VERSION}", pkg); err == nil && len(parseVersion(out)) > 0 {
+			return out, "rpm package " + pkg, nil
+		}
+	}
+	return "", "", errors.New("no libvirtd or virtqemud, and no libvirt-daemon package")
+}
+
+// libvirtDaemons are the daemons that run hooks.
+var libvirtDaemons = []string{"libvirtd", "virtqemud", "virtnetworkd"}
+
+// userHZ is the unit of /proc/PID/stat's start time. It is 100 on every
+// Linux architecture fdbhook is built for.
+const userHZ = 100
+
+// Daemons lists the running libvirt daemons and when each started, from
+// /proc.
+func Daemons() ([]Daemon, error) {
+	boot, err := bootTime()
+	if err != nil {
+		return nil, err
+	}
+	procs, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	var out []Daemon
+	for _, p := range procs {
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil {
+			continue
+		}
+		comm, err := os.ReadFile(filepath.Join("/proc", p.Name(), "comm"))
+		if err != nil {
+			continue
+		}
+		name := strings.TrimSpace(string(comm))
+		if !slices.Contains(libvirtDaemons, name) {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", p.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		ticks, err := startTicks(stat)
+		if err != nil {
+			return nil, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+		}
+		started := boot.Add(time.Duration(ticks) * time.Second / userHZ)
+		out = append(out, Daemon{Name: name, PID: pid, Started: started})
+	}
+	return out, nil
+}
+
+// startTicks returns field 22 (starttime) of a /proc/PID/stat line. The
+// command name (field 2) may hold spaces and parentheses, so fields are
+// counted after its last ')'.
+func startTicks(stat []byte) (uint64, error) {
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, errors.New("no command name")
+	}
+	f := strings.Fields(string(stat[i+1:]))
+	// f[0] is field 3 (state); starttime is field 22.
+	if len(f) < 20 {
+		return 0, errors.New("too few fields")
+	}
+	return strconv.ParseUint(f[19], 10, 64)
+}
+
+func bootTime() (time.Time, error) {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return time.Time{}, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "btime "); ok {
+			sec, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				return time.Time{}, fmt.Errorf("/proc/stat btime: %w", err)
+			}
+			return time.Unix(sec, 0), nil
+		}
+	}
+	return time.Time{}, errors.New("/proc/stat has no btime")
+}
+
+// Identify tells whether the file at p is one of fdbhook's programs, from
+// the Go build information in the binary (never by running an unknown
+// file); only a program so identified is run, with --version.
+func Identify(p string) (program, version string) {
+	bi, err := buildinfo.ReadFile(p)
+	if err != nil || !strings.HasPrefix(bi.Path, "github.com/fdbhook/fdbhook/cmd/") {
+		return "", ""
+	}
+	program = path.Base(bi.Path)
+	out, err := output(p, "--version")
+	if err != nil {
+		return program, ""
+	}
+	// "qemu-hook (fdbhook) 1.2.3"
+	if f := strings.Fields(out); len(f) >= 3 && f[1] == "(fdbhook)" {
+		version = f[2]
+	}
+	return program, version
+}

@@ -1,0 +1,226 @@
+package hook
+
+import (
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/vishvananda/netns"
+
+	"github.com/fdbhook/fdbhook/pkg/admin"
+	"github.com/fdbhook/fdbhook/pkg/config"
+	"github.com/fdbhook/fdbhook/pkg/kernel"
+	"github.com/fdbhook/fdbhook/pkg/libvirt"
+	"github.com/fdbhook/fdbhook/pkg/version"
+)
+
+// Environment variables that move libvirt's directories for the admin
+// commands (status, doctor, reconcile), so tests can give them a fake
+// libvirt. Hook mode ignores them.
+const (
+	EnvLibvirtRun = "FDBHOOK_LIBVIRT_RUN" // default /run/libvirt
+	EnvLibvirtEtc = "FDBHOOK_LIBVIRT_ETC" // default /etc/libvirt
+)
+
+// adminCommand runs the admin commands; handled is false for any other
+// command.
+func (r *Runner) adminCommand(args []string) (code int, handled bool) {
+	switch args[0] {
+	case "status":
+		return r.status(args[1:]), true
+	case "doctor":
+		return r.doctor(args[1:]), true
+	case "reconcile":
+		return r.reconcile(args[1:]), true
+	}
+	return 0, false
+}
+
+// adminPaths returns libvirt's paths for the admin commands: the Runner's,
+// unless the environment moves them.
+func (r *Runner) adminPaths() (paths libvirt.Paths, etc string) {
+	run, etc := r.Getenv(EnvLibvirtRun), r.Getenv(EnvLibvirtEtc)
+	if run == "" && etc == "" {
+		return r.Libvirt, "/etc/libvirt"
+	}
+	if run == "" {
+		run = "/run/libvirt"
+	}
+	if etc == "" {
+		etc = "/etc/libvirt"
+	}
+	return libvirt.Paths{
+		NetworkDirs: []string{filepath.Join(run, "network"), filepath.Join(etc, "qemu", "networks")},
+		QemuRunDir:  filepath.Join(run, "qemu"),
+	}, etc
+}
+
+func (r *Runner) adminError(err error) int {
+	fmt.Fprintf(r.Stderr, "fdbhook: %v\n", err)
+	return exitCode(err)
+}
+
+// openAdminKernel joins the Runner's kernel connection with a link dump of
+// the current network namespace.
+func (r *Runner) openAdminKernel() (admin.Kernel, func(), error) {
+	k, err := r.OpenKernel()
+	if err != nil {
+		return nil, nil, err
+	}
+	fdb, ok := k.(admin.FDB)
+	if !ok {
+		k.Close()
+		return nil, nil, fmt.Errorf("this kernel connection cannot dump FDBs")
+	}
+	links, err := admin.OpenLinks(netns.None(), kernel.DefaultTimeout)
+	if err != nil {
+		k.Close()
+		return nil, nil, err
+	}
+	return admin.Join(links, fdb), func() { links.Close(); k.Close() }, nil
+}
+
+// adminState reads the configuration, the kernel and libvirt's files.
+func (r *Runner) adminState(k admin.Kernel) (*admin.State, error) {
+	cfg, err := r.loadConfig()
+	if err != nil {
+		return nil, err
+	}
+	paths, etc := r.adminPaths()
+	snap, err := admin.Take(k)
+	if err != nil {
+		return nil, err
+	}
+	st := &admin.State{Config: cfg, Kernel: snap, Networks: libvirt.New(paths)}
+	var notes []string
+	st.Running, st.RunningComplete, notes, err = admin.ReadGuests(paths.QemuRunDir)
+	if err != nil {
+		return nil, err
+	}
+	st.Notes = append(st.Notes, notes...)
+	st.Defined, _, notes, err = admin.ReadGuests(filepath.Join(etc, "qemu"))
+	if err != nil {
+		return nil, err
+	}
+	st.Notes = append(st.Notes, notes...)
+	return st, nil
+}
+
+func (r *Runner) status(args []string) int {
+	var only []string
+	asJSON := false
+	for _, a := range args {
+		switch {
+		case a == "--json":
+			asJSON = true
+		case strings.HasPrefix(a, "-") || config.ValidIfName(a) != nil:
+			fmt.Fprintf(r.Stderr, "%s: status: unexpected %q; usage: status [BRIDGE...] [--json]\n", r.Program, a)
+			return ExitUsage
+		default:
+			only = append(only, a)
+		}
+	}
+	k, closeK, err := r.openAdminKernel()
+	if err != nil {
+		return r.adminError(err)
+	}
+	defer closeK()
+	st, err := r.adminState(k)
+	if err != nil {
+		return r.adminError(err)
+	}
+	rep, err := admin.Status(st, only)
+	if err != nil {
+		return r.adminError(err)
+	}
+	if asJSON {
+		enc := json.NewEncoder(r.Stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return r.adminError(err)
+		}
+	} else {
+		rep.Format(r.Stdout)
+	}
+	if len(rep.Problems) > 0 {
+		return ExitRefused
+	}
+	return ExitOK
+}
+
+func (r *Runner) reconcile(args []string) int {
+	dry := dryRun(r.Getenv)
+	for _, a := range args {
+		switch a {
+		case "--dry-run", "-n":
+			dry = true
+		default:
+			fmt.Fprintf(r.Stderr, "%s: reconcile: unexpected %q; usage: reconcile [--dry-run]\n", r.Program, a)
+			return ExitUsage
+		}
+	}
+	if !dry {
+		// The same lock as hook runs: a guest starting meanwhile waits,
+		// and is seen by the snapshot or sees what reconcile did.
+		unlock, err := r.lock()
+		if err != nil {
+			return r.adminError(err)
+		}
+		defer unlock()
+	}
+	k, closeK, err := r.openAdminKernel()
+	if err != nil {
+		return r.adminError(err)
+	}
+	defer closeK()
+	st, err := r.adminState(k)
+	if err != nil {
+		return r.adminError(err)
+	}
+	for _, n := range st.Notes {
+		fmt.Fprintf(r.Stdout, "note: %s\n", n)
+	}
+	if !st.Config.Present || st.Config.Empty() {
+		fmt.Fprintf(r.Stdout, "note: %s lists no bridges or networks: nothing is managed\n", st.Config.Path)
+	}
+	res, err := admin.Reconcile(st, k, dry)
+	if err != nil {
+		return r.adminError(err)
+	}
+	res.Format(r.Stdout)
+	if res.Failed > 0 {
+		return ExitRefused
+	}
+	return ExitOK
+}
+
+func (r *Runner) doctor(args []string) int {
+	if len(args) > 0 {
+		fmt.Fprintf(r.Stderr, "%s: doctor takes no arguments\n", r.Program)
+		return ExitUsage
+	}
+	paths, etc := r.adminPaths()
+	links, err := admin.OpenLinks(netns.None(), kernel.DefaultTimeout)
+	if err != nil {
+		return r.adminError(err)
+	}
+	defer links.Close()
+	checks := admin.Doctor(&admin.System{
+		ConfigPath:     config.PathFromEnv(r.Getenv),
+		HooksDir:       filepath.Join(etc, "hooks"),
+		Networks:       libvirt.New(paths),
+		Links:          links.Links,
+		Uname:          admin.Uname,
+		Probe:          func() admin.Probe { return admin.ProbeKernel(kernel.DefaultTimeout) },
+		LibvirtVersion: admin.LibvirtVersion,
+		Daemons:        admin.Daemons,
+		Identify:       admin.Identify,
+		Version:        version.Version,
+	})
+	admin.FormatChecks(r.Stdout, checks)
+	if admin.Failed(checks) {
+		return ExitRefused
+	}
+	return ExitOK
+}
