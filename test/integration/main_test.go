@@ -18,7 +18,8 @@ const repoRoot = "../.."
 
 // hookBin is the qemu-hook binary under test: a private copy of
 // bin/qemu-hook (built when missing), so a concurrent `make build` cannot
-// swap it out halfway through the suite.
+// swap it out halfway through the suite. $FDBHOOK_TEST_BIN names another
+// binary instead (an installed package's, say).
 var hookBin string
 
 // nsPrefix names this process's namespaces: fdbt-it-<pid>-<n>.
@@ -55,8 +56,11 @@ func run(m *testing.M) int {
 // does not exist, and returns the copy's path.
 func prepareBinary(dir string) (string, error) {
 	src := filepath.Join(repoRoot, "bin", "qemu-hook")
+	if env := os.Getenv("FDBHOOK_TEST_BIN"); env != "" {
+		src = env
+	}
 	dst := filepath.Join(dir, "qemu-hook")
-	if _, err := os.Stat(src); err != nil {
+	if _, err := os.Stat(src); err != nil && src != os.Getenv("FDBHOOK_TEST_BIN") {
 		fmt.Printf("integration: %s missing: building it\n", src)
 		cmd := exec.Command(goTool(), "build", "-trimpath", "-o", dst, "./cmd/qemu-hook")
 		cmd.Dir = repoRoot
