@@ -1,0 +1,298 @@
+//go:build vm
+
+package vm
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// TestGuestVlans: a NIC whose metadata declares pvid 10 and tagged VLANs
+// 20-21 gets exactly those VLANs on its port (the bridge's default pvid 1
+// removed) before its entries are written, so that the entries exist for
+// VLAN 0 and each of its VLANs. Frames from the uplink reach the guest on
+// its VLANs (tagged on 20, untagged on 10) and not on others (30, and the
+// old default VLAN 1).
+func TestGuestVlans(t *testing.T) {
+	n := newNS(t, "gvlan")
+	wire := newNS(t, "gvlan-wire")
+	n.ip("link add br0 type bridge vlan_filtering 1")
+	n.ip("link set dev br0 up")
+	const tap, mac, wireMAC = "fdbtgv0", "52:54:00:fd:b2:01", "02:00:00:fd:b2:99"
+	n.addTap(tap, "br0")
+	n.ip("link add up0 type veth peer name up1")
+	n.ip("link set up0 master br0")
+	n.ip("link set up1 netns " + wire.name)
+	n.ip("link set up0 up")
+	wire.ip("link set up1 up")
+	for _, vid := range []string{"10", "20", "21", "30"} {
+		n.bridge("vlan add dev up0 vid " + vid + " master")
+	}
+	if got := portVlans(t, n, tap); !slices.Equal(got, []string{"1 pvid untagged"}) {
+		t.Fatalf("%s VLANs before the hook = %v, want the bridge default [1 pvid untagged]", tap, got)
+	}
+
+	cfg := writeConfig(t, `bridges = ["br0"]
+`)
+	dom := domain{Name: "fdbt-gvlan", UUID: "5d4c1b0e-0000-4000-8000-0000000000b1", ID: 31,
+		NICs: []nic{{MAC: mac, Bridge: "br0", Tap: tap}}}
+	meta := `<fdbhook:fdb xmlns:fdbhook="urn:fdbhook:1"><fdbhook:interface mac="` + mac + `" pvid="10" vlans="20-21"/></fdbhook:fdb>`
+	r := runHookXML(t, n, cfg, dom.Name, withMetadata(dom.xml(t), meta), "start", "begin")
+	if r.code != 0 || r.stdout != "" {
+		t.Fatalf("start: exit %d, stdout %q, stderr %s", r.code, r.stdout, r.stderr)
+	}
+
+	want := []string{"10 pvid untagged", "20", "21"}
+	if got := portVlans(t, n, tap); !slices.Equal(got, want) {
+		t.Errorf("%s VLANs after the hook = %v, want %v", tap, got, want)
+	}
+	got := masterEntries(n.fdbBoth(mac), "br0")
+	for _, vid := range []int{0, 10, 20, 21} {
+		e := fdbEntry{MAC: mac, Dev: tap, Vlan: vid, Master: "br0", Flags: "static"}
+		if !hasEntry(got, e) {
+			t.Errorf("missing %v; bridge entries for %s: %v", e, mac, got)
+		}
+	}
+	if len(got) != 4 {
+		t.Errorf("bridge entries for %s = %v, want exactly VLAN 0, 10, 20 and 21 on %s", mac, got, tap)
+	}
+
+	// Traffic: the test holds the tap as its guest would.
+	g, err := gvOpenTap(n.name, tap)
+	if err != nil {
+		t.Skipf("cannot open %s as its guest (/dev/net/tun): %v; the VLAN and entry checks above ran", tap, err)
+	}
+	defer unix.Close(g)
+	if !waitFor(5*time.Second, func() bool { return strings.Contains(n.bridge("link show dev "+tap), "forwarding") }) {
+		t.Fatalf("%s does not forward: %s", tap, n.bridge("link show dev "+tap))
+	}
+	sock, err := gvPacketSocket(wire.name, "up1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(sock.fd)
+	for _, tc := range []struct {
+		vid     int // 0: untagged on the wire (up0's pvid, VLAN 1)
+		arrives bool
+		tagged  bool // arrives with a tag
+	}{
+		{vid: 20, arrives: true, tagged: true},
+		{vid: 21, arrives: true, tagged: true},
+		{vid: 10, arrives: true},
+		{vid: 30},
+		{vid: 0},
+	} {
+		mark := fmt.Sprintf("gv-%d-%d", tc.vid, time.Now().UnixNano())
+		if err := sock.send(gvFrame(mac, wireMAC, tc.vid, mark)); err != nil {
+			t.Fatalf("sending on VLAN %d: %v", tc.vid, err)
+		}
+		f := gvRead(g, mark, 300*time.Millisecond)
+		switch {
+		case tc.arrives && f == nil:
+			t.Errorf("a frame for %s on VLAN %d did not reach the guest", mac, tc.vid)
+		case !tc.arrives && f != nil:
+			t.Errorf("a frame for %s on VLAN %d reached the guest, which is not on that VLAN", mac, tc.vid)
+		case f != nil:
+			isTagged := f[12] == 0x81 && f[13] == 0x00
+			if isTagged != tc.tagged {
+				t.Errorf("VLAN %d frame reached the guest tagged=%v, want tagged=%v", tc.vid, isTagged, tc.tagged)
+			}
+		}
+	}
+}
+
+// portVlans lists a port's VLANs through netlink, checked against
+// `bridge -j vlan show`, as "ID[ pvid][ untagged]".
+func portVlans(t *testing.T, n *testNS, dev string) []string {
+	t.Helper()
+	vl, err := n.h.BridgeVlanList()
+	if err != nil {
+		t.Fatalf("netlink: bridge vlan list: %v", err)
+	}
+	var out []string
+	for _, v := range vl[int32(n.link(dev).Attrs().Index)] {
+		s := fmt.Sprint(v.Vid)
+		if v.PortVID() {
+			s += " pvid"
+		}
+		if v.EngressUntag() {
+			s += " untagged"
+		}
+		out = append(out, s)
+	}
+	slices.Sort(out)
+	cli := n.bridge("vlan show dev " + dev)
+	for _, s := range out {
+		id, _, _ := strings.Cut(s, " ")
+		if !strings.Contains(cli, " "+id) {
+			t.Fatalf("netlink lists VLAN %s on %s, bridge vlan show does not:\n%s", id, dev, cli)
+		}
+	}
+	return out
+}
+
+// withMetadata puts fdbhook metadata into domain XML.
+func withMetadata(xml []byte, md string) []byte {
+	return bytes.Replace(xml, []byte("</uuid>"), []byte("</uuid>\n  <metadata>"+md+"</metadata>"), 1)
+}
+
+// runHookXML runs qemu-hook with raw domain XML on stdin.
+func runHookXML(t *testing.T, n *testNS, cfg, name string, xml []byte, op, subop string) hookResult {
+	t.Helper()
+	cmd := exec.Command(ipPath, "netns", "exec", n.name, qemuHookPath, name, op, subop, "-")
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "FDBHOOK_CONFIG=" + cfg, "FDBHOOK_LOG_LEVEL=debug"}
+	cmd.Stdin = bytes.NewReader(xml)
+	var so, se bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &so, &se
+	err := cmd.Run()
+	r := hookResult{stdout: so.String(), stderr: se.String()}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		r.code = ee.ExitCode()
+	default:
+		t.Fatalf("run %s: %v", qemuHookPath, err)
+	}
+	t.Logf("qemu-hook %s %s %s: exit %d; stderr:\n%s", name, op, subop, r.code, indent(r.stderr))
+	return r
+}
+
+// gvInNS runs fn on a thread inside namespace nsName; the thread is reused
+// only once it is back in its own namespace.
+func gvInNS(nsName string, fn func() error) error {
+	ch := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			ch <- err
+			return
+		}
+		defer orig.Close()
+		target, err := netns.GetFromName(nsName)
+		if err != nil {
+			runtime.UnlockOSThread()
+			ch <- err
+			return
+		}
+		defer target.Close()
+		if err := netns.Set(target); err != nil {
+			ch <- err
+			return
+		}
+		err = fn()
+		if netns.Set(orig) == nil {
+			runtime.UnlockOSThread()
+		}
+		ch <- err
+	}()
+	return <-ch
+}
+
+// gvOpenTap attaches to persistent tap dev in nsName, as QEMU does.
+func gvOpenTap(nsName, dev string) (int, error) {
+	if _, err := os.Stat("/dev/net/tun"); err != nil {
+		return -1, err
+	}
+	fd := -1
+	err := gvInNS(nsName, func() error {
+		f, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		ifr, err := unix.NewIfreq(dev)
+		if err != nil {
+			unix.Close(f)
+			return err
+		}
+		ifr.SetUint16(unix.IFF_TAP | unix.IFF_NO_PI)
+		if err := unix.IoctlIfreq(f, unix.TUNSETIFF, ifr); err != nil {
+			unix.Close(f)
+			return fmt.Errorf("TUNSETIFF %s: %w", dev, err)
+		}
+		fd = f
+		return nil
+	})
+	return fd, err
+}
+
+type gvSock struct{ fd, ifindex int }
+
+// gvPacketSocket opens an AF_PACKET socket on dev in nsName, for sending.
+func gvPacketSocket(nsName, dev string) (*gvSock, error) {
+	var s *gvSock
+	err := gvInNS(nsName, func() error {
+		ifi, err := net.InterfaceByName(dev)
+		if err != nil {
+			return err
+		}
+		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		s = &gvSock{fd: fd, ifindex: ifi.Index}
+		return nil
+	})
+	return s, err
+}
+
+func (s *gvSock) send(f []byte) error {
+	return unix.Sendto(s.fd, f, 0, &unix.SockaddrLinklayer{Ifindex: s.ifindex, Halen: 6})
+}
+
+// gvFrame builds a unicast frame to dst carrying mark, with an 802.1Q tag
+// for vid unless vid is 0.
+func gvFrame(dst, src string, vid int, mark string) []byte {
+	d, _ := net.ParseMAC(dst)
+	s, _ := net.ParseMAC(src)
+	f := append(append([]byte{}, d...), s...)
+	if vid != 0 {
+		f = append(f, 0x81, 0x00, byte(vid>>8), byte(vid))
+	}
+	f = append(f, 0x88, 0xb5)
+	f = append(f, mark+";"...)
+	for len(f) < 64 {
+		f = append(f, 0)
+	}
+	return f
+}
+
+// gvRead returns the first frame carrying mark that the tap delivers to
+// its guest within wait, or nil.
+func gvRead(fd int, mark string, wait time.Duration) []byte {
+	deadline := time.Now().Add(wait)
+	buf := make([]byte, 2048)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return nil
+		}
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		if k, err := unix.Poll(pfd, int(left.Milliseconds())+1); err != nil || k == 0 {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			return nil
+		}
+		k, err := unix.Read(fd, buf)
+		if err != nil {
+			return nil
+		}
+		if bytes.Contains(buf[:k], []byte(mark+";")) {
+			return slices.Clone(buf[:k])
+		}
+	}
+}
