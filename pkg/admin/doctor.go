@@ -376,6 +376,9 @@ func bridgeChecks(cfg *config.Config, nets Networks, links []*Link, linksOK bool
 // [6 1 0]).
 func parseVersion(s string) []int {
 	var out []int
+	if epoch, rest, ok := strings.Cut(s, ":"); ok && epoch != "" && strings.Trim(epoch, "0123456789") == "" {
+		s = rest // a package version's epoch ("1:9.0.0-4")
+	}
 	for _, f := range strings.Split(s, ".") {
 		end := strings.IndexFunc(f, func(r rune) bool { return r < '0' || r > '9' })
 		if end == 0 {

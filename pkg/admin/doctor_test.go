@@ -1,0 +1,225 @@
+package admin
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fdbhook/fdbhook/pkg/plan"
+)
+
+// fakeSystem is a host with a working kernel, libvirt 9.0 and nothing
+// installed; tests change what they look at.
+func fakeSystem(t *testing.T) (*System, string) {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	hooks := filepath.Join(dir, "hooks")
+	for _, d := range []string{"qemu.d", "network.d"} {
+		if err := os.MkdirAll(filepath.Join(hooks, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return &System{
+		ConfigPath: filepath.Join(dir, "fdbhook.toml"),
+		HooksDir:   hooks,
+		Networks:   noNetworks{},
+		Links: func() ([]*Link, error) {
+			return []*Link{{Link: plan.Link{Name: "br0", Index: 2, Type: "bridge", VlanCapable: true}},
+				{Link: plan.Link{Name: "eth0", Index: 3, Type: "device", MasterIndex: 2}},
+				{Link: plan.Link{Name: "bond0", Index: 4, Type: "bond"}}}, nil
+		},
+		Uname:          func() (string, string, error) { return "6.1.0-18-amd64", "x86_64", nil },
+		Probe:          func() Probe { return Probe{} },
+		LibvirtVersion: func() (string, string, error) { return "9.0.0", "libvirtd --version", nil },
+		Daemons:        func() ([]Daemon, error) { return nil, nil },
+		Identify: func(p string) (string, string) {
+			data, _ := os.ReadFile(p)
+			if prog, ok := strings.CutPrefix(string(data), "fdbhook "); ok {
+				return strings.TrimSpace(prog), "1.0"
+			}
+			return "", ""
+		},
+		Version: "1.0",
+	}, dir
+}
+
+func writeFile(t *testing.T, path, text string, mode os.FileMode) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(text), mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func find(checks []Check, name string) []Check {
+	var out []Check
+	for _, c := range checks {
+		if c.Name == name {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func expect(t *testing.T, checks []Check, name string, level Level, text string) {
+	t.Helper()
+	for _, c := range find(checks, name) {
+		if c.Level == level && strings.Contains(c.Text, text) {
+			return
+		}
+	}
+	t.Errorf("no %q check at %s containing %q in:\n%s", name, level, text, formatted(checks))
+}
+
+func formatted(checks []Check) string {
+	var b strings.Builder
+	FormatChecks(&b, checks)
+	return b.String()
+}
+
+func TestDoctorNothingInstalled(t *testing.T) {
+	sys, _ := fakeSystem(t)
+	checks := Doctor(sys)
+	expect(t, checks, "kernel", OK, "Linux 6.1.0-18-amd64 (x86_64)")
+	expect(t, checks, "config", Warn, "does not exist: fdbhook manages nothing")
+	// Nothing to manage: a missing hook is a warning, not a failure.
+	expect(t, checks, "qemu hook", Warn, "not installed")
+	expect(t, checks, "network hook", Warn, "not installed")
+	expect(t, checks, "vlan filtering", OK, "checked on bridge br0")
+	if Failed(checks) {
+		t.Errorf("a host with nothing installed and nothing configured fails:\n%s", formatted(checks))
+	}
+}
+
+func TestDoctorInstalledAndConfigured(t *testing.T) {
+	sys, dir := fakeSystem(t)
+	writeFile(t, sys.ConfigPath, "bridges = [\"br0\", \"bond0\", \"br9\"]\n", 0o644)
+	bin := filepath.Join(dir, "qemu-hook")
+	writeFile(t, bin, "fdbhook qemu-hook", 0o755)
+	if err := os.Symlink(bin, filepath.Join(sys.HooksDir, "qemu.d", "fdbhook")); err != nil {
+		t.Fatal(err)
+	}
+	// The daemon started before the hook was installed, and no other hook
+	// existed then.
+	sys.Daemons = func() ([]Daemon, error) {
+		return []Daemon{{Name: "libvirtd", PID: 42, Started: time.Now().Add(-time.Hour)}}, nil
+	}
+	checks := Doctor(sys)
+	expect(t, checks, "config", OK, "3 bridges")
+	expect(t, checks, "qemu hook", OK, "-> "+bin+" (qemu-hook 1.0)")
+	expect(t, checks, "qemu hook", Warn, "libvirtd (pid 42) started")
+	// Configured, so a missing network hook is a warning, a missing bridge
+	// and a bond a failure.
+	expect(t, checks, "network hook", Warn, "not installed")
+	expect(t, checks, "bridge br0", OK, "br0 is a Linux bridge with 1 ports")
+	expect(t, checks, "bridge bond0", Fail, "not a Linux bridge")
+	expect(t, checks, "bridge br9", Fail, "does not exist")
+
+	// An older hook existed before the daemon started: libvirt runs the
+	// hook directory, no restart needed.
+	writeFile(t, filepath.Join(sys.HooksDir, "qemu.d", "00-other"), "#!/bin/sh\n", 0o755)
+	sys.Daemons = func() ([]Daemon, error) {
+		return []Daemon{{Name: "libvirtd", PID: 42, Started: time.Now().Add(time.Hour)}}, nil
+	}
+	for _, c := range find(Doctor(sys), "qemu hook") {
+		if strings.Contains(c.Text, "pid 42") {
+			t.Errorf("daemon started after the hooks, still told to reload: %s", c.Text)
+		}
+	}
+}
+
+func TestDoctorHookProblems(t *testing.T) {
+	sys, dir := fakeSystem(t)
+	writeFile(t, sys.ConfigPath, "bridges = [\"br0\"]\n", 0o644)
+	// Configured and libvirt present: a missing qemu hook fails.
+	expect(t, Doctor(sys), "qemu hook", Fail, "not installed")
+
+	qd := filepath.Join(sys.HooksDir, "qemu.d")
+	writeFile(t, filepath.Join(qd, "fdbhook"), "fdbhook qemu-hook", 0o644)
+	expect(t, Doctor(sys), "qemu hook", Fail, "not an executable file")
+
+	writeFile(t, filepath.Join(qd, "fdbhook"), "fdbhook network-hook", 0o755)
+	expect(t, Doctor(sys), "qemu hook", Fail, "runs network-hook")
+
+	writeFile(t, filepath.Join(qd, "fdbhook"), "fdbhook qemu-hook", 0o777)
+	expect(t, Doctor(sys), "permissions", Fail, "group- or world-writable")
+
+	if err := os.Remove(filepath.Join(qd, "fdbhook")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(dir, "gone", "qemu-hook"), filepath.Join(qd, "fdbhook")); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, Doctor(sys), "qemu hook", Fail, "broken link")
+}
+
+func TestDoctorConfig(t *testing.T) {
+	sys, _ := fakeSystem(t)
+	writeFile(t, sys.ConfigPath, "bridges = [\"br0\"]\nbogus = 1\n", 0o644)
+	expect(t, Doctor(sys), "config", Fail, "unknown key bogus")
+
+	writeFile(t, sys.ConfigPath, "bridges = [\"br0\"]\n", 0o666)
+	expect(t, Doctor(sys), "permissions", Fail, "mode 0666 is group- or world-writable")
+
+	if os.Getuid() != 0 {
+		t.Skipf("not root: cannot give the file another owner to test the ownership check")
+	}
+	writeFile(t, sys.ConfigPath, "bridges = [\"br0\"]\n", 0o644)
+	if err := os.Chown(sys.ConfigPath, 1000, 1000); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, Doctor(sys), "permissions", Fail, "owned by uid 1000")
+}
+
+func TestDoctorKernelAndLibvirt(t *testing.T) {
+	sys, _ := fakeSystem(t)
+	sys.Probe = func() Probe {
+		return Probe{Flags: errors.New("EOPNOTSUPP"), VlanFiltering: errors.New("no PVID"), Locked: errors.New("EINVAL")}
+	}
+	sys.Links = func() ([]*Link, error) { return nil, nil } // no bridge: the probe answers
+	sys.Uname = func() (string, string, error) { return "3.16.0", "x86_64", nil }
+	sys.LibvirtVersion = func() (string, string, error) { return "6.0.0", "dpkg package libvirt-daemon", nil }
+	checks := Doctor(sys)
+	expect(t, checks, "kernel", Warn, "older than 3.17")
+	expect(t, checks, "port flags", Fail, "cannot turn off learning")
+	expect(t, checks, "static entries", OK, "work")
+	expect(t, checks, "vlan filtering", Warn, "not supported by this kernel")
+	expect(t, checks, "locked ports", Warn, "not supported")
+	expect(t, checks, "sticky entries", OK, "supported")
+	expect(t, checks, "libvirt", Fail, "older than 6.5")
+
+	sys.Probe = func() Probe { return Probe{Err: errors.New("operation not permitted")} }
+	expect(t, Doctor(sys), "kernel features", Warn, "not probed")
+}
+
+func TestParseVersion(t *testing.T) {
+	for in, want := range map[string]string{
+		"6.1.0-18-amd64": "[6 1 0]", "9.0.0": "[9 0 0]", "6.18.44-fc-v769": "[6 18 44]",
+		"1:9.0.0-4+deb12u2": "[9 0 0]", "10.5": "[10 5]", "": "[]", "x1": "[]",
+	} {
+		if got := fmt.Sprint(parseVersion(in)); got != want {
+			t.Errorf("parseVersion(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+func TestStartTicks(t *testing.T) {
+	// A command name with spaces and parentheses, as /proc may show.
+	stat := []byte("8164 (libvirtd (x) y) S 1 8164 8164 0 -1 4194624 1 2 3 4 5 6 7 8 20 0 19 0 123456 1 2 3\n")
+	got, err := startTicks(stat)
+	if err != nil || got != 123456 {
+		t.Errorf("startTicks = %d, %v; want 123456", got, err)
+	}
+	if _, err := startTicks([]byte("1 (x) S 1")); err == nil {
+		t.Error("startTicks of a short line: no error")
+	}
+}
