@@ -219,3 +219,30 @@ func TestDryRunShowsFeatures(t *testing.T) {
 		}
 	}
 }
+
+// TestBadFeatureMetadataRefusesStart: a value the metadata cannot mean
+// fails the start as bad hook input, in one stderr line, and changes
+// nothing.
+func TestBadFeatureMetadataRefusesStart(t *testing.T) {
+	l := newLab(t)
+	before := l.portFlags("tap0")
+	for name, md := range map[string]string{
+		"pvid out of range": `<fdbhook:fdb ` + ns + `><fdbhook:interface mac="` + guestMAC + `" pvid="4095"/></fdbhook:fdb>`,
+		"lock not yes/no":   `<fdbhook:fdb ` + ns + ` lock="true"/>`,
+		"extra MAC invalid": `<fdbhook:fdb ` + ns + `><fdbhook:interface mac="` + guestMAC + `"><fdbhook:mac address="ff:ff:ff:ff:ff:ff"/></fdbhook:interface></fdbhook:fdb>`,
+	} {
+		r := l.hook("bridges = [\"br0\"]\n", domainXML(md), nil, "fdbt-g1", "start", "begin", "-")
+		if r.Code != 4 {
+			t.Errorf("%s: want exit 4 (bad hook input), got %s", name, r)
+		}
+		if lines := strings.Split(strings.TrimSpace(r.Stderr), "\n"); len(lines) != 1 || !strings.HasPrefix(lines[0], "fdbhook: fdbt-g1: ") {
+			t.Errorf("%s: stderr is not one \"fdbhook: fdbt-g1: \" line: %q", name, r.Stderr)
+		}
+	}
+	if after := l.portFlags("tap0"); after != before {
+		t.Errorf("a refused start changed tap0: %v -> %v", before, after)
+	}
+	if e := l.entryOf(guestMAC); e.Port != "" {
+		t.Errorf("a refused start wrote an entry: %+v", e)
+	}
+}
