@@ -23,7 +23,10 @@ func FuzzStart(f *testing.F) {
 		f.Add(data)
 	}
 	f.Add([]byte(`<domstatus><domain><name>x</name><metadata><f:fdb xmlns:f="urn:fdbhook:1"><f:interface mac="52:54:00:00:00:01" manage="no"/></f:fdb></metadata><devices><interface type="bridge"><mac address="52:54:00:00:00:01"/><source bridge="br0"/><target dev="br0"/></interface></devices></domain></domstatus>`))
-	cfg, err := config.Parse([]byte(baseConfig + "\n[bridge.br0]\nvlan_filtering = \"enable\""))
+	if start, err := os.ReadFile(filepath.Join("..", "..", "testdata", "libvirt-9.0", "qemu-t2-start-begin.xml")); err == nil {
+		f.Add([]byte(strings.Replace(string(start), "<metadata>", `<metadata><f:fdb xmlns:f="urn:fdbhook:1" lock="no" sticky="yes"><f:interface mac="52:54:00:aa:cc:01" lock="yes" pvid="10" vlans="20-22"><f:mac address="00:00:5e:00:01:0a"/></f:interface><f:interface mac="52:54:00:aa:cc:03"><f:mac address="52:54:00:aa:cc:01"/></f:interface></f:fdb>`, 1)))
+	}
+	cfg, err := config.Parse([]byte(baseConfig + "\n[bridge.br0]\nvlan_filtering = \"enable\"\nlock_ports = true"))
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -35,12 +38,13 @@ func FuzzStart(f *testing.F) {
 			}
 			return
 		}
-		v := host()
+		v := modernHost()
 		p, err := Start(cfg, g, v)
 		if err != nil {
 			t.Fatalf("Start: %v", err)
 		}
 		checkSafety(t, p, v)
+		checkOrder(t, p)
 		if _, err := Stop(cfg, g, v); err != nil {
 			t.Fatalf("Stop: %v", err)
 		}
