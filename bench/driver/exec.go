@@ -66,17 +66,36 @@ func (r *runner) input(name string, data []byte) (*os.File, error) {
 // time. A non-zero exit, or anything on stdout when quiet is set (a hook
 // must never write there), is an error that carries the child's stderr.
 func (r *runner) run(argv []string, stdin *os.File, quiet bool) (time.Duration, error) {
+	d, code, err := r.runCode(argv, stdin)
+	if err != nil {
+		return d, err
+	}
+	if code != 0 {
+		return d, fmt.Errorf("%s: exit status %d: %s", strings.Join(argv, " "), code, r.stderrText())
+	}
+	if quiet {
+		if st, err := r.stdout.Stat(); err != nil {
+			return d, err
+		} else if st.Size() > 0 {
+			return d, fmt.Errorf("%s wrote %d bytes to stdout (a hook must print nothing there)", strings.Join(argv, " "), st.Size())
+		}
+	}
+	return d, nil
+}
+
+// runCode is run without judging the exit code, which it returns.
+func (r *runner) runCode(argv []string, stdin *os.File) (time.Duration, int, error) {
 	if stdin != nil {
 		if _, err := stdin.Seek(0, io.SeekStart); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 	}
 	for _, f := range []*os.File{r.stdout, r.stderr} {
 		if err := f.Truncate(0); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 	}
 	cmd := &exec.Cmd{Path: argv[0], Args: argv, Env: r.env, Stdout: r.stdout, Stderr: r.stderr}
@@ -89,17 +108,14 @@ func (r *runner) run(argv []string, stdin *os.File, quiet bool) (time.Duration, 
 		err = cmd.Wait()
 	}
 	d := time.Since(t0)
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && ee.Exited() {
+		return d, ee.ExitCode(), nil
+	}
 	if err != nil {
-		return d, fmt.Errorf("%s: %w: %s", strings.Join(argv, " "), err, r.stderrText())
+		return d, 0, fmt.Errorf("%s: %w: %s", strings.Join(argv, " "), err, r.stderrText())
 	}
-	if quiet {
-		if st, err := r.stdout.Stat(); err != nil {
-			return d, err
-		} else if st.Size() > 0 {
-			return d, fmt.Errorf("%s wrote %d bytes to stdout (a hook must print nothing there)", strings.Join(argv, " "), st.Size())
-		}
-	}
-	return d, nil
+	return d, 0, nil
 }
 
 func (r *runner) stderrText() string {

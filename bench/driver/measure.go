@@ -89,12 +89,23 @@ func measure(o opts) (*Results, error) {
 			return nil, fmt.Errorf("%s: %w", p.name, err)
 		}
 	}
+	b.res.Machine.LoadAfter = loadavg()
 	return b.res, nil
+}
+
+func loadavg() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(data))
+	return strings.Join(f[:min(3, len(f))], " ")
 }
 
 func (b *bench) machine() error {
 	m := &b.res.Machine
 	m.Date = time.Now().UTC().Format("2006-01-02 15:04 UTC")
+	m.LoadBefore = loadavg()
 	m.Nproc = runtime.NumCPU()
 	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for _, line := range strings.Split(string(data), "\n") {

@@ -83,7 +83,8 @@ func report(res *Results, gb []goBench, svgName string) (string, string) {
 	if m.DevLog {
 		devlog = "yes: the hook logs one info line per managed NIC to syslog (included in these numbers)"
 	}
-	fmt.Fprintf(&md, "| /dev/log | %s |\n| run time | %.0f s |\n\n", devlog, res.Seconds)
+	fmt.Fprintf(&md, "| /dev/log | %s |\n| run time | %.0f s |\n", devlog, res.Seconds)
+	fmt.Fprintf(&md, "| load average (1, 5, 15 min) | %s at the start, %s at the end |\n\n", m.LoadBefore, m.LoadAfter)
 
 	// 1. Latency.
 	md.WriteString("## 1. Start hook latency, exec to exit\n\n")

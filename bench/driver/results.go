@@ -44,6 +44,10 @@ type Machine struct {
 	Bash      string
 	DevLog    bool
 	Namespace string
+	// LoadBefore and LoadAfter are /proc/loadavg at the start and the end
+	// of the measurements: other work on the machine shows there.
+	LoadBefore string
+	LoadAfter  string
 }
 
 // Series is one set of timed runs, in milliseconds.

@@ -42,7 +42,10 @@ func (b *bench) stop() error {
 	if err := b.fillFDB(sides[1]); err != nil {
 		return err
 	}
-	cmds := b.commands()
+	cmds, err := b.commands(sides)
+	if err != nil {
+		return err
+	}
 	type key struct {
 		variant string
 		fdb     int
@@ -88,9 +91,13 @@ func (b *bench) stop() error {
 			}
 			add("start", len(s.start), s.fdb, d)
 			for _, c := range cmds {
-				d, err := s.r.run(append([]string{b.o.hook}, c.args...), nil, false)
+				argv := append([]string{b.o.hook}, c.args...)
+				d, code, err := s.r.runCode(argv, nil)
 				if err != nil {
 					return err
+				}
+				if code != c.exit[s.bridge] {
+					return fmt.Errorf("%s on %s: exit %d, the untimed try exited %d: %s", strings.Join(argv, " "), s.bridge, code, c.exit[s.bridge], s.r.stderrText())
 				}
 				add(c.name, 0, s.fdb, d)
 			}
@@ -200,6 +207,9 @@ func (b *bench) fillFDB(s *fdbSide) error {
 type command struct {
 	name string
 	args []string
+	// exit is, per bridge, the code the untimed try exited with: status
+	// may report findings with a non-zero code; every timed run must agree.
+	exit map[string]int
 }
 
 func cmdNames(cs []command) []string {
@@ -212,28 +222,43 @@ func cmdNames(cs []command) []string {
 
 // commands finds out which of status and reconcile this qemu-hook has,
 // and records why the others cannot be measured.
-func (b *bench) commands() []command {
-	var out []command
+func (b *bench) commands(sides []*fdbSide) ([]command, error) {
+	var cmds []command
 	for _, name := range []string{"status", "reconcile"} {
 		help, code, err := output(b.env, b.o.hook, name, "--help")
 		if err != nil || code != 0 {
 			b.res.Commands[name] = "n/a (command not available)"
 			continue
 		}
-		args := []string{name}
+		c := command{name: name, args: []string{name}, exit: map[string]int{}}
 		if name == "reconcile" && strings.Contains(help, "--dry-run") {
-			args = append(args, "--dry-run")
+			c.args = append(c.args, "--dry-run")
 		}
-		// One untimed try: a command that exists but fails here is
-		// reported rather than timed.
-		if out, code, err := output(b.env, append([]string{b.o.hook}, args...)...); err != nil || code != 0 {
-			b.res.Commands[name] = fmt.Sprintf("n/a (exit %d: %s)", code, firstLine(out))
+		// One untimed try per bridge: a command that exists but fails to
+		// run here (usage, configuration or input errors) is reported
+		// rather than timed.
+		argv := append([]string{b.o.hook}, c.args...)
+		var codes []string
+		for _, s := range sides {
+			_, code, err := s.r.runCode(argv, nil)
+			if err != nil {
+				return nil, err
+			}
+			if code >= 2 {
+				b.res.Commands[name] = fmt.Sprintf("n/a (exit %d on %s: %s)", code, s.bridge, firstLine(s.r.stderrText()))
+				break
+			}
+			c.exit[s.bridge] = code
+			codes = append(codes, fmt.Sprintf("%s: exit %d", s.bridge, code))
+		}
+		if _, failed := b.res.Commands[name]; failed {
 			continue
 		}
-		b.res.Commands[name] = "qemu-hook " + strings.Join(args, " ")
-		out = append(out, command{name: name, args: args})
+		b.res.Commands[name] = fmt.Sprintf("`qemu-hook %s` with a config naming only the bridge measured (%s)",
+			strings.Join(c.args, " "), strings.Join(codes, ", "))
+		cmds = append(cmds, c)
 	}
-	return out
+	return cmds, nil
 }
 
 func firstLine(s string) string {
