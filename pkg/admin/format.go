@@ -101,14 +101,17 @@ func (b *BridgeReport) format(w io.Writer) {
 		if e.Sticky {
 			state += " (sticky)"
 		}
-		who := "-"
+		var who []string
 		if e.Guest != "" {
-			who = e.Guest + " " + e.NIC
+			who = append(who, e.Guest+" "+e.NIC)
 		}
 		if e.Why != "" {
-			who += ": " + e.Why
+			who = append(who, e.Why)
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", e.MAC, e.Port, vlan, state, who)
+		if len(who) == 0 {
+			who = append(who, "-")
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", e.MAC, e.Port, vlan, state, strings.Join(who, ": "))
 	}
 	tw.Flush()
 }
