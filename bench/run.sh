@@ -7,7 +7,7 @@
 #
 # Knobs (environment): BENCH_RUNS (default 200), BENCH_STOP_RUNS (200),
 # BENCH_RSS_RUNS (20), BENCH_FDB_ENTRIES (10000), BENCH_FLOOD_FRAMES (20000),
-# BENCH_FLOOD_ROUNDS (3), BENCH_GO_BENCHTIME (200x).
+# BENCH_FLOOD_ROUNDS (3), BENCH_GO_BENCHTIME (200x), BENCH_GO_COUNT (5).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -43,7 +43,7 @@ echo "waiting for /run/fdbhook-test.lock" >&2
 flock -w 1800 9 || { echo "bench/run.sh: /run/fdbhook-test.lock held for 30 min" >&2; exit 1; }
 
 echo "== go test -bench ./bench (in-process plan + apply)" >&2
-go test -count=1 -run '^$' -bench . -benchmem -benchtime "${BENCH_GO_BENCHTIME:-200x}" ./bench/ | tee "$out/gobench.txt" >&2
+go test -count "${BENCH_GO_COUNT:-5}" -run '^$' -bench . -benchmem -benchtime "${BENCH_GO_BENCHTIME:-200x}" ./bench/ | tee "$out/gobench.txt" >&2
 
 echo "== hook binaries in network namespace $ns" >&2
 ip netns add "$ns"
