@@ -117,23 +117,30 @@ func (s *packetSock) send(frame []byte) error {
 	return unix.Sendto(s.fd, frame, 0, &unix.SockaddrLinklayer{Protocol: htons(etherType), Ifindex: s.ifindex, Halen: 6})
 }
 
-// drain returns the markers of the test frames that arrive within wait
-// (incoming only, not the socket's own).
-func (s *packetSock) drain(wait time.Duration) ([]string, error) {
+// drain returns the markers of the test frames that arrive until one
+// carrying until does, or wait passes (incoming only, not the socket's
+// own). until "" drains what is queued now.
+func (s *packetSock) drain(until string, wait time.Duration) ([]string, error) {
 	deadline := time.Now().Add(wait)
 	var got []string
 	buf := make([]byte, 2048)
 	for {
 		left := time.Until(deadline)
-		if left <= 0 {
-			return got, nil
+		if until == "" || left <= 0 {
+			left = time.Millisecond
 		}
 		tv := unix.NsecToTimeval(left.Nanoseconds())
 		if err := unix.SetsockoptTimeval(s.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
 			return got, err
 		}
 		n, from, err := unix.Recvfrom(s.fd, buf, 0)
-		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if errors.Is(err, unix.EAGAIN) {
+			if until == "" || time.Now().After(deadline) {
+				return got, nil
+			}
 			continue
 		}
 		if err != nil {
@@ -144,6 +151,9 @@ func (s *packetSock) drain(wait time.Duration) ([]string, error) {
 		}
 		if m, ok := marker(buf[:n]); ok {
 			got = append(got, m)
+			if m == until {
+				return got, nil
+			}
 		}
 	}
 }
