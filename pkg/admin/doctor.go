@@ -82,6 +82,9 @@ type System struct {
 	Identify func(path string) (program, version string)
 	// Version is this binary's version.
 	Version string
+	// Owner is the uid the configuration and the hooks must belong to:
+	// 0 (root), since the hooks run as root and do what they say.
+	Owner int
 }
 
 // Doctor checks whether fdbhook works, or would, on this host: one Check
@@ -106,7 +109,7 @@ func Doctor(sys *System) []Check {
 	out = append(out, probeChecks(sys.Probe(), links)...)
 
 	// Configuration.
-	cfg, cfgChecks := configChecks(sys.ConfigPath)
+	cfg, cfgChecks := configChecks(sys.ConfigPath, sys.Owner)
 	out = append(out, cfgChecks...)
 
 	// libvirt.
@@ -192,7 +195,7 @@ func probeChecks(p Probe, links []*Link) []Check {
 
 // configChecks loads the configuration and checks its file's ownership and
 // mode: the hooks run as root and do what it says.
-func configChecks(path string) (*config.Config, []Check) {
+func configChecks(path string, owner int) (*config.Config, []Check) {
 	var out []Check
 	cfg, err := config.Load(path)
 	switch {
@@ -206,23 +209,24 @@ func configChecks(path string) (*config.Config, []Check) {
 		out = append(out, Check{OK, "config", fmt.Sprintf("%s: %d bridges, %d networks, on_error = %q", path, len(cfg.Bridges), len(cfg.Networks), cfg.OnError)})
 	}
 	for _, p := range []string{path, filepath.Dir(path)} {
-		if c, bad := rootOnly(p); bad {
+		if c, bad := ownedBy(p, owner); bad {
 			out = append(out, c)
 		}
 	}
 	return cfg, out
 }
 
-// rootOnly checks that path is owned by root and not writable by group or
-// others; bad is true with a failing check otherwise.
-func rootOnly(path string) (Check, bool) {
+// ownedBy checks that path belongs to owner (root in production) and is
+// not writable by group or others; bad is true with a failing check
+// otherwise.
+func ownedBy(path string, owner int) (Check, bool) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return Check{Fail, "permissions", err.Error()}, true
 	}
 	var why []string
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 {
-		why = append(why, fmt.Sprintf("owned by uid %d (chown root %s)", st.Uid, path))
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != owner {
+		why = append(why, fmt.Sprintf("owned by uid %d, not %d (chown %d %s)", st.Uid, owner, owner, path))
 	}
 	if fi.Mode().Perm()&0o022 != 0 && fi.Mode()&fs.ModeSticky == 0 {
 		why = append(why, fmt.Sprintf("mode %04o is group- or world-writable (chmod go-w %s)", fi.Mode().Perm(), path))
@@ -281,7 +285,7 @@ func hookChecks(sys *System, driver, program string, daemonNames []string, daemo
 			out = append(out, Check{Fail, name, fmt.Sprintf("%s is not an executable file: libvirt skips it (chmod 755 %s)", path, path)})
 			continue
 		}
-		if c, bad := rootOnly(path); bad {
+		if c, bad := ownedBy(path, sys.Owner); bad {
 			out = append(out, c)
 			continue
 		}
