@@ -98,7 +98,17 @@ func TestGuestVlans(t *testing.T) {
 		if err := sock.send(gvFrame(mac, wireMAC, tc.vid, mark)); err != nil {
 			t.Fatalf("sending on VLAN %d: %v", tc.vid, err)
 		}
-		f := gvRead(g, mark, 300*time.Millisecond)
+		// A frame on VLAN 20 last: frames cross the bridge in order, so
+		// once it is in, an earlier frame that was to arrive has arrived.
+		barrier := mark + "-barrier"
+		if err := sock.send(gvFrame(mac, wireMAC, 20, barrier)); err != nil {
+			t.Fatalf("sending the barrier frame: %v", err)
+		}
+		frames := gvRead(g, barrier, 10*time.Second)
+		if frames[barrier] == nil {
+			t.Fatalf("the barrier frame on VLAN 20 did not reach the guest within 10s")
+		}
+		f := frames[mark]
 		switch {
 		case tc.arrives && f == nil:
 			t.Errorf("a frame for %s on VLAN %d did not reach the guest", mac, tc.vid)
@@ -270,29 +280,42 @@ func gvFrame(dst, src string, vid int, mark string) []byte {
 	return f
 }
 
-// gvRead returns the first frame carrying mark that the tap delivers to
-// its guest within wait, or nil.
-func gvRead(fd int, mark string, wait time.Duration) []byte {
+// gvRead returns the test frames the tap delivers to its guest, by mark,
+// until the one carrying until arrives or wait passes.
+func gvRead(fd int, until string, wait time.Duration) map[string][]byte {
+	got := map[string][]byte{}
 	deadline := time.Now().Add(wait)
 	buf := make([]byte, 2048)
 	for {
 		left := time.Until(deadline)
 		if left <= 0 {
-			return nil
+			return got
 		}
 		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-		if k, err := unix.Poll(pfd, int(left.Milliseconds())+1); err != nil || k == 0 {
-			if errors.Is(err, unix.EINTR) {
-				continue
-			}
-			return nil
+		k, err := unix.Poll(pfd, int(left.Milliseconds())+1)
+		if errors.Is(err, unix.EINTR) {
+			continue
 		}
-		k, err := unix.Read(fd, buf)
+		if err != nil || k == 0 {
+			return got
+		}
+		k, err = unix.Read(fd, buf)
 		if err != nil {
-			return nil
+			return got
 		}
-		if bytes.Contains(buf[:k], []byte(mark+";")) {
-			return slices.Clone(buf[:k])
+		f := buf[:k]
+		i := bytes.Index(f, []byte("gv-"))
+		if i < 0 {
+			continue
+		}
+		end := bytes.IndexByte(f[i:], ';')
+		if end < 0 {
+			continue
+		}
+		m := string(f[i : i+end])
+		got[m] = slices.Clone(f)
+		if m == until {
+			return got
 		}
 	}
 }
