@@ -32,7 +32,7 @@ unit:
 
 # Netlink tests, each in its own network namespace; needs root.
 integration: build deps
-	$(GO) test -count=1 -v ./test/integration/ 2>&1 | test/gotest-summary.sh
+	$(GO) test -count=1 -v ./test/integration/
 
 # Bounded fuzzing of the XML-to-plan path and the config parser.
 fuzz:
@@ -52,7 +52,7 @@ packages: build
 # Builds, installs, upgrades and removes the .deb; runs the e2e suite against
 # the installed package; checks the .rpm's contents and scripts.
 packages-test: packages
-	packaging/test.sh
+	FDBHOOK_PKG_E2E=1 packaging/test.sh
 
 # The whole suite, as CI runs it.
 test: check unit integration fuzz vm packages-test

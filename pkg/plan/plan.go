@@ -297,8 +297,8 @@ func portVlans(pvid int, tagged []int) []Vlan {
 	return out
 }
 
-// duplicateOwner returns the name of another live guest port on the same
-// bridge that holds a static entry among entries, or "".
+// duplicateOwner returns the name of another guest tap on the same bridge
+// that holds a static entry among entries, or "".
 func duplicateOwner(v View, entries []Entry, tap, br *Link) (string, error) {
 	for _, e := range entries {
 		if !e.Static() || e.PortIndex == tap.Index || e.PortIndex == br.Index {
@@ -308,7 +308,10 @@ func duplicateOwner(v View, entries []Entry, tap, br *Link) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("looking up port %d of %s: %w", e.PortIndex, br.Name, err)
 		}
-		if port != nil && port.IsGuestPort() && port.MasterIndex == br.Index {
+		// Only another tap is a guest port to the qemu hook; a static entry
+		// on anything else (a veth or bond uplink) roamed there and is
+		// simply replaced.
+		if port != nil && port.IsTap() && port.MasterIndex == br.Index {
 			return port.Name, nil
 		}
 	}

@@ -222,6 +222,10 @@ networks = ["default", "hostbr"]`, xml: start},
 			f.add(&Link{Name: "vnet20", Index: 40, Type: "tuntap", TunMode: "tap", Master: "br0", MasterIndex: 2, MasterType: "bridge"})
 			f.entries = append(f.entries, Entry{MAC: "52:54:00:aa:cc:03", Port: "vnet20", PortIndex: 40, State: NUDNoARP, NTFlags: NTFMaster})
 		}},
+		{name: "start-replaces-static-on-veth-uplink", config: baseConfig, xml: start, kernel: func(f *fakeView) {
+			f.add(&Link{Name: "up0", Index: 41, Type: "veth", Master: "br0", MasterIndex: 2, MasterType: "bridge"})
+			f.entries = append(f.entries, Entry{MAC: "52:54:00:aa:cc:03", Port: "up0", PortIndex: 41, State: NUDNoARP, NTFlags: NTFMaster})
+		}},
 		{name: "refuse-bad-macs", config: baseConfig, refusals: 2,
 			xml: edit(start, "52:54:00:aa:cc:01", "01:00:5e:00:00:01", "52:54:00:aa:cc:03", "00:00:00:00:00:00")},
 		// At stop libvirt has dropped generated target names (vnet7) but keeps
