@@ -266,7 +266,7 @@ func (a *analysis) bridgeReport(mb *managedBridge) (BridgeReport, []Problem, []s
 		switch state {
 		case EntryStale:
 			flag(Problem{Kind: ProblemStale, Port: e.Port, MAC: e.MAC,
-				Text: fmt.Sprintf("stale static entry %s: %s: run reconcile", e, why)})
+				Text: fmt.Sprintf("stale entry %s: %s: run reconcile", e, why)})
 		case EntryRoamed:
 			// A managed NIC of this bridge without its own entry is
 			// flagged above, with where the entry went; flag the rest.
