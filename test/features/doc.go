@@ -5,7 +5,9 @@
 // tap (the test holds the persistent tap's file descriptor, as QEMU would)
 // and watches what comes out of the uplink veth's peer in a second
 // namespace. It also plays the wire, sending frames into the uplink, to
-// see whether a guest's entry moves.
+// see whether a guest's entry moves. In process, the plan for a locked
+// port is applied through the project's netlink code with a failure at
+// each write, and the undo must leave the port as it was.
 //
 // Every test needs root and skips, saying so, without it. Nothing outside
 // the test's namespaces changes: each hook run gets a private /run. Run it
