@@ -161,15 +161,11 @@ func (r *Runner) qemuEvent(cfg *config.Config, domain, op string, act action, dr
 	if err := apply.Apply(k, p.Steps); err != nil {
 		return err
 	}
-	managed := 0
 	for _, s := range p.Steps {
-		if s.Kind == plan.AddEntry {
-			managed++
-			log.WithField("mac", s.MAC).Infof("%s: %s on %s: static entry, learning and flooding off", op, s.Port, s.Bridge)
-		}
+		log.Infof("%s: %s", op, s)
 	}
-	if managed == 0 {
-		log.Debugf("%s: no managed NICs", op)
+	if len(p.Steps) == 0 {
+		log.Debugf("%s: nothing to change", op)
 	}
 	return nil
 }
