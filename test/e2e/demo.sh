@@ -40,6 +40,19 @@ virsh() { command virsh -q -c qemu:///system "$@"; }
 have_systemd() { [ -d /run/systemd/system ]; }
 pid_alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
+# Starts a daemon holding no descriptor but 0-2: a lock the caller holds
+# (fd 9 here, or whatever fd flock(1) passed down to a caller's command) must
+# not live on in libvirtd after this script ends.
+spawn_daemon() {
+	(
+		for fd in /proc/self/fd/*; do
+			fd=${fd##*/}
+			if [ "$fd" -gt 2 ]; then eval "exec $fd>&-" 2>/dev/null || true; fi
+		done
+		exec "$@" </dev/null >/dev/null 2>&1
+	)
+}
+
 wait_libvirtd() {
 	for _ in $(seq 1 60); do
 		virsh version >/dev/null 2>&1 && return 0
@@ -52,8 +65,8 @@ start_daemons() {
 	if have_systemd; then
 		systemctl start libvirtd.service
 	else
-		pid_alive /run/virtlogd.pid || virtlogd -d 9>&- </dev/null >/dev/null 2>&1
-		pid_alive /run/libvirtd.pid || libvirtd -d 9>&- </dev/null >/dev/null 2>&1
+		pid_alive /run/virtlogd.pid || spawn_daemon virtlogd -d
+		pid_alive /run/libvirtd.pid || spawn_daemon libvirtd -d
 	fi
 	wait_libvirtd
 }
@@ -70,7 +83,7 @@ restart_libvirtd() {
 				sleep 0.5
 			done
 		fi
-		libvirtd -d 9>&- </dev/null >/dev/null 2>&1
+		spawn_daemon libvirtd -d
 	fi
 	wait_libvirtd
 }

@@ -8,12 +8,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // Names of everything the suite creates. run.sh writes the test
@@ -63,7 +65,24 @@ func TestMain(m *testing.M) {
 			"and the test configuration; run it through test/e2e/run.sh (make e2e)")
 		os.Exit(0)
 	}
+	closeInheritedOnExec()
 	os.Exit(runSuite(m))
+}
+
+// closeInheritedOnExec marks every descriptor this process inherited beyond
+// 0-2 close-on-exec. A caller's lock descriptor (flock(1) passes its own down
+// to its command) would otherwise live on in the libvirtd that scenario 4
+// starts, and hold the host's test lock forever.
+func closeInheritedOnExec() {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			unix.CloseOnExec(fd)
+		}
+	}
 }
 
 // runSuite builds the shared topology, runs the scenarios and always tears

@@ -8,6 +8,8 @@
 # environment, so the default path is the only one they read), runs the Go
 # scenarios and always puts the host back as it found it.
 #
+# Arguments are passed to go test (e.g. run.sh -run Test6SaveRestore).
+#
 # Holds /run/fdbhook-test.lock for the whole run. A caller that already holds
 # it (packaging/test.sh) sets FDBHOOK_TEST_LOCK_HELD=1.
 set -euo pipefail
@@ -48,8 +50,8 @@ deps() {
 }
 deps libvirt-daemon-system qemu-system-x86 iproute2 dnsmasq-base iptables util-linux
 
-# Take the lock on fd 9. Every daemon started below gets 9>&- so that it
-# does not keep the lock after this script ends.
+# Take the lock on fd 9. Daemons are started through spawn_daemon and go
+# test with 9>&-, so that nothing keeps the lock after this script ends.
 if [ "${FDBHOOK_TEST_LOCK_HELD:-}" != 1 ]; then
 	exec 9>/run/fdbhook-test.lock
 	log "waiting for /run/fdbhook-test.lock"
@@ -67,6 +69,19 @@ config_written=
 
 pid_alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 have_systemd() { [ -d /run/systemd/system ]; }
+
+# Starts a daemon holding no descriptor but 0-2: a lock the caller holds
+# (fd 9 here, or whatever fd flock(1) passed down to a caller's command) must
+# not live on in libvirtd after this script ends.
+spawn_daemon() {
+	(
+		for fd in /proc/self/fd/*; do
+			fd=${fd##*/}
+			if [ "$fd" -gt 2 ]; then eval "exec $fd>&-" 2>/dev/null || true; fi
+		done
+		exec "$@" </dev/null >/dev/null 2>&1
+	)
+}
 
 wait_libvirtd() {
 	local i
@@ -93,11 +108,11 @@ start_daemons() {
 		systemctl is-active -q libvirtd.service || { systemctl start libvirtd.service; started_libvirtd=systemd; }
 	else
 		if ! pid_alive /run/virtlogd.pid; then
-			virtlogd -d 9>&- </dev/null >/dev/null 2>&1
+			spawn_daemon virtlogd -d
 			started_virtlogd=1
 		fi
 		if ! pid_alive /run/libvirtd.pid; then
-			libvirtd -d 9>&- </dev/null >/dev/null 2>&1
+			spawn_daemon libvirtd -d
 			started_libvirtd=1
 		fi
 	fi
@@ -109,7 +124,7 @@ restart_libvirtd() {
 		systemctl restart libvirtd.service
 	else
 		stop_pidfile /run/libvirtd.pid
-		libvirtd -d 9>&- </dev/null >/dev/null 2>&1
+		spawn_daemon libvirtd -d
 	fi
 	wait_libvirtd
 }
@@ -254,7 +269,7 @@ log "libvirtd restarted with the hooks; running the scenarios"
 T_GO=$(date +%s)
 set +e
 FDBHOOK_E2E=1 FDBHOOK_E2E_QEMU_HOOK=$QEMU_HOOK CGO_ENABLED=0 \
-	go test -tags e2e -count=1 -v -timeout 10m ./test/e2e/ 9>&-
+	go test -tags e2e -count=1 -v -timeout 10m ./test/e2e/ "$@" 9>&-
 rc=$?
 set -e
 log "go test: $(($(date +%s) - T_GO)) s, exit $rc"
