@@ -69,8 +69,14 @@ func latencySVG(res *Results) string {
 		if t.v >= lo && t.v <= hi {
 			fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" stroke="#d62728" stroke-width="2" stroke-dasharray="3 2"/>`+"\n",
 				x(t.n)-14, x(t.n)+14, y(t.v), y(t.v))
+			// Beside the marker: right of it at the left edge, left of it
+			// at the right edge, below the line where floors run above.
+			lx, ly, anchor := x(t.n)+16, y(t.v)+12, "start"
+			if t.n != 1 {
+				lx, ly, anchor = x(t.n)-16, y(t.v)-4, "end"
+			}
 			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" fill="#d62728" font-size="10" text-anchor="%s">target %s</text>`+"\n",
-				x(t.n)+map[bool]float64{true: 16, false: -16}[t.n == 1], y(t.v)-4, map[bool]string{true: "start", false: "end"}[t.n == 1], fmtMS(t.v))
+				lx, ly, anchor, fmtMS(t.v))
 		}
 	}
 	lines := []struct {
