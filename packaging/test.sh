@@ -68,6 +68,14 @@ expect_line() {
 		fail "$1" "$(printf 'no line "%s" in:\n%s' "$3" "$2")"
 	fi
 }
+# expect_match DESC TEXT ERE: a line of TEXT matches the extended regex ERE.
+expect_match() {
+	if grep -qE -- "$3" <<<"$2"; then
+		pass "$1"
+	else
+		fail "$1" "$(printf 'no line matching /%s/ in:\n%s' "$3" "$2")"
+	fi
+}
 expect_lacks() {
 	if grep -qF -- "$3" <<<"$2"; then
 		fail "$1" "$(printf 'unexpected "%s" in:\n%s' "$3" "$2")"
@@ -114,29 +122,37 @@ if [ "$version" != "$(packaging/version.sh)" ]; then
 fi
 
 work=$(mktemp -d /tmp/fdbt-pkgtest.XXXXXX)
-# The binaries as packaged: make e2e rebuilds bin/ while the test runs.
-bins=$work/bin
-mkdir "$bins"
-cp bin/qemu-hook bin/network-hook "$bins/"
+# The inputs as packaged, compared against below: the tree may change while
+# the test runs (make e2e rebuilds bin/; others edit a shared checkout while
+# the test waits for its lock).
+src=$work/src
+mkdir "$src"
+cp --parents bin/qemu-hook bin/network-hook README.md LICENSE packaging/fdbhook.toml packaging/fdbhook.8 \
+	packaging/copyright packaging/scripts/*.sh packaging/testdata/*.xml "$src/"
 backup=$work/backup
 fakepid=
 fakepidfile=
-own_lock=no
+touched=no # set once the host is this test's to restore
 created_dirs=()
+
+# stop_fake ends the stand-in daemon (see below) and removes its pid file.
+stop_fake() {
+	[ -n "$fakepid" ] || return 0
+	kill "$fakepid" 2>/dev/null || true
+	wait "$fakepid" 2>/dev/null || true
+	if [ "$(cat "$fakepidfile" 2>/dev/null)" = "$fakepid" ]; then
+		rm -f "$fakepidfile"
+	fi
+	fakepid=
+}
 
 # ---------------------------------------------------------------------------
 # Restore the host, whatever happened.
 cleanup() {
 	local rc=$?
 	set +e
-	if [ -n "$fakepid" ]; then
-		kill "$fakepid" 2>/dev/null
-		wait "$fakepid" 2>/dev/null
-	fi
-	if [ -n "$fakepidfile" ] && [ "$(cat "$fakepidfile" 2>/dev/null)" = "$fakepid" ]; then
-		rm -f "$fakepidfile"
-	fi
-	if [ "$own_lock" = yes ]; then
+	stop_fake
+	if [ "$touched" = yes ]; then
 		if [ "$(pkg_state)" != not-installed ]; then
 			FDBHOOK_NO_RELOAD=1 run_dpkg "$work/cleanup.log" --purge fdbhook ||
 				echo "packages: could not purge the test's fdbhook package" >&2
@@ -190,12 +206,13 @@ run_dpkg() {
 dpkg_step() {
 	local desc=$1 log=$2
 	shift 2
-	local rc=0
+	local rc=0 note=
 	run_dpkg "$log" "$@" || rc=$?
+	[ "$rc" != 124 ] || note=", timed out"
 	if [ "$rc" = 0 ]; then
 		pass "$desc"
 	else
-		fail "$desc (exit $rc${rc/#124/, timed out})" "$(cat "$log")"
+		fail "$desc (exit $rc$note)" "$(cat "$log")"
 	fi
 }
 
@@ -203,36 +220,40 @@ dpkg_step() {
 section "static checks"
 
 for f in packaging/scripts/*.sh; do
-	check "$f parses as POSIX sh (dash -n)" dash -n "$f"
+	check "$f parses as POSIX sh (dash -n)" dash -n "$src/$f"
 done
 if out=$(shellcheck -s sh packaging/scripts/*.sh 2>&1 && shellcheck packaging/*.sh 2>&1); then
 	pass "shellcheck: packaging scripts"
 else
 	fail "shellcheck: packaging scripts" "$out"
 fi
-if out=$(groff -man -ww -z packaging/fdbhook.8 2>&1) && [ -z "$out" ]; then
+if out=$(groff -man -ww -z "$src/packaging/fdbhook.8" 2>&1) && [ -z "$out" ]; then
 	pass "man page fdbhook(8) renders without warnings"
 else
 	fail "man page fdbhook(8) renders without warnings" "$out"
 fi
 
 # The shipped configuration: empty lists, every key documented.
-conf=$(cat packaging/fdbhook.toml)
+conf=$(cat "$src/packaging/fdbhook.toml")
 expect_line "shipped config: bridges is empty" "$conf" 'bridges = []'
 expect_line "shipped config: networks is empty" "$conf" 'networks = []'
-for key in 'bridges' 'networks' 'on_error' 'log_level' '[bridge.' 'vlan_filtering' 'further per-bridge keys'; do
+for key in 'bridges' 'networks' 'on_error' 'log_level' '[bridge.' 'vlan_filtering' 'further per-bridge keys' \
+	'lock_ports' 'sticky'; do
 	expect_has "shipped config documents $key" "$conf" "$key"
 done
 
 # The hook itself parses the shipped file and its documented example with the
-# per-bridge table uncommented (a configuration error is exit status 3).
+# per-bridge table and keys uncommented (a configuration error is exit 3).
 sed -e 's/^bridges = \[\]$/bridges = ["br0"]/' -e 's/^# \[bridge\.br0\]$/[bridge.br0]/' \
-	-e 's/^# vlan_filtering = "enable"$/vlan_filtering = "enable"/' packaging/fdbhook.toml >"$work/example.toml"
-check "the example can be uncommented into a bridge table" grep -qx 'vlan_filtering = "enable"' "$work/example.toml"
-for c in packaging/fdbhook.toml "$work/example.toml"; do
+	-e 's/^# vlan_filtering = "enable"$/vlan_filtering = "enable"/' \
+	-e 's/^# \(lock_ports\|sticky\) = false$/\1 = true/' "$src/packaging/fdbhook.toml" >"$work/example.toml"
+expect_eq "the example can be uncommented into a bridge table" \
+	"$(grep -v '^#' "$work/example.toml" | sed -n '/^\[bridge\.br0\]$/,$p' | grep .)" \
+	"$(printf '[bridge.br0]\nvlan_filtering = "enable"\nlock_ports = true\nsticky = true')"
+for c in "$src/packaging/fdbhook.toml" "$work/example.toml"; do
 	rc=0
-	FDBHOOK_CONFIG=$c FDBHOOK_DRY_RUN=1 "$bins/qemu-hook" t2 start begin - \
-		<packaging/testdata/qemu-t2-start-begin.xml >/dev/null 2>"$work/dry.err" || rc=$?
+	FDBHOOK_CONFIG=$c FDBHOOK_DRY_RUN=1 "$src/bin/qemu-hook" t2 start begin - \
+		<"$src/packaging/testdata/qemu-t2-start-begin.xml" >/dev/null 2>"$work/dry.err" || rc=$?
 	if [ "$rc" != 3 ]; then
 		pass "bin/qemu-hook accepts $(basename "$c") (dry run, exit $rc)"
 	else
@@ -253,14 +274,14 @@ mkdir "$work/control"
 dpkg-deb -e "$deb" "$work/control"
 expect_eq "deb: conffiles" "$(cat "$work/control/conffiles")" /etc/fdbhook/fdbhook.toml
 for s in preinst:preinstall postinst:postinstall prerm:preremove postrm:postremove; do
-	check "deb: ${s%%:*} is packaging/scripts/${s#*:}.sh" cmp -s "$work/control/${s%%:*}" "packaging/scripts/${s#*:}.sh"
+	check "deb: ${s%%:*} is packaging/scripts/${s#*:}.sh" cmp -s "$work/control/${s%%:*}" "$src/packaging/scripts/${s#*:}.sh"
 done
 
 section "build a higher version with a changed default configuration"
 
 next_version="$version+fdbtnext"
 {
-	cat packaging/fdbhook.toml
+	cat "$src/packaging/fdbhook.toml"
 	echo "# (the next release changes the shipped defaults)"
 } >"$work/next.toml"
 if FDBHOOK_PKG_VERSION=$next_version FDBHOOK_PKG_CONFIG=$work/next.toml FDBHOOK_PKG_DIST=$work/next \
@@ -290,13 +311,13 @@ if ! flock -n 9; then
 	flock 9
 	echo "  waited $(($(date +%s) - waited)) s"
 fi
-own_lock=yes
 
 status=$(pkg_state)
 if [ "$status" != not-installed ]; then
 	echo "packages: an fdbhook package is already on this host (status: $status); the test installs and purges its own, so remove it first (dpkg -P fdbhook)" >&2
 	exit 1
 fi
+touched=yes
 
 # Move aside what the test could clobber; cleanup() puts it back.
 for p in /etc/fdbhook /etc/libvirt/hooks/qemu.d/fdbhook /etc/libvirt/hooks/network.d/fdbhook; do
@@ -379,8 +400,8 @@ check "a managed-looking guest port fdbtpkgtap0 is set up" port_state
 expected_files() {
 	cat <<EOF
 /usr/libexec/fdbhook|directory|755|root:root|
-/usr/libexec/fdbhook/qemu-hook|regular file|755|root:root|$bins/qemu-hook
-/usr/libexec/fdbhook/network-hook|regular file|755|root:root|$bins/network-hook
+/usr/libexec/fdbhook/qemu-hook|regular file|755|root:root|bin/qemu-hook
+/usr/libexec/fdbhook/network-hook|regular file|755|root:root|bin/network-hook
 /etc/libvirt/hooks/qemu.d|directory|755|root:root|
 /etc/libvirt/hooks/network.d|directory|755|root:root|
 /etc/fdbhook|directory|755|root:root|
@@ -399,24 +420,25 @@ expected_links() {
 EOF
 }
 
+man_is_source() { gzip -dc /usr/share/man/man8/fdbhook.8.gz | cmp -s - "$src/packaging/fdbhook.8"; }
+
 check_installed_files() {
-	local path type mode owner src got target
-	while IFS='|' read -r path type mode owner src; do
+	local path type mode owner from got target
+	while IFS='|' read -r path type mode owner from; do
 		got=$(stat -c '%F|%a|%U:%G' "$path" 2>&1 || true)
 		if [ "$got" != "$type|$mode|$owner" ]; then
 			fail "$path: $type $mode $owner" "$got"
-		elif [ -n "$src" ] && ! cmp -s "$path" "$src"; then
-			fail "$path: same content as $src"
+		elif [ -n "$from" ] && ! cmp -s "$path" "$src/$from"; then
+			fail "$path: same content as $from"
 		else
-			pass "$path: $type $mode $owner${src:+, same as $src}"
+			pass "$path: $type $mode $owner${from:+, same as $from}"
 		fi
 	done < <(expected_files)
 	while IFS='|' read -r path target; do
 		got=$(stat -c '%F %U:%G' "$path" 2>&1 || true)
 		expect_eq "$path: symlink to $target" "$got -> $(readlink "$path" || true)" "symbolic link root:root -> $target"
 	done < <(expected_links)
-	check "man page installed is packaging/fdbhook.8" \
-		sh -c 'gzip -dc /usr/share/man/man8/fdbhook.8.gz | cmp -s - packaging/fdbhook.8'
+	check "man page installed is packaging/fdbhook.8" man_is_source
 	local listed want
 	listed=$(dpkg -L fdbhook | sort)
 	want=$({
@@ -475,23 +497,28 @@ if out=$(env -i PATH=/usr/bin:/bin "$nd" --version 2>&1) && [ -n "$out" ]; then
 else
 	fail "$nd --version" "$out"
 fi
-run_hook "$qd t2 start begin - (shipped config)" packaging/testdata/qemu-t2-start-begin.xml "$qd" t2 start begin -
-run_hook "$qd t2 stopped end - (shipped config)" packaging/testdata/qemu-t2-stopped-end.xml "$qd" t2 stopped end -
-run_hook "$qd t2 migrate begin - (shipped config)" packaging/testdata/qemu-t2-start-begin.xml "$qd" t2 migrate begin -
-run_hook "$nd hostbr port-created begin - (shipped config)" packaging/testdata/network-hostbr-port-created-begin.xml \
+run_hook "$qd t2 start begin - (shipped config)" "$src/packaging/testdata/qemu-t2-start-begin.xml" "$qd" t2 start begin -
+run_hook "$qd t2 stopped end - (shipped config)" "$src/packaging/testdata/qemu-t2-stopped-end.xml" "$qd" t2 stopped end -
+run_hook "$qd t2 migrate begin - (shipped config)" "$src/packaging/testdata/qemu-t2-start-begin.xml" "$qd" t2 migrate begin -
+run_hook "$nd hostbr port-created begin - (shipped config)" "$src/packaging/testdata/network-hostbr-port-created-begin.xml" \
 	"$nd" hostbr port-created begin -
+
+# The installed doctor finds the hooks where libvirt runs them.
+doctor=$(env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin timeout 60 /usr/libexec/fdbhook/qemu-hook doctor 2>&1 || true)
+expect_match "qemu-hook doctor: qemu hook ok" "$doctor" '^ok +qemu hook'
+expect_match "qemu-hook doctor: network hook ok" "$doctor" '^ok +network hook'
 
 st=$(dpkg -s fdbhook)
 expect_has "dpkg -s: installed" "$st" "Status: install ok installed"
 expect_has "dpkg -s: conffile with the shipped checksum" "$st" \
-	" /etc/fdbhook/fdbhook.toml $(md5sum <packaging/fdbhook.toml | cut -d' ' -f1)"
+	" /etc/fdbhook/fdbhook.toml $(md5sum <"$src/packaging/fdbhook.toml" | cut -d' ' -f1)"
 check "port fdbtpkgtap0 untouched by the install" port_state
 
 section "2. remove, then reinstall with /etc/fdbhook/no-reload"
 
 dpkg_step "dpkg -r" "$work/remove1.log" -r fdbhook
 check_removed "after dpkg -r"
-check "after dpkg -r: the configuration is kept" cmp -s /etc/fdbhook/fdbhook.toml packaging/fdbhook.toml
+check "after dpkg -r: the configuration is kept" cmp -s /etc/fdbhook/fdbhook.toml "$src/packaging/fdbhook.toml"
 expect_eq "after dpkg -r: package state" "$(pkg_state)" config-files
 check "port fdbtpkgtap0 untouched by the removal" port_state
 
@@ -552,6 +579,9 @@ check "the admin's edit survives" cmp -s /etc/fdbhook/fdbhook.toml "$work/edited
 check "the new default is beside it as fdbhook.toml.dpkg-dist" cmp -s /etc/fdbhook/fdbhook.toml.dpkg-dist "$work/next.toml"
 expect_lacks "no note and no reload on an upgrade" "$out" "fdbhook:"
 expect_hups "no SIGHUP on an upgrade" 1
+
+# The SIGHUP checks are done; the stand-in must not meet the e2e suite's daemons.
+stop_fake
 
 if [ "${FDBHOOK_PKG_E2E:-}" = 1 ]; then
 	section "5. end-to-end suite against the installed hooks"
@@ -643,18 +673,18 @@ expect_eq "rpm: modes, owners, flags, link targets, digests" \
 		sed 's/ *$//')" "$(
 		cat <<EOF
 drwxr-xr-x root:root  /etc/fdbhook
--rw-r--r-- root:root cn /etc/fdbhook/fdbhook.toml  $(sha packaging/fdbhook.toml)
+-rw-r--r-- root:root cn /etc/fdbhook/fdbhook.toml  $(sha "$src/packaging/fdbhook.toml")
 drwxr-xr-x root:root  /etc/libvirt/hooks/network.d
 l--------- root:root  /etc/libvirt/hooks/network.d/fdbhook /usr/libexec/fdbhook/network-hook
 drwxr-xr-x root:root  /etc/libvirt/hooks/qemu.d
 l--------- root:root  /etc/libvirt/hooks/qemu.d/fdbhook /usr/libexec/fdbhook/qemu-hook
 drwxr-xr-x root:root  /usr/libexec/fdbhook
--rwxr-xr-x root:root  /usr/libexec/fdbhook/network-hook  $(sha "$bins/network-hook")
--rwxr-xr-x root:root  /usr/libexec/fdbhook/qemu-hook  $(sha "$bins/qemu-hook")
+-rwxr-xr-x root:root  /usr/libexec/fdbhook/network-hook  $(sha "$src/bin/network-hook")
+-rwxr-xr-x root:root  /usr/libexec/fdbhook/qemu-hook  $(sha "$src/bin/qemu-hook")
 drwxr-xr-x root:root  /usr/share/doc/fdbhook
--rw-r--r-- root:root l /usr/share/doc/fdbhook/LICENSE  $(sha LICENSE)
--rw-r--r-- root:root d /usr/share/doc/fdbhook/README.md  $(sha README.md)
--rw-r--r-- root:root  /usr/share/man/man8/fdbhook.8.gz  $(gzip -9n <packaging/fdbhook.8 | sha256sum | cut -d' ' -f1)
+-rw-r--r-- root:root l /usr/share/doc/fdbhook/LICENSE  $(sha "$src/LICENSE")
+-rw-r--r-- root:root d /usr/share/doc/fdbhook/README.md  $(sha "$src/README.md")
+-rw-r--r-- root:root  /usr/share/man/man8/fdbhook.8.gz  $(gzip -9n <"$src/packaging/fdbhook.8" | sha256sum | cut -d' ' -f1)
 EOF
 	)"
 expect_eq "rpm --configfiles: %config(noreplace) fdbhook.toml" "$(rpm -qp --configfiles "$rpm")" /etc/fdbhook/fdbhook.toml
@@ -664,7 +694,7 @@ for s in "preinstall scriptlet (using /bin/sh)" "postinstall scriptlet (using /b
 	expect_has "rpm --scripts: $s" "$scripts" "$s"
 done
 for s in PREIN:preinstall POSTIN:postinstall PREUN:preremove POSTUN:postremove; do
-	check "rpm: %{${s%%:*}} is packaging/scripts/${s#*:}.sh" cmp -s "$work/rpmscripts/${s%%:*}" "packaging/scripts/${s#*:}.sh"
+	check "rpm: %{${s%%:*}} is packaging/scripts/${s#*:}.sh" cmp -s "$work/rpmscripts/${s%%:*}" "$src/packaging/scripts/${s#*:}.sh"
 done
 
 section "rpm: install, verify, upgrade, erase in a scratch root (--noscripts)"
