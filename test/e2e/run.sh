@@ -57,6 +57,7 @@ if [ "${FDBHOOK_TEST_LOCK_HELD:-}" != 1 ]; then
 	log "waiting for /run/fdbhook-test.lock"
 	flock -w 1200 9 || die "/run/fdbhook-test.lock still held after 20 min"
 fi
+T_LOCKED=$(date +%s%N)
 
 # State to put back in cleanup.
 started_virtlogd=
@@ -183,8 +184,12 @@ cleanup() {
 	if [ -n "$kvm_mode" ]; then
 		chown "${kvm_mode#* }" /dev/kvm && chmod "${kvm_mode%% *}" /dev/kvm
 	fi
-	local ms=$((($(date +%s%N) - T0) / 1000000))
-	log "$(printf 'wall time %d.%01d s (exit %d)' $((ms / 1000)) $((ms % 1000 / 100)) "$rc")"
+	local now ms wait
+	now=$(date +%s%N)
+	ms=$(((now - T0) / 1000000))
+	wait=$(((${T_LOCKED:-$now} - T0) / 1000000))
+	log "$(printf 'wall time %d.%01d s, of which %d.%01d s waiting for packages and the lock (exit %d)' \
+		$((ms / 1000)) $((ms % 1000 / 100)) $((wait / 1000)) $((wait % 1000 / 100)) "$rc")"
 	exit "$rc"
 }
 trap cleanup EXIT
