@@ -127,13 +127,17 @@ work=$(mktemp -d /tmp/fdbt-pkgtest.XXXXXX)
 # the test waits for its lock).
 src=$work/src
 mkdir "$src"
-cp --parents bin/qemu-hook bin/network-hook README.md LICENSE packaging/fdbhook.toml packaging/fdbhook.8 \
-	packaging/copyright packaging/scripts/*.sh packaging/testdata/*.xml "$src/"
+cp --parents bin/qemu-hook bin/network-hook README.md LICENSE packaging/build.sh packaging/version.sh \
+	packaging/nfpm.yaml packaging/fdbhook.toml packaging/fdbhook.8 packaging/copyright \
+	packaging/scripts/*.sh packaging/testdata/*.xml "$src/"
+# The packages' file times: the rebuilds below from the snapshot use them.
+epoch=$(rpm -qp --qf '[%{FILEMTIMES}\n]' "$rpm" | head -n 1)
 backup=$work/backup
 fakepid=
 fakepidfile=
 touched=no # set once the host is this test's to restore
-created_dirs=()
+created_dirs=() # directories the test made, to remove again
+existing_dirs=() # directories that were there, to put back if dpkg -P took them
 
 # stop_fake ends the stand-in daemon (see below) and removes its pid file.
 stop_fake() {
@@ -162,8 +166,14 @@ cleanup() {
 		rm -rf /etc/fdbhook
 		rm -f /etc/libvirt/hooks/qemu.d/fdbhook /etc/libvirt/hooks/network.d/fdbhook "$marker"
 		local p
+		# dpkg -P removes the hook directories when they are empty and no
+		# other package owns them, even if they were there before.
+		for p in "${existing_dirs[@]}"; do
+			[ -d "$p" ] || mkdir -m 0755 "$p"
+		done
 		for p in /etc/fdbhook /etc/libvirt/hooks/qemu.d/fdbhook /etc/libvirt/hooks/network.d/fdbhook; do
 			if [ -e "$backup$p" ] || [ -L "$backup$p" ]; then
+				mkdir -p "$(dirname "$p")"
 				mv "$backup$p" "$p" || echo "packages: could not restore $p from $backup$p" >&2
 			fi
 		done
@@ -284,15 +294,18 @@ next_version="$version+fdbtnext"
 	cat "$src/packaging/fdbhook.toml"
 	echo "# (the next release changes the shipped defaults)"
 } >"$work/next.toml"
-if FDBHOOK_PKG_VERSION=$next_version FDBHOOK_PKG_CONFIG=$work/next.toml FDBHOOK_PKG_DIST=$work/next \
-	packaging/build.sh >"$work/next.log" 2>&1; then
+# Both builds run from the snapshot, so that commits made meanwhile in a
+# shared checkout do not change what is built.
+if SOURCE_DATE_EPOCH=$epoch FDBHOOK_PKG_VERSION=$next_version FDBHOOK_PKG_CONFIG=$work/next.toml \
+	FDBHOOK_PKG_DIST=$work/next "$src/packaging/build.sh" >"$work/next.log" 2>&1; then
 	pass "built $next_version"
 else
 	fail "built $next_version" "$(cat "$work/next.log")"
 fi
 next_deb=$(echo "$work"/next/fdbhook_*.deb)
 
-if FDBHOOK_PKG_DIST=$work/again packaging/build.sh >"$work/again.log" 2>&1 &&
+if SOURCE_DATE_EPOCH=$epoch FDBHOOK_PKG_VERSION=$version FDBHOOK_PKG_DIST=$work/again \
+	"$src/packaging/build.sh" >"$work/again.log" 2>&1 &&
 	(cd "$work/again" && sha256sum fdbhook_*.deb fdbhook-*.rpm) >"$work/again.sum" &&
 	(cd "$dist" && sha256sum --quiet -c "$work/again.sum") >"$work/again.check" 2>&1; then
 	pass "a rebuild of $version is bit for bit the same"
@@ -304,12 +317,17 @@ check "$next_version sorts after $version" dpkg --compare-versions "$next_versio
 # ---------------------------------------------------------------------------
 section "take $lock"
 
-exec 9>"$lock"
-if ! flock -n 9; then
-	echo "  waiting for $lock (another suite holds it)"
-	waited=$(date +%s)
-	flock 9
-	echo "  waited $(($(date +%s) - waited)) s"
+# A caller that holds the lock already says so with FDBHOOK_TEST_LOCK_HELD=1.
+if [ "${FDBHOOK_TEST_LOCK_HELD:-}" = 1 ]; then
+	echo "  held by the caller (FDBHOOK_TEST_LOCK_HELD=1)"
+else
+	exec 9>"$lock"
+	if ! flock -n 9; then
+		echo "  waiting for $lock (another suite holds it)"
+		waited=$(date +%s)
+		flock 9
+		echo "  waited $(($(date +%s) - waited)) s"
+	fi
 fi
 
 status=$(pkg_state)
@@ -329,7 +347,7 @@ for p in /etc/fdbhook /etc/libvirt/hooks/qemu.d/fdbhook /etc/libvirt/hooks/netwo
 done
 rm -f "$marker"
 for d in /etc/libvirt /etc/libvirt/hooks /etc/libvirt/hooks/qemu.d /etc/libvirt/hooks/network.d; do
-	[ -d "$d" ] || created_dirs+=("$d")
+	if [ -d "$d" ]; then existing_dirs+=("$d"); else created_dirs+=("$d"); fi
 done
 
 # A stand-in libvirt daemon that records each SIGHUP, reachable the way the

@@ -54,6 +54,7 @@ elif [ -e /etc/fdbhook/no-reload ]; then
 else
 	reload_daemons
 fi
-echo "fdbhook: nothing is managed until bridges or networks are listed in /etc/fdbhook/fdbhook.toml."
-echo "fdbhook: for guests already running, then run: /usr/libexec/fdbhook/qemu-hook reconcile"
+echo "fdbhook: nothing is managed until bridges or networks are listed in /etc/fdbhook/fdbhook.toml;"
+echo "fdbhook: then check the host with /usr/libexec/fdbhook/qemu-hook doctor, and bring guests"
+echo "fdbhook: that are already running under management with /usr/libexec/fdbhook/qemu-hook reconcile"
 exit 0
