@@ -106,7 +106,7 @@ const (
 )
 
 // portKind classifies a bridge port.
-func (a *analysis) portKind(p *Link) (string, *nicRef) {
+func (a *analysis) portKind(p *plan.Link) (string, *nicRef) {
 	if !p.IsGuestPort() {
 		return KindUplink, nil
 	}
@@ -117,7 +117,7 @@ func (a *analysis) portKind(p *Link) (string, *nicRef) {
 }
 
 // device names a port's device kind in a word.
-func device(l *Link) string {
+func device(l *plan.Link) string {
 	switch {
 	case l.IsTap():
 		return "tap"
@@ -180,7 +180,7 @@ func (a *analysis) classify(e plan.Entry) (state string, owner *nicRef, why stri
 
 // staticEntries returns the bridge's static entries on its ports (not on
 // the bridge device itself).
-func staticEntries(all []plan.Entry, br *Link) []plan.Entry {
+func staticEntries(all []plan.Entry, br *plan.Link) []plan.Entry {
 	return slices.DeleteFunc(slices.Clone(all), func(e plan.Entry) bool {
 		return !e.Static() || e.PortIndex == br.Index
 	})

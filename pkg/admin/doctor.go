@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/fdbhook/fdbhook/pkg/config"
+	"github.com/fdbhook/fdbhook/pkg/plan"
 )
 
 // Level is a check's verdict.
@@ -68,7 +69,7 @@ type System struct {
 	HooksDir string
 	Networks Networks
 	// Links dumps the devices of the current network namespace.
-	Links func() ([]*Link, error)
+	Links func() ([]*plan.Link, error)
 	// Uname returns the kernel's release and machine.
 	Uname func() (release, machine string, err error)
 	// Probe tries the kernel's bridge features in a private namespace.
@@ -155,7 +156,7 @@ func Doctor(sys *System) []Check {
 	return out
 }
 
-func probeChecks(p Probe, links []*Link) []Check {
+func probeChecks(p Probe, links []*plan.Link) []Check {
 	if p.Err != nil {
 		return []Check{{Warn, "kernel features", fmt.Sprintf("not probed: %v (run as root)", p.Err)}}
 	}
@@ -325,9 +326,9 @@ func changed(fi fs.FileInfo) time.Time {
 
 // bridgeChecks checks that every configured bridge exists and is a Linux
 // bridge, and that every configured network resolves to one.
-func bridgeChecks(cfg *config.Config, nets Networks, links []*Link, linksOK bool) []Check {
+func bridgeChecks(cfg *config.Config, nets Networks, links []*plan.Link, linksOK bool) []Check {
 	var out []Check
-	byName := map[string]*Link{}
+	byName := map[string]*plan.Link{}
 	ports := map[int]int{}
 	for _, l := range links {
 		byName[l.Name] = l

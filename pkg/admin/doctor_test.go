@@ -30,10 +30,10 @@ func fakeSystem(t *testing.T) (*System, string) {
 		ConfigPath: filepath.Join(dir, "fdbhook.toml"),
 		HooksDir:   hooks,
 		Networks:   noNetworks{},
-		Links: func() ([]*Link, error) {
-			return []*Link{{Link: plan.Link{Name: "br0", Index: 2, Type: "bridge", VlanCapable: true}},
-				{Link: plan.Link{Name: "eth0", Index: 3, Type: "device", MasterIndex: 2}},
-				{Link: plan.Link{Name: "bond0", Index: 4, Type: "bond"}}}, nil
+		Links: func() ([]*plan.Link, error) {
+			return []*plan.Link{{Name: "br0", Index: 2, Type: "bridge", VlanCapable: true},
+				{Name: "eth0", Index: 3, Type: "device", MasterIndex: 2},
+				{Name: "bond0", Index: 4, Type: "bond"}}, nil
 		},
 		Uname:          func() (string, string, error) { return "6.1.0-18-amd64", "x86_64", nil },
 		Probe:          func() Probe { return Probe{} },
@@ -187,7 +187,7 @@ func TestDoctorKernelAndLibvirt(t *testing.T) {
 	sys.Probe = func() Probe {
 		return Probe{Flags: errors.New("EOPNOTSUPP"), VlanFiltering: errors.New("no PVID"), Locked: errors.New("EINVAL")}
 	}
-	sys.Links = func() ([]*Link, error) { return nil, nil } // no bridge: the probe answers
+	sys.Links = func() ([]*plan.Link, error) { return nil, nil } // no bridge: the probe answers
 	sys.Uname = func() (string, string, error) { return "3.16.0", "x86_64", nil }
 	sys.LibvirtVersion = func() (string, string, error) { return "6.0.0", "dpkg package libvirt-daemon", nil }
 	checks := Doctor(sys)

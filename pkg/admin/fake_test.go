@@ -17,15 +17,15 @@ import (
 // replace moves a MAC's entry on a bridge to the new port, a delete of an
 // absent entry is ENOENT.
 type fakeKernel struct {
-	links   []*Link
+	links   []*plan.Link
 	entries []plan.Entry
 	// counters, to check the cost of a run
 	linkDumps, fdbDumps, writes int
 }
 
-func (k *fakeKernel) Links() ([]*Link, error) {
+func (k *fakeKernel) Links() ([]*plan.Link, error) {
 	k.linkDumps++
-	out := make([]*Link, len(k.links))
+	out := make([]*plan.Link, len(k.links))
 	for i, l := range k.links {
 		c := *l
 		out[i] = &c
@@ -33,7 +33,7 @@ func (k *fakeKernel) Links() ([]*Link, error) {
 	return out, nil
 }
 
-func (k *fakeKernel) byIndex(i int) *Link {
+func (k *fakeKernel) byIndex(i int) *plan.Link {
 	for _, l := range k.links {
 		if l.Index == i {
 			return l
@@ -119,7 +119,7 @@ func (k *fakeKernel) static(mac string) []string {
 	return out
 }
 
-func (k *fakeKernel) port(name string) *Link {
+func (k *fakeKernel) port(name string) *plan.Link {
 	for _, l := range k.links {
 		if l.Name == name {
 			return l
@@ -128,7 +128,7 @@ func (k *fakeKernel) port(name string) *Link {
 	return nil
 }
 
-func (k *fakeKernel) add(l *Link) *Link {
+func (k *fakeKernel) add(l *plan.Link) *plan.Link {
 	l.Index = len(k.links) + 1
 	if m := k.port(l.Master); m != nil {
 		l.MasterIndex, l.MasterType = m.Index, "bridge"
@@ -146,16 +146,16 @@ var (
 	managed  = plan.Flags{}
 )
 
-func bridge(name string) *Link {
-	return &Link{Link: plan.Link{Name: name, Type: "bridge", VlanCapable: true}}
+func bridge(name string) *plan.Link {
+	return &plan.Link{Name: name, Type: "bridge", VlanCapable: true}
 }
 
-func tap(name, master string, f plan.Flags) *Link {
-	return &Link{Link: plan.Link{Name: name, Type: "tuntap", TunMode: "tap", Master: master, Flags: f}, Promiscuity: 1, Carrier: true}
+func tap(name, master string, f plan.Flags) *plan.Link {
+	return &plan.Link{Name: name, Type: "tuntap", TunMode: "tap", Master: master, Flags: f, Promiscuity: 1, Carrier: true}
 }
 
-func uplink(name, master string) *Link {
-	return &Link{Link: plan.Link{Name: name, Type: "device", Master: master, Flags: learning}, Promiscuity: 1, Carrier: true}
+func uplink(name, master string) *plan.Link {
+	return &plan.Link{Name: name, Type: "device", Master: master, Flags: learning, Promiscuity: 1, Carrier: true}
 }
 
 // domain writes a running guest's live XML; nics are "type:source:target:mac".
@@ -228,7 +228,7 @@ const (
 //     LAN host nobody knows.
 func world(t *testing.T) (*fakeKernel, []*guest.Guest, []*guest.Guest) {
 	k := &fakeKernel{}
-	k.add(&Link{Link: plan.Link{Name: "lo", Type: "device"}})
+	k.add(&plan.Link{Name: "lo", Type: "device"})
 	k.add(bridge("br0"))
 	k.add(uplink("eth0", "br0"))
 	k.add(tap("vnet1", "br0", managed))

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
@@ -74,11 +73,6 @@ func ProbeKernel(timeout time.Duration) Probe {
 		return Probe{Err: err}
 	}
 	defer k.Close()
-	lr, err := OpenLinks(ns, timeout)
-	if err != nil {
-		return Probe{Err: err}
-	}
-	defer lr.Close()
 
 	if err := h.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "probe-br"}}); err != nil {
 		return Probe{Err: fmt.Errorf("creating a bridge: %w", err)}
@@ -97,12 +91,12 @@ func ProbeKernel(timeout time.Duration) Probe {
 	if err := h.LinkSetMasterByIndex(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: port.Index}}, br.Index); err != nil {
 		return Probe{Err: fmt.Errorf("enslaving the probe port: %w", err)}
 	}
-	readPort := func() (*Link, error) {
-		links, err := lr.Links()
+	readPort := func() (*plan.Link, error) {
+		links, err := k.Links()
 		if err != nil {
 			return nil, err
 		}
-		i := slices.IndexFunc(links, func(l *Link) bool { return l.Index == port.Index })
+		i := slices.IndexFunc(links, func(l *plan.Link) bool { return l.Index == port.Index })
 		if i < 0 {
 			return nil, errors.New("probe port vanished")
 		}
@@ -156,16 +150,21 @@ func ProbeKernel(timeout time.Duration) Probe {
 		return err
 	}()
 	p.Locked = func() error {
-		if err := lr.setLocked(port.Index); err != nil {
+		// Only locked changes: learning and flooding stay as they are.
+		l, err := readPort()
+		if err != nil {
 			return err
 		}
-		l, err := readPort()
+		if err := k.SetPortFlags(port.Index, plan.Flags{Learning: l.Flags.Learning, Flood: l.Flags.Flood, Locked: true}); err != nil {
+			return err
+		}
+		l, err = readPort()
 		switch {
 		case err != nil:
 			return err
-		case !l.LockedKnown:
+		case !l.LockCapable:
 			return errors.New("the kernel does not report the locked flag")
-		case !l.Locked:
+		case !l.Flags.Locked:
 			return errors.New("read back unlocked")
 		}
 		return nil
@@ -177,29 +176,14 @@ func ProbeKernel(timeout time.Duration) Probe {
 		if err := k.SetVlanFiltering(br.Index, true); err != nil {
 			return err
 		}
-		links, err := lr.Links()
+		links, err := k.Links()
 		if err != nil {
 			return err
 		}
-		if i := slices.IndexFunc(links, func(l *Link) bool { return l.Index == br.Index }); i < 0 || !links[i].VlanFiltering {
+		if i := slices.IndexFunc(links, func(l *plan.Link) bool { return l.Index == br.Index }); i < 0 || !links[i].VlanFiltering {
 			return errors.New("read back with vlan_filtering off")
 		}
 		return nil
 	}()
 	return p
-}
-
-// setLocked sets IFLA_BRPORT_LOCKED on a bridge port; only the probe does,
-// in its own namespace.
-func (r *LinkReader) setLocked(portIndex int) error {
-	req := nl.NewNetlinkRequest(unix.RTM_SETLINK, unix.NLM_F_ACK)
-	req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: r.sock}
-	msg := nl.NewIfInfomsg(unix.AF_BRIDGE)
-	msg.Index = int32(portIndex)
-	req.AddData(msg)
-	proto := nl.NewRtAttr(unix.IFLA_PROTINFO|unix.NLA_F_NESTED, nil)
-	proto.AddRtAttr(unix.IFLA_BRPORT_LOCKED, []byte{1})
-	req.AddData(proto)
-	_, err := req.Execute(unix.NETLINK_ROUTE, 0)
-	return err
 }

@@ -139,7 +139,7 @@ func changes(k *Snapshot, s plan.Step) bool {
 	if br == nil {
 		return true
 	}
-	entries, err := k.Entries(&br.Link, s.MAC)
+	entries, err := k.Entries(br, s.MAC)
 	if err != nil {
 		return true
 	}
@@ -151,12 +151,12 @@ func changes(k *Snapshot, s plan.Step) bool {
 // cleanBridge deletes the bridge's stale static entries and gives the taps
 // they were on (which no running guest owns) learning and flooding back
 // once no static entry is left on them, as a guest's stop does.
-func (res *Result) cleanBridge(a *analysis, br *Link, w apply.Writer) error {
-	all, err := a.st.Kernel.BridgeEntries(&br.Link)
+func (res *Result) cleanBridge(a *analysis, br *plan.Link, w apply.Writer) error {
+	all, err := a.st.Kernel.BridgeEntries(br)
 	if err != nil {
 		return err
 	}
-	var cleaned []*Link
+	var cleaned []*plan.Link
 	for _, e := range staticEntries(all, br) {
 		state, _, why := a.classify(e)
 		step := plan.Step{Kind: plan.DelEntry, MAC: e.MAC, Port: e.Port, PortIndex: e.PortIndex,
@@ -178,11 +178,13 @@ func (res *Result) cleanBridge(a *analysis, br *Link, w apply.Writer) error {
 	}
 	defaults := plan.Flags{Learning: true, Flood: true}
 	for _, port := range cleaned {
-		left, err := a.st.Kernel.PortEntries(&br.Link, &port.Link)
+		left, err := a.st.Kernel.PortEntries(br, port)
 		if err != nil {
 			return err
 		}
-		if port.Flags == defaults || slices.ContainsFunc(left, plan.Entry.Static) {
+		// A port that learns and floods is left as it is, locked or not:
+		// fdbhook never locks a port without turning both off.
+		if learnFlood(port.Flags) == defaults || slices.ContainsFunc(left, plan.Entry.Static) {
 			continue
 		}
 		step := plan.Step{Kind: plan.SetFlags, NIC: "port " + port.Name, Port: port.Name, PortIndex: port.Index,

@@ -15,9 +15,9 @@ import (
 // netlink round trips. Record mirrors into it what a carried-out step did.
 type Snapshot struct {
 	r        Reader
-	links    map[int]*Link
-	byName   map[string]*Link
-	byMaster map[int][]*Link
+	links    map[int]*plan.Link
+	byName   map[string]*plan.Link
+	byMaster map[int][]*plan.Link
 	fdb      map[int]map[string][]plan.Entry // bridge index → MAC → entries
 	// Dumps counts the FDB dumps taken.
 	Dumps int
@@ -30,8 +30,8 @@ func Take(r Reader) (*Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Snapshot{r: r, links: map[int]*Link{}, byName: map[string]*Link{},
-		byMaster: map[int][]*Link{}, fdb: map[int]map[string][]plan.Entry{}}
+	s := &Snapshot{r: r, links: map[int]*plan.Link{}, byName: map[string]*plan.Link{},
+		byMaster: map[int][]*plan.Link{}, fdb: map[int]map[string][]plan.Entry{}}
 	for _, l := range links {
 		s.links[l.Index] = l
 		s.byName[l.Name] = l
@@ -42,45 +42,35 @@ func Take(r Reader) (*Snapshot, error) {
 		}
 	}
 	for _, ports := range s.byMaster {
-		slices.SortFunc(ports, func(a, b *Link) int { return cmp.Compare(a.Name, b.Name) })
+		slices.SortFunc(ports, func(a, b *plan.Link) int { return cmp.Compare(a.Name, b.Name) })
 	}
 	return s, nil
 }
 
 // Device returns the device called name, or nil.
-func (s *Snapshot) Device(name string) *Link { return s.byName[name] }
+func (s *Snapshot) Device(name string) *plan.Link { return s.byName[name] }
 
 // DeviceByIndex returns the device with that index, or nil.
-func (s *Snapshot) DeviceByIndex(index int) *Link { return s.links[index] }
+func (s *Snapshot) DeviceByIndex(index int) *plan.Link { return s.links[index] }
 
 // Devices returns every device, sorted by name.
-func (s *Snapshot) Devices() []*Link {
-	out := make([]*Link, 0, len(s.links))
+func (s *Snapshot) Devices() []*plan.Link {
+	out := make([]*plan.Link, 0, len(s.links))
 	for _, l := range s.links {
 		out = append(out, l)
 	}
-	slices.SortFunc(out, func(a, b *Link) int { return cmp.Compare(a.Name, b.Name) })
+	slices.SortFunc(out, func(a, b *plan.Link) int { return cmp.Compare(a.Name, b.Name) })
 	return out
 }
 
 // Ports returns the devices enslaved to bridge, sorted by name.
-func (s *Snapshot) Ports(bridge *Link) []*Link { return s.byMaster[bridge.Index] }
+func (s *Snapshot) Ports(bridge *plan.Link) []*plan.Link { return s.byMaster[bridge.Index] }
 
 // Link implements plan.View.
-func (s *Snapshot) Link(name string) (*plan.Link, error) {
-	if l := s.byName[name]; l != nil {
-		return &l.Link, nil
-	}
-	return nil, nil
-}
+func (s *Snapshot) Link(name string) (*plan.Link, error) { return s.byName[name], nil }
 
 // LinkByIndex implements plan.View.
-func (s *Snapshot) LinkByIndex(index int) (*plan.Link, error) {
-	if l := s.links[index]; l != nil {
-		return &l.Link, nil
-	}
-	return nil, nil
-}
+func (s *Snapshot) LinkByIndex(index int) (*plan.Link, error) { return s.links[index], nil }
 
 // bridgeFDB returns the bridge's entries by MAC, dumping them once.
 func (s *Snapshot) bridgeFDB(bridge *plan.Link) (map[string][]plan.Entry, error) {

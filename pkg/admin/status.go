@@ -201,7 +201,7 @@ func (a *analysis) bridgeReport(mb *managedBridge) (BridgeReport, []Problem, []s
 	if a.st.Config.Policy(br.Name).VlanFiltering == config.Enable && !br.VlanFiltering && br.VlanCapable {
 		flag(Problem{Kind: ProblemVlan, Text: fmt.Sprintf("vlan_filtering = \"enable\" is configured for %s but it is off: run reconcile (or start a guest on it)", br.Name)})
 	}
-	all, err := a.st.Kernel.BridgeEntries(&br.Link)
+	all, err := a.st.Kernel.BridgeEntries(br)
 	if err != nil {
 		return rep, nil, nil, err
 	}
@@ -213,15 +213,16 @@ func (a *analysis) bridgeReport(mb *managedBridge) (BridgeReport, []Problem, []s
 	}
 	ports := a.st.Kernel.Ports(br)
 	var managedPorts []string
-	var autoPorts []*Link // learning or flooding: the kernel's "auto" ports
+	var autoPorts []*plan.Link // learning or flooding: the kernel's "auto" ports
 	var autoLabels []string
 	guestsLearning := 0
 	for _, p := range ports {
 		kind, ref := a.portKind(p)
 		pr := PortReport{Name: p.Name, Index: p.Index, Kind: kind, Device: device(p),
 			Learning: p.Flags.Learning, Flood: p.Flags.Flood, Promiscuity: p.Promiscuity, Carrier: p.Carrier}
-		if p.LockedKnown {
-			pr.Locked = &p.Locked
+		if p.LockCapable {
+			locked := p.Flags.Locked
+			pr.Locked = &locked
 		}
 		auto := p.Flags.Learning || p.Flags.Flood
 		what := p.Name
@@ -243,7 +244,7 @@ func (a *analysis) bridgeReport(mb *managedBridge) (BridgeReport, []Problem, []s
 			if auto {
 				guestsLearning++
 				flag(Problem{Kind: ProblemPortFlags, Port: p.Name, Guest: ref.Guest, NIC: ref.NIC, MAC: ref.MAC,
-					Text: fmt.Sprintf("guest port %s (%s) still has %s: run reconcile", p.Name, ref.label(), p.Flags)})
+					Text: fmt.Sprintf("guest port %s (%s) still has %s: run reconcile", p.Name, ref.label(), learnFlood(p.Flags))})
 			}
 			if !slices.ContainsFunc(onPort[p.Index], func(e plan.Entry) bool { return e.MAC == ref.MAC }) {
 				text := fmt.Sprintf("guest %s %s (%s): no static entry on its port %s", ref.Guest, ref.NIC, ref.MAC, p.Name)
@@ -270,7 +271,7 @@ func (a *analysis) bridgeReport(mb *managedBridge) (BridgeReport, []Problem, []s
 		case EntryRoamed:
 			// A managed NIC of this bridge without its own entry is
 			// flagged above, with where the entry went; flag the rest.
-			if owner.Managed && slices.ContainsFunc(ports, func(p *Link) bool { return p.Name == owner.Port }) &&
+			if owner.Managed && slices.ContainsFunc(ports, func(p *plan.Link) bool { return p.Name == owner.Port }) &&
 				!slices.ContainsFunc(static, func(x plan.Entry) bool { return x.Port == owner.Port && x.MAC == owner.MAC }) {
 				continue
 			}
@@ -296,10 +297,14 @@ func (a *analysis) bridgeReport(mb *managedBridge) (BridgeReport, []Problem, []s
 	return rep, probs, notes, nil
 }
 
+// learnFlood names a port's learning and flood, the flags a managed guest
+// port must not have; whether it is locked is the port's own column.
+func learnFlood(f plan.Flags) plan.Flags { return plan.Flags{Learning: f.Learning, Flood: f.Flood} }
+
 // promiscWhy explains, after the kernel's br_manage_promisc, why a bridge
 // keeps uplink promiscuous; fixable is false when nothing on this host can
 // change it (the kernel has no VLAN filtering).
-func promiscWhy(br, uplink *Link, autoPorts []*Link, labels []string) (why string, fixable bool) {
+func promiscWhy(br, uplink *plan.Link, autoPorts []*plan.Link, labels []string) (why string, fixable bool) {
 	switch {
 	case !br.VlanFiltering && !br.VlanCapable:
 		return fmt.Sprintf("vlan_filtering is off on %s and this kernel has no bridge VLAN filtering (CONFIG_BRIDGE_VLAN_FILTERING); the kernel only clears promiscuity on a VLAN-filtering bridge", br.Name), false

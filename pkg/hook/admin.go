@@ -61,24 +61,19 @@ func (r *Runner) adminError(err error) int {
 	return exitCode(err)
 }
 
-// openAdminKernel joins the Runner's kernel connection with a link dump of
-// the current network namespace.
+// openAdminKernel opens the Runner's kernel connection for the admin
+// commands, which also dump every device through it.
 func (r *Runner) openAdminKernel() (admin.Kernel, func(), error) {
 	k, err := r.OpenKernel()
 	if err != nil {
 		return nil, nil, err
 	}
-	fdb, ok := k.(admin.FDB)
+	ak, ok := k.(admin.Kernel)
 	if !ok {
 		k.Close()
-		return nil, nil, fmt.Errorf("this kernel connection cannot dump FDBs")
+		return nil, nil, fmt.Errorf("this kernel connection cannot dump links and FDBs")
 	}
-	links, err := admin.OpenLinks(netns.None(), kernel.DefaultTimeout)
-	if err != nil {
-		k.Close()
-		return nil, nil, err
-	}
-	return admin.Join(links, fdb), func() { links.Close(); k.Close() }, nil
+	return ak, k.Close, nil
 }
 
 // adminState reads the configuration, the kernel and libvirt's files.
@@ -201,16 +196,16 @@ func (r *Runner) doctor(args []string) int {
 		return ExitUsage
 	}
 	paths, etc := r.adminPaths()
-	links, err := admin.OpenLinks(netns.None(), kernel.DefaultTimeout)
+	k, err := kernel.Open(netns.None(), kernel.DefaultTimeout)
 	if err != nil {
 		return r.adminError(err)
 	}
-	defer links.Close()
+	defer k.Close()
 	checks := admin.Doctor(&admin.System{
 		ConfigPath:     config.PathFromEnv(r.Getenv),
 		HooksDir:       filepath.Join(etc, "hooks"),
 		Networks:       libvirt.New(paths),
-		Links:          links.Links,
+		Links:          k.Links,
 		Uname:          admin.Uname,
 		Probe:          func() admin.Probe { return admin.ProbeKernel(kernel.DefaultTimeout) },
 		LibvirtVersion: admin.LibvirtVersion,

@@ -165,13 +165,53 @@ func (c *Conn) getLink(req *nl.NetlinkRequest) (*plan.Link, error) {
 	return l, nil
 }
 
+// Links returns every device of the namespace from one RTM_GETLINK dump
+// (retried when a concurrent change interrupts it), with master names
+// filled in. It only reads. Each device also enters the LinkByIndex cache,
+// as a copy: callers may change what they get back.
+func (c *Conn) Links() ([]*plan.Link, error) {
+	msgs, err := c.dump(func() *nl.NetlinkRequest {
+		return c.request(unix.RTM_GETLINK, unix.NLM_F_DUMP, nl.NewIfInfomsg(unix.AF_UNSPEC))
+	}, unix.RTM_NEWLINK)
+	if err != nil {
+		return nil, fmt.Errorf("dumping links: %w", err)
+	}
+	out := make([]*plan.Link, 0, len(msgs))
+	byIndex := make(map[int]*plan.Link, len(msgs))
+	for _, m := range msgs {
+		l, err := parseLink(m)
+		if err != nil {
+			return nil, err
+		}
+		if l.Type == "bridge" {
+			l.StickyCapable = c.sticky
+		}
+		out = append(out, l)
+		byIndex[l.Index] = l
+	}
+	for _, l := range out {
+		if m := byIndex[l.MasterIndex]; l.MasterIndex != 0 && m != nil {
+			l.Master = m.Name
+			if l.MasterType == "" {
+				l.MasterType = m.Type
+			}
+		}
+		cp := *l
+		c.byIndex[l.Index] = &cp
+	}
+	return out, nil
+}
+
 func parseLink(m []byte) (*plan.Link, error) {
 	nlink, err := netlink.LinkDeserialize(nil, m)
 	if err != nil {
 		return nil, fmt.Errorf("parsing link message: %w", err)
 	}
 	a := nlink.Attrs()
-	l := &plan.Link{Name: a.Name, Index: a.Index, Type: nlink.Type(), MasterIndex: a.MasterIndex}
+	l := &plan.Link{Name: a.Name, Index: a.Index, Type: nlink.Type(), MasterIndex: a.MasterIndex,
+		Promiscuity: a.Promisc, PromiscFlag: a.RawFlags&unix.IFF_PROMISC != 0,
+		// IFLA_CARRIER, read below, overrides this where the kernel has it.
+		Carrier: a.RawFlags&unix.IFF_LOWER_UP != 0}
 	switch t := nlink.(type) {
 	case *netlink.Tuntap:
 		switch t.Mode {
@@ -194,7 +234,14 @@ func parseLink(m []byte) (*plan.Link, error) {
 		return nil, fmt.Errorf("parsing attributes of %s: %w", l.Name, err)
 	}
 	for _, a := range attrs {
-		if a.Attr.Type&^unix.NLA_F_NESTED != unix.IFLA_LINKINFO {
+		switch a.Attr.Type &^ unix.NLA_F_NESTED {
+		case unix.IFLA_CARRIER:
+			if len(a.Value) > 0 {
+				l.Carrier = a.Value[0] != 0
+			}
+			continue
+		case unix.IFLA_LINKINFO:
+		default:
 			continue
 		}
 		info, err := nl.ParseRouteAttr(a.Value)

@@ -31,6 +31,17 @@ type Link struct {
 	// StickyCapable, for Type "bridge": the kernel honours NTF_STICKY on
 	// bridge entries (Linux 4.20+).
 	StickyCapable bool
+	// Promiscuity is the kernel's promiscuity count (IFLA_PROMISCUITY):
+	// above 0 the device receives every frame, whoever asked for it (a
+	// bridge with learning or flooding ports, a packet capture, a user).
+	Promiscuity int
+	// PromiscFlag is IFF_PROMISC as a user set it (ip link set promisc
+	// on); the kernel's own reasons show only in Promiscuity.
+	PromiscFlag bool
+	// Carrier is the device's carrier (IFLA_CARRIER; IFF_LOWER_UP on a
+	// kernel that does not report it). A tap has carrier exactly while a
+	// process holds it open: QEMU, or libvirt just before it starts QEMU.
+	Carrier bool
 }
 
 // IsTap reports whether l is a tap: a tun/tap device in tap mode.
