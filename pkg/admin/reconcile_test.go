@@ -195,3 +195,50 @@ func TestReconcileEnablesConfiguredVlanFiltering(t *testing.T) {
 		t.Error("reconcile left vlan_filtering off")
 	}
 }
+
+// TestReconcileLockedPorts: reconcile decides on a port's locked flag and
+// the kernel's lock and sticky support as a guest start does: a port
+// someone else locked stays locked, lock_ports locks where the kernel can
+// and refuses where it cannot.
+func TestReconcileLockedPorts(t *testing.T) {
+	const cfgLock = "bridges = [\"br0\"]\n[bridge.br0]\nlock_ports = true\nsticky = true\n"
+	for _, tc := range []struct {
+		name, cfg   string
+		was         plan.Flags
+		lockCapable bool
+		want        plan.Flags
+		refused     string
+	}{
+		{name: "locked by someone else", cfg: cfgBr0, was: plan.Flags{Learning: true, Flood: true, Locked: true},
+			lockCapable: true, want: plan.Flags{Locked: true}},
+		{name: "lock_ports", cfg: cfgLock, was: learning, lockCapable: true, want: plan.Flags{Locked: true}},
+		{name: "lock_ports, kernel without locked ports", cfg: cfgLock, was: learning, want: learning,
+			refused: "this kernel has no locked bridge ports"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k := &fakeKernel{}
+			br := k.add(bridge("br0"))
+			br.StickyCapable = true
+			k.add(uplink("eth0", "br0"))
+			p := k.add(tap("vnet1", "br0", tc.was))
+			p.LockCapable = tc.lockCapable
+			running := []*guest.Guest{domain(t, "g1", nil, "bridge:br0:vnet1:"+macG1)}
+			res, err := Reconcile(state(t, k, tc.cfg, running, running), k, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out bytes.Buffer
+			res.Format(&out)
+			t.Log("\n" + out.String())
+			switch {
+			case tc.refused == "" && res.Failed != 0:
+				t.Errorf("guest failed: %v", res.Guests[0].Err)
+			case tc.refused != "" && (res.Failed != 1 || !strings.Contains(res.Guests[0].Err.Error(), tc.refused)):
+				t.Errorf("failed %d, guest %v; want it refused: %s", res.Failed, res.Guests[0].Err, tc.refused)
+			}
+			if got := k.port("vnet1").Flags; got != tc.want {
+				t.Errorf("vnet1 has %s, want %s", got, tc.want)
+			}
+		})
+	}
+}

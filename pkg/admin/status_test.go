@@ -3,11 +3,13 @@ package admin
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/fdbhook/fdbhook/pkg/guest"
+	"github.com/fdbhook/fdbhook/pkg/plan"
 )
 
 const cfgBr0 = `bridges = ["br0"]`
@@ -194,5 +196,52 @@ func TestStatusUplinkPromiscuity(t *testing.T) {
 				t.Errorf("notes %q lack %q", rep.Notes, tc.note)
 			}
 		})
+	}
+}
+
+// TestLockedPortsInStatusAndCleanUp: a locked port shows its lock in the
+// LOCKED column, not in a port-flags problem's text; and reconcile leaves
+// an orphan tap that learns and floods as it is, locked or not, while
+// giving a locked one with learning off its defaults back.
+func TestLockedPortsInStatusAndCleanUp(t *testing.T) {
+	k, running, defined := world(t)
+	v2 := k.port("vnet2")
+	v2.LockCapable, v2.Flags.Locked = true, true
+	rep, err := Status(state(t, k, cfgBr0, running, defined), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(rep.Problems, func(p Problem) bool { return p.Kind == ProblemPortFlags })
+	if want := "guest port vnet2 (g2 net0) still has learning on flood on: run reconcile"; i < 0 || rep.Problems[i].Text != want {
+		t.Errorf("port-flags problems %+v, want one saying %q", rep.Problems, want)
+	}
+	for _, br := range rep.Bridges {
+		for _, p := range br.Ports {
+			if p.Name == "vnet2" && (p.Locked == nil || !*p.Locked) {
+				t.Errorf("vnet2 reported with locked %v, want on", p.Locked)
+			}
+		}
+	}
+
+	k, running, defined = world(t)
+	for i, was := range []plan.Flags{{Learning: true, Flood: true, Locked: true}, {Locked: true}} {
+		name := fmt.Sprintf("fdbto%d", i+1)
+		p := k.add(tap(name, "br0", was))
+		p.Carrier, p.LockCapable = false, true
+		k.addStatic(fmt.Sprintf("52:54:00:00:01:%02x", i+1), name)
+	}
+	res, err := Reconcile(state(t, k, cfgBr0, running, defined), k, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for tap, want := range map[string]plan.Flags{
+		"fdbto1": {Learning: true, Flood: true, Locked: true},
+		"fdbto2": learning,
+	} {
+		if got := k.port(tap).Flags; got != want {
+			var out bytes.Buffer
+			res.Format(&out)
+			t.Errorf("orphan tap %s has %s after reconcile, want %s:\n%s", tap, got, want, out.String())
+		}
 	}
 }
