@@ -57,15 +57,15 @@ func TestConcurrentGuests(t *testing.T) {
 
 func concurrentRep(t *testing.T, guests int, rng *rand.Rand) int {
 	l := newLab(t)
-	l.bridge("br0")
-	l.veth("up0", "up1", "br0")
+	l.AddBridge("br0")
+	l.AddVeth("up0", "up1", "br0")
 	var batch []string
 	tap := func(i int) string { return fmt.Sprintf("fdbtc%02d", i) }
 	for i := range guests {
 		batch = append(batch, "tuntap add dev "+tap(i)+" mode tap", "link set "+tap(i)+" master br0")
 	}
-	l.ipBatch(batch)
-	up0 := l.index("up0")
+	l.Batch("ip", batch)
+	up0 := l.Index("up0")
 
 	type guestPlan struct {
 		stop  bool
@@ -121,7 +121,7 @@ func concurrentRep(t *testing.T, guests int, rng *rand.Rand) int {
 			if !hook(i, "start", "begin", domain(name, "", n)) || !plans[i].stop {
 				return
 			}
-			h, err := netlink.NewHandleAt(l.ns)
+			h, err := netlink.NewHandleAt(l.NetNS)
 			if err != nil {
 				report("guest %d: netlink handle: %v", i, err)
 				return
@@ -187,10 +187,10 @@ func TestConcurrentDuplicateMAC(t *testing.T) {
 	const reps = 10
 	for rep := 1; rep <= reps; rep++ {
 		l := newLab(t)
-		l.bridge("br0")
-		l.veth("up0", "up1", "br0")
-		l.tap("fdbtx", "br0")
-		l.tap("fdbty", "br0")
+		l.AddBridge("br0")
+		l.AddVeth("up0", "up1", "br0")
+		l.AddTap("fdbtx", "br0")
+		l.AddTap("fdbty", "br0")
 		m := mac(11, rep)
 		var wg sync.WaitGroup
 		res := make([]result, 2)

@@ -94,14 +94,14 @@ func faultLab(t *testing.T) *lab {
 	t.Helper()
 	l := newStdLab(t)
 	for _, n := range faultGuest {
-		l.tap(n.Target, "br0")
+		l.AddTap(n.Target, "br0")
 	}
-	l.setFlags("fa2", false, true)
-	l.setFlags("fa3", true, false)
-	if err := l.h.LinkAdd(&netlink.Vxlan{LinkAttrs: netlink.LinkAttrs{Name: "fdbtvx0"}, VxlanId: 5, Port: 4789}); err != nil {
+	l.SetFlags("fa2", false, true)
+	l.SetFlags("fa3", true, false)
+	if err := l.Handle.LinkAdd(&netlink.Vxlan{LinkAttrs: netlink.LinkAttrs{Name: "fdbtvx0"}, VxlanId: 5, Port: 4789}); err != nil {
 		t.Fatalf("adding vxlan port: %v", err)
 	}
-	l.enslave("fdbtvx0", "br0")
+	l.Enslave("fdbtvx0", "br0")
 	l.fdbAdd(mac(5, 2), "fdbtvx0", "static")
 	l.fdbAdd(mac(5, 3), "fdbtvx0", "static", "sticky")
 	l.fdbAdd(mac(9, 5), "fa1", "static")
@@ -213,7 +213,7 @@ func TestApplyPortDisappears(t *testing.T) {
 				if victimOf == "the next step's port" {
 					victim = steps[k-1].Port
 				}
-				h := l.h
+				h := l.Handle
 				var delErr error
 				fw := &faultWriter{w: c, before: func(call int) {
 					if call == k {
@@ -265,7 +265,7 @@ func TestApplyPortDisappears(t *testing.T) {
 func TestApplyPortDisappearsUnderBinary(t *testing.T) {
 	t.Parallel()
 	l := faultLab(t)
-	l.del("fa2")
+	l.Del("fa2")
 	before := l.snap()
 	r := l.hook(t, call{Args: []string{"fdbt-f", "start", "begin", "-"}, Stdin: domain("fdbt-f", "", faultGuest...)})
 	expectExit(t, r, 1)
@@ -283,11 +283,11 @@ func TestStartOverExternLearnedEntry(t *testing.T) {
 	t.Parallel()
 	setup := func(t *testing.T) *lab {
 		l := newStdLab(t)
-		l.tap("fe1", "br0")
-		if err := l.h.LinkAdd(&netlink.Vxlan{LinkAttrs: netlink.LinkAttrs{Name: "fdbtvx0"}, VxlanId: 5, Port: 4789}); err != nil {
+		l.AddTap("fe1", "br0")
+		if err := l.Handle.LinkAdd(&netlink.Vxlan{LinkAttrs: netlink.LinkAttrs{Name: "fdbtvx0"}, VxlanId: 5, Port: 4789}); err != nil {
 			t.Fatalf("adding vxlan port: %v", err)
 		}
-		l.enslave("fdbtvx0", "br0")
+		l.Enslave("fdbtvx0", "br0")
 		l.fdbAdd(mac(6, 1), "fdbtvx0", "dynamic", "extern_learn")
 		return l
 	}

@@ -2,10 +2,8 @@ package integration
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,6 +12,7 @@ import (
 	"github.com/fdbhook/fdbhook/pkg/hook"
 	"github.com/fdbhook/fdbhook/pkg/kernel"
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
+	testlab "github.com/fdbhook/fdbhook/test/lab"
 )
 
 // defaultConfig manages br0.
@@ -51,16 +50,7 @@ type call struct {
 }
 
 // result is what a run of the binary gave.
-type result struct {
-	Code   int
-	Stdout string
-	Stderr string
-	Took   time.Duration
-}
-
-func (r result) String() string {
-	return fmt.Sprintf("exit %d after %s, stderr %q, stdout %q", r.Code, r.Took.Round(time.Millisecond), r.Stderr, r.Stdout)
-}
+type result = testlab.Result
 
 // hook runs the real binary inside the namespace, as libvirt would, and
 // checks that hook mode printed nothing on stdout.
@@ -90,7 +80,7 @@ func (l *lab) runHook(tmp string, c call) (result, error) {
 			return result{}, err
 		}
 	}
-	args := []string{"netns", "exec", l.name}
+	var args []string
 	if c.Live != nil {
 		dir := filepath.Join(tmp, "live")
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -101,31 +91,11 @@ func (l *lab) runHook(tmp string, c call) (result, error) {
 				return result{}, err
 			}
 		}
-		// `ip netns exec` runs the command in a new mount namespace that
-		// does not propagate back to the host: the tmpfs is private.
-		args = append(args, "sh", "-euc", `mount -t tmpfs fdbt-run /run
-mkdir -p /run/libvirt/qemu /run/libvirt/network
-cp -r "$0"/. /run/libvirt/qemu/
-exec "$@"`, dir)
+		args = testlab.PrivateRun(dir)
 	}
-	args = append(args, hookBin)
+	args = append(args, suite.Bin("qemu-hook"))
 	args = append(args, c.Args...)
-	cmd := exec.Command("ip", args...)
-	cmd.Env = append([]string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", "FDBHOOK_CONFIG=" + cfgPath}, c.Env...)
-	cmd.Stdin = bytes.NewReader(c.Stdin)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	start := time.Now()
-	err := cmd.Run()
-	r := result{Stdout: stdout.String(), Stderr: stderr.String(), Took: time.Since(start)}
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee) && ee.Exited():
-		r.Code = ee.ExitCode()
-	case err != nil:
-		return r, fmt.Errorf("%v (stderr %q)", err, r.Stderr)
-	}
-	return r, nil
+	return l.Run(c.Stdin, testlab.HookEnv(cfgPath, c.Env...), args...)
 }
 
 // start runs `qemu-hook NAME start begin -` with xml and the default
@@ -307,7 +277,7 @@ func (p *inProcess) run(t *testing.T, stdin []byte, args ...string) result {
 		Stderr:  &stderr,
 		Getenv:  func(k string) string { return env[k] },
 		OpenKernel: func() (hook.Kernel, error) {
-			return kernel.Open(p.l.ns, time.Second)
+			return kernel.Open(p.l.NetNS, time.Second)
 		},
 		Libvirt:     libvirt.Paths{NetworkDirs: []string{p.netDir}, QemuRunDir: p.qemuRunDir},
 		LockPath:    p.lockPath,

@@ -30,7 +30,7 @@ func TestBadInput(t *testing.T) {
 	for i := range binary {
 		binary[i] = byte(i)
 	}
-	parent := func(l *lab) netlink.LinkAttrs { return netlink.LinkAttrs{Name: "up1.20", ParentIndex: l.index("up1")} }
+	parent := func(l *lab) netlink.LinkAttrs { return netlink.LinkAttrs{Name: "up1.20", ParentIndex: l.Index("up1")} }
 
 	cases := []struct {
 		name   string
@@ -149,8 +149,8 @@ func TestBadInput(t *testing.T) {
 					}
 				}()
 				l := newStdLab(t)
-				l.tap("tg1", "br0")
-				l.tap("tg2", "br0")
+				l.AddTap("tg1", "br0")
+				l.AddTap("tg2", "br0")
 				if tc.setup != nil {
 					tc.setup(t, l)
 				}

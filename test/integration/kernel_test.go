@@ -17,9 +17,9 @@ import (
 func TestKernelReadsMatchNetlink(t *testing.T) {
 	t.Parallel()
 	l := newStdLab(t)
-	l.tap("tk1", "br0")
-	l.tap("tk2", "br0")
-	l.tap("tk3", "virbr0")
+	l.AddTap("tk1", "br0")
+	l.AddTap("tk2", "br0")
+	l.AddTap("tk3", "virbr0")
 	l.fdbAdd(mac(13, 1), "tk1", "static")
 	l.fdbAdd(mac(13, 2), "tk1", "static", "sticky")
 	l.fdbAdd(mac(13, 3), "up0", "static")

@@ -9,16 +9,15 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/fdbhook/fdbhook/pkg/kernel"
 	"github.com/fdbhook/fdbhook/pkg/plan"
+	testlab "github.com/fdbhook/fdbhook/test/lab"
 )
 
 // lab is one network namespace with a netlink handle inside it. The test
@@ -26,38 +25,14 @@ import (
 // `ip -n`, which creates them inside), and binaries run under
 // `ip netns exec`.
 type lab struct {
-	t    *testing.T
-	name string
-	ns   netns.NsHandle
-	h    *netlink.Handle
+	*testlab.Namespace
+	t *testing.T
 }
-
-var labSeq atomic.Int64
 
 // newLab creates an empty namespace, deleted when t ends.
 func newLab(t *testing.T) *lab {
 	t.Helper()
-	requireRoot(t)
-	name := fmt.Sprintf("%s%d", nsPrefix, labSeq.Add(1))
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add %s: %v: %s", name, err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-			t.Errorf("ip netns del %s: %v: %s", name, err, out)
-		}
-	})
-	ns, err := netns.GetFromName(name)
-	if err != nil {
-		t.Fatalf("opening namespace %s: %v", name, err)
-	}
-	t.Cleanup(func() { ns.Close() })
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		t.Fatalf("netlink handle in %s: %v", name, err)
-	}
-	t.Cleanup(h.Close)
-	return &lab{t: t, name: name, ns: ns, h: h}
+	return &lab{Namespace: testlab.NewNamespace(t, suite.NextName()), t: t}
 }
 
 // newStdLab builds the usual host: bridge br0 with uplink veth up0 (peer
@@ -65,127 +40,25 @@ func newLab(t *testing.T) *lab {
 func newStdLab(t *testing.T) *lab {
 	t.Helper()
 	l := newLab(t)
-	l.bridge("br0")
-	l.bridge("virbr0")
-	l.veth("up0", "up1", "br0")
+	l.AddBridge("br0")
+	l.AddBridge("virbr0")
+	l.AddVeth("up0", "up1", "br0")
 	return l
-}
-
-// ip runs `ip -n NS args...`.
-func (l *lab) ip(args ...string) {
-	l.t.Helper()
-	full := append([]string{"-n", l.name}, args...)
-	if out, err := exec.Command("ip", full...).CombinedOutput(); err != nil {
-		l.t.Fatalf("ip %s: %v: %s", strings.Join(full, " "), err, out)
-	}
-}
-
-// ipBatch runs many ip commands in one process.
-func (l *lab) ipBatch(lines []string) {
-	l.t.Helper()
-	cmd := exec.Command("ip", "-n", l.name, "-batch", "-")
-	cmd.Stdin = strings.NewReader(strings.Join(lines, "\n") + "\n")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		l.t.Fatalf("ip -batch in %s: %v: %s", l.name, err, out)
-	}
-}
-
-// exec runs a command inside the namespace and returns its output.
-func (l *lab) exec(args ...string) []byte {
-	l.t.Helper()
-	full := append([]string{"netns", "exec", l.name}, args...)
-	out, err := exec.Command("ip", full...).Output()
-	if err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			l.t.Fatalf("%s: %v: %s", strings.Join(args, " "), err, ee.Stderr)
-		}
-		l.t.Fatalf("%s: %v", strings.Join(args, " "), err)
-	}
-	return out
-}
-
-func (l *lab) bridge(name string) {
-	l.t.Helper()
-	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name}}
-	if err := l.h.LinkAdd(br); err != nil {
-		l.t.Fatalf("adding bridge %s: %v", name, err)
-	}
-}
-
-func (l *lab) veth(name, peer, master string) {
-	l.t.Helper()
-	v := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name}, PeerName: peer}
-	if err := l.h.LinkAdd(v); err != nil {
-		l.t.Fatalf("adding veth %s: %v", name, err)
-	}
-	if master != "" {
-		l.enslave(name, master)
-	}
-}
-
-// tap creates a persistent tap (as libvirt's are while QEMU runs),
-// enslaved to master unless master is "".
-func (l *lab) tap(name, master string) {
-	l.t.Helper()
-	l.ip("tuntap", "add", "dev", name, "mode", "tap")
-	if master != "" {
-		l.enslave(name, master)
-	}
-}
-
-func (l *lab) enslave(name, master string) {
-	l.t.Helper()
-	link := l.link(name)
-	br := l.link(master)
-	if err := l.h.LinkSetMasterByIndex(link, br.Attrs().Index); err != nil {
-		l.t.Fatalf("enslaving %s to %s: %v", name, master, err)
-	}
-}
-
-func (l *lab) link(name string) netlink.Link {
-	l.t.Helper()
-	link, err := l.h.LinkByName(name)
-	if err != nil {
-		l.t.Fatalf("link %s: %v", name, err)
-	}
-	return link
-}
-
-func (l *lab) index(name string) int { l.t.Helper(); return l.link(name).Attrs().Index }
-
-func (l *lab) del(name string) {
-	l.t.Helper()
-	if err := l.h.LinkDel(l.link(name)); err != nil {
-		l.t.Fatalf("deleting %s: %v", name, err)
-	}
-}
-
-// setFlags sets a port's learning and unicast_flood through netlink.
-func (l *lab) setFlags(port string, learning, flood bool) {
-	l.t.Helper()
-	link := l.link(port)
-	if err := l.h.LinkSetLearning(link, learning); err != nil {
-		l.t.Fatalf("learning on %s: %v", port, err)
-	}
-	if err := l.h.LinkSetFlood(link, flood); err != nil {
-		l.t.Fatalf("flood on %s: %v", port, err)
-	}
 }
 
 // fdbAdd writes a bridge entry with `bridge fdb replace MAC dev PORT master
 // ARGS...` (e.g. "static", "static sticky").
 func (l *lab) fdbAdd(mac, port string, args ...string) {
 	l.t.Helper()
-	l.exec(append([]string{"bridge", "fdb", "replace", mac, "dev", port, "master"}, args...)...)
+	l.Exec(append([]string{"bridge", "fdb", "replace", mac, "dev", port, "master"}, args...)...)
 }
 
 // conn opens the project's own netlink connection in the namespace.
 func (l *lab) conn() *kernel.Conn {
 	l.t.Helper()
-	c, err := kernel.Open(l.ns, 2*time.Second)
+	c, err := kernel.Open(l.NetNS, 2*time.Second)
 	if err != nil {
-		l.t.Fatalf("kernel.Open in %s: %v", l.name, err)
+		l.t.Fatalf("kernel.Open in %s: %v", l.Name, err)
 	}
 	l.t.Cleanup(c.Close)
 	return c
@@ -248,7 +121,7 @@ func (l *lab) snap() snapshot {
 	l.t.Helper()
 	s, err := l.readSnapshot()
 	if err != nil {
-		l.t.Fatalf("snapshot of %s: %v", l.name, err)
+		l.t.Fatalf("snapshot of %s: %v", l.Name, err)
 	}
 	return s
 }
@@ -278,7 +151,7 @@ func (l *lab) readSnapshot() (snapshot, error) {
 
 func (l *lab) netlinkSnapshot() (snapshot, error) {
 	s := snapshot{Ports: map[string]port{}}
-	links, err := l.h.LinkList()
+	links, err := l.Handle.LinkList()
 	if err != nil {
 		return s, fmt.Errorf("link dump: %w", err)
 	}
@@ -294,7 +167,7 @@ func (l *lab) netlinkSnapshot() (snapshot, error) {
 		}
 		if a.MasterIndex != 0 {
 			if _, isBridge := linkByIndex(links, a.MasterIndex).(*netlink.Bridge); isBridge {
-				pi, err := l.h.LinkGetProtinfo(link)
+				pi, err := l.Handle.LinkGetProtinfo(link)
 				if err != nil {
 					return s, fmt.Errorf("protinfo of %s: %w", a.Name, err)
 				}
@@ -303,7 +176,7 @@ func (l *lab) netlinkSnapshot() (snapshot, error) {
 		}
 		s.Ports[a.Name] = p
 	}
-	neighs, err := l.h.NeighList(0, unix.AF_BRIDGE)
+	neighs, err := l.Handle.NeighList(0, unix.AF_BRIDGE)
 	if err != nil {
 		return s, fmt.Errorf("fdb dump: %w", err)
 	}
@@ -336,7 +209,7 @@ func sortRows(rows []row) {
 // sticky, port, master, VLAN and the port flags.
 func (l *lab) witnessSnapshot() (snapshot, error) {
 	s := snapshot{Ports: map[string]port{}}
-	out, err := exec.Command("ip", "-n", l.name, "-d", "-j", "link", "show").Output()
+	out, err := exec.Command("ip", "-n", l.Name, "-d", "-j", "link", "show").Output()
 	if err != nil {
 		return s, fmt.Errorf("ip -d -j link show: %w", err)
 	}
@@ -372,7 +245,7 @@ func (l *lab) witnessSnapshot() (snapshot, error) {
 		}
 		s.Ports[k.Ifname] = p
 	}
-	out, err = exec.Command("ip", "netns", "exec", l.name, "bridge", "-j", "fdb", "show").Output()
+	out, err = exec.Command("ip", "netns", "exec", l.Name, "bridge", "-j", "fdb", "show").Output()
 	if err != nil {
 		return s, fmt.Errorf("bridge -j fdb show: %w", err)
 	}
@@ -578,7 +451,7 @@ func (l *lab) checkManaged(t *testing.T, portName, mac string) {
 	if err != nil {
 		t.Fatalf("kernel.Conn.Entries(%s, %s): %v", p.Master, mac, err)
 	}
-	if len(pes) != 1 || pes[0].PortIndex != l.index(portName) || pes[0].State != plan.NUDNoARP || !pes[0].Static() || pes[0].Local() {
+	if len(pes) != 1 || pes[0].PortIndex != l.Index(portName) || pes[0].State != plan.NUDNoARP || !pes[0].Static() || pes[0].Local() {
 		t.Errorf("kernel.Conn.Entries(%s, %s) = %v, want one static entry on %s", p.Master, mac, pes, portName)
 	}
 }

@@ -14,11 +14,11 @@ import (
 func TestFailureHalfwayChangesNothing(t *testing.T) {
 	t.Parallel()
 	l := newStdLab(t)
-	l.tap("guest-t2-a", "br0")
-	l.tap("vnet6", "virbr0")
+	l.AddTap("guest-t2-a", "br0")
+	l.AddTap("vnet6", "virbr0")
 	// Give the first tap a state of its own, so "unchanged" means more
 	// than "default".
-	l.setFlags("guest-t2-a", false, true)
+	l.SetFlags("guest-t2-a", false, true)
 	l.fdbAdd(mac(9, 3), "guest-t2-a", "static", "sticky")
 	before := l.snap()
 	r := l.hook(t, call{Args: []string{"t2", "start", "begin", "-"}, Stdin: fixture(t, "qemu-t2-start-begin.xml")})
@@ -35,14 +35,14 @@ type device func(t *testing.T, l *lab) string
 // driver for its kind.
 func addLink(t *testing.T, l *lab, link netlink.Link, master string) string {
 	t.Helper()
-	if err := l.h.LinkAdd(link); err != nil {
+	if err := l.Handle.LinkAdd(link); err != nil {
 		if errors.Is(err, unix.EOPNOTSUPP) {
 			t.Skipf("this kernel cannot create a %s device (%v): case not testable here", link.Type(), err)
 		}
 		t.Fatalf("adding %s %s: %v", link.Type(), link.Attrs().Name, err)
 	}
 	if master != "" {
-		l.enslave(link.Attrs().Name, master)
+		l.Enslave(link.Attrs().Name, master)
 	}
 	return link.Attrs().Name
 }
@@ -54,7 +54,7 @@ func TestRefusals(t *testing.T) {
 	t.Parallel()
 	attrs := func(name string) netlink.LinkAttrs { return netlink.LinkAttrs{Name: name} }
 	child := func(l *lab, name string) netlink.LinkAttrs {
-		return netlink.LinkAttrs{Name: name, ParentIndex: l.index("up1")}
+		return netlink.LinkAttrs{Name: name, ParentIndex: l.Index("up1")}
 	}
 	for _, tc := range []struct {
 		name  string
@@ -82,10 +82,10 @@ func TestRefusals(t *testing.T) {
 		{"a device without a link kind (physical-like)", func(t *testing.T, l *lab) string { return "lo" },
 			[]string{"lo is a physical device"}},
 		{"a tun device", func(t *testing.T, l *lab) string {
-			l.ip("tuntap", "add", "dev", "fdbttun0", "mode", "tun")
+			l.IP("tuntap", "add", "dev", "fdbttun0", "mode", "tun")
 			return "fdbttun0"
 		}, []string{"fdbttun0 is a tun device (not tap)"}},
-		{"a tap not enslaved", func(t *testing.T, l *lab) string { l.tap("fdbtfree", ""); return "fdbtfree" },
+		{"a tap not enslaved", func(t *testing.T, l *lab) string { l.AddTap("fdbtfree", ""); return "fdbtfree" },
 			[]string{"tap fdbtfree is not enslaved to any bridge"}},
 		{"a device that does not exist", func(t *testing.T, l *lab) string { return "fdbtgone" },
 			[]string{"device fdbtgone does not exist"}},
@@ -93,7 +93,7 @@ func TestRefusals(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			l := newStdLab(t)
-			l.tap("tg1", "br0")
+			l.AddTap("tg1", "br0")
 			bad := tc.dev(t, l)
 			before := l.snap()
 			r := l.hook(t, call{Args: []string{"fdbt-r", "start", "begin", "-"}, Stdin: domain("fdbt-r", "",
@@ -112,8 +112,8 @@ func TestRefusals(t *testing.T) {
 func TestUnmanagedBridgeSkipped(t *testing.T) {
 	t.Parallel()
 	l := newStdLab(t)
-	l.tap("tg1", "br0")
-	l.tap("tg2", "virbr0")
+	l.AddTap("tg1", "br0")
+	l.AddTap("tg2", "virbr0")
 	before := l.snap()
 	r := l.hook(t, call{Args: []string{"fdbt-s", "start", "begin", "-"}, Stdin: domain("fdbt-s", "",
 		nic{MAC: mac(3, 1), Bridge: "br0", Target: "tg1"},
@@ -132,8 +132,8 @@ func TestDuplicateMAC(t *testing.T) {
 	t.Run("within one guest", func(t *testing.T) {
 		t.Parallel()
 		l := newStdLab(t)
-		l.tap("tg1", "br0")
-		l.tap("tg2", "br0")
+		l.AddTap("tg1", "br0")
+		l.AddTap("tg2", "br0")
 		before := l.snap()
 		r := l.hook(t, call{Args: []string{"fdbt-d", "start", "begin", "-"}, Stdin: domain("fdbt-d", "",
 			nic{MAC: mac(4, 1), Bridge: "br0", Target: "tg1"},
@@ -145,8 +145,8 @@ func TestDuplicateMAC(t *testing.T) {
 	t.Run("across guests", func(t *testing.T) {
 		t.Parallel()
 		l := newStdLab(t)
-		l.tap("ta", "br0")
-		l.tap("tb", "br0")
+		l.AddTap("ta", "br0")
+		l.AddTap("tb", "br0")
 		l.start(t, "fdbt-a", domain("fdbt-a", "", nic{MAC: mac(4, 2), Bridge: "br0", Target: "ta"}))
 		before := l.snap()
 		r := l.hook(t, call{Args: []string{"fdbt-b", "start", "begin", "-"},

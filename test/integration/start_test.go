@@ -12,10 +12,10 @@ import (
 func t2Lab(t *testing.T) *lab {
 	t.Helper()
 	l := newStdLab(t)
-	l.tap("guest-t2-a", "br0")
-	l.tap("vnet6", "virbr0")
-	l.tap("vnet7", "br0")
-	l.tap("tapeth6", "")
+	l.AddTap("guest-t2-a", "br0")
+	l.AddTap("vnet6", "virbr0")
+	l.AddTap("vnet7", "br0")
+	l.AddTap("tapeth6", "")
 	return l
 }
 
@@ -79,8 +79,8 @@ func TestOnErrorWarn(t *testing.T) {
 	warn := defaultConfig + "on_error = \"warn\"\n"
 	t.Run("missing tap", func(t *testing.T) {
 		l := newStdLab(t)
-		l.tap("guest-t2-a", "br0")
-		l.tap("vnet6", "virbr0")
+		l.AddTap("guest-t2-a", "br0")
+		l.AddTap("vnet6", "virbr0")
 		before := l.snap()
 		r := l.hook(t, call{Args: []string{"t2", "start", "begin", "-"}, Stdin: fixture(t, "qemu-t2-start-begin.xml"), Config: warn})
 		expectExit(t, r, 0)
@@ -89,9 +89,9 @@ func TestOnErrorWarn(t *testing.T) {
 	})
 	t.Run("duplicate MAC", func(t *testing.T) {
 		l := newStdLab(t)
-		l.tap("ta", "br0")
-		l.tap("tb", "br0")
-		l.tap("tb2", "br0")
+		l.AddTap("ta", "br0")
+		l.AddTap("tb", "br0")
+		l.AddTap("tb2", "br0")
 		l.start(t, "fdbt-a", domain("fdbt-a", "", nic{MAC: mac(1, 1), Bridge: "br0", Target: "ta"}))
 		before := l.snap()
 		r := l.hook(t, call{Args: []string{"fdbt-b", "start", "begin", "-"}, Config: warn,
@@ -200,7 +200,7 @@ func TestDryRun(t *testing.T) {
 	}
 	t.Run("refusal", func(t *testing.T) {
 		l := newStdLab(t)
-		l.tap("guest-t2-a", "br0")
+		l.AddTap("guest-t2-a", "br0")
 		before := l.snap()
 		r := l.hook(t, call{Args: []string{"--dry-run", "t2", "start", "begin", "-"}, Stdin: startXML})
 		expectStderr(t, r, "net0: fdb replace 52:54:00:aa:cc:01 dev guest-t2-a master br0 static",

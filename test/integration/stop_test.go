@@ -18,8 +18,8 @@ var guestA = []nic{
 func startedA(t *testing.T) *lab {
 	t.Helper()
 	l := newStdLab(t)
-	l.tap("ta1", "br0")
-	l.tap("ta2", "br0")
+	l.AddTap("ta1", "br0")
+	l.AddTap("ta2", "br0")
 	before := l.snap()
 	r := l.hook(t, call{Args: []string{"fdbt-a", "start", "begin", "-"}, Stdin: domain("fdbt-a", "", guestA...), Live: map[string]string{}})
 	if r.Code != 0 {
@@ -50,8 +50,8 @@ func TestStopRemovesRoamedEntries(t *testing.T) {
 	for _, op := range stopOps {
 		t.Run(op, func(t *testing.T) {
 			l := startedA(t)
-			l.del("ta1")
-			l.del("ta2")
+			l.Del("ta1")
+			l.Del("ta2")
 			l.fdbAdd(mac(1, 1), "up0", "static")
 			l.fdbAdd(mac(1, 2), "up0", "static", "sticky")
 			l.fdbAdd(mac(9, 9), "up0", "static")
@@ -75,7 +75,7 @@ func TestStopPersistentTap(t *testing.T) {
 	for _, op := range stopOps {
 		t.Run(op, func(t *testing.T) {
 			l := startedA(t)
-			l.del("ta2")
+			l.Del("ta2")
 			before := l.snap()
 			stopA(t, l, op, nil)
 			l.expect(t, op+" end", before.withoutEntries(mac(1, 1)).withFlags("ta1", true, true))
@@ -89,7 +89,7 @@ func TestStopPersistentTap(t *testing.T) {
 func TestStopPersistentTapSharedEntry(t *testing.T) {
 	t.Parallel()
 	l := startedA(t)
-	l.del("ta2")
+	l.Del("ta2")
 	l.fdbAdd(mac(9, 1), "ta1", "static")
 	before := l.snap()
 	stopA(t, l, "stopped", nil)
@@ -106,9 +106,9 @@ func TestStopLeavesOtherGuestsTap(t *testing.T) {
 	guestB := domain("fdbt-b", "", nic{MAC: mac(2, 1), Bridge: "br0", Target: "tb1"})
 	setup := func(t *testing.T) *lab {
 		l := startedA(t)
-		l.del("ta1")
-		l.del("ta2")
-		l.tap("tb1", "br0")
+		l.Del("ta1")
+		l.Del("ta2")
+		l.AddTap("tb1", "br0")
 		l.start(t, "fdbt-b", guestB)
 		l.fdbAdd(mac(1, 1), "tb1", "static")
 		return l
@@ -169,7 +169,7 @@ func TestStopFixture(t *testing.T) {
 func TestStopAlwaysExitsZero(t *testing.T) {
 	t.Parallel()
 	l := startedA(t)
-	l.del("ta2")
+	l.Del("ta2")
 	stop := domain("fdbt-a", "", stopped(guestA...)...)
 	for _, tc := range []struct {
 		name string

@@ -45,7 +45,7 @@ func netlinkSockets(t *testing.T) map[int]bool {
 func openStarved(t *testing.T, l *lab, timeout time.Duration) *kernel.Conn {
 	t.Helper()
 	before := netlinkSockets(t)
-	c, err := kernel.Open(l.ns, timeout)
+	c, err := kernel.Open(l.NetNS, timeout)
 	if err != nil {
 		t.Fatalf("kernel.Open: %v", err)
 	}
@@ -78,7 +78,7 @@ func openStarved(t *testing.T, l *lab, timeout time.Duration) *kernel.Conn {
 	for i := range 64 {
 		batch = append(batch, fmt.Sprintf("fdb replace %s dev up0 master static", mac(14, i)))
 	}
-	cmd := exec.Command("ip", "netns", "exec", l.name, "bridge", "-batch", "-")
+	cmd := exec.Command("ip", "netns", "exec", l.Name, "bridge", "-batch", "-")
 	cmd.Stdin = strings.NewReader(strings.Join(batch, "\n") + "\n")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("bridge -batch: %v: %s", err, out)
@@ -122,7 +122,7 @@ func TestNetlinkTimeout(t *testing.T) {
 		})
 	}
 	t.Run("1ms timeout, healthy kernel", func(t *testing.T) {
-		c, err := kernel.Open(l.ns, time.Millisecond)
+		c, err := kernel.Open(l.NetNS, time.Millisecond)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -141,7 +141,7 @@ func TestNetlinkTimeout(t *testing.T) {
 		t.Logf("Link(br0) with a 1ms timeout: %v, err %v, %s", br != nil, err, took)
 	})
 	t.Run("closed connection", func(t *testing.T) {
-		c, err := kernel.Open(l.ns, time.Second)
+		c, err := kernel.Open(l.NetNS, time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -176,7 +176,7 @@ func TestNetlinkTimeout(t *testing.T) {
 func TestLockTimeout(t *testing.T) {
 	t.Parallel()
 	l := newStdLab(t)
-	l.tap("tl1", "br0")
+	l.AddTap("tl1", "br0")
 	p := l.inProcess(t, defaultConfig)
 	p.lockWait = 200 * time.Millisecond
 	f, err := os.OpenFile(p.lockPath, os.O_CREATE|os.O_RDWR, 0o600)

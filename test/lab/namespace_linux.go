@@ -111,9 +111,10 @@ func (r Result) String() string {
 	return fmt.Sprintf("exit %d after %s, stderr %q, stdout %q", r.Code, r.Took.Round(time.Millisecond), r.Stderr, r.Stdout)
 }
 
-// Env is the minimal environment libvirt gives a hook, and extra.
-func Env(extra ...string) []string {
-	return append([]string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"}, extra...)
+// HookEnv is the minimal environment libvirt gives a hook, with
+// FDBHOOK_CONFIG naming config, and extra.
+func HookEnv(config string, extra ...string) []string {
+	return append([]string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", "FDBHOOK_CONFIG=" + config}, extra...)
 }
 
 // PrivateRun is a command prefix for Run that gives what follows it a
