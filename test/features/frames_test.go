@@ -3,46 +3,18 @@ package features
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"net"
-	"runtime"
 	"time"
 
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	testlab "github.com/fdbhook/fdbhook/test/lab"
 )
 
 // etherType marks the test's frames (IEEE 802 local experimental 1), so
 // that nothing else the kernel sends is mistaken for them.
 const etherType = 0x88b5
-
-// inNS runs fn on a thread that has entered ns, and puts the thread back.
-// Sockets and tap file descriptors opened by fn stay in ns. A thread that
-// cannot go back is never reused: its goroutine exits still locked.
-func inNS(ns netns.NsHandle, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(ns); err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		err = fn()
-		if netns.Set(orig) == nil {
-			runtime.UnlockOSThread()
-		}
-		errc <- err
-	}()
-	return <-errc
-}
 
 // tapDev is the guest's end of a tap: what QEMU holds.
 type tapDev struct{ fd int }
@@ -50,26 +22,11 @@ type tapDev struct{ fd int }
 // openTap attaches to the existing persistent tap name in ns, as QEMU does
 // with the tap libvirt made (TUNSETIFF IFF_TAP|IFF_NO_PI).
 func openTap(ns netns.NsHandle, name string) (*tapDev, error) {
-	var t *tapDev
-	err := inNS(ns, func() error {
-		fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return err
-		}
-		ifr, err := unix.NewIfreq(name)
-		if err != nil {
-			unix.Close(fd)
-			return err
-		}
-		ifr.SetUint16(unix.IFF_TAP | unix.IFF_NO_PI)
-		if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
-			unix.Close(fd)
-			return fmt.Errorf("TUNSETIFF %s: %w", name, err)
-		}
-		t = &tapDev{fd: fd}
-		return nil
-	})
-	return t, err
+	fd, err := testlab.OpenTap(ns, name)
+	if err != nil {
+		return nil, err
+	}
+	return &tapDev{fd: fd}, nil
 }
 
 // send transmits frame as the guest.
@@ -91,7 +48,7 @@ func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
 func openPacket(ns netns.NsHandle, dev string) (*packetSock, error) {
 	var s *packetSock
-	err := inNS(ns, func() error {
+	err := testlab.InNS(ns, func() error {
 		ifi, err := net.InterfaceByName(dev)
 		if err != nil {
 			return err

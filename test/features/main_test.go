@@ -1,122 +1,15 @@
 package features
 
 import (
-	"fmt"
-	"io"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
-	"strconv"
-	"strings"
 	"testing"
+
+	testlab "github.com/fdbhook/fdbhook/test/lab"
 )
 
-// repoRoot is the repository, relative to this package's directory.
-const repoRoot = "../.."
+// suite holds a private copy of bin/qemu-hook (built when missing), so a
+// concurrent `make build` cannot swap it out halfway through. Namespaces
+// are fdbt-ft-<pid>-<n>-host and -wire.
+var suite = &testlab.Suite{Name: "features", Tag: "ft", Programs: []string{"qemu-hook"}}
 
-// hookBin is a private copy of bin/qemu-hook (built when missing), so a
-// concurrent `make build` cannot swap it out halfway through.
-var hookBin string
-
-// nsPrefix names this process's namespaces: fdbt-ft-<pid>-<n>.
-var nsPrefix = fmt.Sprintf("fdbt-ft-%d-", os.Getpid())
-
-func TestMain(m *testing.M) { os.Exit(run(m)) }
-
-func run(m *testing.M) int {
-	if os.Geteuid() != 0 {
-		fmt.Println("features: not root: every test will skip (they create network namespaces, bridges and taps)")
-		return m.Run()
-	}
-	sweepStaleNamespaces()
-	tmp, err := os.MkdirTemp("", "fdbt-ft-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "features:", err)
-		return 1
-	}
-	defer os.RemoveAll(tmp)
-	if hookBin, err = prepareBinary(tmp); err != nil {
-		fmt.Fprintln(os.Stderr, "features:", err)
-		return 1
-	}
-	if out, err := exec.Command(hookBin, "--version").Output(); err == nil {
-		fmt.Printf("features: testing %s", out)
-	}
-	return m.Run()
-}
-
-func prepareBinary(dir string) (string, error) {
-	src := filepath.Join(repoRoot, "bin", "qemu-hook")
-	dst := filepath.Join(dir, "qemu-hook")
-	if _, err := os.Stat(src); err != nil {
-		fmt.Printf("features: %s missing: building it\n", src)
-		cmd := exec.Command(goTool(), "build", "-trimpath", "-o", dst, "./cmd/qemu-hook")
-		cmd.Dir = repoRoot
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("go build ./cmd/qemu-hook: %v\n%s", err, out)
-		}
-		return dst, nil
-	}
-	in, err := os.Open(src)
-	if err != nil {
-		return "", err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
-	if err != nil {
-		return "", err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return "", err
-	}
-	return dst, out.Close()
-}
-
-func goTool() string {
-	if p, err := exec.LookPath("go"); err == nil {
-		return p
-	}
-	return filepath.Join(runtime.GOROOT(), "bin", "go")
-}
-
-// sweepStaleNamespaces deletes fdbt-ft-<pid>-* namespaces of runs that
-// died (their pid no longer exists).
-func sweepStaleNamespaces() {
-	entries, err := os.ReadDir("/run/netns")
-	if err != nil {
-		return
-	}
-	for _, e := range entries {
-		rest, ok := strings.CutPrefix(e.Name(), "fdbt-ft-")
-		if !ok {
-			continue
-		}
-		pidStr, _, ok := strings.Cut(rest, "-")
-		pid, err := strconv.Atoi(pidStr)
-		if !ok || err != nil {
-			continue
-		}
-		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
-			continue
-		}
-		_ = exec.Command("ip", "netns", "del", e.Name()).Run()
-	}
-}
-
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skipf("needs root: creates network namespaces, bridges and taps (euid %d)", os.Geteuid())
-	}
-	for _, tool := range []string{"ip", "bridge"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs iproute2's %s (run test/deps.sh iproute2): %v", tool, err)
-		}
-	}
-	if _, err := os.Stat("/dev/net/tun"); err != nil {
-		t.Skipf("needs /dev/net/tun to play the guest: %v", err)
-	}
-}
+func TestMain(m *testing.M) { os.Exit(suite.Main(m)) }

@@ -72,7 +72,7 @@ func TestUndoRestoresLockedPort(t *testing.T) {
 	}
 	for failAt := 1; ; failAt++ {
 		l := newLab(t)
-		c, err := kernel.Open(l.hostNS, 2*time.Second)
+		c, err := kernel.Open(l.host.NetNS, 2*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
