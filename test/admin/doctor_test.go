@@ -42,7 +42,7 @@ func expect(t *testing.T, checks []check, out, name, level, text string) {
 // works runs a command in the lab and reports whether it succeeded: the
 // independent witness of what the kernel supports.
 func (l *lab) works(args ...string) bool {
-	return exec.Command(args[0], append([]string{"-n", l.name}, args[1:]...)...).Run() == nil
+	return exec.Command(args[0], append([]string{"-n", l.Name}, args[1:]...)...).Run() == nil
 }
 
 func libvirtInstalled() bool {
@@ -61,9 +61,9 @@ func libvirtInstalled() bool {
 // would be managed), "warn" otherwise; exit 1 exactly when a line fails.
 func TestDoctorOnThisMachine(t *testing.T) {
 	l := newLab(t, config)
-	l.ip("link", "add", "fdbtbr0", "type", "bridge")
-	l.ip("tuntap", "add", "dev", "fdbtg1", "mode", "tap")
-	l.ip("link", "set", "fdbtg1", "master", "fdbtbr0")
+	l.IP("link", "add", "fdbtbr0", "type", "bridge")
+	l.IP("tuntap", "add", "dev", "fdbtg1", "mode", "tap")
+	l.IP("link", "set", "fdbtg1", "master", "fdbtbr0")
 
 	checks, code, out := l.doctor()
 	t.Logf("doctor (exit %d), hooks not installed:\n%s", code, out)
@@ -91,7 +91,7 @@ func TestDoctorOnThisMachine(t *testing.T) {
 	witness("vlan filtering", l.kernelHasVlanFiltering(), "supported", "not supported by this kernel")
 	witness("locked ports", l.works("bridge", "link", "set", "dev", "fdbtg1", "locked", "on"), "supported", "not supported")
 	sticky := l.works("bridge", "fdb", "replace", "52:54:00:fd:00:02", "dev", "fdbtg1", "master", "static", "sticky") &&
-		strings.Contains(l.bridge("fdb", "show", "dev", "fdbtg1"), "sticky")
+		strings.Contains(l.Bridge("fdb", "show", "dev", "fdbtg1"), "sticky")
 	witness("sticky entries", sticky, "supported", "not supported")
 	expect(t, checks, out, "config", "ok", "1 bridges, 0 networks")
 	expect(t, checks, out, "bridge fdbtbr0", "ok", "fdbtbr0 is a Linux bridge with 1 ports")
@@ -118,19 +118,19 @@ func TestDoctorOnThisMachine(t *testing.T) {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.Symlink(bins[program], filepath.Join(d, "fdbhook")); err != nil {
+		if err := os.Symlink(suite.Bin(program), filepath.Join(d, "fdbhook")); err != nil {
 			t.Fatal(err)
 		}
 	}
-	version, err := exec.Command(bins["qemu-hook"], "--version").Output()
+	version, err := exec.Command(suite.Bin("qemu-hook"), "--version").Output()
 	if err != nil {
 		t.Fatal(err)
 	}
 	v := strings.Fields(string(version))[2]
 	checks, code, out = l.doctor()
 	t.Logf("doctor (exit %d), hooks installed:\n%s", code, out)
-	expect(t, checks, out, "qemu hook", "ok", "-> "+bins["qemu-hook"]+" (qemu-hook "+v+")")
-	expect(t, checks, out, "network hook", "ok", "-> "+bins["network-hook"]+" (network-hook "+v+")")
+	expect(t, checks, out, "qemu hook", "ok", "-> "+suite.Bin("qemu-hook")+" (qemu-hook "+v+")")
+	expect(t, checks, out, "network hook", "ok", "-> "+suite.Bin("network-hook")+" (network-hook "+v+")")
 	if daemonRunning() {
 		// It started before these hooks existed, and no other hook did.
 		expect(t, checks, out, "qemu hook", "warn", "before "+filepath.Join(hooks, "qemu.d", "fdbhook")+" was installed")
@@ -144,7 +144,7 @@ func TestDoctorOnThisMachine(t *testing.T) {
 	if err := os.Remove(link); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Symlink(bins["network-hook"], link); err != nil {
+	if err := os.Symlink(suite.Bin("network-hook"), link); err != nil {
 		t.Fatal(err)
 	}
 	checks, code, out = l.doctor()

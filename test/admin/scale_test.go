@@ -3,31 +3,20 @@ package admin
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 )
 
-// batch runs `ip -n NS -batch -` (or bridge) with one command a line.
-func (l *lab) batch(tool string, lines []string) {
-	l.t.Helper()
-	cmd := exec.Command(tool, "-n", l.name, "-batch", "-")
-	cmd.Stdin = strings.NewReader(strings.Join(lines, "\n") + "\n")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		l.t.Fatalf("%s -batch: %v: %s", tool, err, out)
-	}
-}
-
 // Hundreds of guests and thousands of entries: status and reconcile stay
 // fast, because they take one link dump and one FDB dump per bridge.
 func TestScale(t *testing.T) {
 	const guests, lan = 300, 3000
 	l := newLab(t, config)
-	l.ip("link", "add", "fdbtbr0", "type", "bridge")
-	l.ip("link", "add", "fdbtup0", "type", "vxlan", "id", "42", "dstport", "4789")
-	l.ip("link", "set", "fdbtup0", "master", "fdbtbr0")
+	l.IP("link", "add", "fdbtbr0", "type", "bridge")
+	l.IP("link", "add", "fdbtup0", "type", "vxlan", "id", "42", "dstport", "4789")
+	l.IP("link", "set", "fdbtup0", "master", "fdbtbr0")
 	var links, fdb []string
 	for i := range guests {
 		tap := fmt.Sprintf("fdbtg%d", i)
@@ -38,8 +27,8 @@ func TestScale(t *testing.T) {
 	for i := range lan {
 		fdb = append(fdb, fmt.Sprintf("fdb add 02:00:%02x:%02x:%02x:01 dev fdbtup0 master static", i>>16, (i>>8)&255, i&255))
 	}
-	l.batch("ip", links)
-	l.batch("bridge", fdb)
+	l.Batch("ip", links)
+	l.Batch("bridge", fdb)
 
 	timed := func(args ...string) (string, time.Duration) {
 		start := time.Now()

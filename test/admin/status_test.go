@@ -29,28 +29,28 @@ const config = `bridges = ["fdbtbr0"]
 // physical NICs nor bonds can be made in a namespace on every kernel.
 func buildHost(t *testing.T) *lab {
 	l := newLab(t, config)
-	l.ip("link", "add", "fdbtbr0", "type", "bridge")
-	l.ip("link", "add", "fdbtup0", "type", "vxlan", "id", "42", "dstport", "4789")
-	l.ip("link", "set", "fdbtup0", "master", "fdbtbr0")
+	l.IP("link", "add", "fdbtbr0", "type", "bridge")
+	l.IP("link", "add", "fdbtup0", "type", "vxlan", "id", "42", "dstport", "4789")
+	l.IP("link", "set", "fdbtup0", "master", "fdbtbr0")
 	for _, tap := range []string{"fdbtg1", "fdbtg2", "fdbtg3", "fdbtg5", "fdbto8", "fdbto9"} {
-		l.ip("tuntap", "add", "dev", tap, "mode", "tap")
-		l.ip("link", "set", tap, "master", "fdbtbr0")
+		l.IP("tuntap", "add", "dev", tap, "mode", "tap")
+		l.IP("link", "set", tap, "master", "fdbtbr0")
 	}
 	for _, dev := range []string{"fdbtbr0", "fdbtup0"} {
-		l.ip("link", "set", dev, "up")
+		l.IP("link", "set", dev, "up")
 	}
 	// g3 is managed already; g5 was, but its entry roamed to the uplink;
 	// the orphan taps had guests that fdbhook managed.
 	for _, tap := range []string{"fdbtg3", "fdbtg5", "fdbto8", "fdbto9"} {
-		l.ip("link", "set", "dev", tap, "type", "bridge_slave", "learning", "off", "flood", "off")
+		l.IP("link", "set", "dev", tap, "type", "bridge_slave", "learning", "off", "flood", "off")
 	}
-	l.bridge("fdb", "replace", macG3, "dev", "fdbtg3", "master", "static")
-	l.bridge("fdb", "replace", macG5, "dev", "fdbtup0", "master", "static")
-	l.bridge("fdb", "replace", macO8, "dev", "fdbto8", "master", "static")
-	l.bridge("fdb", "replace", macO9, "dev", "fdbto9", "master", "static")
-	l.bridge("fdb", "replace", macG4, "dev", "fdbtup0", "master", "static")
-	l.bridge("fdb", "replace", macLAN, "dev", "fdbtup0", "master", "static")
-	l.holdTap("fdbto8")
+	l.Bridge("fdb", "replace", macG3, "dev", "fdbtg3", "master", "static")
+	l.Bridge("fdb", "replace", macG5, "dev", "fdbtup0", "master", "static")
+	l.Bridge("fdb", "replace", macO8, "dev", "fdbto8", "master", "static")
+	l.Bridge("fdb", "replace", macO9, "dev", "fdbto9", "master", "static")
+	l.Bridge("fdb", "replace", macG4, "dev", "fdbtup0", "master", "static")
+	l.Bridge("fdb", "replace", macLAN, "dev", "fdbtup0", "master", "static")
+	l.HoldTap("fdbto8")
 
 	l.running("g1", nil, nic{"fdbtbr0", "fdbtg1", macG1})
 	l.running("g2", []string{macG2}, nic{"fdbtbr0", "fdbtg2", macG2})
@@ -111,9 +111,9 @@ func (s statusJSON) problems() []string {
 // kernelHasVlanFiltering asks the kernel, in the lab, whether a bridge can
 // filter VLANs (independently of fdbhook's own reading).
 func (l *lab) kernelHasVlanFiltering() bool {
-	err := exec.Command("ip", "-n", l.name, "link", "add", "fdbtvlan", "type", "bridge", "vlan_filtering", "1").Run()
+	err := exec.Command("ip", "-n", l.Name, "link", "add", "fdbtvlan", "type", "bridge", "vlan_filtering", "1").Run()
 	if err == nil {
-		l.ip("link", "del", "fdbtvlan")
+		l.IP("link", "del", "fdbtvlan")
 	}
 	return err == nil
 }
@@ -241,11 +241,11 @@ func TestStatusFlagsAndReconcileFixes(t *testing.T) {
 // the others, and status shows why.
 func TestReconcileFailingGuest(t *testing.T) {
 	l := newLab(t, config)
-	l.ip("link", "add", "fdbtbr0", "type", "bridge")
-	l.ip("tuntap", "add", "dev", "fdbtg1", "mode", "tap")
-	l.ip("link", "set", "fdbtg1", "master", "fdbtbr0")
-	l.ip("link", "add", "fdbtv0", "type", "veth", "peer", "name", "fdbtv1")
-	l.ip("link", "set", "fdbtv0", "master", "fdbtbr0")
+	l.IP("link", "add", "fdbtbr0", "type", "bridge")
+	l.IP("tuntap", "add", "dev", "fdbtg1", "mode", "tap")
+	l.IP("link", "set", "fdbtg1", "master", "fdbtbr0")
+	l.IP("link", "add", "fdbtv0", "type", "veth", "peer", "name", "fdbtv1")
+	l.IP("link", "set", "fdbtv0", "master", "fdbtbr0")
 	l.running("good", nil, nic{"fdbtbr0", "fdbtg1", macG1})
 	// A veth is refused as a qemu guest's port; a missing tap too.
 	l.running("bad", nil, nic{"fdbtbr0", "fdbtv0", macG2}, nic{"fdbtbr0", "fdbtgone", macG3})
@@ -277,11 +277,11 @@ func TestReconcileFailingGuest(t *testing.T) {
 // shown without problems.
 func TestStatusNamedBridges(t *testing.T) {
 	l := newLab(t, config)
-	l.ip("link", "add", "fdbtbr0", "type", "bridge")
-	l.ip("link", "add", "fdbtbr1", "type", "bridge")
-	l.ip("tuntap", "add", "dev", "fdbtg1", "mode", "tap")
-	l.ip("link", "set", "fdbtg1", "master", "fdbtbr1")
-	l.bridge("fdb", "replace", macO9, "dev", "fdbtg1", "master", "static")
+	l.IP("link", "add", "fdbtbr0", "type", "bridge")
+	l.IP("link", "add", "fdbtbr1", "type", "bridge")
+	l.IP("tuntap", "add", "dev", "fdbtg1", "mode", "tap")
+	l.IP("link", "set", "fdbtg1", "master", "fdbtbr1")
+	l.Bridge("fdb", "replace", macO9, "dev", "fdbtg1", "master", "static")
 	out, _, code := l.hook("status", "fdbtbr1", "--json")
 	var s statusJSON
 	if err := json.Unmarshal([]byte(out), &s); err != nil {
