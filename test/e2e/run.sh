@@ -144,9 +144,11 @@ sweep() {
 	for l in $(ip -o link show | awk -F': ' '{sub(/@.*/, "", $2); print $2}' | grep '^fdbt' || true); do
 		ip link del "$l" 2>/dev/null || true
 	done
-	for n in $(ip netns list | awk '{print $1}' | grep '^fdbt' || true); do
-		ip netns del "$n" || true
-	done
+	# Only the suite's own namespace: the netlink suites run theirs under
+	# other fdbt- names and must not lose them to this sweep.
+	if ip netns list | awk '{print $1}' | grep -qx 'fdbt-out'; then
+		ip netns del fdbt-out || true
+	fi
 }
 
 # A run killed before its cleanup left the admin's configuration aside.
