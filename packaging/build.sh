@@ -31,22 +31,27 @@ dist=${FDBHOOK_PKG_DIST:-dist}
 
 for b in bin/qemu-hook bin/network-hook; do
 	[ -x "$b" ] || die "$b is missing: run 'make build' first"
-	# Static and for the package's architecture, or the package would lie.
-	info=$(go version -m "$b") || die "$b is not a Go binary"
-	grep -q $'\tCGO_ENABLED=0$' <<<"$info" || die "$b was not built with CGO_ENABLED=0"
-	grep -q $'\tGOARCH='"$arch"'$' <<<"$info" || die "$b is not built for GOARCH=$arch"
 done
 [ -f LICENSE ] || die "LICENSE is missing at the top of the tree; the packages must ship the license (Apache-2.0)"
 [ -f README.md ] || die "README.md is missing at the top of the tree; the packages ship it in /usr/share/doc/fdbhook"
 [ -f "$config" ] || die "configuration file $config is missing"
 
+# Both packages are made from one copy of the inputs, so that a bin/ or
+# README.md rewritten meanwhile (a shared checkout) cannot split them.
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
-gzip -9n <packaging/fdbhook.8 >"$stage/fdbhook.8.gz"
+cp bin/qemu-hook bin/network-hook README.md LICENSE packaging/fdbhook.8 packaging/copyright "$stage/"
+cp "$config" "$stage/fdbhook.toml"
+for b in qemu-hook network-hook; do
+	# Static and for the package's architecture, or the package would lie.
+	info=$(go version -m "$stage/$b") || die "bin/$b is not a Go binary"
+	grep -q $'\tCGO_ENABLED=0$' <<<"$info" || die "bin/$b was not built with CGO_ENABLED=0"
+	grep -q $'\tGOARCH='"$arch"'$' <<<"$info" || die "bin/$b is not built for GOARCH=$arch"
+done
+gzip -9n <"$stage/fdbhook.8" >"$stage/fdbhook.8.gz"
 
 export FDBHOOK_PKG_VERSION=$version
 export FDBHOOK_PKG_ARCH=$arch
-export FDBHOOK_PKG_CONFIG=$config
 export FDBHOOK_PKG_STAGE=$stage
 export FDBHOOK_PKG_MAINTAINER=${FDBHOOK_PKG_MAINTAINER:-The fdbhook authors <https://github.com/fdbhook/fdbhook>}
 # Same input, same package: file times are the last commit's.
@@ -56,13 +61,17 @@ if [ -z "${SOURCE_DATE_EPOCH:-}" ]; then
 fi
 
 mkdir -p "$dist"
-rm -f "$dist"/fdbhook_*.deb "$dist"/fdbhook-*.rpm
+rm -f "$dist"/fdbhook_*.deb "$dist"/fdbhook-*.rpm "$dist"/fdbhook-inputs.sha256
 for packager in deb rpm; do
 	if ! out=$(go run "$nfpm" package --config packaging/nfpm.yaml --packager "$packager" --target "$dist/" 2>&1); then
 		printf '%s\n' "$out" >&2
 		die "nfpm failed to build the $packager package"
 	fi
 done
+
+# What went in, for packaging/test.sh to check the packages against.
+(cd "$stage" && sha256sum qemu-hook network-hook README.md LICENSE fdbhook.8 copyright fdbhook.toml) \
+	>"$dist/fdbhook-inputs.sha256"
 
 for p in "$dist"/fdbhook_*.deb "$dist"/fdbhook-*.rpm; do
 	[ -f "$p" ] || die "nfpm wrote no package matching $p"

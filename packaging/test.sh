@@ -116,21 +116,32 @@ rpm=${rpms[0]}
 version=$(dpkg-deb -f "$deb" Version)
 debarch=$(dpkg-deb -f "$deb" Architecture)
 
-if [ "$version" != "$(packaging/version.sh)" ]; then
-	echo "packages: $dist/ holds version $version but the tree is $(packaging/version.sh): run make packages" >&2
+inputs=$dist/fdbhook-inputs.sha256
+if [ ! -f "$inputs" ]; then
+	echo "packages: $inputs is missing (run make packages)" >&2
 	exit 1
 fi
+# insum NAME: the checksum build.sh recorded for one of its inputs.
+insum() { awk -v f="$1" '$2 == f { print $1 }' "$inputs"; }
 
 work=$(mktemp -d /tmp/fdbt-pkgtest.XXXXXX)
-# The inputs as packaged, compared against below: the tree may change while
-# the test runs (make e2e rebuilds bin/; others edit a shared checkout while
-# the test waits for its lock).
+# Everything below is compared with what build.sh recorded and with the
+# .deb's own files, never with bin/ or README.md as they are now: the tree
+# may change while the test runs (make e2e rebuilds bin/; in a shared
+# checkout others build and commit while the test waits for its lock).
+mkdir "$work/deb"
+dpkg-deb -x "$deb" "$work/deb"
+# A tree to rebuild the packages from: the packaged inputs, taken out of the
+# .deb, and the packaging recipe as it is now.
 src=$work/src
-mkdir "$src"
-cp --parents bin/qemu-hook bin/network-hook README.md LICENSE packaging/build.sh packaging/version.sh \
-	packaging/nfpm.yaml packaging/fdbhook.toml packaging/fdbhook.8 packaging/copyright \
-	packaging/scripts/*.sh packaging/testdata/*.xml "$src/"
-# The packages' file times: the rebuilds below from the snapshot use them.
+mkdir -p "$src/bin"
+cp --parents packaging/build.sh packaging/version.sh packaging/nfpm.yaml packaging/scripts/*.sh \
+	packaging/testdata/*.xml "$src/"
+cp "$work/deb/usr/libexec/fdbhook/qemu-hook" "$work/deb/usr/libexec/fdbhook/network-hook" "$src/bin/"
+cp "$work/deb/usr/share/doc/fdbhook/README.md" "$work/deb/usr/share/doc/fdbhook/LICENSE" "$src/"
+cp "$work/deb/etc/fdbhook/fdbhook.toml" "$work/deb/usr/share/doc/fdbhook/copyright" "$src/packaging/"
+gzip -dc "$work/deb/usr/share/man/man8/fdbhook.8.gz" >"$src/packaging/fdbhook.8"
+# The packages' file times, for those rebuilds.
 epoch=$(rpm -qp --qf '[%{FILEMTIMES}\n]' "$rpm" | head -n 1)
 backup=$work/backup
 fakepid=
@@ -269,6 +280,12 @@ for c in "$src/packaging/fdbhook.toml" "$work/example.toml"; do
 	else
 		fail "bin/qemu-hook accepts $(basename "$c")" "$(cat "$work/dry.err")"
 	fi
+done
+
+section "deb contents against the inputs build.sh recorded"
+
+for f in bin/qemu-hook bin/network-hook README.md LICENSE packaging/fdbhook.toml packaging/copyright packaging/fdbhook.8; do
+	expect_eq "deb: $f is the one packaged" "$(sha256sum <"$src/$f" | cut -d' ' -f1)" "$(insum "$(basename "$f")")"
 done
 
 section "deb metadata: $deb"
@@ -417,18 +434,18 @@ check "a managed-looking guest port fdbtpkgtap0 is set up" port_state
 # What the installed package must hold: path, type, mode, owner, source.
 expected_files() {
 	cat <<EOF
-/usr/libexec/fdbhook|directory|755|root:root|
-/usr/libexec/fdbhook/qemu-hook|regular file|755|root:root|bin/qemu-hook
-/usr/libexec/fdbhook/network-hook|regular file|755|root:root|bin/network-hook
-/etc/libvirt/hooks/qemu.d|directory|755|root:root|
-/etc/libvirt/hooks/network.d|directory|755|root:root|
-/etc/fdbhook|directory|755|root:root|
-/etc/fdbhook/fdbhook.toml|regular file|644|root:root|packaging/fdbhook.toml
-/usr/share/man/man8/fdbhook.8.gz|regular file|644|root:root|
-/usr/share/doc/fdbhook|directory|755|root:root|
-/usr/share/doc/fdbhook/README.md|regular file|644|root:root|README.md
-/usr/share/doc/fdbhook/LICENSE|regular file|644|root:root|LICENSE
-/usr/share/doc/fdbhook/copyright|regular file|644|root:root|packaging/copyright
+/usr/libexec/fdbhook|directory|755|root:root
+/usr/libexec/fdbhook/qemu-hook|regular file|755|root:root
+/usr/libexec/fdbhook/network-hook|regular file|755|root:root
+/etc/libvirt/hooks/qemu.d|directory|755|root:root
+/etc/libvirt/hooks/network.d|directory|755|root:root
+/etc/fdbhook|directory|755|root:root
+/etc/fdbhook/fdbhook.toml|regular file|644|root:root
+/usr/share/man/man8/fdbhook.8.gz|regular file|644|root:root
+/usr/share/doc/fdbhook|directory|755|root:root
+/usr/share/doc/fdbhook/README.md|regular file|644|root:root
+/usr/share/doc/fdbhook/LICENSE|regular file|644|root:root
+/usr/share/doc/fdbhook/copyright|regular file|644|root:root
 EOF
 }
 expected_links() {
@@ -438,25 +455,24 @@ expected_links() {
 EOF
 }
 
-man_is_source() { gzip -dc /usr/share/man/man8/fdbhook.8.gz | cmp -s - "$src/packaging/fdbhook.8"; }
-
 check_installed_files() {
-	local path type mode owner from got target
-	while IFS='|' read -r path type mode owner from; do
+	local path type mode owner got target
+	while IFS='|' read -r path type mode owner; do
 		got=$(stat -c '%F|%a|%U:%G' "$path" 2>&1 || true)
 		if [ "$got" != "$type|$mode|$owner" ]; then
 			fail "$path: $type $mode $owner" "$got"
-		elif [ -n "$from" ] && ! cmp -s "$path" "$src/$from"; then
-			fail "$path: same content as $from"
+		elif [ "$type" != "regular file" ]; then
+			pass "$path: $type $mode $owner"
+		elif cmp -s "$path" "$work/deb$path"; then
+			pass "$path: $type $mode $owner, same content as in the .deb"
 		else
-			pass "$path: $type $mode $owner${from:+, same as $from}"
+			fail "$path: same content as in the .deb"
 		fi
 	done < <(expected_files)
 	while IFS='|' read -r path target; do
 		got=$(stat -c '%F %U:%G' "$path" 2>&1 || true)
 		expect_eq "$path: symlink to $target" "$got -> $(readlink "$path" || true)" "symbolic link root:root -> $target"
 	done < <(expected_links)
-	check "man page installed is packaging/fdbhook.8" man_is_source
 	local listed want
 	listed=$(dpkg -L fdbhook | sort)
 	want=$({
@@ -691,18 +707,18 @@ expect_eq "rpm: modes, owners, flags, link targets, digests" \
 		sed 's/ *$//')" "$(
 		cat <<EOF
 drwxr-xr-x root:root  /etc/fdbhook
--rw-r--r-- root:root cn /etc/fdbhook/fdbhook.toml  $(sha "$src/packaging/fdbhook.toml")
+-rw-r--r-- root:root cn /etc/fdbhook/fdbhook.toml  $(insum fdbhook.toml)
 drwxr-xr-x root:root  /etc/libvirt/hooks/network.d
 l--------- root:root  /etc/libvirt/hooks/network.d/fdbhook /usr/libexec/fdbhook/network-hook
 drwxr-xr-x root:root  /etc/libvirt/hooks/qemu.d
 l--------- root:root  /etc/libvirt/hooks/qemu.d/fdbhook /usr/libexec/fdbhook/qemu-hook
 drwxr-xr-x root:root  /usr/libexec/fdbhook
--rwxr-xr-x root:root  /usr/libexec/fdbhook/network-hook  $(sha "$src/bin/network-hook")
--rwxr-xr-x root:root  /usr/libexec/fdbhook/qemu-hook  $(sha "$src/bin/qemu-hook")
+-rwxr-xr-x root:root  /usr/libexec/fdbhook/network-hook  $(insum network-hook)
+-rwxr-xr-x root:root  /usr/libexec/fdbhook/qemu-hook  $(insum qemu-hook)
 drwxr-xr-x root:root  /usr/share/doc/fdbhook
--rw-r--r-- root:root l /usr/share/doc/fdbhook/LICENSE  $(sha "$src/LICENSE")
--rw-r--r-- root:root d /usr/share/doc/fdbhook/README.md  $(sha "$src/README.md")
--rw-r--r-- root:root  /usr/share/man/man8/fdbhook.8.gz  $(gzip -9n <"$src/packaging/fdbhook.8" | sha256sum | cut -d' ' -f1)
+-rw-r--r-- root:root l /usr/share/doc/fdbhook/LICENSE  $(insum LICENSE)
+-rw-r--r-- root:root d /usr/share/doc/fdbhook/README.md  $(insum README.md)
+-rw-r--r-- root:root  /usr/share/man/man8/fdbhook.8.gz  $(sha "$work/deb/usr/share/man/man8/fdbhook.8.gz")
 EOF
 	)"
 expect_eq "rpm --configfiles: %config(noreplace) fdbhook.toml" "$(rpm -qp --configfiles "$rpm")" /etc/fdbhook/fdbhook.toml
