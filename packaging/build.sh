@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the fdbhook .deb and .rpm in dist/ from the static binaries in bin/
-# (make build), with nfpm run through the Go module proxy. Needs neither
+# (make build), with nfpm run through the Go module proxy, and records the
+# checksums of what went in as dist/fdbhook-inputs.sha256. Needs neither
 # dpkg-dev nor rpmbuild.
 #
 # Environment (all optional):
