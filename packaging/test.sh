@@ -452,6 +452,7 @@ expected_links() {
 	cat <<EOF
 /etc/libvirt/hooks/qemu.d/fdbhook|/usr/libexec/fdbhook/qemu-hook
 /etc/libvirt/hooks/network.d/fdbhook|/usr/libexec/fdbhook/network-hook
+/usr/sbin/fdbhook|/usr/libexec/fdbhook/qemu-hook
 EOF
 }
 
@@ -476,7 +477,7 @@ check_installed_files() {
 	local listed want
 	listed=$(dpkg -L fdbhook | sort)
 	want=$({
-		for d in /etc /etc/libvirt /etc/libvirt/hooks /usr /usr/libexec /usr/share /usr/share/doc /usr/share/man /usr/share/man/man8; do echo "$d"; done
+		for d in /etc /etc/libvirt /etc/libvirt/hooks /usr /usr/libexec /usr/sbin /usr/share /usr/share/doc /usr/share/man /usr/share/man/man8; do echo "$d"; done
 		expected_files | cut -d'|' -f1
 		expected_links | cut -d'|' -f1
 	} | sort)
@@ -693,6 +694,7 @@ expect_eq "rpm -qlp: files" "$(rpm -qlp "$rpm")" "$(
 /usr/libexec/fdbhook
 /usr/libexec/fdbhook/network-hook
 /usr/libexec/fdbhook/qemu-hook
+/usr/sbin/fdbhook
 /usr/share/doc/fdbhook
 /usr/share/doc/fdbhook/LICENSE
 /usr/share/doc/fdbhook/README.md
@@ -715,6 +717,7 @@ l--------- root:root  /etc/libvirt/hooks/qemu.d/fdbhook /usr/libexec/fdbhook/qem
 drwxr-xr-x root:root  /usr/libexec/fdbhook
 -rwxr-xr-x root:root  /usr/libexec/fdbhook/network-hook  $(insum network-hook)
 -rwxr-xr-x root:root  /usr/libexec/fdbhook/qemu-hook  $(insum qemu-hook)
+l--------- root:root  /usr/sbin/fdbhook /usr/libexec/fdbhook/qemu-hook
 drwxr-xr-x root:root  /usr/share/doc/fdbhook
 -rw-r--r-- root:root l /usr/share/doc/fdbhook/LICENSE  $(insum LICENSE)
 -rw-r--r-- root:root d /usr/share/doc/fdbhook/README.md  $(insum README.md)

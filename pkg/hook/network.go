@@ -40,7 +40,7 @@ func (r *Runner) RunNetwork(args []string) int {
 		fmt.Fprintf(r.Stdout, networkUsage, r.Program)
 		return ExitOK
 	case len(args) == 1 && (args[0] == "--version" || args[0] == "version"):
-		fmt.Fprintf(r.Stdout, "%s (fdbhook) %s\n", r.Program, version.Version)
+		fmt.Fprintf(r.Stdout, "network-hook (fdbhook) %s\n", version.Version)
 		return ExitOK
 	case len(args) == 5 && (args[0] == "--dry-run" || args[0] == "-n"):
 		return r.networkHook(args[1], args[2], args[3], true)

@@ -277,7 +277,7 @@ func (r *Runner) qemuCommand(args []string) int {
 		fmt.Fprintf(r.Stdout, qemuUsage, r.Program)
 		return ExitOK
 	case "--version", "version":
-		fmt.Fprintf(r.Stdout, "%s (fdbhook) %s\n", r.Program, version.Version)
+		fmt.Fprintf(r.Stdout, "qemu-hook (fdbhook) %s\n", version.Version)
 		return ExitOK
 	case "--dry-run", "-n":
 		if len(args) != 5 {
