@@ -55,8 +55,11 @@ func Test9LockedGuest(t *testing.T) {
 	}
 	rep := statusJSON(t, 0)
 	for _, p := range ports {
-		if l := rep.assertPort(t, p, false, false); l == nil || !*l {
-			t.Errorf("status --json: port %s locked = %v, want true", p.tap, l)
+		switch l := rep.assertPort(t, p, false, false); {
+		case l == nil:
+			t.Errorf("status --json: port %s: no locked field, want locked true", p.tap)
+		case !*l:
+			t.Errorf("status --json: port %s: locked false, want true", p.tap)
 		}
 		rep.assertEntry(t, p)
 	}
