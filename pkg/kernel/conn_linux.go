@@ -293,16 +293,19 @@ func parsePortFlags(b []byte) (f plan.Flags, lockCapable bool, err error) {
 }
 
 // Entries returns the FDB entries for mac on bridge for VLAN 0 and, when the
-// bridge filters VLANs, for every VLAN configured on any bridge port. Each
-// lookup is an RTM_GETNEIGH "get" (kernel 5.3+), so the cost does not grow
-// with the size of the FDB.
+// kernel has bridge VLAN support, for every VLAN configured on any bridge
+// port. Each lookup is an RTM_GETNEIGH "get" (kernel 5.3+), so the cost does
+// not grow with the size of the FDB.
 func (c *Conn) Entries(bridge *plan.Link, mac string) ([]plan.Entry, error) {
 	hw, err := net.ParseMAC(mac)
 	if err != nil {
 		return nil, err
 	}
 	vids := []int{0}
-	if bridge.VlanFiltering {
+	// A kernel with bridge VLAN support gives every port VLAN 1 (or the
+	// bridge's default pvid), and an add without a VLAN writes an entry for
+	// each of the port's VLANs even while vlan_filtering is 0.
+	if bridge.VlanFiltering || bridge.VlanCapable {
 		vl, err := c.bridgeVlans()
 		if err != nil {
 			return nil, fmt.Errorf("reading VLANs of bridge ports: %w", err)

@@ -278,7 +278,7 @@ log "VM ran $(elapsed "$t_boot"), total $(elapsed "$t_start"), qemu exit $qemu_r
 result=$(grep -a "^$marker exit=" "$work/console.log" | tail -n 1 | sed 's/.*exit=//' || true)
 echo "---- vm test summary ----"
 grep -aE '^(=== NAME|--- (PASS|FAIL|SKIP)|    --- (PASS|FAIL|SKIP))' "$work/console.log" | grep -v '^=== NAME' || true
-grep -aE 'promiscuity before=' "$work/console.log" | sed 's/^ *//' || true
+grep -aE 'promiscuity before=|locked: own=' "$work/console.log" | sed 's/^ *//' || true
 if [ -z "$result" ]; then
 	[ "$qemu_rc" = 124 ] && die "VM timed out after ${vm_timeout}s without a result"
 	die "VM stopped without a result marker (kernel panic or init failure; qemu exit $qemu_rc)"
