@@ -26,6 +26,10 @@ const (
 // adminCommand runs the admin commands; handled is false for any other
 // command.
 func (r *Runner) adminCommand(args []string) (code int, handled bool) {
+	if help, ok := adminHelp[args[0]]; ok && len(args) == 2 && (args[1] == "--help" || args[1] == "-h") {
+		fmt.Fprintf(r.Stdout, help, r.Program)
+		return ExitOK, true
+	}
 	switch args[0] {
 	case "status":
 		return r.status(args[1:]), true
@@ -35,6 +39,36 @@ func (r *Runner) adminCommand(args []string) (code int, handled bool) {
 		return r.reconcile(args[1:]), true
 	}
 	return 0, false
+}
+
+// adminHelp is each admin command's --help.
+var adminHelp = map[string]string{
+	"status": `Usage: %[1]s status [BRIDGE...] [--json]
+
+For each managed bridge (or the ones named): its vlan_filtering, every port
+with its kind (guest tap, uplink, other), learning, flood and locked flags
+and promiscuity, every static FDB entry with the guest and NIC it belongs
+to, and problems in plain words. Reads the kernel, the configuration and
+libvirt's files; changes nothing. Exit status 1 when a problem is found.
+  --json   machine-readable output, for monitoring
+`,
+	"doctor": `Usage: %[1]s doctor
+
+Checks whether fdbhook works on this host: kernel capabilities (tried on a
+throwaway bridge in a private network namespace), libvirt version, hooks
+installed and executable where libvirt runs them, whether the daemon needs
+a restart to see them, the configuration and its permissions, and the
+configured bridges. One line per check: ok, warn or fail, with what to do.
+Exit status 1 when a check fails.
+`,
+	"reconcile": `Usage: %[1]s reconcile [--dry-run]
+
+Gives every running guest (/run/libvirt/qemu/*.xml) what its start would
+have, all or nothing per guest, and removes stale static entries on managed
+bridges. For guests that were running before fdbhook was installed or
+reconfigured. Exit status 1 when a guest could not be managed.
+  --dry-run, -n   print what would change, change nothing
+`,
 }
 
 // adminPaths returns libvirt's paths for the admin commands: the Runner's,

@@ -210,6 +210,15 @@ func TestHelpAndVersion(t *testing.T) {
 	}
 }
 
+func TestAdminHelp(t *testing.T) {
+	for _, cmd := range []string{"status", "doctor", "reconcile"} {
+		r := runQemu(t, "", nil, nil, cmd, "--help")
+		if r.code != ExitOK || !strings.HasPrefix(r.stdout, "Usage: qemu-hook "+cmd) || r.kernel.writes != nil {
+			t.Errorf("%s --help: exit %d stdout %q stderr %q", cmd, r.code, r.stdout, r.stderr)
+		}
+	}
+}
+
 func TestExplain(t *testing.T) {
 	r := runQemu(t, cfgBr0, startXML, nil, "explain", "-")
 	if r.code != ExitOK || !strings.Contains(r.stdout, "plan for t2:") || !strings.Contains(r.stdout, "dev vnet7 master br0 static") {
