@@ -133,15 +133,7 @@ func TestPlans(t *testing.T) {
 	stopped := fixture(t, "qemu-t2-stopped-end.xml")
 	const optOutGuest = `<metadata><fdbhook:fdb xmlns:fdbhook="urn:fdbhook:1" manage="no"/>`
 	const optOutNIC = `<metadata><fdbhook:fdb xmlns:fdbhook="urn:fdbhook:1"><fdbhook:interface mac="52:54:00:AA:CC:03" manage="no"/><fdbhook:interface mac="52:54:00:00:00:99" manage="no"/></fdbhook:fdb>`
-	for _, tc := range []struct {
-		name   string
-		stop   bool
-		config string
-		xml    []byte
-		kernel func(*fakeView)
-		// refusals is the number of refusals the plan must have.
-		refusals int
-	}{
+	for _, tc := range []planCase{
 		{name: "start", config: baseConfig, xml: start},
 		{name: "start-all-networks", config: `bridges = ["br0"]
 networks = ["default", "hostbr"]`, xml: start},
@@ -263,32 +255,59 @@ networks = ["hostbr"]`, xml: edit(stopped, "<source bridge='br0'/>", "<source br
 				Entry{MAC: "52:54:00:aa:cc:03", Port: "eno1", PortIndex: 4, State: NUDNoARP | 0x02, NTFlags: NTFMaster})
 		}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			g, err := guest.Parse(tc.xml)
-			if err != nil {
-				t.Fatal(err)
-			}
-			v := host()
-			if tc.kernel != nil {
-				tc.kernel(v)
-			}
-			cfg := mustConfig(t, tc.config)
-			var p *Plan
-			if tc.stop {
-				p, err = Stop(cfg, g, v)
-			} else {
-				p, err = Start(cfg, g, v)
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(p.Refusals) != tc.refusals {
-				t.Errorf("%d refusals, want %d: %v", len(p.Refusals), tc.refusals, p.Refusals)
-			}
-			checkSafety(t, p, v)
-			golden(t, tc.name, p.Format())
-		})
+		t.Run(tc.name, func(t *testing.T) { tc.run(t, host()) })
 	}
+}
+
+// planCase is one row of the plan tables: a guest's XML, a config and
+// edits to a fake host, and what the plan made from them must hold.
+type planCase struct {
+	name   string
+	stop   bool
+	config string
+	xml    []byte
+	kernel func(*fakeView)
+	// refusals is the number of refusals the plan must have.
+	refusals int
+	// want are substrings the formatted plan must contain, so that a
+	// golden file rewritten with -update cannot silently lose them.
+	want []string
+}
+
+// run makes tc's start (or stop) plan against v, once tc.kernel has
+// edited it, checks its refusals, wanted lines and safety, compares it with
+// the golden file testdata/TC.NAME, and returns it.
+func (tc planCase) run(t *testing.T, v *fakeView) *Plan {
+	t.Helper()
+	g, err := guest.Parse(tc.xml)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tc.kernel != nil {
+		tc.kernel(v)
+	}
+	cfg := mustConfig(t, tc.config)
+	var p *Plan
+	if tc.stop {
+		p, err = Stop(cfg, g, v)
+	} else {
+		p, err = Start(cfg, g, v)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Refusals) != tc.refusals {
+		t.Errorf("%d refusals, want %d: %v", len(p.Refusals), tc.refusals, p.Refusals)
+	}
+	out := p.Format()
+	for _, w := range tc.want {
+		if !strings.Contains(out, w) {
+			t.Errorf("plan lacks %q:\n%s", w, out)
+		}
+	}
+	checkSafety(t, p, v)
+	golden(t, tc.name, out)
+	return p
 }
 
 // checkSafety asserts the rule no golden file may break: a start plan only
