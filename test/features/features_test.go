@@ -1,11 +1,12 @@
 package features
 
 import (
-	"fmt"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	testlab "github.com/fdbhook/fdbhook/test/lab"
 )
 
 const (
@@ -20,40 +21,14 @@ const (
 var extraMeta = `<fdbhook:fdb ` + ns + `><fdbhook:interface mac="` + guestMAC + `"><fdbhook:mac address="` + extraMAC + `"/></fdbhook:interface></fdbhook:fdb>`
 
 // guestSends has the guest send one broadcast frame from each source MAC
-// and returns the sources whose frame came out of the uplink's peer. A
-// last frame from the guest's own MAC (which every port state in these
-// tests passes) is the barrier: frames cross the bridge in order, so once
-// it is out, every earlier frame that was going to pass has passed.
+// and returns the sources whose frame came out of the uplink's peer, once
+// for each frame. A last frame from the guest's own MAC (which every port
+// state in these tests passes) is the barrier (testlab.GuestSends).
 func (l *lab) guestSends(srcs ...string) []string {
 	l.t.Helper()
-	if stale, err := l.up1.drain("", 0); err != nil {
-		l.t.Fatal(err)
-	} else if len(stale) > 0 {
-		l.t.Logf("discarded earlier frames %v", stale)
-	}
-	seq := time.Now().UnixNano()
-	marks := map[string]string{}
-	for _, src := range srcs {
-		m := fmt.Sprintf("%d-%s", seq, src)
-		marks[m] = src
-		if err := l.tap.send(frame(broadcast, src, m)); err != nil {
-			l.t.Fatalf("guest sending from %s: %v", src, err)
-		}
-	}
-	barrier := fmt.Sprintf("%d-barrier", seq)
-	if err := l.tap.send(frame(broadcast, guestMAC, barrier)); err != nil {
-		l.t.Fatalf("guest sending the barrier frame: %v", err)
-	}
-	got, err := l.up1.drain(barrier, patience)
-	if err != nil {
-		l.t.Fatal(err)
-	}
-	if !slices.Contains(got, barrier) {
-		l.t.Fatalf("the barrier frame from %s did not leave the bridge within %v: the lab does not forward (got %v)", guestMAC, patience, got)
-	}
 	var passed []string
-	for _, m := range got {
-		if src, ok := marks[m]; ok {
+	for src, n := range l.up1.GuestSends(l.t, l.tap, guestMAC, srcs, patience) {
+		for range n {
 			passed = append(passed, src)
 		}
 	}
@@ -143,10 +118,10 @@ func TestStickyEntryDoesNotMove(t *testing.T) {
 			// Someone on the wire claims the guest's MAC; then a frame from
 			// another source, learned on up0 once the bridge got to it:
 			// frames cross in order, so by then the claim was seen too.
-			if err := l.up1.send(frame(broadcast, guestMAC, "steal")); err != nil {
+			if err := l.up1.Send(testlab.Frame(broadcast, guestMAC, "steal")); err != nil {
 				t.Fatal(err)
 			}
-			if err := l.up1.send(frame(broadcast, wireMAC, "barrier")); err != nil {
+			if err := l.up1.Send(testlab.Frame(broadcast, wireMAC, "barrier")); err != nil {
 				t.Fatal(err)
 			}
 			deadline := time.Now().Add(patience)

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/fdbhook/fdbhook/pkg/kernel"
 	"github.com/fdbhook/fdbhook/pkg/plan"
 	testlab "github.com/fdbhook/fdbhook/test/lab"
@@ -21,8 +23,8 @@ import (
 type lab struct {
 	t          *testing.T
 	host, wire *testlab.Namespace
-	tap        *tapDev
-	up1        *packetSock
+	tap        int // tap0's file descriptor: the guest's end
+	up1        *testlab.PacketSock
 }
 
 const (
@@ -59,11 +61,11 @@ func newLab(t *testing.T) *lab {
 		ns.Exec("sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
 	}
 	var err error
-	if l.tap, err = openTap(l.host.NetNS, "tap0"); err != nil {
+	if l.tap, err = testlab.OpenTap(l.host.NetNS, "tap0"); err != nil {
 		t.Fatalf("opening tap0 as its guest: %v", err)
 	}
-	t.Cleanup(l.tap.Close)
-	if l.up1, err = openPacket(l.wire.NetNS, "up1"); err != nil {
+	t.Cleanup(func() { unix.Close(l.tap) })
+	if l.up1, err = testlab.OpenPacket(l.wire.NetNS, "up1"); err != nil {
 		t.Fatalf("packet socket on up1: %v", err)
 	}
 	t.Cleanup(l.up1.Close)
