@@ -6,17 +6,15 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"net"
-	"os"
 	"os/exec"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	testlab "github.com/fdbhook/fdbhook/test/lab"
 )
 
 // TestGuestVlans: a NIC whose metadata declares pvid 10 and tagged VLANs
@@ -70,7 +68,7 @@ func TestGuestVlans(t *testing.T) {
 	}
 
 	// Traffic: the test holds the tap as its guest would.
-	g, err := gvOpenTap(n.name, tap)
+	g, err := testlab.OpenTap(n.ns, tap)
 	if err != nil {
 		t.Skipf("cannot open %s as its guest (/dev/net/tun): %v; the VLAN and entry checks above ran", tap, err)
 	}
@@ -78,11 +76,11 @@ func TestGuestVlans(t *testing.T) {
 	if !waitFor(5*time.Second, func() bool { return strings.Contains(n.bridge("link show dev "+tap), "forwarding") }) {
 		t.Fatalf("%s does not forward: %s", tap, n.bridge("link show dev "+tap))
 	}
-	sock, err := gvPacketSocket(wire.name, "up1")
+	sock, err := testlab.OpenPacket(wire.ns, "up1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer unix.Close(sock.fd)
+	defer sock.Close()
 	for _, tc := range []struct {
 		vid     int // 0: untagged on the wire (up0's pvid, VLAN 1)
 		arrives bool
@@ -95,13 +93,13 @@ func TestGuestVlans(t *testing.T) {
 		{vid: 0},
 	} {
 		mark := fmt.Sprintf("gv-%d-%d", tc.vid, time.Now().UnixNano())
-		if err := sock.send(gvFrame(mac, wireMAC, tc.vid, mark)); err != nil {
+		if err := sock.Send(testlab.TaggedFrame(mac, wireMAC, tc.vid, mark)); err != nil {
 			t.Fatalf("sending on VLAN %d: %v", tc.vid, err)
 		}
 		// A frame on VLAN 20 last: frames cross the bridge in order, so
 		// once it is in, an earlier frame that was to arrive has arrived.
 		barrier := mark + "-barrier"
-		if err := sock.send(gvFrame(mac, wireMAC, 20, barrier)); err != nil {
+		if err := sock.Send(testlab.TaggedFrame(mac, wireMAC, 20, barrier)); err != nil {
 			t.Fatalf("sending the barrier frame: %v", err)
 		}
 		frames := gvRead(g, barrier, 10*time.Second)
@@ -180,106 +178,6 @@ func runHookXML(t *testing.T, n *testNS, cfg, name string, xml []byte, op, subop
 	return r
 }
 
-// gvInNS runs fn on a thread inside namespace nsName; the thread is reused
-// only once it is back in its own namespace.
-func gvInNS(nsName string, fn func() error) error {
-	ch := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			ch <- err
-			return
-		}
-		defer orig.Close()
-		target, err := netns.GetFromName(nsName)
-		if err != nil {
-			runtime.UnlockOSThread()
-			ch <- err
-			return
-		}
-		defer target.Close()
-		if err := netns.Set(target); err != nil {
-			ch <- err
-			return
-		}
-		err = fn()
-		if netns.Set(orig) == nil {
-			runtime.UnlockOSThread()
-		}
-		ch <- err
-	}()
-	return <-ch
-}
-
-// gvOpenTap attaches to persistent tap dev in nsName, as QEMU does.
-func gvOpenTap(nsName, dev string) (int, error) {
-	if _, err := os.Stat("/dev/net/tun"); err != nil {
-		return -1, err
-	}
-	fd := -1
-	err := gvInNS(nsName, func() error {
-		f, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return err
-		}
-		ifr, err := unix.NewIfreq(dev)
-		if err != nil {
-			unix.Close(f)
-			return err
-		}
-		ifr.SetUint16(unix.IFF_TAP | unix.IFF_NO_PI)
-		if err := unix.IoctlIfreq(f, unix.TUNSETIFF, ifr); err != nil {
-			unix.Close(f)
-			return fmt.Errorf("TUNSETIFF %s: %w", dev, err)
-		}
-		fd = f
-		return nil
-	})
-	return fd, err
-}
-
-type gvSock struct{ fd, ifindex int }
-
-// gvPacketSocket opens an AF_PACKET socket on dev in nsName, for sending.
-func gvPacketSocket(nsName, dev string) (*gvSock, error) {
-	var s *gvSock
-	err := gvInNS(nsName, func() error {
-		ifi, err := net.InterfaceByName(dev)
-		if err != nil {
-			return err
-		}
-		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			return err
-		}
-		s = &gvSock{fd: fd, ifindex: ifi.Index}
-		return nil
-	})
-	return s, err
-}
-
-func (s *gvSock) send(f []byte) error {
-	return unix.Sendto(s.fd, f, 0, &unix.SockaddrLinklayer{Ifindex: s.ifindex, Halen: 6})
-}
-
-// gvFrame builds a unicast frame to dst carrying mark, with an 802.1Q tag
-// for vid unless vid is 0.
-func gvFrame(dst, src string, vid int, mark string) []byte {
-	d, _ := net.ParseMAC(dst)
-	s, _ := net.ParseMAC(src)
-	f := append(append([]byte{}, d...), s...)
-	if vid != 0 {
-		f = append(f, 0x81, 0x00, byte(vid>>8), byte(vid))
-	}
-	f = append(f, 0x88, 0xb5)
-	f = append(f, mark+";"...)
-	for len(f) < 64 {
-		f = append(f, 0)
-	}
-	return f
-}
-
 // gvRead returns the test frames the tap delivers to its guest, by mark,
 // until the one carrying until arrives or wait passes.
 func gvRead(fd int, until string, wait time.Duration) map[string][]byte {
@@ -304,15 +202,10 @@ func gvRead(fd int, until string, wait time.Duration) map[string][]byte {
 			return got
 		}
 		f := buf[:k]
-		i := bytes.Index(f, []byte("gv-"))
-		if i < 0 {
+		m, ok := testlab.Marker(f)
+		if !ok {
 			continue
 		}
-		end := bytes.IndexByte(f[i:], ';')
-		if end < 0 {
-			continue
-		}
-		m := string(f[i : i+end])
 		got[m] = slices.Clone(f)
 		if m == until {
 			return got

@@ -3,11 +3,6 @@
 package vm
 
 import (
-	"bytes"
-	"errors"
-	"fmt"
-	"net"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/fdbhook/fdbhook/pkg/kernel"
+	testlab "github.com/fdbhook/fdbhook/test/lab"
 )
 
 // TestLockedPortDropsSpoofedFrames checks on the distribution kernel what
@@ -40,16 +36,16 @@ func TestLockedPortDropsSpoofedFrames(t *testing.T) {
 	wire.ip("link set dev fdbtpeer up")
 	n.addTap(tap, "br0")
 
-	g, err := openGuestTap(n.name, tap)
+	g, err := testlab.OpenTap(n.ns, tap)
 	if err != nil {
 		t.Fatalf("opening %s as its guest: %v", tap, err)
 	}
 	defer unix.Close(g)
-	up, err := openWire(wire.name, "fdbtpeer")
+	up, err := testlab.OpenPacket(wire.ns, "fdbtpeer")
 	if err != nil {
 		t.Fatalf("packet socket on fdbtpeer: %v", err)
 	}
-	defer unix.Close(up.fd)
+	defer up.Close()
 	n.waitForwarding(tap)
 	n.waitForwarding("fdbtup")
 	if l, f, locked := n.lockFlags(tap); locked || !l || !f {
@@ -57,7 +53,7 @@ func TestLockedPortDropsSpoofedFrames(t *testing.T) {
 	}
 
 	// Control: an unlocked port passes every source.
-	own, foreign := up.guestSends(t, g, guestMAC, guestMAC, spoofMAC, frames/5)
+	own, foreign := guestSends(t, up, g, guestMAC, spoofMAC, frames/5)
 	t.Logf("unlocked: own=%d/%d foreign=%d/%d", own, frames/5, foreign, frames/5)
 	if own != frames/5 || foreign != frames/5 {
 		t.Fatalf("before the hook the unlocked port passed own=%d foreign=%d of %d each: the lab does not forward", own, foreign, frames/5)
@@ -102,7 +98,7 @@ lock_ports = true
 		t.Errorf("entries for %s learned before the lock are still there: %v", spoofMAC, es)
 	}
 
-	own, foreign = up.guestSends(t, g, guestMAC, guestMAC, spoofMAC, frames)
+	own, foreign = guestSends(t, up, g, guestMAC, spoofMAC, frames)
 	t.Logf("locked: own=%d/%d foreign=%d/%d", own, frames, foreign, frames)
 	if own != frames {
 		t.Errorf("%d of %d frames from the guest's own MAC %s left the bridge, want all", own, frames, guestMAC)
@@ -171,212 +167,16 @@ func (n *testNS) waitForwarding(port string) {
 	}
 }
 
-// inNS runs fn on a thread inside network namespace nsName; descriptors it
-// opens stay in that namespace. The thread is unlocked only once it is
-// back in its own namespace; otherwise it ends with its goroutine.
-func inNS(nsName string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		target, err := netns.GetFromName(nsName)
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer target.Close()
-		if err := netns.Set(target); err != nil {
-			errc <- err
-			return
-		}
-		err = fn()
-		if netns.Set(orig) == nil {
-			runtime.UnlockOSThread()
-		}
-		errc <- err
-	}()
-	return <-errc
-}
-
-// openGuestTap attaches to the existing persistent tap name, as QEMU does
-// with the tap libvirt made (TUNSETIFF IFF_TAP|IFF_NO_PI), and returns the
-// guest's end of it.
-func openGuestTap(nsName, name string) (int, error) {
-	fd := -1
-	err := inNS(nsName, func() error {
-		f, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return err
-		}
-		ifr, err := unix.NewIfreq(name)
-		if err != nil {
-			unix.Close(f)
-			return err
-		}
-		ifr.SetUint16(unix.IFF_TAP | unix.IFF_NO_PI)
-		if err := unix.IoctlIfreq(f, unix.TUNSETIFF, ifr); err != nil {
-			unix.Close(f)
-			return fmt.Errorf("TUNSETIFF %s: %w", name, err)
-		}
-		fd = f
-		return nil
-	})
-	return fd, err
-}
-
-// lockEtherType marks the test's frames (IEEE 802 local experimental 1).
-const lockEtherType = 0x88b5
-
-func htons(v uint16) uint16 { return v<<8 | v>>8 }
-
-// wireSock is an AF_PACKET socket on the uplink's peer for the test's
-// EtherType: what the rest of the network receives.
-type wireSock struct{ fd int }
-
-func openWire(nsName, dev string) (*wireSock, error) {
-	var s *wireSock
-	err := inNS(nsName, func() error {
-		ifi, err := net.InterfaceByName(dev)
-		if err != nil {
-			return err
-		}
-		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(lockEtherType)))
-		if err != nil {
-			return err
-		}
-		if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(lockEtherType), Ifindex: ifi.Index}); err != nil {
-			unix.Close(fd)
-			return err
-		}
-		s = &wireSock{fd: fd}
-		return nil
-	})
-	return s, err
-}
-
-// guestSends writes count broadcast frames from own and count from foreign
-// into the tap, interleaved, then a barrier frame from barrierSrc (a source
-// the port passes in every state under test), and counts the frames of
-// each kind that arrive on the wire before the barrier. Frames cross the
-// bridge in order, so once the barrier is out every earlier frame that was
-// going to pass has passed: no sleeps.
-func (s *wireSock) guestSends(t *testing.T, tapFD int, barrierSrc, own, foreign string, count int) (ownN, foreignN int) {
+// guestSends has the guest write count frames from own and count from
+// foreign into its tap, interleaved, then a barrier frame from own (which
+// the port passes locked or not), and counts the frames of each kind that
+// reach the wire (testlab.GuestSends).
+func guestSends(t *testing.T, wire *testlab.PacketSock, tapFD int, own, foreign string, count int) (ownN, foreignN int) {
 	t.Helper()
-	if _, err := s.drain("", 0); err != nil {
-		t.Fatal(err)
+	srcs := make([]string, 0, 2*count)
+	for range count {
+		srcs = append(srcs, own, foreign)
 	}
-	seq := time.Now().UnixNano()
-	kind := map[string]string{}
-	for i := 0; i < count; i++ {
-		for _, src := range []string{own, foreign} {
-			m := fmt.Sprintf("%d-%s-%d", seq, src, i)
-			kind[m] = src
-			if _, err := unix.Write(tapFD, lockFrame(src, m)); err != nil {
-				t.Fatalf("guest writing a frame from %s: %v", src, err)
-			}
-		}
-	}
-	barrier := fmt.Sprintf("%d-barrier", seq)
-	if _, err := unix.Write(tapFD, lockFrame(barrierSrc, barrier)); err != nil {
-		t.Fatalf("guest writing the barrier frame: %v", err)
-	}
-	got, err := s.drain(barrier, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got) == 0 || got[len(got)-1] != barrier {
-		t.Fatalf("the barrier frame from %s did not reach the wire within 5 s (got %d test frames)", barrierSrc, len(got))
-	}
-	seen := map[string]bool{}
-	for _, m := range got {
-		if seen[m] {
-			t.Errorf("frame %s arrived twice", m)
-		}
-		seen[m] = true
-		switch kind[m] {
-		case own:
-			ownN++
-		case foreign:
-			foreignN++
-		}
-	}
-	return ownN, foreignN
-}
-
-// drain returns the markers of the test frames that arrive until one
-// carrying until does, or wait passes; until "" takes what is queued now.
-func (s *wireSock) drain(until string, wait time.Duration) ([]string, error) {
-	deadline := time.Now().Add(wait)
-	var got []string
-	buf := make([]byte, 2048)
-	for {
-		left := time.Until(deadline)
-		if until == "" || left <= 0 {
-			left = time.Millisecond
-		}
-		tv := unix.NsecToTimeval(left.Nanoseconds())
-		if err := unix.SetsockoptTimeval(s.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
-			return got, err
-		}
-		n, from, err := unix.Recvfrom(s.fd, buf, 0)
-		switch {
-		case errors.Is(err, unix.EINTR):
-			continue
-		case errors.Is(err, unix.EAGAIN):
-			if until == "" || time.Now().After(deadline) {
-				return got, nil
-			}
-			continue
-		case err != nil:
-			return got, err
-		}
-		if ll, ok := from.(*unix.SockaddrLinklayer); ok && ll.Pkttype == unix.PACKET_OUTGOING {
-			continue
-		}
-		if m, ok := lockMarker(buf[:n]); ok {
-			got = append(got, m)
-			if m == until {
-				return got, nil
-			}
-		}
-	}
-}
-
-// lockFrame is a broadcast frame of the test's EtherType from src carrying
-// mark.
-func lockFrame(src, mark string) []byte {
-	s, err := net.ParseMAC(src)
-	if err != nil {
-		panic(err)
-	}
-	f := make([]byte, 0, 64)
-	f = append(f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
-	f = append(f, s...)
-	f = append(f, lockEtherType>>8, lockEtherType&0xff)
-	f = append(f, "fdbt:"+mark+";"...)
-	for len(f) < 60 {
-		f = append(f, 0)
-	}
-	return f
-}
-
-func lockMarker(f []byte) (string, bool) {
-	if len(f) < 14 || f[12] != lockEtherType>>8 || f[13] != lockEtherType&0xff {
-		return "", false
-	}
-	p, ok := bytes.CutPrefix(f[14:], []byte("fdbt:"))
-	if !ok {
-		return "", false
-	}
-	end := bytes.IndexByte(p, ';')
-	if end < 0 {
-		return "", false
-	}
-	return string(p[:end]), true
+	passed := wire.GuestSends(t, tapFD, own, srcs, 5*time.Second)
+	return passed[own], passed[foreign]
 }

@@ -46,6 +46,7 @@ func TestMain(m *testing.M) {
 type testNS struct {
 	t    *testing.T
 	name string
+	ns   netns.NsHandle // open while the test runs
 	h    *netlink.Handle
 }
 
@@ -63,13 +64,13 @@ func newNS(t *testing.T, suffix string) *testNS {
 	if err != nil {
 		t.Fatalf("open netns %s: %v", name, err)
 	}
-	defer ns.Close()
+	t.Cleanup(func() { ns.Close() })
 	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 	if err != nil {
 		t.Fatalf("netlink handle in %s: %v", name, err)
 	}
 	t.Cleanup(h.Close)
-	n := &testNS{t: t, name: name, h: h}
+	n := &testNS{t: t, name: name, ns: ns, h: h}
 	n.ip("link set lo up")
 	return n
 }
