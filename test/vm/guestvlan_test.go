@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -47,7 +46,7 @@ func TestGuestVlans(t *testing.T) {
 	dom := domain{Name: "fdbt-gvlan", UUID: "5d4c1b0e-0000-4000-8000-0000000000b1", ID: 31,
 		NICs: []nic{{MAC: mac, Bridge: "br0", Tap: tap}}}
 	meta := `<fdbhook:fdb xmlns:fdbhook="urn:fdbhook:1"><fdbhook:interface mac="` + mac + `" pvid="10" vlans="20-21"/></fdbhook:fdb>`
-	r := runHookXML(t, n, cfg, dom.Name, withMetadata(dom.xml(t), meta), "start", "begin")
+	r := n.qemuHookXML(cfg, dom.Name, withMetadata(dom.xml(t), meta), "start", "begin")
 	if r.code != 0 || r.stdout != "" {
 		t.Fatalf("start: exit %d, stdout %q, stderr %s", r.code, r.stdout, r.stderr)
 	}
@@ -154,28 +153,6 @@ func portVlans(t *testing.T, n *testNS, dev string) []string {
 // withMetadata puts fdbhook metadata into domain XML.
 func withMetadata(xml []byte, md string) []byte {
 	return bytes.Replace(xml, []byte("</uuid>"), []byte("</uuid>\n  <metadata>"+md+"</metadata>"), 1)
-}
-
-// runHookXML runs qemu-hook with raw domain XML on stdin.
-func runHookXML(t *testing.T, n *testNS, cfg, name string, xml []byte, op, subop string) hookResult {
-	t.Helper()
-	cmd := exec.Command(ipPath, "netns", "exec", n.name, qemuHookPath, name, op, subop, "-")
-	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "FDBHOOK_CONFIG=" + cfg, "FDBHOOK_LOG_LEVEL=debug"}
-	cmd.Stdin = bytes.NewReader(xml)
-	var so, se bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &so, &se
-	err := cmd.Run()
-	r := hookResult{stdout: so.String(), stderr: se.String()}
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		r.code = ee.ExitCode()
-	default:
-		t.Fatalf("run %s: %v", qemuHookPath, err)
-	}
-	t.Logf("qemu-hook %s %s %s: exit %d; stderr:\n%s", name, op, subop, r.code, indent(r.stderr))
-	return r
 }
 
 // gvRead returns the test frames the tap delivers to its guest, by mark,

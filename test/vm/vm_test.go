@@ -393,10 +393,16 @@ type hookResult struct {
 // the domain XML on stdin, as libvirtd would, and config cfg.
 func (n *testNS) qemuHook(cfg string, d domain, op, subop string) hookResult {
 	n.t.Helper()
-	cmd := exec.Command(ipPath, "netns", "exec", n.name, qemuHookPath, d.Name, op, subop, "-")
+	return n.qemuHookXML(cfg, d.Name, d.xml(n.t), op, subop)
+}
+
+// qemuHookXML is qemuHook for guest name with raw domain XML.
+func (n *testNS) qemuHookXML(cfg, name string, xml []byte, op, subop string) hookResult {
+	n.t.Helper()
+	cmd := exec.Command(ipPath, "netns", "exec", n.name, qemuHookPath, name, op, subop, "-")
 	// libvirtd passes a minimal environment.
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "FDBHOOK_CONFIG=" + cfg, "FDBHOOK_LOG_LEVEL=debug"}
-	cmd.Stdin = bytes.NewReader(d.xml(n.t))
+	cmd.Stdin = bytes.NewReader(xml)
 	var so, se bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &so, &se
 	start := time.Now()
@@ -410,7 +416,7 @@ func (n *testNS) qemuHook(cfg string, d domain, op, subop string) hookResult {
 	default:
 		n.t.Fatalf("run %s: %v", qemuHookPath, err)
 	}
-	n.t.Logf("qemu-hook %s %s %s: exit %d in %v; stderr:\n%s", d.Name, op, subop, r.code, r.took.Round(time.Millisecond), indent(r.stderr))
+	n.t.Logf("qemu-hook %s %s %s: exit %d in %v; stderr:\n%s", name, op, subop, r.code, r.took.Round(time.Millisecond), indent(r.stderr))
 	return r
 }
 
