@@ -1,6 +1,7 @@
 package hook
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"path/filepath"
@@ -26,6 +27,15 @@ const (
 // adminCommand runs the admin commands; handled is false for any other
 // command.
 func (r *Runner) adminCommand(args []string) (code int, handled bool) {
+	// A report can run to thousands of lines (one per FDB entry): write it
+	// through one buffer instead of a syscall per fragment.
+	out := bufio.NewWriterSize(r.Stdout, 64<<10)
+	stdout := r.Stdout
+	r.Stdout = out
+	defer func() {
+		out.Flush()
+		r.Stdout = stdout
+	}()
 	if help, ok := adminHelp[args[0]]; ok && len(args) == 2 && (args[1] == "--help" || args[1] == "-h") {
 		fmt.Fprintf(r.Stdout, help, r.Program)
 		return ExitOK, true
