@@ -124,8 +124,33 @@ func Load(path string) (*Config, error) {
 }
 
 // Parse decodes and validates a configuration. Unknown keys are errors: a
-// misspelt key must not silently leave a bridge unmanaged.
+// misspelt key must not silently leave a bridge unmanaged. Errors are one
+// line: the decoder quotes raw input, which may hold newlines.
 func Parse(data []byte) (*Config, error) {
+	c, err := parse(data)
+	if err != nil {
+		return nil, errors.New(oneLine(err.Error()))
+	}
+	return c, nil
+}
+
+// oneLine escapes control characters so a message stays on one line.
+func oneLine(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+func parse(data []byte) (*Config, error) {
 	c := Default("")
 	md, err := toml.Decode(string(data), c)
 	if err != nil {

@@ -94,7 +94,9 @@ func (r *Runner) qemuHook(domain, op, subop, extra string, dry bool) int {
 		return ExitOK
 	}
 	r.sys.WithField("guest", domain).Errorf("%s %s: %v", op, subop, err) // stderr gets the one line below
-	fmt.Fprintf(r.Stderr, "fdbhook: %s\n", msg)
+	// libvirt shows this line to the admin: whatever the cause quotes, it
+	// stays one line.
+	fmt.Fprintf(r.Stderr, "fdbhook: %s\n", strings.NewReplacer("\n", `\n`, "\r", `\r`).Replace(msg))
 	return exitCode(err)
 }
 
