@@ -37,56 +37,8 @@ mode=${1:-up}
 case $mode in up | clean) ;; *) die "usage: $0 [clean]" ;; esac
 
 virsh() { command virsh -q -c qemu:///system "$@"; }
-have_systemd() { [ -d /run/systemd/system ]; }
-pid_alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
-
-# Starts a daemon holding no descriptor but 0-2: a lock the caller holds
-# (fd 9 here, or whatever fd flock(1) passed down to a caller's command) must
-# not live on in libvirtd after this script ends.
-spawn_daemon() {
-	(
-		for fd in /proc/self/fd/*; do
-			fd=${fd##*/}
-			if [ "$fd" -gt 2 ]; then eval "exec $fd>&-" 2>/dev/null || true; fi
-		done
-		exec "$@" </dev/null >/dev/null 2>&1
-	)
-}
-
-wait_libvirtd() {
-	for _ in $(seq 1 60); do
-		virsh version >/dev/null 2>&1 && return 0
-		sleep 0.5
-	done
-	die "libvirtd does not answer"
-}
-
-start_daemons() {
-	if have_systemd; then
-		systemctl start libvirtd.service
-	else
-		pid_alive /run/virtlogd.pid || spawn_daemon virtlogd -d
-		pid_alive /run/libvirtd.pid || spawn_daemon libvirtd -d
-	fi
-	wait_libvirtd
-}
-
-# libvirtd notices the first hook in qemu.d/ only when it starts.
-restart_libvirtd() {
-	local pid
-	if have_systemd; then
-		systemctl restart libvirtd.service
-	else
-		if pid=$(cat /run/libvirtd.pid 2>/dev/null) && kill "$pid" 2>/dev/null; then
-			for _ in $(seq 1 60); do
-				kill -0 "$pid" 2>/dev/null || break
-				sleep 0.5
-			done
-		fi
-		spawn_daemon libvirtd -d
-	fi
-	wait_libvirtd
-}
+# shellcheck source=test/e2e/libvirtd.sh
+. test/e2e/libvirtd.sh
 
 is_demo_link() {
 	case $(readlink "$1" 2>/dev/null || true) in

@@ -68,67 +68,8 @@ replaced_hooks=()
 created_dirs=()
 config_written=
 
-pid_alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
-have_systemd() { [ -d /run/systemd/system ]; }
-
-# Starts a daemon holding no descriptor but 0-2: a lock the caller holds
-# (fd 9 here, or whatever fd flock(1) passed down to a caller's command) must
-# not live on in libvirtd after this script ends.
-spawn_daemon() {
-	(
-		for fd in /proc/self/fd/*; do
-			fd=${fd##*/}
-			if [ "$fd" -gt 2 ]; then eval "exec $fd>&-" 2>/dev/null || true; fi
-		done
-		exec "$@" </dev/null >/dev/null 2>&1
-	)
-}
-
-wait_libvirtd() {
-	local i
-	for i in $(seq 1 60); do
-		virsh -q -c qemu:///system version >/dev/null 2>&1 && return 0
-		sleep 0.5
-	done
-	die "libvirtd does not answer"
-}
-
-stop_pidfile() {
-	local pid i
-	pid=$(cat "$1" 2>/dev/null) || return 0
-	kill "$pid" 2>/dev/null || return 0
-	for i in $(seq 1 60); do
-		kill -0 "$pid" 2>/dev/null || return 0
-		sleep 0.5
-	done
-	log "pid $pid ($1) still running after 30 s"
-}
-
-start_daemons() {
-	if have_systemd; then
-		systemctl is-active -q libvirtd.service || { systemctl start libvirtd.service; started_libvirtd=systemd; }
-	else
-		if ! pid_alive /run/virtlogd.pid; then
-			spawn_daemon virtlogd -d
-			started_virtlogd=1
-		fi
-		if ! pid_alive /run/libvirtd.pid; then
-			spawn_daemon libvirtd -d
-			started_libvirtd=1
-		fi
-	fi
-	wait_libvirtd
-}
-
-restart_libvirtd() {
-	if have_systemd; then
-		systemctl restart libvirtd.service
-	else
-		stop_pidfile /run/libvirtd.pid
-		spawn_daemon libvirtd -d
-	fi
-	wait_libvirtd
-}
+# shellcheck source=test/e2e/libvirtd.sh
+. test/e2e/libvirtd.sh
 
 # Everything named fdbt*: guests, networks, links, the outside namespace.
 sweep() {
