@@ -6,35 +6,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/fdbhook/fdbhook/pkg/libvirt"
 	"github.com/fdbhook/fdbhook/pkg/plan"
 )
 
 func runNetwork(t *testing.T, cfg string, stdin []byte, k *fakeKernel, args ...string) run {
 	t.Helper()
-	dir := t.TempDir()
-	if cfg != "" {
-		os.WriteFile(filepath.Join(dir, "fdbhook.toml"), []byte(cfg), 0o644)
-	}
-	var out, errb bytes.Buffer
-	res := run{kernel: k}
-	r := &Runner{
-		Program: "network-hook", Stdin: bytes.NewReader(stdin), Stdout: &out, Stderr: &errb,
-		Getenv: func(key string) string {
-			if key == "FDBHOOK_CONFIG" {
-				return filepath.Join(dir, "fdbhook.toml")
-			}
-			return ""
-		},
-		OpenKernel: func() (Kernel, error) { res.opened = true; return k, nil },
-		Libvirt:    libvirt.Paths{QemuRunDir: dir},
-		LockPath:   filepath.Join(dir, "lock"), LockTimeout: time.Second,
-	}
-	res.code = r.RunNetwork(args)
-	res.stdout, res.stderr = out.String(), errb.String()
-	return res
+	return runHook(t, (*Runner).RunNetwork, "network-hook", cfg, stdin, nil, k, args...)
 }
 
 func netFixture(t *testing.T, name string) []byte {

@@ -65,17 +65,19 @@ type run struct {
 	opened         bool
 }
 
-func runQemu(t *testing.T, cfg string, stdin []byte, env map[string]string, args ...string) run {
+// runHook runs one invocation of a Runner wired to buffers, a fake kernel
+// k and a temporary directory holding cfg (no file when cfg is empty).
+func runHook(t *testing.T, entry func(*Runner, []string) int, program, cfg string, stdin []byte,
+	env map[string]string, k *fakeKernel, args ...string) run {
 	t.Helper()
 	dir := t.TempDir()
 	if cfg != "" {
 		os.WriteFile(filepath.Join(dir, "fdbhook.toml"), []byte(cfg), 0o644)
 	}
 	var out, errb bytes.Buffer
-	k := newFakeKernel()
 	res := run{kernel: k}
 	r := &Runner{
-		Program: "qemu-hook", Stdin: bytes.NewReader(stdin), Stdout: &out, Stderr: &errb,
+		Program: program, Stdin: bytes.NewReader(stdin), Stdout: &out, Stderr: &errb,
 		Getenv: func(key string) string {
 			if key == "FDBHOOK_CONFIG" {
 				return filepath.Join(dir, "fdbhook.toml")
@@ -86,9 +88,14 @@ func runQemu(t *testing.T, cfg string, stdin []byte, env map[string]string, args
 		Libvirt:    libvirt.Paths{QemuRunDir: dir},
 		LockPath:   filepath.Join(dir, "lock"), LockTimeout: time.Second,
 	}
-	res.code = r.RunQemu(args)
+	res.code = entry(r, args)
 	res.stdout, res.stderr = out.String(), errb.String()
 	return res
+}
+
+func runQemu(t *testing.T, cfg string, stdin []byte, env map[string]string, args ...string) run {
+	t.Helper()
+	return runHook(t, (*Runner).RunQemu, "qemu-hook", cfg, stdin, env, newFakeKernel(), args...)
 }
 
 var startXML, _ = os.ReadFile("../../testdata/libvirt-9.0/qemu-t2-start-begin.xml")
