@@ -120,8 +120,22 @@ func (r *Runner) openAdminKernel() (admin.Kernel, func(), error) {
 	return ak, k.Close, nil
 }
 
-// adminState reads the configuration, the kernel and libvirt's files.
-func (r *Runner) adminState(k admin.Kernel) (*admin.State, error) {
+// adminState opens the kernel connection and reads the configuration, the
+// kernel and libvirt's files. The caller calls done to close the
+// connection; on error it is already closed and done is nil.
+func (r *Runner) adminState() (st *admin.State, k admin.Kernel, done func(), err error) {
+	k, done, err = r.openAdminKernel()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if st, err = r.readAdminState(k); err != nil {
+		done()
+		return nil, nil, nil, err
+	}
+	return st, k, done, nil
+}
+
+func (r *Runner) readAdminState(k admin.Kernel) (*admin.State, error) {
 	cfg, err := r.loadConfig()
 	if err != nil {
 		return nil, err
@@ -160,15 +174,11 @@ func (r *Runner) status(args []string) int {
 			only = append(only, a)
 		}
 	}
-	k, closeK, err := r.openAdminKernel()
+	st, _, closeK, err := r.adminState()
 	if err != nil {
 		return r.adminError(err)
 	}
 	defer closeK()
-	st, err := r.adminState(k)
-	if err != nil {
-		return r.adminError(err)
-	}
 	rep, err := admin.Status(st, only)
 	if err != nil {
 		return r.adminError(err)
@@ -208,15 +218,11 @@ func (r *Runner) reconcile(args []string) int {
 		}
 		defer unlock()
 	}
-	k, closeK, err := r.openAdminKernel()
+	st, k, closeK, err := r.adminState()
 	if err != nil {
 		return r.adminError(err)
 	}
 	defer closeK()
-	st, err := r.adminState(k)
-	if err != nil {
-		return r.adminError(err)
-	}
 	for _, n := range st.Notes {
 		fmt.Fprintf(r.Stdout, "note: %s\n", n)
 	}
