@@ -104,7 +104,7 @@ func Start(cfg *config.Config, g *guest.Guest, v View) (*Plan, error) {
 	}
 	type key struct{ bridge, mac string }
 	seen := map[key]struct{ nic, port string }{}
-	policyDone := map[string]bool{}
+	filteringAfter := map[string]bool{}
 	var policy, ports []Step
 	for _, c := range cands {
 		label := c.nic.Label()
@@ -181,19 +181,20 @@ func Start(cfg *config.Config, g *guest.Guest, v View) (*Plan, error) {
 			seen[key{bridge, mac}] = struct{ nic, port string }{label, tap.Name}
 		}
 		pol := cfg.Policy(bridge)
-		filtering := br.VlanFiltering
-		if !policyDone[bridge] {
-			policyDone[bridge] = true
-			if pol.VlanFiltering == config.Enable && !br.VlanFiltering {
+		// The bridge's policy is decided once, at its first NIC; the NICs
+		// after it see vlan_filtering as the plan will leave it.
+		filtering, decided := filteringAfter[bridge]
+		if !decided {
+			filtering = br.VlanFiltering
+			if pol.VlanFiltering == config.Enable && !filtering {
 				if br.VlanCapable {
 					policy = append(policy, Step{Kind: EnableVlanFiltering, Bridge: bridge, BridgeIndex: br.Index})
+					filtering = true
 				} else {
 					p.Warnings = append(p.Warnings, fmt.Sprintf("bridge %s: vlan_filtering = \"enable\" cannot take effect: this kernel has no bridge VLAN filtering (CONFIG_BRIDGE_VLAN_FILTERING); managing ports without it", bridge))
 				}
 			}
-		}
-		if slices.ContainsFunc(policy, func(s Step) bool { return s.Kind == EnableVlanFiltering && s.BridgeIndex == br.Index }) {
-			filtering = true
+			filteringAfter[bridge] = filtering
 		}
 		// An option the kernel cannot honour is a refusal under
 		// on_error = "fail" (a security option must not silently vanish)
