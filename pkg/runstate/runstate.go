@@ -1,0 +1,162 @@
+package runstate
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// DefaultDir is the run directory of production runs.
+const DefaultDir = "/run/fdbhook"
+
+// EnvDir names the environment variable that overrides DefaultDir, for
+// tests and manual runs (libvirt gives hooks no environment).
+const EnvDir = "FDBHOOK_RUN_DIR"
+
+// MaxPrepare bounds the time from a destination's "migrate begin" to its
+// "start begin" (libvirt runs them a few seconds apart; the memory copy
+// comes after start). A mark older than this at "start begin" was left by
+// a migration that never got that far, and the start is an ordinary one.
+const MaxPrepare = 10 * time.Minute
+
+// Dir is a run directory.
+type Dir string
+
+// FromEnv returns the run directory named by FDBHOOK_RUN_DIR, or DefaultDir.
+func FromEnv(getenv func(string) string) Dir {
+	if d := getenv(EnvDir); d != "" {
+		return Dir(d)
+	}
+	return DefaultDir
+}
+
+// Phase is how far an incoming migration has come on this host.
+type Phase string
+
+const (
+	// Incoming: "migrate begin" ran here; the guest's ports do not exist yet.
+	Incoming Phase = "incoming"
+	// Pending: "start begin" turned learning and flooding off on the
+	// guest's new ports and left the static entries for the resume, when
+	// the guest's CPUs start here.
+	Pending Phase = "pending"
+)
+
+// Mark records one guest's incoming migration.
+type Mark struct {
+	Guest string    `json:"guest"`
+	UUID  string    `json:"uuid,omitempty"`
+	Phase Phase     `json:"phase"`
+	Since time.Time `json:"since"` // when "migrate begin" ran
+}
+
+// Fresh reports whether an Incoming mark is young enough, at now, to make a
+// "start begin" the start of an incoming migration.
+func (m Mark) Fresh(now time.Time) bool {
+	age := now.Sub(m.Since)
+	return age >= -time.Minute && age <= MaxPrepare
+}
+
+func (d Dir) migrationDir() string { return filepath.Join(string(d), "migration") }
+
+// markPath names a guest's mark. libvirt's guest names cannot contain '/',
+// but the name is escaped anyway so that no name can leave the directory.
+func (d Dir) markPath(guest string) string {
+	return filepath.Join(d.migrationDir(), url.PathEscape(guest)+".json")
+}
+
+// PutMark writes m atomically (a rename), replacing any earlier mark.
+func (d Dir) PutMark(m Mark) error {
+	if m.Guest == "" {
+		return errors.New("migration mark without a guest name")
+	}
+	if err := os.MkdirAll(d.migrationDir(), 0o755); err != nil {
+		return fmt.Errorf("creating %s: %w", d.migrationDir(), err)
+	}
+	data, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	path := d.markPath(m.Guest)
+	tmp, err := os.CreateTemp(d.migrationDir(), ".mark-*")
+	if err != nil {
+		return fmt.Errorf("writing migration mark of %s: %w", m.Guest, err)
+	}
+	_, werr := tmp.Write(append(data, '\n'))
+	cerr := tmp.Close()
+	if err := errors.Join(werr, cerr); err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("writing migration mark of %s: %w", m.Guest, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("writing migration mark of %s: %w", m.Guest, err)
+	}
+	return nil
+}
+
+// GetMark reads a guest's mark; ok is false when there is none.
+func (d Dir) GetMark(guest string) (m Mark, ok bool, err error) {
+	data, err := os.ReadFile(d.markPath(guest))
+	if errors.Is(err, fs.ErrNotExist) {
+		return Mark{}, false, nil
+	}
+	if err != nil {
+		return Mark{}, false, fmt.Errorf("reading migration mark of %s: %w", guest, err)
+	}
+	if err := json.Unmarshal(data, &m); err != nil || m.Guest != guest {
+		return Mark{}, false, fmt.Errorf("migration mark %s is damaged", d.markPath(guest))
+	}
+	return m, true, nil
+}
+
+// ClearMark removes a guest's mark; no mark is not an error.
+func (d Dir) ClearMark(guest string) error {
+	err := os.Remove(d.markPath(guest))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("removing migration mark of %s: %w", guest, err)
+	}
+	return nil
+}
+
+// Marks lists every mark, for status and the watcher's resync. Damaged
+// files are skipped.
+func (d Dir) Marks() ([]Mark, error) {
+	ents, err := os.ReadDir(d.migrationDir())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listing %s: %w", d.migrationDir(), err)
+	}
+	var out []Mark
+	for _, e := range ents {
+		name, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok { // also skips the temporary files of PutMark
+			continue
+		}
+		guest, err := url.PathUnescape(name)
+		if err != nil {
+			continue
+		}
+		if m, ok, err := d.GetMark(guest); err == nil && ok {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+// WatcherLockPath is the file the watcher holds locked while it runs.
+func (d Dir) WatcherLockPath() string { return filepath.Join(string(d), "watch.lock") }
+
+// Watcher is a running watcher as its lock file describes it.
+type Watcher struct {
+	PID   int
+	Since time.Time
+}

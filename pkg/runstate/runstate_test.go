@@ -1,0 +1,112 @@
+package runstate
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func TestMarkRoundTrip(t *testing.T) {
+	d := Dir(t.TempDir())
+	now := time.Unix(1_800_000_000, 0)
+	if _, ok, err := d.GetMark("g1"); ok || err != nil {
+		t.Fatalf("GetMark on an empty dir: ok=%v err=%v, want no mark and no error", ok, err)
+	}
+	m := Mark{Guest: "g1", UUID: "u-1", Phase: Incoming, Since: now}
+	if err := d.PutMark(m); err != nil {
+		t.Fatal(err)
+	}
+	got, ok, err := d.GetMark("g1")
+	if err != nil || !ok || got.Guest != "g1" || got.UUID != "u-1" || got.Phase != Incoming || !got.Since.Equal(now) {
+		t.Fatalf("GetMark = %+v, %v, %v; want %+v", got, ok, err, m)
+	}
+	m.Phase = Pending
+	if err := d.PutMark(m); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, _ := d.GetMark("g1"); got.Phase != Pending {
+		t.Fatalf("phase after rewrite = %q, want %q", got.Phase, Pending)
+	}
+	if err := d.PutMark(Mark{Guest: "../../etc/x", Phase: Incoming, Since: now}); err != nil {
+		t.Fatal(err)
+	}
+	marks, err := d.Marks()
+	if err != nil || len(marks) != 2 {
+		t.Fatalf("Marks = %v, %v; want 2 marks", marks, err)
+	}
+	ents, _ := os.ReadDir(filepath.Join(string(d), "migration"))
+	if len(ents) != 2 {
+		t.Fatalf("migration dir holds %d files, want 2 (a name with / must stay inside)", len(ents))
+	}
+	for _, g := range []string{"g1", "../../etc/x", "never-marked"} {
+		if err := d.ClearMark(g); err != nil {
+			t.Fatalf("ClearMark(%q): %v", g, err)
+		}
+	}
+	if marks, _ := d.Marks(); len(marks) != 0 {
+		t.Fatalf("marks left after clearing: %v", marks)
+	}
+}
+
+func TestMarkDamaged(t *testing.T) {
+	d := Dir(t.TempDir())
+	os.MkdirAll(filepath.Join(string(d), "migration"), 0o755)
+	os.WriteFile(d.markPath("g"), []byte("{not json"), 0o644)
+	if _, ok, err := d.GetMark("g"); ok || err == nil {
+		t.Fatalf("damaged mark: ok=%v err=%v, want an error", ok, err)
+	}
+	os.WriteFile(d.markPath("h"), []byte(`{"guest":"other","phase":"incoming"}`), 0o644)
+	if _, ok, err := d.GetMark("h"); ok || err == nil {
+		t.Fatalf("mark naming another guest: ok=%v err=%v, want an error", ok, err)
+	}
+}
+
+func TestFresh(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	for _, c := range []struct {
+		age  time.Duration
+		want bool
+	}{{0, true}, {5 * time.Second, true}, {MaxPrepare, true}, {MaxPrepare + time.Second, false}, {-2 * time.Minute, false}} {
+		if got := (Mark{Since: now.Add(-c.age)}).Fresh(now); got != c.want {
+			t.Errorf("Fresh with age %v = %v, want %v", c.age, got, c.want)
+		}
+	}
+}
+
+func TestWatcherLock(t *testing.T) {
+	d := Dir(t.TempDir())
+	if _, running, err := d.WatcherRunning(); running || err != nil {
+		t.Fatalf("no lock file: running=%v err=%v", running, err)
+	}
+	now := time.Unix(1_800_000_000, 0)
+	release, err := d.HoldWatcher(now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, running, err := d.WatcherRunning()
+	if err != nil || !running || w.PID != os.Getpid() || !w.Since.Equal(now) {
+		t.Fatalf("WatcherRunning while held = %+v, %v, %v; want pid %d since %v", w, running, err, os.Getpid(), now)
+	}
+	if _, err := d.HoldWatcher(now); err == nil {
+		t.Fatal("a second HoldWatcher succeeded while the first holds the lock")
+	}
+	release()
+	if _, running, err := d.WatcherRunning(); running || err != nil {
+		t.Fatalf("after release: running=%v err=%v", running, err)
+	}
+	// A lock file left by a watcher that died (no holder) is not a watcher.
+	os.WriteFile(d.WatcherLockPath(), []byte("4242 1800000000\n"), 0o644)
+	if _, running, _ := d.WatcherRunning(); running {
+		t.Fatal("a stale lock file with no holder counted as a running watcher")
+	}
+}
+
+func TestFromEnv(t *testing.T) {
+	if got := FromEnv(func(string) string { return "" }); got != DefaultDir {
+		t.Fatalf("FromEnv with nothing set = %q", got)
+	}
+	if got := FromEnv(func(k string) string { return map[string]string{EnvDir: "/tmp/x"}[k] }); got != "/tmp/x" {
+		t.Fatalf("FromEnv with %s set = %q", EnvDir, got)
+	}
+}
