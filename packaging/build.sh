@@ -54,7 +54,7 @@ gzip -9n <"$stage/fdbhook.8" >"$stage/fdbhook.8.gz"
 export FDBHOOK_PKG_VERSION=$version
 export FDBHOOK_PKG_ARCH=$arch
 export FDBHOOK_PKG_STAGE=$stage
-export FDBHOOK_PKG_MAINTAINER=${FDBHOOK_PKG_MAINTAINER:-The fdbhook authors <https://github.com/fdbhook/fdbhook>}
+export FDBHOOK_PKG_MAINTAINER=${FDBHOOK_PKG_MAINTAINER:-fdbhook developers <fdbhook@users.noreply.github.com>}
 # Same input, same package: file times are the last commit's.
 if [ -z "${SOURCE_DATE_EPOCH:-}" ]; then
 	SOURCE_DATE_EPOCH=$(git log -1 --format=%ct 2>/dev/null || date +%s)
