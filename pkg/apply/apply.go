@@ -13,7 +13,9 @@ import (
 // Writer is the part of the kernel that applying a plan changes.
 type Writer interface {
 	SetVlanFiltering(bridgeIndex int, on bool) error
-	SetPortFlags(portIndex int, f plan.Flags) error
+	// SetPortFlags sets learning and unicast_flood, and locked when
+	// withLocked, in one message.
+	SetPortFlags(portIndex int, f plan.Flags, withLocked bool) error
 	ReplaceEntry(e plan.Entry) error
 	DeleteEntry(e plan.Entry) error
 }
@@ -140,7 +142,7 @@ func do(w Writer, s plan.Step) error {
 	case plan.SetVlans:
 		return setPortVlans(w, s.PortIndex, s.Vlans)
 	case plan.SetFlags:
-		return w.SetPortFlags(s.PortIndex, s.Flags)
+		return w.SetPortFlags(s.PortIndex, s.Flags, s.WithLocked)
 	case plan.DelEntry:
 		return w.DeleteEntry(s.Entry)
 	}
@@ -158,7 +160,7 @@ func Undo(w Writer, done []plan.Step) error {
 		case plan.AddEntry:
 			err = undoEntry(w, s)
 		case plan.SetFlags:
-			err = w.SetPortFlags(s.PortIndex, s.Prior)
+			err = w.SetPortFlags(s.PortIndex, s.Prior, s.WithLocked)
 		case plan.DelEntry:
 			err = w.ReplaceEntry(s.Entry)
 		case plan.SetVlans:

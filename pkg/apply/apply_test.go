@@ -58,7 +58,7 @@ func (k *fakeKernel) SetVlanFiltering(br int, on bool) error {
 	return nil
 }
 
-func (k *fakeKernel) SetPortFlags(port int, f plan.Flags) error {
+func (k *fakeKernel) SetPortFlags(port int, f plan.Flags, _ bool) error {
 	if err := k.call("flags"); err != nil {
 		return err
 	}

@@ -50,7 +50,7 @@ func (k *fakeKernel) BridgeEntries(*plan.Link) ([]plan.Entry, error)           {
 func (k *fakeKernel) Entries(*plan.Link, string) ([]plan.Entry, error)         { return nil, nil }
 func (k *fakeKernel) PortEntries(*plan.Link, *plan.Link) ([]plan.Entry, error) { return nil, nil }
 func (k *fakeKernel) SetVlanFiltering(int, bool) error                         { return k.wrote("vlan") }
-func (k *fakeKernel) SetPortFlags(int, plan.Flags) error                       { return k.wrote("flags") }
+func (k *fakeKernel) SetPortFlags(int, plan.Flags, bool) error                 { return k.wrote("flags") }
 func (k *fakeKernel) ReplaceEntry(e plan.Entry) error                          { return k.wrote("replace " + e.MAC) }
 func (k *fakeKernel) DeleteEntry(e plan.Entry) error                           { return k.wrote("delete " + e.MAC) }
 func (k *fakeKernel) Close()                                                   { k.closed = true }

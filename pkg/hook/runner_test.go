@@ -44,7 +44,7 @@ func (k *fakeKernel) SetVlanFiltering(int, bool) error {
 	k.writes = append(k.writes, "vlan")
 	return nil
 }
-func (k *fakeKernel) SetPortFlags(i int, f plan.Flags) error {
+func (k *fakeKernel) SetPortFlags(i int, f plan.Flags, _ bool) error {
 	k.writes = append(k.writes, "flags")
 	return nil
 }

@@ -18,26 +18,17 @@ func boolAttr(b bool) []byte {
 	return []byte{0}
 }
 
-// SetPortFlags sets learning, unicast_flood and locked of a bridge port in
-// one RTM_SETLINK (IFLA_PROTINFO) message, so the port never has one
-// without the others. Locked is sent when it is to be on, or when the
-// kernel reports it for the port (a kernel without locked ports is never
-// sent the attribute).
-func (c *Conn) SetPortFlags(portIndex int, f plan.Flags) error {
+// SetPortFlags sets learning, unicast_flood and, when withLocked, locked
+// of a bridge port in one RTM_SETLINK (IFLA_PROTINFO) message, so the port
+// never has one without the others. The netlink library has no call that
+// sets these together, hence the raw request.
+func (c *Conn) SetPortFlags(portIndex int, f plan.Flags, withLocked bool) error {
 	msg := nl.NewIfInfomsg(unix.AF_BRIDGE)
 	msg.Index = int32(portIndex)
 	proto := nl.NewRtAttr(unix.IFLA_PROTINFO|unix.NLA_F_NESTED, nil)
 	proto.AddRtAttr(unix.IFLA_BRPORT_LEARNING, boolAttr(f.Learning))
 	proto.AddRtAttr(unix.IFLA_BRPORT_UNICAST_FLOOD, boolAttr(f.Flood))
-	sendLocked := f.Locked
-	if !sendLocked {
-		port, err := c.LinkByIndex(portIndex)
-		if err != nil {
-			return fmt.Errorf("looking up port %d: %w", portIndex, err)
-		}
-		sendLocked = port != nil && port.LockCapable
-	}
-	if sendLocked {
+	if withLocked {
 		proto.AddRtAttr(unix.IFLA_BRPORT_LOCKED, boolAttr(f.Locked))
 	}
 	_, err := c.execute(c.request(unix.RTM_SETLINK, unix.NLM_F_ACK, msg, proto), 0)

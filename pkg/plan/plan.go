@@ -260,7 +260,7 @@ func Start(cfg *config.Config, g *guest.Guest, v View) (*Plan, error) {
 		want := Flags{Locked: lock || tap.Flags.Locked}
 		if tap.Flags != want {
 			set := base
-			set.Kind, set.Flags, set.Prior = SetFlags, want, tap.Flags
+			set.Kind, set.Flags, set.Prior, set.WithLocked = SetFlags, want, tap.Flags, tap.LockCapable
 			ports = append(ports, set)
 		}
 		if lock {

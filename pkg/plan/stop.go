@@ -110,7 +110,7 @@ func Stop(cfg *config.Config, g *guest.Guest, v View) (*Plan, error) {
 			p.Notes = append(p.Notes, fmt.Sprintf("port %s also carries a static entry for %s: its flags are left as they are", port.Name, other))
 		case port.Flags != defaults:
 			p.Steps = append(p.Steps, Step{Kind: SetFlags, Port: port.Name, PortIndex: port.Index, Bridge: br.Name,
-				BridgeIndex: br.Index, Flags: defaults, Prior: port.Flags, NIC: "port " + port.Name})
+				BridgeIndex: br.Index, Flags: defaults, Prior: port.Flags, WithLocked: port.LockCapable, NIC: "port " + port.Name})
 		}
 	}
 	return p, nil

@@ -196,7 +196,8 @@ const (
 	// AddEntry replaces the static FDB entry for MAC on Port (for VLAN 0
 	// and, on a filtering bridge, every VLAN of the port).
 	AddEntry
-	// SetFlags sets learning and unicast_flood of Port to Flags.
+	// SetFlags sets learning and unicast_flood of Port to Flags, and
+	// locked when WithLocked.
 	SetFlags
 	// DelEntry deletes one FDB entry (Entry).
 	DelEntry
@@ -216,6 +217,10 @@ type Step struct {
 	// Flags is the target for SetFlags; Prior what the port had.
 	Flags Flags
 	Prior Flags
+	// WithLocked makes SetFlags (and its undo) send the locked flag too.
+	// It is set for a port whose kernel reports the flag: a kernel without
+	// locked ports is never sent the attribute.
+	WithLocked bool
 	// PriorEntries are the entries for MAC on Bridge before AddEntry.
 	PriorEntries []Entry
 	// Entry is what DelEntry removes.
