@@ -146,6 +146,10 @@ func (s *Snapshot) Record(st plan.Step) {
 		}
 		m[st.MAC] = append(slices.DeleteFunc(m[st.MAC], func(e plan.Entry) bool { return !e.Local() }),
 			plan.Entry{MAC: st.MAC, Port: st.Port, PortIndex: st.PortIndex, State: plan.NUDNoARP, NTFlags: plan.NTFMaster})
+	case plan.ExtendEntry:
+		// The kernel copied the entry to each VLAN of the port, which the
+		// snapshot does not know: the next question dumps the FDB again.
+		s.Forget(st.BridgeIndex)
 	case plan.DelEntry:
 		m, ok := s.fdb[st.BridgeIndex]
 		if !ok {

@@ -54,6 +54,8 @@ func describe(s plan.Step) string {
 	switch s.Kind {
 	case plan.EnableVlanFiltering:
 		return "bridge " + s.Bridge + ": setting vlan_filtering 1"
+	case plan.ExtendEntry:
+		return s.MAC + " on " + s.Bridge + ": writing the entry on " + s.Port + " again for the port's VLANs (vlan_filtering is on)"
 	case plan.AddEntry:
 		what = "adding static entry on " + s.Port
 		if s.Sticky {
@@ -143,6 +145,8 @@ func do(w Writer, s plan.Step) error {
 		return setPortVlans(w, s.PortIndex, s.Vlans)
 	case plan.SetFlags:
 		return w.SetPortFlags(s.PortIndex, s.Flags, s.WithLocked)
+	case plan.ExtendEntry:
+		return w.ReplaceEntry(s.Entry)
 	case plan.DelEntry:
 		return w.DeleteEntry(s.Entry)
 	}
@@ -151,7 +155,9 @@ func do(w Writer, s plan.Step) error {
 
 // Undo reverts done steps, last first, and returns every failure joined.
 // Turning vlan_filtering on is not reverted: it is the bridge's configured
-// policy, not part of one guest's state, and other guests rely on it.
+// policy, not part of one guest's state, and other guests rely on it. Nor
+// are the ExtendEntry steps it implies: with the filter left on, taking
+// the entries back to VLAN 0 alone would cut those guests off.
 func Undo(w Writer, done []plan.Step) error {
 	var errs []error
 	for _, s := range slices.Backward(done) {

@@ -111,20 +111,32 @@ func (r *Runner) networkEvent(cfg *config.Config, network, op string, dry bool, 
 		log.Warnf("bridge %s: vlan_filtering = \"enable\" cannot take effect: this kernel has no bridge VLAN filtering", n.Bridge)
 		return nil
 	}
-	step := plan.Step{Kind: plan.EnableVlanFiltering, Bridge: br.Name, BridgeIndex: br.Index}
-	if dry {
-		fmt.Fprintf(r.Stderr, "dry run (%s): nothing is changed\n  do     %s\n", op, step)
-		return nil
+	if !dry {
+		// Planned under the lock: a guest starting meanwhile must not add
+		// an entry the plan has not seen.
+		unlock, err := r.lock()
+		if err != nil {
+			return err
+		}
+		defer unlock()
 	}
-	unlock, err := r.lock()
+	steps, err := plan.EnableFiltering(PlanView{Kernel: k, Files: libvirt.New(r.Libvirt)}, br)
 	if err != nil {
 		return err
 	}
-	defer unlock()
-	if err := apply.Apply(k, []plan.Step{step}); err != nil {
+	if dry {
+		fmt.Fprintf(r.Stderr, "dry run (%s): nothing is changed\n", op)
+		for _, s := range steps {
+			fmt.Fprintf(r.Stderr, "  do     %s\n", s)
+		}
+		return nil
+	}
+	if err := apply.Apply(k, steps); err != nil {
 		return err
 	}
-	log.Infof("bridge %s: vlan_filtering enabled", br.Name)
+	for _, s := range steps {
+		log.Infof("%s: %s", op, s)
+	}
 	return nil
 }
 

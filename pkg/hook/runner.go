@@ -36,6 +36,7 @@ type Kernel interface {
 	LinkByIndex(index int) (*plan.Link, error)
 	Entries(bridge *plan.Link, mac string) ([]plan.Entry, error)
 	PortEntries(bridge, port *plan.Link) ([]plan.Entry, error)
+	BridgeEntries(bridge *plan.Link) ([]plan.Entry, error)
 	apply.Writer
 	Close()
 }

@@ -40,6 +40,7 @@ func (k *fakeKernel) LinkByIndex(i int) (*plan.Link, error) {
 }
 func (k *fakeKernel) Entries(*plan.Link, string) ([]plan.Entry, error)         { return nil, nil }
 func (k *fakeKernel) PortEntries(*plan.Link, *plan.Link) ([]plan.Entry, error) { return nil, nil }
+func (k *fakeKernel) BridgeEntries(*plan.Link) ([]plan.Entry, error)           { return nil, nil }
 func (k *fakeKernel) SetVlanFiltering(int, bool) error {
 	k.writes = append(k.writes, "vlan")
 	return nil

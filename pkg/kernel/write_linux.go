@@ -118,11 +118,9 @@ func (c *Conn) neigh(typ, flags int, e plan.Entry) error {
 	return err
 }
 
-// SetVlanFiltering switches a bridge's vlan_filtering. When it turns it on,
-// static entries already on the bridge's guest ports are written again
-// without a VLAN so that they cover the ports' VLANs: entries for VLAN 0
-// alone no longer match once the bridge classifies frames by VLAN, and
-// those guests would stop receiving unicast.
+// SetVlanFiltering switches a bridge's vlan_filtering, in one message. What
+// turning it on implies for the bridge's entries is the plan's business
+// (plan.EnableFiltering).
 func (c *Conn) SetVlanFiltering(bridgeIndex int, on bool) error {
 	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
 	msg.Index = int32(bridgeIndex)
@@ -130,28 +128,7 @@ func (c *Conn) SetVlanFiltering(bridgeIndex int, on bool) error {
 	info.AddRtAttr(nl.IFLA_INFO_KIND, nl.NonZeroTerminated("bridge"))
 	data := info.AddRtAttr(nl.IFLA_INFO_DATA, nil)
 	data.AddRtAttr(nl.IFLA_BR_VLAN_FILTERING, boolAttr(on))
-	if _, err := c.execute(c.request(unix.RTM_NEWLINK, unix.NLM_F_ACK, msg, info), 0); err != nil {
-		return err
-	}
-	if !on {
-		return nil
-	}
 	c.vlansOK = false
-	entries, err := c.fdbDump(bridgeIndex, 0)
-	if err != nil {
-		return fmt.Errorf("vlan_filtering is on, but reading the FDB to extend static entries to VLANs failed: %w", err)
-	}
-	for _, e := range entries {
-		if !e.Static() || e.Vlan != 0 || e.PortIndex == bridgeIndex {
-			continue
-		}
-		port, err := c.LinkByIndex(e.PortIndex)
-		if err != nil || port == nil || !port.IsGuestPort() {
-			continue
-		}
-		if err := c.ReplaceEntry(e); err != nil {
-			return fmt.Errorf("vlan_filtering is on, but extending %s to the VLANs of %s failed: %w", e.MAC, port.Name, err)
-		}
-	}
-	return nil
+	_, err := c.execute(c.request(unix.RTM_NEWLINK, unix.NLM_F_ACK, msg, info), 0)
+	return err
 }

@@ -188,7 +188,11 @@ func Start(cfg *config.Config, g *guest.Guest, v View) (*Plan, error) {
 			filtering = br.VlanFiltering
 			if pol.VlanFiltering == config.Enable && !filtering {
 				if br.VlanCapable {
-					policy = append(policy, Step{Kind: EnableVlanFiltering, Bridge: bridge, BridgeIndex: br.Index})
+					steps, err := EnableFiltering(v, br)
+					if err != nil {
+						return nil, fmt.Errorf("%s: %w", label, err)
+					}
+					policy = append(policy, steps...)
 					filtering = true
 				} else {
 					p.Warnings = append(p.Warnings, fmt.Sprintf("bridge %s: vlan_filtering = \"enable\" cannot take effect: this kernel has no bridge VLAN filtering (CONFIG_BRIDGE_VLAN_FILTERING); managing ports without it", bridge))

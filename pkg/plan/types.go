@@ -144,6 +144,15 @@ func (e Entry) Static() bool { return e.State&NUDNoARP != 0 && e.State&NUDPerman
 func (e Entry) Local() bool { return e.State&NUDPermanent != 0 }
 
 func (e Entry) String() string {
+	s := e.MAC + " dev " + e.Port
+	if e.Vlan != 0 {
+		s += fmt.Sprintf(" vlan %d", e.Vlan)
+	}
+	return s + " " + e.kind()
+}
+
+// kind is the entry's state and flags as iproute2 words.
+func (e Entry) kind() string {
 	kind := "dynamic"
 	switch {
 	case e.Local():
@@ -154,11 +163,7 @@ func (e Entry) String() string {
 	if e.NTFlags&NTFSticky != 0 {
 		kind += " sticky"
 	}
-	s := e.MAC + " dev " + e.Port
-	if e.Vlan != 0 {
-		s += fmt.Sprintf(" vlan %d", e.Vlan)
-	}
-	return s + " " + kind
+	return kind
 }
 
 // Network is what libvirt's own files say about a libvirt network.
@@ -180,6 +185,8 @@ type View interface {
 	Entries(bridge *Link, mac string) ([]Entry, error)
 	// PortEntries returns the FDB entries on bridge that point at port.
 	PortEntries(bridge, port *Link) ([]Entry, error)
+	// BridgeEntries returns every FDB entry of bridge.
+	BridgeEntries(bridge *Link) ([]Entry, error)
 	// Network returns the libvirt network name, or nil when it is unknown.
 	Network(name string) (*Network, error)
 	// PortOwner returns the name of the running guest whose live XML has
@@ -203,6 +210,11 @@ const (
 	DelEntry
 	// SetVlans makes Vlans the port's exact VLAN set (bridge vlan add/del).
 	SetVlans
+	// ExtendEntry writes Entry, a static entry without a VLAN already on
+	// Port, again, so that the kernel copies it to every VLAN of the port:
+	// once vlan_filtering is on, an entry for VLAN 0 alone no longer
+	// matches the port's frames.
+	ExtendEntry
 )
 
 // Step is one kernel change, with what is needed to undo it.
@@ -223,7 +235,7 @@ type Step struct {
 	WithLocked bool
 	// PriorEntries are the entries for MAC on Bridge before AddEntry.
 	PriorEntries []Entry
-	// Entry is what DelEntry removes.
+	// Entry is what DelEntry removes and ExtendEntry writes again.
 	Entry Entry
 	// Sticky makes AddEntry write the entry with NTF_STICKY.
 	Sticky bool
@@ -264,6 +276,9 @@ func (s Step) String() string {
 			vl[i] = v.String()
 		}
 		return fmt.Sprintf("%s: bridge vlan dev %s: exactly vlan %s (other VLANs of the port removed)", s.NIC, s.Port, strings.Join(vl, ", "))
+	case ExtendEntry:
+		return fmt.Sprintf("bridge %s: fdb replace %s dev %s master %s %s (again, to cover the port's VLANs once vlan_filtering is on)",
+			s.Bridge, s.Entry.MAC, s.Port, s.Bridge, s.Entry.kind())
 	case DelEntry:
 		out := fmt.Sprintf("fdb del %s master %s", s.Entry, s.Bridge)
 		if s.Why != "" {
