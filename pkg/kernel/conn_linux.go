@@ -235,6 +235,9 @@ func parseLink(m []byte) (*plan.Link, error) {
 		// IFLA_BR_VLAN_DEFAULT_PVID is only reported by kernels built with
 		// CONFIG_BRIDGE_VLAN_FILTERING.
 		l.VlanCapable = t.VlanDefaultPVID != nil
+		if t.VlanDefaultPVID != nil {
+			l.DefaultPvid = int(*t.VlanDefaultPVID)
+		}
 	}
 	if len(m) < unix.SizeofIfInfomsg {
 		return l, nil

@@ -1,7 +1,6 @@
 package kernel
 
 import (
-	"fmt"
 	"net"
 
 	"github.com/vishvananda/netlink"
@@ -35,40 +34,22 @@ func (c *Conn) SetPortFlags(portIndex int, f plan.Flags, withLocked bool) error 
 	return err
 }
 
-// SetPortVlans makes vlans the exact VLAN set of a bridge port: the VLANs
-// are added (or their flags updated) in one RTM_SETLINK, then the port's
-// other VLANs are deleted in one RTM_DELLINK. Adding first means the port
-// is never left without its new pvid.
-func (c *Conn) SetPortVlans(portIndex int, vlans []plan.Vlan) error {
-	current, err := c.PortVlans(portIndex)
-	if err != nil {
-		return err
-	}
+// AddPortVlans adds vlans to a bridge port, or updates their pvid and
+// untagged flags, in one RTM_SETLINK.
+func (c *Conn) AddPortVlans(portIndex int, vlans []plan.Vlan) error {
 	c.vlansOK = false
-	want := map[int]bool{}
-	var add, del []plan.Vlan
-	for _, v := range vlans {
-		want[v.ID] = true
-		add = append(add, v)
-	}
-	for _, v := range current {
-		if !want[v.ID] {
-			del = append(del, v)
-		}
-	}
-	if len(add) > 0 {
-		if err := c.portVlanMsg(unix.RTM_SETLINK, portIndex, add); err != nil {
-			return fmt.Errorf("adding VLANs: %w", err)
-		}
-	}
-	if len(del) > 0 {
-		if err := c.portVlanMsg(unix.RTM_DELLINK, portIndex, del); err != nil {
-			return fmt.Errorf("deleting VLANs: %w", err)
-		}
-	}
-	return nil
+	return c.portVlanMsg(unix.RTM_SETLINK, portIndex, vlans)
 }
 
+// DelPortVlans removes vlans from a bridge port in one RTM_DELLINK.
+func (c *Conn) DelPortVlans(portIndex int, vlans []plan.Vlan) error {
+	c.vlansOK = false
+	return c.portVlanMsg(unix.RTM_DELLINK, portIndex, vlans)
+}
+
+// portVlanMsg is a raw request: the netlink library's BridgeVlanAdd and
+// BridgeVlanDel send one VLAN per message, and a port must never be left
+// between two messages without its new pvid.
 func (c *Conn) portVlanMsg(typ, portIndex int, vlans []plan.Vlan) error {
 	msg := nl.NewIfInfomsg(unix.AF_BRIDGE)
 	msg.Index = int32(portIndex)

@@ -24,7 +24,12 @@ func Stop(cfg *config.Config, g *guest.Guest, v View) (*Plan, error) {
 	type key struct{ bridge, mac string }
 	var keys []key
 	macs := map[string]bool{}
+	// vlansOf is, per MAC, the VLANs the start gave its NIC's port.
+	vlansOf := map[string][]Vlan{}
 	for _, c := range cands {
+		if md := g.Metadata(c.nic); md.HasVlans() {
+			vlansOf[c.mac] = portVlans(md.Pvid, md.Vlans)
+		}
 		bridges := []string{c.bridge}
 		if c.bridge == "" {
 			bridges = cfg.Bridges
@@ -43,6 +48,8 @@ func Stop(cfg *config.Config, g *guest.Guest, v View) (*Plan, error) {
 	type portKey struct{ bridge, port string }
 	persistent := map[portKey]bool{}
 	var persistOrder []portKey
+	// gaveVlans is, per persistent port, the VLANs the guest's start gave it.
+	gaveVlans := map[portKey][]Vlan{}
 	links := map[string]*Link{}
 	for _, k := range keys {
 		br, err := v.Link(k.bridge)
@@ -86,6 +93,9 @@ func Stop(cfg *config.Config, g *guest.Guest, v View) (*Plan, error) {
 					persistOrder = append(persistOrder, pk)
 					links[port.Name] = port
 				}
+				if vl, ok := vlansOf[k.mac]; ok {
+					gaveVlans[pk] = vl
+				}
 			}
 			p.Steps = append(p.Steps, Step{Kind: DelEntry, MAC: k.mac, Port: port.Name, PortIndex: port.Index,
 				Bridge: br.Name, BridgeIndex: br.Index, Entry: e, Why: why})
@@ -112,6 +122,27 @@ func Stop(cfg *config.Config, g *guest.Guest, v View) (*Plan, error) {
 			p.Steps = append(p.Steps, Step{Kind: SetFlags, Port: port.Name, PortIndex: port.Index, Bridge: br.Name,
 				BridgeIndex: br.Index, Flags: defaults, Prior: port.Flags, WithLocked: port.LockCapable, NIC: "port " + port.Name})
 		}
+		if vl := gaveVlans[pk]; other == "" && vl != nil && br.VlanCapable {
+			p.Steps = append(p.Steps, restoreVlans(br, port, vl)...)
+		}
 	}
 	return p, nil
+}
+
+// restoreVlans takes the VLANs a guest's start gave a port that outlived
+// the guest off it again, and gives it the bridge's default pvid, as a
+// newly enslaved port gets: the next guest on the port starts from the
+// bridge's defaults, not from this guest's VLANs. (A VLAN the port no
+// longer has makes the kernel stop at it; clean-up goes on.)
+func restoreVlans(br, port *Link, gave []Vlan) []Step {
+	base := Step{NIC: "port " + port.Name, Port: port.Name, PortIndex: port.Index, Bridge: br.Name, BridgeIndex: br.Index}
+	del := base
+	del.Kind, del.Vlans, del.Why = DelVlans, gave, "the stopped guest's VLANs"
+	steps := []Step{del}
+	if br.DefaultPvid != 0 {
+		add := base
+		add.Kind, add.Vlans, add.Why = AddVlans, []Vlan{{ID: br.DefaultPvid, Pvid: true, Untagged: true}}, "the bridge's default pvid"
+		steps = append(steps, add)
+	}
+	return steps
 }

@@ -28,6 +28,9 @@ type Link struct {
 	// filters VLANs, and whether this kernel can (CONFIG_BRIDGE_VLAN_FILTERING).
 	VlanFiltering bool
 	VlanCapable   bool
+	// DefaultPvid, for Type "bridge": the VLAN a newly enslaved port gets
+	// as its untagged pvid (IFLA_BR_VLAN_DEFAULT_PVID; 0: none).
+	DefaultPvid int
 	// StickyCapable, for Type "bridge": the kernel honours NTF_STICKY on
 	// bridge entries (Linux 4.20+).
 	StickyCapable bool
@@ -210,6 +213,10 @@ const (
 	DelEntry
 	// SetVlans makes Vlans the port's exact VLAN set (bridge vlan add/del).
 	SetVlans
+	// DelVlans removes Vlans from the port (bridge vlan del).
+	DelVlans
+	// AddVlans adds Vlans to the port, or updates their flags.
+	AddVlans
 	// ExtendEntry writes Entry, a static entry without a VLAN already on
 	// Port, again, so that the kernel copies it to every VLAN of the port:
 	// once vlan_filtering is on, an entry for VLAN 0 alone no longer
@@ -271,11 +278,17 @@ func (s Step) String() string {
 		locked := s.Flags.Locked || s.Prior.Locked
 		return fmt.Sprintf("%s: link set dev %s %s (was %s)", s.NIC, s.Port, s.Flags.format(locked), s.Prior.format(locked))
 	case SetVlans:
-		vl := make([]string, len(s.Vlans))
-		for i, v := range s.Vlans {
-			vl[i] = v.String()
+		return fmt.Sprintf("%s: bridge vlan dev %s: exactly vlan %s (other VLANs of the port removed)", s.NIC, s.Port, vlanList(s.Vlans))
+	case DelVlans, AddVlans:
+		verb := "del"
+		if s.Kind == AddVlans {
+			verb = "add"
 		}
-		return fmt.Sprintf("%s: bridge vlan dev %s: exactly vlan %s (other VLANs of the port removed)", s.NIC, s.Port, strings.Join(vl, ", "))
+		out := fmt.Sprintf("%s: bridge vlan %s dev %s vid %s", s.NIC, verb, s.Port, vlanList(s.Vlans))
+		if s.Why != "" {
+			out += " (" + s.Why + ")"
+		}
+		return out
 	case ExtendEntry:
 		return fmt.Sprintf("bridge %s: fdb replace %s dev %s master %s %s (again, to cover the port's VLANs once vlan_filtering is on)",
 			s.Bridge, s.Entry.MAC, s.Port, s.Bridge, s.Entry.kind())
@@ -287,6 +300,14 @@ func (s Step) String() string {
 		return out
 	}
 	return "unknown step"
+}
+
+func vlanList(vlans []Vlan) string {
+	vl := make([]string, len(vlans))
+	for i, v := range vlans {
+		vl[i] = v.String()
+	}
+	return strings.Join(vl, ", ")
 }
 
 // Skip is a NIC left alone, with the reason.

@@ -3,6 +3,7 @@
 package vm
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -58,5 +59,38 @@ func TestEnableFilteringExtendsEntries(t *testing.T) {
 	}
 	if out := n.bridge("fdb show dev " + other); !strings.Contains(out, otherMAC+" vlan 20 master br0 static") {
 		t.Errorf("bridge fdb show dev %s lacks %s for VLAN 20:\n%s", other, otherMAC, out)
+	}
+}
+
+// TestStopTakesGuestVlansOffSurvivingTap: a tap that outlives its guest
+// (a persistent tap) loses the VLANs the guest's start gave it at
+// "stopped end" and gets the bridge's default pvid back, as a newly
+// enslaved port has; read back through netlink and bridge vlan show.
+func TestStopTakesGuestVlansOffSurvivingTap(t *testing.T) {
+	n := newNS(t, "stopvlan")
+	n.ip("link add br0 type bridge vlan_filtering 1")
+	n.ip("link set dev br0 up")
+	const tap, mac = "fdbtsv0", "52:54:00:fd:b4:01"
+	n.addTap(tap, "br0")
+	cfg := writeConfig(t, "bridges = [\"br0\"]\n")
+	dom := domain{Name: "fdbt-stopvlan", UUID: "5d4c1b0e-0000-4000-8000-0000000000b4", ID: 33,
+		NICs: []nic{{MAC: mac, Bridge: "br0", Tap: tap}}}
+	meta := `<fdbhook:fdb xmlns:fdbhook="urn:fdbhook:1"><fdbhook:interface mac="` + mac + `" pvid="10" vlans="20"/></fdbhook:fdb>`
+	if r := n.qemuHookXML(cfg, dom.Name, withMetadata(dom.xml(t), meta), "start", "begin"); r.code != 0 {
+		t.Fatalf("start: exit %d, stderr %s", r.code, r.stderr)
+	}
+	if got := portVlans(t, n, tap); !slices.Equal(got, []string{"10 pvid untagged", "20"}) {
+		t.Fatalf("%s VLANs after the start = %v, want [10 pvid untagged 20]", tap, got)
+	}
+	stopped := dom
+	stopped.ID = 0
+	if r := n.qemuHookXML(cfg, stopped.Name, withMetadata(stopped.xml(t), meta), "stopped", "end"); r.code != 0 {
+		t.Fatalf("stopped end: exit %d, stderr %s", r.code, r.stderr)
+	}
+	if got := portVlans(t, n, tap); !slices.Equal(got, []string{"1 pvid untagged"}) {
+		t.Errorf("%s VLANs after stopped end = %v, want the bridge default [1 pvid untagged]", tap, got)
+	}
+	if l, f := n.portFlags(tap); !l || !f {
+		t.Errorf("%s after stopped end: learning=%v flood=%v, want both on", tap, l, f)
 	}
 }
