@@ -19,8 +19,6 @@ type Snapshot struct {
 	byName   map[string]*plan.Link
 	byMaster map[int][]*plan.Link
 	fdb      map[int]map[string][]plan.Entry // bridge index → MAC → entries
-	// Dumps counts the FDB dumps taken.
-	Dumps int
 }
 
 // Take dumps every device through r. FDB dumps follow, one per bridge,
@@ -81,7 +79,6 @@ func (s *Snapshot) bridgeFDB(bridge *plan.Link) (map[string][]plan.Entry, error)
 	if err != nil {
 		return nil, fmt.Errorf("dumping the FDB of %s: %w", bridge.Name, err)
 	}
-	s.Dumps++
 	m := make(map[string][]plan.Entry, len(entries))
 	for _, e := range entries {
 		m[e.MAC] = append(m[e.MAC], e)
