@@ -77,7 +77,7 @@ func run(t *testing.T, cfg string, stdin []byte, args ...string) result {
 	}
 	var out, errb bytes.Buffer
 	k := newFakeKernel()
-	env := &Env{
+	env := &Env{Env: hook.Env{
 		Program: "fdbhook", Stdin: bytes.NewReader(stdin), Stdout: &out, Stderr: &errb,
 		Getenv: func(key string) string {
 			if key == "FDBHOOK_CONFIG" {
@@ -85,10 +85,9 @@ func run(t *testing.T, cfg string, stdin []byte, args ...string) result {
 			}
 			return ""
 		},
-		OpenKernel: func() (Kernel, error) { return k, nil },
-		Libvirt:    libvirt.Paths{QemuRunDir: dir},
-		LockPath:   filepath.Join(dir, "lock"), LockTimeout: time.Second,
-	}
+		Libvirt:  libvirt.Paths{QemuRunDir: dir},
+		LockPath: filepath.Join(dir, "lock"), LockTimeout: time.Second,
+	}, OpenKernel: func() (Kernel, error) { return k, nil }}
 	code := Main(env, args)
 	return result{code: code, stdout: out.String(), stderr: errb.String(), kernel: k}
 }

@@ -41,17 +41,17 @@ type Kernel interface {
 	Close()
 }
 
-// Runner runs one invocation. main fills it with the real world; tests with
-// buffers, a test namespace and temporary paths.
-type Runner struct {
+// Env is what one invocation of an fdbhook program reads, writes and acts
+// on, besides the kernel: the hooks' Runner and the fdbhook command share
+// it. main fills it with the real world (DefaultEnv); tests with buffers
+// and temporary paths.
+type Env struct {
 	// Program is the binary's name in messages and --help.
 	Program string
 	Stdin   io.Reader
 	Stdout  io.Writer
 	Stderr  io.Writer
 	Getenv  func(string) string
-	// OpenKernel connects to the kernel (one connection per run).
-	OpenKernel func() (Kernel, error)
 	// Libvirt is where libvirt's state files are.
 	Libvirt libvirt.Paths
 	// LockPath serialises runs that change the kernel: libvirt runs hooks
@@ -60,6 +60,14 @@ type Runner struct {
 	LockPath string
 	// LockTimeout bounds the wait for the lock.
 	LockTimeout time.Duration
+}
+
+// Runner runs one hook invocation. main fills it with the real world;
+// tests with buffers, a test namespace and temporary paths.
+type Runner struct {
+	Env
+	// OpenKernel connects to the kernel (one connection per run).
+	OpenKernel func() (Kernel, error)
 	// Syslog enables logging to the system log.
 	Syslog bool
 

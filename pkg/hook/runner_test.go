@@ -77,7 +77,7 @@ func runHook(t *testing.T, entry func(*Runner, []string) int, program, cfg strin
 	}
 	var out, errb bytes.Buffer
 	res := run{kernel: k}
-	r := &Runner{
+	r := &Runner{Env: Env{
 		Program: program, Stdin: bytes.NewReader(stdin), Stdout: &out, Stderr: &errb,
 		Getenv: func(key string) string {
 			if key == "FDBHOOK_CONFIG" {
@@ -85,10 +85,9 @@ func runHook(t *testing.T, entry func(*Runner, []string) int, program, cfg strin
 			}
 			return env[key]
 		},
-		OpenKernel: func() (Kernel, error) { res.opened = true; return k, nil },
-		Libvirt:    libvirt.Paths{QemuRunDir: dir},
-		LockPath:   filepath.Join(dir, "lock"), LockTimeout: time.Second,
-	}
+		Libvirt:  libvirt.Paths{QemuRunDir: dir},
+		LockPath: filepath.Join(dir, "lock"), LockTimeout: time.Second,
+	}, OpenKernel: func() (Kernel, error) { res.opened = true; return k, nil }}
 	res.code = entry(r, args)
 	res.stdout, res.stderr = out.String(), errb.String()
 	return res
