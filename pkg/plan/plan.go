@@ -75,13 +75,12 @@ func selectNICs(cfg *config.Config, g *guest.Guest, v View, p *Plan) ([]candidat
 			}
 			continue
 		}
-		mac, err := guest.NormalizeMAC(nic.MAC)
-		if err != nil {
+		if nic.BadMAC != nil {
 			p.Refusals = append(p.Refusals, Refusal{NIC: nic.Label(), MAC: nic.MAC, Bridge: c.bridge,
-				Cause: "bad MAC address: " + err.Error()})
+				Cause: "bad MAC address: " + nic.BadMAC.Error()})
 			continue
 		}
-		c.mac = mac
+		c.mac = nic.MAC
 		out = append(out, c)
 	}
 	for mac := range g.Interfaces {
