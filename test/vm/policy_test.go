@@ -24,7 +24,7 @@ func TestEnableFilteringExtendsEntries(t *testing.T) {
 	n.bridge("vlan add dev " + other + " vid 20 master")
 	// Another guest's entry, written for VLAN 0 only while the bridge did
 	// not filter.
-	n.bridge("fdb replace " + otherMAC + " dev " + other + " master static vlan 0")
+	n.bridge("fdb replace " + otherMAC + " dev " + other + " master static")
 	n.bridge("fdb del " + otherMAC + " dev " + other + " master vlan 1")
 	n.bridge("fdb del " + otherMAC + " dev " + other + " master vlan 20")
 	before := masterEntries(n.fdbBoth(otherMAC), "br0")
