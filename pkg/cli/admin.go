@@ -119,6 +119,8 @@ func (e *Env) readState(k Kernel) (*admin.State, error) {
 }
 
 func status(e *Env, args []string) int {
+	e, flush := e.buffered()
+	defer flush()
 	var only []string
 	asJSON := false
 	for _, a := range args {
@@ -156,6 +158,8 @@ func status(e *Env, args []string) int {
 }
 
 func reconcile(e *Env, args []string) int {
+	e, flush := e.buffered()
+	defer flush()
 	dry := hook.DryRun(e.Getenv)
 	for _, a := range args {
 		switch a {

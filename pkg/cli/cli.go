@@ -80,17 +80,22 @@ func Main(env *Env, args []string) int {
 	if c == nil {
 		return usageError(env, fmt.Sprintf("unknown command %q", args[0]))
 	}
-	// A report can run to thousands of lines (one per FDB entry): write it
-	// through one buffer instead of a syscall per fragment.
-	out := bufio.NewWriterSize(env.Stdout, 64<<10)
-	defer out.Flush()
-	cmdEnv := *env
-	cmdEnv.Stdout = out
 	if len(args) == 2 && (args[1] == "--help" || args[1] == "-h") {
-		fmt.Fprintf(out, c.Usage, env.Program)
+		fmt.Fprintf(env.Stdout, c.Usage, env.Program)
 		return hook.ExitOK
 	}
-	return c.Run(&cmdEnv, args[1:])
+	return c.Run(env, args[1:])
+}
+
+// buffered returns a copy of e whose Stdout is buffered, and the function
+// that flushes it. A report can run to thousands of lines (one per FDB
+// entry): it goes out through one buffer instead of a syscall per
+// fragment. A command that runs on (a watcher) writes unbuffered.
+func (e *Env) buffered() (*Env, func()) {
+	out := bufio.NewWriterSize(e.Stdout, 64<<10)
+	be := *e
+	be.Stdout = out
+	return &be, func() { out.Flush() }
 }
 
 func find(name string) *Command {
