@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/fdbhook/fdbhook/pkg/config"
@@ -229,8 +228,8 @@ func ownedBy(path string, owner int) (Check, bool) {
 		return Check{Fail, "permissions", err.Error()}, true
 	}
 	var why []string
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != owner {
-		why = append(why, fmt.Sprintf("owned by uid %d, not %d (chown %d %s)", st.Uid, owner, owner, path))
+	if uid, ok := fileUID(fi); ok && uid != owner {
+		why = append(why, fmt.Sprintf("owned by uid %d, not %d (chown %d %s)", uid, owner, owner, path))
 	}
 	if fi.Mode().Perm()&0o022 != 0 && fi.Mode()&fs.ModeSticky == 0 {
 		why = append(why, fmt.Sprintf("mode %04o is group- or world-writable (chmod go-w %s)", fi.Mode().Perm(), path))
@@ -330,15 +329,6 @@ func hookChecks(sys *System, driver, program string, daemonNames []string, daemo
 }
 
 func executable(fi fs.FileInfo) bool { return fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0 }
-
-// changed is when a directory entry last changed (its ctime): for a hook,
-// when it was installed.
-func changed(fi fs.FileInfo) time.Time {
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return time.Unix(st.Ctim.Sec, st.Ctim.Nsec)
-	}
-	return fi.ModTime()
-}
 
 // bridgeChecks checks that every configured bridge exists and is a Linux
 // bridge, and that every configured network resolves to one.
