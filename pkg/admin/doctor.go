@@ -47,6 +47,9 @@ type Daemon struct {
 	Name    string
 	PID     int
 	Started time.Time
+	// Reloaded is when the package last told this process to reload
+	// (runstate's reload record naming its pid); zero when never.
+	Reloaded time.Time
 }
 
 // Probe is what a throwaway bridge in a private network namespace showed
@@ -298,7 +301,20 @@ func hookChecks(sys *System, driver, program string, daemonNames []string, daemo
 			out = append(out, Check{Warn, name, fmt.Sprintf("%s is version %s but this program is %s: reinstall one or the other", path, version, sys.Version)})
 		}
 		for _, d := range daemons {
-			if !slices.Contains(daemonNames, d.Name) || otherHookBefore[d.Name] || !changed(lfi).After(d.Started) {
+			if !slices.Contains(daemonNames, d.Name) {
+				continue
+			}
+			installed := changed(lfi)
+			switch {
+			case otherHookBefore[d.Name] || !installed.After(d.Started):
+				out = append(out, Check{OK, name, fmt.Sprintf("active: %s (pid %d) started at %s, after the %s hooks directory had a hook",
+					d.Name, d.PID, d.Started.Format(time.DateTime), driver)})
+				continue
+			// The record has whole seconds; the install happened earlier
+			// in the same package run.
+			case !d.Reloaded.IsZero() && !d.Reloaded.Before(installed.Truncate(time.Second)):
+				out = append(out, Check{OK, name, fmt.Sprintf("active: %s (pid %d) was reloaded at %s, after %s was installed",
+					d.Name, d.PID, d.Reloaded.Format(time.DateTime), path)})
 				continue
 			}
 			out = append(out, Check{Warn, name, fmt.Sprintf("%s (pid %d) started at %s, before %s was installed (%s): it runs %s hooks only if reloaded since (systemctl reload %s, or kill -HUP %d; the package does this on install)",
