@@ -25,63 +25,18 @@ type candidate struct {
 func selectNICs(cfg *config.Config, g *guest.Guest, v View, p *Plan) ([]candidate, error) {
 	var out []candidate
 	for _, nic := range g.NICs {
-		skip := func(format string, args ...any) {
-			p.Skips = append(p.Skips, Skip{NIC: nic.Label(), MAC: nic.MAC, Reason: fmt.Sprintf(format, args...)})
-		}
-		if nic.Type != "bridge" && nic.Type != "network" {
-			skip("type '%s' is never managed", nic.Type)
-			continue
-		}
-		if nic.VirtualPort == "openvswitch" {
-			skip("Open vSwitch port")
-			continue
-		}
-		if nic.VirtualPort != "" {
-			skip("virtualport type '%s' is never managed", nic.VirtualPort)
-			continue
-		}
-		var net *Network
-		if nic.Network != "" {
-			var err error
-			if net, err = v.Network(nic.Network); err != nil {
-				return nil, fmt.Errorf("%s: network %s: %w", nic.Label(), nic.Network, err)
-			}
-		}
-		c := candidate{nic: nic, bridge: nic.Bridge,
-			viaNetwork: nic.Network != "" && cfg.ManagesNetwork(nic.Network)}
-		if c.bridge == "" && net != nil {
-			c.bridge = net.Bridge
-		}
-		if !c.viaNetwork && !cfg.ManagesBridge(c.bridge) {
-			switch {
-			case c.bridge == "" && nic.Network != "":
-				skip("network %s is not managed", nic.Network)
-			case nic.Network != "":
-				skip("network %s and bridge %s are not managed", nic.Network, c.bridge)
-			default:
-				skip("bridge %s is not managed", c.bridge)
-			}
-			continue
-		}
-		if net != nil && net.MacTableLibvirt {
-			skip("network %s has macTableManager='libvirt': libvirt manages it", net.Name)
-			continue
-		}
-		if !g.Manages(nic) {
-			if !g.Manage {
-				skip("guest opted out in its metadata (%s)", guest.Namespace)
-			} else {
-				skip("NIC opted out in the guest's metadata (%s)", guest.Namespace)
-			}
-			continue
-		}
-		if nic.BadMAC != nil {
+		c, skip, err := selectNIC(cfg, g, v, nic)
+		switch {
+		case err != nil:
+			return nil, err
+		case skip != "":
+			p.Skips = append(p.Skips, Skip{NIC: nic.Label(), MAC: nic.MAC, Reason: skip})
+		case nic.BadMAC != nil:
 			p.Refusals = append(p.Refusals, Refusal{NIC: nic.Label(), MAC: nic.MAC, Bridge: c.bridge,
 				Cause: "bad MAC address: " + nic.BadMAC.Error()})
-			continue
+		default:
+			out = append(out, c)
 		}
-		c.mac = nic.MAC
-		out = append(out, c)
 	}
 	for mac := range g.Interfaces {
 		if !slices.ContainsFunc(g.NICs, func(n guest.NIC) bool { return n.MAC == mac }) {
@@ -90,6 +45,44 @@ func selectNICs(cfg *config.Config, g *guest.Guest, v View, p *Plan) ([]candidat
 	}
 	slices.Sort(p.Notes)
 	return out, nil
+}
+
+// selectNIC decides whether one NIC is a candidate, and when it is not,
+// says why it is skipped.
+func selectNIC(cfg *config.Config, g *guest.Guest, v View, nic guest.NIC) (c candidate, skip string, err error) {
+	switch {
+	case nic.Type != "bridge" && nic.Type != "network":
+		return c, fmt.Sprintf("type '%s' is never managed", nic.Type), nil
+	case nic.VirtualPort == "openvswitch":
+		return c, "Open vSwitch port", nil
+	case nic.VirtualPort != "":
+		return c, fmt.Sprintf("virtualport type '%s' is never managed", nic.VirtualPort), nil
+	}
+	var net *Network
+	if nic.Network != "" {
+		if net, err = v.Network(nic.Network); err != nil {
+			return c, "", fmt.Errorf("%s: network %s: %w", nic.Label(), nic.Network, err)
+		}
+	}
+	c = candidate{nic: nic, mac: nic.MAC, bridge: nic.Bridge, viaNetwork: nic.Network != "" && cfg.ManagesNetwork(nic.Network)}
+	if c.bridge == "" && net != nil {
+		c.bridge = net.Bridge
+	}
+	switch {
+	case !c.viaNetwork && !cfg.ManagesBridge(c.bridge) && c.bridge == "" && nic.Network != "":
+		return c, fmt.Sprintf("network %s is not managed", nic.Network), nil
+	case !c.viaNetwork && !cfg.ManagesBridge(c.bridge) && nic.Network != "":
+		return c, fmt.Sprintf("network %s and bridge %s are not managed", nic.Network, c.bridge), nil
+	case !c.viaNetwork && !cfg.ManagesBridge(c.bridge):
+		return c, fmt.Sprintf("bridge %s is not managed", c.bridge), nil
+	case net != nil && net.MacTableLibvirt:
+		return c, fmt.Sprintf("network %s has macTableManager='libvirt': libvirt manages it", net.Name), nil
+	case !g.Manage:
+		return c, fmt.Sprintf("guest opted out in its metadata (%s)", guest.Namespace), nil
+	case !g.Manages(nic):
+		return c, fmt.Sprintf("NIC opted out in the guest's metadata (%s)", guest.Namespace), nil
+	}
+	return c, "", nil
 }
 
 // Start plans a guest's start (and reconnect, attach): for every managed
