@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"sort"
+	"syscall"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -246,6 +247,15 @@ func parseLink(m []byte) (*plan.Link, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parsing attributes of %s: %w", l.Name, err)
 	}
+	if err := parseLinkAttrs(l, attrs); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// parseLinkAttrs reads what the netlink library does not: the carrier, and
+// from the link info, the master's kind and a bridge port's flags.
+func parseLinkAttrs(l *plan.Link, attrs []syscall.NetlinkRouteAttr) error {
 	for _, a := range attrs {
 		switch a.Attr.Type &^ unix.NLA_F_NESTED {
 		case unix.IFLA_CARRIER:
@@ -259,7 +269,7 @@ func parseLink(m []byte) (*plan.Link, error) {
 		}
 		info, err := nl.ParseRouteAttr(a.Value)
 		if err != nil {
-			return nil, fmt.Errorf("parsing link info of %s: %w", l.Name, err)
+			return fmt.Errorf("parsing link info of %s: %w", l.Name, err)
 		}
 		var slaveData []byte
 		for _, i := range info {
@@ -273,11 +283,11 @@ func parseLink(m []byte) (*plan.Link, error) {
 		if l.MasterType == "bridge" && slaveData != nil {
 			l.Flags, l.LockCapable, err = parsePortFlags(slaveData)
 			if err != nil {
-				return nil, fmt.Errorf("parsing bridge port flags of %s: %w", l.Name, err)
+				return fmt.Errorf("parsing bridge port flags of %s: %w", l.Name, err)
 			}
 		}
 	}
-	return l, nil
+	return nil
 }
 
 // parsePortFlags reads a bridge port's flags from its slave data, and
