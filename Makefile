@@ -27,7 +27,8 @@ check:
 	@fmt=$$(gofmt -l cmd pkg test); if [ -n "$$fmt" ]; then echo "gofmt: $$fmt"; exit 1; fi
 	$(GO) vet ./...
 
-# Pure tests: parsing, config, planning (no root, no kernel changes).
+# Pure tests: parsing, config, planning; and pkg/kernel read back against the
+# netlink library in a throwaway network namespace (root; skipped otherwise).
 unit:
 	$(GO) test -count=1 ./pkg/... ./cmd/...
 
