@@ -208,11 +208,12 @@ func parseNIC(el *xmlquery.Node, index int) NIC {
 	n := NIC{Index: index, Type: el.SelectAttr("type")}
 	if e := child(el, "mac"); e != nil {
 		n.MAC = strings.ToLower(strings.TrimSpace(e.SelectAttr("address")))
-		if mac, err := NormalizeMAC(n.MAC); err == nil {
-			n.MAC = mac
-		} else {
-			n.BadMAC = err
-		}
+	}
+	// A NIC without <mac> has no usable address either.
+	if mac, err := NormalizeMAC(n.MAC); err == nil {
+		n.MAC = mac
+	} else {
+		n.BadMAC = err
 	}
 	if e := child(el, "source"); e != nil {
 		n.Bridge = e.SelectAttr("bridge")

@@ -154,6 +154,7 @@ func TestNICMACNormalisedOnce(t *testing.T) {
 	xml := `<domain><name>m</name><devices>` +
 		`<interface type='bridge'><mac address='52-54-00-AA-CC-09'/><source bridge='br0'/></interface>` +
 		`<interface type='bridge'><mac address='01:00:5e:00:00:01'/><source bridge='br0'/></interface>` +
+		`<interface type='bridge'><source bridge='br0'/></interface>` +
 		`</devices><metadata><f:fdb xmlns:f="urn:fdbhook:1"><f:interface mac="52:54:00:aa:cc:09" manage="no"/></f:fdb></metadata></domain>`
 	g, err := Parse([]byte(xml))
 	if err != nil {
@@ -164,5 +165,8 @@ func TestNICMACNormalisedOnce(t *testing.T) {
 	}
 	if n := g.NICs[1]; n.MAC != "01:00:5e:00:00:01" || n.BadMAC == nil || !strings.Contains(n.BadMAC.Error(), "multicast") {
 		t.Errorf("NIC 1: MAC %q, BadMAC %v; want the text kept and a multicast error", n.MAC, n.BadMAC)
+	}
+	if n := g.NICs[2]; n.MAC != "" || n.BadMAC == nil {
+		t.Errorf("NIC 2 (no <mac>): MAC %q, BadMAC %v; want no address and an error", n.MAC, n.BadMAC)
 	}
 }
