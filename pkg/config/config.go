@@ -129,13 +129,14 @@ func Load(path string) (*Config, error) {
 func Parse(data []byte) (*Config, error) {
 	c, err := parse(data)
 	if err != nil {
-		return nil, errors.New(oneLine(err.Error()))
+		return nil, errors.New(OneLine(err.Error()))
 	}
 	return c, nil
 }
 
-// oneLine escapes control characters so a message stays on one line.
-func oneLine(s string) string {
+// OneLine escapes control characters so a message stays on one line: the
+// configuration's errors, and the hook's failure line libvirt shows.
+func OneLine(s string) string {
 	var b strings.Builder
 	for _, r := range s {
 		switch {
@@ -181,16 +182,40 @@ func parse(data []byte) (*Config, error) {
 	return c, c.validate()
 }
 
+// Level is a log level, most severe first: the values of log_level and of
+// FDBHOOK_LOG_LEVEL.
+type Level int
+
+const (
+	LevelError Level = iota
+	LevelWarning
+	LevelInfo
+	LevelDebug
+)
+
+// ParseLevel is the one place that knows the level names.
+func ParseLevel(s string) (Level, error) {
+	switch s {
+	case "debug":
+		return LevelDebug, nil
+	case "info":
+		return LevelInfo, nil
+	case "warning", "warn":
+		return LevelWarning, nil
+	case "error":
+		return LevelError, nil
+	}
+	return 0, fmt.Errorf("%q: want debug, info, warning or error", s)
+}
+
 func (c *Config) validate() error {
 	switch c.OnError {
 	case Fail, Warn:
 	default:
 		return fmt.Errorf("on_error = %q: want \"fail\" or \"warn\"", c.OnError)
 	}
-	switch c.LogLevel {
-	case "debug", "info", "warning", "warn", "error":
-	default:
-		return fmt.Errorf("log_level = %q: want debug, info, warning or error", c.LogLevel)
+	if _, err := ParseLevel(c.LogLevel); err != nil {
+		return fmt.Errorf("log_level = %w", err)
 	}
 	if err := checkNames("bridges", c.Bridges, ValidIfName); err != nil {
 		return err

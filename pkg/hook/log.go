@@ -9,21 +9,19 @@ import (
 
 	"github.com/sirupsen/logrus"
 	lsyslog "github.com/sirupsen/logrus/hooks/syslog"
+
+	"github.com/fdbhook/fdbhook/pkg/config"
 )
 
-// parseLevel accepts the level names of the config file and FDBHOOK_LOG_LEVEL.
+// parseLevel accepts the level names of the config file and
+// FDBHOOK_LOG_LEVEL (in any case).
 func parseLevel(s string) (logrus.Level, error) {
-	switch strings.ToLower(s) {
-	case "debug":
-		return logrus.DebugLevel, nil
-	case "info":
-		return logrus.InfoLevel, nil
-	case "warning", "warn":
-		return logrus.WarnLevel, nil
-	case "error":
-		return logrus.ErrorLevel, nil
+	lvl, err := config.ParseLevel(strings.ToLower(s))
+	if err != nil {
+		return 0, fmt.Errorf("unknown log level %w", err)
 	}
-	return 0, fmt.Errorf("unknown log level %q (want debug, info, warning or error)", s)
+	return [...]logrus.Level{config.LevelError: logrus.ErrorLevel, config.LevelWarning: logrus.WarnLevel,
+		config.LevelInfo: logrus.InfoLevel, config.LevelDebug: logrus.DebugLevel}[lvl], nil
 }
 
 // levelHook sends entries at or above a level to a writer, formatted.

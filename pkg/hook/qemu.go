@@ -92,7 +92,7 @@ func (r *Runner) qemuHook(domain, op, subop, extra string, dry bool) int {
 	r.sys.WithField("guest", domain).Errorf("%s %s: %v", op, subop, err) // stderr gets the one line below
 	// libvirt shows this line to the admin: whatever the cause quotes, it
 	// stays one line.
-	fmt.Fprintf(r.Stderr, "fdbhook: %s\n", strings.NewReplacer("\n", `\n`, "\r", `\r`).Replace(msg))
+	fmt.Fprintf(r.Stderr, "fdbhook: %s\n", config.OneLine(msg))
 	return ExitCode(err)
 }
 
