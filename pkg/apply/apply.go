@@ -42,7 +42,7 @@ type StepError struct {
 }
 
 func (e *StepError) Error() string {
-	s := describe(e.Step) + ": " + e.Err.Error()
+	s := e.Step.Doing() + ": " + e.Err.Error()
 	if e.UndoErr != nil {
 		s += " (and undoing the earlier steps failed: " + e.UndoErr.Error() + ")"
 	}
@@ -50,35 +50,6 @@ func (e *StepError) Error() string {
 }
 
 func (e *StepError) Unwrap() error { return e.Err }
-
-func describe(s plan.Step) string {
-	var what string
-	switch s.Kind {
-	case plan.EnableVlanFiltering:
-		return "bridge " + s.Bridge + ": setting vlan_filtering 1"
-	case plan.ExtendEntry:
-		return s.MAC + " on " + s.Bridge + ": writing the entry on " + s.Port + " again for the port's VLANs (vlan_filtering is on)"
-	case plan.AddEntry:
-		what = "adding static entry on " + s.Port
-		if s.Sticky {
-			what = "adding sticky static entry on " + s.Port
-		}
-	case plan.SetFlags:
-		what = "setting " + s.Flags.String() + " on " + s.Port
-	case plan.DelEntry:
-		what = "deleting " + s.Entry.String()
-	case plan.SetVlans:
-		what = "setting the VLANs of " + s.Port
-	case plan.DelVlans:
-		what = "removing VLANs from " + s.Port
-	case plan.AddVlans:
-		what = "adding VLANs to " + s.Port
-	}
-	if s.MAC == "" {
-		return s.Bridge + ": " + what
-	}
-	return s.MAC + " on " + s.Bridge + ": " + what
-}
 
 // Apply carries out steps in order; on the first failure it undoes the
 // steps already done and returns a *StepError.
@@ -227,7 +198,7 @@ func Undo(w Writer, done []plan.Step) error {
 			}
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: undo: %w", describe(s), err))
+			errs = append(errs, fmt.Errorf("%s: undo: %w", s.Doing(), err))
 		}
 	}
 	return errors.Join(errs...)

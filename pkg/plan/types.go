@@ -302,6 +302,38 @@ func (s Step) String() string {
 	return "unknown step"
 }
 
+// Doing says what the step does, for an error that names it:
+// "<mac> on <bridge>: <what>". String is the step as a command, for the
+// dry run and the log.
+func (s Step) Doing() string {
+	var what string
+	switch s.Kind {
+	case EnableVlanFiltering:
+		return "bridge " + s.Bridge + ": setting vlan_filtering 1"
+	case ExtendEntry:
+		return s.MAC + " on " + s.Bridge + ": writing the entry on " + s.Port + " again for the port's VLANs (vlan_filtering is on)"
+	case AddEntry:
+		what = "adding static entry on " + s.Port
+		if s.Sticky {
+			what = "adding sticky static entry on " + s.Port
+		}
+	case SetFlags:
+		what = "setting " + s.Flags.String() + " on " + s.Port
+	case DelEntry:
+		what = "deleting " + s.Entry.String()
+	case SetVlans:
+		what = "setting the VLANs of " + s.Port
+	case DelVlans:
+		what = "removing VLANs from " + s.Port
+	case AddVlans:
+		what = "adding VLANs to " + s.Port
+	}
+	if s.MAC == "" {
+		return s.Bridge + ": " + what
+	}
+	return s.MAC + " on " + s.Bridge + ": " + what
+}
+
 func vlanList(vlans []Vlan) string {
 	vl := make([]string, len(vlans))
 	for i, v := range vlans {
