@@ -90,12 +90,11 @@ func (r *Runner) networkEvent(cfg *config.Config, network, op string, dry bool, 
 	if n.Bridge == "" || cfg.Policy(n.Bridge).VlanFiltering != config.Enable {
 		return nil
 	}
-	return r.enableFiltering(n.Bridge, op, dry, log)
+	return r.bridgePolicy(cfg, n.Bridge, op, dry, log)
 }
 
-// enableFiltering turns vlan_filtering on for a managed network's bridge,
-// with what that implies for the bridge's entries (plan.EnableFiltering).
-func (r *Runner) enableFiltering(bridge, op string, dry bool, log *logrus.Entry) error {
+// bridgePolicy applies plan.BridgePolicy to a managed network's bridge.
+func (r *Runner) bridgePolicy(cfg *config.Config, bridge, op string, dry bool, log *logrus.Entry) error {
 	k, err := r.OpenKernel()
 	if err != nil {
 		return err
@@ -111,11 +110,6 @@ func (r *Runner) enableFiltering(bridge, op string, dry bool, log *logrus.Entry)
 		return nil
 	case br.Type != "bridge":
 		return fmt.Errorf("%s is %s, not a bridge", bridge, br.Describe())
-	case br.VlanFiltering:
-		return nil
-	case !br.VlanCapable:
-		log.Warnf("bridge %s: vlan_filtering = \"enable\" cannot take effect: this kernel has no bridge VLAN filtering", bridge)
-		return nil
 	}
 	if !dry {
 		// Planned under the lock: a guest starting meanwhile must not add
@@ -126,9 +120,15 @@ func (r *Runner) enableFiltering(bridge, op string, dry bool, log *logrus.Entry)
 		}
 		defer unlock()
 	}
-	steps, err := plan.EnableFiltering(PlanView{Kernel: k, Files: libvirt.New(r.Libvirt)}, br)
+	steps, warning, _, err := plan.BridgePolicy(cfg, PlanView{Kernel: k, Files: libvirt.New(r.Libvirt)}, br)
 	if err != nil {
 		return err
+	}
+	if warning != "" {
+		log.Warn(warning)
+	}
+	if len(steps) == 0 {
+		return nil
 	}
 	if dry {
 		fmt.Fprintf(r.Stderr, "dry run (%s): nothing is changed\n", op)

@@ -241,18 +241,13 @@ func (s *starter) bridgePolicy(c candidate, br *Link) (filtering bool, err error
 	if filtering, decided := s.filteringAfter[br.Name]; decided {
 		return filtering, nil
 	}
-	filtering = br.VlanFiltering
-	if s.cfg.Policy(br.Name).VlanFiltering == config.Enable && !filtering {
-		if br.VlanCapable {
-			steps, err := EnableFiltering(s.v, br)
-			if err != nil {
-				return false, fmt.Errorf("%s: %w", c.nic.Label(), err)
-			}
-			s.policy = append(s.policy, steps...)
-			filtering = true
-		} else {
-			s.p.Warnings = append(s.p.Warnings, fmt.Sprintf("bridge %s: vlan_filtering = \"enable\" cannot take effect: this kernel has no bridge VLAN filtering (CONFIG_BRIDGE_VLAN_FILTERING); managing ports without it", br.Name))
-		}
+	steps, warning, filtering, err := BridgePolicy(s.cfg, s.v, br)
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", c.nic.Label(), err)
+	}
+	s.policy = append(s.policy, steps...)
+	if warning != "" {
+		s.p.Warnings = append(s.p.Warnings, warning+" (CONFIG_BRIDGE_VLAN_FILTERING); managing ports without it")
 	}
 	s.filteringAfter[br.Name] = filtering
 	return filtering, nil

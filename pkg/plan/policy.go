@@ -1,6 +1,26 @@
 package plan
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/fdbhook/fdbhook/pkg/config"
+)
+
+// BridgePolicy decides what the configuration asks of bridge br, for a
+// guest start and a network start alike: the steps that turn its
+// vlan_filtering on when the configuration says "enable" and the kernel
+// can, a warning when the kernel cannot, and whether the bridge filters
+// VLANs once the steps are done.
+func BridgePolicy(cfg *config.Config, v View, br *Link) (steps []Step, warning string, filtering bool, err error) {
+	if br.VlanFiltering || cfg.Policy(br.Name).VlanFiltering != config.Enable {
+		return nil, "", br.VlanFiltering, nil
+	}
+	if !br.VlanCapable {
+		return nil, fmt.Sprintf("bridge %s: vlan_filtering = \"enable\" cannot take effect: this kernel has no bridge VLAN filtering", br.Name), false, nil
+	}
+	steps, err = EnableFiltering(v, br)
+	return steps, "", err == nil, err
+}
 
 // EnableFiltering returns the steps that turn vlan_filtering on for br: the
 // switch itself, then every static entry without a VLAN on the bridge's
