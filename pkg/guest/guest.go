@@ -2,7 +2,6 @@ package guest
 
 import (
 	"bytes"
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
@@ -406,31 +405,16 @@ func NormalizeMAC(s string) (string, error) {
 	return hw.String(), nil
 }
 
-// parseRoot checks nesting depth with a streaming pass (cheap, and it keeps
-// a hostile document from building a deep tree), then builds the tree.
+// parseRoot checks nesting depth with a scan of the bytes (it keeps a
+// hostile document from building a deep tree), then builds the tree: the
+// XML is parsed once.
 func parseRoot(data []byte) (*xmlquery.Node, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, fmt.Errorf("%w: standard input is empty", ErrInput)
 	}
-	d := xml.NewDecoder(bytes.NewReader(data))
-	depth, elements := 0, 0
-	for {
-		tok, err := d.RawToken()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrInput, err)
-		}
-		switch tok.(type) {
-		case xml.StartElement:
-			elements++
-			if depth++; depth > maxDepth {
-				return nil, fmt.Errorf("%w: elements nested deeper than %d", ErrInput, maxDepth)
-			}
-		case xml.EndElement:
-			depth--
-		}
+	elements, err := checkNesting(data, maxDepth)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInput, err)
 	}
 	if elements == 0 {
 		return nil, fmt.Errorf("%w: no root element (is this XML?)", ErrInput)
@@ -445,6 +429,87 @@ func parseRoot(data []byte) (*xmlquery.Node, error) {
 		}
 	}
 	return nil, fmt.Errorf("%w: no root element", ErrInput)
+}
+
+// checkNesting counts the elements of an XML document and refuses one
+// nested deeper than limit, without building anything. It needs only XML's
+// lexical structure: '<' opens markup; comments, CDATA sections,
+// processing instructions and declarations hold no elements; a quoted
+// attribute value may hold '>' and "/>". Malformed input is left to the
+// parser that follows.
+func checkNesting(data []byte, limit int) (elements int, err error) {
+	depth := 0
+	for i := 0; i < len(data); i++ {
+		if data[i] != '<' {
+			continue
+		}
+		rest := data[i+1:]
+		var n int
+		switch {
+		case bytes.HasPrefix(rest, []byte("!--")):
+			n = skipPast(rest, "-->")
+		case bytes.HasPrefix(rest, []byte("![CDATA[")):
+			n = skipPast(rest, "]]>")
+		case bytes.HasPrefix(rest, []byte("?")):
+			n = skipPast(rest, "?>")
+		case bytes.HasPrefix(rest, []byte("!")) && len(rest) > 1:
+			// As encoding/xml does, the byte after "<!" belongs to the
+			// declaration whatever it is.
+			n = 2 + skipMarkup(rest[2:], true)
+		case bytes.HasPrefix(rest, []byte("/")):
+			depth--
+			n = skipMarkup(rest, false)
+		default:
+			elements++
+			if depth++; depth > limit {
+				return elements, fmt.Errorf("elements nested deeper than %d", limit)
+			}
+			n = skipMarkup(rest, false)
+			if n > 1 && rest[n-2] == '/' {
+				depth-- // <empty/>
+			}
+		}
+		i += n
+	}
+	return elements, nil
+}
+
+// skipPast returns how many bytes of b run up to and including end (all of
+// b when end is missing).
+func skipPast(b []byte, end string) int {
+	if j := bytes.Index(b, []byte(end)); j >= 0 {
+		return j + len(end)
+	}
+	return len(b)
+}
+
+// skipMarkup returns how many bytes of b run up to and including the '>'
+// that closes the markup b is inside, passing over quoted strings; in a
+// declaration (<!DOCTYPE … [ <!ENTITY …> ]>) inner markup nests and
+// comments are passed over.
+func skipMarkup(b []byte, nested bool) int {
+	var quote byte
+	open := 1
+	for j := 0; j < len(b); j++ {
+		c := b[j]
+		switch {
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			}
+		case c == '"' || c == '\'':
+			quote = c
+		case c == '<' && nested && bytes.HasPrefix(b[j+1:], []byte("!--")):
+			j += skipPast(b[j+1:], "-->")
+		case c == '<' && nested:
+			open++
+		case c == '>':
+			if open--; open == 0 {
+				return j + 1
+			}
+		}
+	}
+	return len(b)
 }
 
 func child(n *xmlquery.Node, name string) *xmlquery.Node {
