@@ -73,117 +73,143 @@ func ProbeKernel(timeout time.Duration) Probe {
 		return Probe{Err: err}
 	}
 	defer k.Close()
+	pl, err := newProbeLab(h, k)
+	if err != nil {
+		return Probe{Err: err}
+	}
+	return Probe{
+		Flags:         pl.flags(),
+		Static:        pl.static(),
+		Sticky:        pl.sticky(),
+		Locked:        pl.locked(),
+		VlanFiltering: pl.vlanFiltering(),
+	}
+}
 
+// probeLab is a throwaway bridge with one port, in the probe's namespace.
+type probeLab struct {
+	k        *kernel.Conn
+	br, port *plan.Link
+}
+
+func newProbeLab(h *netlink.Handle, k *kernel.Conn) (*probeLab, error) {
 	if err := h.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "probe-br"}}); err != nil {
-		return Probe{Err: fmt.Errorf("creating a bridge: %w", err)}
+		return nil, fmt.Errorf("creating a bridge: %w", err)
 	}
 	if err := h.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "probe-p0"}, PeerName: "probe-p1"}); err != nil {
-		return Probe{Err: fmt.Errorf("creating a veth pair: %w", err)}
+		return nil, fmt.Errorf("creating a veth pair: %w", err)
 	}
 	br, err := k.Link("probe-br")
 	if err != nil || br == nil {
-		return Probe{Err: fmt.Errorf("reading the probe bridge: %v", err)}
+		return nil, fmt.Errorf("reading the probe bridge: %v", err)
 	}
 	port, err := k.Link("probe-p0")
 	if err != nil || port == nil {
-		return Probe{Err: fmt.Errorf("reading the probe port: %v", err)}
+		return nil, fmt.Errorf("reading the probe port: %v", err)
 	}
 	if err := h.LinkSetMasterByIndex(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: port.Index}}, br.Index); err != nil {
-		return Probe{Err: fmt.Errorf("enslaving the probe port: %w", err)}
+		return nil, fmt.Errorf("enslaving the probe port: %w", err)
 	}
-	readPort := func() (*plan.Link, error) {
-		links, err := k.Links()
-		if err != nil {
-			return nil, err
-		}
-		i := slices.IndexFunc(links, func(l *plan.Link) bool { return l.Index == port.Index })
-		if i < 0 {
-			return nil, errors.New("probe port vanished")
-		}
-		return links[i], nil
-	}
-	var p Probe
+	return &probeLab{k: k, br: br, port: port}, nil
+}
 
-	// learning and unicast_flood off, read back.
-	p.Flags = func() error {
-		if err := k.SetPortFlags(port.Index, plan.Flags{}, false); err != nil {
-			return err
-		}
-		l, err := readPort()
-		if err != nil {
-			return err
-		}
-		if l.Flags != (plan.Flags{}) {
-			return fmt.Errorf("port still has %s", l.Flags)
-		}
-		return nil
-	}()
-
-	entry := func(mac string, ntf int) (*plan.Entry, error) {
-		e := plan.Entry{MAC: mac, PortIndex: port.Index, State: plan.NUDNoARP, NTFlags: plan.NTFMaster | ntf}
-		if err := k.ReplaceEntry(e); err != nil {
-			return nil, err
-		}
-		all, err := k.BridgeEntries(br)
-		if err != nil {
-			return nil, err
-		}
-		for _, x := range all {
-			if x.MAC == mac && x.PortIndex == port.Index {
-				return &x, nil
-			}
-		}
-		return nil, fmt.Errorf("the entry was not there when read back: %v", all)
+// read dumps the links and returns the one with index.
+func (pl *probeLab) read(index int) (*plan.Link, error) {
+	links, err := pl.k.Links()
+	if err != nil {
+		return nil, err
 	}
-	p.Static = func() error {
-		e, err := entry("02:00:00:00:00:01", 0)
-		if err == nil && !e.Static() {
-			err = fmt.Errorf("read back as %s", e)
-		}
+	i := slices.IndexFunc(links, func(l *plan.Link) bool { return l.Index == index })
+	if i < 0 {
+		return nil, errors.New("probe device vanished")
+	}
+	return links[i], nil
+}
+
+// flags turns learning and unicast_flood off and reads them back.
+func (pl *probeLab) flags() error {
+	if err := pl.k.SetPortFlags(pl.port.Index, plan.Flags{}, false); err != nil {
 		return err
-	}()
-	p.Sticky = func() error {
-		e, err := entry("02:00:00:00:00:02", plan.NTFSticky)
-		if err == nil && e.NTFlags&plan.NTFSticky == 0 {
-			err = errors.New("read back without the sticky flag")
-		}
+	}
+	l, err := pl.read(pl.port.Index)
+	if err != nil {
 		return err
-	}()
-	p.Locked = func() error {
-		// Only locked changes: learning and flooding stay as they are.
-		l, err := readPort()
-		if err != nil {
-			return err
+	}
+	if l.Flags != (plan.Flags{}) {
+		return fmt.Errorf("port still has %s", l.Flags)
+	}
+	return nil
+}
+
+// entry writes a static entry for mac with extra flags ntf on the port and
+// reads it back.
+func (pl *probeLab) entry(mac string, ntf int) (*plan.Entry, error) {
+	e := plan.Entry{MAC: mac, PortIndex: pl.port.Index, State: plan.NUDNoARP, NTFlags: plan.NTFMaster | ntf}
+	if err := pl.k.ReplaceEntry(e); err != nil {
+		return nil, err
+	}
+	all, err := pl.k.BridgeEntries(pl.br)
+	if err != nil {
+		return nil, err
+	}
+	for _, x := range all {
+		if x.MAC == mac && x.PortIndex == pl.port.Index {
+			return &x, nil
 		}
-		if err := k.SetPortFlags(port.Index, plan.Flags{Learning: l.Flags.Learning, Flood: l.Flags.Flood, Locked: true}, true); err != nil {
-			return err
-		}
-		l, err = readPort()
-		switch {
-		case err != nil:
-			return err
-		case !l.LockCapable:
-			return errors.New("the kernel does not report the locked flag")
-		case !l.Flags.Locked:
-			return errors.New("read back unlocked")
-		}
-		return nil
-	}()
-	p.VlanFiltering = func() error {
-		if !br.VlanCapable {
-			return errors.New("the bridge reports no default PVID")
-		}
-		if err := k.SetVlanFiltering(br.Index, true); err != nil {
-			return err
-		}
-		links, err := k.Links()
-		if err != nil {
-			return err
-		}
-		if i := slices.IndexFunc(links, func(l *plan.Link) bool { return l.Index == br.Index }); i < 0 || !links[i].VlanFiltering {
-			return errors.New("read back with vlan_filtering off")
-		}
-		return nil
-	}()
-	return p
+	}
+	return nil, fmt.Errorf("the entry was not there when read back: %v", all)
+}
+
+func (pl *probeLab) static() error {
+	e, err := pl.entry("02:00:00:00:00:01", 0)
+	if err == nil && !e.Static() {
+		err = fmt.Errorf("read back as %s", e)
+	}
+	return err
+}
+
+func (pl *probeLab) sticky() error {
+	e, err := pl.entry("02:00:00:00:00:02", plan.NTFSticky)
+	if err == nil && e.NTFlags&plan.NTFSticky == 0 {
+		err = errors.New("read back without the sticky flag")
+	}
+	return err
+}
+
+// locked locks the port, leaving learning and flooding as they are, and
+// reads it back.
+func (pl *probeLab) locked() error {
+	l, err := pl.read(pl.port.Index)
+	if err != nil {
+		return err
+	}
+	if err := pl.k.SetPortFlags(pl.port.Index, plan.Flags{Learning: l.Flags.Learning, Flood: l.Flags.Flood, Locked: true}, true); err != nil {
+		return err
+	}
+	l, err = pl.read(pl.port.Index)
+	switch {
+	case err != nil:
+		return err
+	case !l.LockCapable:
+		return errors.New("the kernel does not report the locked flag")
+	case !l.Flags.Locked:
+		return errors.New("read back unlocked")
+	}
+	return nil
+}
+
+// vlanFiltering turns the bridge's vlan_filtering on and reads it back.
+func (pl *probeLab) vlanFiltering() error {
+	if !pl.br.VlanCapable {
+		return errors.New("the bridge reports no default PVID")
+	}
+	if err := pl.k.SetVlanFiltering(pl.br.Index, true); err != nil {
+		return err
+	}
+	if br, err := pl.read(pl.br.Index); err != nil {
+		return err
+	} else if !br.VlanFiltering {
+		return errors.New("read back with vlan_filtering off")
+	}
+	return nil
 }
