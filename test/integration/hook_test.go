@@ -240,6 +240,8 @@ type inProcess struct {
 	netDir     string
 	lockPath   string
 	lockWait   time.Duration
+	// wrap, when set, wraps each run's kernel connection (to slow it down).
+	wrap func(hook.Kernel) hook.Kernel
 }
 
 func (l *lab) inProcess(t *testing.T, config string) *inProcess {
@@ -277,7 +279,11 @@ func (p *inProcess) run(t *testing.T, stdin []byte, args ...string) result {
 		Stderr:  &stderr,
 		Getenv:  func(k string) string { return env[k] },
 		OpenKernel: func() (hook.Kernel, error) {
-			return kernel.Open(p.l.NetNS, time.Second)
+			k, err := kernel.Open(p.l.NetNS, time.Second)
+			if err != nil || p.wrap == nil {
+				return k, err
+			}
+			return p.wrap(k), nil
 		},
 		Libvirt:     libvirt.Paths{NetworkDirs: []string{p.netDir}, QemuRunDir: p.qemuRunDir},
 		LockPath:    p.lockPath,
