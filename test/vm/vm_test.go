@@ -22,6 +22,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	testlab "github.com/fdbhook/fdbhook/test/lab"
 )
 
 // Paths inside the VM. Busybox applets come first in its shell, so the real
@@ -35,8 +37,7 @@ const (
 
 func TestMain(m *testing.M) {
 	if os.Getenv("FDBHOOK_VM") != "1" {
-		fmt.Println("skipping: these tests change kernel state and run only inside the VM booted by test/vm/run.sh")
-		os.Exit(0)
+		os.Exit(testlab.Unavailable("vm", "these tests change kernel state and run only inside the VM booted by test/vm/run.sh (make vm)"))
 	}
 	os.Exit(m.Run())
 }
