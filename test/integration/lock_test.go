@@ -10,21 +10,23 @@ import (
 	"github.com/fdbhook/fdbhook/pkg/plan"
 )
 
-// slowReads is a kernel connection whose FDB lookups each wait first: the
-// time between a run's duplicate-MAC check and its writes becomes long
-// enough that two runs not kept apart by the run lock always overlap.
+// slowReads is a kernel connection that waits after each FDB lookup, before
+// returning what it read: the time between a run's duplicate-MAC check and
+// its writes becomes long enough that two runs not kept apart by the run
+// lock both read the FDB before either writes.
 type slowReads struct {
 	hook.Kernel
 	delay time.Duration
 }
 
 func (k slowReads) Entries(br *plan.Link, mac string) ([]plan.Entry, error) {
+	es, err := k.Kernel.Entries(br, mac)
 	time.Sleep(k.delay)
-	return k.Kernel.Entries(br, mac)
+	return es, err
 }
 
 // TestRunLockSerialisesDuplicateCheck: two guests with the same MAC start
-// at once while every FDB lookup takes 200 ms. Only the run lock makes
+// at once while every FDB lookup returns only 200 ms after it read. Only the run lock makes
 // the second run plan after the first has written its entry; without it
 // both see no entry, both exit 0, and the second's entry replaces the
 // first's. With it exactly one starts and the other is refused, naming the
