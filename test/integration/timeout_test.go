@@ -225,8 +225,11 @@ func TestLockTimeout(t *testing.T) {
 // sooner (a guest start on a busy kernel would fail) and not later (the
 // start would hang for longer than promised). The connection is opened
 // from a thread inside the test namespace, so it is that namespace's.
+//
+// Not parallel: starve finds the connection's socket as the one rtnetlink
+// socket that appeared while it opened, which a parallel test could also
+// open.
 func TestDefaultNetlinkTimeout(t *testing.T) {
-	t.Parallel()
 	const documented = 5 * time.Second
 	l := newStdLab(t)
 	c := starve(t, l, func() (k hook.Kernel, err error) {
