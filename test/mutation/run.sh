@@ -14,6 +14,7 @@
 #
 # The unmutated tree is run first: a suite that fails there makes every
 # result meaningless, so the run stops (MUTATION_SKIP_BASELINE=1 skips it).
+# MUTATION_KEEP=1 keeps the scratch copies' suite logs.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -26,7 +27,11 @@ if [ -n "$(git -C "$root" status --porcelain -- pkg cmd test go.mod go.sum)" ]; 
 fi
 
 work=$(mktemp -d /tmp/fdbhook-mutation.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+if [ "${MUTATION_KEEP:-}" = 1 ]; then
+	trap 'echo "mutation: logs kept in $work" >&2' EXIT
+else
+	trap 'rm -rf "$work"' EXIT
+fi
 mkdir "$work/base"
 git -C "$root" archive HEAD | tar -x -C "$work/base"
 
