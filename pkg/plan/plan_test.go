@@ -147,6 +147,11 @@ networks = ["default", "hostbr"]`, xml: start},
 		{name: "start-uppercase-mac", config: baseConfig,
 			xml:  edit(start, "52:54:00:aa:cc:01", "52:54:00:AA:CC:01"),
 			want: []string{"fdb replace 52:54:00:aa:cc:01 dev guest-t2-a master br0 static"}},
+		// libvirt writes MACs lower case, but input need not be: the NIC's
+		// opt-out must still find it, and nothing may be written upper case.
+		{name: "start-uppercase-mac-opt-out", config: baseConfig,
+			xml:  edit(start, "52:54:00:aa:cc:03", "52:54:00:AA:CC:03", "<metadata>", optOutNIC),
+			want: []string{"skip   net2 52:54:00:aa:cc:03: NIC opted out in the guest's metadata (urn:fdbhook:1)"}},
 		{name: "start-opt-out-guest", config: baseConfig, xml: edit(start, "<metadata>", optOutGuest),
 			want: []string{"skip   net0 52:54:00:aa:cc:01: guest opted out", "skip   net2 52:54:00:aa:cc:03: guest opted out", "(no kernel changes)"}},
 		{name: "start-opt-out-nic", config: baseConfig, xml: edit(start, "<metadata>", optOutNIC),
