@@ -11,7 +11,6 @@ import (
 	"github.com/fdbhook/fdbhook/pkg/guest"
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
 	"github.com/fdbhook/fdbhook/pkg/plan"
-	"github.com/fdbhook/fdbhook/pkg/version"
 )
 
 // networkOps lists the network operations that apply bridge policy. libvirt
@@ -28,29 +27,15 @@ var errNetworkInput = errors.New("bad network XML")
 
 // RunNetwork runs the network hook and returns the exit code.
 func (r *Runner) RunNetwork(args []string) int {
-	if len(args) == 4 {
-		return r.networkHook(args[0], args[1], args[2], dryRun(r.Getenv))
-	}
-	if err := r.setupLog("info", false); err != nil {
-		fmt.Fprintf(r.Stderr, "fdbhook: %v\n", err)
-		return ExitUsage
-	}
-	switch {
-	case len(args) == 1 && (args[0] == "--help" || args[0] == "-h" || args[0] == "help"):
-		fmt.Fprintf(r.Stdout, networkUsage, r.Program)
-		return ExitOK
-	case len(args) == 1 && (args[0] == "--version" || args[0] == "version"):
-		fmt.Fprintf(r.Stdout, "network-hook (fdbhook) %s\n", version.Version)
-		return ExitOK
-	case len(args) == 5 && (args[0] == "--dry-run" || args[0] == "-n"):
-		return r.networkHook(args[1], args[2], args[3], true)
-	}
-	fmt.Fprintf(r.Stderr, "%s: expected NETWORK OPERATION SUB-OPERATION EXTRA (got %d arguments); see '%s --help'\n",
-		r.Program, len(args), r.Program)
-	return ExitUsage
+	return r.dispatch(args, networkProgram, r.networkHook)
 }
 
-func (r *Runner) networkHook(network, op, subop string, dry bool) int {
+// networkHook handles one libvirt network event. An operation the table
+// ignores returns before the configuration is read or the log opened.
+func (r *Runner) networkHook(network, op, subop, _ string, dry bool) int {
+	if !networkOps[[2]string{op, subop}] {
+		return ExitOK
+	}
 	cfg, cfgErr := r.loadConfig()
 	level := "info"
 	if cfgErr == nil {
@@ -61,10 +46,6 @@ func (r *Runner) networkHook(network, op, subop string, dry bool) int {
 		return ExitOK
 	}
 	log := r.log.WithField("network", network)
-	if !networkOps[[2]string{op, subop}] {
-		log.Debugf("%s %s: nothing to do", op, subop)
-		return ExitOK
-	}
 	if cfgErr != nil {
 		// Fail the network start on a broken configuration: guests on it
 		// would fail to start anyway, and this says why earlier.
@@ -109,41 +90,59 @@ func (r *Runner) networkEvent(cfg *config.Config, network, op string, dry bool, 
 	if n.Bridge == "" || cfg.Policy(n.Bridge).VlanFiltering != config.Enable {
 		return nil
 	}
+	return r.enableFiltering(n.Bridge, op, dry, log)
+}
+
+// enableFiltering turns vlan_filtering on for a managed network's bridge,
+// with what that implies for the bridge's entries (plan.EnableFiltering).
+func (r *Runner) enableFiltering(bridge, op string, dry bool, log *logrus.Entry) error {
 	k, err := r.OpenKernel()
 	if err != nil {
 		return err
 	}
 	defer k.Close()
-	br, err := k.Link(n.Bridge)
+	br, err := k.Link(bridge)
 	if err != nil {
 		return err
 	}
 	switch {
 	case br == nil:
-		log.Debugf("%s: bridge %s does not exist yet", op, n.Bridge)
+		log.Debugf("%s: bridge %s does not exist yet", op, bridge)
 		return nil
 	case br.Type != "bridge":
-		return fmt.Errorf("%s is %s, not a bridge", n.Bridge, br.Describe())
+		return fmt.Errorf("%s is %s, not a bridge", bridge, br.Describe())
 	case br.VlanFiltering:
 		return nil
 	case !br.VlanCapable:
-		log.Warnf("bridge %s: vlan_filtering = \"enable\" cannot take effect: this kernel has no bridge VLAN filtering", n.Bridge)
+		log.Warnf("bridge %s: vlan_filtering = \"enable\" cannot take effect: this kernel has no bridge VLAN filtering", bridge)
 		return nil
 	}
-	step := plan.Step{Kind: plan.EnableVlanFiltering, Bridge: br.Name, BridgeIndex: br.Index}
-	if dry {
-		fmt.Fprintf(r.Stderr, "dry run (%s): nothing is changed\n  do     %s\n", op, step)
-		return nil
+	if !dry {
+		// Planned under the lock: a guest starting meanwhile must not add
+		// an entry the plan has not seen.
+		unlock, err := r.lock()
+		if err != nil {
+			return err
+		}
+		defer unlock()
 	}
-	unlock, err := r.lock()
+	steps, err := plan.EnableFiltering(PlanView{Kernel: k, Files: libvirt.New(r.Libvirt)}, br)
 	if err != nil {
 		return err
 	}
-	defer unlock()
-	if err := apply.Apply(k, []plan.Step{step}); err != nil {
+	if dry {
+		fmt.Fprintf(r.Stderr, "dry run (%s): nothing is changed\n", op)
+		for _, s := range steps {
+			fmt.Fprintf(r.Stderr, "  do     %s\n", s)
+		}
+		return nil
+	}
+	if err := apply.Apply(k, steps); err != nil {
 		return err
 	}
-	log.Infof("bridge %s: vlan_filtering enabled", br.Name)
+	for _, s := range steps {
+		log.Infof("%s: %s", op, s)
+	}
 	return nil
 }
 
@@ -159,5 +158,6 @@ Per-guest work (port flags, static FDB entries) is done by qemu-hook, which
 knows the guest's tap. A network with <bridge macTableManager='libvirt'/> is
 left to libvirt. Other operations change nothing and exit 0.
 
-Environment and exit codes: as for qemu-hook (see 'qemu-hook --help').
+Environment and exit codes: as for qemu-hook (see 'qemu-hook --help'). The admin
+commands are the fdbhook command: see 'fdbhook --help'.
 `

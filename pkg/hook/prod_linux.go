@@ -3,7 +3,6 @@ package hook
 import (
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/vishvananda/netns"
 
@@ -11,22 +10,29 @@ import (
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
 )
 
-// NewRunner returns a Runner wired to the real world: the process's stdio
-// and environment, the kernel of the current network namespace, libvirt's
-// system paths and syslog.
+// DefaultEnv is the real world: the process's stdio and environment,
+// libvirt's system paths and the production lock.
+func DefaultEnv() Env {
+	return Env{
+		Program:     filepath.Base(os.Args[0]),
+		Stdin:       os.Stdin,
+		Stdout:      os.Stdout,
+		Stderr:      os.Stderr,
+		Getenv:      os.Getenv,
+		Libvirt:     libvirt.DefaultPaths,
+		LockPath:    DefaultLockPath,
+		LockTimeout: DefaultLockTimeout,
+	}
+}
+
+// NewRunner returns a Runner wired to the real world: DefaultEnv, the
+// kernel of the current network namespace, and syslog.
 func NewRunner() *Runner {
 	return &Runner{
-		Program: filepath.Base(os.Args[0]),
-		Stdin:   os.Stdin,
-		Stdout:  os.Stdout,
-		Stderr:  os.Stderr,
-		Getenv:  os.Getenv,
+		Env: DefaultEnv(),
 		OpenKernel: func() (Kernel, error) {
 			return kernel.Open(netns.None(), kernel.DefaultTimeout)
 		},
-		Libvirt:     libvirt.DefaultPaths,
-		LockPath:    DefaultLockPath,
-		LockTimeout: 10 * time.Second,
-		Syslog:      true,
+		Syslog: true,
 	}
 }

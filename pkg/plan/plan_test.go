@@ -70,6 +70,16 @@ func (f *fakeView) PortEntries(br, port *Link) ([]Entry, error) {
 	return out, nil
 }
 
+func (f *fakeView) BridgeEntries(br *Link) ([]Entry, error) {
+	var out []Entry
+	for _, e := range f.entries {
+		if f.bridgeOf(e) == br.Index {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
 func (f *fakeView) Network(name string) (*Network, error) { return f.networks[name], nil }
 func (f *fakeView) PortOwner(port string) (string, error) { return f.owners[port], nil }
 
@@ -170,6 +180,23 @@ networks = ["default", "hostbr"]`, xml: start},
 		}},
 		{name: "start-vlan-policy", config: baseConfig + "\n[bridge.br0]\nvlan_filtering = \"enable\"", xml: start,
 			want: []string{"plan for t2:\n  do     bridge br0: set vlan_filtering 1\n  do     net0: fdb replace"}},
+		// Turning the filter on writes the static entries of other guests'
+		// ports on the bridge again, for their VLANs; not the uplink's, a
+		// per-VLAN entry's, or another bridge's.
+		{name: "start-vlan-policy-extends-entries", config: baseConfig + "\n[bridge.br0]\nvlan_filtering = \"enable\"", xml: start,
+			kernel: func(f *fakeView) {
+				f.add(&Link{Name: "vnet20", Index: 40, Type: "tuntap", TunMode: "tap", Master: "br0", MasterIndex: 2, MasterType: "bridge"})
+				f.add(&Link{Name: "veth30", Index: 41, Type: "veth", Master: "br0", MasterIndex: 2, MasterType: "bridge"})
+				f.entries = append(f.entries,
+					Entry{MAC: "52:54:00:00:00:20", Port: "vnet20", PortIndex: 40, State: NUDNoARP, NTFlags: NTFMaster | NTFSticky},
+					Entry{MAC: "52:54:00:00:00:20", Port: "vnet20", PortIndex: 40, Vlan: 1, State: NUDNoARP, NTFlags: NTFMaster},
+					Entry{MAC: "52:54:00:00:00:21", Port: "veth30", PortIndex: 41, State: NUDNoARP, NTFlags: NTFMaster},
+					Entry{MAC: "52:54:00:00:00:22", Port: "vnet20", PortIndex: 40, State: 0x02, NTFlags: NTFMaster},
+					Entry{MAC: "52:54:00:00:00:23", Port: "eno1", PortIndex: 4, State: NUDNoARP, NTFlags: NTFMaster},
+					Entry{MAC: "52:54:00:00:00:24", Port: "vnet6", PortIndex: 11, State: NUDNoARP, NTFlags: NTFMaster})
+			},
+			want: []string{"bridge br0: fdb replace 52:54:00:00:00:20 dev vnet20 master br0 static sticky (again",
+				"bridge br0: fdb replace 52:54:00:00:00:21 dev veth30 master br0 static (again"}},
 		{name: "start-vlan-policy-incapable", want: []string{"warn   bridge br0: vlan_filtering = \"enable\" cannot take effect"}, config: baseConfig + "\n[bridge.br0]\nvlan_filtering = \"enable\"", xml: start,
 			kernel: func(f *fakeView) { f.link("br0").VlanCapable = false }},
 		{name: "start-vlan-policy-already-on", config: baseConfig + "\n[bridge.br0]\nvlan_filtering = \"enable\"", xml: start,
@@ -323,11 +350,13 @@ func (tc planCase) run(t *testing.T, v *fakeView) *Plan {
 }
 
 // checkSafety asserts the rule no golden file may break: a start plan only
-// writes to bridged taps. What is a tap is judged from the device kinds the
-// fake host declares (kind "tuntap" in mode "tap", enslaved to a device the
-// host declares as a bridge), never with Link.IsTap or IsGuestPort: those
-// are the code under test, and a planner that took a veth for a tap would
-// be judged by its own mistake.
+// writes to bridged taps, and an entry extended to the VLANs when the
+// filter is turned on may also be on a container's veth. What is a tap or a
+// veth is judged from the device kinds the fake host declares (kind
+// "tuntap" in mode "tap", or "veth", enslaved to a device the host declares
+// as a bridge), never with Link.IsTap or IsGuestPort: those are the code
+// under test, and a planner that took a veth for a tap would be judged by
+// its own mistake.
 func checkSafety(t *testing.T, p *Plan, v *fakeView) {
 	t.Helper()
 	for _, s := range p.Steps {
@@ -335,16 +364,20 @@ func checkSafety(t *testing.T, p *Plan, v *fakeView) {
 			continue
 		}
 		l, _ := v.LinkByIndex(s.PortIndex)
-		if l == nil || l.Name != s.Port || !declaredBridgedTap(v, l) {
+		ok := l != nil && l.Name == s.Port && (declaredBridged(v, l, "tap") || s.Kind == ExtendEntry && declaredBridged(v, l, "veth"))
+		if !ok {
 			t.Errorf("step %q writes to %+v, which is not a bridged tap", s, l)
 		}
 	}
 }
 
-// declaredBridgedTap reports whether the fake host declares l as a tap
-// whose master is a bridge.
-func declaredBridgedTap(v *fakeView, l *Link) bool {
-	if l.Type != "tuntap" || l.TunMode != "tap" {
+// declaredBridged reports whether the fake host declares l as a device of
+// kind ("tap": a tuntap in tap mode; "veth") whose master is a bridge.
+func declaredBridged(v *fakeView, l *Link, kind string) bool {
+	switch {
+	case kind == "tap" && (l.Type != "tuntap" || l.TunMode != "tap"):
+		return false
+	case kind == "veth" && l.Type != "veth":
 		return false
 	}
 	for _, m := range v.links {
