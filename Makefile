@@ -22,10 +22,11 @@ build:
 deps:
 	@test/deps.sh iproute2 file
 
-# Static checks: formatting and vet.
+# Static checks: formatting, vet, and README figures quoted from bench/results.md.
 check:
 	@fmt=$$(gofmt -l cmd pkg test); if [ -n "$$fmt" ]; then echo "gofmt: $$fmt"; exit 1; fi
 	$(GO) vet ./...
+	@test/docs/figures.sh
 
 # Pure tests: parsing, config, planning (no root, no kernel changes).
 unit:
