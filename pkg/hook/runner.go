@@ -60,6 +60,8 @@ type Runner struct {
 	LockTimeout time.Duration
 	// Syslog enables logging to the system log.
 	Syslog bool
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
 
 	log *logrus.Logger
 	sys *logrus.Logger // syslog only
