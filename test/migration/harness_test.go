@@ -18,7 +18,10 @@ import (
 )
 
 // suite holds private copies of the binaries the hosts run.
-var suite = &testlab.Suite{Name: "migration", Tag: "mig", Programs: []string{"qemu-hook"}}
+var suite = &testlab.Suite{Name: "migration", Tag: "mig", Programs: []string{"qemu-hook"},
+	// FDBHOOK_MIGRATION_HOOK runs the suite against another build (an
+	// earlier release, to measure what it did).
+	BinEnv: "FDBHOOK_MIGRATION_HOOK"}
 
 // reaperBin is the reaper, built once by TestMain.
 var reaperBin string
