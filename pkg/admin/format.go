@@ -72,6 +72,8 @@ func (b *BridgeReport) format(w io.Writer) {
 		}
 		who := "-"
 		switch {
+		case p.Guest != "" && p.Managed && p.Incoming:
+			who = p.Guest + " " + p.NIC + " " + p.MAC + " (incoming migration)"
 		case p.Guest != "" && p.Managed:
 			who = p.Guest + " " + p.NIC + " " + p.MAC
 		case p.Guest != "":

@@ -42,6 +42,9 @@ type GuestResult struct {
 	// Err is set when the guest failed: nothing of its plan is applied.
 	Err      error
 	Warnings []string
+	// Incoming: the guest is paused as the destination of a live
+	// migration and was left alone (its entries are due at the resume).
+	Incoming bool
 }
 
 // Reconcile brings the kernel to what fdbhook's hooks would have made of
@@ -82,6 +85,13 @@ func Reconcile(st *State, w apply.Writer, dry bool) (*Result, error) {
 	v := st.view()
 	for _, g := range st.Running {
 		gr := GuestResult{Guest: g.Name}
+		if st.Incoming[g.Name] {
+			// Entries now would steer this host's traffic into a paused
+			// tap while the guest still runs on the source.
+			gr.Incoming = true
+			res.Guests = append(res.Guests, gr)
+			continue
+		}
 		p, err := plan.Start(st.Config, g, v)
 		switch {
 		case err != nil:
@@ -237,6 +247,10 @@ func (res *Result) Format(w io.Writer) {
 			continue
 		}
 		ok++
+		if g.Incoming {
+			fmt.Fprintf(w, "guest %s: left alone: paused for an incoming live migration; its entries are due when it resumes here\n", g.Guest)
+			continue
+		}
 		if len(g.Managed) == 0 {
 			fmt.Fprintf(w, "guest %s: nothing to manage\n", g.Guest)
 			continue

@@ -151,6 +151,9 @@ func (r *Runner) readAdminState(k admin.Kernel) (*admin.State, error) {
 	if err != nil {
 		return nil, err
 	}
+	if st.Incoming, err = admin.ReadIncoming(paths.QemuRunDir); err != nil {
+		return nil, err
+	}
 	st.Notes = append(st.Notes, notes...)
 	st.Defined, _, notes, err = admin.ReadGuests(filepath.Join(etc, "qemu"))
 	if err != nil {
@@ -234,6 +237,9 @@ func (r *Runner) reconcile(args []string) int {
 		return r.adminError(err)
 	}
 	res.Format(r.Stdout)
+	if !dry {
+		r.settleMarks(st, res)
+	}
 	if res.Failed > 0 {
 		return ExitRefused
 	}
