@@ -335,6 +335,8 @@ func (h *Host) start() error {
 // teardown destroys the host's guests (their stop hooks run), stops its
 // daemons and every process below the reaper, and checks nothing is left.
 func (h *Host) teardown(t *testing.T) {
+	t0 := time.Now()
+	defer func() { t.Logf("host %s: teardown %v", h.Name, time.Since(t0).Round(time.Millisecond)) }()
 	if h.events != nil {
 		h.events.stop()
 	}
