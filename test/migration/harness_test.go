@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -113,7 +115,7 @@ func killNamespace(name string) int {
 	pids := strings.Fields(string(out))
 	for _, p := range pids {
 		if pid, err := strconv.Atoi(p); err == nil {
-			syscallKill(pid)
+			syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
 	return len(pids)
@@ -292,7 +294,7 @@ func appendFile(path, s string) error {
 		return err
 	}
 	_, err = f.WriteString(s)
-	return errorsJoin(err, f.Close())
+	return errors.Join(err, f.Close())
 }
 
 // start runs host.sh under the reaper in the host's namespaces and waits
@@ -347,7 +349,7 @@ func (h *Host) teardown(t *testing.T) {
 				exec.Command("virsh", "-q", "-c", h.URI, "undefine", g).Run()
 			}
 		}
-		h.reaper.Process.Signal(sigterm)
+		h.reaper.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-h.done:
 		case <-time.After(20 * time.Second):
