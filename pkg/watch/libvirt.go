@@ -217,4 +217,3 @@ func disconnect(l *golibvirt.Libvirt) {
 	case <-time.After(500 * time.Millisecond):
 	}
 }
-
