@@ -140,6 +140,7 @@ func status(e *Env, args []string) int {
 	if err != nil {
 		return e.fail(err)
 	}
+	rep.Watcher = watcherReport(e)
 	if asJSON {
 		enc := json.NewEncoder(e.Stdout)
 		enc.SetIndent("", "  ")
@@ -218,6 +219,7 @@ func doctor(e *Env, args []string) int {
 		Identify:       admin.Identify,
 		Version:        version.Version,
 	})
+	checks = append(checks, watcherCheck(watcherReport(e)))
 	admin.FormatChecks(e.Stdout, checks)
 	if admin.Failed(checks) {
 		return hook.ExitRefused

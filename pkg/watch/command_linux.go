@@ -52,7 +52,7 @@ virtqemud-sock, reconnecting when libvirtd restarts), the kernel's link and
 FDB notifications and libvirt's live XML files, and re-checks everything
 every [watch] resync (default 60s). It changes the kernel only through the
 hooks' planner and applier, under their lock, all or nothing per guest.
-One watcher runs per host (lock %[2]s).
+One watcher runs per host (lock /run/fdbhook/watch.lock).
 
 Logs go to stderr and syslog. SIGTERM or SIGINT stop it (exit 0).
 Exit status: 1 another watcher runs or a start-up failure, 2 bad command
@@ -66,7 +66,7 @@ func Main(program string, args []string, stdout, stderr io.Writer, getenv func(s
 	for _, a := range args {
 		switch a {
 		case "-h", "--help":
-			fmt.Fprintf(stdout, Usage, program, runDir.WatcherLockPath())
+			fmt.Fprintf(stdout, Usage, program)
 			return 0
 		default:
 			fmt.Fprintf(stderr, "%s: watch: unexpected %q; usage: watch [--help]\n", program, a)
