@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/fdbhook/fdbhook/pkg/config"
 	"github.com/fdbhook/fdbhook/pkg/plan"
@@ -11,10 +12,19 @@ import (
 
 // Report is the answer of status, as printed and as --json.
 type Report struct {
-	Config   string         `json:"config"`
+	Config string `json:"config"`
+	// Watcher is whether "fdbhook watch" runs; nil when not asked.
+	Watcher  *WatcherReport `json:"watcher,omitempty"`
 	Bridges  []BridgeReport `json:"bridges"`
 	Problems []Problem      `json:"problems"`
 	Notes    []string       `json:"notes"`
+}
+
+// WatcherReport says whether "fdbhook watch" runs, and since when.
+type WatcherReport struct {
+	Running bool      `json:"running"`
+	PID     int       `json:"pid,omitempty"`
+	Since   time.Time `json:"since,omitzero"`
 }
 
 // BridgeReport is one bridge.

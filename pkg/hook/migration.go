@@ -1,12 +1,10 @@
 package hook
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/sirupsen/logrus"
 
-	"github.com/fdbhook/fdbhook/pkg/admin"
 	"github.com/fdbhook/fdbhook/pkg/guest"
 	"github.com/fdbhook/fdbhook/pkg/plan"
 	"github.com/fdbhook/fdbhook/pkg/runstate"
@@ -94,48 +92,5 @@ func (r *Runner) markPending(g *guest.Guest, log *logrus.Entry) {
 func (r *Runner) clearMark(name string, log *logrus.Entry) {
 	if err := r.runDir().ClearMark(name); err != nil {
 		log.Warn(err)
-	}
-}
-
-// markOrphanAge is how old the mark of a guest that is not running here
-// must be before reconcile removes it: younger, its migration may be
-// between "migrate begin" and libvirt's first live XML of the guest.
-const markOrphanAge = 10 * time.Second
-
-// settleMarks clears, after a reconcile, the marks it made pointless: those
-// of guests it just gave their full start plan (an incoming migration that
-// finished while no watcher ran), and those of guests not running here at
-// all (libvirt refused the migration after "migrate begin", before any
-// guest existed to stop).
-func (r *Runner) settleMarks(st *admin.State, res *admin.Result) {
-	d := r.runDir()
-	marks, err := d.Marks()
-	if err != nil {
-		fmt.Fprintf(r.Stderr, "%s: %v\n", r.Program, err)
-		return
-	}
-	done := map[string]bool{}
-	running := map[string]bool{}
-	for _, g := range st.Running {
-		running[g.Name] = true
-	}
-	for _, g := range res.Guests {
-		done[g.Guest] = g.Err == nil && !g.Incoming
-	}
-	for _, m := range marks {
-		why := ""
-		switch {
-		case done[m.Guest]:
-			why = "the guest runs here and has its entries"
-		case !running[m.Guest] && r.now().Sub(m.Since) > markOrphanAge:
-			why = "the guest is not running here (a migration refused before it started)"
-		default:
-			continue
-		}
-		if err := d.ClearMark(m.Guest); err != nil {
-			fmt.Fprintf(r.Stderr, "%s: %v\n", r.Program, err)
-			continue
-		}
-		fmt.Fprintf(r.Stdout, "guest %s: removed its migration mark (%s): %s\n", m.Guest, m.Phase, why)
 	}
 }

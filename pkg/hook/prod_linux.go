@@ -3,7 +3,6 @@ package hook
 import (
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/vishvananda/netns"
 
@@ -26,7 +25,7 @@ func NewRunner() *Runner {
 		},
 		Libvirt:     libvirt.DefaultPaths,
 		LockPath:    DefaultLockPath,
-		LockTimeout: 10 * time.Second,
+		LockTimeout: DefaultLockTimeout,
 		Syslog:      true,
 	}
 }

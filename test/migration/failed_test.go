@@ -197,7 +197,7 @@ func TestRefusedMigration(t *testing.T) {
 }
 
 // markOrphanAge is how old reconcile wants the mark of a guest that is not
-// running before it removes it (pkg/hook), with a margin.
+// running before it removes it (pkg/cli), with a margin.
 const markOrphanAge = 11 * time.Second
 
 func withoutMarks(state []string) []string {

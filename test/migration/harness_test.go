@@ -20,7 +20,7 @@ import (
 )
 
 // suite holds private copies of the binaries the hosts run.
-var suite = &testlab.Suite{Name: "migration", Tag: "mig", Programs: []string{"qemu-hook"},
+var suite = &testlab.Suite{Name: "migration", Tag: "mig", Programs: []string{"qemu-hook", "fdbhook"},
 	// FDBHOOK_MIGRATION_HOOK runs the suite against another build (an
 	// earlier release, to measure what it did).
 	BinEnv: "FDBHOOK_MIGRATION_HOOK"}
@@ -400,7 +400,7 @@ func (h *Host) Fdbhook(args ...string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	full := append([]string{"-t", strings.TrimSpace(string(pid)), "-m", "-u", "-n", "--", suite.Bin("qemu-hook")}, args...)
+	full := append([]string{"-t", strings.TrimSpace(string(pid)), "-m", "-u", "-n", "--", suite.Bin("fdbhook")}, args...)
 	out, err := exec.Command("nsenter", full...).CombinedOutput()
 	return string(out), err
 }

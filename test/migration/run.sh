@@ -18,7 +18,7 @@ log() { echo "migration: $*" >&2; }
 die() { log "$*"; exit 1; }
 
 [ "$(id -u)" -eq 0 ] || die "must run as root (namespaces, libvirtd, bridges)"
-for b in qemu-hook; do
+for b in qemu-hook fdbhook; do
 	[ -x "bin/$b" ] || die "bin/$b missing: run 'make migration' (it builds first)"
 done
 
