@@ -26,12 +26,16 @@ type tapCounter struct {
 	opened    time.Time
 	mu        sync.Mutex
 	got       map[string]time.Time
-	done      chan struct{}
-	stopped   chan struct{}
+	// fromGuest is when the guest first sent a frame of each EtherType
+	// (0x8035: QEMU's RARP announcement), fromGuestN how many it sent.
+	fromGuest  map[int]time.Time
+	fromGuestN map[int]int
+	done       chan struct{}
+	stopped    chan struct{}
 }
 
 func openCounter(ns netns.NsHandle, host, dev string) (*tapCounter, error) {
-	c := &tapCounter{host: host, dev: dev, got: map[string]time.Time{}, done: make(chan struct{}), stopped: make(chan struct{})}
+	c := &tapCounter{host: host, dev: dev, got: map[string]time.Time{}, fromGuest: map[int]time.Time{}, fromGuestN: map[int]int{}, done: make(chan struct{}), stopped: make(chan struct{})}
 	err := testlab.InNS(ns, func() error {
 		ifi, err := net.InterfaceByName(dev)
 		if err != nil {
@@ -80,8 +84,20 @@ func (c *tapCounter) loop() {
 		}
 		now := time.Now()
 		ll, ok := from.(*unix.SockaddrLinklayer)
-		if !ok || ll.Pkttype != unix.PACKET_OUTGOING {
-			continue // what the guest sent, not what the bridge gave it
+		if !ok {
+			continue
+		}
+		if ll.Pkttype != unix.PACKET_OUTGOING { // what the guest sent
+			if n >= 14 {
+				et := int(buf[12])<<8 | int(buf[13])
+				c.mu.Lock()
+				if _, seen := c.fromGuest[et]; !seen {
+					c.fromGuest[et] = now
+				}
+				c.fromGuestN[et]++
+				c.mu.Unlock()
+			}
+			continue
 		}
 		if m, ok := testlab.Marker(buf[:n]); ok {
 			c.mu.Lock()

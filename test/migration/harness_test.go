@@ -548,3 +548,58 @@ func printFigures() {
 	}
 	os.Stdout.Write(b.Bytes())
 }
+
+// StartWatcher runs `fdbhook watch` in the host's namespaces until t ends,
+// and waits until it holds its lock (/run/fdbhook/watch.lock, private to
+// the host).
+func (h *Host) StartWatcher(t *testing.T) {
+	t.Helper()
+	pid, err := os.ReadFile(filepath.Join(h.Dir, "libvirtd.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, err := os.Create(filepath.Join(h.Dir, "watch.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("nsenter", "-t", strings.TrimSpace(string(pid)), "-m", "-u", "-n", "--", suite.Bin("fdbhook"), "watch")
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait(); log.Close() }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Errorf("host %s: the watcher did not stop within 10 s of SIGTERM", h.Name)
+			cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			data, _ := os.ReadFile(filepath.Join(h.Dir, "watch.log"))
+			t.Logf("host %s: watch.log:\n%s", h.Name, data)
+		}
+	})
+	lock := filepath.Join(h.Dir, "run-fdbhook", "watch.lock")
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-done:
+			data, _ := os.ReadFile(filepath.Join(h.Dir, "watch.log"))
+			t.Fatalf("host %s: the watcher exited: %v\n%s", h.Name, err, data)
+		default:
+		}
+		if f, err := os.Open(lock); err == nil {
+			busy := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB) != nil
+			f.Close()
+			if busy {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("host %s: the watcher does not hold %s after 20 s", h.Name, lock)
+}

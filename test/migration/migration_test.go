@@ -126,6 +126,15 @@ func measuredMigration(t *testing.T, p *Pair, g Guest, src, dst *Host, period ti
 		close(stopWait)
 		t.Fatal(err)
 	}
+	for _, h := range []*Host{src, dst} {
+		var lines []string
+		for _, l := range strings.Split(h.Bridge(t, "fdb", "show", "br", "br0"), "\n") {
+			if strings.HasPrefix(l, g.MAC+" ") {
+				lines = append(lines, strings.TrimSpace(l))
+			}
+		}
+		t.Logf("host %s when virsh migrate returned: %s: %v; %s", h.Name, g.Tap, h.portFlags(t, g.Tap), strings.Join(lines, "; "))
+	}
 	time.Sleep(2 * time.Second)
 	frames := s.Stop()
 	time.Sleep(200 * time.Millisecond)
@@ -135,6 +144,14 @@ func measuredMigration(t *testing.T, p *Pair, g Guest, src, dst *Host, period ti
 		t.Fatalf("the destination's tap %s never appeared", g.Tap)
 	}
 	srcGot, dstGot := srcCount.Stop(), dc.Stop()
+	for _, c := range []*tapCounter{srcCount, dc} {
+		var sentBy []string
+		for et, n := range c.fromGuestN {
+			sentBy = append(sentBy, fmt.Sprintf("%d of EtherType %#04x from %s", n, et, c.fromGuest[et].Format("15:04:05.000")))
+		}
+		slices.Sort(sentBy)
+		t.Logf("host %s: the guest sent %v", c.host, sentBy)
+	}
 	tl.tapSeen = dc.opened
 	ev, ok := src.events.WaitFor(g.Name, "Suspended Migrated", tl.begin, 5*time.Second)
 	if !ok {
@@ -187,71 +204,95 @@ func percent(n, of int) float64 {
 // A -> B with no watcher running, a neighbour on B sending to the guest
 // throughout.
 func TestLiveMigrationWithoutWatcher(t *testing.T) {
-	for _, tc := range []struct {
-		name   string
-		silent bool
-	}{{"chatty", false}, {"silent", true}} {
-		t.Run(tc.name, func(t *testing.T) {
-			p := NewPair(t)
-			g := Guest{Name: "fdbmig-" + tc.name, MAC: "52:54:00:4d:49:01", Tap: "fdbmigt0", Silent: tc.silent}
-			before := map[*Host][]string{p.A: snapshot(t, p.A, g), p.B: snapshot(t, p.B, g)}
-			p.A.Create(t, g)
-			if got := p.A.staticEntries(t, g.MAC); len(got) != 1 || !strings.Contains(got[0], "dev "+g.Tap+" ") {
-				t.Fatalf("host a after the guest's start: static entries %v, want one on %s", got, g.Tap)
+	t.Run("chatty", func(t *testing.T) { liveMigration(t, false, false) })
+	t.Run("silent", func(t *testing.T) { liveMigration(t, true, false) })
+}
+
+// TestLiveMigrationWithWatcher is the same with `fdbhook watch` running on
+// both hosts.
+func TestLiveMigrationWithWatcher(t *testing.T) {
+	t.Run("chatty", func(t *testing.T) { liveMigration(t, false, true) })
+	t.Run("silent", func(t *testing.T) { liveMigration(t, true, true) })
+}
+
+func liveMigration(t *testing.T, silent, watcher bool) {
+	name := "chatty"
+	if silent {
+		name = "silent"
+	}
+	p := NewPair(t)
+	if watcher {
+		for _, h := range p.Hosts() {
+			h.StartWatcher(t)
+		}
+	}
+	g := Guest{Name: "fdbmig-" + name, MAC: "52:54:00:4d:49:01", Tap: "fdbmigt0", Silent: silent}
+	before := map[*Host][]string{p.A: snapshot(t, p.A, g), p.B: snapshot(t, p.B, g)}
+	p.A.Create(t, g)
+	if got := p.A.staticEntries(t, g.MAC); len(got) != 1 || !strings.Contains(got[0], "dev "+g.Tap+" ") {
+		t.Fatalf("host a after the guest's start: static entries %v, want one on %s", got, g.Tap)
+	}
+	if !silent {
+		time.Sleep(3 * time.Second) // iPXE up and sending DHCP
+	}
+	_, counts := measuredMigration(t, p, g, p.A, p.B, 5*time.Millisecond)
+	after := counts["5 after the migration"]
+	if after == nil || after.sent < 100 {
+		t.Fatalf("too few frames sent after the migration: %v", after)
+	}
+	if pc := percent(after.dstRunning, after.sent); pc < 99 {
+		t.Errorf("after the migration %.1f%% of the neighbour's frames reached the destination tap (%s), want >= 99%%", pc, after)
+	} else {
+		figure(t, "after the migration %.1f%% of B's neighbour's frames reach the guest on B", pc)
+	}
+	if w := counts["2 destination tap up, guest running on the source"]; w == nil || w.sent == 0 {
+		t.Errorf("no frame was sent while the destination tap existed before the switch-over")
+	} else if w.srcRunning != w.sent {
+		t.Errorf("while the destination tap existed before the switch-over, %d of %d frames reached the guest running on the source (%s), want all", w.srcRunning, w.sent, w)
+	}
+	waitGone(t, p.A, g)
+	// A neighbour on the source host reaches the guest through the uplink.
+	dst, err := openCounter(p.B.Net.NetNS, p.B.Name, g.Tap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	burst := sendBurst(t, p.A, g.MAC, "nb-a-after", 200, 5*time.Millisecond)
+	time.Sleep(200 * time.Millisecond)
+	got := dst.Stop()
+	n := 0
+	for _, f := range burst {
+		if _, ok := got[f.mark]; ok {
+			n++
+		}
+	}
+	figure(t, "source host's neighbour after the migration: %d of %d frames reach the guest on B through the uplink", n, len(burst))
+	if percent(n, len(burst)) < 99 {
+		t.Errorf("the source host's neighbour reached the guest with %d of %d frames", n, len(burst))
+	}
+	for _, h := range p.Hosts() {
+		for _, e := range h.staticEntries(t, g.MAC) {
+			if !strings.Contains(e, "dev "+g.Tap+" ") {
+				t.Errorf("host %s: static entry for the guest off its tap: %s", h.Name, e)
 			}
-			if !tc.silent {
-				time.Sleep(3 * time.Second) // iPXE up and sending DHCP
-			}
-			_, counts := measuredMigration(t, p, g, p.A, p.B, 5*time.Millisecond)
-			after := counts["5 after the migration"]
-			if after == nil || after.sent < 100 {
-				t.Fatalf("too few frames sent after the migration: %v", after)
-			}
-			if pc := percent(after.dstRunning, after.sent); pc < 99 {
-				t.Errorf("after the migration %.1f%% of the neighbour's frames reached the destination tap (%s), want >= 99%%", pc, after)
-			} else {
-				figure(t, "after the migration %.1f%% of B's neighbour's frames reach the guest on B", pc)
-			}
-			if w := counts["2 destination tap up, guest running on the source"]; w != nil {
-				if pc := percent(w.srcRunning, w.sent); pc < 99 {
-					t.Errorf("while the destination tap existed before the switch-over, %.1f%% reached the guest running on the source (%s), want >= 99%%", pc, w)
-				}
-			}
-			waitGone(t, p.A, g)
-			// A neighbour on the source host reaches the guest through the uplink.
-			dst, err := openCounter(p.B.Net.NetNS, p.B.Name, g.Tap)
-			if err != nil {
-				t.Fatal(err)
-			}
-			burst := sendBurst(t, p.A, g.MAC, "nb-a-after", 200, 5*time.Millisecond)
-			time.Sleep(200 * time.Millisecond)
-			got := dst.Stop()
-			n := 0
-			for _, f := range burst {
-				if _, ok := got[f.mark]; ok {
-					n++
-				}
-			}
-			figure(t, "source host's neighbour after the migration: %d of %d frames reach the guest on B through the uplink", n, len(burst))
-			if percent(n, len(burst)) < 99 {
-				t.Errorf("the source host's neighbour reached the guest with %d of %d frames", n, len(burst))
-			}
-			for _, h := range p.Hosts() {
-				for _, e := range h.staticEntries(t, g.MAC) {
-					if !strings.Contains(e, "dev "+g.Tap+" ") {
-						t.Errorf("host %s: static entry for the guest off its tap: %s", h.Name, e)
-					}
-				}
-				sameSnapshot(t, h, "the migration", before[h], snapshot(t, h, g))
-			}
-			if got := p.B.portFlags(t, g.Tap); got != "learning on flood off" {
-				t.Errorf("destination tap without a watcher: %s, want learning on flood off", got)
-			}
-			figure(t, "without a watcher, B's tap after the migration: %s, static entries %v, marks %v",
-				p.B.portFlags(t, g.Tap), p.B.staticEntries(t, g.MAC), p.B.Marks())
-			if m := p.A.Marks(); len(m) != 0 {
-				t.Errorf("host a has migration marks: %v", m)
-			}
-		})
+		}
+		sameSnapshot(t, h, "the migration", before[h], snapshot(t, h, g))
+	}
+	if watcher {
+		if got := p.B.staticEntries(t, g.MAC); len(got) != 1 {
+			t.Errorf("with the watcher, static entries for the guest on B: %v, want exactly one, on %s", got, g.Tap)
+		}
+		if got := p.B.portFlags(t, g.Tap); got != "learning off flood off" {
+			t.Errorf("destination tap with the watcher: %s, want learning off flood off", got)
+		}
+	} else if got := p.B.portFlags(t, g.Tap); got != "learning on flood off" {
+		t.Errorf("destination tap without a watcher: %s, want learning on flood off", got)
+	}
+	figure(t, "watcher %v: B's tap after the migration: %s, static entries %v, marks %v",
+		watcher, p.B.portFlags(t, g.Tap), p.B.staticEntries(t, g.MAC), p.B.Marks())
+	if m := p.A.Marks(); len(m) != 0 {
+		t.Errorf("host a has migration marks: %v", m)
+	}
+	if m := p.B.Marks(); watcher && len(m) != 0 {
+		t.Errorf("the watcher left host b's migration mark: %v", m)
 	}
 }
