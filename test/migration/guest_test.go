@@ -65,9 +65,18 @@ func (h *Host) Create(t *testing.T, g Guest) {
 func (h *Host) Migrate(g Guest, dst *Host, flags ...string) (time.Duration, error) {
 	args := append([]string{"migrate", "--live"}, flags...)
 	args = append(args, g.Name, dst.URI, "--migrateuri", "tcp://"+dst.Addr)
-	t0 := time.Now()
-	_, err := h.Virsh(args...)
-	return time.Since(t0), err
+	for try := 0; ; try++ {
+		t0 := time.Now()
+		_, err := h.Virsh(args...)
+		// Right after a guest left dst by migration, libvirt may still be
+		// removing its domain object there, and refuses the guest back
+		// for a moment: that refusal changes nothing, try again.
+		if err != nil && strings.Contains(err.Error(), "is already being removed") && try < 20 {
+			time.Sleep(250 * time.Millisecond)
+			continue
+		}
+		return time.Since(t0), err
+	}
 }
 
 // staticEntries returns the host's static FDB entries for mac on br0, as
