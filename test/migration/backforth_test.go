@@ -2,6 +2,7 @@ package migration
 
 import (
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -22,8 +23,8 @@ func rounds(t *testing.T) int {
 }
 
 // TestBackAndForth migrates a chatty guest between the hosts again and
-// again, with plain client-driven migrations, --p2p, and --persistent
-// --undefinesource. Without a watcher `fdbhook reconcile` on the
+// again, with plain client-driven migrations, --p2p, --persistent and
+// --persistent --undefinesource (all but plain with --persistent-xml). Without a watcher `fdbhook reconcile` on the
 // destination writes the entries after each migration; with `fdbhook
 // watch` on both hosts nothing is run by hand. Every time: exactly one
 // static entry for the guest, on the destination's tap; none on the
@@ -34,10 +35,18 @@ func TestBackAndForth(t *testing.T) {
 		flags      []string
 		persistent bool
 		watcher    bool
+		// most caps the number of migrations.
+		most int
 	}{
 		{name: "plain"},
 		{name: "p2p", flags: []string{"--p2p"}},
-		{name: "persistent", flags: []string{"--persistent", "--undefinesource"}, persistent: true},
+		{name: "persistent", flags: []string{"--persistent"}, persistent: true},
+		// libvirt 9.0 refuses a guest back ("domain … is already being
+		// removed", for good) on a host it left with --undefinesource when
+		// an earlier --persistent migration had defined it there; it does
+		// so with a hook that does nothing (/bin/true) too. So two
+		// migrations: there and back.
+		{name: "undefinesource", flags: []string{"--persistent", "--undefinesource"}, persistent: true, most: 2},
 		{name: "watcher", watcher: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -59,9 +68,18 @@ func TestBackAndForth(t *testing.T) {
 			}
 			src, dst := p.A, p.B
 			var total time.Duration
-			for i := 1; i <= rounds(t); i++ {
+			n := rounds(t)
+			if tc.most > 0 && n > tc.most {
+				n = tc.most
+			}
+			for i := 1; i <= n; i++ {
 				took, err := src.Migrate(g, dst, flags...)
 				if err != nil {
+					for _, h := range p.Hosts() {
+						list, _ := h.Virsh("list", "--all")
+						job, _ := h.Virsh("domjobinfo", g.Name)
+						t.Logf("host %s: virsh list --all: %s; domjobinfo: %s", h.Name, oneLine(list), oneLine(job))
+					}
 					t.Fatalf("migration %d %s -> %s: %v", i, src.Name, dst.Name, err)
 				}
 				total += took
@@ -94,7 +112,7 @@ func TestBackAndForth(t *testing.T) {
 					}
 				}
 				if tc.persistent {
-					if _, err := src.Virsh("dominfo", g.Name); err == nil {
+					if _, err := src.Virsh("dominfo", g.Name); err == nil && slices.Contains(flags, "--undefinesource") {
 						t.Errorf("migration %d: the source %s still defines the guest", i, src.Name)
 					}
 					if out := dst.MustVirsh(t, "dominfo", g.Name); !strings.Contains(out, "Persistent:     yes") {
@@ -108,7 +126,7 @@ func TestBackAndForth(t *testing.T) {
 				}
 				src, dst = dst, src
 			}
-			figure(t, "%d migrations, %v each on average (virsh migrate)", rounds(t), (total / time.Duration(rounds(t))).Round(time.Millisecond))
+			figure(t, "%d migrations, %v each on average (virsh migrate)", n, (total / time.Duration(n)).Round(time.Millisecond))
 		})
 	}
 }

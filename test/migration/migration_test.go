@@ -178,13 +178,13 @@ func measuredMigration(t *testing.T, p *Pair, g Guest, src, dst *Host, period ti
 	return tl, counts
 }
 
-// waitGone waits until g is gone from h: no domain, no tap, so its stop
-// hooks have run.
+// waitGone waits until g is gone from h: not running (no domain, or only
+// its inactive definition), no tap, so its stop hooks have run.
 func waitGone(t *testing.T, h *Host, g Guest) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
-		if _, err := h.Net.Handle.LinkByName(g.Tap); err != nil && h.State(g.Name) == "absent" {
+		if st := h.State(g.Name); (st == "absent" || strings.HasPrefix(st, "shut off")) && !hasLink(h, g.Tap) {
 			time.Sleep(300 * time.Millisecond) // "release end" follows "stopped end"
 			return
 		}
@@ -295,4 +295,9 @@ func liveMigration(t *testing.T, silent, watcher bool) {
 	if m := p.B.Marks(); watcher && len(m) != 0 {
 		t.Errorf("the watcher left host b's migration mark: %v", m)
 	}
+}
+
+func hasLink(h *Host, name string) bool {
+	_, err := h.Net.Handle.LinkByName(name)
+	return err == nil
 }
