@@ -49,14 +49,14 @@ func (r *Runner) markIncoming(g *guest.Guest, dry bool, log *logrus.Entry) error
 // or its reduction when g is arriving by a live migration that began
 // recently. A stale mark is removed (unless dry) and the start is an
 // ordinary one.
-func (r *Runner) forIncoming(start *plan.Plan, g *guest.Guest, dry bool, log *logrus.Entry) (p *plan.Plan, incoming bool) {
+func (r *Runner) forIncoming(start *plan.Plan, v plan.View, g *guest.Guest, dry bool, log *logrus.Entry) (p *plan.Plan, incoming bool, err error) {
 	d := r.runDir()
 	m, ok, err := d.GetMark(g.Name)
 	if err != nil {
 		log.Warnf("start: %v: starting as an ordinary start", err)
 	}
 	if !ok {
-		return start, false
+		return start, false, nil
 	}
 	if m.Phase != runstate.Incoming || !m.Fresh(r.now()) || (m.UUID != "" && g.UUID != "" && m.UUID != g.UUID) {
 		log.Warnf("start: ignoring a stale migration mark (%s since %s): an ordinary start", m.Phase, m.Since.Format(time.RFC3339))
@@ -65,13 +65,14 @@ func (r *Runner) forIncoming(start *plan.Plan, g *guest.Guest, dry bool, log *lo
 				log.Warn(err)
 			}
 		}
-		return start, false
+		return start, false, nil
 	}
 	_, watcher, err := d.WatcherRunning()
 	if err != nil {
 		log.Warnf("start: %v: assuming no watcher runs", err)
 	}
-	return plan.Incoming(start, watcher), true
+	p, err = plan.Incoming(start, v, watcher)
+	return p, true, err
 }
 
 // markPending records that the incoming guest's ports are ready and its

@@ -136,7 +136,7 @@ func (r *Runner) qemuEvent(cfg *config.Config, domain, op string, act action, dr
 	if act == applyPlan {
 		p, err = plan.Start(cfg, g, v)
 		if err == nil && op == "start" {
-			p, incoming = r.forIncoming(p, g, dry, log)
+			p, incoming, err = r.forIncoming(p, v, g, dry, log)
 		}
 	} else {
 		p, err = plan.Stop(cfg, g, v)

@@ -19,7 +19,9 @@ import "fmt"
 // (vlan_filtering, the port's VLANs) stay: they are the port's
 // configuration, not the guest's whereabouts. No port is newly locked: a
 // locked port without the guest's entry would drop the guest's frames.
-func Incoming(start *Plan, watcher bool) *Plan {
+//
+// v is what start was planned from: the port's flags as they are now.
+func Incoming(start *Plan, v View, watcher bool) (*Plan, error) {
 	p := &Plan{Guest: start.Guest, Skips: start.Skips, Refusals: start.Refusals,
 		Notes: start.Notes, Warnings: start.Warnings}
 	type port struct {
@@ -33,10 +35,18 @@ func Incoming(start *Plan, watcher bool) *Plan {
 		case EnableVlanFiltering, SetVlans:
 			p.Steps = append(p.Steps, s)
 		case AddEntry:
-			if !seen[s.PortIndex] {
-				seen[s.PortIndex] = true
-				ports = append(ports, port{step: s, prior: s.Prior})
+			if seen[s.PortIndex] {
+				continue
 			}
+			seen[s.PortIndex] = true
+			l, err := v.LinkByIndex(s.PortIndex)
+			if err != nil {
+				return nil, fmt.Errorf("%s: looking up %s: %w", s.NIC, s.Port, err)
+			}
+			if l == nil {
+				return nil, fmt.Errorf("%s: port %s is gone", s.NIC, s.Port)
+			}
+			ports = append(ports, port{step: s, prior: l.Flags})
 		}
 	}
 	for _, pt := range ports {
@@ -55,5 +65,5 @@ func Incoming(start *Plan, watcher bool) *Plan {
 			p.Notes = append(p.Notes, fmt.Sprintf("incoming live migration: %d port(s) get flooding off and learning on, so the guest's announcement at the resume is learned here; no watcher runs: the static entries wait for 'fdbhook reconcile' or a watcher", len(ports)))
 		}
 	}
-	return p
+	return p, nil
 }

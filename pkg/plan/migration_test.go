@@ -75,7 +75,10 @@ func TestIncoming(t *testing.T) {
 			if len(sp.Refusals) > 0 {
 				t.Fatalf("start plan refused: %v", sp.Refusals)
 			}
-			p := Incoming(sp, tc.watcher)
+			p, err := Incoming(sp, v, tc.watcher)
+			if err != nil {
+				t.Fatal(err)
+			}
 			var got []string
 			for _, s := range p.Steps {
 				if s.Kind == AddEntry || s.Kind == DelEntry {

@@ -250,7 +250,6 @@ func Start(cfg *config.Config, g *guest.Guest, v View) (*Plan, error) {
 		for i, mac := range macs {
 			add := base
 			add.Kind, add.MAC, add.PriorEntries, add.Sticky = AddEntry, mac, prior[i], sticky
-			add.Prior = tap.Flags // for Incoming, which keeps the port's flags but not its entries
 			if i > 0 {
 				add.Why = "extra MAC"
 			}

@@ -213,8 +213,7 @@ type Step struct {
 	PortIndex   int
 	Bridge      string
 	BridgeIndex int
-	// Flags is the target for SetFlags; Prior what the port had (recorded
-	// on AddEntry too).
+	// Flags is the target for SetFlags; Prior what the port had.
 	Flags Flags
 	Prior Flags
 	// PriorEntries are the entries for MAC on Bridge before AddEntry.
