@@ -119,30 +119,71 @@ func (c *tapCounter) Stop() map[string]time.Time {
 	return c.got
 }
 
-// waitTap opens a counter on dev of host h as soon as it appears, polling
-// every 2 ms until stop is closed; the counter's opened time is when the
-// tap was first seen.
-func waitTap(h *Host, dev string, stop <-chan struct{}) <-chan *tapCounter {
-	ch := make(chan *tapCounter, 1)
+// tapFollower counts on every instance of a tap name that appears on a
+// host while it runs: libvirt may create a destination's tap more than
+// once, and a packet socket stays bound to the device it was opened on.
+type tapFollower struct {
+	h        *Host
+	dev      string
+	stop     chan struct{}
+	done     chan struct{}
+	counters []*tapCounter // one per instance, in order of appearance
+	indexes  []int
+}
+
+// followTap starts following dev on h, polling every 2 ms.
+func followTap(h *Host, dev string) *tapFollower {
+	f := &tapFollower{h: h, dev: dev, stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
-		defer close(ch)
+		defer close(f.done)
 		for {
 			if l, err := h.Net.Handle.LinkByName(dev); err == nil && l != nil {
-				seen := time.Now()
-				if c, err := openCounter(h.Net.NetNS, h.Name, dev); err == nil {
-					c.opened = seen
-					ch <- c
-					return
+				idx := l.Attrs().Index
+				if len(f.indexes) == 0 || f.indexes[len(f.indexes)-1] != idx {
+					seen := time.Now()
+					if c, err := openCounter(h.Net.NetNS, h.Name, dev); err == nil {
+						c.opened = seen
+						f.counters = append(f.counters, c)
+						f.indexes = append(f.indexes, idx)
+					}
 				}
 			}
 			select {
-			case <-stop:
+			case <-f.stop:
 				return
 			case <-time.After(2 * time.Millisecond):
 			}
 		}
 	}()
-	return ch
+	return f
+}
+
+// Stop ends following and counting. It returns when the first instance
+// appeared (zero if none did), when each frame first reached any
+// instance, what the guest sent on them together, and how many instances
+// there were.
+func (f *tapFollower) Stop() (first time.Time, got map[string]time.Time, merged *tapCounter, instances int) {
+	close(f.stop)
+	<-f.done
+	got = map[string]time.Time{}
+	merged = &tapCounter{host: f.h.Name, dev: f.dev, fromGuest: map[int]time.Time{}, fromGuestN: map[int]int{}}
+	for _, c := range f.counters {
+		for m, at := range c.Stop() {
+			if prev, ok := got[m]; !ok || at.Before(prev) {
+				got[m] = at
+			}
+		}
+		for et, n := range c.fromGuestN {
+			merged.fromGuestN[et] += n
+			if prev, ok := merged.fromGuest[et]; !ok || c.fromGuest[et].Before(prev) {
+				merged.fromGuest[et] = c.fromGuest[et]
+			}
+		}
+	}
+	if len(f.counters) > 0 {
+		first = f.counters[0].opened
+	}
+	return first, got, merged, len(f.counters)
 }
 
 // sender plays a neighbour sending test frames to one MAC at a steady
