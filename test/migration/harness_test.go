@@ -25,8 +25,8 @@ var suite = &testlab.Suite{Name: "migration", Tag: "mig", Programs: []string{"qe
 	// earlier release, to measure what it did).
 	BinEnv: "FDBHOOK_MIGRATION_HOOK"}
 
-// reaperBin is the reaper, built once by TestMain.
-var reaperBin string
+// reaperBin is the reaper, built once by TestMain in reaperDir.
+var reaperBin, reaperDir string
 
 func TestMain(m *testing.M) {
 	ci := os.Getenv("CI") == "true"
@@ -42,7 +42,7 @@ func TestMain(m *testing.M) {
 	} else {
 		dir, err := os.MkdirTemp("", "fdbt-mig-reaper-")
 		if err == nil {
-			defer os.RemoveAll(dir)
+			reaperDir = dir
 			reaperBin = filepath.Join(dir, "reaper")
 			cmd := exec.Command("go", "build", "-o", reaperBin, "./reaper")
 			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
@@ -57,6 +57,9 @@ func TestMain(m *testing.M) {
 	}
 	code := suite.Main(m)
 	printFigures()
+	if reaperDir != "" {
+		os.RemoveAll(reaperDir) // os.Exit skips deferred calls
+	}
 	os.Exit(code)
 }
 
