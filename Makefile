@@ -8,7 +8,7 @@ BIN      := bin
 export CGO_ENABLED = 0
 export PATH := /usr/local/go/bin:$(PATH)
 
-.PHONY: all build deps check unit integration fuzz e2e vm packages packages-test \
+.PHONY: all build deps check unit integration fuzz e2e vm migration packages packages-test \
         test demo demo-clean bench clean
 
 all: build
@@ -48,6 +48,10 @@ e2e: build
 vm: build
 	test/vm/run.sh
 
+# Live migrations between two libvirt hosts on one machine (namespaces).
+migration: build
+	test/migration/run.sh
+
 packages: build
 	packaging/build.sh
 
@@ -57,7 +61,7 @@ packages-test: packages
 	FDBHOOK_PKG_E2E=1 packaging/test.sh
 
 # The whole suite, as CI runs it.
-test: check unit integration fuzz vm packages-test
+test: check unit integration fuzz vm migration packages-test
 
 demo: build
 	test/e2e/demo.sh

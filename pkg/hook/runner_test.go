@@ -18,6 +18,7 @@ type fakeKernel struct {
 	links   map[string]*plan.Link
 	entries []plan.Entry
 	writes  []string
+	flags   []plan.Flags // what each SetPortFlags asked for
 	closed  bool
 }
 
@@ -84,6 +85,7 @@ func (k *fakeKernel) SetVlanFiltering(int, bool) error {
 }
 func (k *fakeKernel) SetPortFlags(i int, f plan.Flags, _ bool) error {
 	k.writes = append(k.writes, "flags")
+	k.flags = append(k.flags, f)
 	return nil
 }
 func (k *fakeKernel) ReplaceEntry(e plan.Entry) error {
@@ -119,6 +121,9 @@ func runHook(t *testing.T, entry func(*Runner, []string) int, program, cfg strin
 		Getenv: func(key string) string {
 			if key == "FDBHOOK_CONFIG" {
 				return filepath.Join(dir, "fdbhook.toml")
+			}
+			if _, set := env[key]; !set && key == "FDBHOOK_RUN_DIR" {
+				return filepath.Join(dir, "run") // never the host's /run/fdbhook
 			}
 			return env[key]
 		},
