@@ -79,8 +79,8 @@ func TestIncomingStart(t *testing.T) {
 	}{
 		{name: "no watcher: learning on, no entries", writes: "flags flags",
 			flags: []plan.Flags{{Learning: true}, {Learning: true}}, phase: runstate.Pending},
-		{name: "watcher: learning off, no entries", watcher: true, writes: "flags flags",
-			flags: []plan.Flags{quiet, quiet}, phase: runstate.Pending},
+		{name: "watcher: learning on too, no entries", watcher: true, writes: "flags flags",
+			flags: []plan.Flags{{Learning: true}, {Learning: true}}, phase: runstate.Pending},
 		{name: "stale mark: ordinary start", mark: &runstate.Mark{Guest: "t2", Phase: runstate.Incoming,
 			Since: time.Now().Add(-runstate.MaxPrepare - time.Minute)},
 			writes: "replace 52:54:00:aa:cc:01 flags replace 52:54:00:aa:cc:03 flags", flags: []plan.Flags{quiet, quiet}},
