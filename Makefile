@@ -8,7 +8,7 @@ BIN      := bin
 export CGO_ENABLED = 0
 export PATH := /usr/local/go/bin:$(PATH)
 
-.PHONY: all build deps check unit integration fuzz e2e vm packages packages-test \
+.PHONY: all build deps check unit integration fuzz e2e vm migration packages packages-test \
         test demo demo-clean bench clean
 
 all: build
@@ -22,10 +22,11 @@ build:
 deps:
 	@test/deps.sh iproute2 file
 
-# Static checks: formatting and vet.
+# Static checks: formatting, vet, and README figures quoted from bench/results.md.
 check:
 	@fmt=$$(gofmt -l cmd pkg test); if [ -n "$$fmt" ]; then echo "gofmt: $$fmt"; exit 1; fi
 	$(GO) vet ./...
+	@test/docs/figures.sh
 
 # Pure tests: parsing, config, planning; and pkg/kernel read back against the
 # netlink library in a throwaway network namespace (root; skipped otherwise).
@@ -48,6 +49,10 @@ e2e: build
 vm: build
 	test/vm/run.sh
 
+# Live migrations between two libvirt hosts on one machine (namespaces).
+migration: build
+	test/migration/run.sh
+
 packages: build
 	packaging/build.sh
 
@@ -57,7 +62,7 @@ packages-test: packages
 	FDBHOOK_PKG_E2E=1 packaging/test.sh
 
 # The whole suite, as CI runs it.
-test: check unit integration fuzz vm packages-test
+test: check unit integration fuzz vm migration packages-test
 
 demo: build
 	test/e2e/demo.sh

@@ -41,7 +41,7 @@ done
 # README.md rewritten meanwhile (a shared checkout) cannot split them.
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
-cp bin/qemu-hook bin/network-hook bin/fdbhook README.md LICENSE packaging/fdbhook.8 packaging/copyright "$stage/"
+cp bin/qemu-hook bin/network-hook bin/fdbhook README.md LICENSE packaging/fdbhook.8 packaging/copyright packaging/fdbhook.service "$stage/"
 cp "$config" "$stage/fdbhook.toml"
 for b in qemu-hook network-hook fdbhook; do
 	# Static and for the package's architecture, or the package would lie.

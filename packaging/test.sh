@@ -344,14 +344,23 @@ sed -e 's/^bridges = \[\]$/bridges = ["br0"]/' -e 's/^# \[bridge\.br0\]$/[bridge
 expect_eq "the example can be uncommented into a bridge table" \
 	"$(grep -v '^#' "$work/example.toml" | sed -n '/^\[bridge\.br0\]$/,$p' | grep .)" \
 	"$(printf '[bridge.br0]\nvlan_filtering = "enable"\nlock_ports = true\nsticky = true')"
+# Accepted means exit 0 and: the shipped file manages nothing, so the dry
+# run prints nothing; the example manages br0, so its dry run prints t2's
+# plan with the br0 NICs in it (refused or not, as this host has no such taps).
 for c in "$src/packaging/fdbhook.toml" "$work/example.toml"; do
 	rc=0
 	FDBHOOK_CONFIG=$c FDBHOOK_DRY_RUN=1 "$src/bin/qemu-hook" t2 start begin - \
 		<"$src/packaging/testdata/qemu-t2-start-begin.xml" >/dev/null 2>"$work/dry.err" || rc=$?
-	if [ "$rc" != 3 ]; then
-		pass "bin/qemu-hook accepts $(basename "$c") (dry run, exit $rc)"
+	ok=0
+	if [ "$c" = "$work/example.toml" ]; then
+		[ "$rc" = 0 ] && grep -q '^plan for t2:$' "$work/dry.err" && grep -q 'net0: .*52:54:00:aa:cc:01.* br0' "$work/dry.err" && ok=1
 	else
-		fail "bin/qemu-hook accepts $(basename "$c")" "$(cat "$work/dry.err")"
+		[ "$rc" = 0 ] && [ ! -s "$work/dry.err" ] && ok=1
+	fi
+	if [ "$ok" = 1 ]; then
+		pass "bin/qemu-hook accepts $(basename "$c") (dry run, exit 0)"
+	else
+		fail "bin/qemu-hook accepts $(basename "$c") (dry run, exit $rc)" "$(cat "$work/dry.err")"
 	fi
 done
 

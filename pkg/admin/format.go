@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 )
 
 // Format writes the report as tables, one per bridge, then the problems
@@ -31,6 +32,13 @@ func (rep *Report) Format(w io.Writer) {
 				where = p.Bridge + ": "
 			}
 			fmt.Fprintf(w, "  %s%s\n", where, p.Text)
+		}
+	}
+	if wr := rep.Watcher; wr != nil {
+		if wr.Running {
+			fmt.Fprintf(w, "watcher: running (pid %d) since %s\n", wr.PID, wr.Since.Format(time.RFC3339))
+		} else {
+			fmt.Fprintln(w, "watcher: not running: changes to running guests (hotplug, a NIC moved, flags or entries changed by hand) are not healed until the next start or 'fdbhook reconcile'")
 		}
 	}
 	if len(rep.Notes) > 0 {
@@ -72,6 +80,8 @@ func (b *BridgeReport) format(w io.Writer) {
 		}
 		who := "-"
 		switch {
+		case p.Guest != "" && p.Managed && p.Incoming:
+			who = p.Guest + " " + p.NIC + " " + p.MAC + " (incoming migration)"
 		case p.Guest != "" && p.Managed:
 			who = p.Guest + " " + p.NIC + " " + p.MAC
 		case p.Guest != "":

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/fdbhook/fdbhook/pkg/apply"
+	"github.com/fdbhook/fdbhook/pkg/guest"
 	"github.com/fdbhook/fdbhook/pkg/plan"
 )
 
@@ -42,6 +43,9 @@ type GuestResult struct {
 	// Err is set when the guest failed: nothing of its plan is applied.
 	Err      error
 	Warnings []string
+	// Incoming: the guest is paused as the destination of a live
+	// migration and was left alone (its entries are due at the resume).
+	Incoming bool
 }
 
 // Reconcile brings the kernel to what fdbhook's hooks would have made of
@@ -53,6 +57,30 @@ type GuestResult struct {
 // set it changes nothing and reports what it would do. The caller holds
 // the run lock.
 func Reconcile(st *State, w apply.Writer, dry bool) (*Result, error) {
+	res, err := CleanStale(st, w, dry)
+	if err != nil {
+		return nil, err
+	}
+	for _, g := range st.Running {
+		if st.Incoming[g.Name] {
+			// Entries now would steer this host's traffic into a paused
+			// tap while the guest still runs on the source.
+			res.Guests = append(res.Guests, GuestResult{Guest: g.Name, Incoming: true})
+			continue
+		}
+		gr := ReconcileGuest(st, w, g, dry, nil)
+		if gr.Err != nil {
+			res.Failed++
+		}
+		res.Guests = append(res.Guests, gr)
+	}
+	return res, nil
+}
+
+// CleanStale is the first half of Reconcile: it deletes the stale static
+// entries on managed bridges and gives the taps they were on learning and
+// flooding back. The result lists the entries only.
+func CleanStale(st *State, w apply.Writer, dry bool) (*Result, error) {
 	res := &Result{DryRun: dry}
 	a := analyze(st)
 	bridges, _ := st.bridges()
@@ -79,54 +107,59 @@ func Reconcile(st *State, w apply.Writer, dry bool) (*Result, error) {
 			return nil, err
 		}
 	}
-	v := st.view()
-	for _, g := range st.Running {
-		gr := GuestResult{Guest: g.Name}
-		p, err := plan.Start(st.Config, g, v)
-		switch {
-		case err != nil:
-			gr.Err = err
-		case len(p.Refusals) > 0:
-			msgs := make([]string, len(p.Refusals))
-			for i, r := range p.Refusals {
-				msgs[i] = r.NIC + " " + r.Error()
-			}
-			gr.Err = fmt.Errorf("%s (nothing applied)", strings.Join(msgs, "; "))
-		}
-		if gr.Err != nil {
-			res.Failed++
-			res.Guests = append(res.Guests, gr)
-			continue
-		}
-		gr.Warnings = p.Warnings
-		for _, s := range p.Steps {
-			if s.Kind == plan.AddEntry {
-				gr.Managed = append(gr.Managed, s.NIC+" on "+s.Port)
-			}
-			if changes(st.Kernel, s) {
-				gr.Changes = append(gr.Changes, s)
-			}
-		}
-		if !dry {
-			if err := apply.Apply(w, p.Steps); err != nil {
-				gr.Err, gr.Changes = err, nil
-				res.Failed++
-				var se *apply.StepError
-				if !errors.As(err, &se) || se.UndoErr != nil {
-					for _, s := range p.Steps {
-						st.Kernel.Forget(s.BridgeIndex)
-					}
-				}
-				res.Guests = append(res.Guests, gr)
-				continue
-			}
-		}
-		for _, s := range p.Steps {
-			st.Kernel.Record(s)
-		}
-		res.Guests = append(res.Guests, gr)
-	}
 	return res, nil
+}
+
+// ReconcileGuest gives one running guest exactly what a "start begin"
+// applies, all or nothing: it plans from st, applies (unless dry) through
+// w and mirrors what it did into st.Kernel, so later guests of the same
+// run see it. adjust, when not nil, may edit the plan between planning
+// and applying (the watcher drops entries it must not write yet); it is
+// not called for a refused plan. The caller holds the run lock.
+func ReconcileGuest(st *State, w apply.Writer, g *guest.Guest, dry bool, adjust func(*plan.Plan)) GuestResult {
+	gr := GuestResult{Guest: g.Name}
+	p, err := plan.Start(st.Config, g, st.view())
+	switch {
+	case err != nil:
+		gr.Err = err
+	case len(p.Refusals) > 0:
+		msgs := make([]string, len(p.Refusals))
+		for i, r := range p.Refusals {
+			msgs[i] = r.NIC + " " + r.Error()
+		}
+		gr.Err = fmt.Errorf("%s (nothing applied)", strings.Join(msgs, "; "))
+	}
+	if gr.Err != nil {
+		return gr
+	}
+	if adjust != nil {
+		adjust(p)
+	}
+	gr.Warnings = p.Warnings
+	for _, s := range p.Steps {
+		if s.Kind == plan.AddEntry {
+			gr.Managed = append(gr.Managed, s.NIC+" on "+s.Port)
+		}
+		if changes(st.Kernel, s) {
+			gr.Changes = append(gr.Changes, s)
+		}
+	}
+	if !dry {
+		if err := apply.Apply(w, p.Steps); err != nil {
+			gr.Err, gr.Changes = err, nil
+			var se *apply.StepError
+			if !errors.As(err, &se) || se.UndoErr != nil {
+				for _, s := range p.Steps {
+					st.Kernel.Forget(s.BridgeIndex)
+				}
+			}
+			return gr
+		}
+	}
+	for _, s := range p.Steps {
+		st.Kernel.Record(s)
+	}
+	return gr
 }
 
 // changes reports whether step s would change the kernel as the snapshot
@@ -237,6 +270,10 @@ func (res *Result) Format(w io.Writer) {
 			continue
 		}
 		ok++
+		if g.Incoming {
+			fmt.Fprintf(w, "guest %s: left alone: paused for an incoming live migration; its entries are due when it resumes here\n", g.Guest)
+			continue
+		}
 		if len(g.Managed) == 0 {
 			fmt.Fprintf(w, "guest %s: nothing to manage\n", g.Guest)
 			continue

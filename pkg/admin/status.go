@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/fdbhook/fdbhook/pkg/config"
 	"github.com/fdbhook/fdbhook/pkg/plan"
@@ -11,10 +12,19 @@ import (
 
 // Report is the answer of status, as printed and as --json.
 type Report struct {
-	Config   string         `json:"config"`
+	Config string `json:"config"`
+	// Watcher is whether "fdbhook watch" runs; nil when not asked.
+	Watcher  *WatcherReport `json:"watcher,omitempty"`
 	Bridges  []BridgeReport `json:"bridges"`
 	Problems []Problem      `json:"problems"`
 	Notes    []string       `json:"notes"`
+}
+
+// WatcherReport says whether "fdbhook watch" runs, and since when.
+type WatcherReport struct {
+	Running bool      `json:"running"`
+	PID     int       `json:"pid,omitempty"`
+	Since   time.Time `json:"since,omitzero"`
 }
 
 // BridgeReport is one bridge.
@@ -56,6 +66,9 @@ type PortReport struct {
 	MAC     string `json:"mac,omitempty"`
 	Managed bool   `json:"managed"`
 	Reason  string `json:"reason,omitempty"`
+	// Incoming: the guest is paused as the destination of a live
+	// migration; the port gets its entries when the guest resumes here.
+	Incoming bool `json:"incoming_migration,omitempty"`
 }
 
 // EntryReport is one static FDB entry on a bridge port.
@@ -239,7 +252,13 @@ func (a *analysis) bridgeReport(mb *managedBridge) (BridgeReport, []Problem, []s
 			autoPorts = append(autoPorts, p)
 			autoLabels = append(autoLabels, what)
 		}
-		if ref != nil && ref.Managed {
+		if ref != nil && ref.Managed && a.st.Incoming[ref.Guest] {
+			// Not a problem: libvirt pauses the guest here until the
+			// switch-over, and its frames still go to the source.
+			pr.Incoming = true
+			managedPorts = append(managedPorts, p.Name)
+			notes = append(notes, fmt.Sprintf("guest port %s (%s): incoming live migration: the guest is paused here and still runs on the source; its entries are written when it resumes here", p.Name, ref.label()))
+		} else if ref != nil && ref.Managed {
 			managedPorts = append(managedPorts, p.Name)
 			if auto {
 				guestsLearning++

@@ -109,6 +109,9 @@ func (e *Env) readState(k Kernel) (*admin.State, error) {
 	if err != nil {
 		return nil, err
 	}
+	if st.Incoming, err = admin.ReadIncoming(paths.QemuRunDir); err != nil {
+		return nil, err
+	}
 	st.Notes = append(st.Notes, notes...)
 	st.Defined, _, notes, err = admin.ReadGuests(filepath.Join(etc, "qemu"))
 	if err != nil {
@@ -142,6 +145,7 @@ func status(e *Env, args []string) int {
 	if err != nil {
 		return e.fail(err)
 	}
+	rep.Watcher = watcherReport(e)
 	if asJSON {
 		enc := json.NewEncoder(e.Stdout)
 		enc.SetIndent("", "  ")
@@ -194,6 +198,9 @@ func reconcile(e *Env, args []string) int {
 		return e.fail(err)
 	}
 	res.Format(e.Stdout)
+	if !dry {
+		settleMarks(e, st, res)
+	}
 	if res.Failed > 0 {
 		return hook.ExitRefused
 	}
@@ -222,6 +229,7 @@ func doctor(e *Env, args []string) int {
 		Identify:       admin.Identify,
 		Version:        version.Version,
 	})
+	checks = append(checks, watcherCheck(watcherReport(e)))
 	admin.FormatChecks(e.Stdout, checks)
 	if admin.Failed(checks) {
 		return hook.ExitRefused

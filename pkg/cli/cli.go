@@ -10,6 +10,7 @@ import (
 	"github.com/fdbhook/fdbhook/pkg/admin"
 	"github.com/fdbhook/fdbhook/pkg/hook"
 	"github.com/fdbhook/fdbhook/pkg/version"
+	"github.com/fdbhook/fdbhook/pkg/watch"
 )
 
 // Command is one row of the command table.
@@ -36,6 +37,8 @@ var Commands = []Command{
 		Usage: reconcileUsage, Run: reconcile},
 	{Name: "explain", Summary: "print the start plan for a domain XML, changing nothing",
 		Usage: explainUsage, Run: explain},
+	{Name: "watch", Summary: "keep running guests' ports managed between start and stop",
+		Usage: watch.Usage, Run: watchCommand},
 }
 
 // Kernel is what the commands need from the kernel: a hook run's reads and

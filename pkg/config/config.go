@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
 )
@@ -71,7 +72,28 @@ type Config struct {
 	OnError  OnError           `toml:"on_error"`
 	LogLevel string            `toml:"log_level"`
 	Bridge   map[string]Bridge `toml:"bridge"`
+	Watch    Watch             `toml:"watch"`
 }
+
+// Watch configures "fdbhook watch", the companion process that keeps
+// running guests' ports managed between their start and stop.
+type Watch struct {
+	// Resync is how often the watcher re-checks every running guest, to
+	// heal what an event missed ("60s", "5m"; 5s to 24h).
+	Resync string `toml:"resync"`
+	// ResyncInterval is Resync parsed.
+	ResyncInterval time.Duration `toml:"-"`
+}
+
+// DefaultResync is the watcher's safety resync interval.
+const DefaultResync = 60 * time.Second
+
+// Bounds of [watch] resync: more often would cost CPU for nothing (events
+// do the work), less often leaves a missed event unhealed for too long.
+const (
+	MinResync = 5 * time.Second
+	MaxResync = 24 * time.Hour
+)
 
 // Error is a configuration problem, with the file it was found in.
 type Error struct {
@@ -85,7 +107,8 @@ func (e *Error) Unwrap() error { return e.Err }
 // Default returns the configuration used when no file exists: nothing is
 // managed.
 func Default(path string) *Config {
-	return &Config{Path: path, OnError: Fail, LogLevel: "info", Bridge: map[string]Bridge{}}
+	return &Config{Path: path, OnError: Fail, LogLevel: "info", Bridge: map[string]Bridge{},
+		Watch: Watch{Resync: DefaultResync.String(), ResyncInterval: DefaultResync}}
 }
 
 // PathFromEnv returns the configuration path: $FDBHOOK_CONFIG when set,
@@ -171,6 +194,9 @@ func parse(data []byte) (*Config, error) {
 	// The decoder accepts an array where a table is expected and drops it;
 	// refuse that rather than silently apply no policy.
 	for _, k := range md.Keys() {
+		if k[0] == "watch" && len(k) == 1 && md.Type(k...) != "Hash" {
+			return nil, fmt.Errorf("watch must be a table ([watch])")
+		}
 		if k[0] == "bridge" && len(k) <= 2 && md.Type(k...) != "Hash" {
 			return nil, fmt.Errorf("%s must be a table ([%s])", k, k)
 		}
@@ -217,6 +243,14 @@ func (c *Config) validate() error {
 	if _, err := ParseLevel(c.LogLevel); err != nil {
 		return fmt.Errorf("log_level = %w", err)
 	}
+	d, err := time.ParseDuration(c.Watch.Resync)
+	switch {
+	case err != nil:
+		return fmt.Errorf("[watch] resync = %q: want a duration such as \"60s\" or \"5m\"", c.Watch.Resync)
+	case d < MinResync || d > MaxResync:
+		return fmt.Errorf("[watch] resync = %q: want %s to %s", c.Watch.Resync, MinResync, MaxResync)
+	}
+	c.Watch.ResyncInterval = d
 	if err := checkNames("bridges", c.Bridges, ValidIfName); err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseFull(t *testing.T) {
@@ -122,12 +123,20 @@ func TestLoad(t *testing.T) {
 	if _, err := Load(dir); err == nil {
 		t.Errorf("Load(directory) succeeded")
 	}
-	if os.Geteuid() != 0 {
-		unreadable := filepath.Join(dir, "unreadable.toml")
-		os.WriteFile(unreadable, []byte(""), 0o000)
-		if _, err := Load(unreadable); !errors.Is(err, fs.ErrPermission) {
-			t.Errorf("Load(unreadable) = %v, want permission error", err)
-		}
+}
+
+// TestLoadUnreadable: a file the hook may not read is an error, not "no
+// configuration" (which would leave every bridge unmanaged).
+func TestLoadUnreadable(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("running as root, which reads a mode-000 file anyway: an unreadable file cannot be made here")
+	}
+	unreadable := filepath.Join(t.TempDir(), "unreadable.toml")
+	if err := os.WriteFile(unreadable, []byte(""), 0o000); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(unreadable); !errors.Is(err, fs.ErrPermission) {
+		t.Errorf("Load(unreadable) = %v, want permission error", err)
 	}
 }
 
@@ -140,5 +149,36 @@ func TestPathFromEnv(t *testing.T) {
 	env[EnvPath] = "/tmp/x.toml"
 	if got := PathFromEnv(get); got != "/tmp/x.toml" {
 		t.Errorf("got %q", got)
+	}
+}
+
+func TestWatchResync(t *testing.T) {
+	c, err := Parse([]byte(`bridges = ["br0"]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Watch.ResyncInterval != DefaultResync {
+		t.Errorf("default resync = %v, want %v", c.Watch.ResyncInterval, DefaultResync)
+	}
+	c, err = Parse([]byte("[watch]\nresync = \"5m\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Watch.ResyncInterval != 5*time.Minute {
+		t.Errorf("resync = %v, want 5m", c.Watch.ResyncInterval)
+	}
+	for _, bad := range []string{
+		"[watch]\nresync = \"soon\"\n",
+		"[watch]\nresync = \"1s\"\n",
+		"[watch]\nresync = \"48h\"\n",
+		"[watch]\nresync = 60\n",
+		"[watch]\nresnyc = \"60s\"\n",
+		"watch = [1]\n",
+	} {
+		if _, err := Parse([]byte(bad)); err == nil {
+			t.Errorf("Parse(%q) accepted it", bad)
+		} else if !strings.Contains(err.Error(), "watch") && !strings.Contains(err.Error(), "resync") && !strings.Contains(err.Error(), "resnyc") {
+			t.Errorf("Parse(%q): %v does not name the key", bad, err)
+		}
 	}
 }

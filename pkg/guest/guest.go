@@ -39,6 +39,9 @@ type Guest struct {
 	Lock   Setting
 	Sticky Setting
 	NICs   []NIC
+	// State is the guest's state in libvirt's live XML (<domstatus
+	// state='running'>: running, paused, …); empty for a plain <domain>.
+	State string
 	// Interfaces holds the per-NIC metadata, keyed by lower-case MAC, as
 	// written by the admin (it may name MACs the guest does not have).
 	Interfaces map[string]Interface
@@ -181,6 +184,9 @@ func Parse(data []byte) (*Guest, error) {
 		return nil, fmt.Errorf("%w: root element is <%s>, want <domain>", ErrInput, root.Data)
 	}
 	g := &Guest{Manage: true, Interfaces: map[string]Interface{}}
+	if root.Data == "domstatus" {
+		g.State = root.SelectAttr("state")
+	}
 	if n := child(dom, "name"); n != nil {
 		g.Name = strings.TrimSpace(n.InnerText())
 	}

@@ -91,13 +91,17 @@ func TestNetworkFailures(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := runNetwork(t, tc.cfg, tc.stdin, tc.kernel, tc.args...)
-			if r.code != tc.code || !strings.Contains(r.stderr, tc.stderr) {
+			if r.code != tc.code || !strings.Contains(r.stderr, tc.stderr) || tc.stderr == "" && r.stderr != "" {
 				t.Errorf("exit %d stderr %q; want %d and %q", r.code, r.stderr, tc.code, tc.stderr)
 			}
 			if len(r.kernel.writes) != 0 {
 				t.Errorf("kernel written: %v", r.kernel.writes)
 			}
-			if tc.args[0] != "--help" && r.stdout != "" {
+			if tc.args[0] == "--help" {
+				if !strings.Contains(r.stdout, "network-hook NETWORK OPERATION SUB-OPERATION EXTRA") {
+					t.Errorf("--help stdout %q lacks the usage line", r.stdout)
+				}
+			} else if r.stdout != "" {
 				t.Errorf("stdout %q", r.stdout)
 			}
 		})

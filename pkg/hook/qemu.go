@@ -21,6 +21,7 @@ const (
 	ignore action = iota
 	applyPlan
 	cleanup
+	markIncoming // a live migration to this host begins (migration.go)
 )
 
 // qemuOp is one row of the operation table.
@@ -34,8 +35,8 @@ type qemuOp struct {
 }
 
 // qemuOps maps libvirt's (operation, sub-operation) to what fdbhook does.
-// Anything not listed — prepare, started, migrate, restore, operations of
-// newer libvirt versions — is ignored: no kernel change, no output, exit 0.
+// Anything not listed — prepare, started, restore, operations of newer
+// libvirt versions — is ignored: no kernel change, no output, exit 0.
 // migrate and restore in particular must print nothing: libvirt reads their
 // stdout as replacement domain XML.
 var qemuOps = map[[2]string]qemuOp{
@@ -44,6 +45,7 @@ var qemuOps = map[[2]string]qemuOp{
 	{"attach", "begin"}:    {act: applyPlan},
 	{"stopped", "end"}:     {act: cleanup},
 	{"release", "end"}:     {act: cleanup},
+	{"migrate", "begin"}:   {act: markIncoming},
 }
 
 // RunQemu runs the qemu hook with the arguments after the program name and
@@ -113,6 +115,9 @@ func (r *Runner) qemuEvent(cfg *config.Config, domain, op string, act action, dr
 	if g.Name != domain {
 		log.Warnf("the XML on stdin is for guest %q: using it", g.Name)
 	}
+	if act == markIncoming {
+		return r.markIncoming(g, dry, log)
+	}
 	if !dry {
 		unlock, err := r.lock()
 		if err != nil {
@@ -127,10 +132,17 @@ func (r *Runner) qemuEvent(cfg *config.Config, domain, op string, act action, dr
 	defer k.Close()
 	v := PlanView{Kernel: k, Files: libvirt.New(r.Libvirt)}
 	var p *plan.Plan
+	incoming := false
 	if act == applyPlan {
 		p, err = plan.Start(cfg, g, v)
+		if err == nil && op == "start" {
+			p, incoming, err = r.forIncoming(p, v, g, dry, log)
+		}
 	} else {
 		p, err = plan.Stop(cfg, g, v)
+		if !dry {
+			r.clearMark(g.Name, log)
+		}
 	}
 	if err != nil {
 		return err
@@ -158,6 +170,9 @@ func (r *Runner) qemuEvent(cfg *config.Config, domain, op string, act action, dr
 	}
 	if err := apply.Apply(k, p.Steps); err != nil {
 		return err
+	}
+	if incoming {
+		r.markPending(g, log)
 	}
 	for _, s := range p.Steps {
 		log.Infof("%s: %s", op, s)
@@ -195,6 +210,10 @@ nothing. At guest stop it removes entries that were left behind.
 Operations:
   start begin, reconnect begin, attach begin   apply to every managed NIC
   stopped end, release end                     clean up what is left
+  migrate begin                                mark an incoming live migration
+                                               (its start begin then turns
+                                               flooding off but leaves the
+                                               static entries for the resume)
   anything else                                nothing (exit 0)
 
 A NIC is managed when its bridge is listed in "bridges" or its libvirt network

@@ -70,6 +70,8 @@ type Runner struct {
 	OpenKernel func() (Kernel, error)
 	// Syslog enables logging to the system log.
 	Syslog bool
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
 
 	log *logrus.Logger
 	sys *logrus.Logger // syslog only

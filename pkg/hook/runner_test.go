@@ -12,11 +12,25 @@ import (
 	"github.com/fdbhook/fdbhook/pkg/plan"
 )
 
-// fakeKernel: br0 with taps guest-t2-a and vnet7, all learning and flooding.
+// fakeKernel: br0 with taps guest-t2-a and vnet7, all learning and flooding,
+// and the FDB entries in entries (none unless a test adds them).
 type fakeKernel struct {
-	links  map[string]*plan.Link
-	writes []string
-	closed bool
+	links   map[string]*plan.Link
+	entries []plan.Entry
+	writes  []string
+	flags   []plan.Flags // what each SetPortFlags asked for
+	closed  bool
+}
+
+// withRoamed adds an uplink eno1 to br0 and a static entry there for each
+// of macs, as after the guest's MAC roamed to the uplink.
+func (k *fakeKernel) withRoamed(macs ...string) *fakeKernel {
+	k.links["eno1"] = &plan.Link{Name: "eno1", Index: 4, Type: "device", Master: "br0", MasterIndex: 2, MasterType: "bridge",
+		Flags: plan.Flags{Learning: true, Flood: true}}
+	for _, m := range macs {
+		k.entries = append(k.entries, plan.Entry{MAC: m, Port: "eno1", PortIndex: 4, State: plan.NUDNoARP, NTFlags: plan.NTFMaster})
+	}
+	return k
 }
 
 func newFakeKernel() *fakeKernel {
@@ -38,15 +52,40 @@ func (k *fakeKernel) LinkByIndex(i int) (*plan.Link, error) {
 	}
 	return nil, nil
 }
-func (k *fakeKernel) Entries(*plan.Link, string) ([]plan.Entry, error)         { return nil, nil }
-func (k *fakeKernel) PortEntries(*plan.Link, *plan.Link) ([]plan.Entry, error) { return nil, nil }
-func (k *fakeKernel) BridgeEntries(*plan.Link) ([]plan.Entry, error)           { return nil, nil }
+func (k *fakeKernel) Entries(br *plan.Link, mac string) ([]plan.Entry, error) {
+	var out []plan.Entry
+	for _, e := range k.entries {
+		if p, _ := k.LinkByIndex(e.PortIndex); e.MAC == mac && p != nil && p.MasterIndex == br.Index {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+func (k *fakeKernel) PortEntries(br, port *plan.Link) ([]plan.Entry, error) {
+	var out []plan.Entry
+	for _, e := range k.entries {
+		if e.PortIndex == port.Index {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+func (k *fakeKernel) BridgeEntries(br *plan.Link) ([]plan.Entry, error) {
+	var out []plan.Entry
+	for _, e := range k.entries {
+		if p, _ := k.LinkByIndex(e.PortIndex); p != nil && p.MasterIndex == br.Index {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
 func (k *fakeKernel) SetVlanFiltering(int, bool) error {
 	k.writes = append(k.writes, "vlan")
 	return nil
 }
 func (k *fakeKernel) SetPortFlags(i int, f plan.Flags, _ bool) error {
 	k.writes = append(k.writes, "flags")
+	k.flags = append(k.flags, f)
 	return nil
 }
 func (k *fakeKernel) ReplaceEntry(e plan.Entry) error {
@@ -83,6 +122,9 @@ func runHook(t *testing.T, entry func(*Runner, []string) int, program, cfg strin
 			if key == "FDBHOOK_CONFIG" {
 				return filepath.Join(dir, "fdbhook.toml")
 			}
+			if _, set := env[key]; !set && key == "FDBHOOK_RUN_DIR" {
+				return filepath.Join(dir, "run") // never the host's /run/fdbhook
+			}
 			return env[key]
 		},
 		Libvirt:  libvirt.Paths{QemuRunDir: dir},
@@ -102,22 +144,31 @@ var startXML, _ = os.ReadFile("../../testdata/libvirt-9.0/qemu-t2-start-begin.xm
 
 const cfgBr0 = "bridges = [\"br0\"]\nnetworks = [\"hostbr\"]\n"
 
+// TestOperationTable runs every operation against a kernel where t2's first
+// MAC has roamed to the uplink, so that each kind of operation leaves its
+// own trace: an apply replaces the entries and sets the flags, a cleanup
+// deletes the roamed entry, and an ignored operation writes nothing.
 func TestOperationTable(t *testing.T) {
+	const (
+		applied = "replace 52:54:00:aa:cc:01 flags replace 52:54:00:aa:cc:03 flags"
+		cleaned = "delete 52:54:00:aa:cc:01"
+	)
 	for _, tc := range []struct {
 		op, subop string
-		writes    bool
+		writes    string
 	}{
-		{"start", "begin", true}, {"reconnect", "begin", true}, {"attach", "begin", true},
-		{"prepare", "begin", false}, {"started", "begin", false}, {"migrate", "begin", false},
-		{"restore", "begin", false}, {"stopped", "end", false}, {"release", "end", false},
-		{"shutdown", "begin", false}, {"start", "end", false},
+		{"start", "begin", applied}, {"reconnect", "begin", applied}, {"attach", "begin", applied},
+		{"stopped", "end", cleaned}, {"release", "end", cleaned},
+		{"prepare", "begin", ""}, {"started", "begin", ""}, {"migrate", "begin", ""},
+		{"restore", "begin", ""}, {"shutdown", "begin", ""}, {"start", "end", ""},
 	} {
-		r := runQemu(t, cfgBr0, startXML, nil, "t2", tc.op, tc.subop, "-")
+		r := runHook(t, (*Runner).RunQemu, "qemu-hook", cfgBr0, startXML, nil,
+			newFakeKernel().withRoamed("52:54:00:aa:cc:01"), "t2", tc.op, tc.subop, "-")
 		if r.code != ExitOK || r.stdout != "" || r.stderr != "" {
 			t.Errorf("%s %s: exit %d stdout %q stderr %q", tc.op, tc.subop, r.code, r.stdout, r.stderr)
 		}
-		if got := len(r.kernel.writes) > 0; got != tc.writes {
-			t.Errorf("%s %s: kernel writes %v, want writes=%v", tc.op, tc.subop, r.kernel.writes, tc.writes)
+		if got := strings.Join(r.kernel.writes, " "); got != tc.writes {
+			t.Errorf("%s %s: kernel writes %q, want %q", tc.op, tc.subop, got, tc.writes)
 		}
 		if r.opened && !r.kernel.closed {
 			t.Errorf("%s %s: kernel connection not closed", tc.op, tc.subop)
@@ -156,7 +207,8 @@ func TestFailures(t *testing.T) {
 			"fdbhook: t2: bad domain XML: standard input is empty\n"},
 		{"bad config", "on_error = 1\n", startXML, nil, []string{"t2", "start", "begin", "-"}, ExitConfig,
 			"fdbhook.toml: "},
-		{"bad config at stop", "on_error = 1\n", startXML, nil, []string{"t2", "stopped", "end", "-"}, ExitOK, "error"},
+		{"bad config at stop", "on_error = 1\n", startXML, nil, []string{"t2", "stopped", "end", "-"}, ExitOK,
+			"fdbhook: error: stopped end: "},
 		{"bad log level env", cfgBr0, startXML, map[string]string{"FDBHOOK_LOG_LEVEL": "loud"}, []string{"t2", "start", "begin", "-"}, ExitConfig,
 			"FDBHOOK_LOG_LEVEL"},
 		{"no config", "", startXML, nil, []string{"t2", "start", "begin", "-"}, ExitOK, ""},
@@ -167,9 +219,15 @@ func TestFailures(t *testing.T) {
 		{"explain", cfgBr0, startXML, nil, []string{"explain", "-"}, ExitUsage, "'fdbhook COMMAND'"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := runQemu(t, tc.cfg, tc.stdin, tc.env, tc.args...)
+			// t2's first MAC has roamed to the uplink: a stop that read the
+			// configuration would delete it.
+			r := runHook(t, (*Runner).RunQemu, "qemu-hook", tc.cfg, tc.stdin, tc.env,
+				newFakeKernel().withRoamed("52:54:00:aa:cc:01"), tc.args...)
 			if r.code != tc.code {
 				t.Errorf("exit %d, want %d (stderr %q)", r.code, tc.code, r.stderr)
+			}
+			if tc.stderr == "" && r.stderr != "" {
+				t.Errorf("stderr %q, want nothing", r.stderr)
 			}
 			if !strings.Contains(r.stderr, tc.stderr) {
 				t.Errorf("stderr %q, want it to contain %q", r.stderr, tc.stderr)
@@ -180,7 +238,8 @@ func TestFailures(t *testing.T) {
 			if tc.code != ExitOK && strings.Count(strings.TrimSpace(r.stderr), "\n") > 0 {
 				t.Errorf("failure is not one line: %q", r.stderr)
 			}
-			if tc.code != ExitOK || strings.Contains(tc.name, "warn") || strings.Contains(tc.name, "reconnect") {
+			if tc.code != ExitOK || strings.Contains(tc.name, "warn") || strings.Contains(tc.name, "reconnect") ||
+				strings.Contains(tc.name, "at stop") {
 				if len(r.kernel.writes) != 0 {
 					t.Errorf("kernel written on failure: %v", r.kernel.writes)
 				}

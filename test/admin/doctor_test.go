@@ -155,15 +155,24 @@ func TestDoctorOnThisMachine(t *testing.T) {
 }
 
 // daemonRunning reports whether a libvirt daemon that runs qemu hooks is
-// running on the host.
+// running on this host: in this mount namespace, where it reads this
+// host's hook directories (a private libvirtd of another namespace, such
+// as the migration suite's, does not count).
 func daemonRunning() bool {
+	own, err := os.Readlink("/proc/self/ns/mnt")
+	if err != nil {
+		return false
+	}
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		comm, err := os.ReadFile(filepath.Join("/proc", e.Name(), "comm"))
 		if err != nil {
 			continue
 		}
-		if c := strings.TrimSpace(string(comm)); c == "libvirtd" || c == "virtqemud" {
+		if c := strings.TrimSpace(string(comm)); c != "libvirtd" && c != "virtqemud" {
+			continue
+		}
+		if ns, err := os.Readlink(filepath.Join("/proc", e.Name(), "ns", "mnt")); err == nil && ns == own {
 			return true
 		}
 	}

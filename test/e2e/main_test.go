@@ -16,6 +16,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	testlab "github.com/fdbhook/fdbhook/test/lab"
 )
 
 // Names of everything the suite creates. run.sh writes the test
@@ -61,9 +63,8 @@ var suite struct {
 
 func TestMain(m *testing.M) {
 	if os.Getenv("FDBHOOK_E2E") != "1" {
-		fmt.Println("skipping the e2e suite: it needs root, a running libvirtd with the fdbhook hooks installed " +
-			"and the test configuration; run it through test/e2e/run.sh (make e2e)")
-		os.Exit(0)
+		os.Exit(testlab.Unavailable("e2e", "it needs root, a running libvirtd with the fdbhook hooks installed "+
+			"and the test configuration; run it through test/e2e/run.sh (make e2e)"))
 	}
 	closeInheritedOnExec()
 	os.Exit(runSuite(m))

@@ -240,6 +240,8 @@ type inProcess struct {
 	netDir     string
 	lockPath   string
 	lockWait   time.Duration
+	// wrap, when set, wraps each run's kernel connection (to slow it down).
+	wrap func(hook.Kernel) hook.Kernel
 }
 
 func (l *lab) inProcess(t *testing.T, config string) *inProcess {
@@ -282,7 +284,11 @@ func (p *inProcess) run(t *testing.T, stdin []byte, args ...string) result {
 			LockTimeout: p.lockWait,
 		},
 		OpenKernel: func() (hook.Kernel, error) {
-			return kernel.Open(p.l.NetNS, time.Second)
+			k, err := kernel.Open(p.l.NetNS, time.Second)
+			if err != nil || p.wrap == nil {
+				return k, err
+			}
+			return p.wrap(k), nil
 		},
 	}
 	start := time.Now()

@@ -23,7 +23,8 @@ func TestEnableFilteringExtendsEntries(t *testing.T) {
 	n.addTap(tap, "br0")
 	n.bridge("vlan add dev " + other + " vid 20 master")
 	// Another guest's entry, written for VLAN 0 only while the bridge did
-	// not filter.
+	// not filter: an add without a VLAN writes VLAN 0 and the port's VLANs
+	// (iproute2 refuses "vlan 0"), and the per-VLAN copies are deleted.
 	n.bridge("fdb replace " + otherMAC + " dev " + other + " master static")
 	n.bridge("fdb del " + otherMAC + " dev " + other + " master vlan 1")
 	n.bridge("fdb del " + otherMAC + " dev " + other + " master vlan 20")

@@ -22,6 +22,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	testlab "github.com/fdbhook/fdbhook/test/lab"
 )
 
 // Paths inside the VM. Busybox applets come first in its shell, so the real
@@ -35,8 +37,7 @@ const (
 
 func TestMain(m *testing.M) {
 	if os.Getenv("FDBHOOK_VM") != "1" {
-		fmt.Println("skipping: these tests change kernel state and run only inside the VM booted by test/vm/run.sh")
-		os.Exit(0)
+		os.Exit(testlab.Unavailable("vm", "these tests change kernel state and run only inside the VM booted by test/vm/run.sh (make vm)"))
 	}
 	os.Exit(m.Run())
 }
@@ -399,7 +400,20 @@ func (n *testNS) qemuHook(cfg string, d domain, op, subop string) hookResult {
 // qemuHookXML is qemuHook for guest name with raw domain XML.
 func (n *testNS) qemuHookXML(cfg, name string, xml []byte, op, subop string) hookResult {
 	n.t.Helper()
-	cmd := exec.Command(ipPath, "netns", "exec", n.name, qemuHookPath, name, op, subop, "-")
+	return n.runHook(qemuHookPath, cfg, name, xml, op, subop)
+}
+
+// networkHookXML runs /bin/network-hook NETWORK OP SUBOP - inside the
+// namespace with the network hook's XML on stdin, as libvirtd would.
+func (n *testNS) networkHookXML(cfg, network string, xml []byte, op, subop string) hookResult {
+	n.t.Helper()
+	return n.runHook(networkHookPath, cfg, network, xml, op, subop)
+}
+
+// runHook runs hook binary prog for object name (a guest or a network).
+func (n *testNS) runHook(prog, cfg, name string, xml []byte, op, subop string) hookResult {
+	n.t.Helper()
+	cmd := exec.Command(ipPath, "netns", "exec", n.name, prog, name, op, subop, "-")
 	// libvirtd passes a minimal environment.
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "FDBHOOK_CONFIG=" + cfg, "FDBHOOK_LOG_LEVEL=debug"}
 	cmd.Stdin = bytes.NewReader(xml)
@@ -414,9 +428,9 @@ func (n *testNS) qemuHookXML(cfg, name string, xml []byte, op, subop string) hoo
 	case errors.As(err, &ee):
 		r.code = ee.ExitCode()
 	default:
-		n.t.Fatalf("run %s: %v", qemuHookPath, err)
+		n.t.Fatalf("run %s: %v", prog, err)
 	}
-	n.t.Logf("qemu-hook %s %s %s: exit %d in %v; stderr:\n%s", name, op, subop, r.code, r.took.Round(time.Millisecond), indent(r.stderr))
+	n.t.Logf("%s %s %s %s: exit %d in %v; stderr:\n%s", filepath.Base(prog), name, op, subop, r.code, r.took.Round(time.Millisecond), indent(r.stderr))
 	return r
 }
 

@@ -1,0 +1,186 @@
+package watch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/syslog"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	lsyslog "github.com/sirupsen/logrus/hooks/syslog"
+	"github.com/vishvananda/netns"
+
+	"github.com/fdbhook/fdbhook/pkg/config"
+	"github.com/fdbhook/fdbhook/pkg/kernel"
+	"github.com/fdbhook/fdbhook/pkg/libvirt"
+	"github.com/fdbhook/fdbhook/pkg/runstate"
+)
+
+// Environment variables for tests and manual runs (production uses the
+// defaults).
+const (
+	EnvLibvirtRun  = "FDBHOOK_LIBVIRT_RUN"  // libvirt's run directory, default /run/libvirt
+	EnvLibvirtEtc  = "FDBHOOK_LIBVIRT_ETC"  // libvirt's configuration directory, default /etc/libvirt
+	EnvLibvirtSock = "FDBHOOK_LIBVIRT_SOCK" // libvirt's socket, default DefaultSockets
+	EnvLockPath    = "FDBHOOK_LOCK"         // the hooks' run lock, default /run/fdbhook/lock
+)
+
+// DefaultLockPath is the hooks' run lock.
+const DefaultLockPath = "/run/fdbhook/lock"
+
+// Usage is the --help of "fdbhook watch".
+const Usage = `Usage: %[1]s watch
+
+Runs in the foreground and keeps every running guest's managed ports as a
+start leaves them, between the start and the stop no hook sees: a
+hotplugged NIC is managed, an unplugged one leaves nothing behind, a NIC
+moved to another bridge is managed there, learning or flooding turned back
+on and static entries deleted are put back, and a configuration change
+(SIGHUP, or the file changing) applies to the running guests. When a guest
+starts or resumes here its entries are written on its own taps; an entry
+that roams while the guest runs is reported, not moved back.
+
+It listens to libvirt's domain events (/run/libvirt/libvirt-sock or
+virtqemud-sock, reconnecting when libvirtd restarts), the kernel's link and
+FDB notifications and libvirt's live XML files, and re-checks everything
+every [watch] resync (default 60s). It changes the kernel only through the
+hooks' planner and applier, under their lock, all or nothing per guest.
+One watcher runs per host (lock /run/fdbhook/watch.lock).
+
+Logs go to stderr and syslog. SIGTERM or SIGINT stop it (exit 0).
+Exit status: 1 another watcher runs or a start-up failure, 2 bad command
+line, 3 bad configuration.
+`
+
+// Main runs "fdbhook watch" with the arguments after "watch" and returns
+// the exit code.
+func Main(program string, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	runDir := runstate.FromEnv(getenv)
+	for _, a := range args {
+		switch a {
+		case "-h", "--help":
+			fmt.Fprintf(stdout, Usage, program)
+			return 0
+		default:
+			fmt.Fprintf(stderr, "%s: watch: unexpected %q; usage: watch [--help]\n", program, a)
+			return 2
+		}
+	}
+	cfgPath := config.PathFromEnv(getenv)
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: watch: %v\n", program, err)
+		return 3
+	}
+	level := cfg.LogLevel
+	if env := getenv("FDBHOOK_LOG_LEVEL"); env != "" {
+		level = env
+	}
+	log, err := NewLogger(stderr, level, true)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: watch: %v\n", program, err)
+		return 3
+	}
+	run, etc := getenv(EnvLibvirtRun), getenv(EnvLibvirtEtc)
+	if run == "" {
+		run = "/run/libvirt"
+	}
+	if etc == "" {
+		etc = "/etc/libvirt"
+	}
+	paths := libvirt.Paths{
+		NetworkDirs: []string{filepath.Join(run, "network"), filepath.Join(etc, "qemu", "networks")},
+		QemuRunDir:  filepath.Join(run, "qemu"),
+	}
+	sockets := DefaultSockets
+	if s := getenv(EnvLibvirtSock); s != "" {
+		sockets = []string{s}
+	} else if run != "/run/libvirt" {
+		sockets = []string{filepath.Join(run, "libvirt-sock"), filepath.Join(run, "virtqemud-sock")}
+	}
+	lockPath := getenv(EnvLockPath)
+	if lockPath == "" {
+		lockPath = DefaultLockPath
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	w := &Watcher{
+		Log:         log,
+		ConfigPath:  cfgPath,
+		Libvirt:     paths,
+		LibvirtEtc:  etc,
+		RunDir:      runDir,
+		LockPath:    lockPath,
+		LockTimeout: 10 * time.Second,
+		OpenKernel: func() (Kernel, error) {
+			return kernel.Open(netns.None(), kernel.DefaultTimeout)
+		},
+		Sources: []Source{
+			&Libvirt{Sockets: sockets, Log: log},
+			&Netlink{NS: netns.None(), Log: log},
+			&Files{QemuRunDir: paths.QemuRunDir, ConfigPath: cfgPath, Log: log},
+			Hangup{},
+		},
+	}
+	if err := w.Run(ctx); err != nil {
+		log.Errorf("%v", err)
+		var cerr *config.Error
+		if errors.As(err, &cerr) {
+			return 3
+		}
+		return 1
+	}
+	return 0
+}
+
+// NewLogger logs "fdbhook watch: [level: ]message key=value" to stderr
+// and, when useSyslog is set and syslog is reachable, to the system log.
+func NewLogger(stderr io.Writer, level string, useSyslog bool) (*logrus.Logger, error) {
+	lvl, err := logrus.ParseLevel(strings.ToLower(level))
+	if err != nil {
+		return nil, fmt.Errorf("unknown log level %q (want debug, info, warning or error)", level)
+	}
+	log := logrus.New()
+	log.Out = stderr
+	log.Level = lvl
+	log.Formatter = lineFormatter{}
+	if useSyslog {
+		if h, err := lsyslog.NewSyslogHook("", "", syslog.LOG_DAEMON|syslog.LOG_INFO, "fdbhook-watch"); err == nil {
+			log.AddHook(h)
+		}
+	}
+	return log, nil
+}
+
+type lineFormatter struct{}
+
+func (lineFormatter) Format(e *logrus.Entry) ([]byte, error) {
+	var b strings.Builder
+	b.WriteString("fdbhook watch: ")
+	if e.Level != logrus.InfoLevel {
+		b.WriteString(e.Level.String() + ": ")
+	}
+	keys := make([]string, 0, len(e.Data))
+	for k := range e.Data {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	if g, ok := e.Data["guest"]; ok {
+		fmt.Fprintf(&b, "guest %v: ", g)
+	}
+	b.WriteString(e.Message)
+	for _, k := range keys {
+		if k != "guest" {
+			fmt.Fprintf(&b, " %s=%v", k, e.Data[k])
+		}
+	}
+	b.WriteByte('\n')
+	return []byte(b.String()), nil
+}

@@ -1,0 +1,219 @@
+package watch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	golibvirt "github.com/digitalocean/go-libvirt"
+	"github.com/digitalocean/go-libvirt/socket/dialers"
+	"github.com/sirupsen/logrus"
+)
+
+// DefaultSockets are libvirt's sockets, tried in order: the monolithic
+// libvirtd's, then the modular QEMU driver daemon's.
+var DefaultSockets = []string{"/run/libvirt/libvirt-sock", "/run/libvirt/virtqemud-sock"}
+
+// Libvirt is the source of libvirt's domain events: lifecycle (started,
+// suspended, resumed, stopped) and device added / removed. It reconnects
+// with backoff whenever the connection is lost (libvirtd restarted) and
+// asks for a resync after every connect, since events may have been
+// missed meanwhile. It only listens: the watcher never calls into libvirt
+// on a hook's path.
+type Libvirt struct {
+	Sockets []string
+	Log     *logrus.Logger
+	// MinBackoff and MaxBackoff bound the delay between connection
+	// attempts; it doubles after every failure.
+	MinBackoff, MaxBackoff time.Duration
+	// DialTimeout bounds one connection attempt.
+	DialTimeout time.Duration
+}
+
+func (s *Libvirt) Name() string { return "libvirt" }
+
+func (s *Libvirt) socket() (string, error) {
+	for _, p := range s.Sockets {
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("none of %v exists", s.Sockets)
+}
+
+// stableSession is how long a session must have lasted for a reconnect
+// to start again from the shortest backoff.
+const stableSession = 2 * time.Second
+
+// Run connects, serves events until the connection drops, and connects
+// again, until ctx ends.
+func (s *Libvirt) Run(ctx context.Context, emit func(Event)) {
+	minB, maxB := s.MinBackoff, s.MaxBackoff
+	if minB == 0 {
+		minB = 100 * time.Millisecond
+	}
+	if maxB == 0 {
+		maxB = 5 * time.Second
+	}
+	backoff := minB
+	lastErr := ""
+	for ctx.Err() == nil {
+		began := time.Now()
+		err := s.session(ctx, emit)
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			s.Log.Warn("lost the connection to libvirt; reconnecting")
+			lastErr = ""
+			if time.Since(began) > stableSession {
+				// A session that ran for a while: try again at once.
+				backoff = minB
+				continue
+			}
+			// One that dropped at once must not make a busy loop.
+			err = errors.New("the connection dropped right after it was made")
+		}
+		if msg := err.Error(); msg != lastErr {
+			s.Log.Warnf("libvirt: %v; retrying (every %s at most)", err, maxB)
+			lastErr = msg
+		} else {
+			s.Log.Debugf("libvirt: %v; retrying in %s", err, backoff)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, maxB)
+	}
+}
+
+// session is one connection. It returns nil when an established
+// connection was lost, an error when none could be established.
+func (s *Libvirt) session(ctx context.Context, emit func(Event)) error {
+	path, err := s.socket()
+	if err != nil {
+		return err
+	}
+	timeout := s.DialTimeout
+	if timeout == 0 {
+		timeout = 2 * time.Second
+	}
+	l := golibvirt.NewWithDialer(dialers.NewLocal(dialers.WithSocket(path), dialers.WithLocalTimeout(timeout)))
+	if err := connect(l, timeout); err != nil {
+		return fmt.Errorf("connecting to %s: %w", path, err)
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer disconnect(l)
+	lifecycle, err := l.LifecycleEvents(sctx)
+	if err != nil {
+		return fmt.Errorf("subscribing to lifecycle events on %s: %w", path, err)
+	}
+	added, err := l.SubscribeEvents(sctx, golibvirt.DomainEventIDDeviceAdded, golibvirt.OptDomain{})
+	if err != nil {
+		return fmt.Errorf("subscribing to device events on %s: %w", path, err)
+	}
+	removed, err := l.SubscribeEvents(sctx, golibvirt.DomainEventIDDeviceRemoved, golibvirt.OptDomain{})
+	if err != nil {
+		return fmt.Errorf("subscribing to device events on %s: %w", path, err)
+	}
+	s.Log.Infof("connected to libvirt at %s", path)
+	emit(Event{Resync: true, Why: "connected to libvirt"})
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-l.Disconnected():
+			return nil
+		case m, ok := <-lifecycle:
+			if !ok {
+				return nil
+			}
+			emit(lifecycleEvent(m.Dom.Name, m.Event, m.Detail))
+		case m, ok := <-added:
+			if !ok {
+				return nil
+			}
+			if e, ok := m.(*golibvirt.DomainEventCallbackDeviceAddedMsg); ok {
+				emit(Event{Guest: e.Dom.Name, Why: "device " + e.DevAlias + " added"})
+			}
+		case m, ok := <-removed:
+			if !ok {
+				return nil
+			}
+			if e, ok := m.(*golibvirt.DomainEventCallbackDeviceRemovedMsg); ok {
+				emit(Event{Guest: e.Msg.Dom.Name, Why: "device " + e.Msg.DevAlias + " removed"})
+			}
+		}
+	}
+}
+
+// lifecycleEvent maps a libvirt lifecycle event to a hint.
+//
+// RESUMED with detail MIGRATED or POSTCOPY is the moment an incoming
+// migration's guest runs here: it gets its entries and its mark is
+// cleared. STARTED with detail MIGRATED comes when the incoming QEMU is
+// set up, still paused while the source runs: it is an ordinary change,
+// and the migration mark keeps the entries back until the live XML says
+// the guest runs (or the resume event comes). Any other start or resume
+// rewrites the guest's entries on its own taps, even where they roamed.
+func lifecycleEvent(guest string, ev, detail int32) Event {
+	e := Event{Guest: guest, Why: lifecycleName(ev, detail)}
+	switch golibvirt.DomainEventType(ev) {
+	case golibvirt.DomainEventStarted:
+		if golibvirt.DomainEventStartedDetailType(detail) != golibvirt.DomainEventStartedMigrated {
+			e.Trigger = Started
+		}
+	case golibvirt.DomainEventResumed:
+		switch golibvirt.DomainEventResumedDetailType(detail) {
+		case golibvirt.DomainEventResumedMigrated, golibvirt.DomainEventResumedPostcopy:
+			e.Trigger = Migrated
+		default:
+			e.Trigger = Started
+		}
+	}
+	return e
+}
+
+func lifecycleName(ev, detail int32) string {
+	name := golibvirt.DomainEventType(ev).String()
+	return fmt.Sprintf("lifecycle %s detail %d", name, detail)
+}
+
+// connect runs l.Connect with a bound: a daemon that accepts but never
+// answers must not hold the watcher.
+func connect(l *golibvirt.Libvirt, timeout time.Duration) error {
+	done := make(chan error, 1)
+	go func() { done <- l.ConnectToURI(golibvirt.QEMUSystem) }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(timeout):
+		go func() {
+			// The attempt is still running: close what it opened once
+			// it returns, so nothing is left behind.
+			if err := <-done; err == nil {
+				l.Disconnect()
+			}
+		}()
+		return errors.New("no answer")
+	}
+}
+
+// disconnect closes the connection, waiting at most half a second: a
+// daemon that hangs must not delay the watcher's exit.
+func disconnect(l *golibvirt.Libvirt) {
+	done := make(chan struct{})
+	go func() {
+		l.Disconnect()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(500 * time.Millisecond):
+	}
+}

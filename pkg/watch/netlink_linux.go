@@ -1,0 +1,161 @@
+package watch
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// Netlink is the source of the kernel's notifications: links (a tap
+// created, enslaved, moved to another bridge, its bridge port flags
+// changed) and bridge FDB entries (added, deleted, moved). Each
+// subscription has its own socket, a done channel and an error callback;
+// an error (ENOBUFS: the kernel dropped notifications) or a closed
+// subscription triggers a full resync and a new subscription.
+type Netlink struct {
+	// NS is the network namespace watched; netns.None() for the current one.
+	NS  netns.NsHandle
+	Log *logrus.Logger
+	// RcvBuf is the socket receive buffer; a burst that overflows it is
+	// ENOBUFS and a resync.
+	RcvBuf int
+}
+
+func (s *Netlink) Name() string { return "netlink" }
+
+// Run subscribes and forwards hints until ctx ends.
+func (s *Netlink) Run(ctx context.Context, emit func(Event)) {
+	first := true
+	for ctx.Err() == nil {
+		err := s.subscribe(ctx, emit, first)
+		first = false
+		if ctx.Err() != nil {
+			return
+		}
+		s.Log.Warnf("netlink: %v; subscribing again and resyncing", err)
+		emit(Event{Resync: true, Why: "netlink: " + err.Error()})
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// subscribe runs one pair of subscriptions until one fails or ctx ends.
+// Both library goroutines have ended when it returns.
+func (s *Netlink) subscribe(ctx context.Context, emit func(Event), first bool) error {
+	done := make(chan struct{})
+	links := make(chan netlink.LinkUpdate, 256)
+	neighs := make(chan netlink.NeighUpdate, 256)
+	errs := make(chan error, 4)
+	report := func(err error) {
+		select {
+		case errs <- err:
+		default:
+		}
+	}
+	ns := s.NS
+	rcvbuf := s.RcvBuf
+	if rcvbuf == 0 {
+		rcvbuf = 1 << 20
+	}
+	if err := netlink.LinkSubscribeWithOptions(links, done, netlink.LinkSubscribeOptions{
+		Namespace: &ns, ErrorCallback: report, ReceiveBufferSize: rcvbuf}); err != nil {
+		close(done)
+		return err
+	}
+	if err := netlink.NeighSubscribeWithOptions(neighs, done, netlink.NeighSubscribeOptions{
+		Namespace: &ns, ErrorCallback: report, ReceiveBufferSize: rcvbuf}); err != nil {
+		close(done)
+		drain(links, nil)
+		return err
+	}
+	if !first {
+		s.Log.Info("netlink: subscribed again")
+	}
+	var err error
+	open := 2
+	for err == nil && ctx.Err() == nil && open == 2 {
+		select {
+		case <-ctx.Done():
+		case err = <-errs:
+		case u, ok := <-links:
+			if !ok {
+				open--
+				continue
+			}
+			if e, ok := linkEvent(u); ok {
+				emit(e)
+			}
+		case u, ok := <-neighs:
+			if !ok {
+				open--
+				continue
+			}
+			if e, ok := neighEvent(u); ok {
+				emit(e)
+			}
+		}
+	}
+	close(done)
+	drain(links, neighs)
+	if err == nil && ctx.Err() == nil {
+		err = errors.New("subscription closed")
+	}
+	return err
+}
+
+// drain reads both channels until the library closes them.
+func drain(links chan netlink.LinkUpdate, neighs chan netlink.NeighUpdate) {
+	for links != nil || neighs != nil {
+		select {
+		case _, ok := <-links:
+			if !ok {
+				links = nil
+			}
+		case _, ok := <-neighs:
+			if !ok {
+				neighs = nil
+			}
+		}
+	}
+}
+
+// linkEvent names the port a link notification is about. Every link
+// change may matter (created, enslaved, released, flags, deleted); the
+// worker sorts out which ports belong to guests.
+func linkEvent(u netlink.LinkUpdate) (Event, bool) {
+	a := u.Link.Attrs()
+	if a == nil || a.Name == "" {
+		return Event{}, false
+	}
+	why := "link " + a.Name
+	if u.Header.Type == unix.RTM_DELLINK {
+		why += " deleted"
+	} else {
+		why += " changed"
+	}
+	return Event{Port: a.Name, Why: why}, true
+}
+
+// neighEvent names the port of a bridge FDB notification. Only static
+// entries are fdbhook's: dynamic ones come and go with every frame on a
+// learning port (the uplink) and are not worth a look.
+func neighEvent(u netlink.NeighUpdate) (Event, bool) {
+	if u.Family != unix.AF_BRIDGE || u.LinkIndex == 0 || u.State&unix.NUD_NOARP == 0 || u.State&unix.NUD_PERMANENT != 0 {
+		return Event{}, false
+	}
+	why := "fdb " + u.HardwareAddr.String()
+	if u.Type == unix.RTM_DELNEIGH {
+		why += " deleted"
+	} else {
+		why += " changed"
+	}
+	return Event{PortIndex: u.LinkIndex, Why: why}, true
+}

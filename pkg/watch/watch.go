@@ -1,0 +1,544 @@
+package watch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+
+	"github.com/fdbhook/fdbhook/pkg/admin"
+	"github.com/fdbhook/fdbhook/pkg/config"
+	"github.com/fdbhook/fdbhook/pkg/guest"
+	"github.com/fdbhook/fdbhook/pkg/libvirt"
+	"github.com/fdbhook/fdbhook/pkg/plan"
+	"github.com/fdbhook/fdbhook/pkg/runstate"
+)
+
+// Kernel is the kernel connection of one batch of work: the reads of
+// reconcile and the writes of a hook run.
+type Kernel interface {
+	admin.Kernel
+	Close()
+}
+
+// Event is a hint from a source: something about a guest, a port, or
+// everything may have changed. The worker decides what to do from the
+// live XML and the kernel, never from the event.
+type Event struct {
+	// Guest names a guest; Port (or PortIndex) a network device whose
+	// guest is looked up.
+	Guest     string
+	Port      string
+	PortIndex int
+	// Trigger is Changed unless the guest started, resumed or finished an
+	// incoming migration here.
+	Trigger Trigger
+	// Resync asks for a reconcile of every running guest (events may have
+	// been lost); Reload re-reads the configuration first.
+	Resync bool
+	Reload bool
+	// Why says where the event came from, for the debug log.
+	Why string
+}
+
+// Source is one kind of event: it runs until ctx ends and hands its
+// events to emit, which never blocks.
+type Source interface {
+	Name() string
+	Run(ctx context.Context, emit func(Event))
+}
+
+// Watcher is the controller. Fill it in and call Run.
+type Watcher struct {
+	Log *logrus.Logger
+	// ConfigPath is the configuration file, re-read on Reload events.
+	ConfigPath string
+	// Libvirt are libvirt's state files; LibvirtEtc holds the persistent
+	// definitions (qemu/*.xml), read for the start-up clean-up.
+	Libvirt    libvirt.Paths
+	LibvirtEtc string
+	// RunDir holds the watcher's lock and the migration marks.
+	RunDir runstate.Dir
+	// LockPath is the hooks' run lock, held around every batch of work.
+	LockPath    string
+	LockTimeout time.Duration
+	OpenKernel  func() (Kernel, error)
+	Sources     []Source
+	// Debounce delays a reconcile after its first event, so a burst is
+	// one reconcile. Backoff is the first retry delay of a failed guest,
+	// doubled on every retry, at most MaxAttempts times in a row.
+	Debounce    time.Duration
+	Backoff     time.Duration
+	MaxAttempts int
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Processed, when set, is called after every batch (for tests and
+	// benchmarks): which guests were reconciled, and whether a resync ran.
+	Processed func(guests []string, resync bool)
+
+	cfg    *config.Config
+	q      *queue
+	live   *liveGuests
+	roams  map[string]map[string]string // guest → MAC → port it was last reported on
+	failed map[string]string            // guest → last error logged
+}
+
+// Defaults for the Watcher's tunables.
+const (
+	DefaultDebounce    = 15 * time.Millisecond
+	DefaultBackoff     = 100 * time.Millisecond
+	DefaultMaxAttempts = 6
+)
+
+// Run holds the watcher lock, reconciles everything once, then serves
+// events until ctx ends. It returns nil after a clean shutdown: every
+// source stopped and the lock released.
+func (w *Watcher) Run(ctx context.Context) error {
+	if w.Now == nil {
+		w.Now = time.Now
+	}
+	if w.Debounce == 0 {
+		w.Debounce = DefaultDebounce
+	}
+	if w.Backoff == 0 {
+		w.Backoff = DefaultBackoff
+	}
+	if w.MaxAttempts == 0 {
+		w.MaxAttempts = DefaultMaxAttempts
+	}
+	cfg, err := config.Load(w.ConfigPath)
+	if err != nil {
+		return err
+	}
+	w.cfg = cfg
+	release, err := w.RunDir.HoldWatcher(w.Now())
+	if err != nil {
+		return err
+	}
+	defer release()
+	w.q = newQueue(w.Debounce, w.Now)
+	w.live = newLiveGuests(w.Libvirt.QemuRunDir)
+	w.roams = map[string]map[string]string{}
+	w.failed = map[string]string{}
+	w.q.resync("start-up", true, false)
+
+	srcCtx, stopSources := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for _, s := range w.Sources {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.Run(srcCtx, w.emit)
+		}()
+	}
+	defer func() {
+		stopSources()
+		wg.Wait()
+	}()
+	w.Log.Infof("watching: configuration %s, resync every %s, %d sources", w.ConfigPath, w.cfg.Watch.ResyncInterval, len(w.Sources))
+
+	ticker := time.NewTicker(w.cfg.Watch.ResyncInterval)
+	defer ticker.Stop()
+	interval := w.cfg.Watch.ResyncInterval
+	for {
+		b, ok := w.q.next(ctx, ticker.C)
+		if !ok {
+			break
+		}
+		w.work(ctx, b)
+		if w.cfg.Watch.ResyncInterval != interval {
+			interval = w.cfg.Watch.ResyncInterval
+			ticker.Reset(interval)
+		}
+	}
+	w.Log.Info("stopping")
+	return nil
+}
+
+// emit queues an event. It is safe to call from any goroutine.
+func (w *Watcher) emit(e Event) {
+	switch {
+	case e.Resync || e.Reload:
+		w.q.resync(e.Why, false, e.Reload)
+	case e.Guest != "":
+		w.q.add(key{name: e.Guest}, e.Trigger, e.Why)
+	case e.Port != "":
+		w.q.add(key{port: true, name: e.Port}, e.Trigger, e.Why)
+	case e.PortIndex != 0:
+		w.q.add(key{port: true, index: e.PortIndex}, e.Trigger, e.Why)
+	}
+}
+
+// work carries out one batch: one lock, one kernel snapshot, every guest
+// of the batch. Cancelling ctx stops it between guests, never inside one.
+func (w *Watcher) work(ctx context.Context, b batch) {
+	if b.reload {
+		w.reload()
+	}
+	log := w.Log
+	if b.resync {
+		log.Debugf("resync (%s)", strings.Join(b.why, ", "))
+	}
+	if err := w.live.refresh(); err != nil {
+		log.Errorf("reading running guests: %v", err)
+		w.requeue(b)
+		return
+	}
+	for _, n := range w.live.notes {
+		log.Debugf("note: %s", n)
+	}
+	// Ports whose guest is known become guest keys; the others wait for
+	// libvirt to write the guest's live XML.
+	todo := map[string]item{}
+	var ports map[key]item
+	for k, it := range b.items {
+		if !k.port {
+			todo[k.name] = merge(todo[k.name], it)
+			continue
+		}
+		if k.name != "" {
+			if g := w.live.owner(k.name); g != "" {
+				todo[g] = merge(todo[g], it)
+				continue
+			}
+		}
+		if ports == nil {
+			ports = map[key]item{}
+		}
+		ports[k] = it
+	}
+	if b.resync {
+		for _, g := range w.live.list() {
+			todo[g.Name] = merge(todo[g.Name], item{trigger: Changed, why: "resync"})
+		}
+	}
+	if len(todo) == 0 && len(ports) == 0 && !b.clean {
+		w.done(nil, b.resync)
+		return
+	}
+	if !w.cfg.Present || w.cfg.Empty() {
+		log.Debugf("%s lists no bridges or networks: nothing is managed", w.cfg.Path)
+		w.done(nil, b.resync)
+		return
+	}
+	unlock, err := lockFile(ctx, w.LockPath, w.LockTimeout)
+	if err != nil {
+		if ctx.Err() == nil {
+			log.Errorf("%v", err)
+			w.requeue(b)
+		}
+		return
+	}
+	defer unlock()
+	k, err := w.OpenKernel()
+	if err != nil {
+		log.Errorf("opening the kernel connection: %v", err)
+		w.requeue(b)
+		return
+	}
+	defer k.Close()
+	snap, err := admin.Take(k)
+	if err != nil {
+		log.Errorf("reading the kernel's devices: %v", err)
+		w.requeue(b)
+		return
+	}
+	st := &admin.State{Config: w.cfg, Kernel: snap, Networks: libvirt.New(w.Libvirt),
+		Running: w.live.list(), RunningComplete: w.live.complete}
+	if b.clean {
+		w.clean(st, k)
+	}
+	for k, it := range ports {
+		l := snap.Device(k.name)
+		if k.index != 0 {
+			l = snap.DeviceByIndex(k.index)
+		}
+		if l == nil {
+			continue // gone: its guest's events or the resync cover it
+		}
+		if g := w.live.owner(l.Name); g != "" {
+			todo[g] = merge(todo[g], it)
+			continue
+		}
+		w.unknownPort(l, k, it)
+	}
+	names := make([]string, 0, len(todo))
+	for n := range todo {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	var done []string
+	for i, name := range names {
+		if ctx.Err() != nil {
+			log.Debugf("stopping with %d guests not reconciled", len(names)-i)
+			break
+		}
+		g := w.live.get(name)
+		if g == nil {
+			// Not running (or stopped meanwhile): its stop hook cleans up.
+			delete(w.roams, name)
+			delete(w.failed, name)
+			continue
+		}
+		it := todo[name]
+		if err := w.reconcile(st, k, g, it.trigger); err != nil {
+			w.failure(name, it, err)
+			continue
+		}
+		done = append(done, name)
+	}
+	w.done(done, b.resync)
+}
+
+func merge(a, b item) item {
+	a.trigger = max(a.trigger, b.trigger)
+	a.attempt = max(a.attempt, b.attempt)
+	if a.why == "" {
+		a.why = b.why
+	}
+	return a
+}
+
+func (w *Watcher) done(guests []string, resync bool) {
+	if w.Processed != nil {
+		w.Processed(guests, resync)
+	}
+}
+
+// requeue puts a batch that could not be worked on back, after a backoff.
+func (w *Watcher) requeue(b batch) {
+	for k, it := range b.items {
+		w.q.retry(k, it, w.Backoff)
+	}
+	if b.resync {
+		go func() {
+			time.Sleep(w.Backoff)
+			w.q.resync("retry", b.clean, b.reload)
+		}()
+	}
+}
+
+// reload reads the configuration again; a broken file keeps the old one.
+func (w *Watcher) reload() {
+	cfg, err := config.Load(w.ConfigPath)
+	if err != nil {
+		w.Log.Errorf("configuration not reloaded, keeping the previous one: %v", err)
+		return
+	}
+	w.cfg = cfg
+	w.Log.Infof("configuration reloaded from %s", cfg.Path)
+}
+
+// clean deletes stale static entries, as reconcile does, at start-up.
+func (w *Watcher) clean(st *admin.State, k Kernel) {
+	defined, _, _, err := admin.ReadGuests(filepath.Join(w.LibvirtEtc, "qemu"))
+	if err != nil {
+		w.Log.Errorf("reading guest definitions: %v", err)
+		return
+	}
+	st.Defined = defined
+	res, err := admin.CleanStale(st, k, false)
+	if err != nil {
+		w.Log.Errorf("cleaning stale entries: %v", err)
+		return
+	}
+	for _, e := range res.Entries {
+		what := "stale " + e.Step.Entry.String()
+		if e.Step.Kind == plan.SetFlags {
+			what = e.Step.Flags.String() + " for " + e.Step.Port
+		}
+		switch {
+		case e.Err != nil:
+			w.Log.Errorf("bridge %s: %s %s: %v", e.Bridge, e.Action, what, e.Err)
+		case e.Action == "left alone":
+			w.Log.Debugf("bridge %s: left alone: static %s: %s", e.Bridge, e.Step.Entry, e.Why)
+		default:
+			w.Log.Infof("bridge %s: %s %s: %s", e.Bridge, e.Action, what, e.Why)
+		}
+	}
+}
+
+// unknownPort handles an event for a port no running guest names (yet).
+// A tap or veth on a bridge may be a hotplugged NIC whose guest's live
+// XML libvirt has not rewritten yet: look again after a backoff, a few
+// times. Anything else is not a guest's port.
+func (w *Watcher) unknownPort(l *plan.Link, k key, it item) {
+	if !l.IsGuestPort() || l.MasterIndex == 0 || it.attempt+1 >= w.MaxAttempts {
+		return
+	}
+	w.q.retry(key{port: true, name: l.Name}, it, w.Backoff)
+}
+
+// failure retries a guest that could not be reconciled, and logs the
+// failure once it gave up (once per distinct error: the next resync
+// tries again).
+func (w *Watcher) failure(name string, it item, err error) {
+	if it.attempt+1 < w.MaxAttempts {
+		w.Log.Debugf("guest %s: %v (retrying)", name, err)
+		w.q.retry(key{name: name}, it, w.Backoff)
+		return
+	}
+	msg := oneLine(err.Error())
+	if w.failed[name] == msg {
+		return
+	}
+	w.failed[name] = msg
+	if w.cfg.OnError == config.Warn {
+		w.Log.WithField("guest", name).Warnf("%s; its ports stay unmanaged", msg)
+	} else {
+		w.Log.WithField("guest", name).Errorf("%s", msg)
+	}
+}
+
+func oneLine(s string) string { return strings.NewReplacer("\n", `\n`, "\r", `\r`).Replace(s) }
+
+// entryMode says which static entries a reconcile may write.
+type entryMode int
+
+const (
+	// keepRoams: write missing entries; leave roamed ones where they are.
+	keepRoams entryMode = iota
+	// allEntries: write every entry on the guest's own taps.
+	allEntries
+	// noEntries: the guest is paused for an incoming migration: its
+	// entries are written when it resumes here.
+	noEntries
+)
+
+// reconcile brings one guest's ports to what its start leaves.
+func (w *Watcher) reconcile(st *admin.State, k Kernel, g *guest.Guest, t Trigger) error {
+	log := w.Log.WithField("guest", g.Name)
+	mode := keepRoams
+	if t >= Started {
+		mode = allEntries
+	}
+	mark, marked, err := w.RunDir.GetMark(g.Name)
+	if err != nil {
+		log.Warnf("%v: ignoring it", err)
+	}
+	clearMark := false
+	switch {
+	case !marked:
+	case t == Migrated:
+		clearMark = true
+	case g.State == "running":
+		// The resume event was missed (the watcher was not running, or
+		// libvirt reconnected): the guest runs here now.
+		mode, clearMark = allEntries, true
+	default:
+		mode = noEntries
+	}
+	var roamed []plan.Step
+	adjust := func(p *plan.Plan) {
+		if mode == allEntries {
+			return
+		}
+		p.Steps = slices.DeleteFunc(p.Steps, func(s plan.Step) bool {
+			if s.Kind != plan.AddEntry {
+				return false
+			}
+			if mode == noEntries {
+				return true
+			}
+			if on := roamedTo(s); on != nil {
+				s.Entry = *on
+				roamed = append(roamed, s)
+				return true
+			}
+			return false
+		})
+	}
+	gr := admin.ReconcileGuest(st, k, g, false, adjust)
+	if gr.Err != nil {
+		return gr.Err
+	}
+	delete(w.failed, g.Name)
+	for _, s := range gr.Changes {
+		log.Infof("%s: %s", t, s)
+	}
+	for _, warn := range gr.Warnings {
+		log.Warn(warn)
+	}
+	w.reportRoams(g.Name, roamed, log)
+	if mode == noEntries && len(gr.Changes) == 0 {
+		log.Debugf("incoming migration (%s since %s): entries are written when it resumes here", mark.Phase, mark.Since.Format(time.RFC3339))
+	}
+	if clearMark {
+		if err := w.RunDir.ClearMark(g.Name); err != nil {
+			log.Warnf("%v", err)
+		} else {
+			log.Infof("incoming migration finished: entries written, mark cleared")
+		}
+	}
+	return nil
+}
+
+// roamedTo returns the static entry for the step's MAC that sits on
+// another port of the bridge, or nil.
+func roamedTo(s plan.Step) *plan.Entry {
+	for _, e := range s.PriorEntries {
+		if e.Static() && e.PortIndex != s.PortIndex && e.PortIndex != s.BridgeIndex {
+			return &e
+		}
+	}
+	return nil
+}
+
+// reportRoams logs each roam once, and forgets those that ended.
+func (w *Watcher) reportRoams(guest string, roamed []plan.Step, log *logrus.Entry) {
+	now := map[string]string{}
+	for _, s := range roamed {
+		now[s.MAC] = s.Entry.Port
+		if w.roams[guest][s.MAC] == s.Entry.Port {
+			continue
+		}
+		log.Warnf("%s: the static entry for %s is on %s, not on the guest's port %s of bridge %s: another port sent the guest's MAC (a duplicate or a spoof); left there while the guest runs ('sticky' pins entries)",
+			s.NIC, s.MAC, s.Entry.Port, s.Port, s.Bridge)
+	}
+	if len(now) == 0 {
+		delete(w.roams, guest)
+	} else {
+		w.roams[guest] = now
+	}
+}
+
+// lockFile takes the hooks' run lock (flock), waiting at most timeout or
+// until ctx ends. unlock releases it.
+func lockFile(ctx context.Context, path string, timeout time.Duration) (unlock func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("creating lock directory: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("opening lock %s: %w", path, err)
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return func() { f.Close() }, nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) || time.Now().After(deadline) || ctx.Err() != nil {
+			f.Close()
+			if errors.Is(err, unix.EWOULDBLOCK) {
+				return nil, fmt.Errorf("a hook run held %s for more than %s", path, timeout)
+			}
+			return nil, fmt.Errorf("locking %s: %w", path, err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+}
