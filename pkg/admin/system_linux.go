@@ -93,9 +93,20 @@ const userHZ = 100
 
 // Daemons lists the running libvirt daemons of this host, when each
 // started (from /proc) and when the package last reloaded it (from the run
-// directory). Daemons in another mount namespace (a container's, a test's
-// private libvirt) read other hook directories and are left out.
+// directory). A daemon that sees another /etc/libvirt than this process
+// (a container's, a test's private libvirt with its own hook directories)
+// is left out; one in another mount namespace that shares it (as under
+// "ip netns exec") is not.
 func Daemons() ([]Daemon, error) { return daemonsIn(runstate.DefaultDir) }
+
+// libvirtEtc is the directory whose identity tells a daemon of this host.
+const libvirtEtc = "/etc/libvirt"
+
+// sameFile reports whether two paths name the same file (device and inode).
+func sameFile(a, b string) bool {
+	var sa, sb unix.Stat_t
+	return unix.Stat(a, &sa) == nil && unix.Stat(b, &sb) == nil && sa.Dev == sb.Dev && sa.Ino == sb.Ino
+}
 
 func daemonsIn(run runstate.Dir) ([]Daemon, error) {
 	boot, err := bootTime()
@@ -106,10 +117,7 @@ func daemonsIn(run runstate.Dir) ([]Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	ownMnt, err := os.Readlink("/proc/self/ns/mnt")
-	if err != nil {
-		return nil, err
-	}
+	_, ownErr := os.Stat(libvirtEtc)
 	var out []Daemon
 	for _, p := range procs {
 		pid, err := strconv.Atoi(p.Name())
@@ -124,7 +132,7 @@ func daemonsIn(run runstate.Dir) ([]Daemon, error) {
 		if !slices.Contains(libvirtDaemons, name) {
 			continue
 		}
-		if ns, err := os.Readlink(filepath.Join("/proc", p.Name(), "ns", "mnt")); err != nil || ns != ownMnt {
+		if ownErr == nil && !sameFile(filepath.Join("/proc", p.Name(), "root", libvirtEtc), libvirtEtc) {
 			continue
 		}
 		stat, err := os.ReadFile(filepath.Join("/proc", p.Name(), "stat"))

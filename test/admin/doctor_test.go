@@ -1,6 +1,8 @@
 package admin
 
 import (
+	"syscall"
+
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -155,12 +157,11 @@ func TestDoctorOnThisMachine(t *testing.T) {
 }
 
 // daemonRunning reports whether a libvirt daemon that runs qemu hooks is
-// running on this host: in this mount namespace, where it reads this
-// host's hook directories (a private libvirtd of another namespace, such
-// as the migration suite's, does not count).
+// running on this host: one that sees this host's /etc/libvirt (a private
+// libvirtd with its own, such as the migration suite's, does not count).
 func daemonRunning() bool {
-	own, err := os.Readlink("/proc/self/ns/mnt")
-	if err != nil {
+	var own syscall.Stat_t
+	if syscall.Stat("/etc/libvirt", &own) != nil {
 		return false
 	}
 	entries, _ := os.ReadDir("/proc")
@@ -172,7 +173,8 @@ func daemonRunning() bool {
 		if c := strings.TrimSpace(string(comm)); c != "libvirtd" && c != "virtqemud" {
 			continue
 		}
-		if ns, err := os.Readlink(filepath.Join("/proc", e.Name(), "ns", "mnt")); err == nil && ns == own {
+		var st syscall.Stat_t
+		if syscall.Stat(filepath.Join("/proc", e.Name(), "root", "etc", "libvirt"), &st) == nil && st.Dev == own.Dev && st.Ino == own.Ino {
 			return true
 		}
 	}
