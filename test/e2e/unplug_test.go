@@ -40,7 +40,9 @@ func guestOS(t *testing.T) (kernel, initrd, serial string) {
 		t.Fatalf("busybox-static: %v", err)
 	}
 	os.WriteFile(filepath.Join(stage, "bin/busybox"), bb, 0o755)
-	os.WriteFile(filepath.Join(stage, "init"), []byte("#!/bin/busybox sh\n/bin/busybox echo FDBT-GUEST-UP >/dev/ttyS0\nwhile :; do /bin/busybox sleep 3600; done\n"), 0o755)
+	init := "#!/bin/busybox sh\n/bin/busybox mount -t devtmpfs devtmpfs /dev\n" +
+		"/bin/busybox echo FDBT-GUEST-UP >/dev/ttyS0\nwhile :; do /bin/busybox sleep 3600; done\n"
+	os.WriteFile(filepath.Join(stage, "init"), []byte(init), 0o755)
 	initrd = filepath.Join(bootDir, "fdbtw-initrd.cpio")
 	kcopy := filepath.Join(bootDir, "fdbtw-vmlinuz")
 	t.Cleanup(func() { os.Remove(initrd); os.Remove(kcopy) })
