@@ -432,4 +432,3 @@ func idleRun(bin string, guests int, idle time.Duration) error {
 	fmt.Printf("| exit after SIGTERM | %s | under 1 s | %s |\n\n", ms(exit), verdict(exit < time.Second))
 	return nil
 }
-
