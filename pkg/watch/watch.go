@@ -319,10 +319,7 @@ func (w *Watcher) requeue(b batch) {
 		w.q.retry(k, it, w.Backoff)
 	}
 	if b.resync {
-		go func() {
-			time.Sleep(w.Backoff)
-			w.q.resync("retry", b.clean, b.reload)
-		}()
+		w.q.resyncAfter(w.Backoff, "retry", b.clean, b.reload)
 	}
 }
 

@@ -430,3 +430,18 @@ func TestLifecycleMapping(t *testing.T) {
 		}
 	}
 }
+
+func TestDelayedResync(t *testing.T) {
+	q := newQueue(time.Millisecond, time.Now)
+	q.resyncAfter(80*time.Millisecond, "retry", true, false)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	t0 := time.Now()
+	b, ok := q.next(ctx, nil)
+	if !ok || !b.resync || !b.clean {
+		t.Fatalf("batch %+v, %v: want the delayed resync with its clean-up", b, ok)
+	}
+	if d := time.Since(t0); d < 70*time.Millisecond {
+		t.Fatalf("the resync came after %v, before its delay", d)
+	}
+}
