@@ -72,9 +72,9 @@ type queue struct {
 	pending batch
 	// resyncDue delays a pending resync (one retried after a failure).
 	resyncDue time.Time
-	debounce time.Duration
-	now      func() time.Time
-	wake     chan struct{}
+	debounce  time.Duration
+	now       func() time.Time
+	wake      chan struct{}
 }
 
 func newQueue(debounce time.Duration, now func() time.Time) *queue {
