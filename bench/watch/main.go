@@ -215,7 +215,7 @@ func hotplug(bin string, n int) (err error) {
 	}
 	os.WriteFile(filepath.Join(dir, "fdbhook.toml"), []byte(fmt.Sprintf("bridges = [%q]\nlog_level = \"info\"\n", hpBridge)), 0o644)
 	xml := filepath.Join(dir, "guest.xml")
-	os.WriteFile(xml, []byte(hotplugXML(n+1)), 0o644)
+	os.WriteFile(xml, []byte(hotplugXML(n+8)), 0o644) // spare ports: q35 puts its USB controller and more on root ports too
 	if err := sh("virsh", "define", xml); err != nil {
 		return err
 	}
