@@ -445,3 +445,19 @@ func TestDelayedResync(t *testing.T) {
 		t.Fatalf("the resync came after %v, before its delay", d)
 	}
 }
+
+func TestIdleResyncWritesNothing(t *testing.T) {
+	r := newRig(t, twoBridges)
+	r.k.Add(kerneltest.Tap("vnet1", "br0", kerneltest.Learning))
+	r.guest("g1", "running", "br0:vnet1:"+mac1)
+	r.start()
+	r.waitFor("g1 managed", r.managed("vnet1", mac1))
+	r.settle()
+	before := r.k.Writes()
+	r.emit(Event{Resync: true, Why: "test: timer"})
+	r.emit(Event{Guest: "g1", Trigger: Started, Why: "test: resumed"})
+	r.settle()
+	if n := r.k.Writes() - before; n != 0 {
+		t.Errorf("a resync of a managed guest wrote %d times", n)
+	}
+}
