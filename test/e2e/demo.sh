@@ -210,6 +210,10 @@ cat >"$xml" <<EOF
     <controller type='pci' index='2' model='pcie-root-port'/>
     <controller type='pci' index='3' model='pcie-root-port'/>
     <controller type='pci' index='4' model='pcie-root-port'/>
+    <controller type='pci' index='5' model='pcie-root-port'/>
+    <controller type='pci' index='6' model='pcie-root-port'/>
+    <controller type='pci' index='7' model='pcie-root-port'/>
+    <controller type='pci' index='8' model='pcie-root-port'/>
     <interface type='bridge'>
       <mac address='$MAC_A'/><source bridge='$BRIDGE'/><target dev='$TAP_A'/>
       <model type='virtio'/><rom enabled='no'/>
