@@ -249,6 +249,8 @@ say "== fdbhook watch: a NIC hotplugged into the running guest =="
 watch_log=$STATE/watch.log
 FDBHOOK_LOG_LEVEL=info "$ROOT/bin/fdbhook" watch </dev/null >"$watch_log" 2>&1 9>&- &
 watch_pid=$!
+# Whatever happens next, the demo's watcher does not outlive the demo.
+trap 'kill "$watch_pid" 2>/dev/null || true; rm -f "$xml"' EXIT
 for _ in $(seq 100); do grep -q 'connected to libvirt' "$watch_log" && break; sleep 0.1; done
 say "\$ fdbhook watch &   (pid $watch_pid)"
 say "\$ virsh attach-interface $GUEST --type bridge --source $BRIDGE --mac $MAC_C --live"
