@@ -56,3 +56,6 @@ ip netns exec "$ns" bench/bin/driver measure -netns "$ns" \
 
 bench/bin/driver report -i "$out/results.json" -gobench "$out/gobench.txt" -md bench/results.md -svg bench/latency.svg
 echo "wrote bench/results.md and bench/latency.svg" >&2
+
+echo "== fdbhook watch" >&2
+FDBHOOK_TEST_LOCK_HELD=1 bench/watch.sh

@@ -71,7 +71,7 @@ for packager in deb rpm; do
 done
 
 # What went in, for packaging/test.sh to check the packages against.
-(cd "$stage" && sha256sum qemu-hook network-hook fdbhook README.md LICENSE fdbhook.8 copyright fdbhook.toml) \
+(cd "$stage" && sha256sum qemu-hook network-hook fdbhook README.md LICENSE fdbhook.8 copyright fdbhook.toml fdbhook.service) \
 	>"$dist/fdbhook-inputs.sha256"
 
 for p in "$dist"/fdbhook_*.deb "$dist"/fdbhook-*.rpm; do

@@ -144,6 +144,7 @@ cp "$work/deb/usr/libexec/fdbhook/qemu-hook" "$work/deb/usr/libexec/fdbhook/netw
 cp "$work/deb/usr/share/doc/fdbhook/README.md" "$work/deb/usr/share/doc/fdbhook/LICENSE" "$src/"
 cp "$work/deb/etc/fdbhook/fdbhook.toml" "$work/deb/usr/share/doc/fdbhook/copyright" "$src/packaging/"
 gzip -dc "$work/deb/usr/share/man/man8/fdbhook.8.gz" >"$src/packaging/fdbhook.8"
+cp "$work/deb/lib/systemd/system/fdbhook.service" "$src/packaging/"
 # The packages' file times, for those rebuilds.
 epoch=$(rpm -qp --qf '[%{FILEMTIMES}\n]' "$rpm" | head -n 1)
 backup=$work/backup
@@ -366,7 +367,7 @@ done
 
 section "deb contents against the inputs build.sh recorded"
 
-for f in bin/qemu-hook bin/network-hook bin/fdbhook README.md LICENSE packaging/fdbhook.toml packaging/copyright packaging/fdbhook.8; do
+for f in bin/qemu-hook bin/network-hook bin/fdbhook README.md LICENSE packaging/fdbhook.toml packaging/copyright packaging/fdbhook.8 packaging/fdbhook.service; do
 	expect_eq "deb: $f is the one packaged" "$(sha256sum <"$src/$f" | cut -d' ' -f1)" "$(insum "$(basename "$f")")"
 done
 
@@ -499,6 +500,7 @@ expected_files() {
 /usr/libexec/fdbhook/qemu-hook|regular file|755|root:root
 /usr/libexec/fdbhook/network-hook|regular file|755|root:root
 /usr/sbin/fdbhook|regular file|755|root:root
+/lib/systemd/system/fdbhook.service|regular file|644|root:root
 /etc/libvirt/hooks/qemu.d|directory|755|root:root
 /etc/libvirt/hooks/network.d|directory|755|root:root
 /etc/fdbhook|directory|755|root:root
@@ -766,6 +768,7 @@ expect_eq "rpm -qlp: files" "$(rpm -qlp "$rpm")" "$(
 /etc/libvirt/hooks/network.d/fdbhook
 /etc/libvirt/hooks/qemu.d
 /etc/libvirt/hooks/qemu.d/fdbhook
+/lib/systemd/system/fdbhook.service
 /usr/libexec/fdbhook
 /usr/libexec/fdbhook/network-hook
 /usr/libexec/fdbhook/qemu-hook
@@ -789,6 +792,7 @@ drwxr-xr-x root:root  /etc/libvirt/hooks/network.d
 l--------- root:root  /etc/libvirt/hooks/network.d/fdbhook /usr/libexec/fdbhook/network-hook
 drwxr-xr-x root:root  /etc/libvirt/hooks/qemu.d
 l--------- root:root  /etc/libvirt/hooks/qemu.d/fdbhook /usr/libexec/fdbhook/qemu-hook
+-rw-r--r-- root:root  /lib/systemd/system/fdbhook.service  $(insum fdbhook.service)
 drwxr-xr-x root:root  /usr/libexec/fdbhook
 -rwxr-xr-x root:root  /usr/libexec/fdbhook/network-hook  $(insum network-hook)
 -rwxr-xr-x root:root  /usr/libexec/fdbhook/qemu-hook  $(insum qemu-hook)

@@ -37,6 +37,10 @@ type State struct {
 	Incoming map[string]bool
 	// Notes are things worth telling that are not problems.
 	Notes []string
+
+	// owners maps a tap to the running guest naming it, built from Running
+	// at the first plan (Running must not change after that).
+	owners map[string]string
 }
 
 // ReadGuests parses every *.xml in dir as a domain (or <domstatus>). A file
@@ -79,15 +83,17 @@ func (v view) Network(name string) (*plan.Network, error) { return v.nets.Networ
 func (v view) PortOwner(port string) (string, error)      { return v.owners[port], nil }
 
 func (st *State) view() view {
-	owners := map[string]string{}
-	for _, g := range st.Running {
-		for _, n := range g.NICs {
-			if n.Target != "" {
-				owners[n.Target] = g.Name
+	if st.owners == nil {
+		st.owners = map[string]string{}
+		for _, g := range st.Running {
+			for _, n := range g.NICs {
+				if n.Target != "" {
+					st.owners[n.Target] = g.Name
+				}
 			}
 		}
 	}
-	return view{Snapshot: st.Kernel, nets: st.Networks, owners: owners}
+	return view{Snapshot: st.Kernel, nets: st.Networks, owners: st.owners}
 }
 
 // managedBridge is a bridge status looks at, and why.

@@ -2,6 +2,8 @@ package cli
 
 import (
 	"bytes"
+	"github.com/fdbhook/fdbhook/pkg/admin"
+	"github.com/fdbhook/fdbhook/pkg/runstate"
 	"os"
 	"path/filepath"
 	"strings"
@@ -80,8 +82,11 @@ func run(t *testing.T, cfg string, stdin []byte, args ...string) result {
 	env := &Env{Env: hook.Env{
 		Program: "fdbhook", Stdin: bytes.NewReader(stdin), Stdout: &out, Stderr: &errb,
 		Getenv: func(key string) string {
-			if key == "FDBHOOK_CONFIG" {
+			switch key {
+			case "FDBHOOK_CONFIG":
 				return filepath.Join(dir, "fdbhook.toml")
+			case runstate.EnvDir:
+				return filepath.Join(dir, "run")
 			}
 			return ""
 		},
@@ -171,6 +176,17 @@ func TestExplain(t *testing.T) {
 	}
 }
 
+func TestStatusAndDoctorTellWhetherTheWatcherRuns(t *testing.T) {
+	r := run(t, cfgBr0, nil, "status")
+	if !strings.Contains(r.stdout, "watcher: not running") {
+		t.Errorf("status without a watcher: %q", r.stdout)
+	}
+	r = run(t, cfgBr0, nil, "status", "--json")
+	if !strings.Contains(r.stdout, `"watcher": {`) || !strings.Contains(r.stdout, `"running": false`) {
+		t.Errorf("status --json without a watcher: %q", r.stdout)
+	}
+}
+
 func TestStatusReadsTheKernel(t *testing.T) {
 	r := run(t, cfgBr0, nil, "status")
 	// No guest runs: both taps are someone else's, and learning is no problem.
@@ -180,5 +196,36 @@ func TestStatusReadsTheKernel(t *testing.T) {
 	}
 	if len(r.kernel.writes) != 0 {
 		t.Errorf("status wrote to the kernel: %v", r.kernel.writes)
+	}
+}
+
+func TestWatcherReportAndCheck(t *testing.T) {
+	dir := t.TempDir()
+	var errb bytes.Buffer
+	env := &Env{Program: "fdbhook", Stderr: &errb, Getenv: func(k string) string {
+		if k == runstate.EnvDir {
+			return dir
+		}
+		return ""
+	}}
+	since := time.Unix(1_800_000_000, 0)
+	release, err := runstate.Dir(dir).HoldWatcher(since)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wr := watcherReport(env)
+	if wr == nil || !wr.Running || wr.PID != os.Getpid() || !wr.Since.Equal(since) {
+		t.Fatalf("watcher held by this process: report %+v", wr)
+	}
+	if c := watcherCheck(wr); c.Level != admin.OK {
+		t.Errorf("doctor with a watcher: %+v", c)
+	}
+	release()
+	wr = watcherReport(env)
+	if wr == nil || wr.Running {
+		t.Fatalf("watcher released: report %+v", wr)
+	}
+	if c := watcherCheck(wr); c.Level != admin.Warn || !strings.Contains(c.Text, "does not run") {
+		t.Errorf("doctor without a watcher: %+v", c)
 	}
 }

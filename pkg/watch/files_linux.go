@@ -23,6 +23,8 @@ type Files struct {
 	QemuRunDir string
 	ConfigPath string
 	Log        *logrus.Logger
+	// Rescan is how often a missing directory is looked for (default 5 s).
+	Rescan time.Duration
 }
 
 func (s *Files) Name() string { return "files" }
@@ -88,7 +90,11 @@ func (s *Files) Run(ctx context.Context, emit func(Event)) {
 		f.Close()
 		<-readDone
 	}()
-	retry := time.NewTicker(5 * time.Second)
+	rescan := s.Rescan
+	if rescan == 0 {
+		rescan = 5 * time.Second
+	}
+	retry := time.NewTicker(rescan)
 	defer retry.Stop()
 	for {
 		select {

@@ -107,17 +107,24 @@ func (s *Libvirt) session(ctx context.Context, emit func(Event)) error {
 		return fmt.Errorf("connecting to %s: %w", path, err)
 	}
 	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	defer disconnect(l)
-	lifecycle, err := l.LifecycleEvents(sctx)
+	var lifecycle <-chan golibvirt.DomainEventLifecycleMsg
+	var added, removed <-chan any
+	defer func() {
+		// go-libvirt's stream goroutines send without a select: read what
+		// they still have until the disconnect closes their channels.
+		disconnect(l)
+		cancel()
+		drainEvents(lifecycle, added, removed)
+	}()
+	lifecycle, err = l.LifecycleEvents(sctx)
 	if err != nil {
 		return fmt.Errorf("subscribing to lifecycle events on %s: %w", path, err)
 	}
-	added, err := l.SubscribeEvents(sctx, golibvirt.DomainEventIDDeviceAdded, golibvirt.OptDomain{})
+	added, err = l.SubscribeEvents(sctx, golibvirt.DomainEventIDDeviceAdded, golibvirt.OptDomain{})
 	if err != nil {
 		return fmt.Errorf("subscribing to device events on %s: %w", path, err)
 	}
-	removed, err := l.SubscribeEvents(sctx, golibvirt.DomainEventIDDeviceRemoved, golibvirt.OptDomain{})
+	removed, err = l.SubscribeEvents(sctx, golibvirt.DomainEventIDDeviceRemoved, golibvirt.OptDomain{})
 	if err != nil {
 		return fmt.Errorf("subscribing to device events on %s: %w", path, err)
 	}
@@ -201,6 +208,30 @@ func connect(l *golibvirt.Libvirt, timeout time.Duration) error {
 			}
 		}()
 		return errors.New("no answer")
+	}
+}
+
+// drainEvents reads the event channels until they are closed, for at most
+// half a second.
+func drainEvents(lifecycle <-chan golibvirt.DomainEventLifecycleMsg, added, removed <-chan any) {
+	deadline := time.After(500 * time.Millisecond)
+	for lifecycle != nil || added != nil || removed != nil {
+		select {
+		case _, ok := <-lifecycle:
+			if !ok {
+				lifecycle = nil
+			}
+		case _, ok := <-added:
+			if !ok {
+				added = nil
+			}
+		case _, ok := <-removed:
+			if !ok {
+				removed = nil
+			}
+		case <-deadline:
+			return
+		}
 	}
 }
 

@@ -67,12 +67,14 @@ type batch struct {
 // serves a burst. Requests become due after a short debounce; a failed
 // key is put back with a backoff.
 type queue struct {
-	mu       sync.Mutex
-	items    map[key]item
-	pending  batch
-	debounce time.Duration
-	now      func() time.Time
-	wake     chan struct{}
+	mu      sync.Mutex
+	items   map[key]item
+	pending batch
+	// resyncDue delays a pending resync (one retried after a failure).
+	resyncDue time.Time
+	debounce  time.Duration
+	now       func() time.Time
+	wake      chan struct{}
 }
 
 func newQueue(debounce time.Duration, now func() time.Time) *queue {
@@ -116,7 +118,15 @@ func (q *queue) retry(k key, it item, backoff time.Duration) {
 
 // resync asks for a reconcile of every running guest.
 func (q *queue) resync(why string, clean, reload bool) {
+	q.resyncAfter(0, why, clean, reload)
+}
+
+// resyncAfter asks for a resync no sooner than after d.
+func (q *queue) resyncAfter(d time.Duration, why string, clean, reload bool) {
 	q.mu.Lock()
+	if due := q.now().Add(d); d > 0 && (!q.pending.resync || due.After(q.resyncDue)) {
+		q.resyncDue = due
+	}
 	q.pending.resync = true
 	q.pending.clean = q.pending.clean || clean
 	q.pending.reload = q.pending.reload || reload
@@ -133,8 +143,12 @@ func (q *queue) next(ctx context.Context, timer <-chan time.Time) (b batch, ok b
 		now := q.now()
 		var wait time.Duration = -1
 		if q.pending.resync {
-			b = q.pending
-			q.pending = batch{}
+			if d := q.resyncDue.Sub(now); d > 0 {
+				wait = d
+			} else {
+				b = q.pending
+				q.pending, q.resyncDue = batch{}, time.Time{}
+			}
 		}
 		for k, it := range q.items {
 			if !it.due.After(now) {

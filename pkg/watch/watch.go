@@ -319,10 +319,7 @@ func (w *Watcher) requeue(b batch) {
 		w.q.retry(k, it, w.Backoff)
 	}
 	if b.resync {
-		go func() {
-			time.Sleep(w.Backoff)
-			w.q.resync("retry", b.clean, b.reload)
-		}()
+		w.q.resyncAfter(w.Backoff, "retry", b.clean, b.reload)
 	}
 }
 
@@ -438,15 +435,18 @@ func (w *Watcher) reconcile(st *admin.State, k Kernel, g *guest.Guest, t Trigger
 	}
 	var roamed []plan.Step
 	adjust := func(p *plan.Plan) {
-		if mode == allEntries {
-			return
-		}
 		p.Steps = slices.DeleteFunc(p.Steps, func(s plan.Step) bool {
-			if s.Kind != plan.AddEntry {
+			switch {
+			case s.Kind != plan.AddEntry:
 				return false
-			}
-			if mode == noEntries {
+			case mode == noEntries:
 				return true
+			case inPlace(s):
+				// Rewriting an entry that is already right changes
+				// nothing: a resync of an idle host writes nothing.
+				return true
+			case mode == allEntries:
+				return false
 			}
 			if on := roamedTo(s); on != nil {
 				s.Entry = *on
@@ -479,6 +479,23 @@ func (w *Watcher) reconcile(st *admin.State, k Kernel, g *guest.Guest, t Trigger
 		}
 	}
 	return nil
+}
+
+// inPlace reports whether the step's entry is already exactly what it
+// writes: static, on the step's port, sticky as asked, and the MAC on no
+// other port of the bridge.
+func inPlace(s plan.Step) bool {
+	found := false
+	for _, e := range s.PriorEntries {
+		switch {
+		case e.Local():
+		case e.PortIndex != s.PortIndex || !e.Static() || e.NTFlags&plan.NTFExtLearn != 0:
+			return false
+		case e.Vlan == 0:
+			found = (e.NTFlags&plan.NTFSticky != 0) == s.Sticky
+		}
+	}
+	return found
 }
 
 // roamedTo returns the static entry for the step's MAC that sits on

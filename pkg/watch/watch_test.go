@@ -430,3 +430,34 @@ func TestLifecycleMapping(t *testing.T) {
 		}
 	}
 }
+
+func TestDelayedResync(t *testing.T) {
+	q := newQueue(time.Millisecond, time.Now)
+	q.resyncAfter(80*time.Millisecond, "retry", true, false)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	t0 := time.Now()
+	b, ok := q.next(ctx, nil)
+	if !ok || !b.resync || !b.clean {
+		t.Fatalf("batch %+v, %v: want the delayed resync with its clean-up", b, ok)
+	}
+	if d := time.Since(t0); d < 70*time.Millisecond {
+		t.Fatalf("the resync came after %v, before its delay", d)
+	}
+}
+
+func TestIdleResyncWritesNothing(t *testing.T) {
+	r := newRig(t, twoBridges)
+	r.k.Add(kerneltest.Tap("vnet1", "br0", kerneltest.Learning))
+	r.guest("g1", "running", "br0:vnet1:"+mac1)
+	r.start()
+	r.waitFor("g1 managed", r.managed("vnet1", mac1))
+	r.settle()
+	before := r.k.Writes()
+	r.emit(Event{Resync: true, Why: "test: timer"})
+	r.emit(Event{Guest: "g1", Trigger: Started, Why: "test: resumed"})
+	r.settle()
+	if n := r.k.Writes() - before; n != 0 {
+		t.Errorf("a resync of a managed guest wrote %d times", n)
+	}
+}

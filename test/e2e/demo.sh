@@ -24,6 +24,7 @@ TAP_A=fdbdemo-a
 TAP_B=fdbdemo-b
 MAC_A=52:54:00:de:00:01
 MAC_B=52:54:00:de:00:02
+MAC_C=52:54:00:de:00:03 # hotplugged while fdbhook watch runs
 QEMU_HOOK=/etc/libvirt/hooks/qemu.d/fdbhook
 NET_HOOK=/etc/libvirt/hooks/network.d/fdbhook
 CONFIG=/etc/fdbhook/fdbhook.toml
@@ -201,8 +202,18 @@ cat >"$xml" <<EOF
   <name>$GUEST</name>
   <memory unit='MiB'>64</memory>
   <vcpu>1</vcpu>
-  <os><type arch='x86_64'>hvm</type></os>
+  <os><type arch='x86_64' machine='q35'>hvm</type></os>
+  <features><acpi/></features>
   <devices>
+    <controller type='pci' index='0' model='pcie-root'/>
+    <controller type='pci' index='1' model='pcie-root-port'/>
+    <controller type='pci' index='2' model='pcie-root-port'/>
+    <controller type='pci' index='3' model='pcie-root-port'/>
+    <controller type='pci' index='4' model='pcie-root-port'/>
+    <controller type='pci' index='5' model='pcie-root-port'/>
+    <controller type='pci' index='6' model='pcie-root-port'/>
+    <controller type='pci' index='7' model='pcie-root-port'/>
+    <controller type='pci' index='8' model='pcie-root-port'/>
     <interface type='bridge'>
       <mac address='$MAC_A'/><source bridge='$BRIDGE'/><target dev='$TAP_A'/>
       <model type='virtio'/><rom enabled='no'/>
@@ -231,5 +242,30 @@ say "hooks linked: $QEMU_HOOK -> $ROOT/bin/qemu-hook, $NET_HOOK -> $ROOT/bin/net
 virsh start "$GUEST" >/dev/null
 snapshot after
 table
+
+# Between start and stop: a NIC hotplugged while fdbhook watch runs.
 say ""
-say "guest $GUEST is left running with the hook; 'make demo-clean' removes the demo"
+say "== fdbhook watch: a NIC hotplugged into the running guest =="
+watch_log=$STATE/watch.log
+FDBHOOK_LOG_LEVEL=info "$ROOT/bin/fdbhook" watch </dev/null >"$watch_log" 2>&1 9>&- &
+watch_pid=$!
+# Whatever happens next, the demo's watcher does not outlive the demo.
+trap 'kill "$watch_pid" 2>/dev/null || true; rm -f "$xml"' EXIT
+for _ in $(seq 100); do grep -q 'connected to libvirt' "$watch_log" && break; sleep 0.1; done
+say "\$ fdbhook watch &   (pid $watch_pid)"
+say "\$ virsh attach-interface $GUEST --type bridge --source $BRIDGE --mac $MAC_C --live"
+virsh attach-interface "$GUEST" --type bridge --source "$BRIDGE" --mac "$MAC_C" --model virtio --live >/dev/null
+tap_c=$(virsh domiflist "$GUEST" | awk -v m="$MAC_C" '$5 == m { print $1 }')
+for _ in $(seq 100); do
+	bridge fdb show br "$BRIDGE" | grep -q "$MAC_C dev $tap_c master $BRIDGE static" && break
+	sleep 0.02
+done
+say "\$ bridge -d link show dev $tap_c; bridge fdb show br $BRIDGE | grep $MAC_C"
+port_flags | awk -v p="$tap_c" '$1 == p { printf "  %-12s learning %-3s  flood %s\n", $1, $2, $3 }'
+bridge fdb show br "$BRIDGE" | grep "$MAC_C" | sed 's/^/  /' || say "  (no entry for $MAC_C)"
+say "watcher log:"
+sed 's/^/  /' "$watch_log"
+kill "$watch_pid"
+wait "$watch_pid" || true
+say ""
+say "guest $GUEST is left running with the hook (the watcher is stopped); 'make demo-clean' removes the demo"

@@ -51,7 +51,12 @@ deps() {
 	done
 	die "could not install: $*"
 }
-deps libvirt-daemon-system qemu-system-x86 iproute2 dnsmasq-base iptables util-linux
+deps libvirt-daemon-system qemu-system-x86 iproute2 dnsmasq-base iptables util-linux busybox-static cpio
+
+# A kernel for the guests that need an OS (the watcher's unplug scenario).
+# shellcheck source=test/e2e/guestkernel.sh
+. test/e2e/guestkernel.sh
+GUEST_KERNEL=$(guest_kernel) || die "no guest kernel: apt-get download linux-image-cloud-amd64 failed"
 
 # Take the lock on fd 9. Daemons are started through spawn_daemon and go
 # test with 9>&-, so that nothing keeps the lock after this script ends.
@@ -220,7 +225,7 @@ log "libvirtd restarted with the hooks; running the scenarios"
 
 T_GO=$(date +%s)
 set +e
-FDBHOOK_E2E=1 FDBHOOK_E2E_QEMU_HOOK=$QEMU_HOOK FDBHOOK_E2E_ADMIN=$ADMIN CGO_ENABLED=0 \
+FDBHOOK_E2E=1 FDBHOOK_E2E_GUEST_KERNEL=$GUEST_KERNEL FDBHOOK_E2E_QEMU_HOOK=$QEMU_HOOK FDBHOOK_E2E_ADMIN=$ADMIN CGO_ENABLED=0 \
 	go test -tags e2e -count=1 -v -timeout 10m ./test/e2e/ "$@" 9>&-
 rc=$?
 set -e

@@ -39,8 +39,9 @@ func hotplugXML(name, mac string) string {
     <memballoon model='none'/>
     <interface type='bridge'><mac address='%s'/><source bridge='%s'/><model type='virtio'/><rom enabled='no'/></interface>
 `, name, mac, bridge0)
-	for i := 0; i < 8; i++ {
-		b.WriteString("    <controller type='pci' model='pcie-root-port'/>\n")
+	b.WriteString("    <controller type='pci' index='0' model='pcie-root'/>\n")
+	for i := 1; i <= 8; i++ {
+		fmt.Fprintf(&b, "    <controller type='pci' index='%d' model='pcie-root-port'/>\n", i)
 	}
 	b.WriteString("  </devices>\n</domain>\n")
 	return b.String()
@@ -68,6 +69,9 @@ func startWatcher(t *testing.T, logName string) *watcher {
 	}
 	w := &watcher{cmd: cmd, log: logPath}
 	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("%s:\n%s", logName, w.output())
+		}
 		if w.cmd.ProcessState == nil {
 			w.cmd.Process.Kill()
 			w.cmd.Wait()
@@ -159,6 +163,18 @@ func writeConfig(t *testing.T, text string) {
 	}
 }
 
+// updateBridge moves a running guest's NIC to another bridge with
+// update-device --live.
+func updateBridge(t *testing.T, guest, mac, bridge string) {
+	t.Helper()
+	x := fmt.Sprintf("<interface type='bridge'><mac address='%s'/><source bridge='%s'/><model type='virtio'/></interface>", mac, bridge)
+	p := filepath.Join(t.TempDir(), "nic.xml")
+	if err := os.WriteFile(p, []byte(x), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	virshOK(t, "update-device", guest, p, "--live")
+}
+
 func Test10Watcher(t *testing.T) {
 	timed(t)
 	k := suite.k
@@ -195,29 +211,39 @@ func Test10Watcher(t *testing.T) {
 		run(t, "bridge", "fdb", "del", wMAC0, "dev", tap0, "master")
 		k.waitManaged(t, "entry deleted", tap0, bridge0, wMAC0)
 	})
+	top := t
 	t.Run("config change applies to running guests", func(t *testing.T) {
-		writeConfig(t, string(orig)+"\n# added by Test10Watcher\n")
+		// The NIC moves to a bridge the configuration does not list yet:
+		// left alone. Then the file lists it: the watcher reloads and
+		// manages the running guest's port there.
+		tap := tapOf(t, wGuest, wMACBr)
+		updateBridge(t, wGuest, wMACBr, wBridge)
+		time.Sleep(300 * time.Millisecond)
+		k.assertUntouched(t, tap, wBridge, wMACBr)
+		k.assertNoStatic(t, wMACBr, bridge0)
 		text := strings.Replace(string(orig), `bridges  = ["fdbtbr0"]`, `bridges  = ["fdbtbr0", "`+wBridge+`"]`, 1)
 		if text == string(orig) {
 			t.Fatalf("cannot add %s to the configuration:\n%s", wBridge, orig)
 		}
-		writeConfig(t, text)
-		if !waitFor(5*time.Second, func() bool { return strings.Contains(w.output(), "configuration reloaded") }) {
-			t.Fatalf("no reload after the file changed:\n%s", w.output())
+		writeConfig(top, text)
+		k.waitManaged(t, "configuration changed", tap, wBridge, wMACBr)
+		if !strings.Contains(w.output(), "configuration reloaded") {
+			t.Errorf("no reload in the log:\n%s", w.output())
 		}
 	})
 	t.Run("update-device between managed bridges and to an unmanaged one", func(t *testing.T) {
 		tap := tapOf(t, wGuest, wMACBr)
-		move := func(bridge string) {
-			x := fmt.Sprintf("<interface type='bridge'><mac address='%s'/><source bridge='%s'/><model type='virtio'/></interface>", wMACBr, bridge)
-			p := filepath.Join(t.TempDir(), "nic.xml")
-			os.WriteFile(p, []byte(x), 0o644)
-			virshOK(t, "update-device", wGuest, p, "--live")
+		updateBridge(t, wGuest, wMACBr, bridge0)
+		k.waitManaged(t, "update-device "+wBridge+" to "+bridge0, tap, bridge0, wMACBr)
+		if got := staticOn(t, wBridge); slices.Contains(got, wMACBr) {
+			t.Errorf("%s left on %s after the move: %v", wMACBr, wBridge, got)
 		}
-		move(wBridge)
-		k.waitManaged(t, "update-device to "+wBridge, tap, wBridge, wMACBr)
-		k.assertNoStatic(t, wMACBr, bridge0)
-		move(bridge1)
+		updateBridge(t, wGuest, wMACBr, wBridge)
+		k.waitManaged(t, "update-device "+bridge0+" to "+wBridge, tap, wBridge, wMACBr)
+		if got := staticOn(t, bridge0); slices.Contains(got, wMACBr) {
+			t.Errorf("%s left on %s after the move: %v", wMACBr, bridge0, got)
+		}
+		updateBridge(t, wGuest, wMACBr, bridge1)
 		time.Sleep(500 * time.Millisecond)
 		k.assertUntouched(t, tap, bridge1, wMACBr)
 		k.assertNoStatic(t, wMACBr, bridge0, wBridge)
@@ -240,7 +266,7 @@ func Test10Watcher(t *testing.T) {
 		setPortFlags(t, tap, true, true)
 		time.Sleep(300 * time.Millisecond)
 		k.assertPort(t, tap, portState{master: bridge0, learning: true, flood: true})
-		w = startWatcher(t, "watch-2.log")
+		w = startWatcher(top, "watch-2.log")
 		k.waitManaged(t, "watcher start-up", tap, bridge0, wMACRe)
 		if out := admin(t, "status"); !strings.Contains(out.stdout, "watcher: running (pid") {
 			t.Errorf("status with the watcher running does not say so:\n%s", out.stdout)
@@ -265,7 +291,7 @@ func Test10Watcher(t *testing.T) {
 				k.assertUntouched(t, tap, bridge0, mac)
 			}
 		}
-		w = startWatcher(t, "watch-3.log")
+		w = startWatcher(top, "watch-3.log")
 		for _, mac := range append(slices.Clone(macs), wMAC0) {
 			k.waitManaged(t, "after the restart", tapOf(t, wGuest, mac), bridge0, mac)
 		}

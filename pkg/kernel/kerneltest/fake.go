@@ -20,8 +20,14 @@ type Kernel struct {
 	links   []*plan.Link
 	entries []plan.Entry
 	next    int
-	// Writes counts the changes made through the Writer methods.
-	Writes int
+	writes  int
+}
+
+// Writes counts the changes made through the Writer methods.
+func (k *Kernel) Writes() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.writes
 }
 
 // Learning are a new port's flags; Managed those of a managed guest port.
@@ -208,7 +214,7 @@ func (k *Kernel) BridgeEntries(br *plan.Link) ([]plan.Entry, error) {
 func (k *Kernel) SetVlanFiltering(bridgeIndex int, on bool) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	k.Writes++
+	k.writes++
 	l := k.byIndex(bridgeIndex)
 	if l == nil {
 		return unix.ENODEV
@@ -221,7 +227,7 @@ func (k *Kernel) SetVlanFiltering(bridgeIndex int, on bool) error {
 func (k *Kernel) SetPortFlags(portIndex int, f plan.Flags) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	k.Writes++
+	k.writes++
 	l := k.byIndex(portIndex)
 	if l == nil {
 		return unix.ENODEV
@@ -234,7 +240,7 @@ func (k *Kernel) SetPortFlags(portIndex int, f plan.Flags) error {
 func (k *Kernel) ReplaceEntry(e plan.Entry) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	k.Writes++
+	k.writes++
 	br := k.bridgeOf(e.PortIndex)
 	if br == 0 {
 		return unix.ENODEV
@@ -251,7 +257,7 @@ func (k *Kernel) ReplaceEntry(e plan.Entry) error {
 func (k *Kernel) DeleteEntry(e plan.Entry) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	k.Writes++
+	k.writes++
 	n := len(k.entries)
 	k.entries = slices.DeleteFunc(k.entries, func(x plan.Entry) bool {
 		return x.MAC == e.MAC && x.PortIndex == e.PortIndex && (e.Vlan == 0 || x.Vlan == e.Vlan)
