@@ -202,12 +202,12 @@ func TestStatusReadsTheKernel(t *testing.T) {
 func TestWatcherReportAndCheck(t *testing.T) {
 	dir := t.TempDir()
 	var errb bytes.Buffer
-	env := &Env{Program: "fdbhook", Stderr: &errb, Getenv: func(k string) string {
+	env := &Env{Env: hook.Env{Program: "fdbhook", Stderr: &errb, Getenv: func(k string) string {
 		if k == runstate.EnvDir {
 			return dir
 		}
 		return ""
-	}}
+	}}}
 	since := time.Unix(1_800_000_000, 0)
 	release, err := runstate.Dir(dir).HoldWatcher(since)
 	if err != nil {

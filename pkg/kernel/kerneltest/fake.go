@@ -224,13 +224,16 @@ func (k *Kernel) SetVlanFiltering(bridgeIndex int, on bool) error {
 }
 
 // SetPortFlags implements apply.Writer.
-func (k *Kernel) SetPortFlags(portIndex int, f plan.Flags) error {
+func (k *Kernel) SetPortFlags(portIndex int, f plan.Flags, withLocked bool) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.writes++
 	l := k.byIndex(portIndex)
 	if l == nil {
 		return unix.ENODEV
+	}
+	if !withLocked {
+		f.Locked = l.Flags.Locked
 	}
 	l.Flags = f
 	return nil
