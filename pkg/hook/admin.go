@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/vishvananda/netns"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/fdbhook/fdbhook/pkg/config"
 	"github.com/fdbhook/fdbhook/pkg/kernel"
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
+	"github.com/fdbhook/fdbhook/pkg/runstate"
 	"github.com/fdbhook/fdbhook/pkg/version"
 )
 
@@ -214,12 +216,14 @@ func (r *Runner) reconcile(args []string) int {
 		// and is seen by the snapshot or sees what reconcile did.
 		unlock, err := r.lock()
 		if err != nil {
+			r.recordReconcile(dry, nil, err)
 			return r.adminError(err)
 		}
 		defer unlock()
 	}
 	st, k, closeK, err := r.adminState()
 	if err != nil {
+		r.recordReconcile(dry, nil, err)
 		return r.adminError(err)
 	}
 	defer closeK()
@@ -230,6 +234,7 @@ func (r *Runner) reconcile(args []string) int {
 		fmt.Fprintf(r.Stdout, "note: %s lists no bridges or networks: nothing is managed\n", st.Config.Path)
 	}
 	res, err := admin.Reconcile(st, k, dry)
+	r.recordReconcile(dry, res, err)
 	if err != nil {
 		return r.adminError(err)
 	}
@@ -238,6 +243,24 @@ func (r *Runner) reconcile(args []string) int {
 		return ExitRefused
 	}
 	return ExitOK
+}
+
+// recordReconcile writes the outcome of a reconcile that was not a dry run
+// to the run directory, where the metrics read the last one.
+func (r *Runner) recordReconcile(dry bool, res *admin.Result, err error) {
+	if dry || r.RunDir == "" {
+		return
+	}
+	rec := runstate.Reconcile{Time: time.Now()}
+	if res != nil {
+		rec.Guests, rec.Failed = len(res.Guests), res.Failed
+	}
+	if err != nil {
+		rec.Err = err.Error()
+	}
+	if werr := r.RunDir.PutReconcile(rec); werr != nil {
+		fmt.Fprintf(r.Stderr, "%s: warning: recording the reconcile: %v\n", r.Program, werr)
+	}
 }
 
 func (r *Runner) doctor(args []string) int {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/fdbhook/fdbhook/pkg/kernel"
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
+	"github.com/fdbhook/fdbhook/pkg/runstate"
 )
 
 // NewRunner returns a Runner wired to the real world: the process's stdio
@@ -27,6 +28,7 @@ func NewRunner() *Runner {
 		Libvirt:     libvirt.DefaultPaths,
 		LockPath:    DefaultLockPath,
 		LockTimeout: 10 * time.Second,
+		RunDir:      runstate.FromEnv(os.Getenv),
 		Syslog:      true,
 	}
 }

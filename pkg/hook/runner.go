@@ -16,6 +16,7 @@ import (
 	"github.com/fdbhook/fdbhook/pkg/config"
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
 	"github.com/fdbhook/fdbhook/pkg/plan"
+	"github.com/fdbhook/fdbhook/pkg/runstate"
 )
 
 // Exit codes. libvirt treats any non-zero exit of a start hook as "do not
@@ -58,6 +59,9 @@ type Runner struct {
 	LockPath string
 	// LockTimeout bounds the wait for the lock.
 	LockTimeout time.Duration
+	// RunDir is where runs are counted and reconcile records its outcome;
+	// empty counts nothing.
+	RunDir runstate.Dir
 	// Syslog enables logging to the system log.
 	Syslog bool
 
