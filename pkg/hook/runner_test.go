@@ -89,7 +89,7 @@ func runHook(t *testing.T, entry func(*Runner, []string) int, program, cfg strin
 		OpenKernel: func() (Kernel, error) { res.opened = true; return k, nil },
 		Libvirt:    libvirt.Paths{QemuRunDir: dir},
 		LockPath:   filepath.Join(dir, "lock"), LockTimeout: time.Second,
-		RunDir:     res.runDir,
+		RunDir: res.runDir,
 	}
 	res.code = entry(r, args)
 	res.stdout, res.stderr = out.String(), errb.String()
