@@ -158,7 +158,7 @@ func bit(b bool) float64 {
 	return 0
 }
 
-// collectStatus reports 'fdbhook status”s report.
+// collectStatus reports what 'fdbhook status' reports.
 func (c *Collector) collectStatus(ch chan<- prometheus.Metric) error {
 	rep, err := c.report()
 	ch <- gauge(descStatusOK, bit(err == nil))
