@@ -141,6 +141,10 @@ cp "$work/deb/usr/libexec/fdbhook/qemu-hook" "$work/deb/usr/libexec/fdbhook/netw
 cp "$work/deb/usr/share/doc/fdbhook/README.md" "$work/deb/usr/share/doc/fdbhook/LICENSE" "$src/"
 cp "$work/deb/etc/fdbhook/fdbhook.toml" "$work/deb/usr/share/doc/fdbhook/copyright" "$src/packaging/"
 gzip -dc "$work/deb/usr/share/man/man8/fdbhook.8.gz" >"$src/packaging/fdbhook.8"
+mkdir -p "$src/packaging/systemd" "$src/packaging/prometheus"
+cp "$work/deb/usr/lib/systemd/system/fdbhook-metrics.service" "$work/deb/usr/lib/systemd/system/fdbhook-metrics.timer" \
+	"$src/packaging/systemd/"
+cp "$work/deb/usr/share/fdbhook/prometheus/fdbhook.rules.yml" "$src/packaging/prometheus/"
 # The packages' file times, for those rebuilds.
 epoch=$(rpm -qp --qf '[%{FILEMTIMES}\n]' "$rpm" | head -n 1)
 backup=$work/backup
@@ -284,7 +288,8 @@ done
 
 section "deb contents against the inputs build.sh recorded"
 
-for f in bin/qemu-hook bin/network-hook README.md LICENSE packaging/fdbhook.toml packaging/copyright packaging/fdbhook.8; do
+for f in bin/qemu-hook bin/network-hook README.md LICENSE packaging/fdbhook.toml packaging/copyright packaging/fdbhook.8 \
+	packaging/systemd/fdbhook-metrics.service packaging/systemd/fdbhook-metrics.timer packaging/prometheus/fdbhook.rules.yml; do
 	expect_eq "deb: $f is the one packaged" "$(sha256sum <"$src/$f" | cut -d' ' -f1)" "$(insum "$(basename "$f")")"
 done
 
@@ -446,6 +451,11 @@ expected_files() {
 /usr/share/doc/fdbhook/README.md|regular file|644|root:root
 /usr/share/doc/fdbhook/LICENSE|regular file|644|root:root
 /usr/share/doc/fdbhook/copyright|regular file|644|root:root
+/usr/lib/systemd/system/fdbhook-metrics.service|regular file|644|root:root
+/usr/lib/systemd/system/fdbhook-metrics.timer|regular file|644|root:root
+/usr/share/fdbhook|directory|755|root:root
+/usr/share/fdbhook/prometheus|directory|755|root:root
+/usr/share/fdbhook/prometheus/fdbhook.rules.yml|regular file|644|root:root
 EOF
 }
 expected_links() {
@@ -477,7 +487,8 @@ check_installed_files() {
 	local listed want
 	listed=$(dpkg -L fdbhook | sort)
 	want=$({
-		for d in /etc /etc/libvirt /etc/libvirt/hooks /usr /usr/libexec /usr/sbin /usr/share /usr/share/doc /usr/share/man /usr/share/man/man8; do echo "$d"; done
+		for d in /etc /etc/libvirt /etc/libvirt/hooks /usr /usr/libexec /usr/sbin /usr/share /usr/share/doc /usr/share/man /usr/share/man/man8 \
+			/usr/lib /usr/lib/systemd /usr/lib/systemd/system; do echo "$d"; done
 		expected_files | cut -d'|' -f1
 		expected_links | cut -d'|' -f1
 	} | sort)
@@ -488,7 +499,8 @@ check_removed() {
 	local path
 	for path in /usr/libexec/fdbhook/qemu-hook /usr/libexec/fdbhook/network-hook \
 		/etc/libvirt/hooks/qemu.d/fdbhook /etc/libvirt/hooks/network.d/fdbhook \
-		/usr/share/man/man8/fdbhook.8.gz /usr/share/doc/fdbhook; do
+		/usr/share/man/man8/fdbhook.8.gz /usr/share/doc/fdbhook /usr/share/fdbhook \
+		/usr/lib/systemd/system/fdbhook-metrics.service /usr/lib/systemd/system/fdbhook-metrics.timer; do
 		if [ -e "$path" ] || [ -L "$path" ]; then fail "$1: $path is gone"; else pass "$1: $path is gone"; fi
 	done
 }
@@ -519,6 +531,7 @@ expect_eq "says it once" "$(grep -c 'only notices the first hook' <<<"$out")" 1
 expect_hups "no SIGHUP sent" 0
 check "no reload note left behind in $marker" test ! -e "$marker"
 check_installed_files
+check "the metrics timer is shipped disabled" test ! -e /etc/systemd/system/timers.target.wants/fdbhook-metrics.timer
 
 qd=/etc/libvirt/hooks/qemu.d/fdbhook
 nd=/etc/libvirt/hooks/network.d/fdbhook
@@ -691,6 +704,8 @@ expect_eq "rpm -qlp: files" "$(rpm -qlp "$rpm")" "$(
 /etc/libvirt/hooks/network.d/fdbhook
 /etc/libvirt/hooks/qemu.d
 /etc/libvirt/hooks/qemu.d/fdbhook
+/usr/lib/systemd/system/fdbhook-metrics.service
+/usr/lib/systemd/system/fdbhook-metrics.timer
 /usr/libexec/fdbhook
 /usr/libexec/fdbhook/network-hook
 /usr/libexec/fdbhook/qemu-hook
@@ -698,6 +713,9 @@ expect_eq "rpm -qlp: files" "$(rpm -qlp "$rpm")" "$(
 /usr/share/doc/fdbhook
 /usr/share/doc/fdbhook/LICENSE
 /usr/share/doc/fdbhook/README.md
+/usr/share/fdbhook
+/usr/share/fdbhook/prometheus
+/usr/share/fdbhook/prometheus/fdbhook.rules.yml
 /usr/share/man/man8/fdbhook.8.gz
 EOF
 )"
@@ -714,6 +732,8 @@ drwxr-xr-x root:root  /etc/libvirt/hooks/network.d
 l--------- root:root  /etc/libvirt/hooks/network.d/fdbhook /usr/libexec/fdbhook/network-hook
 drwxr-xr-x root:root  /etc/libvirt/hooks/qemu.d
 l--------- root:root  /etc/libvirt/hooks/qemu.d/fdbhook /usr/libexec/fdbhook/qemu-hook
+-rw-r--r-- root:root  /usr/lib/systemd/system/fdbhook-metrics.service  $(insum fdbhook-metrics.service)
+-rw-r--r-- root:root  /usr/lib/systemd/system/fdbhook-metrics.timer  $(insum fdbhook-metrics.timer)
 drwxr-xr-x root:root  /usr/libexec/fdbhook
 -rwxr-xr-x root:root  /usr/libexec/fdbhook/network-hook  $(insum network-hook)
 -rwxr-xr-x root:root  /usr/libexec/fdbhook/qemu-hook  $(insum qemu-hook)
@@ -721,6 +741,9 @@ l--------- root:root  /usr/sbin/fdbhook /usr/libexec/fdbhook/qemu-hook
 drwxr-xr-x root:root  /usr/share/doc/fdbhook
 -rw-r--r-- root:root l /usr/share/doc/fdbhook/LICENSE  $(insum LICENSE)
 -rw-r--r-- root:root d /usr/share/doc/fdbhook/README.md  $(insum README.md)
+drwxr-xr-x root:root  /usr/share/fdbhook
+drwxr-xr-x root:root  /usr/share/fdbhook/prometheus
+-rw-r--r-- root:root  /usr/share/fdbhook/prometheus/fdbhook.rules.yml  $(insum fdbhook.rules.yml)
 -rw-r--r-- root:root  /usr/share/man/man8/fdbhook.8.gz  $(sha "$work/deb/usr/share/man/man8/fdbhook.8.gz")
 EOF
 	)"
