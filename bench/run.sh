@@ -19,7 +19,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 test/deps.sh iproute2 xmlstarlet time
 
-[ -x bin/qemu-hook ] || make build
+[ -x bin/qemu-hook ] && [ -x bin/fdbhook ] || make build
 out=bench/out
 mkdir -p "$out" bench/bin
 # Floors, built like the hooks (static, stripped).
@@ -48,7 +48,7 @@ go test -count "${BENCH_GO_COUNT:-5}" -run '^$' -bench . -benchmem -benchtime "$
 echo "== hook binaries in network namespace $ns" >&2
 ip netns add "$ns"
 ip netns exec "$ns" bench/bin/driver measure -netns "$ns" \
-	-hook bin/qemu-hook -shell bench/shell-hook.sh -noop bench/bin/noop \
+	-hook bin/qemu-hook -admin bin/fdbhook -shell bench/shell-hook.sh -noop bench/bin/noop \
 	-hookinit bench/bin/hookinit -noxmlquery bench/bin/noxmlquery -work "$out" \
 	-runs "${BENCH_RUNS:-200}" -stop-runs "${BENCH_STOP_RUNS:-200}" -rss-runs "${BENCH_RSS_RUNS:-20}" \
 	-fdb-entries "${BENCH_FDB_ENTRIES:-10000}" -flood-frames "${BENCH_FLOOD_FRAMES:-20000}" \

@@ -137,7 +137,7 @@ src=$work/src
 mkdir -p "$src/bin"
 cp --parents packaging/build.sh packaging/version.sh packaging/nfpm.yaml packaging/scripts/*.sh \
 	packaging/testdata/*.xml "$src/"
-cp "$work/deb/usr/libexec/fdbhook/qemu-hook" "$work/deb/usr/libexec/fdbhook/network-hook" "$src/bin/"
+cp "$work/deb/usr/libexec/fdbhook/qemu-hook" "$work/deb/usr/libexec/fdbhook/network-hook" "$work/deb/usr/sbin/fdbhook" "$src/bin/"
 cp "$work/deb/usr/share/doc/fdbhook/README.md" "$work/deb/usr/share/doc/fdbhook/LICENSE" "$src/"
 cp "$work/deb/etc/fdbhook/fdbhook.toml" "$work/deb/usr/share/doc/fdbhook/copyright" "$src/packaging/"
 gzip -dc "$work/deb/usr/share/man/man8/fdbhook.8.gz" >"$src/packaging/fdbhook.8"
@@ -288,7 +288,7 @@ done
 
 section "deb contents against the inputs build.sh recorded"
 
-for f in bin/qemu-hook bin/network-hook README.md LICENSE packaging/fdbhook.toml packaging/copyright packaging/fdbhook.8 \
+for f in bin/qemu-hook bin/network-hook bin/fdbhook README.md LICENSE packaging/fdbhook.toml packaging/copyright packaging/fdbhook.8 \
 	packaging/systemd/fdbhook-metrics.service packaging/systemd/fdbhook-metrics.timer packaging/prometheus/fdbhook.rules.yml; do
 	expect_eq "deb: $f is the one packaged" "$(sha256sum <"$src/$f" | cut -d' ' -f1)" "$(insum "$(basename "$f")")"
 done
@@ -442,6 +442,7 @@ expected_files() {
 /usr/libexec/fdbhook|directory|755|root:root
 /usr/libexec/fdbhook/qemu-hook|regular file|755|root:root
 /usr/libexec/fdbhook/network-hook|regular file|755|root:root
+/usr/sbin/fdbhook|regular file|755|root:root
 /etc/libvirt/hooks/qemu.d|directory|755|root:root
 /etc/libvirt/hooks/network.d|directory|755|root:root
 /etc/fdbhook|directory|755|root:root
@@ -462,7 +463,6 @@ expected_links() {
 	cat <<EOF
 /etc/libvirt/hooks/qemu.d/fdbhook|/usr/libexec/fdbhook/qemu-hook
 /etc/libvirt/hooks/network.d/fdbhook|/usr/libexec/fdbhook/network-hook
-/usr/sbin/fdbhook|/usr/libexec/fdbhook/qemu-hook
 EOF
 }
 
@@ -497,7 +497,7 @@ check_installed_files() {
 
 check_removed() {
 	local path
-	for path in /usr/libexec/fdbhook/qemu-hook /usr/libexec/fdbhook/network-hook \
+	for path in /usr/libexec/fdbhook/qemu-hook /usr/libexec/fdbhook/network-hook /usr/sbin/fdbhook \
 		/etc/libvirt/hooks/qemu.d/fdbhook /etc/libvirt/hooks/network.d/fdbhook \
 		/usr/share/man/man8/fdbhook.8.gz /usr/share/doc/fdbhook /usr/share/fdbhook \
 		/usr/lib/systemd/system/fdbhook-metrics.service /usr/lib/systemd/system/fdbhook-metrics.timer; do
@@ -552,9 +552,9 @@ run_hook "$nd hostbr port-created begin - (shipped config)" "$src/packaging/test
 	"$nd" hostbr port-created begin -
 
 # The installed doctor finds the hooks where libvirt runs them.
-doctor=$(env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin timeout 60 /usr/libexec/fdbhook/qemu-hook doctor 2>&1 || true)
-expect_match "qemu-hook doctor: qemu hook ok" "$doctor" '^ok +qemu hook'
-expect_match "qemu-hook doctor: network hook ok" "$doctor" '^ok +network hook'
+doctor=$(env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin timeout 60 fdbhook doctor 2>&1 || true)
+expect_match "fdbhook doctor: qemu hook ok" "$doctor" '^ok +qemu hook'
+expect_match "fdbhook doctor: network hook ok" "$doctor" '^ok +network hook'
 
 st=$(dpkg -s fdbhook)
 expect_has "dpkg -s: installed" "$st" "Status: install ok installed"
@@ -737,7 +737,7 @@ l--------- root:root  /etc/libvirt/hooks/qemu.d/fdbhook /usr/libexec/fdbhook/qem
 drwxr-xr-x root:root  /usr/libexec/fdbhook
 -rwxr-xr-x root:root  /usr/libexec/fdbhook/network-hook  $(insum network-hook)
 -rwxr-xr-x root:root  /usr/libexec/fdbhook/qemu-hook  $(insum qemu-hook)
-l--------- root:root  /usr/sbin/fdbhook /usr/libexec/fdbhook/qemu-hook
+-rwxr-xr-x root:root  /usr/sbin/fdbhook  $(insum fdbhook)
 drwxr-xr-x root:root  /usr/share/doc/fdbhook
 -rw-r--r-- root:root l /usr/share/doc/fdbhook/LICENSE  $(insum LICENSE)
 -rw-r--r-- root:root d /usr/share/doc/fdbhook/README.md  $(insum README.md)

@@ -40,24 +40,26 @@ func main() {
 
 // opts are the measure command's settings.
 type opts struct {
-	hook, shell, noop string
-	hookInit          string
-	noXMLQuery        string
-	work              string
-	netns             string
-	phases            string
-	runs              int
-	stopRuns          int
-	rssRuns           int
-	fdbEntries        int
-	floodFrames       int
-	floodRounds       int
+	hook, admin string
+	shell, noop string
+	hookInit    string
+	noXMLQuery  string
+	work        string
+	netns       string
+	phases      string
+	runs        int
+	stopRuns    int
+	rssRuns     int
+	fdbEntries  int
+	floodFrames int
+	floodRounds int
 }
 
 func measureMain(args []string) error {
 	var o opts
 	fs := flag.NewFlagSet("measure", flag.ExitOnError)
 	fs.StringVar(&o.hook, "hook", "bin/qemu-hook", "fdbhook's qemu hook binary")
+	fs.StringVar(&o.admin, "admin", "bin/fdbhook", "fdbhook's admin command (status, reconcile)")
 	fs.StringVar(&o.shell, "shell", "bench/shell-hook.sh", "the baseline shell hook")
 	fs.StringVar(&o.noop, "noop", "bench/bin/noop", "a static Go binary that does nothing")
 	fs.StringVar(&o.netns, "netns", "", "the named network namespace the driver runs in (ip netns exec NAME)")
@@ -73,7 +75,7 @@ func measureMain(args []string) error {
 	fs.IntVar(&o.floodRounds, "flood-rounds", 3, "rounds of (unmanaged, managed) flood measurements")
 	out := fs.String("o", "bench/out/results.json", "results file")
 	fs.Parse(args)
-	for _, p := range []*string{&o.hook, &o.shell, &o.noop, &o.hookInit, &o.noXMLQuery, &o.work} {
+	for _, p := range []*string{&o.hook, &o.admin, &o.shell, &o.noop, &o.hookInit, &o.noXMLQuery, &o.work} {
 		abs, err := filepath.Abs(*p)
 		if err != nil {
 			return err

@@ -30,7 +30,7 @@ type fdbSide struct {
 // identical bridges, one with an empty FDB and one holding fdbEntries other
 // static entries, interleaved run by run. Both look entries up per MAC, so
 // neither should grow with the FDB. status and reconcile are measured the
-// same way when this build of qemu-hook has them.
+// same way when this build of the fdbhook command has them.
 func (b *bench) stop() error {
 	b.res.FDBEntries = b.o.fdbEntries
 	sides := []*fdbSide{{bridge: emptyBridge}, {bridge: largeBridge, fdb: b.o.fdbEntries}}
@@ -91,7 +91,7 @@ func (b *bench) stop() error {
 			}
 			add("start", len(s.start), s.fdb, d)
 			for _, c := range cmds {
-				argv := append([]string{b.o.hook}, c.args...)
+				argv := append([]string{b.o.admin}, c.args...)
 				d, code, err := s.r.runCode(argv, nil)
 				if err != nil {
 					return err
@@ -203,7 +203,7 @@ func (b *bench) fillFDB(s *fdbSide) error {
 	return nil
 }
 
-// command is a qemu-hook subcommand to time.
+// command is an fdbhook command to time.
 type command struct {
 	name string
 	args []string
@@ -220,12 +220,12 @@ func cmdNames(cs []command) []string {
 	return out
 }
 
-// commands finds out which of status and reconcile this qemu-hook has,
+// commands finds out which of status and reconcile this fdbhook has,
 // and records why the others cannot be measured.
 func (b *bench) commands(sides []*fdbSide) ([]command, error) {
 	var cmds []command
 	for _, name := range []string{"status", "reconcile"} {
-		help, code, err := output(b.env, b.o.hook, name, "--help")
+		help, code, err := output(b.env, b.o.admin, name, "--help")
 		if err != nil || code != 0 {
 			b.res.Commands[name] = "n/a (command not available)"
 			continue
@@ -237,7 +237,7 @@ func (b *bench) commands(sides []*fdbSide) ([]command, error) {
 		// One untimed try per bridge: a command that exists but fails to
 		// run here (usage, configuration or input errors) is reported
 		// rather than timed.
-		argv := append([]string{b.o.hook}, c.args...)
+		argv := append([]string{b.o.admin}, c.args...)
 		var codes []string
 		for _, s := range sides {
 			_, code, err := s.r.runCode(argv, nil)
@@ -254,7 +254,7 @@ func (b *bench) commands(sides []*fdbSide) ([]command, error) {
 		if _, failed := b.res.Commands[name]; failed {
 			continue
 		}
-		b.res.Commands[name] = fmt.Sprintf("`qemu-hook %s` with a config naming only the bridge measured (%s)",
+		b.res.Commands[name] = fmt.Sprintf("`fdbhook %s` with a config naming only the bridge measured (%s)",
 			strings.Join(c.args, " "), strings.Join(codes, ", "))
 		cmds = append(cmds, c)
 	}

@@ -11,7 +11,6 @@ import (
 	"github.com/fdbhook/fdbhook/pkg/guest"
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
 	"github.com/fdbhook/fdbhook/pkg/plan"
-	"github.com/fdbhook/fdbhook/pkg/version"
 )
 
 // networkOps lists the network operations that apply bridge policy. libvirt
@@ -28,29 +27,15 @@ var errNetworkInput = errors.New("bad network XML")
 
 // RunNetwork runs the network hook and returns the exit code.
 func (r *Runner) RunNetwork(args []string) int {
-	if len(args) == 4 {
-		return r.networkHook(args[0], args[1], args[2], dryRun(r.Getenv))
-	}
-	if err := r.setupLog("info", false); err != nil {
-		fmt.Fprintf(r.Stderr, "fdbhook: %v\n", err)
-		return ExitUsage
-	}
-	switch {
-	case len(args) == 1 && (args[0] == "--help" || args[0] == "-h" || args[0] == "help"):
-		fmt.Fprintf(r.Stdout, networkUsage, r.Program)
-		return ExitOK
-	case len(args) == 1 && (args[0] == "--version" || args[0] == "version"):
-		fmt.Fprintf(r.Stdout, "network-hook (fdbhook) %s\n", version.Version)
-		return ExitOK
-	case len(args) == 5 && (args[0] == "--dry-run" || args[0] == "-n"):
-		return r.networkHook(args[1], args[2], args[3], true)
-	}
-	fmt.Fprintf(r.Stderr, "%s: expected NETWORK OPERATION SUB-OPERATION EXTRA (got %d arguments); see '%s --help'\n",
-		r.Program, len(args), r.Program)
-	return ExitUsage
+	return r.dispatch(args, networkProgram, r.networkHook)
 }
 
-func (r *Runner) networkHook(network, op, subop string, dry bool) int {
+// networkHook handles one libvirt network event. An operation the table
+// ignores returns before the configuration is read or the log opened.
+func (r *Runner) networkHook(network, op, subop, _ string, dry bool) int {
+	if !networkOps[[2]string{op, subop}] {
+		return ExitOK
+	}
 	cfg, cfgErr := r.loadConfig()
 	level := "info"
 	if cfgErr == nil {
@@ -61,10 +46,6 @@ func (r *Runner) networkHook(network, op, subop string, dry bool) int {
 		return ExitOK
 	}
 	log := r.log.WithField("network", network)
-	if !networkOps[[2]string{op, subop}] {
-		log.Debugf("%s %s: nothing to do", op, subop)
-		return ExitOK
-	}
 	if cfgErr != nil {
 		// Fail the network start on a broken configuration: guests on it
 		// would fail to start anyway, and this says why earlier.
@@ -159,5 +140,6 @@ Per-guest work (port flags, static FDB entries) is done by qemu-hook, which
 knows the guest's tap. A network with <bridge macTableManager='libvirt'/> is
 left to libvirt. Other operations change nothing and exit 0.
 
-Environment and exit codes: as for qemu-hook (see 'qemu-hook --help').
+Environment and exit codes: as for qemu-hook (see 'qemu-hook --help'). The admin
+commands are the fdbhook command: see 'fdbhook --help'.
 `

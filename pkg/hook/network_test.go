@@ -86,7 +86,7 @@ func TestNetworkFailures(t *testing.T) {
 		{"bad config ignored at stop", "networks = 1", start, newFakeKernel(), []string{"hostbr", "stopped", "end", "-"}, ExitOK, ""},
 		{"bad xml", cfgPolicy, []byte("<hookData><network>"), newFakeKernel(), []string{"hostbr", "start", "begin", "-"}, ExitInput, "fdbhook: network hostbr: bad network XML: "},
 		{"bridge is a device", cfgPolicy, start, notBridge, []string{"hostbr", "start", "begin", "-"}, ExitOK, "br0 is a physical device, not a bridge"},
-		{"usage", cfgPolicy, nil, newFakeKernel(), []string{"hostbr"}, ExitUsage, "expected NETWORK OPERATION SUB-OPERATION EXTRA (got 1 arguments)"},
+		{"usage", cfgPolicy, nil, newFakeKernel(), []string{"hostbr"}, ExitUsage, "not a hook call: expected NETWORK OPERATION SUB-OPERATION EXTRA, got 1 arguments"},
 		{"help", "", nil, newFakeKernel(), []string{"--help"}, ExitOK, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

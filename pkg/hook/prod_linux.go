@@ -3,7 +3,6 @@ package hook
 import (
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/vishvananda/netns"
 
@@ -27,7 +26,7 @@ func NewRunner() *Runner {
 		},
 		Libvirt:     libvirt.DefaultPaths,
 		LockPath:    DefaultLockPath,
-		LockTimeout: 10 * time.Second,
+		LockTimeout: DefaultLockTimeout,
 		RunDir:      runstate.FromEnv(os.Getenv),
 		Syslog:      true,
 	}

@@ -3,7 +3,6 @@ package hook
 import (
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/sirupsen/logrus"
@@ -13,7 +12,6 @@ import (
 	"github.com/fdbhook/fdbhook/pkg/guest"
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
 	"github.com/fdbhook/fdbhook/pkg/plan"
-	"github.com/fdbhook/fdbhook/pkg/version"
 )
 
 // action is what a libvirt operation means to fdbhook.
@@ -51,15 +49,17 @@ var qemuOps = map[[2]string]qemuOp{
 // RunQemu runs the qemu hook with the arguments after the program name and
 // returns the exit code.
 func (r *Runner) RunQemu(args []string) int {
-	if len(args) == 4 {
-		return r.qemuHook(args[0], args[1], args[2], args[3], dryRun(r.Getenv))
-	}
-	return r.qemuCommand(args)
+	return r.dispatch(args, qemuProgram, r.qemuHook)
 }
 
-// qemuHook handles one libvirt event. It never writes to stdout.
+// qemuHook handles one libvirt event. It never writes to stdout. An
+// operation the table ignores returns before the configuration is read or
+// the log opened: three of a guest's five hook calls are such.
 func (r *Runner) qemuHook(domain, op, subop, extra string, dry bool) int {
 	row, known := qemuOps[[2]string{op, subop}]
+	if !known || row.act == ignore {
+		return ExitOK
+	}
 	cfg, cfgErr := r.loadConfig()
 	level := "info"
 	if cfgErr == nil {
@@ -73,10 +73,6 @@ func (r *Runner) qemuHook(domain, op, subop, extra string, dry bool) int {
 		return ExitOK
 	}
 	log := r.log.WithField("guest", domain)
-	if !known || row.act == ignore {
-		log.Debugf("%s %s: nothing to do", op, subop)
-		return ExitOK
-	}
 	err := cfgErr
 	if err == nil {
 		err = r.qemuEvent(cfg, domain, op, row.act, dry, log)
@@ -89,7 +85,7 @@ func (r *Runner) qemuHook(domain, op, subop, extra string, dry bool) int {
 	case !row.mayFail:
 		log.Errorf("%s %s: %v (exit 0: failing here would not undo anything and could kill the guest)", op, subop, err)
 		return ExitOK
-	case cfg != nil && cfg.OnError == config.Warn && exitCode(err) == ExitRefused:
+	case cfg != nil && cfg.OnError == config.Warn && ExitCode(err) == ExitRefused:
 		log.Warnf("%v; on_error = \"warn\": the guest starts with its ports unmanaged", err)
 		return ExitOK
 	}
@@ -97,7 +93,7 @@ func (r *Runner) qemuHook(domain, op, subop, extra string, dry bool) int {
 	// libvirt shows this line to the admin: whatever the cause quotes, it
 	// stays one line.
 	fmt.Fprintf(r.Stderr, "fdbhook: %s\n", strings.NewReplacer("\n", `\n`, "\r", `\r`).Replace(msg))
-	return exitCode(err)
+	return ExitCode(err)
 }
 
 // qemuEvent plans and carries out one event.
@@ -112,7 +108,7 @@ func (r *Runner) qemuEvent(cfg *config.Config, domain, op string, act action, dr
 		if !errors.Is(err, guest.ErrInput) {
 			code = ExitRefused
 		}
-		return &hookError{code: code, err: err}
+		return &ExitError{Code: code, Err: err}
 	}
 	if g.Name != domain {
 		log.Warnf("the XML on stdin is for guest %q: using it", g.Name)
@@ -130,7 +126,7 @@ func (r *Runner) qemuEvent(cfg *config.Config, domain, op string, act action, dr
 		return err
 	}
 	defer k.Close()
-	v := view{Kernel: k, Files: libvirt.New(r.Libvirt)}
+	v := PlanView{Kernel: k, Files: libvirt.New(r.Libvirt)}
 	var p *plan.Plan
 	if act == applyPlan {
 		p, err = plan.Start(cfg, g, v)
@@ -200,18 +196,14 @@ func (r *Runner) logPlan(p *plan.Plan, log *logrus.Entry) {
 const qemuUsage = `Usage:
   %[1]s DOMAIN OPERATION SUB-OPERATION EXTRA   (as libvirt calls it; XML on stdin)
   %[1]s --dry-run DOMAIN OPERATION SUB-OPERATION EXTRA
-  %[1]s explain FILE|-
-  %[1]s status [BRIDGE...] [--json]
-  %[1]s doctor
-  %[1]s reconcile [--dry-run]
   %[1]s --help | --version
 
-fdbhook keeps a Linux bridge's MAC table (FDB) in step with the guests on it.
-Installed as a libvirt qemu hook (/etc/libvirt/hooks/qemu.d/fdbhook), at every
-guest start it turns off learning and unicast flooding on each managed guest
-tap and adds a static FDB entry for the guest's MAC on that tap, so unknown
-unicast is no longer copied to every guest and a guest that changes its MAC
-receives nothing. At guest stop it removes entries that were left behind.
+fdbhook's libvirt qemu hook (/etc/libvirt/hooks/qemu.d/fdbhook). fdbhook keeps
+a Linux bridge's MAC table (FDB) in step with the guests on it: at every guest
+start it turns off learning and unicast flooding on each managed guest tap and
+adds a static FDB entry for the guest's MAC on that tap, so unknown unicast is
+no longer copied to every guest and a guest that changes its MAC receives
+nothing. At guest stop it removes entries that were left behind.
 
 Operations:
   start begin, reconnect begin, attach begin   apply to every managed NIC
@@ -222,50 +214,21 @@ A NIC is managed when its bridge is listed in "bridges" or its libvirt network
 in "networks", its <target dev> is a tap enslaved to that bridge, and the
 guest's metadata does not opt it out. Only taps are ever changed.
 
-Commands:
-  explain FILE|-   print the plan for a domain XML (a file, or - for stdin)
-                   against the running kernel; changes nothing
   --dry-run        run one hook event without changing anything; the plan
                    (every port, flag and entry, every skipped NIC and why)
-                   goes to stderr. FDBHOOK_DRY_RUN=1 does the same in hook mode.
-  status [BRIDGE...] [--json]
-                   every managed bridge (or the ones named): vlan_filtering,
-                   each port's kind (guest, other, uplink), learning, flood,
-                   locked and promiscuity, each static entry and the guest NIC
-                   it belongs to, and the problems found, in words: a managed
-                   guest port still learning or flooding, a managed MAC
-                   without its entry, a stale entry, an uplink kept
-                   promiscuous and why. Exit 1 when a problem is found.
-                   (Exactly four arguments are hook mode: name at most two
-                   bridges together with --json.)
-  doctor           would fdbhook work here: kernel features (probed in a
-                   throwaway network namespace), libvirt's version, the
-                   installed hooks, the configuration file and its bridges.
-                   One line per check: ok, warn or fail and what to do.
-                   Exit 1 when a check fails.
-  reconcile [--dry-run]
-                   for guests that were running before fdbhook was installed
-                   or configured: delete stale static entries on managed
-                   bridges (on taps no running guest owns, and on uplinks for
-                   MACs of defined guests that are not running), then give
-                   every running guest exactly what its start would. Entries
-                   it cannot attribute are reported, never deleted. Takes the
-                   hooks' lock. Exit 1 when a guest could not be managed.
-  status, doctor and reconcile read the kernel, the configuration and
-  libvirt's files (never the libvirt API).
+                   goes to stderr. FDBHOOK_DRY_RUN=1 does the same.
 
 Debug one event by hand:
   virsh dumpxml GUEST | FDBHOOK_DRY_RUN=1 %[1]s GUEST start begin -
+
+The admin commands (status, doctor, reconcile, explain) are the fdbhook
+command: see 'fdbhook --help'.
 
 Environment:
   FDBHOOK_CONFIG      configuration file (default /etc/fdbhook/fdbhook.toml;
                       libvirt passes no environment, so hooks it runs use the default)
   FDBHOOK_DRY_RUN=1   print the plan to stderr, change nothing
   FDBHOOK_LOG_LEVEL   debug|info|warning|error, on stderr and syslog
-  FDBHOOK_LIBVIRT_RUN libvirt's run directory, for status, doctor and reconcile
-                      only (default /run/libvirt: qemu/*.xml, network/*.xml)
-  FDBHOOK_LIBVIRT_ETC libvirt's configuration directory, likewise (default
-                      /etc/libvirt: qemu/*.xml, qemu/networks/*.xml, hooks/)
 
 Exit codes:
   0  done, nothing to do, or on_error = "warn"
@@ -274,82 +237,3 @@ Exit codes:
   3  bad configuration file
   4  bad hook input (malformed or oversized XML)
 `
-
-func (r *Runner) qemuCommand(args []string) int {
-	if err := r.setupLog("info", false); err != nil {
-		fmt.Fprintf(r.Stderr, "fdbhook: %v\n", err)
-		return ExitUsage
-	}
-	usage := func(format string, a ...any) int {
-		fmt.Fprintf(r.Stderr, "%s: %s; see '%s --help'\n", r.Program, fmt.Sprintf(format, a...), r.Program)
-		return ExitUsage
-	}
-	if len(args) == 0 {
-		return usage("expected 4 arguments (DOMAIN OPERATION SUB-OPERATION EXTRA) or a command")
-	}
-	switch args[0] {
-	case "-h", "--help", "help":
-		fmt.Fprintf(r.Stdout, qemuUsage, r.Program)
-		return ExitOK
-	case "--version", "version":
-		fmt.Fprintf(r.Stdout, "qemu-hook (fdbhook) %s\n", version.Version)
-		return ExitOK
-	case "--dry-run", "-n":
-		if len(args) != 5 {
-			return usage("--dry-run wants DOMAIN OPERATION SUB-OPERATION EXTRA")
-		}
-		return r.qemuHook(args[1], args[2], args[3], args[4], true)
-	case "explain":
-		if len(args) != 2 {
-			return usage("explain wants one FILE (or - for stdin)")
-		}
-		return r.explain(args[1])
-	}
-	if code, ok := r.adminCommand(args); ok {
-		return code
-	}
-	return usage("unknown command %q (hook mode takes exactly 4 arguments, got %d)", args[0], len(args))
-}
-
-// explain prints the start plan for a domain XML file on stdout.
-func (r *Runner) explain(file string) int {
-	in := r.Stdin
-	if file != "-" {
-		f, err := os.Open(file)
-		if err != nil {
-			fmt.Fprintf(r.Stderr, "fdbhook: %v\n", err)
-			return ExitInput
-		}
-		defer f.Close()
-		in = f
-	}
-	cfg, err := r.loadConfig()
-	if err != nil {
-		fmt.Fprintf(r.Stderr, "fdbhook: %v\n", err)
-		return ExitConfig
-	}
-	g, err := guest.Read(in)
-	if err != nil {
-		fmt.Fprintf(r.Stderr, "fdbhook: %s: %v\n", file, err)
-		return ExitInput
-	}
-	k, err := r.OpenKernel()
-	if err != nil {
-		fmt.Fprintf(r.Stderr, "fdbhook: %v\n", err)
-		return ExitRefused
-	}
-	defer k.Close()
-	p, err := plan.Start(cfg, g, view{Kernel: k, Files: libvirt.New(r.Libvirt)})
-	if err != nil {
-		fmt.Fprintf(r.Stderr, "fdbhook: %s: %v\n", g.Name, err)
-		return ExitRefused
-	}
-	if !cfg.Present {
-		fmt.Fprintf(r.Stdout, "note: %s does not exist: fdbhook manages nothing\n", cfg.Path)
-	}
-	fmt.Fprint(r.Stdout, p.Format())
-	if len(p.Refusals) > 0 {
-		return ExitRefused
-	}
-	return ExitOK
-}

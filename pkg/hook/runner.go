@@ -17,6 +17,7 @@ import (
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
 	"github.com/fdbhook/fdbhook/pkg/plan"
 	"github.com/fdbhook/fdbhook/pkg/runstate"
+	"github.com/fdbhook/fdbhook/pkg/version"
 )
 
 // Exit codes. libvirt treats any non-zero exit of a start hook as "do not
@@ -69,26 +70,27 @@ type Runner struct {
 	sys *logrus.Logger // syslog only
 }
 
-// DefaultLockPath is the lock file of production runs.
-const DefaultLockPath = "/run/fdbhook/lock"
+// The lock of production runs, and how long a run waits for it.
+const (
+	DefaultLockPath    = "/run/fdbhook/lock"
+	DefaultLockTimeout = 10 * time.Second
+)
 
-// hookError is a failure with the exit code it maps to.
-type hookError struct {
-	code int
-	err  error
+// ExitError is a failure with the exit code it maps to.
+type ExitError struct {
+	Code int
+	Err  error
 }
 
-func (e *hookError) Error() string { return e.err.Error() }
-func (e *hookError) Unwrap() error { return e.err }
+func (e *ExitError) Error() string { return e.Err.Error() }
+func (e *ExitError) Unwrap() error { return e.Err }
 
-func fail(code int, format string, args ...any) error {
-	return &hookError{code: code, err: fmt.Errorf(format, args...)}
-}
-
-func exitCode(err error) int {
-	var he *hookError
-	if errors.As(err, &he) {
-		return he.code
+// ExitCode is the exit code for err: its ExitError's, ExitRefused for any
+// other error, ExitOK for nil.
+func ExitCode(err error) int {
+	var ee *ExitError
+	if errors.As(err, &ee) {
+		return ee.Code
 	}
 	if err != nil {
 		return ExitRefused
@@ -119,29 +121,35 @@ func (r *Runner) setupLog(cfgLevel string, hookMode bool) error {
 	return nil
 }
 
-// loadConfig reads the configuration named by the environment.
-func (r *Runner) loadConfig() (*config.Config, error) {
-	cfg, err := config.Load(config.PathFromEnv(r.Getenv))
+// LoadConfig reads the configuration named by the environment; a bad file
+// is an ExitError with ExitConfig.
+func LoadConfig(getenv func(string) string) (*config.Config, error) {
+	cfg, err := config.Load(config.PathFromEnv(getenv))
 	if err != nil {
-		return nil, &hookError{code: ExitConfig, err: err}
+		return nil, &ExitError{Code: ExitConfig, Err: err}
 	}
 	return cfg, nil
 }
 
-// lock takes the run lock, waiting at most LockTimeout. The lock is released
-// when the process exits (or unlock is called).
-func (r *Runner) lock() (unlock func(), err error) {
-	if r.LockPath == "" {
+func (r *Runner) loadConfig() (*config.Config, error) { return LoadConfig(r.Getenv) }
+
+func (r *Runner) lock() (unlock func(), err error) { return Lock(r.LockPath, r.LockTimeout) }
+
+// Lock takes the lock of runs that change the kernel (path; none when ""),
+// waiting at most timeout. The lock is released when the process exits (or
+// unlock is called).
+func Lock(path string, timeout time.Duration) (unlock func(), err error) {
+	if path == "" {
 		return func() {}, nil
 	}
-	if err := os.MkdirAll(filepath.Dir(r.LockPath), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("creating lock directory: %w", err)
 	}
-	f, err := os.OpenFile(r.LockPath, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("opening lock %s: %w", r.LockPath, err)
+		return nil, fmt.Errorf("opening lock %s: %w", path, err)
 	}
-	deadline := time.Now().Add(r.LockTimeout)
+	deadline := time.Now().Add(timeout)
 	for {
 		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
 		if err == nil {
@@ -150,24 +158,60 @@ func (r *Runner) lock() (unlock func(), err error) {
 		if !errors.Is(err, unix.EWOULDBLOCK) || time.Now().After(deadline) {
 			f.Close()
 			if errors.Is(err, unix.EWOULDBLOCK) {
-				return nil, fmt.Errorf("another fdbhook run held %s for more than %s", r.LockPath, r.LockTimeout)
+				return nil, fmt.Errorf("another fdbhook run held %s for more than %s", path, timeout)
 			}
-			return nil, fmt.Errorf("locking %s: %w", r.LockPath, err)
+			return nil, fmt.Errorf("locking %s: %w", path, err)
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
 }
 
-// view joins the kernel and libvirt's files into what the planner reads.
-type view struct {
+// PlanView joins the kernel and libvirt's files into what the planner reads.
+type PlanView struct {
 	Kernel
 	*libvirt.Files
 }
 
-func dryRun(getenv func(string) string) bool {
+// DryRun reports whether the environment asks for a dry run
+// (FDBHOOK_DRY_RUN set to anything but "", 0, no or false).
+func DryRun(getenv func(string) string) bool {
 	switch strings.ToLower(getenv("FDBHOOK_DRY_RUN")) {
 	case "", "0", "no", "false":
 		return false
 	}
 	return true
+}
+
+// program is what one hook binary is: its name for --version, its --help
+// and the libvirt object its first argument names.
+type program struct {
+	name, usage, object string
+}
+
+var (
+	qemuProgram    = program{name: "qemu-hook", usage: qemuUsage, object: "DOMAIN"}
+	networkProgram = program{name: "network-hook", usage: networkUsage, object: "NETWORK"}
+)
+
+// dispatch runs a hook binary's command line: four arguments are a libvirt
+// event, --dry-run before them a dry run of it, and --help and --version
+// what they say. Anything else is a bad command line that points to the
+// fdbhook command, which has the admin commands.
+func (r *Runner) dispatch(args []string, p program, event func(object, op, subop, extra string, dry bool) int) int {
+	switch {
+	case len(args) == 4:
+		return event(args[0], args[1], args[2], args[3], DryRun(r.Getenv))
+	case len(args) == 5 && (args[0] == "--dry-run" || args[0] == "-n"):
+		return event(args[1], args[2], args[3], args[4], true)
+	case len(args) == 1 && (args[0] == "--help" || args[0] == "-h" || args[0] == "help"):
+		fmt.Fprintf(r.Stdout, p.usage, r.Program)
+		return ExitOK
+	case len(args) == 1 && (args[0] == "--version" || args[0] == "version"):
+		fmt.Fprintf(r.Stdout, "%s (fdbhook) %s\n", p.name, version.Version)
+		return ExitOK
+	}
+	fmt.Fprintf(r.Stderr, "%s: not a hook call: expected %s OPERATION SUB-OPERATION EXTRA, got %d arguments; "+
+		"the admin commands (status, doctor, reconcile, explain) are 'fdbhook COMMAND', see 'fdbhook --help'\n",
+		r.Program, p.object, len(args))
+	return ExitUsage
 }

@@ -1,5 +1,5 @@
-// Package admin tests qemu-hook's admin commands (status, doctor,
-// reconcile) as an admin runs them: the real binary under `ip netns exec`
+// Package admin tests the fdbhook command's status, doctor and reconcile
+// as an admin runs them: the real binary under `ip netns exec`
 // in a network namespace of its own, with a configuration and a fake
 // libvirt directory (FDBHOOK_LIBVIRT_RUN, FDBHOOK_LIBVIRT_ETC) written by
 // the test. Every problem status must flag is built in the kernel, and what

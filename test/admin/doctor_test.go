@@ -15,7 +15,7 @@ type check struct{ level, name, text string }
 
 func (l *lab) doctor() ([]check, int, string) {
 	l.t.Helper()
-	out, stderr, code := l.hook("doctor")
+	out, stderr, code := l.fdbhook("doctor")
 	var checks []check
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		level, rest, _ := strings.Cut(line, " ")

@@ -42,17 +42,17 @@ func (l *lab) write(rel, text string) {
 	}
 }
 
-// hook runs the qemu-hook binary in the namespace, with the lab's
+// fdbhook runs the fdbhook command in the namespace, with the lab's
 // configuration and fake libvirt, and returns its stdout, stderr and exit
 // code.
-func (l *lab) hook(args ...string) (string, string, int) {
+func (l *lab) fdbhook(args ...string) (string, string, int) {
 	l.t.Helper()
 	r, err := l.Run(nil, testlab.HookEnv(filepath.Join(l.dir, "fdbhook.toml"),
 		"FDBHOOK_LIBVIRT_RUN="+filepath.Join(l.dir, "run"),
 		"FDBHOOK_LIBVIRT_ETC="+filepath.Join(l.dir, "etc"),
-	), append([]string{suite.Bin("qemu-hook")}, args...)...)
+	), append([]string{suite.Bin("fdbhook")}, args...)...)
 	if err != nil {
-		l.t.Fatalf("running qemu-hook %s: %v", strings.Join(args, " "), err)
+		l.t.Fatalf("running fdbhook %s: %v", strings.Join(args, " "), err)
 	}
 	return r.Stdout, r.Stderr, r.Code
 }

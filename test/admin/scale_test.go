@@ -32,7 +32,7 @@ func TestScale(t *testing.T) {
 
 	timed := func(args ...string) (string, time.Duration) {
 		start := time.Now()
-		out, stderr, code := l.hook(args...)
+		out, stderr, code := l.fdbhook(args...)
 		took := time.Since(start)
 		if code != 0 && !(args[0] == "status" && code == 1) {
 			t.Fatalf("%s: exit %d: %s%s", strings.Join(args, " "), code, out, stderr)

@@ -90,7 +90,7 @@ type statusJSON struct {
 
 func (l *lab) status() (statusJSON, int) {
 	l.t.Helper()
-	out, stderr, code := l.hook("status", "--json")
+	out, stderr, code := l.fdbhook("status", "--json")
 	var s statusJSON
 	if err := json.Unmarshal([]byte(out), &s); err != nil {
 		l.t.Fatalf("status --json (exit %d) is not JSON: %v\n%s\nstderr: %s", code, err, out, stderr)
@@ -164,7 +164,7 @@ func TestStatusFlagsAndReconcileFixes(t *testing.T) {
 			t.Errorf("entry %s is %q, want %q (all: %v)", e, states[e], want, states)
 		}
 	}
-	table, _, code := l.hook("status")
+	table, _, code := l.fdbhook("status")
 	if code != 1 || !strings.Contains(table, "problems (5):") || !strings.Contains(table, "fdbtg1") {
 		t.Errorf("status table (exit %d) does not show the 5 problems:\n%s", code, table)
 	}
@@ -172,7 +172,7 @@ func TestStatusFlagsAndReconcileFixes(t *testing.T) {
 
 	// A dry run changes nothing.
 	before := l.static("fdbtbr0")
-	out, _, code := l.hook("reconcile", "--dry-run")
+	out, _, code := l.fdbhook("reconcile", "--dry-run")
 	if code != 0 || !strings.Contains(out, "dry run") {
 		t.Errorf("reconcile --dry-run exit %d:\n%s", code, out)
 	}
@@ -184,7 +184,7 @@ func TestStatusFlagsAndReconcileFixes(t *testing.T) {
 	}
 
 	// reconcile fixes what status flagged; read back from the kernel.
-	out, stderr, code := l.hook("reconcile")
+	out, stderr, code := l.fdbhook("reconcile")
 	t.Logf("reconcile (exit %d):\n%s%s", code, out, stderr)
 	if code != 0 {
 		t.Errorf("reconcile exit %d, want 0", code)
@@ -227,11 +227,11 @@ func TestStatusFlagsAndReconcileFixes(t *testing.T) {
 	if !l.kernelHasVlanFiltering() && (code != 0 || len(s.Problems) != 0) {
 		t.Errorf("status after reconcile: exit %d, problems %+v; want 0 and none on a kernel without VLAN filtering", code, s.Problems)
 	}
-	table, _, _ = l.hook("status")
+	table, _, _ = l.fdbhook("status")
 	t.Logf("status after reconcile:\n%s", table)
 
 	// A second reconcile has nothing to change.
-	out, _, code = l.hook("reconcile")
+	out, _, code = l.fdbhook("reconcile")
 	if code != 0 || strings.Contains(out, "deleted") || strings.Contains(out, "changed:") {
 		t.Errorf("second reconcile (exit %d) changed something:\n%s", code, out)
 	}
@@ -260,7 +260,7 @@ func TestReconcileFailingGuest(t *testing.T) {
 	if code != 1 || refused != 2 {
 		t.Errorf("status exit %d, %d refusals; want 1 and 2: %+v", code, refused, s.Problems)
 	}
-	out, _, code := l.hook("reconcile")
+	out, _, code := l.fdbhook("reconcile")
 	t.Logf("reconcile:\n%s", out)
 	if code != 1 || !strings.Contains(out, "guest bad: failed") || !strings.Contains(out, "guest good: ok") {
 		t.Errorf("reconcile exit %d, want 1 with bad failed and good ok:\n%s", code, out)
@@ -282,7 +282,7 @@ func TestStatusNamedBridges(t *testing.T) {
 	l.IP("tuntap", "add", "dev", "fdbtg1", "mode", "tap")
 	l.IP("link", "set", "fdbtg1", "master", "fdbtbr1")
 	l.Bridge("fdb", "replace", macO9, "dev", "fdbtg1", "master", "static")
-	out, _, code := l.hook("status", "fdbtbr1", "--json")
+	out, _, code := l.fdbhook("status", "fdbtbr1", "--json")
 	var s statusJSON
 	if err := json.Unmarshal([]byte(out), &s); err != nil {
 		t.Fatalf("not JSON: %v\n%s", err, out)
@@ -293,7 +293,7 @@ func TestStatusNamedBridges(t *testing.T) {
 	if len(s.Bridges) == 1 && (len(s.Bridges[0].Ports) != 1 || len(s.Bridges[0].Entries) != 1) {
 		t.Errorf("fdbtbr1 shown with ports %+v and entries %+v, want its tap and entry", s.Bridges[0].Ports, s.Bridges[0].Entries)
 	}
-	if _, _, code := l.hook("status", "--bogus"); code != 2 {
+	if _, _, code := l.fdbhook("status", "--bogus"); code != 2 {
 		t.Errorf("status --bogus exit %d, want 2", code)
 	}
 }

@@ -118,26 +118,28 @@ func g1Ports(t *testing.T) []guestPort {
 	return out
 }
 
-// hookBinary is the qemu hook libvirtd runs: a link to bin/qemu-hook, or
-// the installed package's binary (run.sh says which).
-func hookBinary() string {
-	if h := os.Getenv("FDBHOOK_E2E_QEMU_HOOK"); h != "" {
-		return h
-	}
-	return "/etc/libvirt/hooks/qemu.d/fdbhook"
-}
-
 // adminResult is what one admin command printed.
 type adminResult struct {
 	code           int
 	stdout, stderr string
 }
 
-// admin runs `qemu-hook ARGS...` with the suite's configuration named
+// adminBinary is the fdbhook command under test: bin/fdbhook, or the
+// installed package's /usr/sbin/fdbhook (run.sh says which).
+func adminBinary(t *testing.T) string {
+	b := os.Getenv("FDBHOOK_E2E_ADMIN")
+	if b == "" {
+		t.Fatal("FDBHOOK_E2E_ADMIN is not set: run the suite with test/e2e/run.sh")
+	}
+	return b
+}
+
+// admin runs `fdbhook ARGS...` with the suite's configuration named
 // explicitly, as an admin would on this host.
 func admin(t *testing.T, args ...string) adminResult {
 	t.Helper()
-	cmd := exec.Command(hookBinary(), args...)
+	bin := adminBinary(t)
+	cmd := exec.Command(bin, args...)
 	cmd.Env = []string{"LC_ALL=C", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 		"FDBHOOK_CONFIG=" + configPath}
 	var stdout, stderr bytes.Buffer
@@ -149,7 +151,7 @@ func admin(t *testing.T, args ...string) adminResult {
 	case errors.As(err, &ee) && ee.Exited():
 		r.code = ee.ExitCode()
 	case err != nil:
-		t.Fatalf("%s %s: %v\n%s", hookBinary(), strings.Join(args, " "), err, r.stderr)
+		t.Fatalf("%s %s: %v\n%s", bin, strings.Join(args, " "), err, r.stderr)
 	}
 	return r
 }

@@ -31,8 +31,11 @@ CONFIG=/etc/fdbhook/fdbhook.toml
 BACKUP=/etc/fdbhook/.fdbhook.toml.fdbt-e2e-backup
 NOCONFIG_MARK=/etc/fdbhook/.fdbt-e2e-no-config
 
+# The admin command the suite runs: the package's, or the build tree's.
+ADMIN=/usr/sbin/fdbhook
 if [ "$HOOKS_MODE" = symlink ]; then
-	for b in qemu-hook network-hook; do
+	ADMIN=$ROOT/bin/fdbhook
+	for b in qemu-hook network-hook fdbhook; do
 		[ -x "bin/$b" ] || die "bin/$b missing: run 'make e2e' (it builds first)"
 	done
 fi
@@ -168,6 +171,7 @@ if [ "$HOOKS_MODE" = installed ]; then
 	for h in "$QEMU_HOOK" "$NET_HOOK"; do
 		[ -x "$h" ] || die "FDBHOOK_E2E_HOOKS=installed but $h is missing or not executable"
 	done
+	[ -x "$ADMIN" ] || die "FDBHOOK_E2E_HOOKS=installed but $ADMIN is missing or not executable"
 	log "using the installed hooks: $(readlink -f "$QEMU_HOOK"), $(readlink -f "$NET_HOOK")"
 else
 	for pair in "$QEMU_HOOK:$ROOT/bin/qemu-hook" "$NET_HOOK:$ROOT/bin/network-hook"; do
@@ -216,7 +220,7 @@ log "libvirtd restarted with the hooks; running the scenarios"
 
 T_GO=$(date +%s)
 set +e
-FDBHOOK_E2E=1 FDBHOOK_E2E_QEMU_HOOK=$QEMU_HOOK CGO_ENABLED=0 \
+FDBHOOK_E2E=1 FDBHOOK_E2E_QEMU_HOOK=$QEMU_HOOK FDBHOOK_E2E_ADMIN=$ADMIN CGO_ENABLED=0 \
 	go test -tags e2e -count=1 -v -timeout 10m ./test/e2e/ "$@" 9>&-
 rc=$?
 set -e

@@ -98,10 +98,11 @@ func TestBadInput(t *testing.T) {
 		// Operations and arguments.
 		{name: "unknown operation", args: []string{"fdbt-in", "frobnicate", "begin", "-"}, stdin: good},
 		{name: "unknown sub-operation", args: []string{"fdbt-in", "start", "middle", "-"}, stdin: good},
-		{name: "no arguments", args: []string{}, stdin: good, code: 2, stderr: "expected 4 arguments"},
-		{name: "three arguments", args: []string{"fdbt-in", "start", "begin"}, stdin: good, code: 2, stderr: "exactly 4 arguments"},
-		{name: "five arguments", args: []string{"fdbt-in", "start", "begin", "-", "extra"}, stdin: good, code: 2, stderr: "exactly 4 arguments"},
-		{name: "--dry-run with too few", args: []string{"--dry-run", "fdbt-in", "start"}, stdin: good, code: 2, stderr: "--dry-run wants"},
+		{name: "no arguments", args: []string{}, stdin: good, code: 2, stderr: "not a hook call: expected DOMAIN OPERATION SUB-OPERATION EXTRA, got 0 arguments"},
+		{name: "three arguments", args: []string{"fdbt-in", "start", "begin"}, stdin: good, code: 2, stderr: "got 3 arguments"},
+		{name: "five arguments", args: []string{"fdbt-in", "start", "begin", "-", "extra"}, stdin: good, code: 2, stderr: "got 5 arguments"},
+		{name: "--dry-run with too few", args: []string{"--dry-run", "fdbt-in", "start"}, stdin: good, code: 2, stderr: "got 3 arguments"},
+		{name: "an admin command", args: []string{"status"}, stdin: good, code: 2, stderr: "see 'fdbhook --help'"},
 		// Configuration.
 		{name: "config missing: manage nothing", stdin: good, cfgAt: func(dir string) string { return filepath.Join(dir, "absent.toml") }},
 		{name: "config is a directory", stdin: good, cfgAt: func(dir string) string { return dir }, code: 3, stderr: "is a directory"},

@@ -1,0 +1,185 @@
+package cli
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fdbhook/fdbhook/pkg/hook"
+	"github.com/fdbhook/fdbhook/pkg/libvirt"
+	"github.com/fdbhook/fdbhook/pkg/plan"
+)
+
+// fakeKernel: br0 with the taps guest-t2-a and vnet7, learning and
+// flooding, no entries. It records writes; the commands here must make none.
+type fakeKernel struct {
+	links  []*plan.Link
+	writes []string
+	closed bool
+}
+
+func newFakeKernel() *fakeKernel {
+	on := plan.Flags{Learning: true, Flood: true}
+	return &fakeKernel{links: []*plan.Link{
+		{Name: "br0", Index: 2, Type: "bridge"},
+		{Name: "guest-t2-a", Index: 10, Type: "tuntap", TunMode: "tap", Master: "br0", MasterIndex: 2, MasterType: "bridge", Flags: on},
+		{Name: "vnet7", Index: 12, Type: "tuntap", TunMode: "tap", Master: "br0", MasterIndex: 2, MasterType: "bridge", Flags: on},
+	}}
+}
+
+func (k *fakeKernel) find(match func(*plan.Link) bool) *plan.Link {
+	for _, l := range k.links {
+		if match(l) {
+			return l
+		}
+	}
+	return nil
+}
+
+func (k *fakeKernel) Link(name string) (*plan.Link, error) {
+	return k.find(func(l *plan.Link) bool { return l.Name == name }), nil
+}
+func (k *fakeKernel) LinkByIndex(i int) (*plan.Link, error) {
+	return k.find(func(l *plan.Link) bool { return l.Index == i }), nil
+}
+func (k *fakeKernel) Links() ([]*plan.Link, error)                             { return k.links, nil }
+func (k *fakeKernel) BridgeEntries(*plan.Link) ([]plan.Entry, error)           { return nil, nil }
+func (k *fakeKernel) Entries(*plan.Link, string) ([]plan.Entry, error)         { return nil, nil }
+func (k *fakeKernel) PortEntries(*plan.Link, *plan.Link) ([]plan.Entry, error) { return nil, nil }
+func (k *fakeKernel) SetVlanFiltering(int, bool) error                         { return k.wrote("vlan") }
+func (k *fakeKernel) SetPortFlags(int, plan.Flags) error                       { return k.wrote("flags") }
+func (k *fakeKernel) ReplaceEntry(e plan.Entry) error                          { return k.wrote("replace " + e.MAC) }
+func (k *fakeKernel) DeleteEntry(e plan.Entry) error                           { return k.wrote("delete " + e.MAC) }
+func (k *fakeKernel) Close()                                                   { k.closed = true }
+func (k *fakeKernel) wrote(w string) error {
+	k.writes = append(k.writes, w)
+	return nil
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+	kernel         *fakeKernel
+}
+
+// run runs fdbhook ARGS with buffers, a fake kernel and cfg as the
+// configuration (no file when cfg is "").
+func run(t *testing.T, cfg string, stdin []byte, args ...string) result {
+	t.Helper()
+	dir := t.TempDir()
+	if cfg != "" {
+		if err := os.WriteFile(filepath.Join(dir, "fdbhook.toml"), []byte(cfg), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out, errb bytes.Buffer
+	k := newFakeKernel()
+	env := &Env{
+		Program: "fdbhook", Stdin: bytes.NewReader(stdin), Stdout: &out, Stderr: &errb,
+		Getenv: func(key string) string {
+			if key == "FDBHOOK_CONFIG" {
+				return filepath.Join(dir, "fdbhook.toml")
+			}
+			return ""
+		},
+		OpenKernel: func() (Kernel, error) { return k, nil },
+		Libvirt:    libvirt.Paths{QemuRunDir: dir},
+		LockPath:   filepath.Join(dir, "lock"), LockTimeout: time.Second,
+	}
+	code := Main(env, args)
+	return result{code: code, stdout: out.String(), stderr: errb.String(), kernel: k}
+}
+
+var startXML, _ = os.ReadFile("../../testdata/libvirt-9.0/qemu-t2-start-begin.xml")
+
+const cfgBr0 = "bridges = [\"br0\"]\nnetworks = [\"hostbr\"]\n"
+
+func TestHelpListsEveryCommand(t *testing.T) {
+	r := run(t, "", nil, "--help")
+	if r.code != hook.ExitOK || r.stderr != "" {
+		t.Fatalf("--help: exit %d stderr %q", r.code, r.stderr)
+	}
+	for _, c := range Commands {
+		first, _, _ := strings.Cut(c.Usage, "\n")
+		if !strings.HasPrefix(first, "Usage: %[1]s "+c.Name) {
+			t.Errorf("%s: usage starts %q, want \"Usage: %%[1]s %s\"", c.Name, first, c.Name)
+		}
+		if !strings.Contains(r.stdout, "  "+strings.TrimPrefix(strings.ReplaceAll(first, "%[1]s", "fdbhook"), "Usage: ")+"\n") {
+			t.Errorf("--help lacks the synopsis of %s:\n%s", c.Name, r.stdout)
+		}
+		if !strings.Contains(r.stdout, c.Summary) {
+			t.Errorf("--help lacks the summary of %s (%q)", c.Name, c.Summary)
+		}
+		h := run(t, "", nil, c.Name, "--help")
+		if h.code != hook.ExitOK || !strings.HasPrefix(h.stdout, "Usage: fdbhook "+c.Name) || len(h.kernel.writes) != 0 {
+			t.Errorf("%s --help: exit %d stdout %q stderr %q", c.Name, h.code, h.stdout, h.stderr)
+		}
+	}
+	if v := run(t, "", nil, "--version"); v.code != hook.ExitOK || !strings.HasPrefix(v.stdout, "fdbhook ") {
+		t.Errorf("--version: exit %d stdout %q", v.code, v.stdout)
+	}
+}
+
+func TestBadCommandLine(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "no command given"},
+		{[]string{"statuss"}, `unknown command "statuss"`},
+		{[]string{"t2", "start", "begin", "-"}, `unknown command "t2"`},
+		{[]string{"--help", "status"}, "--help takes no arguments"},
+		{[]string{"--version", "x"}, "--version takes no arguments"},
+		{[]string{"status", "--bogus"}, `status: unexpected "--bogus"`},
+		{[]string{"reconcile", "now"}, `reconcile: unexpected "now"`},
+		{[]string{"doctor", "x"}, "doctor: it takes no arguments"},
+		{[]string{"explain"}, "explain: it wants one FILE"},
+		{[]string{"explain", "a", "b"}, "explain: it wants one FILE"},
+	} {
+		r := run(t, cfgBr0, nil, tc.args...)
+		if r.code != hook.ExitUsage || !strings.Contains(r.stderr, tc.want) || r.stdout != "" {
+			t.Errorf("%q: exit %d stdout %q stderr %q, want exit 2 and %q", tc.args, r.code, r.stdout, r.stderr, tc.want)
+		}
+		if len(r.kernel.writes) != 0 {
+			t.Errorf("%q: kernel written: %v", tc.args, r.kernel.writes)
+		}
+	}
+	// A wrong command shows the usage: every command's synopsis.
+	r := run(t, "", nil, "frobnicate")
+	for _, c := range Commands {
+		if !strings.Contains(r.stderr, "fdbhook "+c.Name) {
+			t.Errorf("usage on stderr lacks %s:\n%s", c.Name, r.stderr)
+		}
+	}
+}
+
+func TestExplain(t *testing.T) {
+	r := run(t, cfgBr0, startXML, "explain", "-")
+	if r.code != hook.ExitOK || !strings.Contains(r.stdout, "plan for t2:") || !strings.Contains(r.stdout, "dev vnet7 master br0 static") {
+		t.Errorf("explain: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	if len(r.kernel.writes) != 0 || !r.kernel.closed {
+		t.Errorf("explain wrote to the kernel (%v) or left it open (closed %v)", r.kernel.writes, r.kernel.closed)
+	}
+	if r := run(t, cfgBr0, []byte("<domain>"), "explain", "-"); r.code != hook.ExitInput {
+		t.Errorf("explain of bad XML: exit %d, want %d; stderr %q", r.code, hook.ExitInput, r.stderr)
+	}
+	if r := run(t, "on_error = 1\n", startXML, "explain", "-"); r.code != hook.ExitConfig {
+		t.Errorf("explain with a bad configuration: exit %d, want %d; stderr %q", r.code, hook.ExitConfig, r.stderr)
+	}
+}
+
+func TestStatusReadsTheKernel(t *testing.T) {
+	r := run(t, cfgBr0, nil, "status")
+	// No guest runs: both taps are someone else's, and learning is no problem.
+	if r.code != hook.ExitOK || !strings.Contains(r.stdout, "bridge br0") ||
+		!strings.Contains(r.stdout, "vnet7       other  tap     on        on") {
+		t.Errorf("status: exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if len(r.kernel.writes) != 0 {
+		t.Errorf("status wrote to the kernel: %v", r.kernel.writes)
+	}
+}

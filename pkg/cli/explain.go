@@ -1,0 +1,66 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/fdbhook/fdbhook/pkg/guest"
+	"github.com/fdbhook/fdbhook/pkg/hook"
+	"github.com/fdbhook/fdbhook/pkg/libvirt"
+	"github.com/fdbhook/fdbhook/pkg/plan"
+)
+
+const explainUsage = `Usage: %[1]s explain FILE|-
+Prints what a guest start would do with the domain XML in FILE (or on
+standard input for -), against the running kernel and the configuration:
+every port, flag and entry, every skipped NIC and why, every refusal. Takes
+a libvirt live XML (/run/libvirt/qemu/GUEST.xml) or 'virsh dumpxml GUEST'.
+Changes nothing. Exit status 1 when a NIC would be refused, 4 when the XML
+cannot be read.
+`
+
+// explain prints the start plan for a domain XML file on stdout.
+func explain(e *Env, args []string) int {
+	if len(args) != 1 {
+		return commandError(e, "explain", "it wants one FILE (or - for standard input)")
+	}
+	file := args[0]
+	in := e.Stdin
+	if file != "-" {
+		f, err := os.Open(file)
+		if err != nil {
+			fmt.Fprintf(e.Stderr, "fdbhook: %v\n", err)
+			return hook.ExitInput
+		}
+		defer f.Close()
+		in = f
+	}
+	cfg, err := hook.LoadConfig(e.Getenv)
+	if err != nil {
+		return e.fail(err)
+	}
+	g, err := guest.Read(in)
+	if err != nil {
+		fmt.Fprintf(e.Stderr, "fdbhook: %s: %v\n", file, err)
+		return hook.ExitInput
+	}
+	k, err := e.OpenKernel()
+	if err != nil {
+		return e.fail(err)
+	}
+	defer k.Close()
+	paths, _ := e.libvirtPaths()
+	p, err := plan.Start(cfg, g, hook.PlanView{Kernel: k, Files: libvirt.New(paths)})
+	if err != nil {
+		fmt.Fprintf(e.Stderr, "fdbhook: %s: %v\n", g.Name, err)
+		return hook.ExitRefused
+	}
+	if !cfg.Present {
+		fmt.Fprintf(e.Stdout, "note: %s does not exist: fdbhook manages nothing\n", cfg.Path)
+	}
+	fmt.Fprint(e.Stdout, p.Format())
+	if len(p.Refusals) > 0 {
+		return hook.ExitRefused
+	}
+	return hook.ExitOK
+}

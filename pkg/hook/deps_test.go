@@ -1,0 +1,40 @@
+package hook
+
+import (
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestHookBinariesStayLean: libvirt runs the hook binaries at every guest
+// start, so they link the hook path only: not the admin commands, the
+// watcher's libvirt API client or the metrics library.
+func TestHookBinariesStayLean(t *testing.T) {
+	forbidden := []string{
+		"github.com/fdbhook/fdbhook/pkg/admin",
+		"github.com/fdbhook/fdbhook/pkg/cli",
+		"github.com/digitalocean/go-libvirt",
+		"github.com/prometheus/",
+	}
+	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
+	for _, bin := range []string{"qemu-hook", "network-hook"} {
+		out, err := exec.Command(goTool, "list", "-deps", "github.com/fdbhook/fdbhook/cmd/"+bin).Output()
+		if err != nil {
+			t.Fatalf("go list -deps ./cmd/%s: %v", bin, err)
+		}
+		deps := strings.Fields(string(out))
+		if len(deps) < 10 || !slices.Contains(deps, "github.com/fdbhook/fdbhook/pkg/hook") {
+			t.Fatalf("go list -deps ./cmd/%s listed %d packages without pkg/hook: %q", bin, len(deps), out)
+		}
+		for _, d := range deps {
+			for _, f := range forbidden {
+				if strings.HasPrefix(d, f) {
+					t.Errorf("cmd/%s links %s", bin, d)
+				}
+			}
+		}
+	}
+}
