@@ -39,6 +39,8 @@ var Commands = []Command{
 		Usage: reconcileUsage, Run: reconcile},
 	{Name: "explain", Summary: "print the start plan for a domain XML, changing nothing",
 		Usage: explainUsage, Run: explain},
+	{Name: "metrics", Summary: "Prometheus metrics, on stdout or as a node_exporter textfile",
+		Usage: metricsUsage, Run: metricsCommand},
 }
 
 // Kernel is what the commands need from the kernel: a hook run's reads and

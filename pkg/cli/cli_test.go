@@ -11,6 +11,7 @@ import (
 	"github.com/fdbhook/fdbhook/pkg/hook"
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
 	"github.com/fdbhook/fdbhook/pkg/plan"
+	"github.com/fdbhook/fdbhook/pkg/runstate"
 )
 
 // fakeKernel: br0 with the taps guest-t2-a and vnet7, learning and
@@ -88,6 +89,7 @@ func run(t *testing.T, cfg string, stdin []byte, args ...string) result {
 		OpenKernel: func() (Kernel, error) { return k, nil },
 		Libvirt:    libvirt.Paths{QemuRunDir: dir},
 		LockPath:   filepath.Join(dir, "lock"), LockTimeout: time.Second,
+		RunDir: runstate.Dir(filepath.Join(dir, "run")),
 	}
 	code := Main(env, args)
 	return result{code: code, stdout: out.String(), stderr: errb.String(), kernel: k}
@@ -138,6 +140,8 @@ func TestBadCommandLine(t *testing.T) {
 		{[]string{"doctor", "x"}, "doctor: it takes no arguments"},
 		{[]string{"explain"}, "explain: it wants one FILE"},
 		{[]string{"explain", "a", "b"}, "explain: it wants one FILE"},
+		{[]string{"metrics", "--textfile"}, "metrics: expected no arguments or --textfile DIR"},
+		{[]string{"metrics", "--json"}, "metrics: expected no arguments or --textfile DIR"},
 	} {
 		r := run(t, cfgBr0, nil, tc.args...)
 		if r.code != hook.ExitUsage || !strings.Contains(r.stderr, tc.want) || r.stdout != "" {
@@ -181,5 +185,33 @@ func TestStatusReadsTheKernel(t *testing.T) {
 	}
 	if len(r.kernel.writes) != 0 {
 		t.Errorf("status wrote to the kernel: %v", r.kernel.writes)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	r := run(t, cfgBr0, nil, "metrics")
+	for _, want := range []string{"fdbhook_status_success 1", `fdbhook_bridge_exists{bridge="br0"} 1`,
+		`fdbhook_guest_ports{bridge="br0",state="unmanaged"} 0`, `fdbhook_hook_runs_total{operation="start"} 0`} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("metrics output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if r.code != hook.ExitOK || r.stderr != "" || len(r.kernel.writes) != 0 || !r.kernel.closed {
+		t.Errorf("metrics: exit %d stderr %q writes %v closed %v", r.code, r.stderr, r.kernel.writes, r.kernel.closed)
+	}
+	r = run(t, "on_error = 1\n", nil, "metrics")
+	if r.code != hook.ExitConfig || !strings.Contains(r.stdout, "fdbhook_status_success 0") || strings.Count(r.stderr, "\n") != 1 {
+		t.Errorf("metrics with a bad configuration: exit %d, stdout %q, stderr %q; want exit 3, status_success 0, one line", r.code, r.stdout, r.stderr)
+	}
+	dir := t.TempDir()
+	if r := run(t, cfgBr0, nil, "metrics", "--textfile", dir); r.code != hook.ExitOK || r.stdout != "" {
+		t.Fatalf("metrics --textfile: exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "fdbhook.prom"))
+	if err != nil || !strings.Contains(string(data), `fdbhook_bridge_exists{bridge="br0"} 1`) {
+		t.Errorf("fdbhook.prom: %v\n%s", err, data)
+	}
+	if r := run(t, cfgBr0, nil, "metrics", "--textfile", filepath.Join(dir, "missing")); r.code == hook.ExitOK || !strings.Contains(r.stderr, "missing/fdbhook.prom") {
+		t.Errorf("metrics --textfile into a missing directory: exit %d stderr %q", r.code, r.stderr)
 	}
 }

@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"path/filepath"
 	"runtime"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
 
 	"github.com/fdbhook/fdbhook/pkg/admin"
 	"github.com/fdbhook/fdbhook/pkg/runstate"
@@ -242,6 +245,9 @@ func FromReport(rep *admin.Report) []prometheus.Metric {
 // collectRunDir reports the hook counts, the watcher and the last
 // reconcile.
 func (c *Collector) collectRunDir(ch chan<- prometheus.Metric) error {
+	if c.src.RunDir == "" {
+		return nil
+	}
 	var errs []error
 	runs, err := c.src.RunDir.HookRuns()
 	if err != nil {
@@ -308,4 +314,14 @@ func WriteTextfile(dir string, src Source) error {
 		return fmt.Errorf("writing %s: %w", filepath.Join(dir, TextfileName), err)
 	}
 	return c.Err()
+}
+
+// WriteText writes gathered metric families in the text exposition format.
+func WriteText(w io.Writer, mfs []*dto.MetricFamily) error {
+	for _, mf := range mfs {
+		if _, err := expfmt.MetricFamilyToText(w, mf); err != nil {
+			return err
+		}
+	}
+	return nil
 }
