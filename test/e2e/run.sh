@@ -51,7 +51,8 @@ deps() {
 	done
 	die "could not install: $*"
 }
-deps libvirt-daemon-system qemu-system-x86 iproute2 dnsmasq-base iptables util-linux
+deps libvirt-daemon-system qemu-system-x86 iproute2 dnsmasq-base iptables util-linux \
+	prometheus prometheus-node-exporter
 
 # Take the lock on fd 9. Daemons are started through spawn_daemon and go
 # test with 9>&-, so that nothing keeps the lock after this script ends.

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# make fleet: fdbhook in a fleet's monitoring and configuration management.
+#   1. the alert rules: promtool check rules, promtool test rules;
+#   2. the metrics: the e2e scenario Test10Metrics (real libvirtd guest,
+#      fdbhook metrics --textfile, Debian's node_exporter and Prometheus,
+#      the alert firing in Prometheus' rule evaluation);
+#   3. the Ansible role against this machine (test/fleet/ansible.sh).
+# Needs root, bin/ (make build) and dist/ (make packages). Each part that
+# touches the host holds /run/fdbhook-test.lock itself.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export PATH="/usr/local/go/bin:$PATH"
+log() { echo "fleet: $*" >&2; }
+
+[ "$(id -u)" -eq 0 ] || {
+	log "must run as root (packages, libvirtd, dpkg)"
+	exit 1
+}
+# Several suites may install packages at once: wait for dpkg like run.sh.
+(
+	exec 9>/run/fdbhook-test.lock
+	flock -w 1200 9 || exit 1
+	test/deps.sh prometheus
+) || {
+	log "could not install prometheus (promtool)"
+	exit 1
+}
+
+rc=0
+log "alert rules"
+(cd packaging/prometheus && promtool check rules fdbhook.rules.yml && promtool test rules fdbhook.rules.test.yml) || rc=1
+
+log "metrics against node_exporter, Prometheus and a libvirtd guest"
+test/e2e/run.sh -run 'Test10Metrics' || rc=1
+
+log "Ansible role"
+test/fleet/ansible.sh || rc=1
+
+[ "$rc" -eq 0 ] && log "all passed" || log "FAILED"
+exit "$rc"
