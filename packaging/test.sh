@@ -142,7 +142,7 @@ cp "$work/deb/usr/share/doc/fdbhook/README.md" "$work/deb/usr/share/doc/fdbhook/
 cp "$work/deb/etc/fdbhook/fdbhook.toml" "$work/deb/usr/share/doc/fdbhook/copyright" "$src/packaging/"
 gzip -dc "$work/deb/usr/share/man/man8/fdbhook.8.gz" >"$src/packaging/fdbhook.8"
 mkdir -p "$src/packaging/systemd" "$src/packaging/prometheus"
-cp "$work/deb/usr/lib/systemd/system/fdbhook-metrics.service" "$work/deb/usr/lib/systemd/system/fdbhook-metrics.timer" \
+cp "$work/deb/lib/systemd/system/fdbhook-metrics.service" "$work/deb/lib/systemd/system/fdbhook-metrics.timer" \
 	"$src/packaging/systemd/"
 cp "$work/deb/usr/share/fdbhook/prometheus/fdbhook.rules.yml" "$src/packaging/prometheus/"
 # The packages' file times, for those rebuilds.
@@ -452,8 +452,8 @@ expected_files() {
 /usr/share/doc/fdbhook/README.md|regular file|644|root:root
 /usr/share/doc/fdbhook/LICENSE|regular file|644|root:root
 /usr/share/doc/fdbhook/copyright|regular file|644|root:root
-/usr/lib/systemd/system/fdbhook-metrics.service|regular file|644|root:root
-/usr/lib/systemd/system/fdbhook-metrics.timer|regular file|644|root:root
+/lib/systemd/system/fdbhook-metrics.service|regular file|644|root:root
+/lib/systemd/system/fdbhook-metrics.timer|regular file|644|root:root
 /usr/share/fdbhook|directory|755|root:root
 /usr/share/fdbhook/prometheus|directory|755|root:root
 /usr/share/fdbhook/prometheus/fdbhook.rules.yml|regular file|644|root:root
@@ -488,7 +488,7 @@ check_installed_files() {
 	listed=$(dpkg -L fdbhook | sort)
 	want=$({
 		for d in /etc /etc/libvirt /etc/libvirt/hooks /usr /usr/libexec /usr/sbin /usr/share /usr/share/doc /usr/share/man /usr/share/man/man8 \
-			/usr/lib /usr/lib/systemd /usr/lib/systemd/system; do echo "$d"; done
+			/lib /lib/systemd /lib/systemd/system; do echo "$d"; done
 		expected_files | cut -d'|' -f1
 		expected_links | cut -d'|' -f1
 	} | sort)
@@ -500,7 +500,7 @@ check_removed() {
 	for path in /usr/libexec/fdbhook/qemu-hook /usr/libexec/fdbhook/network-hook /usr/sbin/fdbhook \
 		/etc/libvirt/hooks/qemu.d/fdbhook /etc/libvirt/hooks/network.d/fdbhook \
 		/usr/share/man/man8/fdbhook.8.gz /usr/share/doc/fdbhook /usr/share/fdbhook \
-		/usr/lib/systemd/system/fdbhook-metrics.service /usr/lib/systemd/system/fdbhook-metrics.timer; do
+		/lib/systemd/system/fdbhook-metrics.service /lib/systemd/system/fdbhook-metrics.timer; do
 		if [ -e "$path" ] || [ -L "$path" ]; then fail "$1: $path is gone"; else pass "$1: $path is gone"; fi
 	done
 }
@@ -704,8 +704,8 @@ expect_eq "rpm -qlp: files" "$(rpm -qlp "$rpm")" "$(
 /etc/libvirt/hooks/network.d/fdbhook
 /etc/libvirt/hooks/qemu.d
 /etc/libvirt/hooks/qemu.d/fdbhook
-/usr/lib/systemd/system/fdbhook-metrics.service
-/usr/lib/systemd/system/fdbhook-metrics.timer
+/lib/systemd/system/fdbhook-metrics.service
+/lib/systemd/system/fdbhook-metrics.timer
 /usr/libexec/fdbhook
 /usr/libexec/fdbhook/network-hook
 /usr/libexec/fdbhook/qemu-hook
@@ -732,8 +732,8 @@ drwxr-xr-x root:root  /etc/libvirt/hooks/network.d
 l--------- root:root  /etc/libvirt/hooks/network.d/fdbhook /usr/libexec/fdbhook/network-hook
 drwxr-xr-x root:root  /etc/libvirt/hooks/qemu.d
 l--------- root:root  /etc/libvirt/hooks/qemu.d/fdbhook /usr/libexec/fdbhook/qemu-hook
--rw-r--r-- root:root  /usr/lib/systemd/system/fdbhook-metrics.service  $(insum fdbhook-metrics.service)
--rw-r--r-- root:root  /usr/lib/systemd/system/fdbhook-metrics.timer  $(insum fdbhook-metrics.timer)
+-rw-r--r-- root:root  /lib/systemd/system/fdbhook-metrics.service  $(insum fdbhook-metrics.service)
+-rw-r--r-- root:root  /lib/systemd/system/fdbhook-metrics.timer  $(insum fdbhook-metrics.timer)
 drwxr-xr-x root:root  /usr/libexec/fdbhook
 -rwxr-xr-x root:root  /usr/libexec/fdbhook/network-hook  $(insum network-hook)
 -rwxr-xr-x root:root  /usr/libexec/fdbhook/qemu-hook  $(insum qemu-hook)
