@@ -3,6 +3,9 @@ package metrics
 import (
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -280,4 +283,45 @@ func value(t *testing.T, reg prometheus.Gatherer, name, label, val string) float
 		}
 	}
 	return -1
+}
+
+// TestHandler: what the watcher mounts on /metrics serves the exposition,
+// read afresh at each scrape, and still answers when the host cannot be
+// read.
+func TestHandler(t *testing.T) {
+	d := runstate.Dir(t.TempDir())
+	fail := false
+	state := world(t)
+	src := Source{RunDir: d, Version: "1.2.3", State: func() (*admin.State, func(), error) {
+		if fail {
+			return nil, nil, errors.New("no kernel")
+		}
+		return state()
+	}}
+	srv := httptest.NewServer(Handler(src))
+	defer srv.Close()
+	get := func() string {
+		resp, err := http.Get(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("status %d: %s", resp.StatusCode, b)
+		}
+		return string(b)
+	}
+	if body := get(); !strings.Contains(body, `fdbhook_guest_ports{bridge="br0",state="unmanaged"} 1`) ||
+		!strings.Contains(body, `fdbhook_hook_runs_total{operation="start"} 0`) {
+		t.Errorf("first scrape:\n%s", body)
+	}
+	d.CountHookRun("start", false)
+	fail = true
+	body := get()
+	for _, want := range []string{"fdbhook_status_success 0", `fdbhook_hook_runs_total{operation="start"} 1`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("second scrape lacks %q:\n%s", want, body)
+		}
+	}
 }
