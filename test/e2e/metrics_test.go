@@ -29,14 +29,14 @@ const (
 	scrapeJob       = "fdbt-node"
 )
 
-// 10. Monitoring: `fdbhook metrics --textfile` into the directory of a real
+// Fleet monitoring: `fdbhook metrics --textfile` into the directory of a real
 // node_exporter's textfile collector, scraped by a real Prometheus that
 // evaluates the shipped alert rules (the unmanaged-port alert's "for"
 // shortened to 10 s). What Prometheus answers must be what
 // `status --json` says, before a tap is undone by hand, after, and after
 // reconcile; the unmanaged-port series goes 0 -> 1 -> 0, and the alert
 // fires in Prometheus' own rule evaluation and resolves again.
-func Test10Metrics(t *testing.T) {
+func TestFleetMetrics(t *testing.T) {
 	timed(t)
 	for _, b := range []string{promBin, promtoolBin, nodeExporterBin} {
 		if _, err := os.Stat(b); err != nil {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make fleet: fdbhook in a fleet's monitoring and configuration management.
 #   1. the alert rules: promtool check rules, promtool test rules;
-#   2. the metrics: the e2e scenario Test10Metrics (real libvirtd guest,
+#   2. the metrics: the e2e scenario TestFleetMetrics (real libvirtd guest,
 #      fdbhook metrics --textfile, Debian's node_exporter and Prometheus,
 #      the alert firing in Prometheus' rule evaluation);
 #   3. the Ansible role against this machine (test/fleet/ansible.sh).
@@ -31,7 +31,7 @@ log "alert rules"
 (cd packaging/prometheus && promtool check rules fdbhook.rules.yml && promtool test rules fdbhook.rules.test.yml) || rc=1
 
 log "metrics against node_exporter, Prometheus and a libvirtd guest"
-test/e2e/run.sh -run 'Test10Metrics' || rc=1
+test/e2e/run.sh -run 'TestFleetMetrics' || rc=1
 
 log "Ansible role"
 test/fleet/ansible.sh || rc=1
