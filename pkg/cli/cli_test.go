@@ -64,6 +64,7 @@ type result struct {
 	code           int
 	stdout, stderr string
 	kernel         *fakeKernel
+	runDir         runstate.Dir
 }
 
 // run runs fdbhook ARGS with buffers, a fake kernel and cfg as the
@@ -92,7 +93,7 @@ func run(t *testing.T, cfg string, stdin []byte, args ...string) result {
 		RunDir: runstate.Dir(filepath.Join(dir, "run")),
 	}
 	code := Main(env, args)
-	return result{code: code, stdout: out.String(), stderr: errb.String(), kernel: k}
+	return result{code: code, stdout: out.String(), stderr: errb.String(), kernel: k, runDir: env.RunDir}
 }
 
 var startXML, _ = os.ReadFile("../../testdata/libvirt-9.0/qemu-t2-start-begin.xml")
@@ -213,5 +214,26 @@ func TestMetrics(t *testing.T) {
 	}
 	if r := run(t, cfgBr0, nil, "metrics", "--textfile", filepath.Join(dir, "missing")); r.code == hook.ExitOK || !strings.Contains(r.stderr, "missing/fdbhook.prom") {
 		t.Errorf("metrics --textfile into a missing directory: exit %d stderr %q", r.code, r.stderr)
+	}
+}
+
+// TestReconcileRecordsItsOutcome: a reconcile leaves its outcome in the run
+// directory for the metrics; a dry run and a reconcile that cannot read
+// its configuration are told apart.
+func TestReconcileRecordsItsOutcome(t *testing.T) {
+	before := time.Now().Add(-time.Second)
+	r := run(t, cfgBr0, nil, "reconcile")
+	rec, ok, err := r.runDir.LastReconcile()
+	if r.code != hook.ExitOK || err != nil || !ok || !rec.OK() || rec.Time.Before(before) {
+		t.Errorf("reconcile: exit %d, record %+v ok=%v err=%v", r.code, rec, ok, err)
+	}
+	r = run(t, cfgBr0, nil, "reconcile", "--dry-run")
+	if _, ok, _ := r.runDir.LastReconcile(); ok {
+		t.Errorf("a dry run recorded a reconcile")
+	}
+	r = run(t, "on_error = 1\n", nil, "reconcile")
+	rec, ok, _ = r.runDir.LastReconcile()
+	if r.code != hook.ExitConfig || !ok || rec.OK() || !strings.Contains(rec.Err, "on_error") {
+		t.Errorf("reconcile with a bad configuration: exit %d, record %+v ok=%v", r.code, rec, ok)
 	}
 }
