@@ -106,6 +106,14 @@ func BenchmarkStart(b *testing.B) {
 				b.Fatal(err)
 			}
 		})
+		b.Run(fmt.Sprintf("nics=%d/parse", n), func(b *testing.B) {
+			for range b.N {
+				g, err := guest.Parse(xml)
+				if err != nil || len(g.NICs) != n {
+					b.Fatalf("parse: %d NICs, %v", len(g.NICs), err)
+				}
+			}
+		})
 		b.Run(fmt.Sprintf("nics=%d/apply/first", n), func(b *testing.B) {
 			if err := lab.Reset(nics); err != nil {
 				b.Fatal(err)

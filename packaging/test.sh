@@ -2,8 +2,10 @@
 # Checks the packages packaging/build.sh wrote to dist/, as root:
 #   - the .deb's metadata and files before installing it;
 #   - dpkg -i: every file, owner, mode and symlink target; the hooks run as
-#     libvirt runs them; the conffile; the SIGHUP to libvirt on a first
-#     install only, and both ways of opting out of it;
+#     libvirt runs them; the conffile; against a real libvirtd started as
+#     Debian starts it (running before the install): the reload on a first
+#     install only, and both ways of opting out of it, each proved by
+#     starting a guest and reading its port back from the kernel;
 #   - upgrades (the same package over itself, then a higher version whose
 #     shipped configuration changed): an admin's edit survives, no prompt;
 #   - with FDBHOOK_PKG_E2E=1, the end-to-end suite against the installed hooks;
@@ -97,7 +99,8 @@ if [ "$(id -u)" != 0 ]; then
 fi
 # apt fails at once while another suite installs packages: retry a while.
 for i in 1 2 3 4 5 6; do
-	test/deps.sh rpm groff-base iproute2 shellcheck && break
+	test/deps.sh rpm groff-base iproute2 shellcheck libvirt-daemon-system libvirt-daemon-system-sysv \
+		qemu-system-x86 && break
 	[ "$i" = 6 ] && exit 1
 	echo "packages: installing test tools failed (dpkg busy?), retry $i in 20 s" >&2
 	sleep 20
@@ -148,29 +151,98 @@ cp "$work/deb/usr/share/fdbhook/prometheus/fdbhook.rules.yml" "$src/packaging/pr
 # The packages' file times, for those rebuilds.
 epoch=$(rpm -qp --qf '[%{FILEMTIMES}\n]' "$rpm" | head -n 1)
 backup=$work/backup
-fakepid=
-fakepidfile=
 touched=no # set once the host is this test's to restore
 created_dirs=() # directories the test made, to remove again
 existing_dirs=() # directories that were there, to put back if dpkg -P took them
 
-# stop_fake ends the stand-in daemon (see below) and removes its pid file.
-stop_fake() {
-	[ -n "$fakepid" ] || return 0
-	kill "$fakepid" 2>/dev/null || true
-	wait "$fakepid" 2>/dev/null || true
-	if [ "$(cat "$fakepidfile" 2>/dev/null)" = "$fakepid" ]; then
-		rm -f "$fakepidfile"
-	fi
-	fakepid=
+# libvirtd as Debian starts it: its systemd unit where systemd runs, else
+# the init script of libvirt-daemon-system-sysv. Either way libvirtd writes
+# its own pid file (without a trailing newline).
+have_systemd() { [ -d /run/systemd/system ]; }
+# libvirtd_pid: the pid of the running system libvirtd, or nothing.
+libvirtd_pid() {
+	local p=
+	{ IFS= read -r p </run/libvirtd.pid; } 2>/dev/null || [ -n "$p" ] || return 0
+	[ "$(cat "/proc/$p/comm" 2>/dev/null)" = libvirtd ] && echo "$p"
+	return 0
 }
+libvirtd_was_running=
+start_libvirtd() {
+	local i
+	if have_systemd; then
+		systemctl start virtlogd.service libvirtd.service
+	else
+		/etc/init.d/virtlogd start 9>&- >/dev/null
+		/etc/init.d/libvirtd start 9>&- >/dev/null
+	fi
+	for i in $(seq 60); do
+		virsh -q -c qemu:///system version >/dev/null 2>&1 && return 0
+		sleep 0.5
+	done
+	return 1
+}
+stop_libvirtd() {
+	if have_systemd; then systemctl stop libvirtd.service; else /etc/init.d/libvirtd stop >/dev/null; fi
+}
+
+# guest_port DESC WANT: starts the transient guest fdbtpkgvm (one NIC on
+# fdbtpkgbr1, tap fdbtpkgvn1) under the system libvirtd, checks that its
+# port is "managed" (learning off, flood off, static entry for its MAC) or
+# "unmanaged" (learning on, no static entry) as read back from the kernel,
+# then destroys it.
+pkg_mac=52:54:00:fd:b7:11
+guest_port() {
+	local desc=$1 want=$2 link fdb got
+	ip link show fdbtpkgbr1 >/dev/null 2>&1 || { ip link add fdbtpkgbr1 type bridge && ip link set fdbtpkgbr1 up; }
+	cat >"$work/guest.xml" <<EOF
+<domain type='qemu'>
+  <name>fdbtpkgvm</name>
+  <memory unit='MiB'>64</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64'>hvm</type></os>
+  <devices>
+    <memballoon model='none'/>
+    <interface type='bridge'>
+      <mac address='$pkg_mac'/>
+      <source bridge='fdbtpkgbr1'/>
+      <target dev='fdbtpkgvn1'/>
+      <model type='rtl8139'/>
+      <rom enabled='no'/>
+    </interface>
+  </devices>
+</domain>
+EOF
+	if ! virsh -q -c qemu:///system create "$work/guest.xml" >"$work/virsh.log" 2>&1 9>&-; then
+		fail "$desc: virsh create" "$(cat "$work/virsh.log")"
+		return
+	fi
+	link=$(bridge -d link show dev fdbtpkgvn1)
+	fdb=$(bridge fdb show dev fdbtpkgvn1 | grep -F "$pkg_mac" || true)
+	virsh -q -c qemu:///system destroy fdbtpkgvm >/dev/null 2>&1
+	got=unmanaged
+	if grep -q 'learning off' <<<"$link" && grep -q 'flood off' <<<"$link" && grep -q ' static' <<<"$fdb"; then
+		got=managed
+	elif ! grep -q 'learning on' <<<"$link" || grep -q ' static' <<<"$fdb"; then
+		got=partly
+	fi
+	expect_eq "$desc: guest port fdbtpkgvn1 is $want" "$got" "$want"
+	[ "$got" = "$want" ] || printf '%s\n%s\n' "$link" "$fdb" | sed 's/^/        | /'
+}
+# manage_test_bridge: the configuration lists fdbtpkgbr1 (and nothing else).
+manage_test_bridge() {
+	sed 's/^bridges = \[\]$/bridges = ["fdbtpkgbr1"]/' "$src/packaging/fdbhook.toml" >/etc/fdbhook/fdbhook.toml
+}
+reload_record=/run/fdbhook/reloaded-libvirtd
 
 # ---------------------------------------------------------------------------
 # Restore the host, whatever happened.
 cleanup() {
 	local rc=$?
 	set +e
-	stop_fake
+	virsh -q -c qemu:///system destroy fdbtpkgvm >/dev/null 2>&1
+	if [ "$libvirtd_was_running" = no ]; then
+		stop_libvirtd
+	fi
 	if [ "$touched" = yes ]; then
 		if [ "$(pkg_state)" != not-installed ]; then
 			FDBHOOK_NO_RELOAD=1 run_dpkg "$work/cleanup.log" --purge fdbhook ||
@@ -178,6 +250,7 @@ cleanup() {
 		fi
 		ip link del fdbtpkgtap0 2>/dev/null
 		ip link del fdbtpkgbr0 2>/dev/null
+		ip link del fdbtpkgbr1 2>/dev/null
 		rm -rf /etc/fdbhook
 		rm -f /etc/libvirt/hooks/qemu.d/fdbhook /etc/libvirt/hooks/network.d/fdbhook "$marker"
 		local p
@@ -372,46 +445,25 @@ for d in /etc/libvirt /etc/libvirt/hooks /etc/libvirt/hooks/qemu.d /etc/libvirt/
 	if [ -d "$d" ]; then existing_dirs+=("$d"); else created_dirs+=("$d"); fi
 done
 
-# A stand-in libvirt daemon that records each SIGHUP, reachable the way the
-# post-install script finds daemons: a pid file naming a live process.
-hups=$work/hups
-if [ -e /run/virtnetworkd.pid ]; then
-	echo "  note: /run/virtnetworkd.pid exists; SIGHUP delivery is not observed (the stand-in daemon needs that pid file)"
+# A real libvirtd, running before the package is installed, as on a host
+# that already runs guests.
+rm -f /run/fdbhook/reloaded-*
+if [ -n "$(libvirtd_pid)" ]; then
+	libvirtd_was_running=yes
+	# Whoever started it, restart it the way the distribution does.
+	stop_libvirtd
 else
-	mkdir "$work/fake"
-	cat >"$work/fake/virtnetworkd" <<'EOF'
-#!/bin/sh
-trap 'echo HUP >>"$1"' HUP
-while :; do sleep 1 & wait $!; done
-EOF
-	chmod +x "$work/fake/virtnetworkd"
-	"$work/fake/virtnetworkd" "$hups" 9>&- &
-	fakepid=$!
-	for _ in 1 2 3 4 5 6 7 8 9 10; do
-		[ "$(cat /proc/$fakepid/comm 2>/dev/null)" = virtnetworkd ] && break
-		sleep 0.1
-	done
-	fakepidfile=/run/virtnetworkd.pid
-	echo "$fakepid" >"$fakepidfile"
+	libvirtd_was_running=no
 fi
-for d in libvirtd virtqemud; do
-	if [ -r /run/$d.pid ] && [ "$(cat "/proc/$(cat /run/$d.pid)/comm" 2>/dev/null)" = "$d" ]; then
-		echo "  note: $d is running (pid $(cat /run/$d.pid)); the one install without opt-out sends it a SIGHUP too"
-	fi
-done
-hup_count() { if [ -f "$hups" ]; then wc -l <"$hups"; else echo 0; fi; }
-# expect_hups DESC N: the stand-in has received N SIGHUPs in total.
-expect_hups() {
-	[ -n "$fakepid" ] || return 0
-	local n
-	for _ in 1 2 3 4 5 6 7 8 9 10; do
-		n=$(hup_count)
-		[ "$n" -ge "$2" ] && break
-		sleep 0.1
-	done
-	sleep 0.2 # and no more than that
-	expect_eq "$1" "$(hup_count)" "$2"
-}
+if start_libvirtd && [ -n "$(libvirtd_pid)" ]; then
+	pass "libvirtd started as Debian starts it ($(have_systemd && echo systemd || echo /etc/init.d/libvirtd)), pid $(libvirtd_pid)"
+else
+	fail "libvirtd started as Debian starts it"
+	exit 1
+fi
+daemon_pid=$(libvirtd_pid)
+# reload_state: the reload record's content and time, to tell "no reload".
+reload_state() { stat -c '%y' "$reload_record" 2>/dev/null && cat "$reload_record"; true; }
 
 # A guest port as the hook leaves it, to show that removal leaves it alone.
 setup_port() {
@@ -526,9 +578,10 @@ FDBHOOK_NO_RELOAD=1 dpkg_step "dpkg -i" "$work/install1.log" -i "$deb"
 out=$(cat "$work/install1.log")
 expect_has "tells that libvirt needs a restart or SIGHUP" "$out" "only notices the first hook"
 expect_has "says it does not reload (FDBHOOK_NO_RELOAD=1)" "$out" "not reloading libvirt (FDBHOOK_NO_RELOAD=1)"
-expect_has "points to qemu-hook reconcile" "$out" "/usr/libexec/fdbhook/qemu-hook reconcile"
+expect_has "points to fdbhook doctor" "$out" '"fdbhook doctor"'
+expect_has "points to fdbhook reconcile" "$out" '"fdbhook reconcile"'
 expect_eq "says it once" "$(grep -c 'only notices the first hook' <<<"$out")" 1
-expect_hups "no SIGHUP sent" 0
+check "no reload recorded ($reload_record)" test ! -e "$reload_record"
 check "no reload note left behind in $marker" test ! -e "$marker"
 check_installed_files
 check "the metrics timer is shipped disabled" test ! -e /etc/systemd/system/timers.target.wants/fdbhook-metrics.timer
@@ -552,7 +605,7 @@ run_hook "$nd hostbr port-created begin - (shipped config)" "$src/packaging/test
 	"$nd" hostbr port-created begin -
 
 # The installed doctor finds the hooks where libvirt runs them.
-doctor=$(env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin timeout 60 fdbhook doctor 2>&1 || true)
+doctor=$(env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin timeout 60 /usr/sbin/fdbhook doctor 2>&1 || true)
 expect_match "fdbhook doctor: qemu hook ok" "$doctor" '^ok +qemu hook'
 expect_match "fdbhook doctor: network hook ok" "$doctor" '^ok +network hook'
 
@@ -575,30 +628,46 @@ dpkg_step "dpkg -i over the kept configuration" "$work/install2.log" -i "$deb"
 out=$(cat "$work/install2.log")
 expect_has "counts as a first install (hooks were gone)" "$out" "only notices the first hook"
 expect_has "says it does not reload (/etc/fdbhook/no-reload)" "$out" "not reloading libvirt (/etc/fdbhook/no-reload exists)"
-expect_hups "no SIGHUP sent" 0
+check "no reload recorded ($reload_record)" test ! -e "$reload_record"
 rm /etc/fdbhook/no-reload
+# What the bug looked like: a libvirtd that was running before the hooks
+# were installed, and was not reloaded, never runs them.
+manage_test_bridge
+others=$(find /etc/libvirt/hooks/qemu /etc/libvirt/hooks/qemu.d -maxdepth 1 -type f -perm -u+x ! -name fdbhook 2>/dev/null || true)
+if [ -z "$others" ]; then
+	guest_port "libvirtd running since before the install, not reloaded" unmanaged
+else
+	echo "  note: other qemu hooks were installed before libvirtd started ($others): libvirtd runs qemu.d without a reload; the not-reloaded case is not observable here"
+fi
+cp "$src/packaging/fdbhook.toml" /etc/fdbhook/fdbhook.toml
 
-section "3. remove, then reinstall without opting out"
+section "3. remove, then reinstall without opting out: libvirtd (pid $daemon_pid) is reloaded"
 
 dpkg_step "dpkg -r" "$work/remove2.log" -r fdbhook
 dpkg_step "dpkg -i" "$work/install3.log" -i "$deb"
 out=$(cat "$work/install3.log")
-if [ -n "$fakepid" ]; then
-	expect_has "reports the SIGHUP to virtnetworkd" "$out" "virtnetworkd (pid $fakepid)"
-fi
-expect_hups "virtnetworkd got one SIGHUP" 1
+expect_has "reports the reload of libvirtd" "$out" "reloaded libvirt: libvirtd (SIGHUP to pid $daemon_pid)."
+expect_eq "records the reload for doctor" "$(cut -d' ' -f1 "$reload_record" 2>/dev/null)" "$daemon_pid"
+expect_eq "libvirtd kept running (reloaded, not restarted)" "$(libvirtd_pid)" "$daemon_pid"
 check_installed_files
+# The admin's steps after an install, and nothing by hand in between.
+manage_test_bridge
+guest_port "guest started after the install" managed
+doctor=$(env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin timeout 60 /usr/sbin/fdbhook doctor 2>&1 || true)
+expect_match "fdbhook doctor: the qemu hook is active in the reloaded libvirtd" "$doctor" \
+	"^ok +qemu hook: active: libvirtd \\(pid $daemon_pid\\) was reloaded"
+cp "$src/packaging/fdbhook.toml" /etc/fdbhook/fdbhook.toml
 
 section "4. upgrade over itself, then to $next_version"
 
 printf '\n# fdbt admin edit\nlog_level = "debug"\n' >>/etc/fdbhook/fdbhook.toml
 sed -i 's/^log_level = "info"$/# log_level = "info"/' /etc/fdbhook/fdbhook.toml
 cp /etc/fdbhook/fdbhook.toml "$work/edited.toml"
+reloaded=$(reload_state)
 
 dpkg_step "dpkg -i the same version again" "$work/upgrade1.log" -i "$deb"
 out=$(cat "$work/upgrade1.log")
 expect_lacks "no note and no reload on an upgrade" "$out" "fdbhook:"
-expect_hups "no SIGHUP on an upgrade" 1
 check "the admin's edit survives" cmp -s /etc/fdbhook/fdbhook.toml "$work/edited.toml"
 
 # The RPM scriptlets with RPM's arguments, while the hooks are installed.
@@ -610,7 +679,7 @@ rm -f "$marker"
 out=$(sh "$work/rpmscripts/PREIN" 2 2>&1 && sh "$work/rpmscripts/POSTIN" 2 2>&1)
 expect_eq "rpm %pre 2, %post 2 (upgrade): silent" "$out" ""
 check "rpm %pre 2 (upgrade): no reload note" test ! -e "$marker"
-expect_hups "rpm %post 2 (upgrade): no SIGHUP" 1
+expect_eq "rpm %post 2 (upgrade): no reload" "$(reload_state)" "$reloaded"
 out=$(FDBHOOK_NO_RELOAD=1 sh "$work/rpmscripts/POSTIN" 1 2>&1)
 expect_has "rpm %post 1 (install): tells about the reload" "$out" "only notices the first hook"
 out=$(sh "$work/rpmscripts/PREUN" 1 2>&1 && sh "$work/rpmscripts/POSTUN" 1 2>&1)
@@ -626,10 +695,7 @@ expect_eq "installed version" "$(dpkg-query -W -f='${Version}' fdbhook)" "$next_
 check "the admin's edit survives" cmp -s /etc/fdbhook/fdbhook.toml "$work/edited.toml"
 check "the new default is beside it as fdbhook.toml.dpkg-dist" cmp -s /etc/fdbhook/fdbhook.toml.dpkg-dist "$work/next.toml"
 expect_lacks "no note and no reload on an upgrade" "$out" "fdbhook:"
-expect_hups "no SIGHUP on an upgrade" 1
-
-# The SIGHUP checks are done; the stand-in must not meet the e2e suite's daemons.
-stop_fake
+expect_eq "no reload on upgrades (dpkg -i twice, rpm %post 2)" "$(reload_state)" "$reloaded"
 
 if [ "${FDBHOOK_PKG_E2E:-}" = 1 ]; then
 	section "5. end-to-end suite against the installed hooks"

@@ -61,12 +61,16 @@ func latencySVG(res *Results) string {
 	fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%.0f" height="%.0f" fill="none" stroke="#444"/>`+"\n", left, top, pw, ph)
 	fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">managed NICs (log scale)</text>`+"\n", float64(left)+pw/2, h-18)
 	fmt.Fprintf(&b, `<text transform="translate(18 %.1f) rotate(-90)" text-anchor="middle">milliseconds (log scale)</text>`+"\n", float64(top)+ph/2)
-	// Targets.
+	// Targets: ratios to the no-op of this run.
+	noop := 0.0
+	if s := findSeries(res.Latency, "noop", 0, "", 0); s != nil {
+		noop = median(s.Samples)
+	}
 	for _, t := range []struct {
 		n int
 		v float64
-	}{{1, target1NIC}, {64, target64NICs}} {
-		if t.v >= lo && t.v <= hi {
+	}{{1, target1NICX * noop}, {64, target64NICsX * noop}} {
+		if noop > 0 && t.v >= lo && t.v <= hi {
 			fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" stroke="#d62728" stroke-width="2" stroke-dasharray="3 2"/>`+"\n",
 				x(t.n)-14, x(t.n)+14, y(t.v), y(t.v))
 			// Beside the marker: right of it at the left edge, left of it
@@ -91,6 +95,7 @@ func latencySVG(res *Results) string {
 		variant, label, color, dash string
 	}{
 		{"hookinit", "floor: exec + the hook's imports", "#9467bd", "2 3"},
+		{"prepare", "fdbhook: ignored operation (prepare begin)", "#2ca02c", "2 3"},
 		{"noop", "floor: exec of a no-op Go binary", "#7f7f7f", "2 3"},
 	}
 	for i, l := range lines {

@@ -4,8 +4,9 @@
 #   RPM %post:       1 (install) | 2 (upgrade)
 #
 # On an install (not an upgrade) it tells the admin once that libvirt must
-# reload to notice the hooks, and sends SIGHUP to the running libvirt daemons
-# unless the admin opted out (FDBHOOK_NO_RELOAD=1, or /etc/fdbhook/no-reload).
+# reload to notice the hooks, and reloads the running libvirt daemons
+# (systemctl reload, or SIGHUP by pid file) unless the admin opted out
+# (FDBHOOK_NO_RELOAD=1, or /etc/fdbhook/no-reload).
 # A daemon is never restarted, and never signalled during an upgrade: the
 # hook entries already existed then. Nothing on any bridge is changed here.
 set -e
@@ -23,26 +24,77 @@ if [ -e "$marker" ]; then
 fi
 [ "$fresh" = yes ] || exit 0
 
-# reload_daemons sends SIGHUP to each system libvirt daemon that is running
-# (its pid file names a live process of that name) and prints what it did.
+rundir=/run/fdbhook
+
+# record_reload DAEMON PID: note that DAEMON (pid PID) was told to reload
+# after the hooks were installed, so that "fdbhook doctor" can tell a
+# daemon that runs the hooks from one started before them.
+record_reload() {
+	mkdir -p "$rundir" 2>/dev/null || return 0
+	echo "$2 $(date +%s)" >"$rundir/reloaded-$1" 2>/dev/null || true
+}
+
+# pid_of DAEMON: the pid in /run/DAEMON.pid when it names a live process
+# called DAEMON. libvirt writes its pid files without a trailing newline,
+# so read's status at end of file is not a failure here.
+pid_of() {
+	pf=/run/$1.pid
+	[ -r "$pf" ] || return 1
+	pid=
+	IFS= read -r pid <"$pf" || [ -n "$pid" ] || return 1
+	case "$pid" in '' | *[!0-9]*) return 1 ;; esac
+	comm=
+	IFS= read -r comm <"/proc/$pid/comm" 2>/dev/null || return 1
+	[ "$comm" = "$1" ] || return 1
+	echo "$pid"
+}
+
+# reload_daemons makes every running system libvirt daemon re-read its hook
+# directories: "systemctl reload" for an active unit where systemd runs,
+# SIGHUP through the pid file otherwise (also for a daemon started by hand
+# on a systemd host). It prints what it reloaded, or why nothing.
 reload_daemons() {
-	sent=
-	for daemon in libvirtd virtqemud virtnetworkd; do
-		pidfile=/run/$daemon.pid
-		[ -r "$pidfile" ] || continue
-		read -r pid <"$pidfile" || continue
-		case "$pid" in '' | *[!0-9]*) continue ;; esac
-		read -r comm <"/proc/$pid/comm" 2>/dev/null || continue
-		[ "$comm" = "$daemon" ] || continue
-		if kill -HUP "$pid" 2>/dev/null; then
-			sent="$sent $daemon (pid $pid)"
+	done_list=
+	why=
+	systemd=no
+	if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+		systemd=yes
+	fi
+	# The system libvirt daemons that run hooks: the monolithic libvirtd, or
+	# the modular daemons of the qemu and network drivers.
+	for d in libvirtd virtqemud virtnetworkd; do
+		if [ "$systemd" = yes ] && systemctl is-active --quiet "$d.service" 2>/dev/null; then
+			main=$(systemctl show -p MainPID --value "$d.service" 2>/dev/null || true)
+			if systemctl reload "$d.service" 2>/dev/null; then
+				done_list="$done_list $d.service (systemctl reload)"
+				record_reload "$d" "$main"
+			else
+				why="$why; systemctl reload $d.service failed"
+			fi
+			continue
+		fi
+		if pid=$(pid_of "$d"); then
+			if kill -HUP "$pid" 2>/dev/null; then
+				done_list="$done_list $d (SIGHUP to pid $pid)"
+				record_reload "$d" "$pid"
+			else
+				why="$why; could not signal $d (pid $pid)"
+			fi
+		elif [ -e "/run/$d.pid" ]; then
+			why="$why; /run/$d.pid names no running $d (a stale file)"
 		fi
 	done
-	if [ -n "$sent" ]; then
-		echo "fdbhook: sent SIGHUP to$sent."
-	else
-		echo "fdbhook: no libvirt daemon is running; it will find the hooks when it starts."
+	if [ -n "$done_list" ]; then
+		echo "fdbhook: reloaded libvirt:$done_list."
+		[ -z "$why" ] || echo "fdbhook: also${why#;}."
+		return 0
 	fi
+	if [ "$systemd" = yes ]; then
+		why="no unit of libvirtd.service, virtqemud.service, virtnetworkd.service is active and no pid file names a running daemon$why"
+	else
+		why="no pid file of /run/libvirtd.pid, /run/virtqemud.pid, /run/virtnetworkd.pid names a running daemon (systemd is not running)$why"
+	fi
+	echo "fdbhook: reloaded no libvirt daemon: $why; a daemon started later finds the hooks by itself."
 }
 
 echo "fdbhook: installed the libvirt hooks /etc/libvirt/hooks/qemu.d/fdbhook and network.d/fdbhook."
@@ -55,6 +107,6 @@ else
 	reload_daemons
 fi
 echo "fdbhook: nothing is managed until bridges or networks are listed in /etc/fdbhook/fdbhook.toml;"
-echo "fdbhook: then check the host with /usr/libexec/fdbhook/qemu-hook doctor, and bring guests"
-echo "fdbhook: that are already running under management with /usr/libexec/fdbhook/qemu-hook reconcile"
+echo "fdbhook: then check the host with \"fdbhook doctor\", and bring guests that are"
+echo "fdbhook: already running under management with \"fdbhook reconcile\"."
 exit 0

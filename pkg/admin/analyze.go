@@ -48,10 +48,10 @@ func analyze(st *State) *analysis {
 		p, err := plan.Start(st.Config, g, v)
 		a.plans = append(a.plans, guestPlan{g: g, p: p, err: err})
 		for _, n := range g.NICs {
-			mac, merr := guest.NormalizeMAC(n.MAC)
-			if merr != nil {
+			if n.BadMAC != nil {
 				continue
 			}
+			mac := n.MAC
 			ref := &nicRef{Guest: g.Name, NIC: n.Label(), MAC: mac, Port: n.Target}
 			ref.Managed, ref.Why = planned(p, err, n.Label())
 			if n.Target != "" {
@@ -65,9 +65,9 @@ func analyze(st *State) *analysis {
 			continue
 		}
 		for _, n := range g.NICs {
-			if mac, err := guest.NormalizeMAC(n.MAC); err == nil {
-				if _, seen := a.defined[mac]; !seen {
-					a.defined[mac] = g.Name
+			if n.BadMAC == nil {
+				if _, seen := a.defined[n.MAC]; !seen {
+					a.defined[n.MAC] = g.Name
 				}
 			}
 		}

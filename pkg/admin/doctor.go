@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/fdbhook/fdbhook/pkg/config"
@@ -48,6 +47,9 @@ type Daemon struct {
 	Name    string
 	PID     int
 	Started time.Time
+	// Reloaded is when the package last told this process to reload
+	// (runstate's reload record naming its pid); zero when never.
+	Reloaded time.Time
 }
 
 // Probe is what a throwaway bridge in a private network namespace showed
@@ -226,8 +228,8 @@ func ownedBy(path string, owner int) (Check, bool) {
 		return Check{Fail, "permissions", err.Error()}, true
 	}
 	var why []string
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != owner {
-		why = append(why, fmt.Sprintf("owned by uid %d, not %d (chown %d %s)", st.Uid, owner, owner, path))
+	if uid, ok := fileUID(fi); ok && uid != owner {
+		why = append(why, fmt.Sprintf("owned by uid %d, not %d (chown %d %s)", uid, owner, owner, path))
 	}
 	if fi.Mode().Perm()&0o022 != 0 && fi.Mode()&fs.ModeSticky == 0 {
 		why = append(why, fmt.Sprintf("mode %04o is group- or world-writable (chmod go-w %s)", fi.Mode().Perm(), path))
@@ -299,7 +301,20 @@ func hookChecks(sys *System, driver, program string, daemonNames []string, daemo
 			out = append(out, Check{Warn, name, fmt.Sprintf("%s is version %s but this program is %s: reinstall one or the other", path, version, sys.Version)})
 		}
 		for _, d := range daemons {
-			if !slices.Contains(daemonNames, d.Name) || otherHookBefore[d.Name] || !changed(lfi).After(d.Started) {
+			if !slices.Contains(daemonNames, d.Name) {
+				continue
+			}
+			installed := changed(lfi)
+			switch {
+			case otherHookBefore[d.Name] || !installed.After(d.Started):
+				out = append(out, Check{OK, name, fmt.Sprintf("active: %s (pid %d) started at %s, after the %s hooks directory had a hook",
+					d.Name, d.PID, d.Started.Format(time.DateTime), driver)})
+				continue
+			// The record has whole seconds; the install happened earlier
+			// in the same package run.
+			case !d.Reloaded.IsZero() && !d.Reloaded.Before(installed.Truncate(time.Second)):
+				out = append(out, Check{OK, name, fmt.Sprintf("active: %s (pid %d) was reloaded at %s, after %s was installed",
+					d.Name, d.PID, d.Reloaded.Format(time.DateTime), path)})
 				continue
 			}
 			out = append(out, Check{Warn, name, fmt.Sprintf("%s (pid %d) started at %s, before %s was installed (%s): it runs %s hooks only if reloaded since (systemctl reload %s, or kill -HUP %d; the package does this on install)",
@@ -314,15 +329,6 @@ func hookChecks(sys *System, driver, program string, daemonNames []string, daemo
 }
 
 func executable(fi fs.FileInfo) bool { return fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0 }
-
-// changed is when a directory entry last changed (its ctime): for a hook,
-// when it was installed.
-func changed(fi fs.FileInfo) time.Time {
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return time.Unix(st.Ctim.Sec, st.Ctim.Nsec)
-	}
-	return fi.ModTime()
-}
 
 // bridgeChecks checks that every configured bridge exists and is a Linux
 // bridge, and that every configured network resolves to one.

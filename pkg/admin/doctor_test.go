@@ -131,10 +131,47 @@ func TestDoctorInstalledAndConfigured(t *testing.T) {
 	sys.Daemons = func() ([]Daemon, error) {
 		return []Daemon{{Name: "libvirtd", PID: 42, Started: time.Now().Add(time.Hour)}}, nil
 	}
-	for _, c := range find(Doctor(sys), "qemu hook") {
-		if strings.Contains(c.Text, "pid 42") {
+	checks = Doctor(sys)
+	for _, c := range find(checks, "qemu hook") {
+		if c.Level != OK && strings.Contains(c.Text, "pid 42") {
 			t.Errorf("daemon started after the hooks, still told to reload: %s", c.Text)
 		}
+	}
+	expect(t, checks, "qemu hook", OK, "active: libvirtd (pid 42) started at")
+}
+
+// A daemon started before the hooks runs them once the package reloaded
+// it: doctor tells that from the reload record naming the daemon's pid.
+func TestDoctorReloadedDaemon(t *testing.T) {
+	sys, dir := fakeSystem(t)
+	writeFile(t, sys.ConfigPath, "bridges = [\"br0\"]\n", 0o644)
+	bin := filepath.Join(dir, "qemu-hook")
+	writeFile(t, bin, "fdbhook qemu-hook", 0o755)
+	if err := os.Symlink(bin, filepath.Join(sys.HooksDir, "qemu.d", "fdbhook")); err != nil {
+		t.Fatal(err)
+	}
+	started := time.Now().Add(-time.Hour)
+	lfi, err := os.Lstat(filepath.Join(sys.HooksDir, "qemu.d", "fdbhook"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		reloaded time.Time
+		level    Level
+		text     string
+	}{
+		{time.Time{}, Warn, "libvirtd (pid 42) started"},
+		{time.Now().Add(-30 * time.Minute), Warn, "libvirtd (pid 42) started"}, // reloaded before the install
+		{time.Now().Add(time.Minute), OK, "active: libvirtd (pid 42) was reloaded at"},
+		// The record keeps whole seconds: a reload in the second of the
+		// install is after it.
+		{changed(lfi).Truncate(time.Second), OK, "active: libvirtd (pid 42) was reloaded at"},
+		{changed(lfi).Truncate(time.Second).Add(-time.Second), Warn, "libvirtd (pid 42) started"},
+	} {
+		sys.Daemons = func() ([]Daemon, error) {
+			return []Daemon{{Name: "libvirtd", PID: 42, Started: started, Reloaded: c.reloaded}}, nil
+		}
+		expect(t, Doctor(sys), "qemu hook", c.level, c.text)
 	}
 }
 

@@ -71,7 +71,7 @@ func (k *fakeKernel) SetVlanFiltering(bridgeIndex int, on bool) error {
 	return nil
 }
 
-func (k *fakeKernel) SetPortFlags(portIndex int, f plan.Flags) error {
+func (k *fakeKernel) SetPortFlags(portIndex int, f plan.Flags, _ bool) error {
 	k.writes++
 	l := k.byIndex(portIndex)
 	if l == nil {

@@ -106,7 +106,7 @@ func ProbeKernel(timeout time.Duration) Probe {
 
 	// learning and unicast_flood off, read back.
 	p.Flags = func() error {
-		if err := k.SetPortFlags(port.Index, plan.Flags{}); err != nil {
+		if err := k.SetPortFlags(port.Index, plan.Flags{}, false); err != nil {
 			return err
 		}
 		l, err := readPort()
@@ -155,7 +155,7 @@ func ProbeKernel(timeout time.Duration) Probe {
 		if err != nil {
 			return err
 		}
-		if err := k.SetPortFlags(port.Index, plan.Flags{Learning: l.Flags.Learning, Flood: l.Flags.Flood, Locked: true}); err != nil {
+		if err := k.SetPortFlags(port.Index, plan.Flags{Learning: l.Flags.Learning, Flood: l.Flags.Flood, Locked: true}, true); err != nil {
 			return err
 		}
 		l, err = readPort()

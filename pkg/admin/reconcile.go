@@ -188,7 +188,7 @@ func (res *Result) cleanBridge(a *analysis, br *plan.Link, w apply.Writer) error
 			continue
 		}
 		step := plan.Step{Kind: plan.SetFlags, NIC: "port " + port.Name, Port: port.Name, PortIndex: port.Index,
-			Bridge: br.Name, BridgeIndex: br.Index, Flags: defaults, Prior: port.Flags}
+			Bridge: br.Name, BridgeIndex: br.Index, Flags: defaults, Prior: port.Flags, WithLocked: port.LockCapable}
 		r := res.do(w, a.st.Kernel, step, "restored", "would restore")
 		r.Why = "no running guest owns " + port.Name
 		res.Entries = append(res.Entries, r)

@@ -19,8 +19,6 @@ type Snapshot struct {
 	byName   map[string]*plan.Link
 	byMaster map[int][]*plan.Link
 	fdb      map[int]map[string][]plan.Entry // bridge index → MAC → entries
-	// Dumps counts the FDB dumps taken.
-	Dumps int
 }
 
 // Take dumps every device through r. FDB dumps follow, one per bridge,
@@ -81,7 +79,6 @@ func (s *Snapshot) bridgeFDB(bridge *plan.Link) (map[string][]plan.Entry, error)
 	if err != nil {
 		return nil, fmt.Errorf("dumping the FDB of %s: %w", bridge.Name, err)
 	}
-	s.Dumps++
 	m := make(map[string][]plan.Entry, len(entries))
 	for _, e := range entries {
 		m[e.MAC] = append(m[e.MAC], e)
@@ -146,6 +143,10 @@ func (s *Snapshot) Record(st plan.Step) {
 		}
 		m[st.MAC] = append(slices.DeleteFunc(m[st.MAC], func(e plan.Entry) bool { return !e.Local() }),
 			plan.Entry{MAC: st.MAC, Port: st.Port, PortIndex: st.PortIndex, State: plan.NUDNoARP, NTFlags: plan.NTFMaster})
+	case plan.ExtendEntry:
+		// The kernel copied the entry to each VLAN of the port, which the
+		// snapshot does not know: the next question dumps the FDB again.
+		s.Forget(st.BridgeIndex)
 	case plan.DelEntry:
 		m, ok := s.fdb[st.BridgeIndex]
 		if !ok {

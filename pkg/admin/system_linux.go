@@ -1,6 +1,8 @@
 package admin
 
 import (
+	"github.com/fdbhook/fdbhook/pkg/runstate"
+
 	"bytes"
 	"context"
 	"debug/buildinfo"
@@ -89,14 +91,22 @@ var libvirtDaemons = []string{"libvirtd", "virtqemud", "virtnetworkd"}
 // Linux architecture fdbhook is built for.
 const userHZ = 100
 
-// Daemons lists the running libvirt daemons and when each started, from
-// /proc.
-func Daemons() ([]Daemon, error) {
+// Daemons lists the running libvirt daemons of this host, when each
+// started (from /proc) and when the package last reloaded it (from the run
+// directory). Daemons in another mount namespace (a container's, a test's
+// private libvirt) read other hook directories and are left out.
+func Daemons() ([]Daemon, error) { return daemonsIn(runstate.DefaultDir) }
+
+func daemonsIn(run runstate.Dir) ([]Daemon, error) {
 	boot, err := bootTime()
 	if err != nil {
 		return nil, err
 	}
 	procs, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	ownMnt, err := os.Readlink("/proc/self/ns/mnt")
 	if err != nil {
 		return nil, err
 	}
@@ -114,6 +124,9 @@ func Daemons() ([]Daemon, error) {
 		if !slices.Contains(libvirtDaemons, name) {
 			continue
 		}
+		if ns, err := os.Readlink(filepath.Join("/proc", p.Name(), "ns", "mnt")); err != nil || ns != ownMnt {
+			continue
+		}
 		stat, err := os.ReadFile(filepath.Join("/proc", p.Name(), "stat"))
 		if err != nil {
 			continue
@@ -123,7 +136,11 @@ func Daemons() ([]Daemon, error) {
 			return nil, fmt.Errorf("/proc/%d/stat: %w", pid, err)
 		}
 		started := boot.Add(time.Duration(ticks) * time.Second / userHZ)
-		out = append(out, Daemon{Name: name, PID: pid, Started: started})
+		d := Daemon{Name: name, PID: pid, Started: started}
+		if rpid, at, ok := run.Reload(name); ok && rpid == pid {
+			d.Reloaded = at
+		}
+		out = append(out, d)
 	}
 	return out, nil
 }

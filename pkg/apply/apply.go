@@ -13,19 +13,23 @@ import (
 // Writer is the part of the kernel that applying a plan changes.
 type Writer interface {
 	SetVlanFiltering(bridgeIndex int, on bool) error
-	SetPortFlags(portIndex int, f plan.Flags) error
+	// SetPortFlags sets learning and unicast_flood, and locked when
+	// withLocked, in one message.
+	SetPortFlags(portIndex int, f plan.Flags, withLocked bool) error
 	ReplaceEntry(e plan.Entry) error
 	DeleteEntry(e plan.Entry) error
 }
 
 // VlanWriter is the part of the kernel that sets a port's VLANs. It is
 // separate from Writer so that writers of plans without VLANs need not
-// implement it; a plan with a SetVlans step needs a Writer that does.
+// implement it; a plan with a VLAN step needs a Writer that does.
 type VlanWriter interface {
 	// PortVlans returns the VLANs of a bridge port.
 	PortVlans(portIndex int) ([]plan.Vlan, error)
-	// SetPortVlans makes vlans the port's exact VLAN set.
-	SetPortVlans(portIndex int, vlans []plan.Vlan) error
+	// AddPortVlans adds vlans to the port (or updates their flags).
+	AddPortVlans(portIndex int, vlans []plan.Vlan) error
+	// DelPortVlans removes vlans from the port.
+	DelPortVlans(portIndex int, vlans []plan.Vlan) error
 }
 
 // StepError is a failed step. Its message has the form the hook prints:
@@ -52,6 +56,8 @@ func describe(s plan.Step) string {
 	switch s.Kind {
 	case plan.EnableVlanFiltering:
 		return "bridge " + s.Bridge + ": setting vlan_filtering 1"
+	case plan.ExtendEntry:
+		return s.MAC + " on " + s.Bridge + ": writing the entry on " + s.Port + " again for the port's VLANs (vlan_filtering is on)"
 	case plan.AddEntry:
 		what = "adding static entry on " + s.Port
 		if s.Sticky {
@@ -63,6 +69,10 @@ func describe(s plan.Step) string {
 		what = "deleting " + s.Entry.String()
 	case plan.SetVlans:
 		what = "setting the VLANs of " + s.Port
+	case plan.DelVlans:
+		what = "removing VLANs from " + s.Port
+	case plan.AddVlans:
+		what = "adding VLANs to " + s.Port
 	}
 	if s.MAC == "" {
 		return s.Bridge + ": " + what
@@ -104,12 +114,56 @@ func portVlans(w Writer, port int) ([]plan.Vlan, error) {
 	return v, nil
 }
 
-func setPortVlans(w Writer, port int, vlans []plan.Vlan) error {
+// setPortVlans makes want the port's exact VLAN set, from have, what it has:
+// the VLANs of want are added (or their flags updated) first, then the
+// others deleted, so the port is never without its new pvid.
+func setPortVlans(w Writer, port int, want, have []plan.Vlan) error {
 	vw, ok := w.(VlanWriter)
 	if !ok {
 		return errNoVlans
 	}
-	return vw.SetPortVlans(port, vlans)
+	if len(want) > 0 {
+		if err := vw.AddPortVlans(port, want); err != nil {
+			return fmt.Errorf("adding VLANs: %w", err)
+		}
+	}
+	if del := vlansNotIn(have, want); len(del) > 0 {
+		if err := vw.DelPortVlans(port, del); err != nil {
+			// Take the add back: the step fails as a whole.
+			var undo []error
+			if len(have) > 0 {
+				undo = append(undo, vw.AddPortVlans(port, have))
+			}
+			if added := vlansNotIn(want, have); len(added) > 0 {
+				undo = append(undo, vw.DelPortVlans(port, added))
+			}
+			return errors.Join(fmt.Errorf("deleting VLANs: %w", err), errors.Join(undo...))
+		}
+	}
+	return nil
+}
+
+// vlansNotIn returns the VLANs of a whose ID is not in b.
+func vlansNotIn(a, b []plan.Vlan) []plan.Vlan {
+	var out []plan.Vlan
+	for _, v := range a {
+		if !slices.ContainsFunc(b, func(x plan.Vlan) bool { return x.ID == v.ID }) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// changeVlans carries out a DelVlans or AddVlans step.
+func changeVlans(w Writer, s plan.Step) error {
+	vw, ok := w.(VlanWriter)
+	if !ok {
+		return errNoVlans
+	}
+	if s.Kind == plan.AddVlans {
+		return vw.AddPortVlans(s.PortIndex, s.Vlans)
+	}
+	return vw.DelPortVlans(s.PortIndex, s.Vlans)
 }
 
 func do(w Writer, s plan.Step) error {
@@ -138,9 +192,13 @@ func do(w Writer, s plan.Step) error {
 		}
 		return nil
 	case plan.SetVlans:
-		return setPortVlans(w, s.PortIndex, s.Vlans)
+		return setPortVlans(w, s.PortIndex, s.Vlans, s.PriorVlans)
+	case plan.DelVlans, plan.AddVlans:
+		return changeVlans(w, s)
 	case plan.SetFlags:
-		return w.SetPortFlags(s.PortIndex, s.Flags)
+		return w.SetPortFlags(s.PortIndex, s.Flags, s.WithLocked)
+	case plan.ExtendEntry:
+		return w.ReplaceEntry(s.Entry)
 	case plan.DelEntry:
 		return w.DeleteEntry(s.Entry)
 	}
@@ -149,7 +207,9 @@ func do(w Writer, s plan.Step) error {
 
 // Undo reverts done steps, last first, and returns every failure joined.
 // Turning vlan_filtering on is not reverted: it is the bridge's configured
-// policy, not part of one guest's state, and other guests rely on it.
+// policy, not part of one guest's state, and other guests rely on it. Nor
+// are the ExtendEntry steps it implies: with the filter left on, taking
+// the entries back to VLAN 0 alone would cut those guests off.
 func Undo(w Writer, done []plan.Step) error {
 	var errs []error
 	for _, s := range slices.Backward(done) {
@@ -158,12 +218,12 @@ func Undo(w Writer, done []plan.Step) error {
 		case plan.AddEntry:
 			err = undoEntry(w, s)
 		case plan.SetFlags:
-			err = w.SetPortFlags(s.PortIndex, s.Prior)
+			err = w.SetPortFlags(s.PortIndex, s.Prior, s.WithLocked)
 		case plan.DelEntry:
 			err = w.ReplaceEntry(s.Entry)
 		case plan.SetVlans:
 			if s.PriorVlans != nil {
-				err = setPortVlans(w, s.PortIndex, s.PriorVlans)
+				err = setPortVlans(w, s.PortIndex, s.PriorVlans, s.Vlans)
 			}
 		}
 		if err != nil {

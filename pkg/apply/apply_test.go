@@ -58,7 +58,7 @@ func (k *fakeKernel) SetVlanFiltering(br int, on bool) error {
 	return nil
 }
 
-func (k *fakeKernel) SetPortFlags(port int, f plan.Flags) error {
+func (k *fakeKernel) SetPortFlags(port int, f plan.Flags, _ bool) error {
 	if err := k.call("flags"); err != nil {
 		return err
 	}
@@ -208,15 +208,23 @@ func TestUndoFailureIsReported(t *testing.T) {
 
 func TestVlanPolicyIsNotUndone(t *testing.T) {
 	k := newFake()
-	steps := append([]plan.Step{{Kind: plan.EnableVlanFiltering, Bridge: "br0", BridgeIndex: 2}}, threeNICs()...)
-	k.failAt = 3
+	other := plan.Entry{MAC: "52:54:00:00:00:20", Port: "vnet1", PortIndex: 1, State: plan.NUDNoARP, NTFlags: plan.NTFMaster}
+	steps := append([]plan.Step{{Kind: plan.EnableVlanFiltering, Bridge: "br0", BridgeIndex: 2},
+		{Kind: plan.ExtendEntry, MAC: other.MAC, Port: other.Port, PortIndex: other.PortIndex, Bridge: "br0", BridgeIndex: 2, Entry: other}},
+		threeNICs()...)
+	k.failAt = 4
 	if err := Apply(k, steps); err == nil {
 		t.Fatal("Apply succeeded despite the injected failure")
 	}
 	if !k.vlanOn[2] {
 		t.Error("vlan_filtering was turned off again by the undo; it is bridge policy and must stay")
 	}
-	if k.flags[10] != (plan.Flags{Learning: true, Flood: true}) || len(k.fdb) != 0 {
+	// The extended entry is written, and stays: with the filter on, the
+	// other guest needs it.
+	if k.history[1] != "replace" || k.fdb[fdbKey{other.MAC, 0}] != other {
+		t.Errorf("the entry of %s was not written again and kept: calls %v, fdb %s", other.Port, k.history, k.snapshot())
+	}
+	if k.flags[10] != (plan.Flags{Learning: true, Flood: true}) || len(k.fdb) != 1 {
 		t.Errorf("guest state left behind: %s", k.snapshot())
 	}
 }

@@ -22,11 +22,24 @@ func (k *vlanKernel) PortVlans(port int) ([]plan.Vlan, error) {
 	return slices.Clone(k.vlans[port]), nil
 }
 
-func (k *vlanKernel) SetPortVlans(port int, v []plan.Vlan) error {
-	if err := k.call("setvlans"); err != nil {
+func (k *vlanKernel) AddPortVlans(port int, v []plan.Vlan) error {
+	if err := k.call("addvlans"); err != nil {
 		return err
 	}
-	k.vlans[port] = slices.Clone(v)
+	for _, x := range v {
+		k.vlans[port] = append(slices.DeleteFunc(k.vlans[port], func(y plan.Vlan) bool { return y.ID == x.ID }), x)
+	}
+	slices.SortFunc(k.vlans[port], func(a, b plan.Vlan) int { return a.ID - b.ID })
+	return nil
+}
+
+func (k *vlanKernel) DelPortVlans(port int, v []plan.Vlan) error {
+	if err := k.call("delvlans"); err != nil {
+		return err
+	}
+	k.vlans[port] = slices.DeleteFunc(k.vlans[port], func(y plan.Vlan) bool {
+		return slices.ContainsFunc(v, func(x plan.Vlan) bool { return x.ID == y.ID })
+	})
 	return nil
 }
 

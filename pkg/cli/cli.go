@@ -6,12 +6,9 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/fdbhook/fdbhook/pkg/admin"
 	"github.com/fdbhook/fdbhook/pkg/hook"
-	"github.com/fdbhook/fdbhook/pkg/libvirt"
-	"github.com/fdbhook/fdbhook/pkg/runstate"
 	"github.com/fdbhook/fdbhook/pkg/version"
 )
 
@@ -50,28 +47,15 @@ type Kernel interface {
 	admin.Reader
 }
 
-// Env is what a command reads, writes and acts on. main fills it with the
-// real world (NewEnv); tests with buffers, a namespace and temporary paths.
+// Env is what a command reads, writes and acts on: the hooks' Env (stdio,
+// environment, libvirt's paths, which the environment can move with
+// EnvLibvirtRun and EnvLibvirtEtc, and the hooks' lock, which reconcile
+// takes) and the kernel. main fills it with the real world (NewEnv); tests
+// with buffers, a namespace and temporary paths.
 type Env struct {
-	// Program is the binary's name in messages and --help.
-	Program string
-	Stdin   io.Reader
-	Stdout  io.Writer
-	Stderr  io.Writer
-	Getenv  func(string) string
+	hook.Env
 	// OpenKernel connects to the kernel (one connection per command).
 	OpenKernel func() (Kernel, error)
-	// Libvirt is where libvirt's state files are, unless the environment
-	// moves them (EnvLibvirtRun, EnvLibvirtEtc).
-	Libvirt libvirt.Paths
-	// LockPath is the hooks' lock, which reconcile takes; LockTimeout
-	// bounds the wait for it.
-	LockPath    string
-	LockTimeout time.Duration
-	// RunDir is fdbhook's run directory: reconcile records its outcome
-	// there, and metrics reads the hook counts, the watcher's lock and
-	// that record from it. Empty records nothing.
-	RunDir runstate.Dir
 }
 
 // Main runs the fdbhook command line (the arguments after the program name)

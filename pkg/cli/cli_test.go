@@ -51,7 +51,7 @@ func (k *fakeKernel) BridgeEntries(*plan.Link) ([]plan.Entry, error)           {
 func (k *fakeKernel) Entries(*plan.Link, string) ([]plan.Entry, error)         { return nil, nil }
 func (k *fakeKernel) PortEntries(*plan.Link, *plan.Link) ([]plan.Entry, error) { return nil, nil }
 func (k *fakeKernel) SetVlanFiltering(int, bool) error                         { return k.wrote("vlan") }
-func (k *fakeKernel) SetPortFlags(int, plan.Flags) error                       { return k.wrote("flags") }
+func (k *fakeKernel) SetPortFlags(int, plan.Flags, bool) error                 { return k.wrote("flags") }
 func (k *fakeKernel) ReplaceEntry(e plan.Entry) error                          { return k.wrote("replace " + e.MAC) }
 func (k *fakeKernel) DeleteEntry(e plan.Entry) error                           { return k.wrote("delete " + e.MAC) }
 func (k *fakeKernel) Close()                                                   { k.closed = true }
@@ -79,7 +79,7 @@ func run(t *testing.T, cfg string, stdin []byte, args ...string) result {
 	}
 	var out, errb bytes.Buffer
 	k := newFakeKernel()
-	env := &Env{
+	env := &Env{Env: hook.Env{
 		Program: "fdbhook", Stdin: bytes.NewReader(stdin), Stdout: &out, Stderr: &errb,
 		Getenv: func(key string) string {
 			if key == "FDBHOOK_CONFIG" {
@@ -87,11 +87,10 @@ func run(t *testing.T, cfg string, stdin []byte, args ...string) result {
 			}
 			return ""
 		},
-		OpenKernel: func() (Kernel, error) { return k, nil },
-		Libvirt:    libvirt.Paths{QemuRunDir: dir},
-		LockPath:   filepath.Join(dir, "lock"), LockTimeout: time.Second,
+		Libvirt:  libvirt.Paths{QemuRunDir: dir},
+		LockPath: filepath.Join(dir, "lock"), LockTimeout: time.Second,
 		RunDir: runstate.Dir(filepath.Join(dir, "run")),
-	}
+	}, OpenKernel: func() (Kernel, error) { return k, nil }}
 	code := Main(env, args)
 	return result{code: code, stdout: out.String(), stderr: errb.String(), kernel: k, runDir: env.RunDir}
 }

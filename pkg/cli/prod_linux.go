@@ -1,33 +1,19 @@
 package cli
 
 import (
-	"os"
-	"path/filepath"
-
 	"github.com/vishvananda/netns"
 
 	"github.com/fdbhook/fdbhook/pkg/hook"
 	"github.com/fdbhook/fdbhook/pkg/kernel"
-	"github.com/fdbhook/fdbhook/pkg/libvirt"
-	"github.com/fdbhook/fdbhook/pkg/runstate"
 )
 
-// NewEnv returns an Env wired to the real world: the process's stdio and
-// environment, the kernel of the current network namespace, libvirt's
-// system paths and the hooks' lock.
+// NewEnv returns an Env wired to the real world: the hooks' DefaultEnv and
+// the kernel of the current network namespace.
 func NewEnv() *Env {
 	return &Env{
-		Program: filepath.Base(os.Args[0]),
-		Stdin:   os.Stdin,
-		Stdout:  os.Stdout,
-		Stderr:  os.Stderr,
-		Getenv:  os.Getenv,
+		Env: hook.DefaultEnv(),
 		OpenKernel: func() (Kernel, error) {
 			return kernel.Open(netns.None(), kernel.DefaultTimeout)
 		},
-		Libvirt:     libvirt.DefaultPaths,
-		LockPath:    hook.DefaultLockPath,
-		LockTimeout: hook.DefaultLockTimeout,
-		RunDir:      runstate.FromEnv(os.Getenv),
 	}
 }

@@ -53,8 +53,11 @@ type NIC struct {
 	Alias string
 	// Type is the interface type: bridge, network, user, ethernet, direct, …
 	Type string
-	// MAC is the address as written, lower-cased.
+	// MAC is the address in lower-case colon form, normalised here once;
+	// when it is not a usable address (BadMAC set), as written, lower-cased.
 	MAC string
+	// BadMAC says why MAC is not a unicast, non-zero 48-bit address.
+	BadMAC error
 	// Bridge is <source bridge=…>; for type='network' NICs libvirt fills it in
 	// the live XML only.
 	Bridge string
@@ -119,11 +122,6 @@ const MaxExtraMACs = 64
 func (g *Guest) Metadata(n NIC) Interface {
 	if m, ok := g.Interfaces[n.MAC]; ok {
 		return m
-	}
-	if mac, err := NormalizeMAC(n.MAC); err == nil {
-		if m, ok := g.Interfaces[mac]; ok {
-			return m
-		}
 	}
 	return Interface{MAC: n.MAC, Manage: true}
 }
@@ -210,6 +208,11 @@ func parseNIC(el *xmlquery.Node, index int) NIC {
 	n := NIC{Index: index, Type: el.SelectAttr("type")}
 	if e := child(el, "mac"); e != nil {
 		n.MAC = strings.ToLower(strings.TrimSpace(e.SelectAttr("address")))
+		if mac, err := NormalizeMAC(n.MAC); err == nil {
+			n.MAC = mac
+		} else {
+			n.BadMAC = err
+		}
 	}
 	if e := child(el, "source"); e != nil {
 		n.Bridge = e.SelectAttr("bridge")

@@ -146,3 +146,23 @@ func TestNormalizeMAC(t *testing.T) {
 		}
 	}
 }
+
+// TestNICMACNormalisedOnce: parsing puts every NIC's MAC in lower-case
+// colon form, so that metadata, plans and reports compare one spelling;
+// an unusable address keeps its text and says why in BadMAC.
+func TestNICMACNormalisedOnce(t *testing.T) {
+	xml := `<domain><name>m</name><devices>` +
+		`<interface type='bridge'><mac address='52-54-00-AA-CC-09'/><source bridge='br0'/></interface>` +
+		`<interface type='bridge'><mac address='01:00:5e:00:00:01'/><source bridge='br0'/></interface>` +
+		`</devices><metadata><f:fdb xmlns:f="urn:fdbhook:1"><f:interface mac="52:54:00:aa:cc:09" manage="no"/></f:fdb></metadata></domain>`
+	g, err := Parse([]byte(xml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := g.NICs[0]; n.MAC != "52:54:00:aa:cc:09" || n.BadMAC != nil || g.Manages(n) {
+		t.Errorf("NIC 0: MAC %q, BadMAC %v, managed %v; want 52:54:00:aa:cc:09, nil, opted out by its metadata", n.MAC, n.BadMAC, g.Manages(n))
+	}
+	if n := g.NICs[1]; n.MAC != "01:00:5e:00:00:01" || n.BadMAC == nil || !strings.Contains(n.BadMAC.Error(), "multicast") {
+		t.Errorf("NIC 1: MAC %q, BadMAC %v; want the text kept and a multicast error", n.MAC, n.BadMAC)
+	}
+}

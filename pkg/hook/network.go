@@ -90,41 +90,59 @@ func (r *Runner) networkEvent(cfg *config.Config, network, op string, dry bool, 
 	if n.Bridge == "" || cfg.Policy(n.Bridge).VlanFiltering != config.Enable {
 		return nil
 	}
+	return r.enableFiltering(n.Bridge, op, dry, log)
+}
+
+// enableFiltering turns vlan_filtering on for a managed network's bridge,
+// with what that implies for the bridge's entries (plan.EnableFiltering).
+func (r *Runner) enableFiltering(bridge, op string, dry bool, log *logrus.Entry) error {
 	k, err := r.OpenKernel()
 	if err != nil {
 		return err
 	}
 	defer k.Close()
-	br, err := k.Link(n.Bridge)
+	br, err := k.Link(bridge)
 	if err != nil {
 		return err
 	}
 	switch {
 	case br == nil:
-		log.Debugf("%s: bridge %s does not exist yet", op, n.Bridge)
+		log.Debugf("%s: bridge %s does not exist yet", op, bridge)
 		return nil
 	case br.Type != "bridge":
-		return fmt.Errorf("%s is %s, not a bridge", n.Bridge, br.Describe())
+		return fmt.Errorf("%s is %s, not a bridge", bridge, br.Describe())
 	case br.VlanFiltering:
 		return nil
 	case !br.VlanCapable:
-		log.Warnf("bridge %s: vlan_filtering = \"enable\" cannot take effect: this kernel has no bridge VLAN filtering", n.Bridge)
+		log.Warnf("bridge %s: vlan_filtering = \"enable\" cannot take effect: this kernel has no bridge VLAN filtering", bridge)
 		return nil
 	}
-	step := plan.Step{Kind: plan.EnableVlanFiltering, Bridge: br.Name, BridgeIndex: br.Index}
-	if dry {
-		fmt.Fprintf(r.Stderr, "dry run (%s): nothing is changed\n  do     %s\n", op, step)
-		return nil
+	if !dry {
+		// Planned under the lock: a guest starting meanwhile must not add
+		// an entry the plan has not seen.
+		unlock, err := r.lock()
+		if err != nil {
+			return err
+		}
+		defer unlock()
 	}
-	unlock, err := r.lock()
+	steps, err := plan.EnableFiltering(PlanView{Kernel: k, Files: libvirt.New(r.Libvirt)}, br)
 	if err != nil {
 		return err
 	}
-	defer unlock()
-	if err := apply.Apply(k, []plan.Step{step}); err != nil {
+	if dry {
+		fmt.Fprintf(r.Stderr, "dry run (%s): nothing is changed\n", op)
+		for _, s := range steps {
+			fmt.Fprintf(r.Stderr, "  do     %s\n", s)
+		}
+		return nil
+	}
+	if err := apply.Apply(k, steps); err != nil {
 		return err
 	}
-	log.Infof("bridge %s: vlan_filtering enabled", br.Name)
+	for _, s := range steps {
+		log.Infof("%s: %s", op, s)
+	}
 	return nil
 }
 

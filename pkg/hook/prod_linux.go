@@ -11,23 +11,30 @@ import (
 	"github.com/fdbhook/fdbhook/pkg/runstate"
 )
 
-// NewRunner returns a Runner wired to the real world: the process's stdio
-// and environment, the kernel of the current network namespace, libvirt's
-// system paths and syslog.
-func NewRunner() *Runner {
-	return &Runner{
-		Program: filepath.Base(os.Args[0]),
-		Stdin:   os.Stdin,
-		Stdout:  os.Stdout,
-		Stderr:  os.Stderr,
-		Getenv:  os.Getenv,
-		OpenKernel: func() (Kernel, error) {
-			return kernel.Open(netns.None(), kernel.DefaultTimeout)
-		},
+// DefaultEnv is the real world: the process's stdio and environment,
+// libvirt's system paths, the production lock and run directory.
+func DefaultEnv() Env {
+	return Env{
+		Program:     filepath.Base(os.Args[0]),
+		Stdin:       os.Stdin,
+		Stdout:      os.Stdout,
+		Stderr:      os.Stderr,
+		Getenv:      os.Getenv,
 		Libvirt:     libvirt.DefaultPaths,
 		LockPath:    DefaultLockPath,
 		LockTimeout: DefaultLockTimeout,
 		RunDir:      runstate.FromEnv(os.Getenv),
-		Syslog:      true,
+	}
+}
+
+// NewRunner returns a Runner wired to the real world: DefaultEnv, the
+// kernel of the current network namespace, and syslog.
+func NewRunner() *Runner {
+	return &Runner{
+		Env: DefaultEnv(),
+		OpenKernel: func() (Kernel, error) {
+			return kernel.Open(netns.None(), kernel.DefaultTimeout)
+		},
+		Syslog: true,
 	}
 }

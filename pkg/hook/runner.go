@@ -37,21 +37,22 @@ type Kernel interface {
 	LinkByIndex(index int) (*plan.Link, error)
 	Entries(bridge *plan.Link, mac string) ([]plan.Entry, error)
 	PortEntries(bridge, port *plan.Link) ([]plan.Entry, error)
+	BridgeEntries(bridge *plan.Link) ([]plan.Entry, error)
 	apply.Writer
 	Close()
 }
 
-// Runner runs one invocation. main fills it with the real world; tests with
-// buffers, a test namespace and temporary paths.
-type Runner struct {
+// Env is what one invocation of an fdbhook program reads, writes and acts
+// on, besides the kernel: the hooks' Runner and the fdbhook command share
+// it. main fills it with the real world (DefaultEnv); tests with buffers
+// and temporary paths.
+type Env struct {
 	// Program is the binary's name in messages and --help.
 	Program string
 	Stdin   io.Reader
 	Stdout  io.Writer
 	Stderr  io.Writer
 	Getenv  func(string) string
-	// OpenKernel connects to the kernel (one connection per run).
-	OpenKernel func() (Kernel, error)
 	// Libvirt is where libvirt's state files are.
 	Libvirt libvirt.Paths
 	// LockPath serialises runs that change the kernel: libvirt runs hooks
@@ -60,9 +61,18 @@ type Runner struct {
 	LockPath string
 	// LockTimeout bounds the wait for the lock.
 	LockTimeout time.Duration
-	// RunDir is where runs are counted and reconcile records its outcome;
-	// empty counts nothing.
+	// RunDir is the run directory: the hooks count their runs there (under
+	// the lock), reconcile records its outcome, and the metrics read both.
+	// Empty records nothing.
 	RunDir runstate.Dir
+}
+
+// Runner runs one hook invocation. main fills it with the real world;
+// tests with buffers, a test namespace and temporary paths.
+type Runner struct {
+	Env
+	// OpenKernel connects to the kernel (one connection per run).
+	OpenKernel func() (Kernel, error)
 	// Syslog enables logging to the system log.
 	Syslog bool
 

@@ -41,11 +41,12 @@ func (k *fakeKernel) LinkByIndex(i int) (*plan.Link, error) {
 }
 func (k *fakeKernel) Entries(*plan.Link, string) ([]plan.Entry, error)         { return nil, nil }
 func (k *fakeKernel) PortEntries(*plan.Link, *plan.Link) ([]plan.Entry, error) { return nil, nil }
+func (k *fakeKernel) BridgeEntries(*plan.Link) ([]plan.Entry, error)           { return nil, nil }
 func (k *fakeKernel) SetVlanFiltering(int, bool) error {
 	k.writes = append(k.writes, "vlan")
 	return nil
 }
-func (k *fakeKernel) SetPortFlags(i int, f plan.Flags) error {
+func (k *fakeKernel) SetPortFlags(i int, f plan.Flags, _ bool) error {
 	k.writes = append(k.writes, "flags")
 	return nil
 }
@@ -78,7 +79,7 @@ func runHook(t *testing.T, entry func(*Runner, []string) int, program, cfg strin
 	}
 	var out, errb bytes.Buffer
 	res := run{kernel: k, runDir: runstate.Dir(filepath.Join(dir, "run"))}
-	r := &Runner{
+	r := &Runner{Env: Env{
 		Program: program, Stdin: bytes.NewReader(stdin), Stdout: &out, Stderr: &errb,
 		Getenv: func(key string) string {
 			if key == "FDBHOOK_CONFIG" {
@@ -86,11 +87,10 @@ func runHook(t *testing.T, entry func(*Runner, []string) int, program, cfg strin
 			}
 			return env[key]
 		},
-		OpenKernel: func() (Kernel, error) { res.opened = true; return k, nil },
-		Libvirt:    libvirt.Paths{QemuRunDir: dir},
-		LockPath:   filepath.Join(dir, "lock"), LockTimeout: time.Second,
+		Libvirt:  libvirt.Paths{QemuRunDir: dir},
+		LockPath: filepath.Join(dir, "lock"), LockTimeout: time.Second,
 		RunDir: res.runDir,
-	}
+	}, OpenKernel: func() (Kernel, error) { res.opened = true; return k, nil }}
 	res.code = entry(r, args)
 	res.stdout, res.stderr = out.String(), errb.String()
 	return res

@@ -113,11 +113,21 @@ func isTimeout(err error) bool {
 	return errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EWOULDBLOCK)
 }
 
+// rtextFilterSkipStats is RTEXT_FILTER_SKIP_STATS (Linux 4.19+; older
+// kernels ignore it): link replies without the interface counters, which
+// fdbhook never reads and which are most of what the kernel computes and
+// copies for a link.
+const rtextFilterSkipStats = 1 << 3
+
+func skipStats() *nl.RtAttr {
+	return nl.NewRtAttr(unix.IFLA_EXT_MASK, nl.Uint32Attr(rtextFilterSkipStats))
+}
+
 // Link looks a device up by name; nil when it does not exist.
 func (c *Conn) Link(name string) (*plan.Link, error) {
 	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
 	return c.getLink(c.request(unix.RTM_GETLINK, unix.NLM_F_ACK, msg,
-		nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(name))))
+		nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(name)), skipStats()))
 }
 
 // LinkByIndex looks a device up by index; nil when it does not exist.
@@ -128,7 +138,7 @@ func (c *Conn) LinkByIndex(index int) (*plan.Link, error) {
 	}
 	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
 	msg.Index = int32(index)
-	return c.getLink(c.request(unix.RTM_GETLINK, unix.NLM_F_ACK, msg))
+	return c.getLink(c.request(unix.RTM_GETLINK, unix.NLM_F_ACK, msg, skipStats()))
 }
 
 func (c *Conn) getLink(req *nl.NetlinkRequest) (*plan.Link, error) {
@@ -171,7 +181,7 @@ func (c *Conn) getLink(req *nl.NetlinkRequest) (*plan.Link, error) {
 // as a copy: callers may change what they get back.
 func (c *Conn) Links() ([]*plan.Link, error) {
 	msgs, err := c.dump(func() *nl.NetlinkRequest {
-		return c.request(unix.RTM_GETLINK, unix.NLM_F_DUMP, nl.NewIfInfomsg(unix.AF_UNSPEC))
+		return c.request(unix.RTM_GETLINK, unix.NLM_F_DUMP, nl.NewIfInfomsg(unix.AF_UNSPEC), skipStats())
 	}, unix.RTM_NEWLINK)
 	if err != nil {
 		return nil, fmt.Errorf("dumping links: %w", err)
@@ -225,6 +235,9 @@ func parseLink(m []byte) (*plan.Link, error) {
 		// IFLA_BR_VLAN_DEFAULT_PVID is only reported by kernels built with
 		// CONFIG_BRIDGE_VLAN_FILTERING.
 		l.VlanCapable = t.VlanDefaultPVID != nil
+		if t.VlanDefaultPVID != nil {
+			l.DefaultPvid = int(*t.VlanDefaultPVID)
+		}
 	}
 	if len(m) < unix.SizeofIfInfomsg {
 		return l, nil

@@ -1,7 +1,6 @@
 package kernel
 
 import (
-	"fmt"
 	"net"
 
 	"github.com/vishvananda/netlink"
@@ -18,66 +17,39 @@ func boolAttr(b bool) []byte {
 	return []byte{0}
 }
 
-// SetPortFlags sets learning, unicast_flood and locked of a bridge port in
-// one RTM_SETLINK (IFLA_PROTINFO) message, so the port never has one
-// without the others. Locked is sent when it is to be on, or when the
-// kernel reports it for the port (a kernel without locked ports is never
-// sent the attribute).
-func (c *Conn) SetPortFlags(portIndex int, f plan.Flags) error {
+// SetPortFlags sets learning, unicast_flood and, when withLocked, locked
+// of a bridge port in one RTM_SETLINK (IFLA_PROTINFO) message, so the port
+// never has one without the others. The netlink library has no call that
+// sets these together, hence the raw request.
+func (c *Conn) SetPortFlags(portIndex int, f plan.Flags, withLocked bool) error {
 	msg := nl.NewIfInfomsg(unix.AF_BRIDGE)
 	msg.Index = int32(portIndex)
 	proto := nl.NewRtAttr(unix.IFLA_PROTINFO|unix.NLA_F_NESTED, nil)
 	proto.AddRtAttr(unix.IFLA_BRPORT_LEARNING, boolAttr(f.Learning))
 	proto.AddRtAttr(unix.IFLA_BRPORT_UNICAST_FLOOD, boolAttr(f.Flood))
-	sendLocked := f.Locked
-	if !sendLocked {
-		port, err := c.LinkByIndex(portIndex)
-		if err != nil {
-			return fmt.Errorf("looking up port %d: %w", portIndex, err)
-		}
-		sendLocked = port != nil && port.LockCapable
-	}
-	if sendLocked {
+	if withLocked {
 		proto.AddRtAttr(unix.IFLA_BRPORT_LOCKED, boolAttr(f.Locked))
 	}
 	_, err := c.execute(c.request(unix.RTM_SETLINK, unix.NLM_F_ACK, msg, proto), 0)
 	return err
 }
 
-// SetPortVlans makes vlans the exact VLAN set of a bridge port: the VLANs
-// are added (or their flags updated) in one RTM_SETLINK, then the port's
-// other VLANs are deleted in one RTM_DELLINK. Adding first means the port
-// is never left without its new pvid.
-func (c *Conn) SetPortVlans(portIndex int, vlans []plan.Vlan) error {
-	current, err := c.PortVlans(portIndex)
-	if err != nil {
-		return err
-	}
+// AddPortVlans adds vlans to a bridge port, or updates their pvid and
+// untagged flags, in one RTM_SETLINK.
+func (c *Conn) AddPortVlans(portIndex int, vlans []plan.Vlan) error {
 	c.vlansOK = false
-	want := map[int]bool{}
-	var add, del []plan.Vlan
-	for _, v := range vlans {
-		want[v.ID] = true
-		add = append(add, v)
-	}
-	for _, v := range current {
-		if !want[v.ID] {
-			del = append(del, v)
-		}
-	}
-	if len(add) > 0 {
-		if err := c.portVlanMsg(unix.RTM_SETLINK, portIndex, add); err != nil {
-			return fmt.Errorf("adding VLANs: %w", err)
-		}
-	}
-	if len(del) > 0 {
-		if err := c.portVlanMsg(unix.RTM_DELLINK, portIndex, del); err != nil {
-			return fmt.Errorf("deleting VLANs: %w", err)
-		}
-	}
-	return nil
+	return c.portVlanMsg(unix.RTM_SETLINK, portIndex, vlans)
 }
 
+// DelPortVlans removes vlans from a bridge port in one RTM_DELLINK.
+func (c *Conn) DelPortVlans(portIndex int, vlans []plan.Vlan) error {
+	c.vlansOK = false
+	return c.portVlanMsg(unix.RTM_DELLINK, portIndex, vlans)
+}
+
+// portVlanMsg is a raw request: the netlink library's BridgeVlanAdd and
+// BridgeVlanDel send one VLAN per message, and a port must never be left
+// between two messages without its new pvid.
 func (c *Conn) portVlanMsg(typ, portIndex int, vlans []plan.Vlan) error {
 	msg := nl.NewIfInfomsg(unix.AF_BRIDGE)
 	msg.Index = int32(portIndex)
@@ -127,11 +99,9 @@ func (c *Conn) neigh(typ, flags int, e plan.Entry) error {
 	return err
 }
 
-// SetVlanFiltering switches a bridge's vlan_filtering. When it turns it on,
-// static entries already on the bridge's guest ports are written again
-// without a VLAN so that they cover the ports' VLANs: entries for VLAN 0
-// alone no longer match once the bridge classifies frames by VLAN, and
-// those guests would stop receiving unicast.
+// SetVlanFiltering switches a bridge's vlan_filtering, in one message. What
+// turning it on implies for the bridge's entries is the plan's business
+// (plan.EnableFiltering).
 func (c *Conn) SetVlanFiltering(bridgeIndex int, on bool) error {
 	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
 	msg.Index = int32(bridgeIndex)
@@ -139,28 +109,7 @@ func (c *Conn) SetVlanFiltering(bridgeIndex int, on bool) error {
 	info.AddRtAttr(nl.IFLA_INFO_KIND, nl.NonZeroTerminated("bridge"))
 	data := info.AddRtAttr(nl.IFLA_INFO_DATA, nil)
 	data.AddRtAttr(nl.IFLA_BR_VLAN_FILTERING, boolAttr(on))
-	if _, err := c.execute(c.request(unix.RTM_NEWLINK, unix.NLM_F_ACK, msg, info), 0); err != nil {
-		return err
-	}
-	if !on {
-		return nil
-	}
 	c.vlansOK = false
-	entries, err := c.fdbDump(bridgeIndex, 0)
-	if err != nil {
-		return fmt.Errorf("vlan_filtering is on, but reading the FDB to extend static entries to VLANs failed: %w", err)
-	}
-	for _, e := range entries {
-		if !e.Static() || e.Vlan != 0 || e.PortIndex == bridgeIndex {
-			continue
-		}
-		port, err := c.LinkByIndex(e.PortIndex)
-		if err != nil || port == nil || !port.IsGuestPort() {
-			continue
-		}
-		if err := c.ReplaceEntry(e); err != nil {
-			return fmt.Errorf("vlan_filtering is on, but extending %s to the VLANs of %s failed: %w", e.MAC, port.Name, err)
-		}
-	}
-	return nil
+	_, err := c.execute(c.request(unix.RTM_NEWLINK, unix.NLM_F_ACK, msg, info), 0)
+	return err
 }

@@ -132,27 +132,3 @@ func readOwners(dir string) (map[string]string, error) {
 	}
 	return owners, nil
 }
-
-// RunningGuests parses the live XML of every running guest.
-func (f *Files) RunningGuests() ([]*guest.Guest, error) {
-	files, err := filepath.Glob(filepath.Join(f.paths.QemuRunDir, "*.xml"))
-	if err != nil {
-		return nil, err
-	}
-	var out []*guest.Guest
-	for _, file := range files {
-		data, err := os.ReadFile(file)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		g, err := guest.Parse(data)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", file, err)
-		}
-		out = append(out, g)
-	}
-	return out, nil
-}

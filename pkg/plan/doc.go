@@ -4,5 +4,6 @@
 // for extra MACs and the NIC's VLANs), which NICs are skipped and why, which are refused, and what a
 // guest's stop leaves to clean up. It is pure: it sees the kernel only
 // through the read-only View interface, so it is tested from fixtures and
-// printed by a dry run. Package kernel carries the plan out.
+// printed by a dry run. Package apply carries the plan out, through
+// package kernel, which sends one message per step and decides nothing.
 package plan

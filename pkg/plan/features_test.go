@@ -112,6 +112,15 @@ networks = ["hostbr", "default"]`, refusals: 1, kernel: func(f *fakeView) { f.li
 			"fdb del 00:00:5e:00:01:0a dev guest-t2-a static master br0",
 			"fdb del 52:54:00:00:00:77 dev eno1 static master br0 (roamed to eno1)",
 			"port guest-t2-a: link set dev guest-t2-a learning on flood on locked off (was learning off flood off locked on)"}},
+		// A tap that outlives its guest loses the VLANs the start gave it
+		// and gets the bridge's default pvid back.
+		{name: "feature-stop-vlans", stop: true, config: baseConfig, xml: edit(stopped, "<metadata>", vlans), kernel: func(f *fakeView) {
+			filtering(f)
+			f.link("br0").DefaultPvid = 1
+			f.link("guest-t2-a").Flags = Flags{}
+			f.entries = append(f.entries, Entry{MAC: "52:54:00:aa:cc:01", Port: "guest-t2-a", PortIndex: 10, State: NUDNoARP, NTFlags: NTFMaster})
+		}, want: []string{"port guest-t2-a: bridge vlan del dev guest-t2-a vid 10 pvid untagged, 20, 21, 22, 30 (the stopped guest's VLANs)",
+			"port guest-t2-a: bridge vlan add dev guest-t2-a vid 1 pvid untagged (the bridge's default pvid)"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := tc.run(t, modernHost())

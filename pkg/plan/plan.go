@@ -75,13 +75,12 @@ func selectNICs(cfg *config.Config, g *guest.Guest, v View, p *Plan) ([]candidat
 			}
 			continue
 		}
-		mac, err := guest.NormalizeMAC(nic.MAC)
-		if err != nil {
+		if nic.BadMAC != nil {
 			p.Refusals = append(p.Refusals, Refusal{NIC: nic.Label(), MAC: nic.MAC, Bridge: c.bridge,
-				Cause: "bad MAC address: " + err.Error()})
+				Cause: "bad MAC address: " + nic.BadMAC.Error()})
 			continue
 		}
-		c.mac = mac
+		c.mac = nic.MAC
 		out = append(out, c)
 	}
 	for mac := range g.Interfaces {
@@ -102,187 +101,263 @@ func Start(cfg *config.Config, g *guest.Guest, v View) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	type key struct{ bridge, mac string }
-	seen := map[key]struct{ nic, port string }{}
-	filteringAfter := map[string]bool{}
-	var policy, ports []Step
+	s := &starter{cfg: cfg, g: g, v: v, p: p, seen: map[macOnBridge]nicPort{}, filteringAfter: map[string]bool{}}
 	for _, c := range cands {
-		label := c.nic.Label()
-		refuse := func(bridge, format string, args ...any) {
-			p.Refusals = append(p.Refusals, Refusal{NIC: label, MAC: c.mac, Bridge: bridge, Cause: fmt.Sprintf(format, args...)})
-		}
-		if c.nic.Target == "" {
-			refuse(c.bridge, "no <target dev> in the domain XML (is this the live XML of a running guest?)")
-			continue
-		}
-		tap, err := v.Link(c.nic.Target)
-		if err != nil {
-			return nil, fmt.Errorf("%s: looking up %s: %w", label, c.nic.Target, err)
-		}
-		switch {
-		case tap == nil:
-			refuse(c.bridge, "device %s does not exist", c.nic.Target)
-			continue
-		case !tap.IsTap():
-			refuse(c.bridge, "%s is %s, not a guest tap: refusing to touch it", tap.Name, tap.Describe())
-			continue
-		case tap.MasterIndex == 0:
-			refuse(c.bridge, "tap %s is not enslaved to any bridge", tap.Name)
-			continue
-		case tap.MasterType != "bridge":
-			refuse(c.bridge, "tap %s is a port of %s, which is not a Linux bridge (%s)", tap.Name, tap.Master, tap.MasterType)
-			continue
-		}
-		bridge := tap.Master
-		if c.bridge != "" && c.bridge != bridge {
-			p.Notes = append(p.Notes, fmt.Sprintf("%s: the XML puts %s on %s but the kernel has it on %s: trusting the kernel",
-				label, tap.Name, c.bridge, bridge))
-		}
-		if !c.viaNetwork && !cfg.ManagesBridge(bridge) {
-			p.Skips = append(p.Skips, Skip{NIC: label, MAC: c.mac,
-				Reason: fmt.Sprintf("the kernel has %s on bridge %s, which is not managed", tap.Name, bridge)})
-			continue
-		}
-		br, err := v.LinkByIndex(tap.MasterIndex)
-		if err != nil || br == nil {
-			return nil, fmt.Errorf("%s: looking up bridge %s: %v", label, bridge, err)
-		}
-		md := g.Metadata(c.nic)
-		macs := append([]string{c.mac}, md.ExtraMACs...)
-		prior := make([][]Entry, len(macs))
-		refused := false
-		for i, mac := range macs {
-			what := "duplicate MAC"
-			if i > 0 {
-				what = "duplicate extra MAC " + mac
-			}
-			if other, dup := seen[key{bridge, mac}]; dup {
-				refuse(bridge, "%s: NIC %s of this guest has it on the same bridge (ports %s and %s)", what, other.nic, other.port, tap.Name)
-				refused = true
-				break
-			}
-			entries, err := v.Entries(br, mac)
-			if err != nil {
-				return nil, fmt.Errorf("%s: reading FDB of %s for %s: %w", label, bridge, mac, err)
-			}
-			if owner, err := duplicateOwner(v, entries, tap, br); err != nil {
-				return nil, err
-			} else if owner != "" {
-				refuse(bridge, "%s: it already has a static entry on %s, another guest's port (this guest's port is %s)", what, owner, tap.Name)
-				refused = true
-				break
-			}
-			prior[i] = entries
-		}
-		if refused {
-			continue
-		}
-		for _, mac := range macs {
-			seen[key{bridge, mac}] = struct{ nic, port string }{label, tap.Name}
-		}
-		pol := cfg.Policy(bridge)
-		// The bridge's policy is decided once, at its first NIC; the NICs
-		// after it see vlan_filtering as the plan will leave it.
-		filtering, decided := filteringAfter[bridge]
-		if !decided {
-			filtering = br.VlanFiltering
-			if pol.VlanFiltering == config.Enable && !filtering {
-				if br.VlanCapable {
-					policy = append(policy, Step{Kind: EnableVlanFiltering, Bridge: bridge, BridgeIndex: br.Index})
-					filtering = true
-				} else {
-					p.Warnings = append(p.Warnings, fmt.Sprintf("bridge %s: vlan_filtering = \"enable\" cannot take effect: this kernel has no bridge VLAN filtering (CONFIG_BRIDGE_VLAN_FILTERING); managing ports without it", bridge))
-				}
-			}
-			filteringAfter[bridge] = filtering
-		}
-		// An option the kernel cannot honour is a refusal under
-		// on_error = "fail" (a security option must not silently vanish)
-		// and a warning under "warn".
-		cannot := func(format string, args ...any) bool {
-			msg := fmt.Sprintf(format, args...)
-			if cfg.OnError == config.Warn {
-				p.Warnings = append(p.Warnings, fmt.Sprintf("%s %s on %s: %s: managing the NIC without it", label, c.mac, bridge, msg))
-				return false
-			}
-			refuse(bridge, "%s", msg)
-			return true
-		}
-		lock := md.Lock.Or(g.Lock.Or(pol.LockPorts))
-		if lock && !tap.LockCapable {
-			if cannot("cannot lock port %s: this kernel has no locked bridge ports (IFLA_BRPORT_LOCKED, Linux 5.18+)", tap.Name) {
-				continue
-			}
-			lock = false
-		}
-		sticky := md.Sticky.Or(g.Sticky.Or(pol.Sticky))
-		if sticky && !br.StickyCapable {
-			if cannot("cannot write sticky entries: this kernel has no sticky bridge entries (NTF_STICKY, Linux 4.20+)") {
-				continue
-			}
-			sticky = false
-		}
-		var vlans []Vlan
-		if md.HasVlans() {
-			switch {
-			case c.nic.Type != "bridge":
-				if cannot("pvid and vlans apply to type='bridge' NICs only, this one is type='%s'", c.nic.Type) {
-					continue
-				}
-			case !br.VlanCapable:
-				if cannot("cannot give port %s VLANs: this kernel has no bridge VLAN filtering (CONFIG_BRIDGE_VLAN_FILTERING)", tap.Name) {
-					continue
-				}
-			case !filtering:
-				if cannot("cannot give port %s VLANs: bridge %s does not filter VLANs (vlan_filtering 0)", tap.Name, bridge) {
-					continue
-				}
-			default:
-				vlans = portVlans(md.Pvid, md.Vlans)
-			}
-		}
-		base := Step{NIC: label, MAC: c.mac, Port: tap.Name, PortIndex: tap.Index, Bridge: bridge, BridgeIndex: br.Index}
-		if vlans != nil {
-			set := base
-			set.Kind, set.Vlans = SetVlans, vlans
-			ports = append(ports, set)
-		}
-		for i, mac := range macs {
-			add := base
-			add.Kind, add.MAC, add.PriorEntries, add.Sticky = AddEntry, mac, prior[i], sticky
-			if i > 0 {
-				add.Why = "extra MAC"
-			}
-			ports = append(ports, add)
-		}
-		// A port found locked stays locked when this guest does not ask
-		// for it: someone else (an 802.1X authenticator) may have locked it.
-		want := Flags{Locked: lock || tap.Flags.Locked}
-		if tap.Flags != want {
-			set := base
-			set.Kind, set.Flags, set.Prior = SetFlags, want, tap.Flags
-			ports = append(ports, set)
-		}
-		if lock {
-			// A locked port passes every source MAC that has an entry on
-			// it, learned ones too: drop those the port learned before
-			// learning went off, or they pass until they age out.
-			learned, err := v.PortEntries(br, tap)
-			if err != nil {
-				return nil, fmt.Errorf("%s: reading FDB entries of %s: %w", label, tap.Name, err)
-			}
-			for _, e := range learned {
-				if e.Static() || e.Local() || e.NTFlags&NTFExtLearn != 0 || e.PortIndex != tap.Index || slices.Contains(macs, e.MAC) {
-					continue
-				}
-				del := base
-				del.Kind, del.MAC, del.Entry, del.Why = DelEntry, e.MAC, e, "learned on "+tap.Name+" before it was locked"
-				ports = append(ports, del)
-			}
+		if err := s.nic(c); err != nil {
+			return nil, err
 		}
 	}
-	p.Steps = append(policy, ports...)
+	p.Steps = append(s.policy, s.ports...)
 	return p, nil
+}
+
+type macOnBridge struct{ bridge, mac string }
+
+type nicPort struct{ nic, port string }
+
+// starter holds what planning a start carries from one NIC to the next.
+type starter struct {
+	cfg *config.Config
+	g   *guest.Guest
+	v   View
+	p   *Plan
+	// seen is every MAC planned so far, per bridge, with its NIC and port.
+	seen map[macOnBridge]nicPort
+	// filteringAfter is, per bridge, its vlan_filtering as the plan leaves
+	// it, decided at the bridge's first NIC.
+	filteringAfter map[string]bool
+	// policy are the bridge steps, which go first; ports the NICs' steps.
+	policy, ports []Step
+}
+
+// features is what the guest, its NIC and the bridge ask for beyond the
+// entry and the flags, less what the kernel cannot do.
+type features struct {
+	lock, sticky bool
+	vlans        []Vlan
+}
+
+// nic plans one candidate NIC, in stages: resolve its port, check its MACs
+// for duplicates, decide the bridge's policy, settle the features, emit the
+// steps. A refusal or skip ends it early without an error.
+func (s *starter) nic(c candidate) error {
+	tap, br, ok, err := s.resolvePort(c)
+	if err != nil || !ok {
+		return err
+	}
+	md := s.g.Metadata(c.nic)
+	macs := append([]string{c.mac}, md.ExtraMACs...)
+	prior, ok, err := s.checkDuplicates(c, tap, br, macs)
+	if err != nil || !ok {
+		return err
+	}
+	filtering, err := s.bridgePolicy(c, br)
+	if err != nil {
+		return err
+	}
+	f, ok := s.features(c, md, tap, br, filtering)
+	if !ok {
+		return nil
+	}
+	return s.emit(c, tap, br, macs, prior, f)
+}
+
+func (s *starter) refuse(c candidate, bridge, format string, args ...any) {
+	s.p.Refusals = append(s.p.Refusals, Refusal{NIC: c.nic.Label(), MAC: c.mac, Bridge: bridge, Cause: fmt.Sprintf(format, args...)})
+}
+
+// resolvePort finds the NIC's tap and the bridge the kernel has it on; ok
+// is false when the NIC is refused or skipped.
+func (s *starter) resolvePort(c candidate) (tap, br *Link, ok bool, err error) {
+	label := c.nic.Label()
+	if c.nic.Target == "" {
+		s.refuse(c, c.bridge, "no <target dev> in the domain XML (is this the live XML of a running guest?)")
+		return nil, nil, false, nil
+	}
+	tap, err = s.v.Link(c.nic.Target)
+	if err != nil {
+		return nil, nil, false, fmt.Errorf("%s: looking up %s: %w", label, c.nic.Target, err)
+	}
+	switch {
+	case tap == nil:
+		s.refuse(c, c.bridge, "device %s does not exist", c.nic.Target)
+		return nil, nil, false, nil
+	case !tap.IsTap():
+		s.refuse(c, c.bridge, "%s is %s, not a guest tap: refusing to touch it", tap.Name, tap.Describe())
+		return nil, nil, false, nil
+	case tap.MasterIndex == 0:
+		s.refuse(c, c.bridge, "tap %s is not enslaved to any bridge", tap.Name)
+		return nil, nil, false, nil
+	case tap.MasterType != "bridge":
+		s.refuse(c, c.bridge, "tap %s is a port of %s, which is not a Linux bridge (%s)", tap.Name, tap.Master, tap.MasterType)
+		return nil, nil, false, nil
+	}
+	bridge := tap.Master
+	if c.bridge != "" && c.bridge != bridge {
+		s.p.Notes = append(s.p.Notes, fmt.Sprintf("%s: the XML puts %s on %s but the kernel has it on %s: trusting the kernel",
+			label, tap.Name, c.bridge, bridge))
+	}
+	if !c.viaNetwork && !s.cfg.ManagesBridge(bridge) {
+		s.p.Skips = append(s.p.Skips, Skip{NIC: label, MAC: c.mac,
+			Reason: fmt.Sprintf("the kernel has %s on bridge %s, which is not managed", tap.Name, bridge)})
+		return nil, nil, false, nil
+	}
+	br, err = s.v.LinkByIndex(tap.MasterIndex)
+	if err != nil || br == nil {
+		return nil, nil, false, fmt.Errorf("%s: looking up bridge %s: %v", label, bridge, err)
+	}
+	return tap, br, true, nil
+}
+
+// checkDuplicates refuses the NIC when one of its MACs is on another NIC of
+// this guest on the same bridge, or has a static entry on another guest's
+// port; otherwise it returns each MAC's entries, which the steps replace.
+func (s *starter) checkDuplicates(c candidate, tap, br *Link, macs []string) (prior [][]Entry, ok bool, err error) {
+	prior = make([][]Entry, len(macs))
+	for i, mac := range macs {
+		what := "duplicate MAC"
+		if i > 0 {
+			what = "duplicate extra MAC " + mac
+		}
+		if other, dup := s.seen[macOnBridge{br.Name, mac}]; dup {
+			s.refuse(c, br.Name, "%s: NIC %s of this guest has it on the same bridge (ports %s and %s)", what, other.nic, other.port, tap.Name)
+			return nil, false, nil
+		}
+		entries, err := s.v.Entries(br, mac)
+		if err != nil {
+			return nil, false, fmt.Errorf("%s: reading FDB of %s for %s: %w", c.nic.Label(), br.Name, mac, err)
+		}
+		if owner, err := duplicateOwner(s.v, entries, tap, br); err != nil {
+			return nil, false, err
+		} else if owner != "" {
+			s.refuse(c, br.Name, "%s: it already has a static entry on %s, another guest's port (this guest's port is %s)", what, owner, tap.Name)
+			return nil, false, nil
+		}
+		prior[i] = entries
+	}
+	for _, mac := range macs {
+		s.seen[macOnBridge{br.Name, mac}] = nicPort{c.nic.Label(), tap.Name}
+	}
+	return prior, true, nil
+}
+
+// bridgePolicy decides the bridge's policy once, at its first NIC, and
+// returns vlan_filtering as the plan leaves it; the NICs after the first
+// see that.
+func (s *starter) bridgePolicy(c candidate, br *Link) (filtering bool, err error) {
+	if filtering, decided := s.filteringAfter[br.Name]; decided {
+		return filtering, nil
+	}
+	filtering = br.VlanFiltering
+	if s.cfg.Policy(br.Name).VlanFiltering == config.Enable && !filtering {
+		if br.VlanCapable {
+			steps, err := EnableFiltering(s.v, br)
+			if err != nil {
+				return false, fmt.Errorf("%s: %w", c.nic.Label(), err)
+			}
+			s.policy = append(s.policy, steps...)
+			filtering = true
+		} else {
+			s.p.Warnings = append(s.p.Warnings, fmt.Sprintf("bridge %s: vlan_filtering = \"enable\" cannot take effect: this kernel has no bridge VLAN filtering (CONFIG_BRIDGE_VLAN_FILTERING); managing ports without it", br.Name))
+		}
+	}
+	s.filteringAfter[br.Name] = filtering
+	return filtering, nil
+}
+
+// cannot handles an option the kernel cannot honour: a refusal under
+// on_error = "fail" (a security option must not silently vanish), a
+// warning under "warn". It reports whether the NIC is refused.
+func (s *starter) cannot(c candidate, bridge, format string, args ...any) bool {
+	msg := fmt.Sprintf(format, args...)
+	if s.cfg.OnError == config.Warn {
+		s.p.Warnings = append(s.p.Warnings, fmt.Sprintf("%s %s on %s: %s: managing the NIC without it", c.nic.Label(), c.mac, bridge, msg))
+		return false
+	}
+	s.refuse(c, bridge, "%s", msg)
+	return true
+}
+
+// features settles lock, sticky and VLANs: the NIC's setting beats the
+// guest's, which beats the bridge's; ok is false when the NIC is refused.
+func (s *starter) features(c candidate, md guest.Interface, tap, br *Link, filtering bool) (f features, ok bool) {
+	pol := s.cfg.Policy(br.Name)
+	f.lock = md.Lock.Or(s.g.Lock.Or(pol.LockPorts))
+	if f.lock && !tap.LockCapable {
+		if s.cannot(c, br.Name, "cannot lock port %s: this kernel has no locked bridge ports (IFLA_BRPORT_LOCKED, Linux 5.18+)", tap.Name) {
+			return f, false
+		}
+		f.lock = false
+	}
+	f.sticky = md.Sticky.Or(s.g.Sticky.Or(pol.Sticky))
+	if f.sticky && !br.StickyCapable {
+		if s.cannot(c, br.Name, "cannot write sticky entries: this kernel has no sticky bridge entries (NTF_STICKY, Linux 4.20+)") {
+			return f, false
+		}
+		f.sticky = false
+	}
+	if !md.HasVlans() {
+		return f, true
+	}
+	var why string
+	switch {
+	case c.nic.Type != "bridge":
+		why = fmt.Sprintf("pvid and vlans apply to type='bridge' NICs only, this one is type='%s'", c.nic.Type)
+	case !br.VlanCapable:
+		why = fmt.Sprintf("cannot give port %s VLANs: this kernel has no bridge VLAN filtering (CONFIG_BRIDGE_VLAN_FILTERING)", tap.Name)
+	case !filtering:
+		why = fmt.Sprintf("cannot give port %s VLANs: bridge %s does not filter VLANs (vlan_filtering 0)", tap.Name, br.Name)
+	default:
+		f.vlans = portVlans(md.Pvid, md.Vlans)
+		return f, true
+	}
+	return f, !s.cannot(c, br.Name, "%s", why)
+}
+
+// emit appends the NIC's steps: its VLANs, its entries, its flags, and on
+// a port it locks, the deletion of what the port learned before.
+func (s *starter) emit(c candidate, tap, br *Link, macs []string, prior [][]Entry, f features) error {
+	base := Step{NIC: c.nic.Label(), MAC: c.mac, Port: tap.Name, PortIndex: tap.Index, Bridge: br.Name, BridgeIndex: br.Index}
+	if f.vlans != nil {
+		set := base
+		set.Kind, set.Vlans = SetVlans, f.vlans
+		s.ports = append(s.ports, set)
+	}
+	for i, mac := range macs {
+		add := base
+		add.Kind, add.MAC, add.PriorEntries, add.Sticky = AddEntry, mac, prior[i], f.sticky
+		if i > 0 {
+			add.Why = "extra MAC"
+		}
+		s.ports = append(s.ports, add)
+	}
+	// A port found locked stays locked when this guest does not ask for
+	// it: someone else (an 802.1X authenticator) may have locked it.
+	want := Flags{Locked: f.lock || tap.Flags.Locked}
+	if tap.Flags != want {
+		set := base
+		set.Kind, set.Flags, set.Prior, set.WithLocked = SetFlags, want, tap.Flags, tap.LockCapable
+		s.ports = append(s.ports, set)
+	}
+	if !f.lock {
+		return nil
+	}
+	// A locked port passes every source MAC that has an entry on it,
+	// learned ones too: drop those the port learned before learning went
+	// off, or they pass until they age out.
+	learned, err := s.v.PortEntries(br, tap)
+	if err != nil {
+		return fmt.Errorf("%s: reading FDB entries of %s: %w", c.nic.Label(), tap.Name, err)
+	}
+	for _, e := range learned {
+		if e.Static() || e.Local() || e.NTFlags&NTFExtLearn != 0 || e.PortIndex != tap.Index || slices.Contains(macs, e.MAC) {
+			continue
+		}
+		del := base
+		del.Kind, del.MAC, del.Entry, del.Why = DelEntry, e.MAC, e, "learned on "+tap.Name+" before it was locked"
+		s.ports = append(s.ports, del)
+	}
+	return nil
 }
 
 // portVlans is the VLAN set of a port with untagged VLAN pvid (0: none)

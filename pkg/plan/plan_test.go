@@ -70,6 +70,16 @@ func (f *fakeView) PortEntries(br, port *Link) ([]Entry, error) {
 	return out, nil
 }
 
+func (f *fakeView) BridgeEntries(br *Link) ([]Entry, error) {
+	var out []Entry
+	for _, e := range f.entries {
+		if f.bridgeOf(e) == br.Index {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
 func (f *fakeView) Network(name string) (*Network, error) { return f.networks[name], nil }
 func (f *fakeView) PortOwner(port string) (string, error) { return f.owners[port], nil }
 
@@ -158,6 +168,23 @@ networks = ["default", "hostbr"]`, xml: start},
 				Entry{MAC: "52:54:00:aa:cc:03", Port: "eno1", PortIndex: 4, State: 0x02, NTFlags: NTFMaster})
 		}},
 		{name: "start-vlan-policy", config: baseConfig + "\n[bridge.br0]\nvlan_filtering = \"enable\"", xml: start},
+		// Turning the filter on writes the static entries of other guests'
+		// ports on the bridge again, for their VLANs; not the uplink's, a
+		// per-VLAN entry's, or another bridge's.
+		{name: "start-vlan-policy-extends-entries", config: baseConfig + "\n[bridge.br0]\nvlan_filtering = \"enable\"", xml: start,
+			kernel: func(f *fakeView) {
+				f.add(&Link{Name: "vnet20", Index: 40, Type: "tuntap", TunMode: "tap", Master: "br0", MasterIndex: 2, MasterType: "bridge"})
+				f.add(&Link{Name: "veth30", Index: 41, Type: "veth", Master: "br0", MasterIndex: 2, MasterType: "bridge"})
+				f.entries = append(f.entries,
+					Entry{MAC: "52:54:00:00:00:20", Port: "vnet20", PortIndex: 40, State: NUDNoARP, NTFlags: NTFMaster | NTFSticky},
+					Entry{MAC: "52:54:00:00:00:20", Port: "vnet20", PortIndex: 40, Vlan: 1, State: NUDNoARP, NTFlags: NTFMaster},
+					Entry{MAC: "52:54:00:00:00:21", Port: "veth30", PortIndex: 41, State: NUDNoARP, NTFlags: NTFMaster},
+					Entry{MAC: "52:54:00:00:00:22", Port: "vnet20", PortIndex: 40, State: 0x02, NTFlags: NTFMaster},
+					Entry{MAC: "52:54:00:00:00:23", Port: "eno1", PortIndex: 4, State: NUDNoARP, NTFlags: NTFMaster},
+					Entry{MAC: "52:54:00:00:00:24", Port: "vnet6", PortIndex: 11, State: NUDNoARP, NTFlags: NTFMaster})
+			},
+			want: []string{"bridge br0: fdb replace 52:54:00:00:00:20 dev vnet20 master br0 static sticky (again",
+				"bridge br0: fdb replace 52:54:00:00:00:21 dev veth30 master br0 static (again"}},
 		{name: "start-vlan-policy-incapable", config: baseConfig + "\n[bridge.br0]\nvlan_filtering = \"enable\"", xml: start,
 			kernel: func(f *fakeView) { f.link("br0").VlanCapable = false }},
 		{name: "start-vlan-policy-already-on", config: baseConfig + "\n[bridge.br0]\nvlan_filtering = \"enable\"", xml: start,
@@ -311,7 +338,8 @@ func (tc planCase) run(t *testing.T, v *fakeView) *Plan {
 }
 
 // checkSafety asserts the rule no golden file may break: a start plan only
-// ever writes to taps, and only to taps of a bridge.
+// ever writes to taps, and only to taps of a bridge; an entry extended to
+// the VLANs may also be on a container's veth.
 func checkSafety(t *testing.T, p *Plan, v *fakeView) {
 	t.Helper()
 	for _, s := range p.Steps {
@@ -319,7 +347,8 @@ func checkSafety(t *testing.T, p *Plan, v *fakeView) {
 			continue
 		}
 		l, _ := v.LinkByIndex(s.PortIndex)
-		if l == nil || !l.IsTap() || l.MasterType != "bridge" || l.Name != s.Port {
+		guestPort := l != nil && (l.IsTap() || s.Kind == ExtendEntry && l.IsGuestPort())
+		if !guestPort || l.MasterType != "bridge" || l.Name != s.Port {
 			t.Errorf("step %q writes to %+v, which is not a bridged tap", s, l)
 		}
 	}

@@ -28,6 +28,9 @@ type Link struct {
 	// filters VLANs, and whether this kernel can (CONFIG_BRIDGE_VLAN_FILTERING).
 	VlanFiltering bool
 	VlanCapable   bool
+	// DefaultPvid, for Type "bridge": the VLAN a newly enslaved port gets
+	// as its untagged pvid (IFLA_BR_VLAN_DEFAULT_PVID; 0: none).
+	DefaultPvid int
 	// StickyCapable, for Type "bridge": the kernel honours NTF_STICKY on
 	// bridge entries (Linux 4.20+).
 	StickyCapable bool
@@ -144,6 +147,15 @@ func (e Entry) Static() bool { return e.State&NUDNoARP != 0 && e.State&NUDPerman
 func (e Entry) Local() bool { return e.State&NUDPermanent != 0 }
 
 func (e Entry) String() string {
+	s := e.MAC + " dev " + e.Port
+	if e.Vlan != 0 {
+		s += fmt.Sprintf(" vlan %d", e.Vlan)
+	}
+	return s + " " + e.kind()
+}
+
+// kind is the entry's state and flags as iproute2 words.
+func (e Entry) kind() string {
 	kind := "dynamic"
 	switch {
 	case e.Local():
@@ -154,11 +166,7 @@ func (e Entry) String() string {
 	if e.NTFlags&NTFSticky != 0 {
 		kind += " sticky"
 	}
-	s := e.MAC + " dev " + e.Port
-	if e.Vlan != 0 {
-		s += fmt.Sprintf(" vlan %d", e.Vlan)
-	}
-	return s + " " + kind
+	return kind
 }
 
 // Network is what libvirt's own files say about a libvirt network.
@@ -180,6 +188,8 @@ type View interface {
 	Entries(bridge *Link, mac string) ([]Entry, error)
 	// PortEntries returns the FDB entries on bridge that point at port.
 	PortEntries(bridge, port *Link) ([]Entry, error)
+	// BridgeEntries returns every FDB entry of bridge.
+	BridgeEntries(bridge *Link) ([]Entry, error)
 	// Network returns the libvirt network name, or nil when it is unknown.
 	Network(name string) (*Network, error)
 	// PortOwner returns the name of the running guest whose live XML has
@@ -196,12 +206,22 @@ const (
 	// AddEntry replaces the static FDB entry for MAC on Port (for VLAN 0
 	// and, on a filtering bridge, every VLAN of the port).
 	AddEntry
-	// SetFlags sets learning and unicast_flood of Port to Flags.
+	// SetFlags sets learning and unicast_flood of Port to Flags, and
+	// locked when WithLocked.
 	SetFlags
 	// DelEntry deletes one FDB entry (Entry).
 	DelEntry
 	// SetVlans makes Vlans the port's exact VLAN set (bridge vlan add/del).
 	SetVlans
+	// DelVlans removes Vlans from the port (bridge vlan del).
+	DelVlans
+	// AddVlans adds Vlans to the port, or updates their flags.
+	AddVlans
+	// ExtendEntry writes Entry, a static entry without a VLAN already on
+	// Port, again, so that the kernel copies it to every VLAN of the port:
+	// once vlan_filtering is on, an entry for VLAN 0 alone no longer
+	// matches the port's frames.
+	ExtendEntry
 )
 
 // Step is one kernel change, with what is needed to undo it.
@@ -216,9 +236,13 @@ type Step struct {
 	// Flags is the target for SetFlags; Prior what the port had.
 	Flags Flags
 	Prior Flags
+	// WithLocked makes SetFlags (and its undo) send the locked flag too.
+	// It is set for a port whose kernel reports the flag: a kernel without
+	// locked ports is never sent the attribute.
+	WithLocked bool
 	// PriorEntries are the entries for MAC on Bridge before AddEntry.
 	PriorEntries []Entry
-	// Entry is what DelEntry removes.
+	// Entry is what DelEntry removes and ExtendEntry writes again.
 	Entry Entry
 	// Sticky makes AddEntry write the entry with NTF_STICKY.
 	Sticky bool
@@ -254,11 +278,20 @@ func (s Step) String() string {
 		locked := s.Flags.Locked || s.Prior.Locked
 		return fmt.Sprintf("%s: link set dev %s %s (was %s)", s.NIC, s.Port, s.Flags.format(locked), s.Prior.format(locked))
 	case SetVlans:
-		vl := make([]string, len(s.Vlans))
-		for i, v := range s.Vlans {
-			vl[i] = v.String()
+		return fmt.Sprintf("%s: bridge vlan dev %s: exactly vlan %s (other VLANs of the port removed)", s.NIC, s.Port, vlanList(s.Vlans))
+	case DelVlans, AddVlans:
+		verb := "del"
+		if s.Kind == AddVlans {
+			verb = "add"
 		}
-		return fmt.Sprintf("%s: bridge vlan dev %s: exactly vlan %s (other VLANs of the port removed)", s.NIC, s.Port, strings.Join(vl, ", "))
+		out := fmt.Sprintf("%s: bridge vlan %s dev %s vid %s", s.NIC, verb, s.Port, vlanList(s.Vlans))
+		if s.Why != "" {
+			out += " (" + s.Why + ")"
+		}
+		return out
+	case ExtendEntry:
+		return fmt.Sprintf("bridge %s: fdb replace %s dev %s master %s %s (again, to cover the port's VLANs once vlan_filtering is on)",
+			s.Bridge, s.Entry.MAC, s.Port, s.Bridge, s.Entry.kind())
 	case DelEntry:
 		out := fmt.Sprintf("fdb del %s master %s", s.Entry, s.Bridge)
 		if s.Why != "" {
@@ -267,6 +300,14 @@ func (s Step) String() string {
 		return out
 	}
 	return "unknown step"
+}
+
+func vlanList(vlans []Vlan) string {
+	vl := make([]string, len(vlans))
+	for i, v := range vlans {
+		vl[i] = v.String()
+	}
+	return strings.Join(vl, ", ")
 }
 
 // Skip is a NIC left alone, with the reason.

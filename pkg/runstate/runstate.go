@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -159,4 +160,30 @@ func (d Dir) WatcherLockPath() string { return filepath.Join(string(d), "watch.l
 type Watcher struct {
 	PID   int
 	Since time.Time
+}
+
+// ReloadPath is where the package's post-install script records that it
+// told a libvirt daemon to reload: "PID UNIX-TIME". A daemon started before
+// the hooks were installed runs them only after such a reload.
+func (d Dir) ReloadPath(daemon string) string {
+	return filepath.Join(string(d), "reloaded-"+daemon)
+}
+
+// Reload reads a daemon's reload record; ok is false when there is none or
+// it is damaged.
+func (d Dir) Reload(daemon string) (pid int, at time.Time, ok bool) {
+	data, err := os.ReadFile(d.ReloadPath(daemon))
+	if err != nil {
+		return 0, time.Time{}, false
+	}
+	f := strings.Fields(string(data))
+	if len(f) != 2 {
+		return 0, time.Time{}, false
+	}
+	pid, perr := strconv.Atoi(f[0])
+	sec, serr := strconv.ParseInt(f[1], 10, 64)
+	if perr != nil || serr != nil {
+		return 0, time.Time{}, false
+	}
+	return pid, time.Unix(sec, 0), true
 }

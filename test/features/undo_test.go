@@ -36,11 +36,11 @@ func (w *faultWriter) fault() error {
 	return nil
 }
 
-func (w *faultWriter) SetPortFlags(i int, f plan.Flags) error {
+func (w *faultWriter) SetPortFlags(i int, f plan.Flags, withLocked bool) error {
 	if err := w.fault(); err != nil {
 		return err
 	}
-	return w.Conn.SetPortFlags(i, f)
+	return w.Conn.SetPortFlags(i, f, withLocked)
 }
 
 func (w *faultWriter) ReplaceEntry(e plan.Entry) error {

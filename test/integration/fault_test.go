@@ -57,11 +57,11 @@ func (f *faultWriter) SetVlanFiltering(i int, on bool) error {
 	return f.w.SetVlanFiltering(i, on)
 }
 
-func (f *faultWriter) SetPortFlags(i int, fl plan.Flags) error {
+func (f *faultWriter) SetPortFlags(i int, fl plan.Flags, withLocked bool) error {
 	if err := f.step(fmt.Sprintf("flags %d %s", i, fl)); err != nil {
 		return err
 	}
-	return f.w.SetPortFlags(i, fl)
+	return f.w.SetPortFlags(i, fl, withLocked)
 }
 
 func (f *faultWriter) ReplaceEntry(e plan.Entry) error {

@@ -271,17 +271,19 @@ func (p *inProcess) run(t *testing.T, stdin []byte, args ...string) result {
 	var stdout, stderr bytes.Buffer
 	env := map[string]string{"FDBHOOK_CONFIG": p.config}
 	r := &hook.Runner{
-		Program: "qemu-hook",
-		Stdin:   bytes.NewReader(stdin),
-		Stdout:  &stdout,
-		Stderr:  &stderr,
-		Getenv:  func(k string) string { return env[k] },
+		Env: hook.Env{
+			Program:     "qemu-hook",
+			Stdin:       bytes.NewReader(stdin),
+			Stdout:      &stdout,
+			Stderr:      &stderr,
+			Getenv:      func(k string) string { return env[k] },
+			Libvirt:     libvirt.Paths{NetworkDirs: []string{p.netDir}, QemuRunDir: p.qemuRunDir},
+			LockPath:    p.lockPath,
+			LockTimeout: p.lockWait,
+		},
 		OpenKernel: func() (hook.Kernel, error) {
 			return kernel.Open(p.l.NetNS, time.Second)
 		},
-		Libvirt:     libvirt.Paths{NetworkDirs: []string{p.netDir}, QemuRunDir: p.qemuRunDir},
-		LockPath:    p.lockPath,
-		LockTimeout: p.lockWait,
 	}
 	start := time.Now()
 	code := r.RunQemu(args)

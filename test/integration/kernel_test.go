@@ -89,3 +89,48 @@ func TestKernelReadsMatchNetlink(t *testing.T) {
 		compare("Entries(br0, "+m+")", fromSnap(func(r row) bool { return r.Master == "br0" && r.MAC == m }), fromConn(got))
 	}
 }
+
+// TestSetPortFlagsSendsLockedOnlyWhenAsked: the kernel layer decides
+// nothing. A flags write without withLocked leaves a port's locked flag as
+// someone else set it; with withLocked it writes the flag it is given.
+// Read back through iproute2.
+func TestSetPortFlagsSendsLockedOnlyWhenAsked(t *testing.T) {
+	t.Parallel()
+	l := newStdLab(t)
+	l.AddTap("tl1", "br0")
+	c := l.conn()
+	port, err := c.Link("tl1")
+	if err != nil || port == nil {
+		t.Fatalf("Link(tl1): %v %v", port, err)
+	}
+	if !port.LockCapable {
+		t.Skip("this kernel has no locked bridge ports (Linux 5.18+)")
+	}
+	locked := func() string {
+		t.Helper()
+		out := l.Bridge("-d", "link", "show", "dev", "tl1")
+		for _, f := range []string{"locked on", "locked off"} {
+			if strings.Contains(out, f) {
+				return f
+			}
+		}
+		t.Fatalf("bridge -d link show dev tl1 has no locked flag:\n%s", out)
+		return ""
+	}
+	l.Bridge("link", "set", "dev", "tl1", "locked", "on")
+	if err := c.SetPortFlags(port.Index, plan.Flags{}, false); err != nil {
+		t.Fatal(err)
+	}
+	if got := locked(); got != "locked on" {
+		t.Errorf("after a flags write without locked: %s, want the port left locked on", got)
+	}
+	if err := c.SetPortFlags(port.Index, plan.Flags{}, true); err != nil {
+		t.Fatal(err)
+	}
+	if got := locked(); got != "locked off" {
+		t.Errorf("after a flags write with locked off: %s, want locked off", got)
+	}
+	if out := l.Bridge("-d", "link", "show", "dev", "tl1"); !strings.Contains(out, "learning off") || !strings.Contains(out, "flood off") {
+		t.Errorf("learning and flood not written:\n%s", out)
+	}
+}
