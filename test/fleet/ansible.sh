@@ -39,7 +39,7 @@ deb=$(ls "$ROOT"/dist/fdbhook_*.deb 2>/dev/null | head -n 1) || true
 if [ "${FDBHOOK_TEST_LOCK_HELD:-}" != 1 ]; then
 	exec 9>/run/fdbhook-test.lock
 	log "waiting for /run/fdbhook-test.lock"
-	flock -w 1200 9 || die "/run/fdbhook-test.lock still held after 20 min"
+	flock -w 3000 9 || die "/run/fdbhook-test.lock still held after 50 min"
 fi
 test/deps.sh ansible python3-apt iproute2
 
