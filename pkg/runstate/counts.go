@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -27,16 +28,24 @@ type RunCount struct {
 }
 
 // HookRuns reads the counts, by operation. No file means no runs since
-// boot. Lines that do not parse are skipped.
+// boot. Lines that do not parse are skipped. The file is rewritten in
+// place, so it is read until two reads agree: a read never returns half
+// of a rewrite.
 func (d Dir) HookRuns() (map[string]RunCount, error) {
-	data, err := os.ReadFile(d.HookRunsPath())
-	if errors.Is(err, fs.ErrNotExist) {
-		return map[string]RunCount{}, nil
+	var prev []byte
+	for try := 0; ; try++ {
+		data, err := os.ReadFile(d.HookRunsPath())
+		if errors.Is(err, fs.ErrNotExist) {
+			return map[string]RunCount{}, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", d.HookRunsPath(), err)
+		}
+		if (try > 0 && bytes.Equal(data, prev)) || try == 10 {
+			return parseRuns(data), nil
+		}
+		prev = data
 	}
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", d.HookRunsPath(), err)
-	}
-	return parseRuns(data), nil
 }
 
 func parseRuns(data []byte) map[string]RunCount {
@@ -59,15 +68,28 @@ func parseRuns(data []byte) map[string]RunCount {
 
 // CountHookRun adds one run of operation op (a failed one when failed) to
 // the counts. The caller must hold the hooks' lock: the file is read,
-// incremented and replaced by a rename, so readers never see half a file
-// but two writers at once would lose a count.
+// incremented and written back in place (counts only grow, so the new
+// text covers the old), which costs a hook run a few microseconds where a
+// temporary file and a rename cost a journal commit on some filesystems.
 func (d Dir) CountHookRun(op string, failed bool) error {
 	if op == "" || strings.ContainsAny(op, " \t\n") {
 		return fmt.Errorf("hook operation %q cannot be counted", op)
 	}
-	data, err := os.ReadFile(d.HookRunsPath())
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("reading %s: %w", d.HookRunsPath(), err)
+	path := d.HookRunsPath()
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(string(d), 0o755); err != nil {
+			return fmt.Errorf("creating %s: %w", d, err)
+		}
+		f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	}
+	if err != nil {
+		return fmt.Errorf("opening %s: %w", path, err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", path, err)
 	}
 	runs := parseRuns(data)
 	c := runs[op]
@@ -85,7 +107,15 @@ func (d Dir) CountHookRun(op string, failed bool) error {
 	for _, o := range ops {
 		fmt.Fprintf(&b, "%s %d %d\n", o, runs[o].Runs, runs[o].Failed)
 	}
-	return d.writeAtomic(d.HookRunsPath(), []byte(b.String()))
+	if _, err := f.WriteAt([]byte(b.String()), 0); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if b.Len() < len(data) { // a damaged line was dropped
+		if err := f.Truncate(int64(b.Len())); err != nil {
+			return fmt.Errorf("writing %s: %w", path, err)
+		}
+	}
+	return nil
 }
 
 // ReconcilePath is the record of the last reconcile that changed or

@@ -47,6 +47,13 @@ func TestHookRunsDamagedLines(t *testing.T) {
 	if err != nil || len(runs) != 1 || runs["release"] != (RunCount{Runs: 4, Failed: 1}) {
 		t.Fatalf("HookRuns = %v, %v; want only release 4 1", runs, err)
 	}
+	// Counting over it keeps the good line and drops the rest.
+	if err := d.CountHookRun("release", false); err != nil {
+		t.Fatal(err)
+	}
+	if data, _ := os.ReadFile(d.HookRunsPath()); string(data) != "release 5 1\n" {
+		t.Fatalf("file after counting over damaged lines = %q, want %q", data, "release 5 1\n")
+	}
 }
 
 func TestReconcileRecord(t *testing.T) {
@@ -68,5 +75,29 @@ func TestReconcileRecord(t *testing.T) {
 	os.WriteFile(d.ReconcilePath(), []byte("{"), 0o644)
 	if _, _, err := d.LastReconcile(); err == nil {
 		t.Fatal("a damaged record read without error")
+	}
+}
+
+// BenchmarkCountHookRun is what counting adds to a hook run: read, add,
+// write a temporary file, rename (run it with -benchtime on a tmpfs such
+// as /run to see the production figure).
+func BenchmarkCountHookRun(b *testing.B) {
+	dir := b.TempDir()
+	if base := os.Getenv("FDBHOOK_BENCH_DIR"); base != "" {
+		var err error
+		if dir, err = os.MkdirTemp(base, "fdbt-count-"); err != nil {
+			b.Fatal(err)
+		}
+		defer os.RemoveAll(dir)
+	}
+	d := Dir(dir)
+	for _, op := range []string{"start", "stopped", "release", "reconnect"} {
+		d.CountHookRun(op, false)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := d.CountHookRun("start", i%10 == 0); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
