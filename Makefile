@@ -8,7 +8,7 @@ BIN      := bin
 export CGO_ENABLED = 0
 export PATH := /usr/local/go/bin:$(PATH)
 
-.PHONY: all build deps check unit integration fuzz e2e vm migration packages packages-test \
+.PHONY: all build deps check unit integration fuzz e2e vm migration packages packages-test fleet \
         test demo demo-clean bench clean
 
 all: build
@@ -61,8 +61,13 @@ packages: build
 packages-test: packages
 	FDBHOOK_PKG_E2E=1 packaging/test.sh
 
+# Fleet operation: alert rules (promtool), the metrics scraped by a real
+# node_exporter and Prometheus from a libvirtd guest, the Ansible role.
+fleet: packages
+	test/fleet/run.sh
+
 # The whole suite, as CI runs it.
-test: check unit integration fuzz vm migration packages-test
+test: check unit integration fuzz vm migration packages-test fleet
 
 demo: build
 	test/e2e/demo.sh

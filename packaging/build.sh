@@ -43,6 +43,8 @@ stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 cp bin/qemu-hook bin/network-hook bin/fdbhook README.md LICENSE packaging/fdbhook.8 packaging/copyright packaging/fdbhook.service "$stage/"
 cp "$config" "$stage/fdbhook.toml"
+cp packaging/systemd/fdbhook-metrics.service packaging/systemd/fdbhook-metrics.timer \
+	packaging/prometheus/fdbhook.rules.yml "$stage/"
 for b in qemu-hook network-hook fdbhook; do
 	# Static and for the package's architecture, or the package would lie.
 	info=$(go version -m "$stage/$b") || die "bin/$b is not a Go binary"
@@ -71,7 +73,8 @@ for packager in deb rpm; do
 done
 
 # What went in, for packaging/test.sh to check the packages against.
-(cd "$stage" && sha256sum qemu-hook network-hook fdbhook README.md LICENSE fdbhook.8 copyright fdbhook.toml fdbhook.service) \
+(cd "$stage" && sha256sum qemu-hook network-hook fdbhook README.md LICENSE fdbhook.8 copyright fdbhook.toml fdbhook.service \
+	fdbhook-metrics.service fdbhook-metrics.timer fdbhook.rules.yml) \
 	>"$dist/fdbhook-inputs.sha256"
 
 for p in "$dist"/fdbhook_*.deb "$dist"/fdbhook-*.rpm; do

@@ -145,6 +145,10 @@ cp "$work/deb/usr/share/doc/fdbhook/README.md" "$work/deb/usr/share/doc/fdbhook/
 cp "$work/deb/etc/fdbhook/fdbhook.toml" "$work/deb/usr/share/doc/fdbhook/copyright" "$src/packaging/"
 gzip -dc "$work/deb/usr/share/man/man8/fdbhook.8.gz" >"$src/packaging/fdbhook.8"
 cp "$work/deb/lib/systemd/system/fdbhook.service" "$src/packaging/"
+mkdir -p "$src/packaging/systemd" "$src/packaging/prometheus"
+cp "$work/deb/lib/systemd/system/fdbhook-metrics.service" "$work/deb/lib/systemd/system/fdbhook-metrics.timer" \
+	"$src/packaging/systemd/"
+cp "$work/deb/usr/share/fdbhook/prometheus/fdbhook.rules.yml" "$src/packaging/prometheus/"
 # The packages' file times, for those rebuilds.
 epoch=$(rpm -qp --qf '[%{FILEMTIMES}\n]' "$rpm" | head -n 1)
 backup=$work/backup
@@ -367,7 +371,8 @@ done
 
 section "deb contents against the inputs build.sh recorded"
 
-for f in bin/qemu-hook bin/network-hook bin/fdbhook README.md LICENSE packaging/fdbhook.toml packaging/copyright packaging/fdbhook.8 packaging/fdbhook.service; do
+for f in bin/qemu-hook bin/network-hook bin/fdbhook README.md LICENSE packaging/fdbhook.toml packaging/copyright packaging/fdbhook.8 packaging/fdbhook.service \
+	packaging/systemd/fdbhook-metrics.service packaging/systemd/fdbhook-metrics.timer packaging/prometheus/fdbhook.rules.yml; do
 	expect_eq "deb: $f is the one packaged" "$(sha256sum <"$src/$f" | cut -d' ' -f1)" "$(insum "$(basename "$f")")"
 done
 
@@ -510,6 +515,11 @@ expected_files() {
 /usr/share/doc/fdbhook/README.md|regular file|644|root:root
 /usr/share/doc/fdbhook/LICENSE|regular file|644|root:root
 /usr/share/doc/fdbhook/copyright|regular file|644|root:root
+/lib/systemd/system/fdbhook-metrics.service|regular file|644|root:root
+/lib/systemd/system/fdbhook-metrics.timer|regular file|644|root:root
+/usr/share/fdbhook|directory|755|root:root
+/usr/share/fdbhook/prometheus|directory|755|root:root
+/usr/share/fdbhook/prometheus/fdbhook.rules.yml|regular file|644|root:root
 EOF
 }
 expected_links() {
@@ -540,7 +550,8 @@ check_installed_files() {
 	local listed want
 	listed=$(dpkg -L fdbhook | sort)
 	want=$({
-		for d in /etc /etc/libvirt /etc/libvirt/hooks /usr /usr/libexec /usr/sbin /usr/share /usr/share/doc /usr/share/man /usr/share/man/man8; do echo "$d"; done
+		for d in /etc /etc/libvirt /etc/libvirt/hooks /usr /usr/libexec /usr/sbin /usr/share /usr/share/doc /usr/share/man /usr/share/man/man8 \
+			/lib /lib/systemd /lib/systemd/system; do echo "$d"; done
 		expected_files | cut -d'|' -f1
 		expected_links | cut -d'|' -f1
 	} | sort)
@@ -551,7 +562,8 @@ check_removed() {
 	local path
 	for path in /usr/libexec/fdbhook/qemu-hook /usr/libexec/fdbhook/network-hook /usr/sbin/fdbhook \
 		/etc/libvirt/hooks/qemu.d/fdbhook /etc/libvirt/hooks/network.d/fdbhook \
-		/usr/share/man/man8/fdbhook.8.gz /usr/share/doc/fdbhook; do
+		/usr/share/man/man8/fdbhook.8.gz /usr/share/doc/fdbhook /usr/share/fdbhook \
+		/lib/systemd/system/fdbhook-metrics.service /lib/systemd/system/fdbhook-metrics.timer; do
 		if [ -e "$path" ] || [ -L "$path" ]; then fail "$1: $path is gone"; else pass "$1: $path is gone"; fi
 	done
 }
@@ -583,6 +595,7 @@ expect_eq "says it once" "$(grep -c 'only notices the first hook' <<<"$out")" 1
 check "no reload recorded ($reload_record)" test ! -e "$reload_record"
 check "no reload note left behind in $marker" test ! -e "$marker"
 check_installed_files
+check "the metrics timer is shipped disabled" test ! -e /etc/systemd/system/timers.target.wants/fdbhook-metrics.timer
 
 qd=/etc/libvirt/hooks/qemu.d/fdbhook
 nd=/etc/libvirt/hooks/network.d/fdbhook
@@ -769,6 +782,8 @@ expect_eq "rpm -qlp: files" "$(rpm -qlp "$rpm")" "$(
 /etc/libvirt/hooks/qemu.d
 /etc/libvirt/hooks/qemu.d/fdbhook
 /lib/systemd/system/fdbhook.service
+/lib/systemd/system/fdbhook-metrics.service
+/lib/systemd/system/fdbhook-metrics.timer
 /usr/libexec/fdbhook
 /usr/libexec/fdbhook/network-hook
 /usr/libexec/fdbhook/qemu-hook
@@ -776,6 +791,9 @@ expect_eq "rpm -qlp: files" "$(rpm -qlp "$rpm")" "$(
 /usr/share/doc/fdbhook
 /usr/share/doc/fdbhook/LICENSE
 /usr/share/doc/fdbhook/README.md
+/usr/share/fdbhook
+/usr/share/fdbhook/prometheus
+/usr/share/fdbhook/prometheus/fdbhook.rules.yml
 /usr/share/man/man8/fdbhook.8.gz
 EOF
 )"
@@ -793,6 +811,8 @@ l--------- root:root  /etc/libvirt/hooks/network.d/fdbhook /usr/libexec/fdbhook/
 drwxr-xr-x root:root  /etc/libvirt/hooks/qemu.d
 l--------- root:root  /etc/libvirt/hooks/qemu.d/fdbhook /usr/libexec/fdbhook/qemu-hook
 -rw-r--r-- root:root  /lib/systemd/system/fdbhook.service  $(insum fdbhook.service)
+-rw-r--r-- root:root  /lib/systemd/system/fdbhook-metrics.service  $(insum fdbhook-metrics.service)
+-rw-r--r-- root:root  /lib/systemd/system/fdbhook-metrics.timer  $(insum fdbhook-metrics.timer)
 drwxr-xr-x root:root  /usr/libexec/fdbhook
 -rwxr-xr-x root:root  /usr/libexec/fdbhook/network-hook  $(insum network-hook)
 -rwxr-xr-x root:root  /usr/libexec/fdbhook/qemu-hook  $(insum qemu-hook)
@@ -800,6 +820,9 @@ drwxr-xr-x root:root  /usr/libexec/fdbhook
 drwxr-xr-x root:root  /usr/share/doc/fdbhook
 -rw-r--r-- root:root l /usr/share/doc/fdbhook/LICENSE  $(insum LICENSE)
 -rw-r--r-- root:root d /usr/share/doc/fdbhook/README.md  $(insum README.md)
+drwxr-xr-x root:root  /usr/share/fdbhook
+drwxr-xr-x root:root  /usr/share/fdbhook/prometheus
+-rw-r--r-- root:root  /usr/share/fdbhook/prometheus/fdbhook.rules.yml  $(insum fdbhook.rules.yml)
 -rw-r--r-- root:root  /usr/share/man/man8/fdbhook.8.gz  $(sha "$work/deb/usr/share/man/man8/fdbhook.8.gz")
 EOF
 	)"

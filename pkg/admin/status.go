@@ -57,8 +57,11 @@ type PortReport struct {
 	Locked   *bool `json:"locked,omitempty"`
 	// Promiscuity is the kernel's count: 0 means the device filters
 	// unicast by its own MAC table.
-	Promiscuity int  `json:"promiscuity"`
-	Carrier     bool `json:"carrier"`
+	Promiscuity int `json:"promiscuity"`
+	// PromiscReason says, on a promiscuous uplink, why the kernel keeps it
+	// so (one of the Promisc* constants).
+	PromiscReason string `json:"promisc_reason,omitempty"`
+	Carrier       bool   `json:"carrier"`
 	// Guest and NIC name the running guest's NIC on a guest port; Managed
 	// says whether fdbhook manages it, and Reason why not.
 	Guest   string `json:"guest,omitempty"`
@@ -95,6 +98,18 @@ const (
 	ProblemPromisc    = "uplink-promiscuous" // an uplink stays promiscuous although every guest port is managed
 	ProblemRefused    = "refused"            // a start would refuse a NIC
 	ProblemGuestError = "guest-error"        // a guest could not be planned at all
+)
+
+// Why an uplink stays promiscuous, as PortReport.PromiscReason.
+const (
+	PromiscNoManagedPorts = "no_managed_guest_ports"        // nothing on the bridge is managed: expected
+	PromiscGuestsLearning = "guest_ports_learning"          // a managed guest port learns or floods: reconcile
+	PromiscKernel         = "kernel_without_vlan_filtering" // nothing on this host can change it
+	PromiscVlanOff        = "vlan_filtering_off"            // the bridge does not filter VLANs
+	PromiscBridge         = "bridge_promiscuous"            // promiscuous mode set on the bridge device
+	PromiscPortsLearning  = "other_ports_learning"          // another port than the uplink learns or floods
+	PromiscByHand         = "set_by_hand"                   // promiscuous mode set on the uplink itself
+	PromiscDevice         = "driver_or_capture"             // the driver cannot filter, or a capture holds it
 )
 
 // Problem is one thing an admin should look at.
@@ -298,12 +313,24 @@ func (a *analysis) bridgeReport(mb *managedBridge) (BridgeReport, []Problem, []s
 				Text: fmt.Sprintf("static entry %s: %s", e, why)})
 		}
 	}
+	for i, p := range ports {
+		if rep.Ports[i].Kind != KindUplink || p.Promiscuity == 0 {
+			continue
+		}
+		switch {
+		case len(managedPorts) == 0:
+			rep.Ports[i].PromiscReason = PromiscNoManagedPorts
+		case guestsLearning > 0:
+			rep.Ports[i].PromiscReason = PromiscGuestsLearning
+		}
+	}
 	if len(managedPorts) > 0 && guestsLearning == 0 {
-		for _, p := range ports {
+		for i, p := range ports {
 			if kind, _ := a.portKind(p); kind != KindUplink || p.Promiscuity == 0 {
 				continue
 			}
-			why, fixable := promiscWhy(br, p, autoPorts, autoLabels)
+			why, code, fixable := promiscWhy(br, p, autoPorts, autoLabels)
+			rep.Ports[i].PromiscReason = code
 			text := fmt.Sprintf("uplink %s is still promiscuous (promiscuity %d) although all %d managed guest ports have learning and flooding off: %s",
 				p.Name, p.Promiscuity, len(managedPorts), why)
 			if fixable {
@@ -321,22 +348,23 @@ func (a *analysis) bridgeReport(mb *managedBridge) (BridgeReport, []Problem, []s
 func learnFlood(f plan.Flags) plan.Flags { return plan.Flags{Learning: f.Learning, Flood: f.Flood} }
 
 // promiscWhy explains, after the kernel's br_manage_promisc, why a bridge
-// keeps uplink promiscuous; fixable is false when nothing on this host can
-// change it (the kernel has no VLAN filtering).
-func promiscWhy(br, uplink *plan.Link, autoPorts []*plan.Link, labels []string) (why string, fixable bool) {
+// keeps uplink promiscuous, in words and as a Promisc* code; fixable is
+// false when nothing on this host can change it (the kernel has no VLAN
+// filtering).
+func promiscWhy(br, uplink *plan.Link, autoPorts []*plan.Link, labels []string) (why, code string, fixable bool) {
 	switch {
 	case !br.VlanFiltering && !br.VlanCapable:
-		return fmt.Sprintf("vlan_filtering is off on %s and this kernel has no bridge VLAN filtering (CONFIG_BRIDGE_VLAN_FILTERING); the kernel only clears promiscuity on a VLAN-filtering bridge", br.Name), false
+		return fmt.Sprintf("vlan_filtering is off on %s and this kernel has no bridge VLAN filtering (CONFIG_BRIDGE_VLAN_FILTERING); the kernel only clears promiscuity on a VLAN-filtering bridge", br.Name), PromiscKernel, false
 	case !br.VlanFiltering:
-		return fmt.Sprintf("vlan_filtering is off on %s (the kernel only clears promiscuity on a VLAN-filtering bridge): set [bridge.%s] vlan_filtering = \"enable\" and run reconcile", br.Name, br.Name), true
+		return fmt.Sprintf("vlan_filtering is off on %s (the kernel only clears promiscuity on a VLAN-filtering bridge): set [bridge.%s] vlan_filtering = \"enable\" and run reconcile", br.Name, br.Name), PromiscVlanOff, true
 	case br.PromiscFlag:
-		return fmt.Sprintf("bridge %s itself is in promiscuous mode (ip link set %s promisc off)", br.Name, br.Name), true
+		return fmt.Sprintf("bridge %s itself is in promiscuous mode (ip link set %s promisc off)", br.Name, br.Name), PromiscBridge, true
 	case len(autoPorts) > 1:
-		return fmt.Sprintf("more than one port learns or floods (%s); at most one may, the uplink", strings.Join(labels, ", ")), true
+		return fmt.Sprintf("more than one port learns or floods (%s); at most one may, the uplink", strings.Join(labels, ", ")), PromiscPortsLearning, true
 	case len(autoPorts) == 1 && autoPorts[0].Index != uplink.Index:
-		return fmt.Sprintf("port %s learns or floods, so the uplink must stay promiscuous", labels[0]), true
+		return fmt.Sprintf("port %s learns or floods, so the uplink must stay promiscuous", labels[0]), PromiscPortsLearning, true
 	case uplink.PromiscFlag:
-		return fmt.Sprintf("promiscuous mode was set on %s by hand (ip link set %s promisc off)", uplink.Name, uplink.Name), true
+		return fmt.Sprintf("promiscuous mode was set on %s by hand (ip link set %s promisc off)", uplink.Name, uplink.Name), PromiscByHand, true
 	}
-	return "the bridge would let it filter, so either its driver cannot filter unicast in hardware (veth, some NICs) or something else holds it promiscuous (a packet capture)", true
+	return "the bridge would let it filter, so either its driver cannot filter unicast in hardware (veth, some NICs) or something else holds it promiscuous (a packet capture)", PromiscDevice, true
 }

@@ -146,20 +146,23 @@ func TestStatusUplinkPromiscuity(t *testing.T) {
 		problem string // "" when no problem is expected
 		count   int    // problems expected when problem is set (default 1)
 		note    string
+		reason  string // eth0's PromiscReason
 	}{
 		{name: "vlan filtering unsupported", setup: func(k *fakeKernel) { k.port("br0").VlanCapable = false },
-			note: "this kernel has no bridge VLAN filtering"},
-		{name: "vlan filtering off", problem: "vlan_filtering is off on br0"},
+			note: "this kernel has no bridge VLAN filtering", reason: PromiscKernel},
+		{name: "vlan filtering off", problem: "vlan_filtering is off on br0", reason: PromiscVlanOff},
+		{name: "guest port learning", setup: func(k *fakeKernel) { k.port("vnet1").Flags = plan.Flags{Learning: true} },
+			problem: "guest port vnet1 (g1 net0) still has learning on", reason: PromiscGuestsLearning},
 		{name: "second learning port", setup: func(k *fakeKernel) {
 			k.port("br0").VlanFiltering = true
 			k.add(uplink("eth1", "br0"))
-		}, problem: "more than one port learns or floods (eth0, eth1)", count: 2},
+		}, problem: "more than one port learns or floods (eth0, eth1)", count: 2, reason: PromiscPortsLearning},
 		{name: "bridge promiscuous", setup: func(k *fakeKernel) {
 			k.port("br0").VlanFiltering = true
 			k.port("br0").PromiscFlag = true
-		}, problem: "bridge br0 itself is in promiscuous mode"},
+		}, problem: "bridge br0 itself is in promiscuous mode", reason: PromiscBridge},
 		{name: "driver", setup: func(k *fakeKernel) { k.port("br0").VlanFiltering = true },
-			problem: "driver cannot filter unicast"},
+			problem: "driver cannot filter unicast", reason: PromiscDevice},
 		{name: "cleared", setup: func(k *fakeKernel) {
 			k.port("br0").VlanFiltering = true
 			k.port("eth0").Promiscuity = 0
@@ -189,8 +192,14 @@ func TestStatusUplinkPromiscuity(t *testing.T) {
 			switch {
 			case tc.problem == "" && len(problems) > 0:
 				t.Errorf("problems %q, want none", problems)
-			case tc.problem != "" && (len(problems) != tc.count || rep.Problems[0].Kind != ProblemPromisc || !strings.Contains(problems[0], tc.problem)):
+			case tc.reason == PromiscGuestsLearning && (len(problems) != 1 || !strings.Contains(problems[0], tc.problem)):
+				t.Errorf("problems %q, want one saying %q", problems, tc.problem)
+			case tc.reason != PromiscGuestsLearning && tc.problem != "" && (len(problems) != tc.count || rep.Problems[0].Kind != ProblemPromisc || !strings.Contains(problems[0], tc.problem)):
 				t.Errorf("problems %q, want %d %s saying %q", problems, tc.count, ProblemPromisc, tc.problem)
+			}
+			i := slices.IndexFunc(rep.Bridges[0].Ports, func(p PortReport) bool { return p.Name == "eth0" })
+			if got := rep.Bridges[0].Ports[i].PromiscReason; got != tc.reason {
+				t.Errorf("eth0's promisc_reason %q, want %q", got, tc.reason)
 			}
 			if tc.note != "" && !slices.ContainsFunc(rep.Notes, func(n string) bool { return strings.Contains(n, tc.note) }) {
 				t.Errorf("notes %q lack %q", rep.Notes, tc.note)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/vishvananda/netns"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/fdbhook/fdbhook/pkg/hook"
 	"github.com/fdbhook/fdbhook/pkg/kernel"
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
+	"github.com/fdbhook/fdbhook/pkg/runstate"
 	"github.com/fdbhook/fdbhook/pkg/version"
 )
 
@@ -178,12 +180,14 @@ func reconcile(e *Env, args []string) int {
 		// and is seen by the snapshot or sees what reconcile did.
 		unlock, err := hook.Lock(e.LockPath, e.LockTimeout)
 		if err != nil {
+			e.recordReconcile(dry, nil, err)
 			return e.fail(err)
 		}
 		defer unlock()
 	}
 	st, k, done, err := e.state()
 	if err != nil {
+		e.recordReconcile(dry, nil, err)
 		return e.fail(err)
 	}
 	defer done()
@@ -194,6 +198,7 @@ func reconcile(e *Env, args []string) int {
 		fmt.Fprintf(e.Stdout, "note: %s lists no bridges or networks: nothing is managed\n", st.Config.Path)
 	}
 	res, err := admin.Reconcile(st, k, dry)
+	e.recordReconcile(dry, res, err)
 	if err != nil {
 		return e.fail(err)
 	}
@@ -205,6 +210,24 @@ func reconcile(e *Env, args []string) int {
 		return hook.ExitRefused
 	}
 	return hook.ExitOK
+}
+
+// recordReconcile writes the outcome of a reconcile that was not a dry run
+// to the run directory, where the metrics read the last one.
+func (e *Env) recordReconcile(dry bool, res *admin.Result, err error) {
+	if dry || e.RunDir == "" {
+		return
+	}
+	rec := runstate.Reconcile{Time: time.Now()}
+	if res != nil {
+		rec.Guests, rec.Failed = len(res.Guests), res.Failed
+	}
+	if err != nil {
+		rec.Err = err.Error()
+	}
+	if werr := e.RunDir.PutReconcile(rec); werr != nil {
+		fmt.Fprintf(e.Stderr, "%s: warning: recording the reconcile: %v\n", e.Program, werr)
+	}
 }
 
 func doctor(e *Env, args []string) int {

@@ -39,6 +39,8 @@ var Commands = []Command{
 		Usage: explainUsage, Run: explain},
 	{Name: "watch", Summary: "keep running guests' ports managed between start and stop",
 		Usage: watch.Usage, Run: watchCommand},
+	{Name: "metrics", Summary: "Prometheus metrics, on stdout or as a node_exporter textfile",
+		Usage: metricsUsage, Run: metricsCommand},
 }
 
 // Kernel is what the commands need from the kernel: a hook run's reads and

@@ -2,17 +2,17 @@ package cli
 
 import (
 	"bytes"
-	"github.com/fdbhook/fdbhook/pkg/admin"
-	"github.com/fdbhook/fdbhook/pkg/runstate"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/fdbhook/fdbhook/pkg/admin"
 	"github.com/fdbhook/fdbhook/pkg/hook"
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
 	"github.com/fdbhook/fdbhook/pkg/plan"
+	"github.com/fdbhook/fdbhook/pkg/runstate"
 )
 
 // fakeKernel: br0 with the taps guest-t2-a and vnet7, learning and
@@ -65,6 +65,7 @@ type result struct {
 	code           int
 	stdout, stderr string
 	kernel         *fakeKernel
+	runDir         runstate.Dir
 }
 
 // run runs fdbhook ARGS with buffers, a fake kernel and cfg as the
@@ -92,9 +93,10 @@ func run(t *testing.T, cfg string, stdin []byte, args ...string) result {
 		},
 		Libvirt:  libvirt.Paths{QemuRunDir: dir},
 		LockPath: filepath.Join(dir, "lock"), LockTimeout: time.Second,
+		RunDir: runstate.Dir(filepath.Join(dir, "run")),
 	}, OpenKernel: func() (Kernel, error) { return k, nil }}
 	code := Main(env, args)
-	return result{code: code, stdout: out.String(), stderr: errb.String(), kernel: k}
+	return result{code: code, stdout: out.String(), stderr: errb.String(), kernel: k, runDir: env.RunDir}
 }
 
 var startXML, _ = os.ReadFile("../../testdata/libvirt-9.0/qemu-t2-start-begin.xml")
@@ -142,6 +144,8 @@ func TestBadCommandLine(t *testing.T) {
 		{[]string{"doctor", "x"}, "doctor: it takes no arguments"},
 		{[]string{"explain"}, "explain: it wants one FILE"},
 		{[]string{"explain", "a", "b"}, "explain: it wants one FILE"},
+		{[]string{"metrics", "--textfile"}, "metrics: expected no arguments or --textfile DIR"},
+		{[]string{"metrics", "--json"}, "metrics: expected no arguments or --textfile DIR"},
 	} {
 		r := run(t, cfgBr0, nil, tc.args...)
 		if r.code != hook.ExitUsage || !strings.Contains(r.stderr, tc.want) || r.stdout != "" {
@@ -227,5 +231,54 @@ func TestWatcherReportAndCheck(t *testing.T) {
 	}
 	if c := watcherCheck(wr); c.Level != admin.Warn || !strings.Contains(c.Text, "does not run") {
 		t.Errorf("doctor without a watcher: %+v", c)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	r := run(t, cfgBr0, nil, "metrics")
+	for _, want := range []string{"fdbhook_status_success 1", `fdbhook_bridge_exists{bridge="br0"} 1`,
+		`fdbhook_guest_ports{bridge="br0",state="unmanaged"} 0`, `fdbhook_hook_runs_total{operation="start"} 0`} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("metrics output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if r.code != hook.ExitOK || r.stderr != "" || len(r.kernel.writes) != 0 || !r.kernel.closed {
+		t.Errorf("metrics: exit %d stderr %q writes %v closed %v", r.code, r.stderr, r.kernel.writes, r.kernel.closed)
+	}
+	r = run(t, "on_error = 1\n", nil, "metrics")
+	if r.code != hook.ExitConfig || !strings.Contains(r.stdout, "fdbhook_status_success 0") || strings.Count(r.stderr, "\n") != 1 {
+		t.Errorf("metrics with a bad configuration: exit %d, stdout %q, stderr %q; want exit 3, status_success 0, one line", r.code, r.stdout, r.stderr)
+	}
+	dir := t.TempDir()
+	if r := run(t, cfgBr0, nil, "metrics", "--textfile", dir); r.code != hook.ExitOK || r.stdout != "" {
+		t.Fatalf("metrics --textfile: exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "fdbhook.prom"))
+	if err != nil || !strings.Contains(string(data), `fdbhook_bridge_exists{bridge="br0"} 1`) {
+		t.Errorf("fdbhook.prom: %v\n%s", err, data)
+	}
+	if r := run(t, cfgBr0, nil, "metrics", "--textfile", filepath.Join(dir, "missing")); r.code == hook.ExitOK || !strings.Contains(r.stderr, "missing/fdbhook.prom") {
+		t.Errorf("metrics --textfile into a missing directory: exit %d stderr %q", r.code, r.stderr)
+	}
+}
+
+// TestReconcileRecordsItsOutcome: a reconcile leaves its outcome in the run
+// directory for the metrics; a dry run and a reconcile that cannot read
+// its configuration are told apart.
+func TestReconcileRecordsItsOutcome(t *testing.T) {
+	before := time.Now().Add(-time.Second)
+	r := run(t, cfgBr0, nil, "reconcile")
+	rec, ok, err := r.runDir.LastReconcile()
+	if r.code != hook.ExitOK || err != nil || !ok || !rec.OK() || rec.Time.Before(before) {
+		t.Errorf("reconcile: exit %d, record %+v ok=%v err=%v", r.code, rec, ok, err)
+	}
+	r = run(t, cfgBr0, nil, "reconcile", "--dry-run")
+	if _, ok, _ := r.runDir.LastReconcile(); ok {
+		t.Errorf("a dry run recorded a reconcile")
+	}
+	r = run(t, "on_error = 1\n", nil, "reconcile")
+	rec, ok, _ = r.runDir.LastReconcile()
+	if r.code != hook.ExitConfig || !ok || rec.OK() || !strings.Contains(rec.Err, "on_error") {
+		t.Errorf("reconcile with a bad configuration: exit %d, record %+v ok=%v", r.code, rec, ok)
 	}
 }

@@ -8,10 +8,11 @@ import (
 
 	"github.com/fdbhook/fdbhook/pkg/kernel"
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
+	"github.com/fdbhook/fdbhook/pkg/runstate"
 )
 
 // DefaultEnv is the real world: the process's stdio and environment,
-// libvirt's system paths and the production lock.
+// libvirt's system paths, the production lock and run directory.
 func DefaultEnv() Env {
 	return Env{
 		Program:     filepath.Base(os.Args[0]),
@@ -22,6 +23,7 @@ func DefaultEnv() Env {
 		Libvirt:     libvirt.DefaultPaths,
 		LockPath:    DefaultLockPath,
 		LockTimeout: DefaultLockTimeout,
+		RunDir:      runstate.FromEnv(os.Getenv),
 	}
 }
 

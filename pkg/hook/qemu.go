@@ -99,7 +99,7 @@ func (r *Runner) qemuHook(domain, op, subop, extra string, dry bool) int {
 }
 
 // qemuEvent plans and carries out one event.
-func (r *Runner) qemuEvent(cfg *config.Config, domain, op string, act action, dry bool, log *logrus.Entry) error {
+func (r *Runner) qemuEvent(cfg *config.Config, domain, op string, act action, dry bool, log *logrus.Entry) (err error) {
 	if !cfg.Present || cfg.Empty() {
 		log.Debugf("%s: no bridges or networks configured in %s: nothing managed", op, cfg.Path)
 		return nil
@@ -119,11 +119,12 @@ func (r *Runner) qemuEvent(cfg *config.Config, domain, op string, act action, dr
 		return r.markIncoming(g, dry, log)
 	}
 	if !dry {
-		unlock, err := r.lock()
-		if err != nil {
-			return err
+		unlock, lerr := r.lock()
+		if lerr != nil {
+			return lerr
 		}
 		defer unlock()
+		defer func() { r.countRun(op, err != nil, log) }() // before unlock: the count needs the lock
 	}
 	k, err := r.OpenKernel()
 	if err != nil {
@@ -181,6 +182,18 @@ func (r *Runner) qemuEvent(cfg *config.Config, domain, op string, act action, dr
 		log.Debugf("%s: nothing to change", op)
 	}
 	return nil
+}
+
+// countRun adds the run to the counts in the run directory, for the
+// metrics. The caller holds the lock. A count that cannot be written is
+// logged and changes nothing about the run.
+func (r *Runner) countRun(op string, failed bool, log *logrus.Entry) {
+	if r.RunDir == "" {
+		return
+	}
+	if err := r.RunDir.CountHookRun(op, failed); err != nil {
+		log.Warnf("%s: counting the run: %v", op, err)
+	}
 }
 
 func (r *Runner) logPlan(p *plan.Plan, log *logrus.Entry) {

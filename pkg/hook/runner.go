@@ -16,6 +16,7 @@ import (
 	"github.com/fdbhook/fdbhook/pkg/config"
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
 	"github.com/fdbhook/fdbhook/pkg/plan"
+	"github.com/fdbhook/fdbhook/pkg/runstate"
 	"github.com/fdbhook/fdbhook/pkg/version"
 )
 
@@ -60,6 +61,10 @@ type Env struct {
 	LockPath string
 	// LockTimeout bounds the wait for the lock.
 	LockTimeout time.Duration
+	// RunDir is the run directory: the hooks count their runs there (under
+	// the lock), reconcile records its outcome, and the metrics read both.
+	// Empty records nothing.
+	RunDir runstate.Dir
 }
 
 // Runner runs one hook invocation. main fills it with the real world;

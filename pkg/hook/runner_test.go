@@ -10,6 +10,7 @@ import (
 
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
 	"github.com/fdbhook/fdbhook/pkg/plan"
+	"github.com/fdbhook/fdbhook/pkg/runstate"
 )
 
 // fakeKernel: br0 with taps guest-t2-a and vnet7, all learning and flooding,
@@ -103,6 +104,7 @@ type run struct {
 	stdout, stderr string
 	kernel         *fakeKernel
 	opened         bool
+	runDir         runstate.Dir
 }
 
 // runHook runs one invocation of a Runner wired to buffers, a fake kernel
@@ -115,7 +117,7 @@ func runHook(t *testing.T, entry func(*Runner, []string) int, program, cfg strin
 		os.WriteFile(filepath.Join(dir, "fdbhook.toml"), []byte(cfg), 0o644)
 	}
 	var out, errb bytes.Buffer
-	res := run{kernel: k}
+	res := run{kernel: k, runDir: runstate.Dir(filepath.Join(dir, "run"))}
 	r := &Runner{Env: Env{
 		Program: program, Stdin: bytes.NewReader(stdin), Stdout: &out, Stderr: &errb,
 		Getenv: func(key string) string {
@@ -129,6 +131,7 @@ func runHook(t *testing.T, entry func(*Runner, []string) int, program, cfg strin
 		},
 		Libvirt:  libvirt.Paths{QemuRunDir: dir},
 		LockPath: filepath.Join(dir, "lock"), LockTimeout: time.Second,
+		RunDir: res.runDir,
 	}, OpenKernel: func() (Kernel, error) { res.opened = true; return k, nil }}
 	res.code = entry(r, args)
 	res.stdout, res.stderr = out.String(), errb.String()
@@ -242,6 +245,42 @@ func TestFailures(t *testing.T) {
 				strings.Contains(tc.name, "at stop") {
 				if len(r.kernel.writes) != 0 {
 					t.Errorf("kernel written on failure: %v", r.kernel.writes)
+				}
+			}
+		})
+	}
+}
+
+// TestRunCounts: runs that took the lock are counted by operation, failed
+// ones as failures too; ignored operations and dry runs are not counted.
+func TestRunCounts(t *testing.T) {
+	noTarget := bytes.Replace(startXML, []byte("<target dev='vnet7'/>"), []byte("<target dev='vnet99'/>"), 1)
+	for _, tc := range []struct {
+		name  string
+		stdin []byte
+		env   map[string]string
+		args  []string
+		want  map[string]runstate.RunCount
+	}{
+		{"start", startXML, nil, []string{"t2", "start", "begin", "-"}, map[string]runstate.RunCount{"start": {Runs: 1}}},
+		{"failed start", noTarget, nil, []string{"t2", "start", "begin", "-"}, map[string]runstate.RunCount{"start": {Runs: 1, Failed: 1}}},
+		{"failed reconnect", noTarget, nil, []string{"t2", "reconnect", "begin", "-"}, map[string]runstate.RunCount{"reconnect": {Runs: 1, Failed: 1}}},
+		{"stopped", startXML, nil, []string{"t2", "stopped", "end", "-"}, map[string]runstate.RunCount{"stopped": {Runs: 1}}},
+		{"ignored", startXML, nil, []string{"t2", "prepare", "begin", "-"}, map[string]runstate.RunCount{}},
+		{"dry run", startXML, map[string]string{"FDBHOOK_DRY_RUN": "1"}, []string{"t2", "start", "begin", "-"}, map[string]runstate.RunCount{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := runQemu(t, cfgBr0, tc.stdin, tc.env, tc.args...)
+			got, err := r.runDir.HookRuns()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(tc.want) {
+				t.Fatalf("counts %v, want %v (exit %d, stderr %q)", got, tc.want, r.code, r.stderr)
+			}
+			for op, c := range tc.want {
+				if got[op] != c {
+					t.Errorf("counts %v, want %v", got, tc.want)
 				}
 			}
 		})

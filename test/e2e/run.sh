@@ -51,7 +51,8 @@ deps() {
 	done
 	die "could not install: $*"
 }
-deps libvirt-daemon-system qemu-system-x86 iproute2 dnsmasq-base iptables util-linux busybox-static cpio
+deps libvirt-daemon-system qemu-system-x86 iproute2 dnsmasq-base iptables util-linux busybox-static cpio \
+	prometheus prometheus-node-exporter
 
 # A kernel for the guests that need an OS (the watcher's unplug scenario).
 # shellcheck source=test/e2e/guestkernel.sh
