@@ -220,6 +220,7 @@ EOF
 	link=$(bridge -d link show dev fdbtpkgvn1)
 	fdb=$(bridge fdb show dev fdbtpkgvn1 | grep -F "$pkg_mac" || true)
 	virsh -q -c qemu:///system destroy fdbtpkgvm >/dev/null 2>&1
+	[ -z "${watchpid:-}" ] || kill "$watchpid" 2>/dev/null
 	got=unmanaged
 	if grep -q 'learning off' <<<"$link" && grep -q 'flood off' <<<"$link" && grep -q ' static' <<<"$fdb"; then
 		got=managed
@@ -658,6 +659,11 @@ dpkg_step "dpkg -r" "$work/remove2.log" -r fdbhook
 dpkg_step "dpkg -i" "$work/install3.log" -i "$deb"
 out=$(cat "$work/install3.log")
 expect_has "reports the reload of libvirtd" "$out" "reloaded libvirt: libvirtd (SIGHUP to pid $daemon_pid)."
+if have_systemd; then
+	expect_has "starts the watcher (fdbhook.service)" "$out" "started the watcher (fdbhook.service)."
+else
+	expect_has "says to start the watcher (no systemd)" "$out" "systemd is not running: start the watcher yourself"
+fi
 expect_eq "records the reload for doctor" "$(cut -d' ' -f1 "$reload_record" 2>/dev/null)" "$daemon_pid"
 expect_eq "libvirtd kept running (reloaded, not restarted)" "$(libvirtd_pid)" "$daemon_pid"
 check_installed_files
@@ -730,9 +736,26 @@ fi
 
 section "6. remove and purge"
 
+# A watcher started by hand (no systemd) is stopped by the removal.
+watchpid=
+if ! have_systemd; then
+	setsid /usr/sbin/fdbhook watch </dev/null >"$work/watch.log" 2>&1 9>&- &
+	watchpid=$!
+	for _ in $(seq 50); do
+		[ "$(cut -d' ' -f1 /run/fdbhook/watch.lock 2>/dev/null)" = "$watchpid" ] && break
+		sleep 0.1
+	done
+	expect_eq "a watcher runs from /usr/sbin/fdbhook" "$(cut -d' ' -f1 /run/fdbhook/watch.lock 2>/dev/null)" "$watchpid"
+fi
 dpkg_step "dpkg -r" "$work/remove3.log" -r fdbhook
 out=$(cat "$work/remove3.log")
 expect_has "says running guests keep their ports" "$out" "keep their settings"
+if [ -n "$watchpid" ]; then
+	expect_has "stops the watcher" "$out" "stopped the watcher (pid $watchpid)."
+	for _ in $(seq 20); do kill -0 "$watchpid" 2>/dev/null || break; sleep 0.1; done
+	check "the watcher is gone" sh -c "! kill -0 $watchpid 2>/dev/null"
+	wait "$watchpid" 2>/dev/null || true
+fi
 check_removed "after dpkg -r"
 check "after dpkg -r: the admin's configuration is kept" cmp -s /etc/fdbhook/fdbhook.toml "$work/edited.toml"
 check "port fdbtpkgtap0 untouched by the removal" port_state

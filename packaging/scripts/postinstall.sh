@@ -22,6 +22,25 @@ if [ -e "$marker" ]; then
 	fresh=yes
 	rm -f "$marker"
 fi
+# The watcher (fdbhook.service): enabled and started on install, restarted
+# on upgrade (the new binary), where systemd runs. Without systemd it is
+# the admin's to start (fdbhook(8), "fdbhook watch").
+if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+	systemctl daemon-reload >/dev/null 2>&1 || true
+	if [ "$fresh" = yes ]; then
+		systemctl enable fdbhook.service >/dev/null 2>&1 || true
+		if systemctl restart fdbhook.service >/dev/null 2>&1; then
+			echo "fdbhook: started the watcher (fdbhook.service)."
+		else
+			echo "fdbhook: could not start fdbhook.service; see: systemctl status fdbhook.service"
+		fi
+	else
+		systemctl try-restart fdbhook.service >/dev/null 2>&1 || true
+	fi
+elif [ "$fresh" = yes ]; then
+	echo "fdbhook: systemd is not running: start the watcher yourself (fdbhook watch; see fdbhook(8))."
+fi
+
 [ "$fresh" = yes ] || exit 0
 
 rundir=/run/fdbhook

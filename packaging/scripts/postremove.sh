@@ -15,6 +15,9 @@ set -e
 case "$1" in
 remove | purge | 0)
 	rm -f /run/fdbhook-reload-pending
+	if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+		systemctl daemon-reload >/dev/null 2>&1 || true
+	fi
 	;;
 esac
 exit 0

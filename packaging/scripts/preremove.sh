@@ -13,6 +13,21 @@ set -e
 case "$1" in
 remove | 0)
 	echo "fdbhook: removing the libvirt hooks; ports of running guests keep their settings and static FDB entries until the guests stop."
+	# Stop the watcher: with systemd its unit, otherwise the process that
+	# holds the watcher's lock, if it is the installed binary.
+	if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+		systemctl stop fdbhook.service fdbhook-metrics.timer >/dev/null 2>&1 || true
+		systemctl disable fdbhook.service fdbhook-metrics.timer >/dev/null 2>&1 || true
+	else
+		pid=
+		{ IFS=' ' read -r pid _ </run/fdbhook/watch.lock; } 2>/dev/null || true
+		case "$pid" in '' | *[!0-9]*) ;; *)
+			if [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = /usr/sbin/fdbhook ] && kill "$pid" 2>/dev/null; then
+				echo "fdbhook: stopped the watcher (pid $pid)."
+			fi
+			;;
+		esac
+	fi
 	;;
 esac
 exit 0

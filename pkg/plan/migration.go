@@ -16,10 +16,10 @@ import "fmt"
 // resume the guest's announcement moves its MAC onto the new tap at once,
 // and this host reaches it. A running watcher then writes the full start
 // plan (entries, learning off) when libvirt reports the resume; without
-// one the port stays so until "fdbhook reconcile". (With learning off here
-// the frames sent to the guest between its announcement and the watcher's
-// write, a few milliseconds, went out of the uplink to the source and were
-// lost: measured 1 to 2 per migration.) Policy steps
+// one, or if the watcher that ran at "start begin" is gone by the resume,
+// the guest is still reachable and the port stays so until the watcher's
+// resync or "fdbhook reconcile". Learning off here would leave the guest
+// unreachable from this host whenever the resume is not seen. Policy steps
 // (vlan_filtering, the port's VLANs) stay: they are the port's
 // configuration, not the guest's whereabouts. No port is newly locked: a
 // locked port without the guest's entry would drop the guest's frames.
