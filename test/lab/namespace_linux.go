@@ -1,6 +1,8 @@
 package lab
 
 import (
+	"path/filepath"
+
 	"bytes"
 	"errors"
 	"fmt"
@@ -112,9 +114,13 @@ func (r Result) String() string {
 }
 
 // HookEnv is the minimal environment libvirt gives a hook, with
-// FDBHOOK_CONFIG naming config, and extra.
+// FDBHOOK_CONFIG naming config, a run directory of the test's own beside
+// it (migration marks, run counts: never the host's /run/fdbhook, where
+// one test's "migrate begin" would turn another's start into an incoming
+// migration), and extra, which may name another run directory.
 func HookEnv(config string, extra ...string) []string {
-	return append([]string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", "FDBHOOK_CONFIG=" + config}, extra...)
+	return append([]string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", "FDBHOOK_CONFIG=" + config,
+		"FDBHOOK_RUN_DIR=" + filepath.Join(filepath.Dir(config), "run")}, extra...)
 }
 
 // PrivateRun is a command prefix for Run that gives what follows it a
