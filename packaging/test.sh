@@ -804,9 +804,9 @@ expect_eq "rpm -qlp: files" "$(rpm -qlp "$rpm")" "$(
 /etc/libvirt/hooks/network.d/fdbhook
 /etc/libvirt/hooks/qemu.d
 /etc/libvirt/hooks/qemu.d/fdbhook
-/lib/systemd/system/fdbhook.service
 /lib/systemd/system/fdbhook-metrics.service
 /lib/systemd/system/fdbhook-metrics.timer
+/lib/systemd/system/fdbhook.service
 /usr/libexec/fdbhook
 /usr/libexec/fdbhook/network-hook
 /usr/libexec/fdbhook/qemu-hook
@@ -833,9 +833,9 @@ drwxr-xr-x root:root  /etc/libvirt/hooks/network.d
 l--------- root:root  /etc/libvirt/hooks/network.d/fdbhook /usr/libexec/fdbhook/network-hook
 drwxr-xr-x root:root  /etc/libvirt/hooks/qemu.d
 l--------- root:root  /etc/libvirt/hooks/qemu.d/fdbhook /usr/libexec/fdbhook/qemu-hook
--rw-r--r-- root:root  /lib/systemd/system/fdbhook.service  $(insum fdbhook.service)
 -rw-r--r-- root:root  /lib/systemd/system/fdbhook-metrics.service  $(insum fdbhook-metrics.service)
 -rw-r--r-- root:root  /lib/systemd/system/fdbhook-metrics.timer  $(insum fdbhook-metrics.timer)
+-rw-r--r-- root:root  /lib/systemd/system/fdbhook.service  $(insum fdbhook.service)
 drwxr-xr-x root:root  /usr/libexec/fdbhook
 -rwxr-xr-x root:root  /usr/libexec/fdbhook/network-hook  $(insum network-hook)
 -rwxr-xr-x root:root  /usr/libexec/fdbhook/qemu-hook  $(insum qemu-hook)
