@@ -564,7 +564,7 @@ check_removed() {
 	for path in /usr/libexec/fdbhook/qemu-hook /usr/libexec/fdbhook/network-hook /usr/sbin/fdbhook \
 		/etc/libvirt/hooks/qemu.d/fdbhook /etc/libvirt/hooks/network.d/fdbhook \
 		/usr/share/man/man8/fdbhook.8.gz /usr/share/doc/fdbhook /usr/share/fdbhook \
-		/lib/systemd/system/fdbhook-metrics.service /lib/systemd/system/fdbhook-metrics.timer; do
+		/lib/systemd/system/fdbhook-metrics.service /lib/systemd/system/fdbhook-metrics.timer /lib/systemd/system/fdbhook.service; do
 		if [ -e "$path" ] || [ -L "$path" ]; then fail "$1: $path is gone"; else pass "$1: $path is gone"; fi
 	done
 }
