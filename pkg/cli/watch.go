@@ -1,16 +1,29 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"time"
 
 	"github.com/fdbhook/fdbhook/pkg/admin"
+	"github.com/fdbhook/fdbhook/pkg/metrics"
 	"github.com/fdbhook/fdbhook/pkg/runstate"
 	"github.com/fdbhook/fdbhook/pkg/watch"
 )
 
 func watchCommand(e *Env, args []string) int {
-	return watch.Main(e.Program, args, e.Stdout, e.Stderr, e.Getenv)
+	return watch.Main(e.Program, args, e.Stdout, e.Stderr, e.Getenv, e.serveMetrics)
+}
+
+// serveMetrics listens on addr for the watcher's /metrics, which answer
+// what "fdbhook metrics" prints, read at each scrape.
+func (e *Env) serveMetrics(addr string) (func(context.Context) error, error) {
+	l, err := metrics.Listen(addr)
+	if err != nil {
+		return nil, err
+	}
+	h := metrics.Handler(e.metricsSource())
+	return func(ctx context.Context) error { return metrics.Serve(ctx, l, h) }, nil
 }
 
 // watcherReport reads the watcher's lock; nil when it cannot be read.

@@ -7,7 +7,9 @@ import (
 	"io/fs"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -83,6 +85,10 @@ type Watch struct {
 	Resync string `toml:"resync"`
 	// ResyncInterval is Resync parsed.
 	ResyncInterval time.Duration `toml:"-"`
+	// Metrics is where the watcher serves Prometheus metrics on /metrics:
+	// "host:port" or "unix:/absolute/path"; "" (the default) serves none.
+	// Read at start.
+	Metrics string `toml:"metrics"`
 }
 
 // DefaultResync is the watcher's safety resync interval.
@@ -94,6 +100,35 @@ const (
 	MinResync = 5 * time.Second
 	MaxResync = 24 * time.Hour
 )
+
+// checkMetricsAddr accepts "", "host:port" and "unix:/absolute/path".
+func checkMetricsAddr(a string) error {
+	if a == "" {
+		return nil
+	}
+	if path, ok := strings.CutPrefix(a, "unix:"); ok {
+		if !filepath.IsAbs(path) {
+			return errors.New("want unix: and an absolute socket path")
+		}
+		return nil
+	}
+	// An empty host listens on every address: allowed; the docs advise
+	// localhost or a unix socket. (Not net.SplitHostPort: the hooks read
+	// this file too, and must not link package net for it.)
+	i := strings.LastIndexByte(a, ':')
+	host, port := "", ""
+	if i >= 0 {
+		host, port = a[:i], a[i+1:]
+	}
+	bracketed := strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]")
+	if i < 0 || port == "" || strings.ContainsAny(host, "[]") && !bracketed || !bracketed && strings.Contains(host, ":") {
+		return errors.New("want host:port (such as \"127.0.0.1:9568\") or unix:/path")
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("port %q: want 1 to 65535", port)
+	}
+	return nil
+}
 
 // Error is a configuration problem, with the file it was found in.
 type Error struct {
@@ -251,6 +286,9 @@ func (c *Config) validate() error {
 		return fmt.Errorf("[watch] resync = %q: want %s to %s", c.Watch.Resync, MinResync, MaxResync)
 	}
 	c.Watch.ResyncInterval = d
+	if err := checkMetricsAddr(c.Watch.Metrics); err != nil {
+		return fmt.Errorf("[watch] metrics = %q: %w", c.Watch.Metrics, err)
+	}
 	if err := checkNames("bridges", c.Bridges, ValidIfName); err != nil {
 		return err
 	}

@@ -182,3 +182,22 @@ func TestWatchResync(t *testing.T) {
 		}
 	}
 }
+
+func TestWatchMetrics(t *testing.T) {
+	c, err := Parse([]byte(`bridges = ["br0"]`))
+	if err != nil || c.Watch.Metrics != "" {
+		t.Fatalf("default [watch] metrics = %q, %v; want off", c.Watch.Metrics, err)
+	}
+	for _, good := range []string{"127.0.0.1:9568", "[::1]:9568", ":9568", "localhost:9568", "unix:/run/fdbhook/metrics.sock"} {
+		c, err := Parse([]byte("[watch]\nmetrics = \"" + good + "\"\n"))
+		if err != nil || c.Watch.Metrics != good {
+			t.Errorf("metrics = %q: got %q, %v", good, c.Watch.Metrics, err)
+		}
+	}
+	for _, bad := range []string{"localhost", "127.0.0.1:", "127.0.0.1:99999", "127.0.0.1:http", "unix:metrics.sock", "unix:", "::1:9568", "[::1:9568"} {
+		_, err := Parse([]byte("[watch]\nmetrics = \"" + bad + "\"\n"))
+		if err == nil || !strings.Contains(err.Error(), "[watch] metrics") {
+			t.Errorf("metrics = %q: error %v, want one naming [watch] metrics", bad, err)
+		}
+	}
+}

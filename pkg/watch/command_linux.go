@@ -59,9 +59,13 @@ Exit status: 1 another watcher runs or a start-up failure, 2 bad command
 line, 3 bad configuration.
 `
 
+// MetricsServer listens on addr, the [watch] metrics setting, and returns
+// the function that answers /metrics there until its context ends.
+type MetricsServer func(addr string) (serve func(context.Context) error, err error)
+
 // Main runs "fdbhook watch" with the arguments after "watch" and returns
-// the exit code.
-func Main(program string, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+// the exit code. metrics (nil: none) serves [watch] metrics when it is set.
+func Main(program string, args []string, stdout, stderr io.Writer, getenv func(string) string, metrics MetricsServer) int {
 	runDir := runstate.FromEnv(getenv)
 	for _, a := range args {
 		switch a {
@@ -111,6 +115,26 @@ func Main(program string, args []string, stdout, stderr io.Writer, getenv func(s
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	if addr := cfg.Watch.Metrics; addr != "" && metrics != nil {
+		serve, err := metrics(addr)
+		if err != nil {
+			log.Errorf("[watch] metrics = %q: %v", addr, err)
+			return 1
+		}
+		served := make(chan error, 1)
+		go func() { served <- serve(ctx) }()
+		log.Infof("serving Prometheus metrics on %s/metrics", addr)
+		defer func() {
+			stop() // ends serve, whatever ended the watcher
+			select {
+			case err := <-served:
+				if err != nil {
+					log.Warnf("metrics: %v", err)
+				}
+			case <-time.After(500 * time.Millisecond): // a scrape in flight must not delay the exit
+			}
+		}()
+	}
 	w := &Watcher{
 		Log:         log,
 		ConfigPath:  cfgPath,
