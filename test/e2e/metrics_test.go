@@ -27,6 +27,7 @@ const (
 	rulesFile       = "../../packaging/prometheus/fdbhook.rules.yml"
 	unmanagedAlert  = "FdbhookGuestPortUnmanaged"
 	scrapeJob       = "fdbt-node"
+	watchJob        = "fdbt-watch" // the watcher's own /metrics ([watch] metrics)
 )
 
 // Fleet monitoring: `fdbhook metrics --textfile` into the directory of a real
@@ -103,14 +104,41 @@ func TestFleetMetrics(t *testing.T) {
 	if !waitFor(30*time.Second, func() bool { return !firing() }) {
 		t.Errorf("%s still firing 30 s after reconcile", unmanagedAlert)
 	}
+
+	// 4. The watcher serving /metrics itself ([watch] metrics), scraped by
+	// the same Prometheus: it agrees with status, and a tap undone by hand
+	// is healed by the watcher, so the series stays 0.
+	orig, err := os.ReadFile(configPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeConfig(t, string(orig)+"\n[watch]\nmetrics = \"127.0.0.1:"+m.watchPort+"\"\n")
+	w := startWatcher(t, "watch-metrics.log")
+	m.job = watchJob
+	up := func() bool { return m.value(t, `fdbhook_watcher_up{job="`+watchJob+`"}`) == 1 }
+	if !waitFor(30*time.Second, up) {
+		t.Fatalf("prometheus did not scrape the watcher's /metrics on 127.0.0.1:%s within 30 s; up = %v\n%s",
+			m.watchPort, m.value(t, `up{job="`+watchJob+`"}`), w.output())
+	}
+	m.assertMatchesStatus(t, statusJSONRaw(t), "the watcher's /metrics, g1 managed")
+	setPortFlags(t, g1Tap, true, true)
+	suite.k.waitManaged(t, "the watcher heals "+g1Tap, g1Tap, bridge0, g1BrA)
+	time.Sleep(2500 * time.Millisecond) // two scrapes
+	m.assertMatchesStatus(t, statusJSONRaw(t), "the watcher's /metrics, after the watcher healed "+g1Tap)
+	if got := m.value(t, `fdbhook_guest_ports{job="`+watchJob+`",bridge="`+bridge0+`",state="unmanaged"}`); got != 0 {
+		t.Errorf("watcher's /metrics: unmanaged ports on %s after the heal: %v, want 0", bridge0, got)
+	}
+	w.stop(t)
 }
 
 // monitoring is a node_exporter reading a textfile directory and a
 // Prometheus scraping it every second.
 type monitoring struct {
-	dir     string // the textfile collector's directory
-	promURL string
-	seq     int
+	dir       string // the textfile collector's directory
+	promURL   string
+	seq       int
+	watchPort string // where Prometheus looks for the watcher's /metrics
+	job       string // the scrape job series reads (scrapeJob unless set)
 }
 
 func startMonitoring(t *testing.T) *monitoring {
@@ -121,6 +149,7 @@ func startMonitoring(t *testing.T) *monitoring {
 		t.Fatal(err)
 	}
 	nePort, promPort := freePort(t), freePort(t)
+	m.watchPort = freePort(t)
 	daemon(t, filepath.Join(work, "node_exporter.log"), nodeExporterBin,
 		"--web.listen-address=127.0.0.1:"+nePort, "--collector.disable-defaults",
 		"--collector.textfile", "--collector.textfile.directory="+m.dir, "--web.disable-exporter-metrics")
@@ -146,7 +175,10 @@ scrape_configs:
   - job_name: %s
     static_configs:
       - targets: ["127.0.0.1:%s"]
-`, rulesCopy, scrapeJob, nePort)), 0o644); err != nil {
+  - job_name: %s
+    static_configs:
+      - targets: ["127.0.0.1:%s"]
+`, rulesCopy, scrapeJob, nePort, watchJob, m.watchPort)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	daemon(t, filepath.Join(work, "prometheus.log"), promBin, "--config.file="+cfg,
@@ -322,7 +354,11 @@ func (m *monitoring) count(t *testing.T, expr string) int { return len(m.query(t
 func (m *monitoring) series(t *testing.T, name string, labels ...string) map[string]float64 {
 	t.Helper()
 	out := map[string]float64{}
-	for _, s := range m.query(t, name+`{job="`+scrapeJob+`"}`) {
+	job := m.job
+	if job == "" {
+		job = scrapeJob
+	}
+	for _, s := range m.query(t, name+`{job="`+job+`"}`) {
 		var key []string
 		for _, l := range labels {
 			key = append(key, l+"="+s.labels[l])
