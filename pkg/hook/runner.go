@@ -1,16 +1,14 @@
 package hook
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/sirupsen/logrus"
-	"golang.org/x/sys/unix"
 
 	"github.com/fdbhook/fdbhook/pkg/apply"
 	"github.com/fdbhook/fdbhook/pkg/config"
@@ -151,31 +149,7 @@ func (r *Runner) lock() (unlock func(), err error) { return Lock(r.LockPath, r.L
 // waiting at most timeout. The lock is released when the process exits (or
 // unlock is called).
 func Lock(path string, timeout time.Duration) (unlock func(), err error) {
-	if path == "" {
-		return func() {}, nil
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("creating lock directory: %w", err)
-	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("opening lock %s: %w", path, err)
-	}
-	deadline := time.Now().Add(timeout)
-	for {
-		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			return func() { f.Close() }, nil
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) || time.Now().After(deadline) {
-			f.Close()
-			if errors.Is(err, unix.EWOULDBLOCK) {
-				return nil, fmt.Errorf("another fdbhook run held %s for more than %s", path, timeout)
-			}
-			return nil, fmt.Errorf("locking %s: %w", path, err)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	return runstate.Lock(context.Background(), path, timeout)
 }
 
 // PlanView joins the kernel and libvirt's files into what the planner reads.

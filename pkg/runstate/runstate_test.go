@@ -1,8 +1,10 @@
 package runstate
 
 import (
+	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -108,5 +110,34 @@ func TestFromEnv(t *testing.T) {
 	}
 	if got := FromEnv(func(k string) string { return map[string]string{EnvDir: "/tmp/x"}[k] }); got != "/tmp/x" {
 		t.Fatalf("FromEnv with %s set = %q", EnvDir, got)
+	}
+}
+
+func TestLock(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sub", "lock")
+	unlock, err := Lock(context.Background(), path, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if _, err := Lock(context.Background(), path, 50*time.Millisecond); err == nil || !strings.Contains(err.Error(), "held") {
+		t.Fatalf("second Lock while held: %v, want a timeout naming the lock", err)
+	}
+	if d := time.Since(start); d < 50*time.Millisecond {
+		t.Errorf("gave up after %s, before its 50ms timeout", d)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Lock(ctx, path, time.Hour); err == nil {
+		t.Fatal("Lock with a cancelled context waited for the lock instead of giving up")
+	}
+	unlock()
+	again, err := Lock(context.Background(), path, 50*time.Millisecond)
+	if err != nil {
+		t.Fatalf("Lock after unlock: %v", err)
+	}
+	again()
+	if u, err := Lock(context.Background(), "", 0); err != nil || u == nil {
+		t.Fatalf("Lock with no path: %v", err)
 	}
 }

@@ -2,9 +2,6 @@ package watch
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -12,7 +9,6 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
-	"golang.org/x/sys/unix"
 
 	"github.com/fdbhook/fdbhook/pkg/admin"
 	"github.com/fdbhook/fdbhook/pkg/config"
@@ -229,7 +225,7 @@ func (w *Watcher) work(ctx context.Context, b batch) {
 		w.done(nil, b.resync)
 		return
 	}
-	unlock, err := lockFile(ctx, w.LockPath, w.LockTimeout)
+	unlock, err := runstate.Lock(ctx, w.LockPath, w.LockTimeout)
 	if err != nil {
 		if ctx.Err() == nil {
 			log.Errorf("%v", err)
@@ -524,38 +520,5 @@ func (w *Watcher) reportRoams(guest string, roamed []plan.Step, log *logrus.Entr
 		delete(w.roams, guest)
 	} else {
 		w.roams[guest] = now
-	}
-}
-
-// lockFile takes the hooks' run lock (flock), waiting at most timeout or
-// until ctx ends. unlock releases it.
-func lockFile(ctx context.Context, path string, timeout time.Duration) (unlock func(), err error) {
-	if path == "" {
-		return func() {}, nil
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("creating lock directory: %w", err)
-	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("opening lock %s: %w", path, err)
-	}
-	deadline := time.Now().Add(timeout)
-	for {
-		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			return func() { f.Close() }, nil
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) || time.Now().After(deadline) || ctx.Err() != nil {
-			f.Close()
-			if errors.Is(err, unix.EWOULDBLOCK) {
-				return nil, fmt.Errorf("a hook run held %s for more than %s", path, timeout)
-			}
-			return nil, fmt.Errorf("locking %s: %w", path, err)
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(2 * time.Millisecond):
-		}
 	}
 }
