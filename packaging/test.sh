@@ -459,6 +459,17 @@ done
 # A real libvirtd, running before the package is installed, as on a host
 # that already runs guests.
 rm -f /run/fdbhook/reloaded-*
+# A libvirtd of this host that no pid file names (left by an interrupted
+# run) makes the init script refuse to start another: stop it.
+if [ -z "$(libvirtd_pid)" ]; then
+	for p in $(pgrep -x libvirtd || true); do
+		if [ "$(stat -L -c %d:%i "/proc/$p/root/etc/libvirt" 2>/dev/null)" = "$(stat -c %d:%i /etc/libvirt)" ]; then
+			echo "  note: stopping libvirtd pid $p, which no pid file names"
+			kill "$p" 2>/dev/null || true
+			for _ in $(seq 40); do kill -0 "$p" 2>/dev/null || break; sleep 0.25; done
+		fi
+	done
+fi
 if [ -n "$(libvirtd_pid)" ]; then
 	libvirtd_was_running=yes
 	# Whoever started it, restart it the way the distribution does.
