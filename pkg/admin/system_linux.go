@@ -102,10 +102,13 @@ func Daemons() ([]Daemon, error) { return daemonsIn(runstate.DefaultDir) }
 // libvirtEtc is the directory whose identity tells a daemon of this host.
 const libvirtEtc = "/etc/libvirt"
 
-// sameFile reports whether two paths name the same file (device and inode).
-func sameFile(a, b string) bool {
-	var sa, sb unix.Stat_t
-	return unix.Stat(a, &sa) == nil && unix.Stat(b, &sb) == nil && sa.Dev == sb.Dev && sa.Ino == sb.Ino
+// fileID is a file's device and inode: what tells two paths to one file.
+func fileID(path string) (id [2]uint64, ok bool) {
+	var st unix.Stat_t
+	if unix.Stat(path, &st) != nil {
+		return id, false
+	}
+	return [2]uint64{uint64(st.Dev), st.Ino}, true
 }
 
 func daemonsIn(run runstate.Dir) ([]Daemon, error) {
@@ -117,7 +120,7 @@ func daemonsIn(run runstate.Dir) ([]Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	_, ownErr := os.Stat(libvirtEtc)
+	own, haveOwn := fileID(libvirtEtc) // once: every daemon is compared with it
 	var out []Daemon
 	for _, p := range procs {
 		pid, err := strconv.Atoi(p.Name())
@@ -132,7 +135,7 @@ func daemonsIn(run runstate.Dir) ([]Daemon, error) {
 		if !slices.Contains(libvirtDaemons, name) {
 			continue
 		}
-		if ownErr == nil && !sameFile(filepath.Join("/proc", p.Name(), "root", libvirtEtc), libvirtEtc) {
+		if id, ok := fileID(filepath.Join("/proc", p.Name(), "root", libvirtEtc)); haveOwn && (!ok || id != own) {
 			continue
 		}
 		stat, err := os.ReadFile(filepath.Join("/proc", p.Name(), "stat"))
