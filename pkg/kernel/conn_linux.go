@@ -222,7 +222,8 @@ func parseLink(m []byte) (*plan.Link, error) {
 	l := &plan.Link{Name: a.Name, Index: a.Index, Type: nlink.Type(), MasterIndex: a.MasterIndex,
 		Promiscuity: a.Promisc, PromiscFlag: a.RawFlags&unix.IFF_PROMISC != 0,
 		// IFLA_CARRIER, read below, overrides this where the kernel has it.
-		Carrier: a.RawFlags&unix.IFF_LOWER_UP != 0}
+		Carrier:     a.RawFlags&unix.IFF_LOWER_UP != 0,
+		PeerNetnsID: a.NetNsID}
 	switch t := nlink.(type) {
 	case *netlink.Tuntap:
 		switch t.Mode {
