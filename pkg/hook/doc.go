@@ -1,4 +1,4 @@
-// Package hook is what the qemu-hook and network-hook binaries run: it
+// Package hook is what the qemu-hook, lxc-hook and network-hook binaries run: it
 // parses the command line libvirt gives (a hook event, or --dry-run,
 // --help, --version), maps each libvirt operation to apply, clean up or
 // ignore in one table per hook, and turns the outcome into the exit code

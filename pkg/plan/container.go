@@ -18,6 +18,9 @@ type Container struct {
 	// of InitPid (RTM_GETNSID); -1 when it gives it none, which means no
 	// veth of the host has its peer there.
 	NetnsID int
+	// Unknown, when not empty, says why the init process is not known:
+	// then no veth can be proved to be the container's.
+	Unknown string
 }
 
 // StartContainer plans a container's start (and reconnect) as Start plans
@@ -45,8 +48,12 @@ func (s *starter) notGuestPort(l *Link) string {
 // it is.
 func (ct *Container) disowns(l *Link) string {
 	switch {
+	case l.IsTap():
+		return fmt.Sprintf("%s is a tap, not a container's veth: refusing to touch it", l.Name)
 	case l.Type != "veth":
 		return fmt.Sprintf("%s is %s, not a container's veth: refusing to touch it", l.Name, l.Describe())
+	case ct.Unknown != "":
+		return fmt.Sprintf("cannot prove veth %s is the container's: %s", l.Name, ct.Unknown)
 	case l.PeerNetnsID < 0:
 		return fmt.Sprintf("veth %s has its peer in the host's network namespace, not in the container's (init pid %d): refusing to touch it",
 			l.Name, ct.InitPid)

@@ -1,0 +1,15 @@
+// Command lxc-hook is fdbhook's libvirt lxc hook: installed as
+// /etc/libvirt/hooks/lxc.d/fdbhook, it manages the bridge FDB entries and
+// port flags of every managed container NIC (its host veth) once the
+// container runs, and cleans up at stop. See 'lxc-hook --help'.
+package main
+
+import (
+	"os"
+
+	"github.com/fdbhook/fdbhook/pkg/hook"
+)
+
+func main() {
+	os.Exit(hook.NewRunner().RunLxc(os.Args[1:]))
+}
