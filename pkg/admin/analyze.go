@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/fdbhook/fdbhook/pkg/guest"
+	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/pkg/plan"
 )
 
@@ -106,7 +107,7 @@ const (
 )
 
 // portKind classifies a bridge port.
-func (a *analysis) portKind(p *plan.Link) (string, *nicRef) {
+func (a *analysis) portKind(p *model.Link) (string, *nicRef) {
 	if !p.IsGuestPort() {
 		return KindUplink, nil
 	}
@@ -117,7 +118,7 @@ func (a *analysis) portKind(p *plan.Link) (string, *nicRef) {
 }
 
 // device names a port's device kind in a word.
-func device(l *plan.Link) string {
+func device(l *model.Link) string {
 	switch {
 	case l.IsTap():
 		return "tap"
@@ -143,7 +144,7 @@ const (
 // reconcile may delete it. It errs on the side of "unknown": only entries
 // on a tap no running guest holds, and entries on an uplink for the MAC of
 // a guest that is defined but not running, are stale.
-func (a *analysis) classify(e plan.Entry) (state string, owner *nicRef, why string) {
+func (a *analysis) classify(e model.Entry) (state string, owner *nicRef, why string) {
 	port := a.st.Kernel.DeviceByIndex(e.PortIndex)
 	if port == nil {
 		return EntryUnknown, nil, fmt.Sprintf("port %d no longer exists", e.PortIndex)
@@ -180,8 +181,8 @@ func (a *analysis) classify(e plan.Entry) (state string, owner *nicRef, why stri
 
 // staticEntries returns the bridge's static entries on its ports (not on
 // the bridge device itself).
-func staticEntries(all []plan.Entry, br *plan.Link) []plan.Entry {
-	return slices.DeleteFunc(slices.Clone(all), func(e plan.Entry) bool {
+func staticEntries(all []model.Entry, br *model.Link) []model.Entry {
+	return slices.DeleteFunc(slices.Clone(all), func(e model.Entry) bool {
 		return !e.Static() || e.PortIndex == br.Index
 	})
 }

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/fdbhook/fdbhook/pkg/config"
-	"github.com/fdbhook/fdbhook/pkg/plan"
+	"github.com/fdbhook/fdbhook/pkg/model"
 )
 
 // Level is a check's verdict.
@@ -71,7 +71,7 @@ type System struct {
 	HooksDir string
 	Networks Networks
 	// Links dumps the devices of the current network namespace.
-	Links func() ([]*plan.Link, error)
+	Links func() ([]*model.Link, error)
 	// Uname returns the kernel's release and machine.
 	Uname func() (release, machine string, err error)
 	// Probe tries the kernel's bridge features in a private namespace.
@@ -158,7 +158,7 @@ func Doctor(sys *System) []Check {
 	return out
 }
 
-func probeChecks(p Probe, links []*plan.Link) []Check {
+func probeChecks(p Probe, links []*model.Link) []Check {
 	if p.Err != nil {
 		return []Check{{Warn, "kernel features", fmt.Sprintf("not probed: %v (run as root)", p.Err)}}
 	}
@@ -332,9 +332,9 @@ func executable(fi fs.FileInfo) bool { return fi.Mode().IsRegular() && fi.Mode()
 
 // bridgeChecks checks that every configured bridge exists and is a Linux
 // bridge, and that every configured network resolves to one.
-func bridgeChecks(cfg *config.Config, nets Networks, links []*plan.Link, linksOK bool) []Check {
+func bridgeChecks(cfg *config.Config, nets Networks, links []*model.Link, linksOK bool) []Check {
 	var out []Check
-	byName := map[string]*plan.Link{}
+	byName := map[string]*model.Link{}
 	ports := map[int]int{}
 	for _, l := range links {
 		byName[l.Name] = l

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fdbhook/fdbhook/pkg/plan"
+	"github.com/fdbhook/fdbhook/pkg/model"
 )
 
 // fakeSystem is a host with a working kernel, libvirt 9.0 and nothing
@@ -30,8 +30,8 @@ func fakeSystem(t *testing.T) (*System, string) {
 		ConfigPath: filepath.Join(dir, "fdbhook.toml"),
 		HooksDir:   hooks,
 		Networks:   noNetworks{},
-		Links: func() ([]*plan.Link, error) {
-			return []*plan.Link{{Name: "br0", Index: 2, Type: "bridge", VlanCapable: true},
+		Links: func() ([]*model.Link, error) {
+			return []*model.Link{{Name: "br0", Index: 2, Type: "bridge", VlanCapable: true},
 				{Name: "eth0", Index: 3, Type: "device", MasterIndex: 2},
 				{Name: "bond0", Index: 4, Type: "bond"}}, nil
 		},
@@ -224,7 +224,7 @@ func TestDoctorKernelAndLibvirt(t *testing.T) {
 	sys.Probe = func() Probe {
 		return Probe{Flags: errors.New("EOPNOTSUPP"), VlanFiltering: errors.New("no PVID"), Locked: errors.New("EINVAL")}
 	}
-	sys.Links = func() ([]*plan.Link, error) { return nil, nil } // no bridge: the probe answers
+	sys.Links = func() ([]*model.Link, error) { return nil, nil } // no bridge: the probe answers
 	sys.Uname = func() (string, string, error) { return "3.16.0", "x86_64", nil }
 	sys.LibvirtVersion = func() (string, string, error) { return "6.0.0", "dpkg package libvirt-daemon", nil }
 	checks := Doctor(sys)

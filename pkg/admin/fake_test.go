@@ -10,22 +10,22 @@ import (
 
 	"github.com/fdbhook/fdbhook/pkg/config"
 	"github.com/fdbhook/fdbhook/pkg/guest"
-	"github.com/fdbhook/fdbhook/pkg/plan"
+	"github.com/fdbhook/fdbhook/pkg/model"
 )
 
 // fakeKernel is a kernel with the FDB semantics fdbhook relies on: a
 // replace moves a MAC's entry on a bridge to the new port, a delete of an
 // absent entry is ENOENT.
 type fakeKernel struct {
-	links   []*plan.Link
-	entries []plan.Entry
+	links   []*model.Link
+	entries []model.Entry
 	// counters, to check the cost of a run
 	linkDumps, fdbDumps, writes int
 }
 
-func (k *fakeKernel) Links() ([]*plan.Link, error) {
+func (k *fakeKernel) Links() ([]*model.Link, error) {
 	k.linkDumps++
-	out := make([]*plan.Link, len(k.links))
+	out := make([]*model.Link, len(k.links))
 	for i, l := range k.links {
 		c := *l
 		out[i] = &c
@@ -33,7 +33,7 @@ func (k *fakeKernel) Links() ([]*plan.Link, error) {
 	return out, nil
 }
 
-func (k *fakeKernel) byIndex(i int) *plan.Link {
+func (k *fakeKernel) byIndex(i int) *model.Link {
 	for _, l := range k.links {
 		if l.Index == i {
 			return l
@@ -53,9 +53,9 @@ func (k *fakeKernel) bridgeOf(portIndex int) int {
 	return l.MasterIndex
 }
 
-func (k *fakeKernel) BridgeEntries(br *plan.Link) ([]plan.Entry, error) {
+func (k *fakeKernel) BridgeEntries(br *model.Link) ([]model.Entry, error) {
 	k.fdbDumps++
-	var out []plan.Entry
+	var out []model.Entry
 	for _, e := range k.entries {
 		if k.bridgeOf(e.PortIndex) == br.Index {
 			e.Port = k.byIndex(e.PortIndex).Name
@@ -71,7 +71,7 @@ func (k *fakeKernel) SetVlanFiltering(bridgeIndex int, on bool) error {
 	return nil
 }
 
-func (k *fakeKernel) SetPortFlags(portIndex int, f plan.Flags, _ bool) error {
+func (k *fakeKernel) SetPortFlags(portIndex int, f model.Flags, _ bool) error {
 	k.writes++
 	l := k.byIndex(portIndex)
 	if l == nil {
@@ -81,13 +81,13 @@ func (k *fakeKernel) SetPortFlags(portIndex int, f plan.Flags, _ bool) error {
 	return nil
 }
 
-func (k *fakeKernel) ReplaceEntry(e plan.Entry) error {
+func (k *fakeKernel) ReplaceEntry(e model.Entry) error {
 	k.writes++
 	br := k.bridgeOf(e.PortIndex)
 	if br == 0 {
 		return unix.ENODEV
 	}
-	k.entries = slices.DeleteFunc(k.entries, func(x plan.Entry) bool {
+	k.entries = slices.DeleteFunc(k.entries, func(x model.Entry) bool {
 		return x.MAC == e.MAC && x.Vlan == e.Vlan && k.bridgeOf(x.PortIndex) == br
 	})
 	e.Port = ""
@@ -95,10 +95,10 @@ func (k *fakeKernel) ReplaceEntry(e plan.Entry) error {
 	return nil
 }
 
-func (k *fakeKernel) DeleteEntry(e plan.Entry) error {
+func (k *fakeKernel) DeleteEntry(e model.Entry) error {
 	k.writes++
 	n := len(k.entries)
-	k.entries = slices.DeleteFunc(k.entries, func(x plan.Entry) bool {
+	k.entries = slices.DeleteFunc(k.entries, func(x model.Entry) bool {
 		return x.MAC == e.MAC && x.PortIndex == e.PortIndex && (e.Vlan == 0 || x.Vlan == e.Vlan)
 	})
 	if len(k.entries) == n {
@@ -119,7 +119,7 @@ func (k *fakeKernel) static(mac string) []string {
 	return out
 }
 
-func (k *fakeKernel) port(name string) *plan.Link {
+func (k *fakeKernel) port(name string) *model.Link {
 	for _, l := range k.links {
 		if l.Name == name {
 			return l
@@ -128,7 +128,7 @@ func (k *fakeKernel) port(name string) *plan.Link {
 	return nil
 }
 
-func (k *fakeKernel) add(l *plan.Link) *plan.Link {
+func (k *fakeKernel) add(l *model.Link) *model.Link {
 	l.Index = len(k.links) + 1
 	if m := k.port(l.Master); m != nil {
 		l.MasterIndex, l.MasterType = m.Index, "bridge"
@@ -138,24 +138,24 @@ func (k *fakeKernel) add(l *plan.Link) *plan.Link {
 }
 
 func (k *fakeKernel) addStatic(mac, port string) {
-	k.entries = append(k.entries, plan.Entry{MAC: mac, PortIndex: k.port(port).Index, State: plan.NUDNoARP, NTFlags: plan.NTFMaster})
+	k.entries = append(k.entries, model.Entry{MAC: mac, PortIndex: k.port(port).Index, State: model.NUDNoARP, NTFlags: model.NTFMaster})
 }
 
 var (
-	learning = plan.Flags{Learning: true, Flood: true}
-	managed  = plan.Flags{}
+	learning = model.Flags{Learning: true, Flood: true}
+	managed  = model.Flags{}
 )
 
-func bridge(name string) *plan.Link {
-	return &plan.Link{Name: name, Type: "bridge", VlanCapable: true}
+func bridge(name string) *model.Link {
+	return &model.Link{Name: name, Type: "bridge", VlanCapable: true}
 }
 
-func tap(name, master string, f plan.Flags) *plan.Link {
-	return &plan.Link{Name: name, Type: "tuntap", TunMode: "tap", Master: master, Flags: f, Promiscuity: 1, Carrier: true}
+func tap(name, master string, f model.Flags) *model.Link {
+	return &model.Link{Name: name, Type: "tuntap", TunMode: "tap", Master: master, Flags: f, Promiscuity: 1, Carrier: true}
 }
 
-func uplink(name, master string) *plan.Link {
-	return &plan.Link{Name: name, Type: "device", Master: master, Flags: learning, Promiscuity: 1, Carrier: true}
+func uplink(name, master string) *model.Link {
+	return &model.Link{Name: name, Type: "device", Master: master, Flags: learning, Promiscuity: 1, Carrier: true}
 }
 
 // domain writes a running guest's live XML; nics are "type:source:target:mac".
@@ -190,7 +190,7 @@ func domain(t *testing.T, name string, optOut []string, nics ...string) *guest.G
 
 type noNetworks struct{}
 
-func (noNetworks) Network(string) (*plan.Network, error) { return nil, nil }
+func (noNetworks) Network(string) (*model.Network, error) { return nil, nil }
 
 func state(t *testing.T, k *fakeKernel, cfgText string, running, defined []*guest.Guest) *State {
 	t.Helper()
@@ -228,7 +228,7 @@ const (
 //     LAN host nobody knows.
 func world(t *testing.T) (*fakeKernel, []*guest.Guest, []*guest.Guest) {
 	k := &fakeKernel{}
-	k.add(&plan.Link{Name: "lo", Type: "device"})
+	k.add(&model.Link{Name: "lo", Type: "device"})
 	k.add(bridge("br0"))
 	k.add(uplink("eth0", "br0"))
 	k.add(tap("vnet1", "br0", managed))
@@ -245,7 +245,7 @@ func world(t *testing.T) (*fakeKernel, []*guest.Guest, []*guest.Guest) {
 	k.addStatic(macG4, "eth0")
 	k.addStatic(macLAN, "eth0")
 	// the bridge's own address: local, never reported
-	k.entries = append(k.entries, plan.Entry{MAC: "02:00:00:00:00:b0", PortIndex: k.port("br0").Index, State: plan.NUDPermanent, NTFlags: plan.NTFMaster})
+	k.entries = append(k.entries, model.Entry{MAC: "02:00:00:00:00:b0", PortIndex: k.port("br0").Index, State: model.NUDPermanent, NTFlags: model.NTFMaster})
 	running := []*guest.Guest{
 		domain(t, "g1", nil, "bridge:br0:vnet1:"+macG1),
 		domain(t, "g2", nil, "bridge:br0:vnet2:"+macG2),

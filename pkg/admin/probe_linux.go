@@ -12,7 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/fdbhook/fdbhook/pkg/kernel"
-	"github.com/fdbhook/fdbhook/pkg/plan"
+	"github.com/fdbhook/fdbhook/pkg/model"
 )
 
 // newPrivateNetns creates a network namespace that has no name and no
@@ -89,7 +89,7 @@ func ProbeKernel(timeout time.Duration) Probe {
 // probeLab is a throwaway bridge with one port, in the probe's namespace.
 type probeLab struct {
 	k        *kernel.Conn
-	br, port *plan.Link
+	br, port *model.Link
 }
 
 func newProbeLab(h *netlink.Handle, k *kernel.Conn) (*probeLab, error) {
@@ -114,12 +114,12 @@ func newProbeLab(h *netlink.Handle, k *kernel.Conn) (*probeLab, error) {
 }
 
 // read dumps the links and returns the one with index.
-func (pl *probeLab) read(index int) (*plan.Link, error) {
+func (pl *probeLab) read(index int) (*model.Link, error) {
 	links, err := pl.k.Links()
 	if err != nil {
 		return nil, err
 	}
-	i := slices.IndexFunc(links, func(l *plan.Link) bool { return l.Index == index })
+	i := slices.IndexFunc(links, func(l *model.Link) bool { return l.Index == index })
 	if i < 0 {
 		return nil, errors.New("probe device vanished")
 	}
@@ -128,14 +128,14 @@ func (pl *probeLab) read(index int) (*plan.Link, error) {
 
 // flags turns learning and unicast_flood off and reads them back.
 func (pl *probeLab) flags() error {
-	if err := pl.k.SetPortFlags(pl.port.Index, plan.Flags{}, false); err != nil {
+	if err := pl.k.SetPortFlags(pl.port.Index, model.Flags{}, false); err != nil {
 		return err
 	}
 	l, err := pl.read(pl.port.Index)
 	if err != nil {
 		return err
 	}
-	if l.Flags != (plan.Flags{}) {
+	if l.Flags != (model.Flags{}) {
 		return fmt.Errorf("port still has %s", l.Flags)
 	}
 	return nil
@@ -143,8 +143,8 @@ func (pl *probeLab) flags() error {
 
 // entry writes a static entry for mac with extra flags ntf on the port and
 // reads it back.
-func (pl *probeLab) entry(mac string, ntf int) (*plan.Entry, error) {
-	e := plan.Entry{MAC: mac, PortIndex: pl.port.Index, State: plan.NUDNoARP, NTFlags: plan.NTFMaster | ntf}
+func (pl *probeLab) entry(mac string, ntf int) (*model.Entry, error) {
+	e := model.Entry{MAC: mac, PortIndex: pl.port.Index, State: model.NUDNoARP, NTFlags: model.NTFMaster | ntf}
 	if err := pl.k.ReplaceEntry(e); err != nil {
 		return nil, err
 	}
@@ -169,8 +169,8 @@ func (pl *probeLab) static() error {
 }
 
 func (pl *probeLab) sticky() error {
-	e, err := pl.entry("02:00:00:00:00:02", plan.NTFSticky)
-	if err == nil && e.NTFlags&plan.NTFSticky == 0 {
+	e, err := pl.entry("02:00:00:00:00:02", model.NTFSticky)
+	if err == nil && e.NTFlags&model.NTFSticky == 0 {
 		err = errors.New("read back without the sticky flag")
 	}
 	return err
@@ -183,7 +183,7 @@ func (pl *probeLab) locked() error {
 	if err != nil {
 		return err
 	}
-	if err := pl.k.SetPortFlags(pl.port.Index, plan.Flags{Learning: l.Flags.Learning, Flood: l.Flags.Flood, Locked: true}, true); err != nil {
+	if err := pl.k.SetPortFlags(pl.port.Index, model.Flags{Learning: l.Flags.Learning, Flood: l.Flags.Flood, Locked: true}, true); err != nil {
 		return err
 	}
 	l, err = pl.read(pl.port.Index)

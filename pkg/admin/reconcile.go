@@ -9,6 +9,7 @@ import (
 
 	"github.com/fdbhook/fdbhook/pkg/apply"
 	"github.com/fdbhook/fdbhook/pkg/guest"
+	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/pkg/plan"
 )
 
@@ -176,7 +177,7 @@ func changes(k *Snapshot, s plan.Step) bool {
 	if err != nil {
 		return true
 	}
-	return !slices.ContainsFunc(entries, func(e plan.Entry) bool {
+	return !slices.ContainsFunc(entries, func(e model.Entry) bool {
 		return e.PortIndex == s.PortIndex && e.Static() && e.Vlan == 0
 	})
 }
@@ -184,12 +185,12 @@ func changes(k *Snapshot, s plan.Step) bool {
 // cleanBridge deletes the bridge's stale static entries and gives the taps
 // they were on (which no running guest owns) learning and flooding back
 // once no static entry is left on them, as a guest's stop does.
-func (res *Result) cleanBridge(a *analysis, br *plan.Link, w apply.Writer) error {
+func (res *Result) cleanBridge(a *analysis, br *model.Link, w apply.Writer) error {
 	all, err := a.st.Kernel.BridgeEntries(br)
 	if err != nil {
 		return err
 	}
-	var cleaned []*plan.Link
+	var cleaned []*model.Link
 	for _, e := range staticEntries(all, br) {
 		state, _, why := a.classify(e)
 		step := plan.Step{Kind: plan.DelEntry, MAC: e.MAC, Port: e.Port, PortIndex: e.PortIndex,
@@ -209,7 +210,7 @@ func (res *Result) cleanBridge(a *analysis, br *plan.Link, w apply.Writer) error
 			cleaned = append(cleaned, port)
 		}
 	}
-	defaults := plan.Flags{Learning: true, Flood: true}
+	defaults := model.Flags{Learning: true, Flood: true}
 	for _, port := range cleaned {
 		left, err := a.st.Kernel.PortEntries(br, port)
 		if err != nil {
@@ -217,7 +218,7 @@ func (res *Result) cleanBridge(a *analysis, br *plan.Link, w apply.Writer) error
 		}
 		// A port that learns and floods is left as it is, locked or not:
 		// fdbhook never locks a port without turning both off.
-		if learnFlood(port.Flags) == defaults || slices.ContainsFunc(left, plan.Entry.Static) {
+		if learnFlood(port.Flags) == defaults || slices.ContainsFunc(left, model.Entry.Static) {
 			continue
 		}
 		step := plan.Step{Kind: plan.SetFlags, NIC: "port " + port.Name, Port: port.Name, PortIndex: port.Index,

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/fdbhook/fdbhook/pkg/guest"
-	"github.com/fdbhook/fdbhook/pkg/plan"
+	"github.com/fdbhook/fdbhook/pkg/model"
 )
 
 func TestReconcileFixesWhatStatusFlags(t *testing.T) {
@@ -33,7 +33,7 @@ func TestReconcileFixesWhatStatusFlags(t *testing.T) {
 			t.Errorf("static entries for %s on %v, want %v", mac, got, want)
 		}
 	}
-	for name, want := range map[string]plan.Flags{
+	for name, want := range map[string]model.Flags{
 		"vnet1": managed, "vnet2": managed, "vnet5": managed,
 		"vnet3": learning, // opted out: untouched
 		"vnet9": learning, // no guest owns it and its stale entry is gone: back to defaults
@@ -148,8 +148,8 @@ func TestReconcileScales(t *testing.T) {
 		running = append(running, domain(t, fmt.Sprintf("g%03d", i), nil, "bridge:br0:"+t0+":"+mac0, "bridge:br1:"+t1+":"+mac1))
 	}
 	for i := range 4000 { // the LAN behind the uplinks
-		k.entries = append(k.entries, plan.Entry{MAC: fmt.Sprintf("00:16:3e:%02x:%02x:%02x", i>>16, (i>>8)&255, i&255),
-			PortIndex: k.port("eth0").Index, State: 0x02, NTFlags: plan.NTFMaster})
+		k.entries = append(k.entries, model.Entry{MAC: fmt.Sprintf("00:16:3e:%02x:%02x:%02x", i>>16, (i>>8)&255, i&255),
+			PortIndex: k.port("eth0").Index, State: 0x02, NTFlags: model.NTFMaster})
 	}
 	st := state(t, k, `bridges = ["br0", "br1"]`, running, nil)
 	start := time.Now()
@@ -204,14 +204,14 @@ func TestReconcileLockedPorts(t *testing.T) {
 	const cfgLock = "bridges = [\"br0\"]\n[bridge.br0]\nlock_ports = true\nsticky = true\n"
 	for _, tc := range []struct {
 		name, cfg   string
-		was         plan.Flags
+		was         model.Flags
 		lockCapable bool
-		want        plan.Flags
+		want        model.Flags
 		refused     string
 	}{
-		{name: "locked by someone else", cfg: cfgBr0, was: plan.Flags{Learning: true, Flood: true, Locked: true},
-			lockCapable: true, want: plan.Flags{Locked: true}},
-		{name: "lock_ports", cfg: cfgLock, was: learning, lockCapable: true, want: plan.Flags{Locked: true}},
+		{name: "locked by someone else", cfg: cfgBr0, was: model.Flags{Learning: true, Flood: true, Locked: true},
+			lockCapable: true, want: model.Flags{Locked: true}},
+		{name: "lock_ports", cfg: cfgLock, was: learning, lockCapable: true, want: model.Flags{Locked: true}},
 		{name: "lock_ports, kernel without locked ports", cfg: cfgLock, was: learning, want: learning,
 			refused: "this kernel has no locked bridge ports"},
 	} {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/pkg/plan"
 )
 
@@ -15,10 +16,10 @@ import (
 // netlink round trips. Record mirrors into it what a carried-out step did.
 type Snapshot struct {
 	r        Reader
-	links    map[int]*plan.Link
-	byName   map[string]*plan.Link
-	byMaster map[int][]*plan.Link
-	fdb      map[int]map[string][]plan.Entry // bridge index → MAC → entries
+	links    map[int]*model.Link
+	byName   map[string]*model.Link
+	byMaster map[int][]*model.Link
+	fdb      map[int]map[string][]model.Entry // bridge index → MAC → entries
 }
 
 // Take dumps every device through r. FDB dumps follow, one per bridge,
@@ -28,8 +29,8 @@ func Take(r Reader) (*Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Snapshot{r: r, links: map[int]*plan.Link{}, byName: map[string]*plan.Link{},
-		byMaster: map[int][]*plan.Link{}, fdb: map[int]map[string][]plan.Entry{}}
+	s := &Snapshot{r: r, links: map[int]*model.Link{}, byName: map[string]*model.Link{},
+		byMaster: map[int][]*model.Link{}, fdb: map[int]map[string][]model.Entry{}}
 	for _, l := range links {
 		s.links[l.Index] = l
 		s.byName[l.Name] = l
@@ -40,38 +41,38 @@ func Take(r Reader) (*Snapshot, error) {
 		}
 	}
 	for _, ports := range s.byMaster {
-		slices.SortFunc(ports, func(a, b *plan.Link) int { return cmp.Compare(a.Name, b.Name) })
+		slices.SortFunc(ports, func(a, b *model.Link) int { return cmp.Compare(a.Name, b.Name) })
 	}
 	return s, nil
 }
 
 // Device returns the device called name, or nil.
-func (s *Snapshot) Device(name string) *plan.Link { return s.byName[name] }
+func (s *Snapshot) Device(name string) *model.Link { return s.byName[name] }
 
 // DeviceByIndex returns the device with that index, or nil.
-func (s *Snapshot) DeviceByIndex(index int) *plan.Link { return s.links[index] }
+func (s *Snapshot) DeviceByIndex(index int) *model.Link { return s.links[index] }
 
 // Devices returns every device, sorted by name.
-func (s *Snapshot) Devices() []*plan.Link {
-	out := make([]*plan.Link, 0, len(s.links))
+func (s *Snapshot) Devices() []*model.Link {
+	out := make([]*model.Link, 0, len(s.links))
 	for _, l := range s.links {
 		out = append(out, l)
 	}
-	slices.SortFunc(out, func(a, b *plan.Link) int { return cmp.Compare(a.Name, b.Name) })
+	slices.SortFunc(out, func(a, b *model.Link) int { return cmp.Compare(a.Name, b.Name) })
 	return out
 }
 
 // Ports returns the devices enslaved to bridge, sorted by name.
-func (s *Snapshot) Ports(bridge *plan.Link) []*plan.Link { return s.byMaster[bridge.Index] }
+func (s *Snapshot) Ports(bridge *model.Link) []*model.Link { return s.byMaster[bridge.Index] }
 
 // Link implements plan.View.
-func (s *Snapshot) Link(name string) (*plan.Link, error) { return s.byName[name], nil }
+func (s *Snapshot) Link(name string) (*model.Link, error) { return s.byName[name], nil }
 
 // LinkByIndex implements plan.View.
-func (s *Snapshot) LinkByIndex(index int) (*plan.Link, error) { return s.links[index], nil }
+func (s *Snapshot) LinkByIndex(index int) (*model.Link, error) { return s.links[index], nil }
 
 // bridgeFDB returns the bridge's entries by MAC, dumping them once.
-func (s *Snapshot) bridgeFDB(bridge *plan.Link) (map[string][]plan.Entry, error) {
+func (s *Snapshot) bridgeFDB(bridge *model.Link) (map[string][]model.Entry, error) {
 	if m, ok := s.fdb[bridge.Index]; ok {
 		return m, nil
 	}
@@ -79,7 +80,7 @@ func (s *Snapshot) bridgeFDB(bridge *plan.Link) (map[string][]plan.Entry, error)
 	if err != nil {
 		return nil, fmt.Errorf("dumping the FDB of %s: %w", bridge.Name, err)
 	}
-	m := make(map[string][]plan.Entry, len(entries))
+	m := make(map[string][]model.Entry, len(entries))
 	for _, e := range entries {
 		m[e.MAC] = append(m[e.MAC], e)
 	}
@@ -88,7 +89,7 @@ func (s *Snapshot) bridgeFDB(bridge *plan.Link) (map[string][]plan.Entry, error)
 }
 
 // Entries implements plan.View: the entries for mac on bridge, every VLAN.
-func (s *Snapshot) Entries(bridge *plan.Link, mac string) ([]plan.Entry, error) {
+func (s *Snapshot) Entries(bridge *model.Link, mac string) ([]model.Entry, error) {
 	m, err := s.bridgeFDB(bridge)
 	if err != nil {
 		return nil, err
@@ -97,25 +98,25 @@ func (s *Snapshot) Entries(bridge *plan.Link, mac string) ([]plan.Entry, error) 
 }
 
 // PortEntries implements plan.View.
-func (s *Snapshot) PortEntries(bridge, port *plan.Link) ([]plan.Entry, error) {
+func (s *Snapshot) PortEntries(bridge, port *model.Link) ([]model.Entry, error) {
 	all, err := s.BridgeEntries(bridge)
 	if err != nil {
 		return nil, err
 	}
-	return slices.DeleteFunc(all, func(e plan.Entry) bool { return e.PortIndex != port.Index }), nil
+	return slices.DeleteFunc(all, func(e model.Entry) bool { return e.PortIndex != port.Index }), nil
 }
 
 // BridgeEntries returns every FDB entry of bridge, sorted by MAC, VLAN and port.
-func (s *Snapshot) BridgeEntries(bridge *plan.Link) ([]plan.Entry, error) {
+func (s *Snapshot) BridgeEntries(bridge *model.Link) ([]model.Entry, error) {
 	m, err := s.bridgeFDB(bridge)
 	if err != nil {
 		return nil, err
 	}
-	var out []plan.Entry
+	var out []model.Entry
 	for _, es := range m {
 		out = append(out, es...)
 	}
-	slices.SortFunc(out, func(a, b plan.Entry) int {
+	slices.SortFunc(out, func(a, b model.Entry) int {
 		return cmp.Or(cmp.Compare(a.MAC, b.MAC), cmp.Compare(a.Vlan, b.Vlan), cmp.Compare(a.Port, b.Port))
 	})
 	return out, nil
@@ -141,8 +142,8 @@ func (s *Snapshot) Record(st plan.Step) {
 		if !ok {
 			return // not dumped yet: the dump will show it
 		}
-		m[st.MAC] = append(slices.DeleteFunc(m[st.MAC], func(e plan.Entry) bool { return !e.Local() }),
-			plan.Entry{MAC: st.MAC, Port: st.Port, PortIndex: st.PortIndex, State: plan.NUDNoARP, NTFlags: plan.NTFMaster})
+		m[st.MAC] = append(slices.DeleteFunc(m[st.MAC], func(e model.Entry) bool { return !e.Local() }),
+			model.Entry{MAC: st.MAC, Port: st.Port, PortIndex: st.PortIndex, State: model.NUDNoARP, NTFlags: model.NTFMaster})
 	case plan.ExtendEntry:
 		// The kernel copied the entry to each VLAN of the port, which the
 		// snapshot does not know: the next question dumps the FDB again.
@@ -153,7 +154,7 @@ func (s *Snapshot) Record(st plan.Step) {
 			return
 		}
 		e := st.Entry
-		m[e.MAC] = slices.DeleteFunc(m[e.MAC], func(x plan.Entry) bool {
+		m[e.MAC] = slices.DeleteFunc(m[e.MAC], func(x model.Entry) bool {
 			return x.PortIndex == e.PortIndex && (e.Vlan == 0 || x.Vlan == e.Vlan)
 		})
 		if len(m[e.MAC]) == 0 {

@@ -11,12 +11,12 @@ import (
 
 	"github.com/fdbhook/fdbhook/pkg/config"
 	"github.com/fdbhook/fdbhook/pkg/guest"
-	"github.com/fdbhook/fdbhook/pkg/plan"
+	"github.com/fdbhook/fdbhook/pkg/model"
 )
 
 // Networks resolves libvirt networks from libvirt's files (libvirt.Files).
 type Networks interface {
-	Network(name string) (*plan.Network, error)
+	Network(name string) (*model.Network, error)
 }
 
 // State is everything status and reconcile decide from.
@@ -79,8 +79,8 @@ type view struct {
 	owners map[string]string
 }
 
-func (v view) Network(name string) (*plan.Network, error) { return v.nets.Network(name) }
-func (v view) PortOwner(port string) (string, error)      { return v.owners[port], nil }
+func (v view) Network(name string) (*model.Network, error) { return v.nets.Network(name) }
+func (v view) PortOwner(port string) (string, error)       { return v.owners[port], nil }
 
 func (st *State) view() view {
 	if st.owners == nil {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/fdbhook/fdbhook/pkg/config"
+	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/pkg/plan"
 )
 
@@ -235,13 +236,13 @@ func (a *analysis) bridgeReport(mb *managedBridge) (BridgeReport, []Problem, []s
 	}
 	static := staticEntries(all, br)
 	// What sits on each port, for the missing-entry check.
-	onPort := map[int][]plan.Entry{}
+	onPort := map[int][]model.Entry{}
 	for _, e := range static {
 		onPort[e.PortIndex] = append(onPort[e.PortIndex], e)
 	}
 	ports := a.st.Kernel.Ports(br)
 	var managedPorts []string
-	var autoPorts []*plan.Link // learning or flooding: the kernel's "auto" ports
+	var autoPorts []*model.Link // learning or flooding: the kernel's "auto" ports
 	var autoLabels []string
 	guestsLearning := 0
 	for _, p := range ports {
@@ -280,9 +281,9 @@ func (a *analysis) bridgeReport(mb *managedBridge) (BridgeReport, []Problem, []s
 				flag(Problem{Kind: ProblemPortFlags, Port: p.Name, Guest: ref.Guest, NIC: ref.NIC, MAC: ref.MAC,
 					Text: fmt.Sprintf("guest port %s (%s) still has %s: run reconcile", p.Name, ref.label(), learnFlood(p.Flags))})
 			}
-			if !slices.ContainsFunc(onPort[p.Index], func(e plan.Entry) bool { return e.MAC == ref.MAC }) {
+			if !slices.ContainsFunc(onPort[p.Index], func(e model.Entry) bool { return e.MAC == ref.MAC }) {
 				text := fmt.Sprintf("guest %s %s (%s): no static entry on its port %s", ref.Guest, ref.NIC, ref.MAC, p.Name)
-				if i := slices.IndexFunc(static, func(e plan.Entry) bool { return e.MAC == ref.MAC }); i >= 0 {
+				if i := slices.IndexFunc(static, func(e model.Entry) bool { return e.MAC == ref.MAC }); i >= 0 {
 					text += fmt.Sprintf(" (its static entry is on %s)", static[i].Port)
 				}
 				flag(Problem{Kind: ProblemNoEntry, Port: p.Name, Guest: ref.Guest, NIC: ref.NIC, MAC: ref.MAC,
@@ -293,7 +294,7 @@ func (a *analysis) bridgeReport(mb *managedBridge) (BridgeReport, []Problem, []s
 	}
 	for _, e := range static {
 		state, owner, why := a.classify(e)
-		er := EntryReport{MAC: e.MAC, Port: e.Port, Vlan: e.Vlan, Sticky: e.NTFlags&plan.NTFSticky != 0, State: state, Why: why}
+		er := EntryReport{MAC: e.MAC, Port: e.Port, Vlan: e.Vlan, Sticky: e.NTFlags&model.NTFSticky != 0, State: state, Why: why}
 		if owner != nil {
 			er.Guest, er.NIC = owner.Guest, owner.NIC
 		}
@@ -305,8 +306,8 @@ func (a *analysis) bridgeReport(mb *managedBridge) (BridgeReport, []Problem, []s
 		case EntryRoamed:
 			// A managed NIC of this bridge without its own entry is
 			// flagged above, with where the entry went; flag the rest.
-			if owner.Managed && slices.ContainsFunc(ports, func(p *plan.Link) bool { return p.Name == owner.Port }) &&
-				!slices.ContainsFunc(static, func(x plan.Entry) bool { return x.Port == owner.Port && x.MAC == owner.MAC }) {
+			if owner.Managed && slices.ContainsFunc(ports, func(p *model.Link) bool { return p.Name == owner.Port }) &&
+				!slices.ContainsFunc(static, func(x model.Entry) bool { return x.Port == owner.Port && x.MAC == owner.MAC }) {
 				continue
 			}
 			flag(Problem{Kind: ProblemRoamed, Port: e.Port, Guest: owner.Guest, NIC: owner.NIC, MAC: e.MAC,
@@ -345,13 +346,13 @@ func (a *analysis) bridgeReport(mb *managedBridge) (BridgeReport, []Problem, []s
 
 // learnFlood names a port's learning and flood, the flags a managed guest
 // port must not have; whether it is locked is the port's own column.
-func learnFlood(f plan.Flags) plan.Flags { return plan.Flags{Learning: f.Learning, Flood: f.Flood} }
+func learnFlood(f model.Flags) model.Flags { return model.Flags{Learning: f.Learning, Flood: f.Flood} }
 
 // promiscWhy explains, after the kernel's br_manage_promisc, why a bridge
 // keeps uplink promiscuous, in words and as a Promisc* code; fixable is
 // false when nothing on this host can change it (the kernel has no VLAN
 // filtering).
-func promiscWhy(br, uplink *plan.Link, autoPorts []*plan.Link, labels []string) (why, code string, fixable bool) {
+func promiscWhy(br, uplink *model.Link, autoPorts []*model.Link, labels []string) (why, code string, fixable bool) {
 	switch {
 	case !br.VlanFiltering && !br.VlanCapable:
 		return fmt.Sprintf("vlan_filtering is off on %s and this kernel has no bridge VLAN filtering (CONFIG_BRIDGE_VLAN_FILTERING); the kernel only clears promiscuity on a VLAN-filtering bridge", br.Name), PromiscKernel, false

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/fdbhook/fdbhook/pkg/guest"
-	"github.com/fdbhook/fdbhook/pkg/plan"
+	"github.com/fdbhook/fdbhook/pkg/model"
 )
 
 const cfgBr0 = `bridges = ["br0"]`
@@ -151,7 +151,7 @@ func TestStatusUplinkPromiscuity(t *testing.T) {
 		{name: "vlan filtering unsupported", setup: func(k *fakeKernel) { k.port("br0").VlanCapable = false },
 			note: "this kernel has no bridge VLAN filtering", reason: PromiscKernel},
 		{name: "vlan filtering off", problem: "vlan_filtering is off on br0", reason: PromiscVlanOff},
-		{name: "guest port learning", setup: func(k *fakeKernel) { k.port("vnet1").Flags = plan.Flags{Learning: true} },
+		{name: "guest port learning", setup: func(k *fakeKernel) { k.port("vnet1").Flags = model.Flags{Learning: true} },
 			problem: "guest port vnet1 (g1 net0) still has learning on", reason: PromiscGuestsLearning},
 		{name: "second learning port", setup: func(k *fakeKernel) {
 			k.port("br0").VlanFiltering = true
@@ -233,7 +233,7 @@ func TestLockedPortsInStatusAndCleanUp(t *testing.T) {
 	}
 
 	k, running, defined = world(t)
-	for i, was := range []plan.Flags{{Learning: true, Flood: true, Locked: true}, {Locked: true}} {
+	for i, was := range []model.Flags{{Learning: true, Flood: true, Locked: true}, {Locked: true}} {
 		name := fmt.Sprintf("fdbto%d", i+1)
 		p := k.add(tap(name, "br0", was))
 		p.Carrier, p.LockCapable = false, true
@@ -243,7 +243,7 @@ func TestLockedPortsInStatusAndCleanUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for tap, want := range map[string]plan.Flags{
+	for tap, want := range map[string]model.Flags{
 		"fdbto1": {Learning: true, Flood: true, Locked: true},
 		"fdbto2": learning,
 	} {

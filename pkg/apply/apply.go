@@ -7,6 +7,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/pkg/plan"
 )
 
@@ -15,9 +16,9 @@ type Writer interface {
 	SetVlanFiltering(bridgeIndex int, on bool) error
 	// SetPortFlags sets learning and unicast_flood, and locked when
 	// withLocked, in one message.
-	SetPortFlags(portIndex int, f plan.Flags, withLocked bool) error
-	ReplaceEntry(e plan.Entry) error
-	DeleteEntry(e plan.Entry) error
+	SetPortFlags(portIndex int, f model.Flags, withLocked bool) error
+	ReplaceEntry(e model.Entry) error
+	DeleteEntry(e model.Entry) error
 }
 
 // VlanWriter is the part of the kernel that sets a port's VLANs. It is
@@ -25,11 +26,11 @@ type Writer interface {
 // implement it; a plan with a VLAN step needs a Writer that does.
 type VlanWriter interface {
 	// PortVlans returns the VLANs of a bridge port.
-	PortVlans(portIndex int) ([]plan.Vlan, error)
+	PortVlans(portIndex int) ([]model.Vlan, error)
 	// AddPortVlans adds vlans to the port (or updates their flags).
-	AddPortVlans(portIndex int, vlans []plan.Vlan) error
+	AddPortVlans(portIndex int, vlans []model.Vlan) error
 	// DelPortVlans removes vlans from the port.
-	DelPortVlans(portIndex int, vlans []plan.Vlan) error
+	DelPortVlans(portIndex int, vlans []model.Vlan) error
 }
 
 // StepError is a failed step. Its message has the form the hook prints:
@@ -73,7 +74,7 @@ func Apply(w Writer, steps []plan.Step) error {
 // errNoVlans is the error of a VLAN step given a Writer without VLANs.
 var errNoVlans = errors.New("this kernel connection cannot set port VLANs")
 
-func portVlans(w Writer, port int) ([]plan.Vlan, error) {
+func portVlans(w Writer, port int) ([]model.Vlan, error) {
 	vw, ok := w.(VlanWriter)
 	if !ok {
 		return nil, errNoVlans
@@ -88,7 +89,7 @@ func portVlans(w Writer, port int) ([]plan.Vlan, error) {
 // setPortVlans makes want the port's exact VLAN set, from have, what it has:
 // the VLANs of want are added (or their flags updated) first, then the
 // others deleted, so the port is never without its new pvid.
-func setPortVlans(w Writer, port int, want, have []plan.Vlan) error {
+func setPortVlans(w Writer, port int, want, have []model.Vlan) error {
 	vw, ok := w.(VlanWriter)
 	if !ok {
 		return errNoVlans
@@ -115,10 +116,10 @@ func setPortVlans(w Writer, port int, want, have []plan.Vlan) error {
 }
 
 // vlansNotIn returns the VLANs of a whose ID is not in b.
-func vlansNotIn(a, b []plan.Vlan) []plan.Vlan {
-	var out []plan.Vlan
+func vlansNotIn(a, b []model.Vlan) []model.Vlan {
+	var out []model.Vlan
 	for _, v := range a {
-		if !slices.ContainsFunc(b, func(x plan.Vlan) bool { return x.ID == v.ID }) {
+		if !slices.ContainsFunc(b, func(x model.Vlan) bool { return x.ID == v.ID }) {
 			out = append(out, v)
 		}
 	}
@@ -145,18 +146,18 @@ func do(w Writer, s plan.Step) error {
 		// A replace keeps an entry's extern_learn flag, and an entry so
 		// flagged belongs to the controller that learned it (it deletes
 		// it when it withdraws the route): delete it first.
-		var deleted []plan.Entry
+		var deleted []model.Entry
 		for _, p := range s.PriorEntries {
-			if p.NTFlags&plan.NTFExtLearn != 0 {
+			if p.NTFlags&model.NTFExtLearn != 0 {
 				if err := w.DeleteEntry(p); err != nil && !gone(err) {
 					return errors.Join(fmt.Errorf("deleting the extern_learn entry on %s: %w", p.Port, err), restore(w, deleted))
 				}
 				deleted = append(deleted, p)
 			}
 		}
-		e := plan.Entry{MAC: s.MAC, Port: s.Port, PortIndex: s.PortIndex, State: plan.NUDNoARP, NTFlags: plan.NTFMaster}
+		e := model.Entry{MAC: s.MAC, Port: s.Port, PortIndex: s.PortIndex, State: model.NUDNoARP, NTFlags: model.NTFMaster}
 		if s.Sticky {
-			e.NTFlags |= plan.NTFSticky
+			e.NTFlags |= model.NTFSticky
 		}
 		if err := w.ReplaceEntry(e); err != nil {
 			return errors.Join(err, restore(w, deleted))
@@ -208,12 +209,12 @@ func Undo(w Writer, done []plan.Step) error {
 // VLAN 0 entries go back first: re-adding one writes the port's per-VLAN
 // copies too, and the exact per-VLAN entries restored after it win.
 func undoEntry(w Writer, s plan.Step) error {
-	err := w.DeleteEntry(plan.Entry{MAC: s.MAC, Port: s.Port, PortIndex: s.PortIndex})
+	err := w.DeleteEntry(model.Entry{MAC: s.MAC, Port: s.Port, PortIndex: s.PortIndex})
 	if gone(err) {
 		err = nil
 	}
 	prior := slices.Clone(s.PriorEntries)
-	slices.SortStableFunc(prior, func(a, b plan.Entry) int { return a.Vlan - b.Vlan })
+	slices.SortStableFunc(prior, func(a, b model.Entry) int { return a.Vlan - b.Vlan })
 	for _, e := range prior {
 		if e2 := w.ReplaceEntry(e); e2 != nil && !gone(e2) {
 			err = errors.Join(err, e2)
@@ -223,7 +224,7 @@ func undoEntry(w Writer, s plan.Step) error {
 }
 
 // restore puts back entries a failed step deleted.
-func restore(w Writer, entries []plan.Entry) error {
+func restore(w Writer, entries []model.Entry) error {
 	var errs []error
 	for _, e := range entries {
 		if err := w.ReplaceEntry(e); err != nil {

@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/pkg/plan"
 )
 
@@ -20,8 +21,8 @@ type fdbKey struct {
 // fakeKernel models what the apply step relies on: per-port flags, and one
 // FDB entry per (MAC, VLAN) that a replace moves between ports.
 type fakeKernel struct {
-	flags   map[int]plan.Flags
-	fdb     map[fdbKey]plan.Entry
+	flags   map[int]model.Flags
+	fdb     map[fdbKey]model.Entry
 	vlanOn  map[int]bool
 	calls   int
 	failAt  int // the call that fails (1-based); 0: none
@@ -30,10 +31,10 @@ type fakeKernel struct {
 }
 
 func newFake() *fakeKernel {
-	on := plan.Flags{Learning: true, Flood: true}
+	on := model.Flags{Learning: true, Flood: true}
 	return &fakeKernel{
-		flags:  map[int]plan.Flags{1: on, 10: on, 11: on, 12: on},
-		fdb:    map[fdbKey]plan.Entry{},
+		flags:  map[int]model.Flags{1: on, 10: on, 11: on, 12: on},
+		fdb:    map[fdbKey]model.Entry{},
 		vlanOn: map[int]bool{},
 	}
 }
@@ -58,7 +59,7 @@ func (k *fakeKernel) SetVlanFiltering(br int, on bool) error {
 	return nil
 }
 
-func (k *fakeKernel) SetPortFlags(port int, f plan.Flags, _ bool) error {
+func (k *fakeKernel) SetPortFlags(port int, f model.Flags, _ bool) error {
 	if err := k.call("flags"); err != nil {
 		return err
 	}
@@ -69,7 +70,7 @@ func (k *fakeKernel) SetPortFlags(port int, f plan.Flags, _ bool) error {
 	return nil
 }
 
-func (k *fakeKernel) ReplaceEntry(e plan.Entry) error {
+func (k *fakeKernel) ReplaceEntry(e model.Entry) error {
 	if err := k.call("replace"); err != nil {
 		return err
 	}
@@ -80,7 +81,7 @@ func (k *fakeKernel) ReplaceEntry(e plan.Entry) error {
 	return nil
 }
 
-func (k *fakeKernel) DeleteEntry(e plan.Entry) error {
+func (k *fakeKernel) DeleteEntry(e model.Entry) error {
 	if err := k.call("delete"); err != nil {
 		return err
 	}
@@ -96,7 +97,7 @@ func (k *fakeKernel) snapshot() string {
 	return fmt.Sprint(k.flags, k.fdb, k.vlanOn)
 }
 
-var roamed = plan.Entry{MAC: "52:54:00:00:00:02", Port: "up0", PortIndex: 1, State: plan.NUDNoARP, NTFlags: plan.NTFMaster}
+var roamed = model.Entry{MAC: "52:54:00:00:00:02", Port: "up0", PortIndex: 1, State: model.NUDNoARP, NTFlags: model.NTFMaster}
 
 // threeNICs is the plan of a guest with three managed NICs, one of whose
 // MACs had roamed to the uplink.
@@ -109,10 +110,10 @@ func threeNICs() []plan.Step {
 		add := base
 		add.Kind = plan.AddEntry
 		if mac == roamed.MAC {
-			add.PriorEntries = []plan.Entry{roamed}
+			add.PriorEntries = []model.Entry{roamed}
 		}
 		set := base
-		set.Kind, set.Prior = plan.SetFlags, plan.Flags{Learning: true, Flood: true}
+		set.Kind, set.Prior = plan.SetFlags, model.Flags{Learning: true, Flood: true}
 		steps = append(steps, add, set)
 	}
 	return steps
@@ -125,15 +126,15 @@ func TestApplySucceeds(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, port := range []int{10, 11, 12} {
-		if k.flags[port] != (plan.Flags{}) {
+		if k.flags[port] != (model.Flags{}) {
 			t.Errorf("port %d flags %v, want off", port, k.flags[port])
 		}
 	}
-	if k.flags[1] != (plan.Flags{Learning: true, Flood: true}) {
+	if k.flags[1] != (model.Flags{Learning: true, Flood: true}) {
 		t.Errorf("uplink flags changed: %v", k.flags[1])
 	}
 	e := k.fdb[fdbKey{roamed.MAC, 0}]
-	if e.PortIndex != 11 || e.State != plan.NUDNoARP || e.NTFlags != plan.NTFMaster {
+	if e.PortIndex != 11 || e.State != model.NUDNoARP || e.NTFlags != model.NTFMaster {
 		t.Errorf("entry for %s = %+v, want static master on port 11", roamed.MAC, e)
 	}
 }
@@ -208,7 +209,7 @@ func TestUndoFailureIsReported(t *testing.T) {
 
 func TestVlanPolicyIsNotUndone(t *testing.T) {
 	k := newFake()
-	other := plan.Entry{MAC: "52:54:00:00:00:20", Port: "vnet1", PortIndex: 1, State: plan.NUDNoARP, NTFlags: plan.NTFMaster}
+	other := model.Entry{MAC: "52:54:00:00:00:20", Port: "vnet1", PortIndex: 1, State: model.NUDNoARP, NTFlags: model.NTFMaster}
 	steps := append([]plan.Step{{Kind: plan.EnableVlanFiltering, Bridge: "br0", BridgeIndex: 2},
 		{Kind: plan.ExtendEntry, MAC: other.MAC, Port: other.Port, PortIndex: other.PortIndex, Bridge: "br0", BridgeIndex: 2, Entry: other}},
 		threeNICs()...)
@@ -224,7 +225,7 @@ func TestVlanPolicyIsNotUndone(t *testing.T) {
 	if k.history[1] != "replace" || k.fdb[fdbKey{other.MAC, 0}] != other {
 		t.Errorf("the entry of %s was not written again and kept: calls %v, fdb %s", other.Port, k.history, k.snapshot())
 	}
-	if k.flags[10] != (plan.Flags{Learning: true, Flood: true}) || len(k.fdb) != 1 {
+	if k.flags[10] != (model.Flags{Learning: true, Flood: true}) || len(k.fdb) != 1 {
 		t.Errorf("guest state left behind: %s", k.snapshot())
 	}
 }
@@ -234,8 +235,8 @@ func TestCleanupTreatsGoneAsDone(t *testing.T) {
 	k.fdb[fdbKey{roamed.MAC, 0}] = roamed
 	steps := []plan.Step{
 		{Kind: plan.DelEntry, MAC: roamed.MAC, Bridge: "br0", Entry: roamed},
-		{Kind: plan.DelEntry, MAC: "52:54:00:00:00:09", Bridge: "br0", Entry: plan.Entry{MAC: "52:54:00:00:00:09", PortIndex: 10}},
-		{Kind: plan.SetFlags, Port: "vnet99", PortIndex: 99, Bridge: "br0", Flags: plan.Flags{Learning: true, Flood: true}},
+		{Kind: plan.DelEntry, MAC: "52:54:00:00:00:09", Bridge: "br0", Entry: model.Entry{MAC: "52:54:00:00:00:09", PortIndex: 10}},
+		{Kind: plan.SetFlags, Port: "vnet99", PortIndex: 99, Bridge: "br0", Flags: model.Flags{Learning: true, Flood: true}},
 	}
 	if err := Cleanup(k, steps); err != nil {
 		t.Fatalf("Cleanup = %v, want nil (absent entry and port count as done)", err)

@@ -11,28 +11,28 @@ import (
 	"github.com/fdbhook/fdbhook/pkg/admin"
 	"github.com/fdbhook/fdbhook/pkg/hook"
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
-	"github.com/fdbhook/fdbhook/pkg/plan"
+	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/pkg/runstate"
 )
 
 // fakeKernel: br0 with the taps guest-t2-a and vnet7, learning and
 // flooding, no entries. It records writes; the commands here must make none.
 type fakeKernel struct {
-	links  []*plan.Link
+	links  []*model.Link
 	writes []string
 	closed bool
 }
 
 func newFakeKernel() *fakeKernel {
-	on := plan.Flags{Learning: true, Flood: true}
-	return &fakeKernel{links: []*plan.Link{
+	on := model.Flags{Learning: true, Flood: true}
+	return &fakeKernel{links: []*model.Link{
 		{Name: "br0", Index: 2, Type: "bridge"},
 		{Name: "guest-t2-a", Index: 10, Type: "tuntap", TunMode: "tap", Master: "br0", MasterIndex: 2, MasterType: "bridge", Flags: on},
 		{Name: "vnet7", Index: 12, Type: "tuntap", TunMode: "tap", Master: "br0", MasterIndex: 2, MasterType: "bridge", Flags: on},
 	}}
 }
 
-func (k *fakeKernel) find(match func(*plan.Link) bool) *plan.Link {
+func (k *fakeKernel) find(match func(*model.Link) bool) *model.Link {
 	for _, l := range k.links {
 		if match(l) {
 			return l
@@ -41,21 +41,21 @@ func (k *fakeKernel) find(match func(*plan.Link) bool) *plan.Link {
 	return nil
 }
 
-func (k *fakeKernel) Link(name string) (*plan.Link, error) {
-	return k.find(func(l *plan.Link) bool { return l.Name == name }), nil
+func (k *fakeKernel) Link(name string) (*model.Link, error) {
+	return k.find(func(l *model.Link) bool { return l.Name == name }), nil
 }
-func (k *fakeKernel) LinkByIndex(i int) (*plan.Link, error) {
-	return k.find(func(l *plan.Link) bool { return l.Index == i }), nil
+func (k *fakeKernel) LinkByIndex(i int) (*model.Link, error) {
+	return k.find(func(l *model.Link) bool { return l.Index == i }), nil
 }
-func (k *fakeKernel) Links() ([]*plan.Link, error)                             { return k.links, nil }
-func (k *fakeKernel) BridgeEntries(*plan.Link) ([]plan.Entry, error)           { return nil, nil }
-func (k *fakeKernel) Entries(*plan.Link, string) ([]plan.Entry, error)         { return nil, nil }
-func (k *fakeKernel) PortEntries(*plan.Link, *plan.Link) ([]plan.Entry, error) { return nil, nil }
-func (k *fakeKernel) SetVlanFiltering(int, bool) error                         { return k.wrote("vlan") }
-func (k *fakeKernel) SetPortFlags(int, plan.Flags, bool) error                 { return k.wrote("flags") }
-func (k *fakeKernel) ReplaceEntry(e plan.Entry) error                          { return k.wrote("replace " + e.MAC) }
-func (k *fakeKernel) DeleteEntry(e plan.Entry) error                           { return k.wrote("delete " + e.MAC) }
-func (k *fakeKernel) Close()                                                   { k.closed = true }
+func (k *fakeKernel) Links() ([]*model.Link, error)                               { return k.links, nil }
+func (k *fakeKernel) BridgeEntries(*model.Link) ([]model.Entry, error)            { return nil, nil }
+func (k *fakeKernel) Entries(*model.Link, string) ([]model.Entry, error)          { return nil, nil }
+func (k *fakeKernel) PortEntries(*model.Link, *model.Link) ([]model.Entry, error) { return nil, nil }
+func (k *fakeKernel) SetVlanFiltering(int, bool) error                            { return k.wrote("vlan") }
+func (k *fakeKernel) SetPortFlags(int, model.Flags, bool) error                   { return k.wrote("flags") }
+func (k *fakeKernel) ReplaceEntry(e model.Entry) error                            { return k.wrote("replace " + e.MAC) }
+func (k *fakeKernel) DeleteEntry(e model.Entry) error                             { return k.wrote("delete " + e.MAC) }
+func (k *fakeKernel) Close()                                                      { k.closed = true }
 func (k *fakeKernel) wrote(w string) error {
 	k.writes = append(k.writes, w)
 	return nil

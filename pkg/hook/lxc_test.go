@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
-	"github.com/fdbhook/fdbhook/pkg/plan"
+	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/pkg/runstate"
 )
 
@@ -31,11 +31,11 @@ func (k lxcKernel) NetnsIDOfPid(pid int) (int, error) {
 // the container's init (pid 31023) in namespace id 0.
 func newLxcKernel(peerNS int) lxcKernel {
 	k := newFakeKernel()
-	on := plan.Flags{Learning: true, Flood: true}
-	k.links["fdbtlxbr0"] = &plan.Link{Name: "fdbtlxbr0", Index: 20, Type: "bridge"}
-	k.links["fdbtlxv1a"] = &plan.Link{Name: "fdbtlxv1a", Index: 21, Type: "veth", Master: "fdbtlxbr0", MasterIndex: 20, MasterType: "bridge",
+	on := model.Flags{Learning: true, Flood: true}
+	k.links["fdbtlxbr0"] = &model.Link{Name: "fdbtlxbr0", Index: 20, Type: "bridge"}
+	k.links["fdbtlxv1a"] = &model.Link{Name: "fdbtlxv1a", Index: 21, Type: "veth", Master: "fdbtlxbr0", MasterIndex: 20, MasterType: "bridge",
 		Flags: on, PeerNetnsID: peerNS}
-	k.links["vnet1"] = &plan.Link{Name: "vnet1", Index: 22, Type: "veth", Master: "fdbtlxbr0", MasterIndex: 20, MasterType: "bridge",
+	k.links["vnet1"] = &model.Link{Name: "vnet1", Index: 22, Type: "veth", Master: "fdbtlxbr0", MasterIndex: 20, MasterType: "bridge",
 		Flags: on, PeerNetnsID: peerNS}
 	return lxcKernel{fakeKernel: k, nsids: map[int]int{31023: 0}}
 }
@@ -110,8 +110,8 @@ func TestLxcOperationTable(t *testing.T) {
 		{"prepare", "begin", "", ""}, {"start", "begin", "", ""}, {"started", "end", startedLive, ""},
 	} {
 		k := newLxcKernel(0)
-		k.links["eno1"] = &plan.Link{Name: "eno1", Index: 23, Type: "device", Master: "fdbtlxbr0", MasterIndex: 20, MasterType: "bridge"}
-		k.entries = append(k.entries, plan.Entry{MAC: "52:54:00:4c:58:01", Port: "eno1", PortIndex: 23, State: plan.NUDNoARP, NTFlags: plan.NTFMaster})
+		k.links["eno1"] = &model.Link{Name: "eno1", Index: 23, Type: "device", Master: "fdbtlxbr0", MasterIndex: 20, MasterType: "bridge"}
+		k.entries = append(k.entries, model.Entry{MAC: "52:54:00:4c:58:01", Port: "eno1", PortIndex: 23, State: model.NUDNoARP, NTFlags: model.NTFMaster})
 		stdin := lxcFixture(t, "lxc-fdbtlxc1-started-begin.xml")
 		if tc.op != "started" {
 			stdin = lxcFixture(t, "lxc-fdbtlxc1-"+tc.op+"-"+tc.subop+".xml")
@@ -155,7 +155,7 @@ func TestLxcRefusals(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			k := newLxcKernel(tc.peerNS)
-			k.links["fdbtlxup0"] = &plan.Link{Name: "fdbtlxup0", Index: 24, Type: "veth", Master: "fdbtlxbr0", MasterIndex: 20,
+			k.links["fdbtlxup0"] = &model.Link{Name: "fdbtlxup0", Index: 24, Type: "veth", Master: "fdbtlxbr0", MasterIndex: 20,
 				MasterType: "bridge", PeerNetnsID: -1}
 			cfg := cfgLxc
 			if tc.name == "warn" {

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fdbhook/fdbhook/pkg/plan"
+	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/pkg/runstate"
 )
 
@@ -68,27 +68,27 @@ func TestMigrateBeginNeverFails(t *testing.T) {
 }
 
 func TestIncomingStart(t *testing.T) {
-	quiet := plan.Flags{}
+	quiet := model.Flags{}
 	for _, tc := range []struct {
 		name    string
 		mark    *runstate.Mark // nil: migrate begin runs first
 		watcher bool
 		writes  string
-		flags   []plan.Flags
+		flags   []model.Flags
 		phase   runstate.Phase // mark left after start; "" for none
 	}{
 		{name: "no watcher: learning on, no entries", writes: "flags flags",
-			flags: []plan.Flags{{Learning: true}, {Learning: true}}, phase: runstate.Pending},
+			flags: []model.Flags{{Learning: true}, {Learning: true}}, phase: runstate.Pending},
 		{name: "watcher: learning on too, no entries", watcher: true, writes: "flags flags",
-			flags: []plan.Flags{{Learning: true}, {Learning: true}}, phase: runstate.Pending},
+			flags: []model.Flags{{Learning: true}, {Learning: true}}, phase: runstate.Pending},
 		{name: "stale mark: ordinary start", mark: &runstate.Mark{Guest: "t2", Phase: runstate.Incoming,
 			Since: time.Now().Add(-runstate.MaxPrepare - time.Minute)},
-			writes: "replace 52:54:00:aa:cc:01 flags replace 52:54:00:aa:cc:03 flags", flags: []plan.Flags{quiet, quiet}},
+			writes: "replace 52:54:00:aa:cc:01 flags replace 52:54:00:aa:cc:03 flags", flags: []model.Flags{quiet, quiet}},
 		{name: "pending mark: ordinary start", mark: &runstate.Mark{Guest: "t2", Phase: runstate.Pending, Since: time.Now()},
-			writes: "replace 52:54:00:aa:cc:01 flags replace 52:54:00:aa:cc:03 flags", flags: []plan.Flags{quiet, quiet}},
+			writes: "replace 52:54:00:aa:cc:01 flags replace 52:54:00:aa:cc:03 flags", flags: []model.Flags{quiet, quiet}},
 		{name: "mark of another guest of that name: ordinary start", mark: &runstate.Mark{Guest: "t2",
 			UUID: "00000000-0000-0000-0000-000000000000", Phase: runstate.Incoming, Since: time.Now()},
-			writes: "replace 52:54:00:aa:cc:01 flags replace 52:54:00:aa:cc:03 flags", flags: []plan.Flags{quiet, quiet}},
+			writes: "replace 52:54:00:aa:cc:01 flags replace 52:54:00:aa:cc:03 flags", flags: []model.Flags{quiet, quiet}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()

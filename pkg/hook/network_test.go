@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/fdbhook/fdbhook/pkg/plan"
+	"github.com/fdbhook/fdbhook/pkg/model"
 )
 
 func runNetwork(t *testing.T, cfg string, stdin []byte, k *fakeKernel, args ...string) run {
@@ -73,7 +73,7 @@ func TestNetworkPolicy(t *testing.T) {
 func TestNetworkFailures(t *testing.T) {
 	start := netFixture(t, "network-hostbr-start-begin.xml")
 	notBridge := newFakeKernel()
-	notBridge.links["br0"] = &plan.Link{Name: "br0", Index: 2, Type: "device"}
+	notBridge.links["br0"] = &model.Link{Name: "br0", Index: 2, Type: "device"}
 	for _, tc := range []struct {
 		name, cfg string
 		stdin     []byte

@@ -13,7 +13,7 @@ import (
 	"github.com/fdbhook/fdbhook/pkg/apply"
 	"github.com/fdbhook/fdbhook/pkg/config"
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
-	"github.com/fdbhook/fdbhook/pkg/plan"
+	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/pkg/runstate"
 	"github.com/fdbhook/fdbhook/pkg/version"
 )
@@ -31,11 +31,11 @@ const (
 // Kernel is what a run needs from the kernel: reads for planning, writes
 // for applying.
 type Kernel interface {
-	Link(name string) (*plan.Link, error)
-	LinkByIndex(index int) (*plan.Link, error)
-	Entries(bridge *plan.Link, mac string) ([]plan.Entry, error)
-	PortEntries(bridge, port *plan.Link) ([]plan.Entry, error)
-	BridgeEntries(bridge *plan.Link) ([]plan.Entry, error)
+	Link(name string) (*model.Link, error)
+	LinkByIndex(index int) (*model.Link, error)
+	Entries(bridge *model.Link, mac string) ([]model.Entry, error)
+	PortEntries(bridge, port *model.Link) ([]model.Entry, error)
+	BridgeEntries(bridge *model.Link) ([]model.Entry, error)
 	apply.Writer
 	Close()
 }

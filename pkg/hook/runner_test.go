@@ -9,43 +9,43 @@ import (
 	"time"
 
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
-	"github.com/fdbhook/fdbhook/pkg/plan"
+	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/pkg/runstate"
 )
 
 // fakeKernel: br0 with taps guest-t2-a and vnet7, all learning and flooding,
 // and the FDB entries in entries (none unless a test adds them).
 type fakeKernel struct {
-	links   map[string]*plan.Link
-	entries []plan.Entry
+	links   map[string]*model.Link
+	entries []model.Entry
 	writes  []string
-	flags   []plan.Flags // what each SetPortFlags asked for
+	flags   []model.Flags // what each SetPortFlags asked for
 	closed  bool
 }
 
 // withRoamed adds an uplink eno1 to br0 and a static entry there for each
 // of macs, as after the guest's MAC roamed to the uplink.
 func (k *fakeKernel) withRoamed(macs ...string) *fakeKernel {
-	k.links["eno1"] = &plan.Link{Name: "eno1", Index: 4, Type: "device", Master: "br0", MasterIndex: 2, MasterType: "bridge",
-		Flags: plan.Flags{Learning: true, Flood: true}}
+	k.links["eno1"] = &model.Link{Name: "eno1", Index: 4, Type: "device", Master: "br0", MasterIndex: 2, MasterType: "bridge",
+		Flags: model.Flags{Learning: true, Flood: true}}
 	for _, m := range macs {
-		k.entries = append(k.entries, plan.Entry{MAC: m, Port: "eno1", PortIndex: 4, State: plan.NUDNoARP, NTFlags: plan.NTFMaster})
+		k.entries = append(k.entries, model.Entry{MAC: m, Port: "eno1", PortIndex: 4, State: model.NUDNoARP, NTFlags: model.NTFMaster})
 	}
 	return k
 }
 
 func newFakeKernel() *fakeKernel {
-	on := plan.Flags{Learning: true, Flood: true}
-	br := &plan.Link{Name: "br0", Index: 2, Type: "bridge"}
-	return &fakeKernel{links: map[string]*plan.Link{
+	on := model.Flags{Learning: true, Flood: true}
+	br := &model.Link{Name: "br0", Index: 2, Type: "bridge"}
+	return &fakeKernel{links: map[string]*model.Link{
 		"br0":        br,
 		"guest-t2-a": {Name: "guest-t2-a", Index: 10, Type: "tuntap", TunMode: "tap", Master: "br0", MasterIndex: 2, MasterType: "bridge", Flags: on},
 		"vnet7":      {Name: "vnet7", Index: 12, Type: "tuntap", TunMode: "tap", Master: "br0", MasterIndex: 2, MasterType: "bridge", Flags: on},
 	}}
 }
 
-func (k *fakeKernel) Link(name string) (*plan.Link, error) { return k.links[name], nil }
-func (k *fakeKernel) LinkByIndex(i int) (*plan.Link, error) {
+func (k *fakeKernel) Link(name string) (*model.Link, error) { return k.links[name], nil }
+func (k *fakeKernel) LinkByIndex(i int) (*model.Link, error) {
 	for _, l := range k.links {
 		if l.Index == i {
 			return l, nil
@@ -53,8 +53,8 @@ func (k *fakeKernel) LinkByIndex(i int) (*plan.Link, error) {
 	}
 	return nil, nil
 }
-func (k *fakeKernel) Entries(br *plan.Link, mac string) ([]plan.Entry, error) {
-	var out []plan.Entry
+func (k *fakeKernel) Entries(br *model.Link, mac string) ([]model.Entry, error) {
+	var out []model.Entry
 	for _, e := range k.entries {
 		if p, _ := k.LinkByIndex(e.PortIndex); e.MAC == mac && p != nil && p.MasterIndex == br.Index {
 			out = append(out, e)
@@ -62,8 +62,8 @@ func (k *fakeKernel) Entries(br *plan.Link, mac string) ([]plan.Entry, error) {
 	}
 	return out, nil
 }
-func (k *fakeKernel) PortEntries(br, port *plan.Link) ([]plan.Entry, error) {
-	var out []plan.Entry
+func (k *fakeKernel) PortEntries(br, port *model.Link) ([]model.Entry, error) {
+	var out []model.Entry
 	for _, e := range k.entries {
 		if e.PortIndex == port.Index {
 			out = append(out, e)
@@ -71,8 +71,8 @@ func (k *fakeKernel) PortEntries(br, port *plan.Link) ([]plan.Entry, error) {
 	}
 	return out, nil
 }
-func (k *fakeKernel) BridgeEntries(br *plan.Link) ([]plan.Entry, error) {
-	var out []plan.Entry
+func (k *fakeKernel) BridgeEntries(br *model.Link) ([]model.Entry, error) {
+	var out []model.Entry
 	for _, e := range k.entries {
 		if p, _ := k.LinkByIndex(e.PortIndex); p != nil && p.MasterIndex == br.Index {
 			out = append(out, e)
@@ -84,16 +84,16 @@ func (k *fakeKernel) SetVlanFiltering(int, bool) error {
 	k.writes = append(k.writes, "vlan")
 	return nil
 }
-func (k *fakeKernel) SetPortFlags(i int, f plan.Flags, _ bool) error {
+func (k *fakeKernel) SetPortFlags(i int, f model.Flags, _ bool) error {
 	k.writes = append(k.writes, "flags")
 	k.flags = append(k.flags, f)
 	return nil
 }
-func (k *fakeKernel) ReplaceEntry(e plan.Entry) error {
+func (k *fakeKernel) ReplaceEntry(e model.Entry) error {
 	k.writes = append(k.writes, "replace "+e.MAC)
 	return nil
 }
-func (k *fakeKernel) DeleteEntry(e plan.Entry) error {
+func (k *fakeKernel) DeleteEntry(e model.Entry) error {
 	k.writes = append(k.writes, "delete "+e.MAC)
 	return nil
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
-	"github.com/fdbhook/fdbhook/pkg/plan"
+	"github.com/fdbhook/fdbhook/pkg/model"
 )
 
 // DefaultTimeout bounds every netlink call: a stuck kernel call becomes an
@@ -27,11 +27,11 @@ const dumpRetries = 5
 // Conn is an rtnetlink connection in one network namespace.
 type Conn struct {
 	sock    *nl.SocketHandle
-	byIndex map[int]*plan.Link
+	byIndex map[int]*model.Link
 	vlans   []int
 	// portVlans holds the VLANs of every bridge port, by port index, from
 	// the same dump as vlans.
-	portVlans map[int][]plan.Vlan
+	portVlans map[int][]model.Vlan
 	vlansOK   bool
 	// sticky: the running kernel honours NTF_STICKY (Linux 4.20+).
 	sticky bool
@@ -54,7 +54,7 @@ func Open(ns netns.NsHandle, timeout time.Duration) (*Conn, error) {
 		return nil, fmt.Errorf("setting netlink receive timeout: %w", err)
 	}
 	_ = s.SetExtAck(true) // kernel error strings, where the kernel has them
-	return &Conn{sock: &nl.SocketHandle{Socket: s}, byIndex: map[int]*plan.Link{},
+	return &Conn{sock: &nl.SocketHandle{Socket: s}, byIndex: map[int]*model.Link{},
 		sticky: kernelAtLeast(release(), 4, 20)}, nil
 }
 
@@ -125,7 +125,7 @@ func skipStats() *nl.RtAttr {
 }
 
 // Link looks a device up by name; nil when it does not exist.
-func (c *Conn) Link(name string) (*plan.Link, error) {
+func (c *Conn) Link(name string) (*model.Link, error) {
 	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
 	return c.getLink(c.request(unix.RTM_GETLINK, unix.NLM_F_ACK, msg,
 		nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(name)), skipStats()))
@@ -133,7 +133,7 @@ func (c *Conn) Link(name string) (*plan.Link, error) {
 
 // LinkByIndex looks a device up by index; nil when it does not exist.
 // Results are cached for the connection's life (one hook run).
-func (c *Conn) LinkByIndex(index int) (*plan.Link, error) {
+func (c *Conn) LinkByIndex(index int) (*model.Link, error) {
 	if l, ok := c.byIndex[index]; ok {
 		return l, nil
 	}
@@ -142,7 +142,7 @@ func (c *Conn) LinkByIndex(index int) (*plan.Link, error) {
 	return c.getLink(c.request(unix.RTM_GETLINK, unix.NLM_F_ACK, msg, skipStats()))
 }
 
-func (c *Conn) getLink(req *nl.NetlinkRequest) (*plan.Link, error) {
+func (c *Conn) getLink(req *nl.NetlinkRequest) (*model.Link, error) {
 	msgs, err := c.execute(req, unix.RTM_NEWLINK)
 	if errors.Is(err, unix.ENODEV) {
 		return nil, nil
@@ -180,15 +180,15 @@ func (c *Conn) getLink(req *nl.NetlinkRequest) (*plan.Link, error) {
 // (retried when a concurrent change interrupts it), with master names
 // filled in. It only reads. Each device also enters the LinkByIndex cache,
 // as a copy: callers may change what they get back.
-func (c *Conn) Links() ([]*plan.Link, error) {
+func (c *Conn) Links() ([]*model.Link, error) {
 	msgs, err := c.dump(func() *nl.NetlinkRequest {
 		return c.request(unix.RTM_GETLINK, unix.NLM_F_DUMP, nl.NewIfInfomsg(unix.AF_UNSPEC), skipStats())
 	}, unix.RTM_NEWLINK)
 	if err != nil {
 		return nil, fmt.Errorf("dumping links: %w", err)
 	}
-	out := make([]*plan.Link, 0, len(msgs))
-	byIndex := make(map[int]*plan.Link, len(msgs))
+	out := make([]*model.Link, 0, len(msgs))
+	byIndex := make(map[int]*model.Link, len(msgs))
 	for _, m := range msgs {
 		l, err := parseLink(m)
 		if err != nil {
@@ -213,13 +213,13 @@ func (c *Conn) Links() ([]*plan.Link, error) {
 	return out, nil
 }
 
-func parseLink(m []byte) (*plan.Link, error) {
+func parseLink(m []byte) (*model.Link, error) {
 	nlink, err := netlink.LinkDeserialize(nil, m)
 	if err != nil {
 		return nil, fmt.Errorf("parsing link message: %w", err)
 	}
 	a := nlink.Attrs()
-	l := &plan.Link{Name: a.Name, Index: a.Index, Type: nlink.Type(), MasterIndex: a.MasterIndex,
+	l := &model.Link{Name: a.Name, Index: a.Index, Type: nlink.Type(), MasterIndex: a.MasterIndex,
 		Promiscuity: a.Promisc, PromiscFlag: a.RawFlags&unix.IFF_PROMISC != 0,
 		// IFLA_CARRIER, read below, overrides this where the kernel has it.
 		Carrier:     a.RawFlags&unix.IFF_LOWER_UP != 0,
@@ -256,7 +256,7 @@ func parseLink(m []byte) (*plan.Link, error) {
 
 // parseLinkAttrs reads what the netlink library does not: the carrier, and
 // from the link info, the master's kind and a bridge port's flags.
-func parseLinkAttrs(l *plan.Link, attrs []syscall.NetlinkRouteAttr) error {
+func parseLinkAttrs(l *model.Link, attrs []syscall.NetlinkRouteAttr) error {
 	for _, a := range attrs {
 		switch a.Attr.Type &^ unix.NLA_F_NESTED {
 		case unix.IFLA_CARRIER:
@@ -294,7 +294,7 @@ func parseLinkAttrs(l *plan.Link, attrs []syscall.NetlinkRouteAttr) error {
 // parsePortFlags reads a bridge port's flags from its slave data, and
 // whether the kernel reports IFLA_BRPORT_LOCKED at all (5.18+): a kernel
 // that reports it can lock the port.
-func parsePortFlags(b []byte) (f plan.Flags, lockCapable bool, err error) {
+func parsePortFlags(b []byte) (f model.Flags, lockCapable bool, err error) {
 	attrs, err := nl.ParseRouteAttr(b)
 	if err != nil {
 		return f, false, err
@@ -320,7 +320,7 @@ func parsePortFlags(b []byte) (f plan.Flags, lockCapable bool, err error) {
 // kernel has bridge VLAN support, for every VLAN configured on any bridge
 // port. Each lookup is an RTM_GETNEIGH "get" (kernel 5.3+), so the cost does
 // not grow with the size of the FDB.
-func (c *Conn) Entries(bridge *plan.Link, mac string) ([]plan.Entry, error) {
+func (c *Conn) Entries(bridge *model.Link, mac string) ([]model.Entry, error) {
 	hw, err := net.ParseMAC(mac)
 	if err != nil {
 		return nil, err
@@ -336,7 +336,7 @@ func (c *Conn) Entries(bridge *plan.Link, mac string) ([]plan.Entry, error) {
 		}
 		vids = append(vids, vl...)
 	}
-	var out []plan.Entry
+	var out []model.Entry
 	for _, vid := range vids {
 		e, err := c.fdbGet(bridge.Index, hw, vid)
 		if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EINVAL) {
@@ -352,7 +352,7 @@ func (c *Conn) Entries(bridge *plan.Link, mac string) ([]plan.Entry, error) {
 	return c.named(out)
 }
 
-func (c *Conn) fdbGet(bridgeIndex int, hw net.HardwareAddr, vid int) (*plan.Entry, error) {
+func (c *Conn) fdbGet(bridgeIndex int, hw net.HardwareAddr, vid int) (*model.Entry, error) {
 	req := c.request(unix.RTM_GETNEIGH, 0,
 		&netlink.Ndmsg{Family: unix.AF_BRIDGE, Flags: unix.NTF_MASTER},
 		nl.NewRtAttr(unix.NDA_LLADDR, hw),
@@ -375,12 +375,12 @@ func (c *Conn) fdbGet(bridgeIndex int, hw net.HardwareAddr, vid int) (*plan.Entr
 // NDA_MASTER; 0 for a device's own "self" entries). The kernel does not
 // set NTF_MASTER in what it reports, only NDA_MASTER: the entry gets the
 // flag here, as `bridge fdb` shows "master".
-func parseEntry(m []byte) (*plan.Entry, int, error) {
+func parseEntry(m []byte) (*model.Entry, int, error) {
 	n, err := netlink.NeighDeserialize(m)
 	if err != nil {
 		return nil, 0, fmt.Errorf("parsing FDB entry: %w", err)
 	}
-	e := &plan.Entry{MAC: n.HardwareAddr.String(), PortIndex: n.LinkIndex, Vlan: n.Vlan,
+	e := &model.Entry{MAC: n.HardwareAddr.String(), PortIndex: n.LinkIndex, Vlan: n.Vlan,
 		State: n.State, NTFlags: n.Flags}
 	if n.MasterIndex != 0 {
 		e.NTFlags |= unix.NTF_MASTER
@@ -389,12 +389,12 @@ func parseEntry(m []byte) (*plan.Entry, int, error) {
 }
 
 // entriesByDump is the fallback for kernels without FDB "get".
-func (c *Conn) entriesByDump(bridge *plan.Link, mac string) ([]plan.Entry, error) {
+func (c *Conn) entriesByDump(bridge *model.Link, mac string) ([]model.Entry, error) {
 	all, err := c.BridgeEntries(bridge)
 	if err != nil {
 		return nil, err
 	}
-	var out []plan.Entry
+	var out []model.Entry
 	for _, e := range all {
 		if e.MAC == mac {
 			out = append(out, e)
@@ -404,16 +404,16 @@ func (c *Conn) entriesByDump(bridge *plan.Link, mac string) ([]plan.Entry, error
 }
 
 // BridgeEntries dumps every FDB entry of bridge (kernel-filtered by bridge).
-func (c *Conn) BridgeEntries(bridge *plan.Link) ([]plan.Entry, error) {
+func (c *Conn) BridgeEntries(bridge *model.Link) ([]model.Entry, error) {
 	return c.fdbDump(bridge.Index, 0)
 }
 
 // PortEntries dumps the FDB entries of bridge that point at port.
-func (c *Conn) PortEntries(bridge, port *plan.Link) ([]plan.Entry, error) {
+func (c *Conn) PortEntries(bridge, port *model.Link) ([]model.Entry, error) {
 	return c.fdbDump(bridge.Index, port.Index)
 }
 
-func (c *Conn) fdbDump(bridgeIndex, portIndex int) ([]plan.Entry, error) {
+func (c *Conn) fdbDump(bridgeIndex, portIndex int) ([]model.Entry, error) {
 	msgs, err := c.dump(func() *nl.NetlinkRequest {
 		// An ifinfomsg with IFLA_MASTER is the form the kernel filters by
 		// bridge (and by port, through ifi_index), as `bridge fdb show br`.
@@ -425,7 +425,7 @@ func (c *Conn) fdbDump(bridgeIndex, portIndex int) ([]plan.Entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]plan.Entry, 0, len(msgs))
+	out := make([]model.Entry, 0, len(msgs))
 	for _, m := range msgs {
 		e, master, err := parseEntry(m)
 		if err != nil {
@@ -440,7 +440,7 @@ func (c *Conn) fdbDump(bridgeIndex, portIndex int) ([]plan.Entry, error) {
 }
 
 // named fills in port names.
-func (c *Conn) named(entries []plan.Entry) ([]plan.Entry, error) {
+func (c *Conn) named(entries []model.Entry) ([]model.Entry, error) {
 	for i := range entries {
 		l, err := c.LinkByIndex(entries[i].PortIndex)
 		if err != nil {
@@ -468,7 +468,7 @@ func (c *Conn) bridgeVlans() ([]int, error) {
 		return nil, err
 	}
 	seen := map[int]bool{}
-	c.vlans, c.portVlans = nil, map[int][]plan.Vlan{}
+	c.vlans, c.portVlans = nil, map[int][]model.Vlan{}
 	for _, m := range msgs {
 		if len(m) < unix.SizeofIfInfomsg {
 			continue
@@ -490,7 +490,7 @@ func (c *Conn) bridgeVlans() ([]int, error) {
 				if s.Attr.Type == nl.IFLA_BRIDGE_VLAN_INFO && len(s.Value) >= 4 {
 					info := nl.DeserializeBridgeVlanInfo(s.Value)
 					seen[int(info.Vid)] = true
-					c.portVlans[port] = append(c.portVlans[port], plan.Vlan{ID: int(info.Vid),
+					c.portVlans[port] = append(c.portVlans[port], model.Vlan{ID: int(info.Vid),
 						Pvid:     info.Flags&nl.BRIDGE_VLAN_INFO_PVID != 0,
 						Untagged: info.Flags&nl.BRIDGE_VLAN_INFO_UNTAGGED != 0})
 				}
@@ -510,9 +510,9 @@ func (c *Conn) bridgeVlans() ([]int, error) {
 
 // PortVlans returns the VLANs of a bridge port, sorted by ID (none on a
 // bridge that does not filter VLANs, or a kernel without VLAN filtering).
-func (c *Conn) PortVlans(portIndex int) ([]plan.Vlan, error) {
+func (c *Conn) PortVlans(portIndex int) ([]model.Vlan, error) {
 	if _, err := c.bridgeVlans(); err != nil {
 		return nil, fmt.Errorf("reading VLANs of bridge ports: %w", err)
 	}
-	return append([]plan.Vlan{}, c.portVlans[portIndex]...), nil
+	return append([]model.Vlan{}, c.portVlans[portIndex]...), nil
 }

@@ -12,7 +12,7 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
-	"github.com/fdbhook/fdbhook/pkg/plan"
+	"github.com/fdbhook/fdbhook/pkg/model"
 )
 
 var nsSeq atomic.Int32
@@ -91,8 +91,8 @@ func TestLinkReads(t *testing.T) {
 	if err != nil || tap == nil {
 		t.Fatalf("Link(fdbtk0) = %v, %v", tap, err)
 	}
-	want := plan.Link{Name: "fdbtk0", Index: l.tap.Attrs().Index, Type: "tuntap", TunMode: "tap", Master: "br0",
-		MasterIndex: l.br.Attrs().Index, MasterType: "bridge", Flags: plan.Flags{Learning: true, Flood: true},
+	want := model.Link{Name: "fdbtk0", Index: l.tap.Attrs().Index, Type: "tuntap", TunMode: "tap", Master: "br0",
+		MasterIndex: l.br.Attrs().Index, MasterType: "bridge", Flags: model.Flags{Learning: true, Flood: true},
 		PeerNetnsID: -1}
 	got := *tap
 	got.LockCapable, got.Promiscuity, got.PromiscFlag, got.Carrier = false, 0, false, false
@@ -117,7 +117,7 @@ func TestLinkReads(t *testing.T) {
 func TestEntryWrites(t *testing.T) {
 	l := newLab(t)
 	const mac = "52:54:00:fd:c0:01"
-	e := plan.Entry{MAC: mac, PortIndex: l.tap.Attrs().Index, State: plan.NUDNoARP, NTFlags: plan.NTFMaster}
+	e := model.Entry{MAC: mac, PortIndex: l.tap.Attrs().Index, State: model.NUDNoARP, NTFlags: model.NTFMaster}
 	if err := l.c.ReplaceEntry(e); err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +144,7 @@ func TestEntryWrites(t *testing.T) {
 	if err != nil || len(got) != len(ns) || got[0].Port != "fdbtk0" || !got[0].Static() {
 		t.Errorf("Entries(br0, %s) = %+v, %v; want the %d entries the witness sees, on fdbtk0, static", mac, got, err, len(ns))
 	}
-	if err := l.c.DeleteEntry(plan.Entry{MAC: mac, PortIndex: l.tap.Attrs().Index}); err != nil {
+	if err := l.c.DeleteEntry(model.Entry{MAC: mac, PortIndex: l.tap.Attrs().Index}); err != nil {
 		t.Fatal(err)
 	}
 	if ns := witness(); len(ns) != 0 {
@@ -159,7 +159,7 @@ func TestEntryWrites(t *testing.T) {
 // through the witness's protinfo.
 func TestSetPortFlags(t *testing.T) {
 	l := newLab(t)
-	for _, f := range []plan.Flags{{}, {Learning: true}, {Flood: true}, {Learning: true, Flood: true}} {
+	for _, f := range []model.Flags{{}, {Learning: true}, {Flood: true}, {Learning: true, Flood: true}} {
 		if err := l.c.SetPortFlags(l.tap.Attrs().Index, f, false); err != nil {
 			t.Fatal(err)
 		}

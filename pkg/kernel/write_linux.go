@@ -7,7 +7,7 @@ import (
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 
-	"github.com/fdbhook/fdbhook/pkg/plan"
+	"github.com/fdbhook/fdbhook/pkg/model"
 )
 
 func boolAttr(b bool) []byte {
@@ -21,7 +21,7 @@ func boolAttr(b bool) []byte {
 // of a bridge port in one RTM_SETLINK (IFLA_PROTINFO) message, so the port
 // never has one without the others. The netlink library has no call that
 // sets these together, hence the raw request.
-func (c *Conn) SetPortFlags(portIndex int, f plan.Flags, withLocked bool) error {
+func (c *Conn) SetPortFlags(portIndex int, f model.Flags, withLocked bool) error {
 	msg := nl.NewIfInfomsg(unix.AF_BRIDGE)
 	msg.Index = int32(portIndex)
 	proto := nl.NewRtAttr(unix.IFLA_PROTINFO|unix.NLA_F_NESTED, nil)
@@ -36,13 +36,13 @@ func (c *Conn) SetPortFlags(portIndex int, f plan.Flags, withLocked bool) error 
 
 // AddPortVlans adds vlans to a bridge port, or updates their pvid and
 // untagged flags, in one RTM_SETLINK.
-func (c *Conn) AddPortVlans(portIndex int, vlans []plan.Vlan) error {
+func (c *Conn) AddPortVlans(portIndex int, vlans []model.Vlan) error {
 	c.vlansOK = false
 	return c.portVlanMsg(unix.RTM_SETLINK, portIndex, vlans)
 }
 
 // DelPortVlans removes vlans from a bridge port in one RTM_DELLINK.
-func (c *Conn) DelPortVlans(portIndex int, vlans []plan.Vlan) error {
+func (c *Conn) DelPortVlans(portIndex int, vlans []model.Vlan) error {
 	c.vlansOK = false
 	return c.portVlanMsg(unix.RTM_DELLINK, portIndex, vlans)
 }
@@ -50,7 +50,7 @@ func (c *Conn) DelPortVlans(portIndex int, vlans []plan.Vlan) error {
 // portVlanMsg is a raw request: the netlink library's BridgeVlanAdd and
 // BridgeVlanDel send one VLAN per message, and a port must never be left
 // between two messages without its new pvid.
-func (c *Conn) portVlanMsg(typ, portIndex int, vlans []plan.Vlan) error {
+func (c *Conn) portVlanMsg(typ, portIndex int, vlans []model.Vlan) error {
 	msg := nl.NewIfInfomsg(unix.AF_BRIDGE)
 	msg.Index = int32(portIndex)
 	spec := nl.NewRtAttr(unix.IFLA_AF_SPEC, nil)
@@ -72,17 +72,17 @@ func (c *Conn) portVlanMsg(typ, portIndex int, vlans []plan.Vlan) error {
 // to (NTF_MASTER), with `bridge fdb replace` semantics. Vlan 0 means no VLAN
 // attribute: on a VLAN-filtering bridge the kernel then writes the entry for
 // VLAN 0 and for every VLAN the port has.
-func (c *Conn) ReplaceEntry(e plan.Entry) error {
+func (c *Conn) ReplaceEntry(e model.Entry) error {
 	return c.neigh(unix.RTM_NEWNEIGH, unix.NLM_F_CREATE|unix.NLM_F_REPLACE, e)
 }
 
 // DeleteEntry deletes an FDB entry. Vlan 0 deletes the entry for VLAN 0 and,
 // on a VLAN-filtering bridge, the port's per-VLAN copies.
-func (c *Conn) DeleteEntry(e plan.Entry) error {
+func (c *Conn) DeleteEntry(e model.Entry) error {
 	return c.neigh(unix.RTM_DELNEIGH, 0, e)
 }
 
-func (c *Conn) neigh(typ, flags int, e plan.Entry) error {
+func (c *Conn) neigh(typ, flags int, e model.Entry) error {
 	hw, err := net.ParseMAC(e.MAC)
 	if err != nil {
 		return err

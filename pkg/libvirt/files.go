@@ -13,7 +13,7 @@ import (
 	"github.com/antchfx/xmlquery"
 
 	"github.com/fdbhook/fdbhook/pkg/guest"
-	"github.com/fdbhook/fdbhook/pkg/plan"
+	"github.com/fdbhook/fdbhook/pkg/model"
 )
 
 // Paths are where libvirt keeps its state; tests point them elsewhere.
@@ -43,22 +43,22 @@ var DefaultPaths = Paths{
 type Files struct {
 	paths  Paths
 	owners map[string]string
-	nets   map[string]*plan.Network
+	nets   map[string]*model.Network
 }
 
 // New returns a reader of the files under p.
-func New(p Paths) *Files { return &Files{paths: p, nets: map[string]*plan.Network{}} }
+func New(p Paths) *Files { return &Files{paths: p, nets: map[string]*model.Network{}} }
 
 // Network reads network name's bridge and MAC table manager; nil when
 // libvirt has no file for it.
-func (f *Files) Network(name string) (*plan.Network, error) {
+func (f *Files) Network(name string) (*model.Network, error) {
 	if n, ok := f.nets[name]; ok {
 		return n, nil
 	}
 	if strings.ContainsAny(name, "/\x00") {
 		return nil, fmt.Errorf("invalid network name %q", name)
 	}
-	var n *plan.Network
+	var n *model.Network
 	for _, dir := range f.paths.NetworkDirs {
 		data, err := os.ReadFile(filepath.Join(dir, name+".xml"))
 		if errors.Is(err, fs.ErrNotExist) {
@@ -77,7 +77,7 @@ func (f *Files) Network(name string) (*plan.Network, error) {
 }
 
 // ParseNetwork reads a <network>, or a <networkstatus> or <hookData> around one.
-func parseNetwork(data []byte) (*plan.Network, error) {
+func parseNetwork(data []byte) (*model.Network, error) {
 	doc, err := xmlquery.Parse(bytes.NewReader(data))
 	if err != nil {
 		return nil, err
@@ -86,7 +86,7 @@ func parseNetwork(data []byte) (*plan.Network, error) {
 	if net == nil {
 		return nil, errors.New("no <network> element")
 	}
-	n := &plan.Network{}
+	n := &model.Network{}
 	if e := xmlquery.FindOne(net, "name"); e != nil {
 		n.Name = strings.TrimSpace(e.InnerText())
 	}
@@ -98,7 +98,7 @@ func parseNetwork(data []byte) (*plan.Network, error) {
 }
 
 // ParseNetwork is parseNetwork for the network hook's standard input.
-func ParseNetwork(data []byte) (*plan.Network, error) { return parseNetwork(data) }
+func ParseNetwork(data []byte) (*model.Network, error) { return parseNetwork(data) }
 
 // PortOwner returns the running guest whose live XML names port as a target
 // device, or "". The directory is read once per run, and only when asked:

@@ -21,33 +21,33 @@ import (
 	"github.com/fdbhook/fdbhook/pkg/admin"
 	"github.com/fdbhook/fdbhook/pkg/config"
 	"github.com/fdbhook/fdbhook/pkg/guest"
-	"github.com/fdbhook/fdbhook/pkg/plan"
+	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/pkg/runstate"
 )
 
 // kernel is a read-only kernel for admin.Take: links, and static entries
 // by port name.
 type kernel struct {
-	links   []*plan.Link
+	links   []*model.Link
 	entries map[string][]string // port → MACs
 }
 
-func (k *kernel) Links() ([]*plan.Link, error) { return k.links, nil }
+func (k *kernel) Links() ([]*model.Link, error) { return k.links, nil }
 
-func (k *kernel) BridgeEntries(br *plan.Link) ([]plan.Entry, error) {
-	var out []plan.Entry
+func (k *kernel) BridgeEntries(br *model.Link) ([]model.Entry, error) {
+	var out []model.Entry
 	for _, l := range k.links {
 		if l.MasterIndex != br.Index {
 			continue
 		}
 		for _, mac := range k.entries[l.Name] {
-			out = append(out, plan.Entry{MAC: mac, Port: l.Name, PortIndex: l.Index, State: plan.NUDNoARP, NTFlags: plan.NTFMaster})
+			out = append(out, model.Entry{MAC: mac, Port: l.Name, PortIndex: l.Index, State: model.NUDNoARP, NTFlags: model.NTFMaster})
 		}
 	}
 	return out, nil
 }
 
-func (k *kernel) add(l *plan.Link) *plan.Link {
+func (k *kernel) add(l *model.Link) *model.Link {
 	l.Index = len(k.links) + 1
 	for _, m := range k.links {
 		if m.Name == l.Master {
@@ -60,11 +60,11 @@ func (k *kernel) add(l *plan.Link) *plan.Link {
 
 type noNetworks struct{}
 
-func (noNetworks) Network(string) (*plan.Network, error) { return nil, nil }
+func (noNetworks) Network(string) (*model.Network, error) { return nil, nil }
 
-func tap(name string, learning bool) *plan.Link {
-	return &plan.Link{Name: name, Type: "tuntap", TunMode: "tap", Master: "br0",
-		Flags: plan.Flags{Learning: learning, Flood: learning}, Promiscuity: 1, Carrier: true}
+func tap(name string, learning bool) *model.Link {
+	return &model.Link{Name: name, Type: "tuntap", TunMode: "tap", Master: "br0",
+		Flags: model.Flags{Learning: learning, Flood: learning}, Promiscuity: 1, Carrier: true}
 }
 
 func domain(t *testing.T, name, target, mac string, optOut bool) *guest.Guest {
@@ -92,8 +92,8 @@ func world(t *testing.T) func() (*admin.State, func(), error) {
 		"eth0":  {"52:54:00:00:00:02"},
 		"vnet7": {"52:54:00:00:00:07"},
 	}}
-	k.add(&plan.Link{Name: "br0", Type: "bridge", VlanCapable: true})
-	k.add(&plan.Link{Name: "eth0", Type: "device", Master: "br0", Flags: plan.Flags{Learning: true, Flood: true}, Promiscuity: 1, Carrier: true})
+	k.add(&model.Link{Name: "br0", Type: "bridge", VlanCapable: true})
+	k.add(&model.Link{Name: "eth0", Type: "device", Master: "br0", Flags: model.Flags{Learning: true, Flood: true}, Promiscuity: 1, Carrier: true})
 	k.add(tap("vnet1", false))
 	k.add(tap("vnet2", true))
 	k.add(tap("vnet3", true))

@@ -5,6 +5,7 @@ import (
 
 	"github.com/fdbhook/fdbhook/pkg/config"
 	"github.com/fdbhook/fdbhook/pkg/guest"
+	"github.com/fdbhook/fdbhook/pkg/model"
 )
 
 // Container is what proves that a veth is a container's port: the network
@@ -34,7 +35,7 @@ func StartContainer(cfg *config.Config, g *guest.Guest, v View, ct Container) (*
 
 // notGuestPort says why l, the device a NIC's XML names, is not a port
 // this guest may have managed; "" when it is.
-func (s *starter) notGuestPort(l *Link) string {
+func (s *starter) notGuestPort(l *model.Link) string {
 	if s.ct != nil {
 		return s.ct.disowns(l)
 	}
@@ -46,7 +47,7 @@ func (s *starter) notGuestPort(l *Link) string {
 
 // disowns says why l is not provably one of the container's veths; "" when
 // it is.
-func (ct *Container) disowns(l *Link) string {
+func (ct *Container) disowns(l *model.Link) string {
 	switch {
 	case l.IsTap():
 		return fmt.Sprintf("%s is a tap, not a container's veth: refusing to touch it", l.Name)

@@ -8,17 +8,18 @@ import (
 
 	"github.com/fdbhook/fdbhook/pkg/config"
 	"github.com/fdbhook/fdbhook/pkg/guest"
+	"github.com/fdbhook/fdbhook/pkg/model"
 )
 
 // containerHost: bridge fdbtlxbr0 with the captured container's veths
 // (peers in namespace id 0, the container's), a veth uplink whose peer is
 // in the host's namespace and one whose peer is in namespace id 5.
 func containerHost() *fakeView {
-	on := Flags{Learning: true, Flood: true}
-	port := func(name string, index, peer int) *Link {
-		return &Link{Name: name, Index: index, Type: "veth", Master: "fdbtlxbr0", MasterIndex: 20, MasterType: "bridge", Flags: on, PeerNetnsID: peer}
+	on := model.Flags{Learning: true, Flood: true}
+	port := func(name string, index, peer int) *model.Link {
+		return &model.Link{Name: name, Index: index, Type: "veth", Master: "fdbtlxbr0", MasterIndex: 20, MasterType: "bridge", Flags: on, PeerNetnsID: peer}
 	}
-	return &fakeView{links: []*Link{
+	return &fakeView{links: []*model.Link{
 		{Name: "fdbtlxbr0", Index: 20, Type: "bridge"},
 		port("fdbtlxv1a", 21, 0), port("vnet1", 22, 0), port("fdbtlxup0", 23, -1), port("fdbtlxot0", 24, 5),
 	}}

@@ -1,6 +1,8 @@
 package plan
 
 import (
+	"github.com/fdbhook/fdbhook/pkg/model"
+
 	"os"
 	"path/filepath"
 	"strings"
@@ -62,8 +64,8 @@ func FuzzStart(f *testing.F) {
 // fuzzHost is modernHost with a bridged veth, tun and bond beside the taps.
 func fuzzHost() *fakeView {
 	f := modernHost()
-	f.add(&Link{Name: "veth0", Index: 50, Type: "veth", Master: "br0", MasterIndex: 2, MasterType: "bridge", LockCapable: true})
-	f.add(&Link{Name: "tun0", Index: 51, Type: "tuntap", TunMode: "tun", Master: "br0", MasterIndex: 2, MasterType: "bridge", LockCapable: true})
-	f.add(&Link{Name: "bond0", Index: 52, Type: "bond", Master: "br0", MasterIndex: 2, MasterType: "bridge", LockCapable: true})
+	f.add(&model.Link{Name: "veth0", Index: 50, Type: "veth", Master: "br0", MasterIndex: 2, MasterType: "bridge", LockCapable: true})
+	f.add(&model.Link{Name: "tun0", Index: 51, Type: "tuntap", TunMode: "tun", Master: "br0", MasterIndex: 2, MasterType: "bridge", LockCapable: true})
+	f.add(&model.Link{Name: "bond0", Index: 52, Type: "bond", Master: "br0", MasterIndex: 2, MasterType: "bridge", LockCapable: true})
 	return f
 }

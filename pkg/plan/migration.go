@@ -1,6 +1,9 @@
 package plan
 
-import "fmt"
+import (
+	"fmt"
+	"github.com/fdbhook/fdbhook/pkg/model"
+)
 
 // Incoming turns the start plan of a guest arriving by live migration into
 // what its "start begin" on the destination does. libvirt runs that hook
@@ -30,7 +33,7 @@ func Incoming(start *Plan, v View, watcher bool) (*Plan, error) {
 		Notes: start.Notes, Warnings: start.Warnings}
 	type port struct {
 		step  Step // the port's first AddEntry
-		prior Flags
+		prior model.Flags
 	}
 	var ports []port
 	seen := map[int]bool{}
@@ -54,7 +57,7 @@ func Incoming(start *Plan, v View, watcher bool) (*Plan, error) {
 		}
 	}
 	for _, pt := range ports {
-		want := Flags{Learning: true, Locked: pt.prior.Locked}
+		want := model.Flags{Learning: true, Locked: pt.prior.Locked}
 		if want == pt.prior {
 			continue
 		}

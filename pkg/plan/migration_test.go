@@ -1,6 +1,8 @@
 package plan
 
 import (
+	"github.com/fdbhook/fdbhook/pkg/model"
+
 	"strings"
 	"testing"
 
@@ -29,11 +31,11 @@ func TestIncoming(t *testing.T) {
 			"net2: link set dev vnet7 learning on flood off (was learning on flood on)"}},
 		{name: "ports already learning, not flooding: nothing", config: baseConfig, xml: start, watcher: true,
 			kernel: func(f *fakeView) {
-				f.link("guest-t2-a").Flags = Flags{Learning: true}
-				f.link("vnet7").Flags = Flags{Learning: true}
+				f.link("guest-t2-a").Flags = model.Flags{Learning: true}
+				f.link("vnet7").Flags = model.Flags{Learning: true}
 			}},
 		{name: "no watcher, ports already quiet: learning back on", config: baseConfig, xml: start,
-			kernel: func(f *fakeView) { f.link("guest-t2-a").Flags = Flags{}; f.link("vnet7").Flags = Flags{} },
+			kernel: func(f *fakeView) { f.link("guest-t2-a").Flags = model.Flags{}; f.link("vnet7").Flags = model.Flags{} },
 			want: []string{"net0: link set dev guest-t2-a learning on flood off (was learning off flood off)",
 				"net2: link set dev vnet7 learning on flood off (was learning off flood off)"}},
 		{name: "lock_ports: not locked yet", config: baseConfig + "\n[bridge.br0]\nlock_ports = true", xml: start,
@@ -44,7 +46,7 @@ func TestIncoming(t *testing.T) {
 				"net0: link set dev guest-t2-a learning on flood off (was learning on flood on)",
 				"net2: link set dev vnet7 learning on flood off (was learning on flood on)"}},
 		{name: "a port found locked stays locked", config: baseConfig, xml: start,
-			kernel: func(f *fakeView) { f.link("vnet7").Flags = Flags{Learning: true, Flood: true, Locked: true} },
+			kernel: func(f *fakeView) { f.link("vnet7").Flags = model.Flags{Learning: true, Flood: true, Locked: true} },
 			want: []string{"net0: link set dev guest-t2-a learning on flood off (was learning on flood on)",
 				"net2: link set dev vnet7 learning on flood off locked on (was learning on flood on locked on)"}},
 		{name: "extra MACs: one flags step per port", config: baseConfig, xml: edit(start, "<metadata>", extra), watcher: true,
@@ -58,7 +60,7 @@ func TestIncoming(t *testing.T) {
 				"net2: link set dev vnet7 learning on flood off (was learning on flood on)"}},
 		{name: "roamed entry on the uplink is left alone", config: baseConfig, xml: start, watcher: true,
 			kernel: func(f *fakeView) {
-				f.entries = append(f.entries, Entry{MAC: "52:54:00:aa:cc:01", Port: "eno1", PortIndex: 4, State: NUDNoARP, NTFlags: NTFMaster})
+				f.entries = append(f.entries, model.Entry{MAC: "52:54:00:aa:cc:01", Port: "eno1", PortIndex: 4, State: model.NUDNoARP, NTFlags: model.NTFMaster})
 			}, want: []string{"net0: link set dev guest-t2-a learning on flood off (was learning on flood on)",
 				"net2: link set dev vnet7 learning on flood off (was learning on flood on)"}},
 	} {

@@ -1,6 +1,8 @@
 package plan
 
 import (
+	"github.com/fdbhook/fdbhook/pkg/model"
+
 	"fmt"
 	"slices"
 
@@ -58,7 +60,7 @@ func selectNIC(cfg *config.Config, g *guest.Guest, v View, nic guest.NIC) (c can
 	case nic.VirtualPort != "":
 		return c, fmt.Sprintf("virtualport type '%s' is never managed", nic.VirtualPort), nil
 	}
-	var net *Network
+	var net *model.Network
 	if nic.Network != "" {
 		if net, err = v.Network(nic.Network); err != nil {
 			return c, "", fmt.Errorf("%s: network %s: %w", nic.Label(), nic.Network, err)
@@ -135,7 +137,7 @@ type starter struct {
 // entry and the flags, less what the kernel cannot do.
 type features struct {
 	lock, sticky bool
-	vlans        []Vlan
+	vlans        []model.Vlan
 }
 
 // nic plans one candidate NIC, in stages: resolve its port, check its MACs
@@ -169,7 +171,7 @@ func (s *starter) refuse(c candidate, bridge, format string, args ...any) {
 
 // resolvePort finds the NIC's tap and the bridge the kernel has it on; ok
 // is false when the NIC is refused or skipped.
-func (s *starter) resolvePort(c candidate) (tap, br *Link, ok bool, err error) {
+func (s *starter) resolvePort(c candidate) (tap, br *model.Link, ok bool, err error) {
 	label := c.nic.Label()
 	if c.nic.Target == "" {
 		s.refuse(c, c.bridge, "no <target dev> in the domain XML (is this the live XML of a running guest?)")
@@ -213,8 +215,8 @@ func (s *starter) resolvePort(c candidate) (tap, br *Link, ok bool, err error) {
 // checkDuplicates refuses the NIC when one of its MACs is on another NIC of
 // this guest on the same bridge, or has a static entry on another guest's
 // port; otherwise it returns each MAC's entries, which the steps replace.
-func (s *starter) checkDuplicates(c candidate, tap, br *Link, macs []string) (prior [][]Entry, ok bool, err error) {
-	prior = make([][]Entry, len(macs))
+func (s *starter) checkDuplicates(c candidate, tap, br *model.Link, macs []string) (prior [][]model.Entry, ok bool, err error) {
+	prior = make([][]model.Entry, len(macs))
 	for i, mac := range macs {
 		what := "duplicate MAC"
 		if i > 0 {
@@ -245,7 +247,7 @@ func (s *starter) checkDuplicates(c candidate, tap, br *Link, macs []string) (pr
 // bridgePolicy decides the bridge's policy once, at its first NIC, and
 // returns vlan_filtering as the plan leaves it; the NICs after the first
 // see that.
-func (s *starter) bridgePolicy(c candidate, br *Link) (filtering bool, err error) {
+func (s *starter) bridgePolicy(c candidate, br *model.Link) (filtering bool, err error) {
 	if filtering, decided := s.filteringAfter[br.Name]; decided {
 		return filtering, nil
 	}
@@ -276,7 +278,7 @@ func (s *starter) cannot(c candidate, bridge, format string, args ...any) bool {
 
 // features settles lock, sticky and VLANs: the NIC's setting beats the
 // guest's, which beats the bridge's; ok is false when the NIC is refused.
-func (s *starter) features(c candidate, md guest.Interface, tap, br *Link, filtering bool) (f features, ok bool) {
+func (s *starter) features(c candidate, md guest.Interface, tap, br *model.Link, filtering bool) (f features, ok bool) {
 	pol := s.cfg.Policy(br.Name)
 	f.lock = md.Lock.Or(s.g.Lock.Or(pol.LockPorts))
 	if f.lock && !tap.LockCapable {
@@ -312,7 +314,7 @@ func (s *starter) features(c candidate, md guest.Interface, tap, br *Link, filte
 
 // emit appends the NIC's steps: its VLANs, its entries, its flags, and on
 // a port it locks, the deletion of what the port learned before.
-func (s *starter) emit(c candidate, tap, br *Link, macs []string, prior [][]Entry, f features) error {
+func (s *starter) emit(c candidate, tap, br *model.Link, macs []string, prior [][]model.Entry, f features) error {
 	base := Step{NIC: c.nic.Label(), MAC: c.mac, Port: tap.Name, PortIndex: tap.Index, Bridge: br.Name, BridgeIndex: br.Index}
 	if f.vlans != nil {
 		set := base
@@ -329,7 +331,7 @@ func (s *starter) emit(c candidate, tap, br *Link, macs []string, prior [][]Entr
 	}
 	// A port found locked stays locked when this guest does not ask for
 	// it: someone else (an 802.1X authenticator) may have locked it.
-	want := Flags{Locked: f.lock || tap.Flags.Locked}
+	want := model.Flags{Locked: f.lock || tap.Flags.Locked}
 	if tap.Flags != want {
 		set := base
 		set.Kind, set.Flags, set.Prior, set.WithLocked = SetFlags, want, tap.Flags, tap.LockCapable
@@ -346,7 +348,7 @@ func (s *starter) emit(c candidate, tap, br *Link, macs []string, prior [][]Entr
 		return fmt.Errorf("%s: reading FDB entries of %s: %w", c.nic.Label(), tap.Name, err)
 	}
 	for _, e := range learned {
-		if e.Static() || e.Local() || e.NTFlags&NTFExtLearn != 0 || e.PortIndex != tap.Index || slices.Contains(macs, e.MAC) {
+		if e.Static() || e.Local() || e.NTFlags&model.NTFExtLearn != 0 || e.PortIndex != tap.Index || slices.Contains(macs, e.MAC) {
 			continue
 		}
 		del := base
@@ -358,20 +360,20 @@ func (s *starter) emit(c candidate, tap, br *Link, macs []string, prior [][]Entr
 
 // portVlans is the VLAN set of a port with untagged VLAN pvid (0: none)
 // and tagged VLANs tagged.
-func portVlans(pvid int, tagged []int) []Vlan {
-	out := []Vlan{}
+func portVlans(pvid int, tagged []int) []model.Vlan {
+	out := []model.Vlan{}
 	if pvid != 0 {
-		out = append(out, Vlan{ID: pvid, Pvid: true, Untagged: true})
+		out = append(out, model.Vlan{ID: pvid, Pvid: true, Untagged: true})
 	}
 	for _, id := range tagged {
-		out = append(out, Vlan{ID: id})
+		out = append(out, model.Vlan{ID: id})
 	}
 	return out
 }
 
 // duplicateOwner returns the name of another guest tap on the same bridge
 // that holds a static entry among entries, or "".
-func duplicateOwner(v View, entries []Entry, tap, br *Link) (string, error) {
+func duplicateOwner(v View, entries []model.Entry, tap, br *model.Link) (string, error) {
 	for _, e := range entries {
 		if !e.Static() || e.PortIndex == tap.Index || e.PortIndex == br.Index {
 			continue

@@ -1,6 +1,8 @@
 package plan
 
 import (
+	"github.com/fdbhook/fdbhook/pkg/model"
+
 	"flag"
 	"os"
 	"path/filepath"
@@ -15,13 +17,13 @@ var update = flag.Bool("update", false, "rewrite golden files")
 
 // fakeView is a kernel and libvirt state written down by hand.
 type fakeView struct {
-	links    []*Link
-	entries  []Entry // PortIndex and Port set; bridge from the port's master
-	networks map[string]*Network
+	links    []*model.Link
+	entries  []model.Entry // PortIndex and Port set; bridge from the port's master
+	networks map[string]*model.Network
 	owners   map[string]string
 }
 
-func (f *fakeView) Link(name string) (*Link, error) {
+func (f *fakeView) Link(name string) (*model.Link, error) {
 	for _, l := range f.links {
 		if l.Name == name {
 			return l, nil
@@ -30,7 +32,7 @@ func (f *fakeView) Link(name string) (*Link, error) {
 	return nil, nil
 }
 
-func (f *fakeView) LinkByIndex(i int) (*Link, error) {
+func (f *fakeView) LinkByIndex(i int) (*model.Link, error) {
 	for _, l := range f.links {
 		if l.Index == i {
 			return l, nil
@@ -39,7 +41,7 @@ func (f *fakeView) LinkByIndex(i int) (*Link, error) {
 	return nil, nil
 }
 
-func (f *fakeView) bridgeOf(e Entry) int {
+func (f *fakeView) bridgeOf(e model.Entry) int {
 	l, _ := f.LinkByIndex(e.PortIndex)
 	if l == nil {
 		return 0
@@ -50,8 +52,8 @@ func (f *fakeView) bridgeOf(e Entry) int {
 	return l.MasterIndex
 }
 
-func (f *fakeView) Entries(br *Link, mac string) ([]Entry, error) {
-	var out []Entry
+func (f *fakeView) Entries(br *model.Link, mac string) ([]model.Entry, error) {
+	var out []model.Entry
 	for _, e := range f.entries {
 		if e.MAC == mac && f.bridgeOf(e) == br.Index {
 			out = append(out, e)
@@ -60,8 +62,8 @@ func (f *fakeView) Entries(br *Link, mac string) ([]Entry, error) {
 	return out, nil
 }
 
-func (f *fakeView) PortEntries(br, port *Link) ([]Entry, error) {
-	var out []Entry
+func (f *fakeView) PortEntries(br, port *model.Link) ([]model.Entry, error) {
+	var out []model.Entry
 	for _, e := range f.entries {
 		if e.PortIndex == port.Index {
 			out = append(out, e)
@@ -70,8 +72,8 @@ func (f *fakeView) PortEntries(br, port *Link) ([]Entry, error) {
 	return out, nil
 }
 
-func (f *fakeView) BridgeEntries(br *Link) ([]Entry, error) {
-	var out []Entry
+func (f *fakeView) BridgeEntries(br *model.Link) ([]model.Entry, error) {
+	var out []model.Entry
 	for _, e := range f.entries {
 		if f.bridgeOf(e) == br.Index {
 			out = append(out, e)
@@ -80,15 +82,15 @@ func (f *fakeView) BridgeEntries(br *Link) ([]Entry, error) {
 	return out, nil
 }
 
-func (f *fakeView) Network(name string) (*Network, error) { return f.networks[name], nil }
-func (f *fakeView) PortOwner(port string) (string, error) { return f.owners[port], nil }
+func (f *fakeView) Network(name string) (*model.Network, error) { return f.networks[name], nil }
+func (f *fakeView) PortOwner(port string) (string, error)       { return f.owners[port], nil }
 
 // host is the kernel of the machine the fixtures were captured on: br0 with
 // an uplink and t2's taps, virbr0 with t2's NAT tap.
 func host() *fakeView {
-	on := Flags{Learning: true, Flood: true}
+	on := model.Flags{Learning: true, Flood: true}
 	return &fakeView{
-		links: []*Link{
+		links: []*model.Link{
 			{Name: "br0", Index: 2, Type: "bridge", VlanCapable: true},
 			{Name: "virbr0", Index: 3, Type: "bridge", VlanCapable: true},
 			{Name: "eno1", Index: 4, Type: "device", Master: "br0", MasterIndex: 2, MasterType: "bridge", Flags: on},
@@ -97,7 +99,7 @@ func host() *fakeView {
 			{Name: "vnet7", Index: 12, Type: "tuntap", TunMode: "tap", Master: "br0", MasterIndex: 2, MasterType: "bridge", Flags: on},
 			{Name: "tapeth6", Index: 13, Type: "tuntap", TunMode: "tap", Flags: on},
 		},
-		networks: map[string]*Network{
+		networks: map[string]*model.Network{
 			"default": {Name: "default", Bridge: "virbr0"},
 			"hostbr":  {Name: "hostbr", Bridge: "br0"},
 		},
@@ -105,12 +107,12 @@ func host() *fakeView {
 	}
 }
 
-func (f *fakeView) link(name string) *Link {
+func (f *fakeView) link(name string) *model.Link {
 	l, _ := f.Link(name)
 	return l
 }
 
-func (f *fakeView) add(l *Link) *fakeView { f.links = append(f.links, l); return f }
+func (f *fakeView) add(l *model.Link) *fakeView { f.links = append(f.links, l); return f }
 
 func fixture(t *testing.T, name string) []byte {
 	t.Helper()
@@ -167,16 +169,16 @@ networks = ["default", "hostbr"]`, xml: start},
 		{name: "start-opt-out-nic", config: baseConfig, xml: edit(start, "<metadata>", optOutNIC),
 			want: []string{"do     net0: fdb replace 52:54:00:aa:cc:01", "skip   net2 52:54:00:aa:cc:03: NIC opted out"}},
 		{name: "start-rerun", want: []string{"fdb replace 52:54:00:aa:cc:01 dev guest-t2-a master br0 static (replaces 52:54:00:aa:cc:01 dev guest-t2-a static)"}, config: baseConfig, xml: start, kernel: func(f *fakeView) {
-			f.link("guest-t2-a").Flags = Flags{}
-			f.link("vnet7").Flags = Flags{}
+			f.link("guest-t2-a").Flags = model.Flags{}
+			f.link("vnet7").Flags = model.Flags{}
 			f.entries = append(f.entries,
-				Entry{MAC: "52:54:00:aa:cc:01", Port: "guest-t2-a", PortIndex: 10, State: NUDNoARP, NTFlags: NTFMaster},
-				Entry{MAC: "52:54:00:aa:cc:03", Port: "vnet7", PortIndex: 12, State: NUDNoARP, NTFlags: NTFMaster})
+				model.Entry{MAC: "52:54:00:aa:cc:01", Port: "guest-t2-a", PortIndex: 10, State: model.NUDNoARP, NTFlags: model.NTFMaster},
+				model.Entry{MAC: "52:54:00:aa:cc:03", Port: "vnet7", PortIndex: 12, State: model.NUDNoARP, NTFlags: model.NTFMaster})
 		}},
 		{name: "start-replaces-roamed", want: []string{"fdb replace 52:54:00:aa:cc:01 dev guest-t2-a master br0 static (replaces 52:54:00:aa:cc:01 dev eno1 static)"}, config: baseConfig, xml: start, kernel: func(f *fakeView) {
 			f.entries = append(f.entries,
-				Entry{MAC: "52:54:00:aa:cc:01", Port: "eno1", PortIndex: 4, State: NUDNoARP, NTFlags: NTFMaster},
-				Entry{MAC: "52:54:00:aa:cc:03", Port: "eno1", PortIndex: 4, State: 0x02, NTFlags: NTFMaster})
+				model.Entry{MAC: "52:54:00:aa:cc:01", Port: "eno1", PortIndex: 4, State: model.NUDNoARP, NTFlags: model.NTFMaster},
+				model.Entry{MAC: "52:54:00:aa:cc:03", Port: "eno1", PortIndex: 4, State: 0x02, NTFlags: model.NTFMaster})
 		}},
 		{name: "start-vlan-policy", config: baseConfig + "\n[bridge.br0]\nvlan_filtering = \"enable\"", xml: start,
 			want: []string{"plan for t2:\n  do     bridge br0: set vlan_filtering 1\n  do     net0: fdb replace"}},
@@ -185,15 +187,15 @@ networks = ["default", "hostbr"]`, xml: start},
 		// per-VLAN entry's, or another bridge's.
 		{name: "start-vlan-policy-extends-entries", config: baseConfig + "\n[bridge.br0]\nvlan_filtering = \"enable\"", xml: start,
 			kernel: func(f *fakeView) {
-				f.add(&Link{Name: "vnet20", Index: 40, Type: "tuntap", TunMode: "tap", Master: "br0", MasterIndex: 2, MasterType: "bridge"})
-				f.add(&Link{Name: "veth30", Index: 41, Type: "veth", Master: "br0", MasterIndex: 2, MasterType: "bridge"})
+				f.add(&model.Link{Name: "vnet20", Index: 40, Type: "tuntap", TunMode: "tap", Master: "br0", MasterIndex: 2, MasterType: "bridge"})
+				f.add(&model.Link{Name: "veth30", Index: 41, Type: "veth", Master: "br0", MasterIndex: 2, MasterType: "bridge"})
 				f.entries = append(f.entries,
-					Entry{MAC: "52:54:00:00:00:20", Port: "vnet20", PortIndex: 40, State: NUDNoARP, NTFlags: NTFMaster | NTFSticky},
-					Entry{MAC: "52:54:00:00:00:20", Port: "vnet20", PortIndex: 40, Vlan: 1, State: NUDNoARP, NTFlags: NTFMaster},
-					Entry{MAC: "52:54:00:00:00:21", Port: "veth30", PortIndex: 41, State: NUDNoARP, NTFlags: NTFMaster},
-					Entry{MAC: "52:54:00:00:00:22", Port: "vnet20", PortIndex: 40, State: 0x02, NTFlags: NTFMaster},
-					Entry{MAC: "52:54:00:00:00:23", Port: "eno1", PortIndex: 4, State: NUDNoARP, NTFlags: NTFMaster},
-					Entry{MAC: "52:54:00:00:00:24", Port: "vnet6", PortIndex: 11, State: NUDNoARP, NTFlags: NTFMaster})
+					model.Entry{MAC: "52:54:00:00:00:20", Port: "vnet20", PortIndex: 40, State: model.NUDNoARP, NTFlags: model.NTFMaster | model.NTFSticky},
+					model.Entry{MAC: "52:54:00:00:00:20", Port: "vnet20", PortIndex: 40, Vlan: 1, State: model.NUDNoARP, NTFlags: model.NTFMaster},
+					model.Entry{MAC: "52:54:00:00:00:21", Port: "veth30", PortIndex: 41, State: model.NUDNoARP, NTFlags: model.NTFMaster},
+					model.Entry{MAC: "52:54:00:00:00:22", Port: "vnet20", PortIndex: 40, State: 0x02, NTFlags: model.NTFMaster},
+					model.Entry{MAC: "52:54:00:00:00:23", Port: "eno1", PortIndex: 4, State: model.NUDNoARP, NTFlags: model.NTFMaster},
+					model.Entry{MAC: "52:54:00:00:00:24", Port: "vnet6", PortIndex: 11, State: model.NUDNoARP, NTFlags: model.NTFMaster})
 			},
 			want: []string{"bridge br0: fdb replace 52:54:00:00:00:20 dev vnet20 master br0 static sticky (again",
 				"bridge br0: fdb replace 52:54:00:00:00:21 dev veth30 master br0 static (again"}},
@@ -204,12 +206,12 @@ networks = ["default", "hostbr"]`, xml: start},
 		{name: "start-mactable-libvirt", want: []string{"skip   net2 52:54:00:aa:cc:03: network hostbr has macTableManager='libvirt'"}, config: baseConfig, xml: start,
 			kernel: func(f *fakeView) { f.networks["hostbr"].MacTableLibvirt = true }},
 		{name: "start-kernel-disagrees-unmanaged", want: []string{"skip   net0 52:54:00:aa:cc:01: the kernel has guest-t2-a on bridge br1, which is not managed"}, config: `bridges = ["br0"]`, xml: start, kernel: func(f *fakeView) {
-			f.add(&Link{Name: "br1", Index: 5, Type: "bridge"})
+			f.add(&model.Link{Name: "br1", Index: 5, Type: "bridge"})
 			l := f.link("guest-t2-a")
 			l.Master, l.MasterIndex = "br1", 5
 		}},
 		{name: "start-kernel-disagrees-managed", config: `bridges = ["br0", "br1"]`, xml: start, kernel: func(f *fakeView) {
-			f.add(&Link{Name: "br1", Index: 5, Type: "bridge"})
+			f.add(&model.Link{Name: "br1", Index: 5, Type: "bridge"})
 			l := f.link("guest-t2-a")
 			l.Master, l.MasterIndex = "br1", 5
 		}},
@@ -222,26 +224,26 @@ networks = ["default", "hostbr"]`, xml: start},
 		{name: "refuse-target-kinds", want: []string{"vx0 is a vxlan device, not a guest tap", "bond0 is a bond device, not a guest tap"}, config: baseConfig, refusals: 2,
 			xml: edit(start, "<target dev='vnet7'/>", "<target dev='bond0'/>", "<target dev='guest-t2-a'/>", "<target dev='vx0'/>"),
 			kernel: func(f *fakeView) {
-				f.add(&Link{Name: "bond0", Index: 20, Type: "bond", Master: "br0", MasterIndex: 2, MasterType: "bridge"})
-				f.add(&Link{Name: "vx0", Index: 21, Type: "vxlan", Master: "br0", MasterIndex: 2, MasterType: "bridge"})
+				f.add(&model.Link{Name: "bond0", Index: 20, Type: "bond", Master: "br0", MasterIndex: 2, MasterType: "bridge"})
+				f.add(&model.Link{Name: "vx0", Index: 21, Type: "vxlan", Master: "br0", MasterIndex: 2, MasterType: "bridge"})
 			}},
 		{name: "refuse-veth-vlan-tun", want: []string{"tun0 is a tun device (not tap), not a guest tap", "veth0 is a veth device, not a guest tap"}, config: baseConfig, refusals: 2,
 			xml: edit(start, "<target dev='vnet7'/>", "<target dev='veth0'/>", "<target dev='guest-t2-a'/>", "<target dev='tun0'/>"),
 			kernel: func(f *fakeView) {
-				f.add(&Link{Name: "veth0", Index: 20, Type: "veth", Master: "br0", MasterIndex: 2, MasterType: "bridge"})
-				f.add(&Link{Name: "tun0", Index: 21, Type: "tuntap", TunMode: "tun", Master: "br0", MasterIndex: 2, MasterType: "bridge"})
+				f.add(&model.Link{Name: "veth0", Index: 20, Type: "veth", Master: "br0", MasterIndex: 2, MasterType: "bridge"})
+				f.add(&model.Link{Name: "tun0", Index: 21, Type: "tuntap", TunMode: "tun", Master: "br0", MasterIndex: 2, MasterType: "bridge"})
 			}},
 		{name: "refuse-vlan-device", config: baseConfig, refusals: 1,
 			xml: edit(start, "<target dev='vnet7'/>", "<target dev='eno1.10'/>"),
 			kernel: func(f *fakeView) {
-				f.add(&Link{Name: "eno1.10", Index: 20, Type: "vlan", Master: "br0", MasterIndex: 2, MasterType: "bridge"})
+				f.add(&model.Link{Name: "eno1.10", Index: 20, Type: "vlan", Master: "br0", MasterIndex: 2, MasterType: "bridge"})
 			}},
 		{name: "refuse-not-enslaved", want: []string{"refuse net2: 52:54:00:aa:cc:03 on br0: tap vnet7 is not enslaved to any bridge"}, config: baseConfig, refusals: 1, xml: start, kernel: func(f *fakeView) {
 			l := f.link("vnet7")
 			l.Master, l.MasterIndex, l.MasterType = "", 0, ""
 		}},
 		{name: "refuse-ovs-master", config: baseConfig, refusals: 1, xml: start, kernel: func(f *fakeView) {
-			f.add(&Link{Name: "ovs-system", Index: 30, Type: "openvswitch"})
+			f.add(&model.Link{Name: "ovs-system", Index: 30, Type: "openvswitch"})
 			l := f.link("vnet7")
 			l.Master, l.MasterIndex, l.MasterType = "ovs-system", 30, "openvswitch"
 		}},
@@ -250,12 +252,12 @@ networks = ["default", "hostbr"]`, xml: start},
 		{name: "refuse-duplicate-in-guest", want: []string{"duplicate MAC: NIC net0 of this guest has it on the same bridge"}, config: baseConfig, refusals: 1,
 			xml: edit(start, "52:54:00:aa:cc:03", "52:54:00:aa:cc:01")},
 		{name: "refuse-duplicate-across-guests", want: []string{"duplicate MAC: it already has a static entry on vnet20, another guest's port"}, config: baseConfig, refusals: 1, xml: start, kernel: func(f *fakeView) {
-			f.add(&Link{Name: "vnet20", Index: 40, Type: "tuntap", TunMode: "tap", Master: "br0", MasterIndex: 2, MasterType: "bridge"})
-			f.entries = append(f.entries, Entry{MAC: "52:54:00:aa:cc:03", Port: "vnet20", PortIndex: 40, State: NUDNoARP, NTFlags: NTFMaster})
+			f.add(&model.Link{Name: "vnet20", Index: 40, Type: "tuntap", TunMode: "tap", Master: "br0", MasterIndex: 2, MasterType: "bridge"})
+			f.entries = append(f.entries, model.Entry{MAC: "52:54:00:aa:cc:03", Port: "vnet20", PortIndex: 40, State: model.NUDNoARP, NTFlags: model.NTFMaster})
 		}},
 		{name: "start-replaces-static-on-veth-uplink", want: []string{"fdb replace 52:54:00:aa:cc:03 dev vnet7 master br0 static (replaces 52:54:00:aa:cc:03 dev up0 static)"}, config: baseConfig, xml: start, kernel: func(f *fakeView) {
-			f.add(&Link{Name: "up0", Index: 41, Type: "veth", Master: "br0", MasterIndex: 2, MasterType: "bridge"})
-			f.entries = append(f.entries, Entry{MAC: "52:54:00:aa:cc:03", Port: "up0", PortIndex: 41, State: NUDNoARP, NTFlags: NTFMaster})
+			f.add(&model.Link{Name: "up0", Index: 41, Type: "veth", Master: "br0", MasterIndex: 2, MasterType: "bridge"})
+			f.entries = append(f.entries, model.Entry{MAC: "52:54:00:aa:cc:03", Port: "up0", PortIndex: 41, State: model.NUDNoARP, NTFlags: model.NTFMaster})
 		}},
 		{name: "refuse-bad-macs", config: baseConfig, refusals: 2,
 			xml: edit(start, "52:54:00:aa:cc:01", "01:00:5e:00:00:01", "52:54:00:aa:cc:03", "00:00:00:00:00:00")},
@@ -266,32 +268,32 @@ networks = ["default", "hostbr"]`, xml: start},
 			f.links = f.links[:3] // the kernel deleted t2's taps
 		}},
 		{name: "stop-roamed-and-persistent", want: []string{"do     fdb del 52:54:00:aa:cc:01 dev eno1 static master br0 (roamed to eno1)", "do     fdb del 52:54:00:aa:cc:03 dev vnet7 vlan 10 static master br0", "do     port vnet7: link set dev vnet7 learning on flood on"}, stop: true, config: baseConfig, xml: stopped, kernel: func(f *fakeView) {
-			f.link("vnet7").Flags = Flags{}
+			f.link("vnet7").Flags = model.Flags{}
 			f.entries = append(f.entries,
-				Entry{MAC: "52:54:00:aa:cc:01", Port: "eno1", PortIndex: 4, State: NUDNoARP, NTFlags: NTFMaster},
-				Entry{MAC: "52:54:00:aa:cc:03", Port: "vnet7", PortIndex: 12, State: NUDNoARP, NTFlags: NTFMaster},
-				Entry{MAC: "52:54:00:aa:cc:03", Port: "vnet7", PortIndex: 12, Vlan: 10, State: NUDNoARP, NTFlags: NTFMaster},
+				model.Entry{MAC: "52:54:00:aa:cc:01", Port: "eno1", PortIndex: 4, State: model.NUDNoARP, NTFlags: model.NTFMaster},
+				model.Entry{MAC: "52:54:00:aa:cc:03", Port: "vnet7", PortIndex: 12, State: model.NUDNoARP, NTFlags: model.NTFMaster},
+				model.Entry{MAC: "52:54:00:aa:cc:03", Port: "vnet7", PortIndex: 12, Vlan: 10, State: model.NUDNoARP, NTFlags: model.NTFMaster},
 				// dynamic entries are the kernel's to age out
-				Entry{MAC: "52:54:00:aa:cc:01", Port: "eno1", PortIndex: 4, Vlan: 5, State: 0x02, NTFlags: NTFMaster})
+				model.Entry{MAC: "52:54:00:aa:cc:01", Port: "eno1", PortIndex: 4, Vlan: 5, State: 0x02, NTFlags: model.NTFMaster})
 		}},
 		{name: "stop-port-of-other-guest", want: []string{"belongs to running guest t3: left alone", "(no kernel changes)"}, stop: true, config: baseConfig, xml: stopped, kernel: func(f *fakeView) {
-			f.link("vnet7").Flags = Flags{}
+			f.link("vnet7").Flags = model.Flags{}
 			f.owners["vnet7"] = "t3"
 			f.entries = append(f.entries,
-				Entry{MAC: "52:54:00:aa:cc:03", Port: "vnet7", PortIndex: 12, State: NUDNoARP, NTFlags: NTFMaster})
+				model.Entry{MAC: "52:54:00:aa:cc:03", Port: "vnet7", PortIndex: 12, State: model.NUDNoARP, NTFlags: model.NTFMaster})
 		}},
 		{name: "stop-shared-persistent-port", want: []string{"do     fdb del 52:54:00:aa:cc:03 dev vnet7 static master br0", "its flags are left as they are"}, stop: true, config: baseConfig, xml: stopped, kernel: func(f *fakeView) {
-			f.link("vnet7").Flags = Flags{}
+			f.link("vnet7").Flags = model.Flags{}
 			f.entries = append(f.entries,
-				Entry{MAC: "52:54:00:aa:cc:03", Port: "vnet7", PortIndex: 12, State: NUDNoARP, NTFlags: NTFMaster},
-				Entry{MAC: "52:54:00:bb:00:01", Port: "vnet7", PortIndex: 12, State: NUDNoARP, NTFlags: NTFMaster})
+				model.Entry{MAC: "52:54:00:aa:cc:03", Port: "vnet7", PortIndex: 12, State: model.NUDNoARP, NTFlags: model.NTFMaster},
+				model.Entry{MAC: "52:54:00:bb:00:01", Port: "vnet7", PortIndex: 12, State: model.NUDNoARP, NTFlags: model.NTFMaster})
 		}},
 		{name: "stop-bridge-gone", stop: true, config: `bridges = ["br0", "br7"]
 networks = ["hostbr"]`, xml: edit(stopped, "<source bridge='br0'/>", "<source bridge='br7'/>")},
 		{name: "stop-unknown-network-bridge", stop: true, config: baseConfig, xml: stopped, kernel: func(f *fakeView) {
 			delete(f.networks, "hostbr")
 			f.entries = append(f.entries,
-				Entry{MAC: "52:54:00:aa:cc:03", Port: "eno1", PortIndex: 4, State: NUDNoARP | 0x02, NTFlags: NTFMaster})
+				model.Entry{MAC: "52:54:00:aa:cc:03", Port: "eno1", PortIndex: 4, State: model.NUDNoARP | 0x02, NTFlags: model.NTFMaster})
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, host()) })
@@ -373,7 +375,7 @@ func checkSafety(t *testing.T, p *Plan, v *fakeView) {
 
 // declaredBridged reports whether the fake host declares l as a device of
 // kind ("tap": a tuntap in tap mode; "veth") whose master is a bridge.
-func declaredBridged(v *fakeView, l *Link, kind string) bool {
+func declaredBridged(v *fakeView, l *model.Link, kind string) bool {
 	switch {
 	case kind == "tap" && (l.Type != "tuntap" || l.TunMode != "tap"):
 		return false

@@ -1,6 +1,8 @@
 package plan
 
 import (
+	"github.com/fdbhook/fdbhook/pkg/model"
+
 	"fmt"
 
 	"github.com/fdbhook/fdbhook/pkg/config"
@@ -11,7 +13,7 @@ import (
 // vlan_filtering on when the configuration says "enable" and the kernel
 // can, a warning when the kernel cannot, and whether the bridge filters
 // VLANs once the steps are done.
-func BridgePolicy(cfg *config.Config, v View, br *Link) (steps []Step, warning string, filtering bool, err error) {
+func BridgePolicy(cfg *config.Config, v View, br *model.Link) (steps []Step, warning string, filtering bool, err error) {
 	if br.VlanFiltering || cfg.Policy(br.Name).VlanFiltering != config.Enable {
 		return nil, "", br.VlanFiltering, nil
 	}
@@ -28,7 +30,7 @@ func BridgePolicy(cfg *config.Config, v View, br *Link) (steps []Step, warning s
 // receiving unicast once the bridge classifies frames by VLAN. It is the
 // one place that decides what turning the filter on implies, for a guest
 // start and for a network start alike.
-func EnableFiltering(v View, br *Link) ([]Step, error) {
+func EnableFiltering(v View, br *model.Link) ([]Step, error) {
 	steps := []Step{{Kind: EnableVlanFiltering, Bridge: br.Name, BridgeIndex: br.Index}}
 	entries, err := v.BridgeEntries(br)
 	if err != nil {

@@ -1,6 +1,8 @@
 package plan
 
 import (
+	"github.com/fdbhook/fdbhook/pkg/model"
+
 	"fmt"
 	"slices"
 
@@ -21,7 +23,7 @@ func Stop(cfg *config.Config, g *guest.Guest, v View) (*Plan, error) {
 		return nil, err
 	}
 	p.Refusals = nil // a bad MAC was never managed: nothing to clean
-	s := &stopper{g: g, v: v, p: p, macs: map[string]bool{}, vlansOf: map[string][]Vlan{},
+	s := &stopper{g: g, v: v, p: p, macs: map[string]bool{}, vlansOf: map[string][]model.Vlan{},
 		persistent: map[portKey]*persistentPort{}}
 	for _, k := range s.keys(cfg, cands) {
 		if err := s.entries(k); err != nil {
@@ -41,8 +43,8 @@ type portKey struct{ bridge, port string }
 // persistentPort is a tap that outlived the guest, with what its start
 // gave it.
 type persistentPort struct {
-	br, port *Link
-	vlans    []Vlan
+	br, port *model.Link
+	vlans    []model.Vlan
 }
 
 // stopper holds what planning a stop gathers on the way.
@@ -53,7 +55,7 @@ type stopper struct {
 	// macs are the guest's MACs, extra MACs included.
 	macs map[string]bool
 	// vlansOf is, per MAC, the VLANs the start gave its NIC's port.
-	vlansOf map[string][]Vlan
+	vlansOf map[string][]model.Vlan
 	// persistent are the taps that outlived the guest, in order found.
 	persistent map[portKey]*persistentPort
 	order      []portKey
@@ -133,7 +135,7 @@ func (s *stopper) entries(k macOnBridge) error {
 }
 
 // persist notes port as a tap that outlived the guest, found through mac.
-func (s *stopper) persist(br, port *Link, mac string) {
+func (s *stopper) persist(br, port *model.Link, mac string) {
 	pk := portKey{br.Name, port.Name}
 	pp := s.persistent[pk]
 	if pp == nil {
@@ -162,7 +164,7 @@ func (s *stopper) restorePort(pp *persistentPort) error {
 			return nil
 		}
 	}
-	if defaults := (Flags{Learning: true, Flood: true}); port.Flags != defaults {
+	if defaults := (model.Flags{Learning: true, Flood: true}); port.Flags != defaults {
 		s.p.Steps = append(s.p.Steps, Step{Kind: SetFlags, Port: port.Name, PortIndex: port.Index, Bridge: br.Name,
 			BridgeIndex: br.Index, Flags: defaults, Prior: port.Flags, WithLocked: port.LockCapable, NIC: "port " + port.Name})
 	}
@@ -177,14 +179,14 @@ func (s *stopper) restorePort(pp *persistentPort) error {
 // newly enslaved port gets: the next guest on the port starts from the
 // bridge's defaults, not from this guest's VLANs. (A VLAN the port no
 // longer has makes the kernel stop at it; clean-up goes on.)
-func restoreVlans(br, port *Link, gave []Vlan) []Step {
+func restoreVlans(br, port *model.Link, gave []model.Vlan) []Step {
 	base := Step{NIC: "port " + port.Name, Port: port.Name, PortIndex: port.Index, Bridge: br.Name, BridgeIndex: br.Index}
 	del := base
 	del.Kind, del.Vlans, del.Why = DelVlans, gave, "the stopped guest's VLANs"
 	steps := []Step{del}
 	if br.DefaultPvid != 0 {
 		add := base
-		add.Kind, add.Vlans, add.Why = AddVlans, []Vlan{{ID: br.DefaultPvid, Pvid: true, Untagged: true}}, "the bridge's default pvid"
+		add.Kind, add.Vlans, add.Why = AddVlans, []model.Vlan{{ID: br.DefaultPvid, Pvid: true, Untagged: true}}, "the bridge's default pvid"
 		steps = append(steps, add)
 	}
 	return steps

@@ -14,6 +14,7 @@ import (
 	"github.com/fdbhook/fdbhook/pkg/config"
 	"github.com/fdbhook/fdbhook/pkg/guest"
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
+	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/pkg/plan"
 	"github.com/fdbhook/fdbhook/pkg/runstate"
 )
@@ -363,7 +364,7 @@ func (w *Watcher) clean(st *admin.State, k Kernel) {
 // A tap or veth on a bridge may be a hotplugged NIC whose guest's live
 // XML libvirt has not rewritten yet: look again after a backoff, a few
 // times. Anything else is not a guest's port.
-func (w *Watcher) unknownPort(l *plan.Link, k key, it item) {
+func (w *Watcher) unknownPort(l *model.Link, k key, it item) {
 	if !l.IsGuestPort() || l.MasterIndex == 0 || it.attempt+1 >= w.MaxAttempts {
 		return
 	}
@@ -485,10 +486,10 @@ func inPlace(s plan.Step) bool {
 	for _, e := range s.PriorEntries {
 		switch {
 		case e.Local():
-		case e.PortIndex != s.PortIndex || !e.Static() || e.NTFlags&plan.NTFExtLearn != 0:
+		case e.PortIndex != s.PortIndex || !e.Static() || e.NTFlags&model.NTFExtLearn != 0:
 			return false
 		case e.Vlan == 0:
-			found = (e.NTFlags&plan.NTFSticky != 0) == s.Sticky
+			found = (e.NTFlags&model.NTFSticky != 0) == s.Sticky
 		}
 	}
 	return found
@@ -496,7 +497,7 @@ func inPlace(s plan.Step) bool {
 
 // roamedTo returns the static entry for the step's MAC that sits on
 // another port of the bridge, or nil.
-func roamedTo(s plan.Step) *plan.Entry {
+func roamedTo(s plan.Step) *model.Entry {
 	for _, e := range s.PriorEntries {
 		if e.Static() && e.PortIndex != s.PortIndex && e.PortIndex != s.BridgeIndex {
 			return &e

@@ -16,7 +16,7 @@ import (
 
 	"github.com/fdbhook/fdbhook/pkg/kernel/kerneltest"
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
-	"github.com/fdbhook/fdbhook/pkg/plan"
+	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/pkg/runstate"
 )
 
@@ -84,7 +84,7 @@ func newRig(t *testing.T, cfg string) *rig {
 	r := &rig{t: t, k: &kerneltest.Kernel{}, dir: dir, cfgPath: filepath.Join(dir, "fdbhook.toml"),
 		runDir: runstate.Dir(filepath.Join(dir, "fdbhook")), src: &hand{ready: make(chan struct{})}, log: &syncBuf{}}
 	r.config(cfg)
-	r.k.Add(&plan.Link{Name: "lo", Type: "device"})
+	r.k.Add(&model.Link{Name: "lo", Type: "device"})
 	for _, br := range []string{"br0", "br1", "br2"} {
 		r.k.Add(kerneltest.Bridge(br))
 	}

@@ -12,7 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/fdbhook/fdbhook/pkg/kernel"
-	"github.com/fdbhook/fdbhook/pkg/plan"
+	"github.com/fdbhook/fdbhook/pkg/model"
 	testlab "github.com/fdbhook/fdbhook/test/lab"
 )
 
@@ -172,7 +172,7 @@ func (l *lab) entryOf(mac string) entry {
 	var nl entry
 	for _, e := range es {
 		if e.Vlan == 0 {
-			nl = entry{Port: e.Port, Static: e.Static(), Sticky: e.NTFlags&plan.NTFSticky != 0}
+			nl = entry{Port: e.Port, Static: e.Static(), Sticky: e.NTFlags&model.NTFSticky != 0}
 		}
 	}
 	var rows []struct {
@@ -200,7 +200,7 @@ func (l *lab) entryOf(mac string) entry {
 
 // portFlags reads tap0's flags through the project's netlink code and
 // through `ip -d -j link show`, and fails the test when they disagree.
-func (l *lab) portFlags(port string) plan.Flags {
+func (l *lab) portFlags(port string) model.Flags {
 	l.t.Helper()
 	c, err := kernel.Open(l.host.NetNS, 2*time.Second)
 	if err != nil {
@@ -224,7 +224,7 @@ func (l *lab) portFlags(port string) plan.Flags {
 		l.t.Fatalf("ip -d -j link show dev %s: %v", port, err)
 	}
 	sd := links[0].Linkinfo.InfoSlaveData
-	ip := plan.Flags{Learning: sd.Learning, Flood: sd.Flood, Locked: sd.Locked}
+	ip := model.Flags{Learning: sd.Learning, Flood: sd.Flood, Locked: sd.Locked}
 	if link.Flags != ip {
 		l.t.Fatalf("%s flags: netlink says %v, iproute2 says %v", port, link.Flags, ip)
 	}

@@ -10,14 +10,15 @@ import (
 	"github.com/fdbhook/fdbhook/pkg/config"
 	"github.com/fdbhook/fdbhook/pkg/guest"
 	"github.com/fdbhook/fdbhook/pkg/kernel"
+	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/pkg/plan"
 )
 
 // view is the kernel, with no libvirt networks and no other guests.
 type view struct{ *kernel.Conn }
 
-func (view) Network(string) (*plan.Network, error) { return nil, nil }
-func (view) PortOwner(string) (string, error)      { return "", nil }
+func (view) Network(string) (*model.Network, error) { return nil, nil }
+func (view) PortOwner(string) (string, error)       { return "", nil }
 
 // faultWriter fails write number failAt (from 1) of the apply; later writes
 // (the undo) go through.
@@ -36,21 +37,21 @@ func (w *faultWriter) fault() error {
 	return nil
 }
 
-func (w *faultWriter) SetPortFlags(i int, f plan.Flags, withLocked bool) error {
+func (w *faultWriter) SetPortFlags(i int, f model.Flags, withLocked bool) error {
 	if err := w.fault(); err != nil {
 		return err
 	}
 	return w.Conn.SetPortFlags(i, f, withLocked)
 }
 
-func (w *faultWriter) ReplaceEntry(e plan.Entry) error {
+func (w *faultWriter) ReplaceEntry(e model.Entry) error {
 	if err := w.fault(); err != nil {
 		return err
 	}
 	return w.Conn.ReplaceEntry(e)
 }
 
-func (w *faultWriter) DeleteEntry(e plan.Entry) error {
+func (w *faultWriter) DeleteEntry(e model.Entry) error {
 	if err := w.fault(); err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/fdbhook/fdbhook/pkg/guest"
 	"github.com/fdbhook/fdbhook/pkg/kernel"
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
+	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/pkg/plan"
 )
 
@@ -57,21 +58,21 @@ func (f *faultWriter) SetVlanFiltering(i int, on bool) error {
 	return f.w.SetVlanFiltering(i, on)
 }
 
-func (f *faultWriter) SetPortFlags(i int, fl plan.Flags, withLocked bool) error {
+func (f *faultWriter) SetPortFlags(i int, fl model.Flags, withLocked bool) error {
 	if err := f.step(fmt.Sprintf("flags %d %s", i, fl)); err != nil {
 		return err
 	}
 	return f.w.SetPortFlags(i, fl, withLocked)
 }
 
-func (f *faultWriter) ReplaceEntry(e plan.Entry) error {
+func (f *faultWriter) ReplaceEntry(e model.Entry) error {
 	if err := f.step(fmt.Sprintf("replace %s", e)); err != nil {
 		return err
 	}
 	return f.w.ReplaceEntry(e)
 }
 
-func (f *faultWriter) DeleteEntry(e plan.Entry) error {
+func (f *faultWriter) DeleteEntry(e model.Entry) error {
 	if err := f.step(fmt.Sprintf("delete %s", e)); err != nil {
 		return err
 	}

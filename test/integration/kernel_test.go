@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/fdbhook/fdbhook/pkg/plan"
+	"github.com/fdbhook/fdbhook/pkg/model"
 )
 
 // TestKernelReadsMatchNetlink: the project's kernel.Conn readers (the only
@@ -41,7 +41,7 @@ func TestKernelReadsMatchNetlink(t *testing.T) {
 		sort.Strings(out)
 		return out
 	}
-	fromConn := func(es []plan.Entry) []string {
+	fromConn := func(es []model.Entry) []string {
 		var out []string
 		for _, e := range es {
 			out = append(out, key(e.MAC, e.Port, e.Vlan, e.State))
@@ -118,13 +118,13 @@ func TestSetPortFlagsSendsLockedOnlyWhenAsked(t *testing.T) {
 		return ""
 	}
 	l.Bridge("link", "set", "dev", "tl1", "locked", "on")
-	if err := c.SetPortFlags(port.Index, plan.Flags{}, false); err != nil {
+	if err := c.SetPortFlags(port.Index, model.Flags{}, false); err != nil {
 		t.Fatal(err)
 	}
 	if got := locked(); got != "locked on" {
 		t.Errorf("after a flags write without locked: %s, want the port left locked on", got)
 	}
-	if err := c.SetPortFlags(port.Index, plan.Flags{}, true); err != nil {
+	if err := c.SetPortFlags(port.Index, model.Flags{}, true); err != nil {
 		t.Fatal(err)
 	}
 	if got := locked(); got != "locked off" {

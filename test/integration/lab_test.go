@@ -16,7 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/fdbhook/fdbhook/pkg/kernel"
-	"github.com/fdbhook/fdbhook/pkg/plan"
+	"github.com/fdbhook/fdbhook/pkg/model"
 	testlab "github.com/fdbhook/fdbhook/test/lab"
 )
 
@@ -451,7 +451,7 @@ func (l *lab) checkManaged(t *testing.T, portName, mac string) {
 	if err != nil {
 		t.Fatalf("kernel.Conn.Entries(%s, %s): %v", p.Master, mac, err)
 	}
-	if len(pes) != 1 || pes[0].PortIndex != l.Index(portName) || pes[0].State != plan.NUDNoARP || !pes[0].Static() || pes[0].Local() {
+	if len(pes) != 1 || pes[0].PortIndex != l.Index(portName) || pes[0].State != model.NUDNoARP || !pes[0].Static() || pes[0].Local() {
 		t.Errorf("kernel.Conn.Entries(%s, %s) = %v, want one static entry on %s", p.Master, mac, pes, portName)
 	}
 }

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/fdbhook/fdbhook/pkg/hook"
-	"github.com/fdbhook/fdbhook/pkg/plan"
+	"github.com/fdbhook/fdbhook/pkg/model"
 )
 
 // slowReads is a kernel connection that waits after each FDB lookup, before
@@ -19,7 +19,7 @@ type slowReads struct {
 	delay time.Duration
 }
 
-func (k slowReads) Entries(br *plan.Link, mac string) ([]plan.Entry, error) {
+func (k slowReads) Entries(br *model.Link, mac string) ([]model.Entry, error) {
 	es, err := k.Kernel.Entries(br, mac)
 	time.Sleep(k.delay)
 	return es, err

@@ -11,14 +11,14 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/fdbhook/fdbhook/pkg/plan"
+	"github.com/fdbhook/fdbhook/pkg/model"
 )
 
 // Kernel is the fake.
 type Kernel struct {
 	mu      sync.Mutex
-	links   []*plan.Link
-	entries []plan.Entry
+	links   []*model.Link
+	entries []model.Entry
 	next    int
 	writes  int
 }
@@ -32,27 +32,27 @@ func (k *Kernel) Writes() int {
 
 // Learning are a new port's flags; Managed those of a managed guest port.
 var (
-	Learning = plan.Flags{Learning: true, Flood: true}
-	Managed  = plan.Flags{}
+	Learning = model.Flags{Learning: true, Flood: true}
+	Managed  = model.Flags{}
 )
 
 // Bridge, Tap and Uplink describe devices for Add.
-func Bridge(name string) *plan.Link {
-	return &plan.Link{Name: name, Type: "bridge", VlanCapable: true, StickyCapable: true}
+func Bridge(name string) *model.Link {
+	return &model.Link{Name: name, Type: "bridge", VlanCapable: true, StickyCapable: true}
 }
 
-func Tap(name, master string, f plan.Flags) *plan.Link {
-	return &plan.Link{Name: name, Type: "tuntap", TunMode: "tap", Master: master, Flags: f, Promiscuity: 1, Carrier: true}
+func Tap(name, master string, f model.Flags) *model.Link {
+	return &model.Link{Name: name, Type: "tuntap", TunMode: "tap", Master: master, Flags: f, Promiscuity: 1, Carrier: true}
 }
 
-func Uplink(name, master string) *plan.Link {
-	return &plan.Link{Name: name, Type: "device", Master: master, Flags: Learning, Promiscuity: 1, Carrier: true}
+func Uplink(name, master string) *model.Link {
+	return &model.Link{Name: name, Type: "device", Master: master, Flags: Learning, Promiscuity: 1, Carrier: true}
 }
 
 // Close does nothing: the fake outlives every connection to it.
 func (k *Kernel) Close() {}
 
-func (k *Kernel) byIndex(i int) *plan.Link {
+func (k *Kernel) byIndex(i int) *model.Link {
 	for _, l := range k.links {
 		if l.Index == i {
 			return l
@@ -61,7 +61,7 @@ func (k *Kernel) byIndex(i int) *plan.Link {
 	return nil
 }
 
-func (k *Kernel) byName(name string) *plan.Link {
+func (k *Kernel) byName(name string) *model.Link {
 	for _, l := range k.links {
 		if l.Name == name {
 			return l
@@ -82,7 +82,7 @@ func (k *Kernel) bridgeOf(portIndex int) int {
 }
 
 // Add creates a device (a new index) and enslaves it to l.Master.
-func (k *Kernel) Add(l *plan.Link) {
+func (k *Kernel) Add(l *model.Link) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.next++
@@ -91,7 +91,7 @@ func (k *Kernel) Add(l *plan.Link) {
 	k.links = append(k.links, l)
 }
 
-func (k *Kernel) enslave(l *plan.Link, master string) {
+func (k *Kernel) enslave(l *model.Link, master string) {
 	l.Master, l.MasterIndex, l.MasterType = "", 0, ""
 	if m := k.byName(master); m != nil {
 		l.Master, l.MasterIndex, l.MasterType = m.Name, m.Index, "bridge"
@@ -107,11 +107,11 @@ func (k *Kernel) Delete(name string) {
 		return
 	}
 	k.flush(l.Index)
-	k.links = slices.DeleteFunc(k.links, func(x *plan.Link) bool { return x == l })
+	k.links = slices.DeleteFunc(k.links, func(x *model.Link) bool { return x == l })
 }
 
 func (k *Kernel) flush(portIndex int) {
-	k.entries = slices.DeleteFunc(k.entries, func(e plan.Entry) bool { return e.PortIndex == portIndex })
+	k.entries = slices.DeleteFunc(k.entries, func(e model.Entry) bool { return e.PortIndex == portIndex })
 }
 
 // Move enslaves a port to another bridge (or none: ""), as the kernel
@@ -126,7 +126,7 @@ func (k *Kernel) Move(port, master string) {
 }
 
 // SetFlags changes a port's flags behind the code's back.
-func (k *Kernel) SetFlags(port string, f plan.Flags) {
+func (k *Kernel) SetFlags(port string, f model.Flags) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.byName(port).Flags = f
@@ -137,7 +137,7 @@ func (k *Kernel) AddStatic(mac, port string) {
 	k.mu.Lock()
 	l := k.byName(port)
 	k.mu.Unlock()
-	k.ReplaceEntry(plan.Entry{MAC: mac, PortIndex: l.Index, State: plan.NUDNoARP, NTFlags: plan.NTFMaster})
+	k.ReplaceEntry(model.Entry{MAC: mac, PortIndex: l.Index, State: model.NUDNoARP, NTFlags: model.NTFMaster})
 }
 
 // DelStatic deletes the entries for mac on port.
@@ -145,17 +145,17 @@ func (k *Kernel) DelStatic(mac, port string) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	l := k.byName(port)
-	k.entries = slices.DeleteFunc(k.entries, func(e plan.Entry) bool { return e.MAC == mac && e.PortIndex == l.Index })
+	k.entries = slices.DeleteFunc(k.entries, func(e model.Entry) bool { return e.MAC == mac && e.PortIndex == l.Index })
 }
 
 // Flags returns a port's flags; ok is false when it does not exist.
-func (k *Kernel) Flags(port string) (f plan.Flags, ok bool) {
+func (k *Kernel) Flags(port string) (f model.Flags, ok bool) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if l := k.byName(port); l != nil {
 		return l.Flags, true
 	}
-	return plan.Flags{}, false
+	return model.Flags{}, false
 }
 
 // Static returns the names of the ports holding a static entry for mac.
@@ -185,10 +185,10 @@ func (k *Kernel) Index(name string) int {
 }
 
 // Links implements admin.Reader.
-func (k *Kernel) Links() ([]*plan.Link, error) {
+func (k *Kernel) Links() ([]*model.Link, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	out := make([]*plan.Link, len(k.links))
+	out := make([]*model.Link, len(k.links))
 	for i, l := range k.links {
 		c := *l
 		out[i] = &c
@@ -197,10 +197,10 @@ func (k *Kernel) Links() ([]*plan.Link, error) {
 }
 
 // BridgeEntries implements admin.Reader.
-func (k *Kernel) BridgeEntries(br *plan.Link) ([]plan.Entry, error) {
+func (k *Kernel) BridgeEntries(br *model.Link) ([]model.Entry, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	var out []plan.Entry
+	var out []model.Entry
 	for _, e := range k.entries {
 		if k.bridgeOf(e.PortIndex) == br.Index {
 			e.Port = k.byIndex(e.PortIndex).Name
@@ -224,7 +224,7 @@ func (k *Kernel) SetVlanFiltering(bridgeIndex int, on bool) error {
 }
 
 // SetPortFlags implements apply.Writer.
-func (k *Kernel) SetPortFlags(portIndex int, f plan.Flags, withLocked bool) error {
+func (k *Kernel) SetPortFlags(portIndex int, f model.Flags, withLocked bool) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.writes++
@@ -240,7 +240,7 @@ func (k *Kernel) SetPortFlags(portIndex int, f plan.Flags, withLocked bool) erro
 }
 
 // ReplaceEntry implements apply.Writer.
-func (k *Kernel) ReplaceEntry(e plan.Entry) error {
+func (k *Kernel) ReplaceEntry(e model.Entry) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.writes++
@@ -248,7 +248,7 @@ func (k *Kernel) ReplaceEntry(e plan.Entry) error {
 	if br == 0 {
 		return unix.ENODEV
 	}
-	k.entries = slices.DeleteFunc(k.entries, func(x plan.Entry) bool {
+	k.entries = slices.DeleteFunc(k.entries, func(x model.Entry) bool {
 		return x.MAC == e.MAC && x.Vlan == e.Vlan && k.bridgeOf(x.PortIndex) == br
 	})
 	e.Port = ""
@@ -257,12 +257,12 @@ func (k *Kernel) ReplaceEntry(e plan.Entry) error {
 }
 
 // DeleteEntry implements apply.Writer.
-func (k *Kernel) DeleteEntry(e plan.Entry) error {
+func (k *Kernel) DeleteEntry(e model.Entry) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.writes++
 	n := len(k.entries)
-	k.entries = slices.DeleteFunc(k.entries, func(x plan.Entry) bool {
+	k.entries = slices.DeleteFunc(k.entries, func(x model.Entry) bool {
 		return x.MAC == e.MAC && x.PortIndex == e.PortIndex && (e.Vlan == 0 || x.Vlan == e.Vlan)
 	})
 	if len(k.entries) == n {
