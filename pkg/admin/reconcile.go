@@ -119,7 +119,7 @@ func CleanStale(st *State, w apply.Writer, dry bool) (*Result, error) {
 // not called for a refused plan. The caller holds the run lock.
 func ReconcileGuest(st *State, w apply.Writer, g *guest.Guest, dry bool, adjust func(*plan.Plan)) GuestResult {
 	gr := GuestResult{Guest: g.Name}
-	p, err := plan.Start(st.Config, g, st.view())
+	p, err := st.startPlan(g, st.view())
 	switch {
 	case err != nil:
 		gr.Err = err

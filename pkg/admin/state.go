@@ -12,6 +12,7 @@ import (
 	"github.com/fdbhook/fdbhook/pkg/config"
 	"github.com/fdbhook/fdbhook/pkg/guest"
 	"github.com/fdbhook/fdbhook/pkg/model"
+	"github.com/fdbhook/fdbhook/pkg/plan"
 )
 
 // Networks resolves libvirt networks from libvirt's files (libvirt.Files).
@@ -35,6 +36,9 @@ type State struct {
 	// Incoming are the running guests paused as the destination of a live
 	// migration (ReadIncoming): their ports wait for the resume.
 	Incoming map[string]bool
+	// Containers proves, for each running container of libvirt's LXC
+	// driver (by name), which veths are its own (plan.StartContainer).
+	Containers map[string]plan.Container
 	// Notes are things worth telling that are not problems.
 	Notes []string
 

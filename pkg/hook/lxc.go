@@ -43,7 +43,7 @@ type netnsKernel interface {
 // lxcStart plans a container's start: the NICs' ports are veths whose
 // peers live in the network namespace of the container's init.
 func (r *Runner) lxcStart(ev *event, v PlanView) (*plan.Plan, bool, error) {
-	ct, err := container(ev.g.Name, v)
+	ct, err := Container(ev.g.Name, v)
 	if err != nil {
 		return nil, false, err
 	}
@@ -51,11 +51,12 @@ func (r *Runner) lxcStart(ev *event, v PlanView) (*plan.Plan, bool, error) {
 	return p, false, err
 }
 
-// container finds the container's init in libvirt's live state and the id
-// the host gives its network namespace. An init that cannot be found is
-// no error here: every veth of the container is then refused with the
-// reason, and a container without managed NICs starts as before.
-func container(name string, v PlanView) (plan.Container, error) {
+// Container finds running container name's init in libvirt's live state
+// and the id the host gives its network namespace: what proves which veths
+// are the container's. An init that cannot be found is no error here:
+// every veth of the container is then refused with the reason, and a
+// container without managed NICs starts as before.
+func Container(name string, v PlanView) (plan.Container, error) {
 	pid, why, err := v.Files.ContainerInit(name)
 	if err != nil {
 		return plan.Container{}, fmt.Errorf("reading libvirt's live state of the container: %w", err)
@@ -65,7 +66,7 @@ func container(name string, v PlanView) (plan.Container, error) {
 	}
 	nk, ok := v.Kernel.(netnsKernel)
 	if !ok {
-		return plan.Container{}, fmt.Errorf("this kernel connection cannot read network namespace ids")
+		return plan.Container{InitPid: pid, NetnsID: -1, Unknown: "this kernel connection cannot read network namespace ids"}, nil
 	}
 	id, err := nk.NetnsIDOfPid(pid)
 	if err != nil {

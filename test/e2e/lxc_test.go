@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/json"
 	"encoding/xml"
 	"fmt"
 	"os"
@@ -182,6 +183,52 @@ func TestLxcContainers(t *testing.T) {
 		}
 		k.assertPort(t, uplink, portState{master: bridge0, learning: true, flood: true})
 		k.assertManaged(t, ct1Veth, bridge0, ct1A) // nothing of the refused run left applied, nothing undone
+	})
+
+	t.Run("status, explain and reconcile", func(t *testing.T) {
+		r := admin(t, "status", "--json")
+		var rep statusReport
+		if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+			t.Fatalf("status --json (exit %d) does not parse: %v\n%s%s", r.code, err, r.stdout, r.stderr)
+		}
+		// Status lists managed bridges only: ct2's bridge is not one.
+		want := map[string]string{ct1Veth: ct1 + " " + ct1A + " managed", vethB: ct1 + " " + ct1B + " managed"}
+		for _, b := range rep.Bridges {
+			for _, port := range b.Ports {
+				w, ok := want[port.Name]
+				if !ok {
+					continue
+				}
+				delete(want, port.Name)
+				got := fmt.Sprintf("%s %s %s", port.Guest, port.MAC, map[bool]string{true: "managed", false: "not managed"}[port.Managed])
+				if port.Kind != "guest" || port.Device != "veth" || got != w || port.Learning || port.Flood {
+					t.Errorf("status --json: port %s is %+v, want a guest veth: %s", port.Name, port, w)
+				}
+			}
+		}
+		if len(want) != 0 {
+			t.Errorf("status --json lists no port %v", want)
+		}
+
+		file := t.TempDir() + "/" + ct1 + ".xml"
+		if err := os.WriteFile(file, []byte(live), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		r = admin(t, "explain", file)
+		line := fmt.Sprintf("fdb replace %s dev %s master %s static", ct1A, ct1Veth, bridge0)
+		if r.code != 0 || !strings.Contains(r.stdout, line) {
+			t.Errorf("explain %s: exit %d, want 0 and a line with %q:\n%s%s", file, r.code, line, r.stdout, r.stderr)
+		}
+
+		setPortFlags(t, ct1Veth, true, true)
+		run(t, "bridge", "fdb", "del", ct1A, "dev", ct1Veth, "master")
+		k.assertUntouched(t, ct1Veth, bridge0, ct1A)
+		r = admin(t, "reconcile")
+		if !strings.Contains(r.stdout, ct1Veth) {
+			t.Errorf("reconcile (exit %d) does not name %s:\n%s%s", r.code, ct1Veth, r.stdout, r.stderr)
+		}
+		k.assertManaged(t, ct1Veth, bridge0, ct1A)
+		k.assertUntouched(t, ct2Veth, bridge1, ct2A)
 	})
 
 	t.Run("reconnect re-applies", func(t *testing.T) {
