@@ -6,157 +6,12 @@ import (
 	"strings"
 	"testing"
 
-	"golang.org/x/sys/unix"
+	"github.com/fdbhook/fdbhook/pkg/kernel/kerneltest"
 
 	"github.com/fdbhook/fdbhook/pkg/config"
 	"github.com/fdbhook/fdbhook/pkg/guest"
 	"github.com/fdbhook/fdbhook/pkg/model"
 )
-
-// fakeKernel is a kernel with the FDB semantics fdbhook relies on: a
-// replace moves a MAC's entry on a bridge to the new port, a delete of an
-// absent entry is ENOENT.
-type fakeKernel struct {
-	links   []*model.Link
-	entries []model.Entry
-	// counters, to check the cost of a run
-	linkDumps, fdbDumps, writes int
-}
-
-func (k *fakeKernel) Links() ([]*model.Link, error) {
-	k.linkDumps++
-	out := make([]*model.Link, len(k.links))
-	for i, l := range k.links {
-		c := *l
-		out[i] = &c
-	}
-	return out, nil
-}
-
-func (k *fakeKernel) byIndex(i int) *model.Link {
-	for _, l := range k.links {
-		if l.Index == i {
-			return l
-		}
-	}
-	return nil
-}
-
-func (k *fakeKernel) bridgeOf(portIndex int) int {
-	l := k.byIndex(portIndex)
-	switch {
-	case l == nil:
-		return 0
-	case l.Type == "bridge":
-		return l.Index
-	}
-	return l.MasterIndex
-}
-
-func (k *fakeKernel) BridgeEntries(br *model.Link) ([]model.Entry, error) {
-	k.fdbDumps++
-	var out []model.Entry
-	for _, e := range k.entries {
-		if k.bridgeOf(e.PortIndex) == br.Index {
-			e.Port = k.byIndex(e.PortIndex).Name
-			out = append(out, e)
-		}
-	}
-	return out, nil
-}
-
-func (k *fakeKernel) SetVlanFiltering(bridgeIndex int, on bool) error {
-	k.writes++
-	k.byIndex(bridgeIndex).VlanFiltering = on
-	return nil
-}
-
-func (k *fakeKernel) SetPortFlags(portIndex int, f model.Flags, _ bool) error {
-	k.writes++
-	l := k.byIndex(portIndex)
-	if l == nil {
-		return unix.ENODEV
-	}
-	l.Flags = f
-	return nil
-}
-
-func (k *fakeKernel) ReplaceEntry(e model.Entry) error {
-	k.writes++
-	br := k.bridgeOf(e.PortIndex)
-	if br == 0 {
-		return unix.ENODEV
-	}
-	k.entries = slices.DeleteFunc(k.entries, func(x model.Entry) bool {
-		return x.MAC == e.MAC && x.Vlan == e.Vlan && k.bridgeOf(x.PortIndex) == br
-	})
-	e.Port = ""
-	k.entries = append(k.entries, e)
-	return nil
-}
-
-func (k *fakeKernel) DeleteEntry(e model.Entry) error {
-	k.writes++
-	n := len(k.entries)
-	k.entries = slices.DeleteFunc(k.entries, func(x model.Entry) bool {
-		return x.MAC == e.MAC && x.PortIndex == e.PortIndex && (e.Vlan == 0 || x.Vlan == e.Vlan)
-	})
-	if len(k.entries) == n {
-		return unix.ENOENT
-	}
-	return nil
-}
-
-// static returns the static entries for mac, as "port" names.
-func (k *fakeKernel) static(mac string) []string {
-	var out []string
-	for _, e := range k.entries {
-		if e.MAC == mac && e.Static() {
-			out = append(out, k.byIndex(e.PortIndex).Name)
-		}
-	}
-	slices.Sort(out)
-	return out
-}
-
-func (k *fakeKernel) port(name string) *model.Link {
-	for _, l := range k.links {
-		if l.Name == name {
-			return l
-		}
-	}
-	return nil
-}
-
-func (k *fakeKernel) add(l *model.Link) *model.Link {
-	l.Index = len(k.links) + 1
-	if m := k.port(l.Master); m != nil {
-		l.MasterIndex, l.MasterType = m.Index, "bridge"
-	}
-	k.links = append(k.links, l)
-	return l
-}
-
-func (k *fakeKernel) addStatic(mac, port string) {
-	k.entries = append(k.entries, model.Entry{MAC: mac, PortIndex: k.port(port).Index, State: model.NUDNoARP, NTFlags: model.NTFMaster})
-}
-
-var (
-	learning = model.Flags{Learning: true, Flood: true}
-	managed  = model.Flags{}
-)
-
-func bridge(name string) *model.Link {
-	return &model.Link{Name: name, Type: "bridge", VlanCapable: true}
-}
-
-func tap(name, master string, f model.Flags) *model.Link {
-	return &model.Link{Name: name, Type: "tuntap", TunMode: "tap", Master: master, Flags: f, Promiscuity: 1, Carrier: true}
-}
-
-func uplink(name, master string) *model.Link {
-	return &model.Link{Name: name, Type: "device", Master: master, Flags: learning, Promiscuity: 1, Carrier: true}
-}
 
 // domain writes a running guest's live XML; nics are "type:source:target:mac".
 func domain(t *testing.T, name string, optOut []string, nics ...string) *guest.Guest {
@@ -192,7 +47,7 @@ type noNetworks struct{}
 
 func (noNetworks) Network(string) (*model.Network, error) { return nil, nil }
 
-func state(t *testing.T, k *fakeKernel, cfgText string, running, defined []*guest.Guest) *State {
+func state(t *testing.T, k *kerneltest.Kernel, cfgText string, running, defined []*guest.Guest) *State {
 	t.Helper()
 	cfg, err := config.Parse([]byte(cfgText))
 	if err != nil {
@@ -226,26 +81,26 @@ const (
 //   - tap vnet8 that no guest owns but a process holds open, with an entry;
 //   - on the uplink: an entry for g4 (defined, not running) and one for a
 //     LAN host nobody knows.
-func world(t *testing.T) (*fakeKernel, []*guest.Guest, []*guest.Guest) {
-	k := &fakeKernel{}
-	k.add(&model.Link{Name: "lo", Type: "device"})
-	k.add(bridge("br0"))
-	k.add(uplink("eth0", "br0"))
-	k.add(tap("vnet1", "br0", managed))
-	k.add(tap("vnet2", "br0", learning))
-	k.add(tap("vnet3", "br0", learning))
-	k.add(tap("vnet5", "br0", managed))
-	k.add(tap("vnet8", "br0", managed))
-	v9 := k.add(tap("vnet9", "br0", managed))
+func world(t *testing.T) (*kerneltest.Kernel, []*guest.Guest, []*guest.Guest) {
+	k := kerneltest.New()
+	k.Add(&model.Link{Name: "lo", Type: "device"})
+	k.Add(kerneltest.Bridge("br0"))
+	k.Add(kerneltest.Uplink("eth0", "br0"))
+	k.Add(kerneltest.Tap("vnet1", "br0", kerneltest.Managed))
+	k.Add(kerneltest.Tap("vnet2", "br0", kerneltest.Learning))
+	k.Add(kerneltest.Tap("vnet3", "br0", kerneltest.Learning))
+	k.Add(kerneltest.Tap("vnet5", "br0", kerneltest.Managed))
+	k.Add(kerneltest.Tap("vnet8", "br0", kerneltest.Managed))
+	v9 := k.Add(kerneltest.Tap("vnet9", "br0", kerneltest.Managed))
 	v9.Carrier = false
-	k.addStatic(macG1, "vnet1")
-	k.addStatic(macG5, "eth0")
-	k.addStatic(macO8, "vnet8")
-	k.addStatic(macO9, "vnet9")
-	k.addStatic(macG4, "eth0")
-	k.addStatic(macLAN, "eth0")
+	k.AddStatic(macG1, "vnet1")
+	k.AddStatic(macG5, "eth0")
+	k.AddStatic(macO8, "vnet8")
+	k.AddStatic(macO9, "vnet9")
+	k.AddStatic(macG4, "eth0")
+	k.AddStatic(macLAN, "eth0")
 	// the bridge's own address: local, never reported
-	k.entries = append(k.entries, model.Entry{MAC: "02:00:00:00:00:b0", PortIndex: k.port("br0").Index, State: model.NUDPermanent, NTFlags: model.NTFMaster})
+	k.AddEntry(model.Entry{MAC: "02:00:00:00:00:b0", PortIndex: k.Device("br0").Index, State: model.NUDPermanent, NTFlags: model.NTFMaster})
 	running := []*guest.Guest{
 		domain(t, "g1", nil, "bridge:br0:vnet1:"+macG1),
 		domain(t, "g2", nil, "bridge:br0:vnet2:"+macG2),

@@ -81,7 +81,7 @@ func newRig(t *testing.T, cfg string) *rig {
 	for _, d := range []string{"run/qemu", "etc/qemu", "fdbhook"} {
 		os.MkdirAll(filepath.Join(dir, d), 0o755)
 	}
-	r := &rig{t: t, k: &kerneltest.Kernel{}, dir: dir, cfgPath: filepath.Join(dir, "fdbhook.toml"),
+	r := &rig{t: t, k: kerneltest.New(), dir: dir, cfgPath: filepath.Join(dir, "fdbhook.toml"),
 		runDir: runstate.Dir(filepath.Join(dir, "fdbhook")), src: &hand{ready: make(chan struct{})}, log: &syncBuf{}}
 	r.config(cfg)
 	r.k.Add(&model.Link{Name: "lo", Type: "device"})
@@ -131,7 +131,7 @@ func (r *rig) start() {
 		RunDir:      r.runDir,
 		LockPath:    filepath.Join(r.dir, "fdbhook/lock"),
 		LockTimeout: time.Second,
-		OpenKernel:  func() (Kernel, error) { return r.k, nil },
+		OpenKernel:  func() (model.Kernel, error) { return r.k, nil },
 		Sources:     []Source{r.src},
 		Backoff:     20 * time.Millisecond,
 		Processed: func(_ []string, resync bool) {
