@@ -34,7 +34,8 @@ type Writer interface {
 	DeleteEntry(e Entry) error
 	// AddPortVlans adds vlans to the port, or updates their flags.
 	AddPortVlans(portIndex int, vlans []Vlan) error
-	// DelPortVlans removes vlans from the port.
+	// DelPortVlans removes vlans from the port; the kernel ignores those
+	// the port does not have.
 	DelPortVlans(portIndex int, vlans []Vlan) error
 }
 

@@ -8,9 +8,15 @@
 //     another port of the bridge moves the entry; a replace without a VLAN
 //     writes VLAN 0 and every VLAN of the port, a delete without one
 //     deletes those; a replace keeps an extern_learn flag;
-//   - the kernel's errors: ENODEV for a missing device, ENOENT for the
-//     delete of an absent entry or VLAN, EINVAL for an entry in a VLAN the
-//     port does not have, EOPNOTSUPP for VLANs on a kernel without them.
+//   - the kernel's errors: ENODEV for a missing device, EOPNOTSUPP for an
+//     entry, flags or VLANs on a device that is no bridge port and for
+//     adding VLANs on a kernel without them, ENOENT for the delete of an
+//     absent entry (not of an absent VLAN: the kernel ignores it), EINVAL for an entry in a VLAN the port does not have or without
+//     a state the kernel keeps (permanent, noarp, reachable).
+//
+// It does not model the ports' STP state: the kernel refuses a dynamic
+// entry on a port that is not learning or forwarding (a port that is down),
+// the fake takes it.
 //
 // Every call is recorded (Calls, Count, Writes), and a test can make any
 // call fail (FailWith, FailAt, FailWrite) or change the kernel while the
@@ -21,6 +27,7 @@ package kerneltest
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -183,8 +190,7 @@ func (k *memory) Delete(name string) {
 	k.links = slices.DeleteFunc(k.links, func(x *model.Link) bool { return x == l })
 	for _, p := range k.links {
 		if p.MasterIndex == l.Index { // the bridge's ports are released
-			k.flush(p.Index)
-			k.enslave(p, "")
+			k.move(p, "")
 		}
 	}
 }
@@ -194,14 +200,21 @@ func (k *memory) flush(portIndex int) {
 }
 
 // Move enslaves a port to another bridge (or none: ""), as the kernel
-// does: its entries are flushed, and its flags and VLANs are a new port's.
+// does: its entries are flushed, and its flags and VLANs are a new port's;
+// a device on no bridge has no port flags.
 func (k *memory) Move(port, master string) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	l := k.byName(port)
+	k.move(k.byName(port), master)
+}
+
+func (k *memory) move(l *model.Link, master string) {
 	k.flush(l.Index)
 	k.enslave(l, master)
 	l.Flags = Learning
+	if l.MasterIndex == 0 {
+		l.Flags, l.LockCapable = model.Flags{}, false
+	}
 }
 
 // SetFlags changes a port's flags behind the code's back.
@@ -467,7 +480,9 @@ func (k *memory) entryVlans(e model.Entry) ([]int, error) {
 	case p == nil:
 		return nil, unix.ENODEV
 	case p.MasterIndex == 0:
-		return nil, unix.EINVAL
+		return nil, unix.EOPNOTSUPP
+	case e.State&(model.NUDPermanent|model.NUDNoARP|nudReachable) == 0:
+		return nil, unix.EINVAL // the kernel wants a state it can keep
 	}
 	if e.Vlan != 0 {
 		if !slices.ContainsFunc(k.vlans[p.Index], func(v model.Vlan) bool { return v.ID == e.Vlan }) {
@@ -491,7 +506,7 @@ func (k *memory) replace(e model.Entry, vid int) {
 	br := k.bridgeOf(e.PortIndex)
 	state := e.State
 	if state&(model.NUDPermanent|model.NUDNoARP) == 0 {
-		state = nudReachable // the kernel reports a dynamic entry as reachable
+		state = nudReachable // a dynamic entry, fresh
 	}
 	flags := model.NTFMaster | e.NTFlags&model.NTFSticky
 	ext := e.NTFlags & model.NTFExtLearn
@@ -522,8 +537,11 @@ func (k *memory) DeleteEntry(e model.Entry) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	p := k.byIndex(e.PortIndex)
-	if p == nil {
+	switch {
+	case p == nil:
 		return unix.ENODEV
+	case p.MasterIndex == 0:
+		return unix.EOPNOTSUPP
 	}
 	vids := []int{e.Vlan}
 	if e.Vlan == 0 {
@@ -564,20 +582,16 @@ func (k *memory) AddPortVlans(portIndex int, vlans []model.Vlan) error {
 }
 
 // DelPortVlans removes vlans from a port, and the port's dynamic entries
-// in them (static ones stay, as in the kernel); ENOENT for a VLAN the port
-// does not have.
+// in them (static ones stay, as in the kernel). A VLAN the port does not
+// have is no error, nor is a kernel without VLANs: the kernel ignores both.
 func (k *memory) DelPortVlans(portIndex int, vlans []model.Vlan) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if err := k.vlanPort(portIndex); err != nil {
+	if err := k.vlanPort(portIndex); err != nil && (!errors.Is(err, unix.EOPNOTSUPP) || k.bridgeOf(portIndex) == nil) {
 		return err
 	}
 	for _, v := range vlans {
-		n := len(k.vlans[portIndex])
 		k.vlans[portIndex] = slices.DeleteFunc(k.vlans[portIndex], func(x model.Vlan) bool { return x.ID == v.ID })
-		if len(k.vlans[portIndex]) == n {
-			return unix.ENOENT
-		}
 		k.entries = slices.DeleteFunc(k.entries, func(e model.Entry) bool {
 			return e.PortIndex == portIndex && e.Vlan == v.ID && !e.Static() && !e.Local()
 		})
@@ -586,15 +600,13 @@ func (k *memory) DelPortVlans(portIndex int, vlans []model.Vlan) error {
 }
 
 // vlanPort checks that a device can have VLANs: a bridge or a port of a
-// bridge on a kernel with bridge VLANs.
+// bridge, on a kernel with bridge VLANs (EOPNOTSUPP otherwise).
 func (k *memory) vlanPort(index int) error {
 	br := k.bridgeOf(index)
 	switch {
 	case k.byIndex(index) == nil:
 		return unix.ENODEV
-	case br == nil:
-		return unix.EINVAL
-	case !br.VlanCapable:
+	case br == nil, !br.VlanCapable:
 		return unix.EOPNOTSUPP
 	}
 	return nil
