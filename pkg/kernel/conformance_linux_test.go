@@ -98,7 +98,9 @@ func TestFakeConforms(t *testing.T) {
 		{"delete a on fdbtk0, where it is not", func(s side) error { return s.w.DeleteEntry(static(a, "fdbtk0", 0)) }},
 		{"delete a on up0", func(s side) error { return s.w.DeleteEntry(static(a, "up0", 0)) }},
 		{"delete a on up0 again", func(s side) error { return s.w.DeleteEntry(static(a, "up0", 0)) }},
-		{"replace on a missing device", func(s side) error { return s.w.ReplaceEntry(model.Entry{MAC: a, PortIndex: 1 << 20, State: model.NUDNoARP}) }},
+		{"replace on a missing device", func(s side) error {
+			return s.w.ReplaceEntry(model.Entry{MAC: a, PortIndex: 1 << 20, State: model.NUDNoARP})
+		}},
 		{"delete on a missing device", func(s side) error { return s.w.DeleteEntry(model.Entry{MAC: a, PortIndex: 1 << 20}) }},
 		{"replace on a device without a bridge", func(s side) error { return s.w.ReplaceEntry(static(a, "up1", 0)) }},
 		{"replace for a VLAN the port does not have", func(s side) error { return s.w.ReplaceEntry(static(c, "p2", 10)) }},
