@@ -17,16 +17,6 @@ import (
 	"github.com/fdbhook/fdbhook/pkg/runstate"
 )
 
-// newFakeKernel: br0 with the taps guest-t2-a and vnet7, learning and
-// flooding, no entries. The commands here must write nothing to it.
-func newFakeKernel() *kerneltest.Kernel {
-	k := kerneltest.New()
-	k.Add(&model.Link{Name: "br0", Index: 2, Type: "bridge"})
-	k.Add(&model.Link{Name: "guest-t2-a", Index: 10, Type: "tuntap", TunMode: "tap", Master: "br0", Flags: kerneltest.Learning})
-	k.Add(&model.Link{Name: "vnet7", Index: 12, Type: "tuntap", TunMode: "tap", Master: "br0", Flags: kerneltest.Learning})
-	return k
-}
-
 type result struct {
 	code           int
 	stdout, stderr string
@@ -45,7 +35,7 @@ func run(t *testing.T, cfg string, stdin []byte, args ...string) result {
 		}
 	}
 	var out, errb bytes.Buffer
-	k := newFakeKernel()
+	k := kerneltest.T2Host()
 	env := &Env{Env: hook.Env{
 		Program: "fdbhook", Stdin: bytes.NewReader(stdin), Stdout: &out, Stderr: &errb,
 		Getenv: func(key string) string {

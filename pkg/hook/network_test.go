@@ -29,7 +29,7 @@ const cfgPolicy = "networks = [\"hostbr\"]\n[bridge.br0]\nvlan_filtering = \"ena
 func TestNetworkPolicy(t *testing.T) {
 	start := netFixture(t, "network-hostbr-start-begin.xml")
 	capable := func() *kerneltest.Kernel {
-		k := newFakeKernel()
+		k := kerneltest.T2Host()
 		k.Device("br0").VlanCapable = true
 		return k
 	}
@@ -42,7 +42,7 @@ func TestNetworkPolicy(t *testing.T) {
 		{"start enables", cfgPolicy, "start", "begin", start, capable(), "vlan", ""},
 		{"started enables", cfgPolicy, "started", "begin", netFixture(t, "network-hostbr-started-begin.xml"), capable(), "vlan", ""},
 		{"already on", cfgPolicy, "start", "begin", start, func() *kerneltest.Kernel { k := capable(); k.Device("br0").VlanFiltering = true; return k }(), "", ""},
-		{"incapable kernel warns", cfgPolicy, "start", "begin", start, newFakeKernel(), "",
+		{"incapable kernel warns", cfgPolicy, "start", "begin", start, kerneltest.T2Host(), "",
 			"fdbhook: warning: bridge br0: vlan_filtering = \"enable\" cannot take effect: this kernel has no bridge VLAN filtering network=hostbr\n"},
 		{"policy leave", "networks = [\"hostbr\"]\n", "start", "begin", start, capable(), "", ""},
 		{"listed by bridge", "bridges = [\"br0\"]\n[bridge.br0]\nvlan_filtering = \"enable\"\n", "start", "begin", start, capable(), "vlan", ""},
@@ -72,7 +72,7 @@ func TestNetworkPolicy(t *testing.T) {
 
 func TestNetworkFailures(t *testing.T) {
 	start := netFixture(t, "network-hostbr-start-begin.xml")
-	notBridge := newFakeKernel()
+	notBridge := kerneltest.T2Host()
 	notBridge.Device("br0").Type = "device"
 	for _, tc := range []struct {
 		name, cfg string
@@ -82,12 +82,12 @@ func TestNetworkFailures(t *testing.T) {
 		code      int
 		stderr    string
 	}{
-		{"bad config fails start", "networks = 1", start, newFakeKernel(), []string{"hostbr", "start", "begin", "-"}, ExitConfig, "fdbhook: network hostbr: "},
-		{"bad config ignored at stop", "networks = 1", start, newFakeKernel(), []string{"hostbr", "stopped", "end", "-"}, ExitOK, ""},
-		{"bad xml", cfgPolicy, []byte("<hookData><network>"), newFakeKernel(), []string{"hostbr", "start", "begin", "-"}, ExitInput, "fdbhook: network hostbr: bad network XML: "},
+		{"bad config fails start", "networks = 1", start, kerneltest.T2Host(), []string{"hostbr", "start", "begin", "-"}, ExitConfig, "fdbhook: network hostbr: "},
+		{"bad config ignored at stop", "networks = 1", start, kerneltest.T2Host(), []string{"hostbr", "stopped", "end", "-"}, ExitOK, ""},
+		{"bad xml", cfgPolicy, []byte("<hookData><network>"), kerneltest.T2Host(), []string{"hostbr", "start", "begin", "-"}, ExitInput, "fdbhook: network hostbr: bad network XML: "},
 		{"bridge is a device", cfgPolicy, start, notBridge, []string{"hostbr", "start", "begin", "-"}, ExitOK, "br0 is a physical device, not a bridge"},
-		{"usage", cfgPolicy, nil, newFakeKernel(), []string{"hostbr"}, ExitUsage, "not a hook call: expected NETWORK OPERATION SUB-OPERATION EXTRA, got 1 arguments"},
-		{"help", "", nil, newFakeKernel(), []string{"--help"}, ExitOK, ""},
+		{"usage", cfgPolicy, nil, kerneltest.T2Host(), []string{"hostbr"}, ExitUsage, "not a hook call: expected NETWORK OPERATION SUB-OPERATION EXTRA, got 1 arguments"},
+		{"help", "", nil, kerneltest.T2Host(), []string{"--help"}, ExitOK, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := runNetwork(t, tc.cfg, tc.stdin, tc.kernel, tc.args...)

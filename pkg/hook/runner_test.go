@@ -15,16 +15,6 @@ import (
 	"github.com/fdbhook/fdbhook/pkg/runstate"
 )
 
-// newFakeKernel: br0 with taps guest-t2-a and vnet7, all learning and
-// flooding, no FDB entries.
-func newFakeKernel() *kerneltest.Kernel {
-	k := kerneltest.New()
-	k.Add(&model.Link{Name: "br0", Index: 2, Type: "bridge"})
-	k.Add(&model.Link{Name: "guest-t2-a", Index: 10, Type: "tuntap", TunMode: "tap", Master: "br0", Flags: kerneltest.Learning})
-	k.Add(&model.Link{Name: "vnet7", Index: 12, Type: "tuntap", TunMode: "tap", Master: "br0", Flags: kerneltest.Learning})
-	return k
-}
-
 // withRoamed adds an uplink eno1 to k's br0 and a static entry there for
 // each of macs, as after the guest's MAC roamed to the uplink.
 func withRoamed(k *kerneltest.Kernel, macs ...string) *kerneltest.Kernel {
@@ -87,7 +77,7 @@ func runHook(t *testing.T, entry func(*Runner, []string) int, program, cfg strin
 
 func runQemu(t *testing.T, cfg string, stdin []byte, env map[string]string, args ...string) run {
 	t.Helper()
-	return runHook(t, (*Runner).RunQemu, "qemu-hook", cfg, stdin, env, newFakeKernel(), args...)
+	return runHook(t, (*Runner).RunQemu, "qemu-hook", cfg, stdin, env, kerneltest.T2Host(), args...)
 }
 
 var startXML, _ = os.ReadFile("../../testdata/libvirt-9.0/qemu-t2-start-begin.xml")
@@ -113,7 +103,7 @@ func TestOperationTable(t *testing.T) {
 		{"restore", "begin", ""}, {"shutdown", "begin", ""}, {"start", "end", ""},
 	} {
 		r := runHook(t, (*Runner).RunQemu, "qemu-hook", cfgBr0, startXML, nil,
-			withRoamed(newFakeKernel(), "52:54:00:aa:cc:01"), "t2", tc.op, tc.subop, "-")
+			withRoamed(kerneltest.T2Host(), "52:54:00:aa:cc:01"), "t2", tc.op, tc.subop, "-")
 		if r.code != ExitOK || r.stdout != "" || r.stderr != "" {
 			t.Errorf("%s %s: exit %d stdout %q stderr %q", tc.op, tc.subop, r.code, r.stdout, r.stderr)
 		}
@@ -172,7 +162,7 @@ func TestFailures(t *testing.T) {
 			// t2's first MAC has roamed to the uplink: a stop that read the
 			// configuration would delete it.
 			r := runHook(t, (*Runner).RunQemu, "qemu-hook", tc.cfg, tc.stdin, tc.env,
-				withRoamed(newFakeKernel(), "52:54:00:aa:cc:01"), tc.args...)
+				withRoamed(kerneltest.T2Host(), "52:54:00:aa:cc:01"), tc.args...)
 			if r.code != tc.code {
 				t.Errorf("exit %d, want %d (stderr %q)", r.code, tc.code, r.stderr)
 			}

@@ -31,14 +31,12 @@ func (f *fakeView) PortOwner(port string) (string, error)       { return f.owner
 // an uplink and t2's taps, virbr0 with t2's NAT tap.
 func host() *fakeView {
 	on := model.Flags{Learning: true, Flood: true}
-	k := kerneltest.New()
+	k := kerneltest.T2Host()
+	k.Device("br0").VlanCapable = true
 	for _, l := range []*model.Link{
-		{Name: "br0", Index: 2, Type: "bridge", VlanCapable: true},
 		{Name: "virbr0", Index: 3, Type: "bridge", VlanCapable: true},
 		{Name: "eno1", Index: 4, Type: "device", Master: "br0", Flags: on},
-		{Name: "guest-t2-a", Index: 10, Type: "tuntap", TunMode: "tap", Master: "br0", Flags: on},
 		{Name: "vnet6", Index: 11, Type: "tuntap", TunMode: "tap", Master: "virbr0", Flags: on},
-		{Name: "vnet7", Index: 12, Type: "tuntap", TunMode: "tap", Master: "br0", Flags: on},
 		{Name: "tapeth6", Index: 13, Type: "tuntap", TunMode: "tap", Flags: on},
 	} {
 		k.Add(l)

@@ -90,6 +90,18 @@ func Uplink(name, master string) *model.Link {
 	return &model.Link{Name: name, Type: "device", Master: master, Flags: Learning, Promiscuity: 1, Carrier: true}
 }
 
+// T2Host is the part of the host the libvirt 9.0 fixtures (testdata/
+// libvirt-9.0) were captured on that guest t2 uses: bridge br0 (index 2,
+// without VLAN filtering) with t2's taps guest-t2-a (10) and vnet7 (12),
+// learning and flooding, no FDB entries.
+func T2Host() *Kernel {
+	k := New()
+	k.Add(&model.Link{Name: "br0", Index: 2, Type: "bridge"})
+	k.Add(&model.Link{Name: "guest-t2-a", Index: 10, Type: "tuntap", TunMode: "tap", Master: "br0", Flags: Learning})
+	k.Add(&model.Link{Name: "vnet7", Index: 12, Type: "tuntap", TunMode: "tap", Master: "br0", Flags: Learning})
+	return k
+}
+
 // Close changes nothing: the fake outlives every connection to it.
 func (k *memory) Close() {}
 
