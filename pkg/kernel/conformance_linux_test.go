@@ -1,11 +1,6 @@
 package kernel
 
 import (
-	"errors"
-	"fmt"
-	"slices"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -15,31 +10,8 @@ import (
 	"github.com/fdbhook/fdbhook/pkg/model"
 )
 
-// side is one of the two kernels the conformance test drives: the real one
-// in a namespace, or the fake. release and remove are what happens to a
-// port outside fdbhook (taken off its bridge, deleted); read opens what
-// the state is read back through.
-type side struct {
-	w       model.Writer
-	read    func(t *testing.T) model.Reader
-	release func(port string) error
-	remove  func(name string) error
-}
-
-// nudReachable is NUD_REACHABLE: a dynamic entry's state.
-const nudReachable = 0x02
-
-// conformanceMACs are the MACs the sequence writes; the entries of other
-// MACs (the devices' own, which the kernel adds) are not compared.
-var conformanceMACs = []string{"02:fd:00:00:00:01", "02:fd:00:00:00:02", "02:fd:00:00:00:03", "02:fd:00:00:00:04"}
-
-// TestFakeConforms runs one sequence of writes against the real kernel, in
-// a fresh namespace, and against kerneltest's fake, started from the
-// devices the real one has, and after each write compares the error and
-// everything read back: the devices' flags and masters, vlan_filtering,
-// port VLANs, and the entries of the sequence's MACs by bridge, by MAC and
-// by port, with their state, flags and VLANs. It is what keeps the fake,
-// and so every unit test, true to the kernel.
+// TestFakeConforms runs kerneltest's conformance sequence against this
+// kernel, in a fresh namespace: a lab with the ports the sequence expects.
 func TestFakeConforms(t *testing.T) {
 	l := newLab(t)
 	for _, name := range []string{"p1", "p2"} {
@@ -48,132 +20,18 @@ func TestFakeConforms(t *testing.T) {
 			t.Fatalf("adding %s: %v", name, err)
 		}
 	}
-	open := func(t *testing.T) model.Reader {
-		c, err := Open(l.ns, time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(c.Close)
-		return c
-	}
-	fake := fakeOf(t, open(t))
-	real := side{w: l.c, read: open,
-		release: func(port string) error { return l.h.LinkSetNoMaster(link(t, l.h, port)) },
-		remove:  func(name string) error { return l.h.LinkDel(link(t, l.h, name)) }}
-	sim := side{w: fake, read: func(*testing.T) model.Reader { return fake },
-		release: func(port string) error { fake.Move(port, ""); return nil },
-		remove:  func(name string) error { fake.Delete(name); return nil }}
-
-	br, err := l.c.Link("br0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !br.VlanCapable {
-		t.Log("this kernel has no bridge VLAN filtering: the VLAN writes are compared as refusals, the entries for VLAN 0 only")
-	}
-	names := []string{"br0", "fdbtk0", "up0", "up1", "p1", "p2"}
-	idx := map[string]int{}
-	for _, n := range names {
-		idx[n] = link(t, l.h, n).Attrs().Index
-	}
-	static := func(mac, port string, vlan int) model.Entry {
-		return model.Entry{MAC: mac, PortIndex: idx[port], Vlan: vlan, State: model.NUDNoARP, NTFlags: model.NTFMaster}
-	}
-	a, b, c, d := conformanceMACs[0], conformanceMACs[1], conformanceMACs[2], conformanceMACs[3]
-	sticky := static(b, "fdbtk0", 0)
-	sticky.NTFlags |= model.NTFSticky
-	ext := model.Entry{MAC: d, PortIndex: idx["up0"], State: nudReachable, NTFlags: model.NTFMaster | model.NTFExtLearn}
-	vlan10 := []model.Vlan{{ID: 10}}
-	pvid20 := []model.Vlan{{ID: 20, Pvid: true, Untagged: true}}
-
-	steps := []struct {
-		what string
-		do   func(s side) error
-	}{
-		{"replace a on fdbtk0", func(s side) error { return s.w.ReplaceEntry(static(a, "fdbtk0", 0)) }},
-		{"replace a on up0: the entry moves", func(s side) error { return s.w.ReplaceEntry(static(a, "up0", 0)) }},
-		{"replace a on up0 again", func(s side) error { return s.w.ReplaceEntry(static(a, "up0", 0)) }},
-		{"replace b sticky on fdbtk0", func(s side) error { return s.w.ReplaceEntry(sticky) }},
-		{"replace b on p1, not sticky", func(s side) error { return s.w.ReplaceEntry(static(b, "p1", 0)) }},
-		{"delete a on fdbtk0, where it is not", func(s side) error { return s.w.DeleteEntry(static(a, "fdbtk0", 0)) }},
-		{"delete a on up0", func(s side) error { return s.w.DeleteEntry(static(a, "up0", 0)) }},
-		{"delete a on up0 again", func(s side) error { return s.w.DeleteEntry(static(a, "up0", 0)) }},
-		{"replace on a missing device", func(s side) error {
-			return s.w.ReplaceEntry(model.Entry{MAC: a, PortIndex: 1 << 20, State: model.NUDNoARP})
-		}},
-		{"delete on a missing device", func(s side) error { return s.w.DeleteEntry(model.Entry{MAC: a, PortIndex: 1 << 20}) }},
-		{"replace on a device without a bridge", func(s side) error { return s.w.ReplaceEntry(static(a, "up1", 0)) }},
-		{"replace for a VLAN the port does not have", func(s side) error { return s.w.ReplaceEntry(static(c, "p2", 10)) }},
-		{"delete for a VLAN the entry is not in", func(s side) error { return s.w.DeleteEntry(static(b, "p1", 10)) }},
-		{"delete on a device without a bridge", func(s side) error { return s.w.DeleteEntry(static(a, "up1", 0)) }},
-		{"replace without a state", func(s side) error { return s.w.ReplaceEntry(model.Entry{MAC: c, PortIndex: idx["p2"]}) }},
-		{"replace d extern_learn on up0", func(s side) error { return s.w.ReplaceEntry(ext) }},
-		{"replace d static on fdbtk0: moves, keeps extern_learn", func(s side) error { return s.w.ReplaceEntry(static(d, "fdbtk0", 0)) }},
-		{"learning and flood off on fdbtk0", func(s side) error { return s.w.SetPortFlags(idx["fdbtk0"], model.Flags{}, false) }},
-		{"learning on flood off on p1", func(s side) error { return s.w.SetPortFlags(idx["p1"], model.Flags{Learning: true}, false) }},
-		{"fdbtk0 locked", func(s side) error { return s.w.SetPortFlags(idx["fdbtk0"], model.Flags{Locked: true}, true) }},
-		{"fdbtk0 learning on, locked left as it is", func(s side) error { return s.w.SetPortFlags(idx["fdbtk0"], model.Flags{Learning: true}, false) }},
-		{"fdbtk0 unlocked, learning off", func(s side) error { return s.w.SetPortFlags(idx["fdbtk0"], model.Flags{}, true) }},
-		{"flags of a missing device", func(s side) error { return s.w.SetPortFlags(1<<20, model.Flags{}, false) }},
-		{"flags of a device without a bridge", func(s side) error { return s.w.SetPortFlags(idx["up1"], model.Flags{}, false) }},
-		{"add VLAN 10 to a device without a bridge", func(s side) error { return s.w.AddPortVlans(idx["up1"], vlan10) }},
-		{"delete VLAN 10 from a device without a bridge", func(s side) error { return s.w.DelPortVlans(idx["up1"], vlan10) }},
-		{"add VLAN 10 to a missing device", func(s side) error { return s.w.AddPortVlans(1<<20, vlan10) }},
-		{"add VLAN 10 to p2", func(s side) error { return s.w.AddPortVlans(idx["p2"], vlan10) }},
-		{"make VLAN 20 p2's pvid", func(s side) error { return s.w.AddPortVlans(idx["p2"], pvid20) }},
-		{"replace c on p2: VLAN 0 and p2's VLANs", func(s side) error { return s.w.ReplaceEntry(static(c, "p2", 0)) }},
-		{"replace c on p2 for VLAN 10", func(s side) error { return s.w.ReplaceEntry(static(c, "p2", 10)) }},
-		{"delete c on p2 for VLAN 10", func(s side) error { return s.w.DeleteEntry(static(c, "p2", 10)) }},
-		{"delete VLAN 10 from p2", func(s side) error { return s.w.DelPortVlans(idx["p2"], vlan10) }},
-		{"delete VLAN 10 from p2 again", func(s side) error { return s.w.DelPortVlans(idx["p2"], vlan10) }},
-		{"replace c on p1", func(s side) error { return s.w.ReplaceEntry(static(c, "p1", 0)) }},
-		{"vlan_filtering on", func(s side) error { return s.w.SetVlanFiltering(idx["br0"], true) }},
-		{"vlan_filtering off", func(s side) error { return s.w.SetVlanFiltering(idx["br0"], false) }},
-		{"p1 leaves the bridge: its entries go, its flags are reset", func(s side) error { return s.release("p1") }},
-		{"replace a on p2", func(s side) error { return s.w.ReplaceEntry(static(a, "p2", 0)) }},
-		{"p2 is deleted: its entries go", func(s side) error { return s.remove("p2") }},
-		{"delete d on fdbtk0", func(s side) error { return s.w.DeleteEntry(static(d, "fdbtk0", 0)) }},
-	}
-	for i, st := range steps {
-		errReal, errFake := st.do(real), st.do(sim)
-		if errno(errReal) != errno(errFake) {
-			t.Errorf("step %d, %s: the kernel says %v, the fake %v", i+1, st.what, errReal, errFake)
-		}
-		got, want := describe(t, sim.read(t), names), describe(t, real.read(t), names)
-		if got != want {
-			t.Fatalf("step %d, %s: the fake reads back\n%s\nthe kernel\n%s", i+1, st.what, got, want)
-		}
-	}
-}
-
-// fakeOf returns a fake with the devices r has, their VLANs included.
-func fakeOf(t *testing.T, r model.Reader) *kerneltest.Kernel {
-	t.Helper()
-	links, err := r.Links()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// bridges first, so that Add enslaves their ports
-	slices.SortStableFunc(links, func(a, b *model.Link) int { return boolRank(b.Type == "bridge") - boolRank(a.Type == "bridge") })
-	k := kerneltest.New()
-	for _, l := range links {
-		k.Add(l)
-	}
-	for _, l := range links {
-		vl, err := r.PortVlans(l.Index)
-		if err != nil {
-			t.Fatal(err)
-		}
-		k.SetVlans(l.Name, vl...)
-	}
-	return k
-}
-
-func boolRank(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
+	kerneltest.Conform(t, kerneltest.Side{W: l.c,
+		Read: func(t *testing.T) model.Reader {
+			c, err := Open(l.ns, time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(c.Close)
+			return c
+		},
+		Release: func(port string) error { return l.h.LinkSetNoMaster(link(t, l.h, port)) },
+		Remove:  func(name string) error { return l.h.LinkDel(link(t, l.h, name)) },
+	})
 }
 
 func link(t *testing.T, h *netlink.Handle, name string) netlink.Link {
@@ -183,76 +41,4 @@ func link(t *testing.T, h *netlink.Handle, name string) netlink.Link {
 		t.Fatal(err)
 	}
 	return l
-}
-
-// errno reduces an error to what the comparison cares about: none, the
-// kernel's errno, or "other".
-func errno(err error) string {
-	var e syscall.Errno
-	switch {
-	case err == nil:
-		return "ok"
-	case errors.As(err, &e):
-		return e.Error()
-	}
-	return "other: " + err.Error()
-}
-
-// describe reads back, through r, what the comparison covers, as text.
-func describe(t *testing.T, r model.Reader, names []string) string {
-	t.Helper()
-	var b strings.Builder
-	br, err := r.Link("br0")
-	if err != nil || br == nil {
-		t.Fatalf("reading br0: %v, %v", br, err)
-	}
-	fmt.Fprintf(&b, "br0 vlan_filtering %v\n", br.VlanFiltering)
-	for _, n := range names {
-		l, err := r.Link(n)
-		if err != nil {
-			t.Fatalf("reading %s: %v", n, err)
-		}
-		if l == nil {
-			fmt.Fprintf(&b, "%s: none\n", n)
-			continue
-		}
-		vl, err := r.PortVlans(l.Index)
-		if err != nil {
-			t.Fatalf("reading the VLANs of %s: %v", n, err)
-		}
-		fmt.Fprintf(&b, "%s: master %q %s vlans %v", n, l.Master, l.Flags.Words(l.LockCapable), vl)
-		if l.MasterIndex == br.Index {
-			pe, err := r.PortEntries(br, l)
-			if err != nil {
-				t.Fatalf("reading the entries of %s: %v", n, err)
-			}
-			fmt.Fprintf(&b, " entries %s", entries(pe))
-		}
-		b.WriteString("\n")
-	}
-	all, err := r.BridgeEntries(br)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fmt.Fprintf(&b, "bridge: %s\n", entries(all))
-	for _, mac := range conformanceMACs {
-		es, err := r.Entries(br, mac)
-		if err != nil {
-			t.Fatalf("looking %s up: %v", mac, err)
-		}
-		fmt.Fprintf(&b, "%s: %s\n", mac, entries(es))
-	}
-	return b.String()
-}
-
-// entries describes the entries of the sequence's MACs, sorted.
-func entries(es []model.Entry) string {
-	var out []string
-	for _, e := range es {
-		if slices.Contains(conformanceMACs, e.MAC) {
-			out = append(out, fmt.Sprintf("%s state %#x flags %#x", e, e.State, e.NTFlags))
-		}
-	}
-	slices.Sort(out)
-	return "[" + strings.Join(out, ", ") + "]"
 }

@@ -1,0 +1,49 @@
+//go:build vm
+
+package vm
+
+import (
+	"testing"
+	"time"
+
+	"github.com/fdbhook/fdbhook/pkg/kernel"
+	"github.com/fdbhook/fdbhook/pkg/kernel/kerneltest"
+	"github.com/fdbhook/fdbhook/pkg/model"
+)
+
+// TestFakeConformsWithVlans runs kerneltest's conformance sequence against
+// this kernel, which has bridge VLANs: every port gets VLAN 1, an entry
+// written without a VLAN is written for each of its port's VLANs too, and
+// the VLAN writes are carried out rather than refused as on the
+// development host (pkg/kernel's TestFakeConforms).
+func TestFakeConformsWithVlans(t *testing.T) {
+	n := newNS(t, "conform")
+	n.ip("link add br0 type bridge")
+	n.ip("tuntap add dev fdbtk0 mode tap")
+	n.ip("link add up0 type veth peer name up1")
+	n.ip("link add p1 type veth peer name p1x")
+	n.ip("link add p2 type veth peer name p2x")
+	for _, port := range []string{"fdbtk0", "up0", "p1", "p2"} {
+		n.ip("link set dev " + port + " master br0")
+	}
+	c, err := kernel.Open(n.ns, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	if br, err := c.Link("br0"); err != nil || br == nil || !br.VlanCapable {
+		t.Fatalf("br0 = %+v, %v: this kernel should have bridge VLANs", br, err)
+	}
+	kerneltest.Conform(t, kerneltest.Side{W: c,
+		Read: func(t *testing.T) model.Reader {
+			r, err := kernel.Open(n.ns, 2*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(r.Close)
+			return r
+		},
+		Release: func(port string) error { return n.h.LinkSetNoMaster(n.link(port)) },
+		Remove:  func(name string) error { return n.h.LinkDel(n.link(name)) },
+	})
+}
