@@ -8,21 +8,26 @@
 //     another port of the bridge moves the entry; a replace without a VLAN
 //     writes VLAN 0 and every VLAN of the port, a delete without one
 //     deletes those; a replace keeps an extern_learn flag;
-//   - the kernel's errors: ENODEV for a missing device, EOPNOTSUPP for an
-//     entry, flags or VLANs on a device that is no bridge port and for
-//     adding VLANs on a kernel without them, ENOENT for the delete of an
-//     absent entry (not of an absent VLAN: the kernel ignores it), EINVAL for an entry in a VLAN the port does not have or without
-//     a state the kernel keeps (permanent, noarp, reachable).
+//   - the kernel's errors: ENODEV for a missing device; EOPNOTSUPP for an
+//     entry, flags or VLANs on a device that is no bridge port, and for
+//     adding VLANs on a kernel without them; ENOENT for the delete of an
+//     absent entry (not of an absent VLAN: the kernel ignores that);
+//     EINVAL for an entry in a VLAN the port does not have, or without a
+//     state the kernel keeps (permanent, noarp, reachable).
 //
 // It does not model the ports' STP state: the kernel refuses a dynamic
 // entry on a port that is not learning or forwarding (a port that is down),
 // the fake takes it.
 //
-// Every call is recorded (Calls, Count, Writes), and a test can make any
-// call fail (FailWith, FailAt, FailWrite) or change the kernel while the
-// code under test runs: the fake is safe for concurrent use. Wrap gives
-// the same recording and failures around another kernel, such as a real
-// connection.
+// Every call is recorded (Calls, Count, Writes, WriteLog), and a test can
+// make any call fail (FailWith, FailAt, FailWrite) or change the kernel
+// while the code under test runs: the fake is safe for concurrent use.
+// Wrap gives the same recording and failures around another kernel, such
+// as a real connection; View makes a plan.View of a kernel; T2Host is the
+// host the libvirt fixtures come from.
+//
+// Conform checks the fake against a real kernel: pkg/kernel runs it on the
+// development kernel, the VM suite on one with bridge VLANs.
 package kerneltest
 
 import (
