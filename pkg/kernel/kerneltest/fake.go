@@ -12,8 +12,9 @@
 //     entry, flags or VLANs on a device that is no bridge port, and for
 //     adding VLANs on a kernel without them; ENOENT for the delete of an
 //     absent entry (not of an absent VLAN: the kernel ignores that);
-//     EINVAL for an entry in a VLAN the port does not have, or without a
-//     state the kernel keeps (permanent, noarp, reachable).
+//     EINVAL for an entry in a VLAN the port does not have (for a delete,
+//     on a kernel with VLANs only), or without a state the kernel keeps
+//     (permanent, noarp, reachable).
 //
 // It does not model the ports' STP state: the kernel refuses a dynamic
 // entry on a port that is not learning or forwarding (a port that is down),
@@ -559,6 +560,8 @@ func (k *memory) DeleteEntry(e model.Entry) error {
 		return unix.ENODEV
 	case p.MasterIndex == 0:
 		return unix.EOPNOTSUPP
+	case e.Vlan != 0 && k.bridgeOf(p.Index).VlanCapable && !slices.ContainsFunc(k.vlans[p.Index], func(v model.Vlan) bool { return v.ID == e.Vlan }):
+		return unix.EINVAL // a kernel with VLANs checks the port has it
 	}
 	vids := []int{e.Vlan}
 	if e.Vlan == 0 {
