@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/fdbhook/fdbhook/pkg/kernel/kerneltest"
-
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
 	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/pkg/runstate"

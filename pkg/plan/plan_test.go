@@ -1,8 +1,6 @@
 package plan
 
 import (
-	"github.com/fdbhook/fdbhook/pkg/model"
-
 	"flag"
 	"os"
 	"path/filepath"
@@ -12,6 +10,7 @@ import (
 	"github.com/fdbhook/fdbhook/pkg/config"
 	"github.com/fdbhook/fdbhook/pkg/guest"
 	"github.com/fdbhook/fdbhook/pkg/kernel/kerneltest"
+	"github.com/fdbhook/fdbhook/pkg/model"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
