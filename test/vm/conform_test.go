@@ -18,13 +18,11 @@ import (
 // development host (pkg/kernel's TestFakeConforms).
 func TestFakeConformsWithVlans(t *testing.T) {
 	n := newNS(t, "conform")
-	n.ip("link add br0 type bridge")
-	n.ip("tuntap add dev fdbtk0 mode tap")
-	n.ip("link add up0 type veth peer name up1")
-	n.ip("link add p1 type veth peer name p1x")
-	n.ip("link add p2 type veth peer name p2x")
-	for _, port := range []string{"fdbtk0", "up0", "p1", "p2"} {
-		n.ip("link set dev " + port + " master br0")
+	// kerneltest.ConformanceDevices, as pkg/kernel's lab has them
+	for _, cmd := range []string{"link add br0 type bridge", "tuntap add dev fdbtk0 mode tap",
+		"link add up0 type veth peer name up1", "link add p1 type veth peer name p1x", "link add p2 type veth peer name p2x",
+		"link set dev fdbtk0 master br0", "link set dev up0 master br0", "link set dev p1 master br0", "link set dev p2 master br0"} {
+		n.ip(cmd)
 	}
 	c, err := kernel.Open(n.ns, 2*time.Second)
 	if err != nil {
