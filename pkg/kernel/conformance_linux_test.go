@@ -11,11 +11,16 @@ import (
 )
 
 // TestFakeConforms runs kerneltest's conformance sequence against this
-// kernel, in a fresh namespace: a lab with the ports the sequence expects.
+// kernel, in a fresh namespace: the lab with the second bridge and the
+// ports the sequence expects.
 func TestFakeConforms(t *testing.T) {
 	l := newLab(t)
-	for _, name := range []string{"p1", "p2"} {
-		v := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name, MasterIndex: l.br.Attrs().Index}, PeerName: name + "x"}
+	br1 := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "br1"}}
+	if err := l.h.LinkAdd(br1); err != nil {
+		t.Fatalf("adding br1: %v", err)
+	}
+	for name, master := range map[string]int{"p1": l.br.Attrs().Index, "p2": l.br.Attrs().Index, "q1": br1.Attrs().Index} {
+		v := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name, MasterIndex: master}, PeerName: name + "x"}
 		if err := l.h.LinkAdd(v); err != nil {
 			t.Fatalf("adding %s: %v", name, err)
 		}

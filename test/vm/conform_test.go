@@ -21,7 +21,8 @@ func TestFakeConformsWithVlans(t *testing.T) {
 	// kerneltest.ConformanceDevices, as pkg/kernel's lab has them
 	for _, cmd := range []string{"link add br0 type bridge", "tuntap add dev fdbtk0 mode tap",
 		"link add up0 type veth peer name up1", "link add p1 type veth peer name p1x", "link add p2 type veth peer name p2x",
-		"link set dev fdbtk0 master br0", "link set dev up0 master br0", "link set dev p1 master br0", "link set dev p2 master br0"} {
+		"link set dev fdbtk0 master br0", "link set dev up0 master br0", "link set dev p1 master br0", "link set dev p2 master br0",
+		"link add br1 type bridge", "link add q1 type veth peer name q1x", "link set dev q1 master br1"} {
 		n.ip(cmd)
 	}
 	c, err := kernel.Open(n.ns, 2*time.Second)

@@ -28,8 +28,9 @@ var conformanceMACs = []string{"02:fd:00:00:00:01", "02:fd:00:00:00:02", "02:fd:
 
 // ConformanceDevices are the devices Conform expects the real kernel to
 // have: bridge br0 with the tap fdbtk0 and the veths up0, p1 and p2 as its
-// ports, and up1, a device on no bridge, all as a new port is.
-var ConformanceDevices = []string{"br0", "fdbtk0", "up0", "up1", "p1", "p2"}
+// ports, bridge br1 with the veth q1, and up1, a device on no bridge, all
+// as a new port is.
+var ConformanceDevices = []string{"br0", "fdbtk0", "up0", "up1", "p1", "p2", "br1", "q1"}
 
 // Conform runs one sequence of writes against real, a kernel with
 // ConformanceDevices, and against a fake started from the devices real
@@ -76,6 +77,7 @@ func Conform(t *testing.T, real Side) {
 		{"replace a on fdbtk0", func(s Side) error { return s.W.ReplaceEntry(static(a, "fdbtk0", 0)) }},
 		{"replace a on up0: the entry moves", func(s Side) error { return s.W.ReplaceEntry(static(a, "up0", 0)) }},
 		{"replace a on up0 again", func(s Side) error { return s.W.ReplaceEntry(static(a, "up0", 0)) }},
+		{"replace a on q1, on br1: br0's entry stays", func(s Side) error { return s.W.ReplaceEntry(static(a, "q1", 0)) }},
 		{"replace b sticky on fdbtk0", func(s Side) error { return s.W.ReplaceEntry(sticky) }},
 		{"replace b on p1, not sticky", func(s Side) error { return s.W.ReplaceEntry(static(b, "p1", 0)) }},
 		{"delete a on fdbtk0, where it is not", func(s Side) error { return s.W.DeleteEntry(static(a, "fdbtk0", 0)) }},
@@ -115,6 +117,7 @@ func Conform(t *testing.T, real Side) {
 		{"p1 leaves the bridge: its entries go, its flags are reset", func(s Side) error { return s.Release("p1") }},
 		{"replace a on p2", func(s Side) error { return s.W.ReplaceEntry(static(a, "p2", 0)) }},
 		{"p2 is deleted: its entries go", func(s Side) error { return s.Remove("p2") }},
+		{"br1 is deleted: q1 is on no bridge and its entries are gone", func(s Side) error { return s.Remove("br1") }},
 		{"delete d on fdbtk0", func(s Side) error { return s.W.DeleteEntry(static(d, "fdbtk0", 0)) }},
 	}
 	for i, st := range steps {
@@ -176,11 +179,6 @@ func errno(err error) string {
 func describe(t *testing.T, r model.Reader) string {
 	t.Helper()
 	var b strings.Builder
-	br, err := r.Link("br0")
-	if err != nil || br == nil {
-		t.Fatalf("reading br0: %v, %v", br, err)
-	}
-	fmt.Fprintf(&b, "br0 vlan_filtering %v\n", br.VlanFiltering)
 	for _, n := range ConformanceDevices {
 		l, err := r.Link(n)
 		if err != nil {
@@ -195,7 +193,16 @@ func describe(t *testing.T, r model.Reader) string {
 			t.Fatalf("reading the VLANs of %s: %v", n, err)
 		}
 		fmt.Fprintf(&b, "%s: master %q %s vlans %v", n, l.Master, l.Flags.Words(l.LockCapable), vl)
-		if l.MasterIndex == br.Index {
+		if l.Type == "bridge" {
+			fmt.Fprintf(&b, " vlan_filtering %v\n", l.VlanFiltering)
+			describeBridge(t, &b, r, l)
+			continue
+		}
+		if l.MasterIndex != 0 {
+			br, err := r.LinkByIndex(l.MasterIndex)
+			if err != nil {
+				t.Fatal(err)
+			}
 			pe, err := r.PortEntries(br, l)
 			if err != nil {
 				t.Fatalf("reading the entries of %s: %v", n, err)
@@ -204,19 +211,25 @@ func describe(t *testing.T, r model.Reader) string {
 		}
 		b.WriteString("\n")
 	}
+	return b.String()
+}
+
+// describeBridge writes a bridge's entries of the sequence's MACs, from one
+// dump and looked up by MAC.
+func describeBridge(t *testing.T, b *strings.Builder, r model.Reader, br *model.Link) {
+	t.Helper()
 	all, err := r.BridgeEntries(br)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fmt.Fprintf(&b, "bridge: %s\n", entries(all))
+	fmt.Fprintf(b, "  all: %s\n", entries(all))
 	for _, mac := range conformanceMACs {
 		es, err := r.Entries(br, mac)
 		if err != nil {
-			t.Fatalf("looking %s up: %v", mac, err)
+			t.Fatalf("looking %s up on %s: %v", mac, br.Name, err)
 		}
-		fmt.Fprintf(&b, "%s: %s\n", mac, entries(es))
+		fmt.Fprintf(b, "  %s: %s\n", mac, entries(es))
 	}
-	return b.String()
 }
 
 // entries describes the entries of the sequence's MACs, sorted.
