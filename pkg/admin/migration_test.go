@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/fdbhook/fdbhook/pkg/kernel/kerneltest"
 )
 
 func TestIncomingPaused(t *testing.T) {
@@ -68,10 +70,10 @@ func TestIncomingGuestWaits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := k.static(macG2); len(got) != 0 {
+	if got := k.Static(macG2); len(got) != 0 {
 		t.Errorf("reconcile gave the incoming guest entries on %v", got)
 	}
-	if got := k.port("vnet2").Flags; got != learning {
+	if got := k.Device("vnet2").Flags; got != kerneltest.Learning {
 		t.Errorf("reconcile changed the incoming guest's port: %s", got)
 	}
 	out.Reset()
@@ -79,7 +81,7 @@ func TestIncomingGuestWaits(t *testing.T) {
 	if !strings.Contains(out.String(), "guest g2: left alone: paused for an incoming live migration") {
 		t.Errorf("reconcile does not say why g2 is left alone:\n%s", out.String())
 	}
-	if got := k.static(macG1); !slices.Equal(got, []string{"vnet1"}) {
+	if got := k.Static(macG1); !slices.Equal(got, []string{"vnet1"}) {
 		t.Errorf("the other guests are not reconciled: g1's entries on %v", got)
 	}
 	// Resumed here: an ordinary running guest.
@@ -90,7 +92,7 @@ func TestIncomingGuestWaits(t *testing.T) {
 	if _, err := Reconcile(st, k, false); err != nil {
 		t.Fatal(err)
 	}
-	if got := k.static(macG2); !slices.Equal(got, []string{"vnet2"}) {
+	if got := k.Static(macG2); !slices.Equal(got, []string{"vnet2"}) {
 		t.Errorf("once running, reconcile puts g2's entry on %v, want vnet2", got)
 	}
 }

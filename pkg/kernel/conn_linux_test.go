@@ -23,6 +23,7 @@ var nsSeq atomic.Int32
 type lab struct {
 	c       *Conn
 	h       *netlink.Handle
+	ns      netns.NsHandle
 	br, tap netlink.Link
 }
 
@@ -77,7 +78,7 @@ func newLab(t *testing.T) *lab {
 	t.Cleanup(c.Close)
 	brl, _ := h.LinkByName("br0")
 	tapl, _ := h.LinkByName("fdbtk0")
-	return &lab{c: c, h: h, br: brl, tap: tapl}
+	return &lab{c: c, h: h, ns: ns, br: brl, tap: tapl}
 }
 
 // TestLinkReads: Link and LinkByIndex report what the netlink library

@@ -10,15 +10,7 @@ import (
 // View is the read-only kernel and libvirt state a plan is made from.
 // Lookups of absent things return nil and no error.
 type View interface {
-	Link(name string) (*model.Link, error)
-	LinkByIndex(index int) (*model.Link, error)
-	// Entries returns the FDB entries for mac on bridge, for VLAN 0 and for
-	// every VLAN configured on the bridge.
-	Entries(bridge *model.Link, mac string) ([]model.Entry, error)
-	// PortEntries returns the FDB entries on bridge that point at port.
-	PortEntries(bridge, port *model.Link) ([]model.Entry, error)
-	// BridgeEntries returns every FDB entry of bridge.
-	BridgeEntries(bridge *model.Link) ([]model.Entry, error)
+	model.Reader
 	// Network returns the libvirt network name, or nil when it is unknown.
 	Network(name string) (*model.Network, error)
 	// PortOwner returns the name of the running guest whose live XML has

@@ -20,6 +20,7 @@ import (
 	"github.com/fdbhook/fdbhook/pkg/config"
 	"github.com/fdbhook/fdbhook/pkg/kernel"
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
+	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/pkg/runstate"
 )
 
@@ -143,7 +144,7 @@ func Main(program string, args []string, stdout, stderr io.Writer, getenv func(s
 		RunDir:      runDir,
 		LockPath:    lockPath,
 		LockTimeout: 10 * time.Second,
-		OpenKernel: func() (Kernel, error) {
+		OpenKernel: func() (model.Kernel, error) {
 			return kernel.Open(netns.None(), kernel.DefaultTimeout)
 		},
 		Sources: []Source{

@@ -19,13 +19,6 @@ import (
 	"github.com/fdbhook/fdbhook/pkg/runstate"
 )
 
-// Kernel is the kernel connection of one batch of work: the reads of
-// reconcile and the writes of a hook run.
-type Kernel interface {
-	admin.Kernel
-	Close()
-}
-
 // Event is a hint from a source: something about a guest, a port, or
 // everything may have changed. The worker decides what to do from the
 // live XML and the kernel, never from the event.
@@ -67,7 +60,7 @@ type Watcher struct {
 	// LockPath is the hooks' run lock, held around every batch of work.
 	LockPath    string
 	LockTimeout time.Duration
-	OpenKernel  func() (Kernel, error)
+	OpenKernel  func() (model.Kernel, error)
 	Sources     []Source
 	// Debounce delays a reconcile after its first event, so a burst is
 	// one reconcile. Backoff is the first retry delay of a failed guest,
@@ -332,7 +325,7 @@ func (w *Watcher) reload() {
 }
 
 // clean deletes stale static entries, as reconcile does, at start-up.
-func (w *Watcher) clean(st *admin.State, k Kernel) {
+func (w *Watcher) clean(st *admin.State, k model.Kernel) {
 	defined, _, _, err := admin.ReadGuests(filepath.Join(w.LibvirtEtc, "qemu"))
 	if err != nil {
 		w.Log.Errorf("reading guest definitions: %v", err)
@@ -408,7 +401,7 @@ const (
 )
 
 // reconcile brings one guest's ports to what its start leaves.
-func (w *Watcher) reconcile(st *admin.State, k Kernel, g *guest.Guest, t Trigger) error {
+func (w *Watcher) reconcile(st *admin.State, k model.Kernel, g *guest.Guest, t Trigger) error {
 	log := w.Log.WithField("guest", g.Name)
 	mode := keepRoams
 	if t >= Started {
