@@ -5,21 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/syslog"
 	"os/signal"
 	"path/filepath"
-	"sort"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
-	lsyslog "github.com/sirupsen/logrus/hooks/syslog"
 	"github.com/vishvananda/netns"
 
 	"github.com/fdbhook/fdbhook/pkg/config"
 	"github.com/fdbhook/fdbhook/pkg/kernel"
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
+	"github.com/fdbhook/fdbhook/pkg/logline"
 	"github.com/fdbhook/fdbhook/pkg/runstate"
 )
 
@@ -84,7 +81,7 @@ func Main(program string, args []string, stdout, stderr io.Writer, getenv func(s
 		return 3
 	}
 	level := cfg.LogLevel
-	if env := getenv("FDBHOOK_LOG_LEVEL"); env != "" {
+	if env := getenv(logline.EnvLevel); env != "" {
 		level = env
 	}
 	log, err := NewLogger(stderr, level, true)
@@ -164,47 +161,25 @@ func Main(program string, args []string, stdout, stderr io.Writer, getenv func(s
 	return 0
 }
 
-// NewLogger logs "fdbhook watch: [level: ]message key=value" to stderr
-// and, when useSyslog is set and syslog is reachable, to the system log.
+// NewLogger logs "fdbhook watch: [level: ][guest NAME: ]message
+// key=value" to stderr and, when useSyslog is set and syslog is reachable,
+// to the system log.
 func NewLogger(stderr io.Writer, level string, useSyslog bool) (*logrus.Logger, error) {
-	lvl, err := logrus.ParseLevel(strings.ToLower(level))
+	lvl, err := logline.ParseLevel(level)
 	if err != nil {
-		return nil, fmt.Errorf("unknown log level %q (want debug, info, warning or error)", level)
+		return nil, err
 	}
 	log := logrus.New()
 	log.Out = stderr
 	log.Level = lvl
-	log.Formatter = lineFormatter{}
+	log.Formatter = logFormat
 	if useSyslog {
-		if h, err := lsyslog.NewSyslogHook("", "", syslog.LOG_DAEMON|syslog.LOG_INFO, "fdbhook-watch"); err == nil {
+		if h, err := logline.Syslog("fdbhook-watch"); err == nil {
 			log.AddHook(h)
 		}
 	}
 	return log, nil
 }
 
-type lineFormatter struct{}
-
-func (lineFormatter) Format(e *logrus.Entry) ([]byte, error) {
-	var b strings.Builder
-	b.WriteString("fdbhook watch: ")
-	if e.Level != logrus.InfoLevel {
-		b.WriteString(e.Level.String() + ": ")
-	}
-	keys := make([]string, 0, len(e.Data))
-	for k := range e.Data {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	if g, ok := e.Data["guest"]; ok {
-		fmt.Fprintf(&b, "guest %v: ", g)
-	}
-	b.WriteString(e.Message)
-	for _, k := range keys {
-		if k != "guest" {
-			fmt.Fprintf(&b, " %s=%v", k, e.Data[k])
-		}
-	}
-	b.WriteByte('\n')
-	return []byte(b.String()), nil
-}
+// logFormat puts the guest first: the watcher logs about every guest.
+var logFormat = logline.Formatter{Prefix: "fdbhook watch", GuestFirst: true}

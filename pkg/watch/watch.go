@@ -380,7 +380,7 @@ func (w *Watcher) failure(name string, it item, err error) {
 		w.q.retry(key{name: name}, it, w.Backoff)
 		return
 	}
-	msg := oneLine(err.Error())
+	msg := config.OneLine(err.Error())
 	if w.failed[name] == msg {
 		return
 	}
@@ -391,8 +391,6 @@ func (w *Watcher) failure(name string, it item, err error) {
 		w.Log.WithField("guest", name).Errorf("%s", msg)
 	}
 }
-
-func oneLine(s string) string { return strings.NewReplacer("\n", `\n`, "\r", `\r`).Replace(s) }
 
 // entryMode says which static entries a reconcile may write.
 type entryMode int
