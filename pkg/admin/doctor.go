@@ -14,6 +14,7 @@ import (
 
 	"github.com/fdbhook/fdbhook/pkg/config"
 	"github.com/fdbhook/fdbhook/pkg/model"
+	"github.com/fdbhook/fdbhook/pkg/plan"
 )
 
 // Level is a check's verdict.
@@ -420,7 +421,7 @@ func bridgeChecks(cfg *config.Config, nets Networks, links []*model.Link, linksO
 				vf = "on"
 			}
 			out = append(out, Check{OK, name, fmt.Sprintf("%s%s is a Linux bridge with %d ports, vlan_filtering %s", bridge, via, ports[l.Index], vf)})
-			if cfg.Policy(bridge).VlanFiltering == config.Enable && !l.VlanCapable {
+			if plan.VlanPolicy(cfg, l) == plan.VlanCannot {
 				out = append(out, Check{Warn, name, fmt.Sprintf("[bridge.%s] vlan_filtering = \"enable\" cannot take effect: this kernel has no bridge VLAN filtering", bridge)})
 			}
 		}

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/fdbhook/fdbhook/pkg/config"
 	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/pkg/plan"
 )
@@ -301,7 +300,7 @@ func (r *bridgeReporter) bridge() *model.Link {
 	}
 	r.rep.Exists = true
 	r.rep.VlanFiltering, r.rep.VlanSupported, r.rep.Promiscuous = br.VlanFiltering, br.VlanCapable, br.PromiscFlag
-	if r.a.st.Config.Policy(br.Name).VlanFiltering == config.Enable && !br.VlanFiltering && br.VlanCapable {
+	if plan.VlanPolicy(r.a.st.Config, br) == plan.VlanEnable {
 		r.flag(Problem{Kind: ProblemVlan, Text: fmt.Sprintf("vlan_filtering = \"enable\" is configured for %s but it is off: run reconcile (or start a guest on it)", br.Name)})
 	}
 	return br
