@@ -64,72 +64,27 @@ type MetricsServer func(addr string) (serve func(context.Context) error, err err
 // the exit code. metrics (nil: none) serves [watch] metrics when it is set.
 func Main(program string, args []string, stdout, stderr io.Writer, getenv func(string) string, metrics MetricsServer) int {
 	runDir := runstate.FromEnv(getenv)
-	for _, a := range args {
-		switch a {
-		case "-h", "--help":
-			fmt.Fprintf(stdout, Usage, program)
-			return 0
-		default:
-			fmt.Fprintf(stderr, "%s: watch: unexpected %q; usage: watch [--help]\n", program, a)
-			return 2
-		}
+	if code, done := parseArgs(program, args, stdout, stderr); done {
+		return code
 	}
 	cfgPath := config.PathFromEnv(getenv)
-	cfg, err := config.Load(cfgPath)
+	cfg, log, err := loadConfig(cfgPath, getenv, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: watch: %v\n", program, err)
 		return 3
 	}
-	level := cfg.LogLevel
-	if env := getenv(logline.EnvLevel); env != "" {
-		level = env
-	}
-	log, err := NewLogger(stderr, level, true)
-	if err != nil {
-		fmt.Fprintf(stderr, "%s: watch: %v\n", program, err)
-		return 3
-	}
-	run, etc := getenv(EnvLibvirtRun), getenv(EnvLibvirtEtc)
-	if run == "" {
-		run = "/run/libvirt"
-	}
-	if etc == "" {
-		etc = "/etc/libvirt"
-	}
-	paths := libvirt.Paths{
-		NetworkDirs: []string{filepath.Join(run, "network"), filepath.Join(etc, "qemu", "networks")},
-		QemuRunDir:  filepath.Join(run, "qemu"),
-	}
-	sockets := DefaultSockets
-	if s := getenv(EnvLibvirtSock); s != "" {
-		sockets = []string{s}
-	} else if run != "/run/libvirt" {
-		sockets = []string{filepath.Join(run, "libvirt-sock"), filepath.Join(run, "virtqemud-sock")}
-	}
-	lockPath := getenv(EnvLockPath)
-	if lockPath == "" {
-		lockPath = DefaultLockPath
-	}
+	paths, etc, sockets, lockPath := hostPaths(getenv)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if addr := cfg.Watch.Metrics; addr != "" && metrics != nil {
-		serve, err := metrics(addr)
+		wait, err := serveMetrics(ctx, addr, metrics, log)
 		if err != nil {
 			log.Errorf("[watch] metrics = %q: %v", addr, err)
 			return 1
 		}
-		served := make(chan error, 1)
-		go func() { served <- serve(ctx) }()
-		log.Infof("serving Prometheus metrics on %s/metrics", addr)
 		defer func() {
 			stop() // ends serve, whatever ended the watcher
-			select {
-			case err := <-served:
-				if err != nil {
-					log.Warnf("metrics: %v", err)
-				}
-			case <-time.After(500 * time.Millisecond): // a scrape in flight must not delay the exit
-			}
+			wait()
 		}()
 	}
 	w := &Watcher{
@@ -150,15 +105,106 @@ func Main(program string, args []string, stdout, stderr io.Writer, getenv func(s
 			Hangup{},
 		},
 	}
-	if err := w.Run(ctx); err != nil {
-		log.Errorf("%v", err)
-		var cerr *config.Error
-		if errors.As(err, &cerr) {
-			return 3
+	return exitCode(w.Run(ctx), log)
+}
+
+// parseArgs answers --help; done is set when Main is to return code
+// at once. "watch" takes no other argument.
+func parseArgs(program string, args []string, stdout, stderr io.Writer) (code int, done bool) {
+	for _, a := range args {
+		switch a {
+		case "-h", "--help":
+			fmt.Fprintf(stdout, Usage, program)
+			return 0, true
+		default:
+			fmt.Fprintf(stderr, "%s: watch: unexpected %q; usage: watch [--help]\n", program, a)
+			return 2, true
 		}
-		return 1
 	}
-	return 0
+	return 0, false
+}
+
+// loadConfig reads the configuration at start (the worker reads it again
+// on every change) and opens the log at its log_level, or at
+// FDBHOOK_LOG_LEVEL when that is set.
+func loadConfig(path string, getenv func(string) string, stderr io.Writer) (*config.Config, *logrus.Logger, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	level := cfg.LogLevel
+	if env := getenv(logline.EnvLevel); env != "" {
+		level = env
+	}
+	log, err := NewLogger(stderr, level, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, log, nil
+}
+
+// hostPaths says where libvirt's files and sockets and the hooks' lock
+// are: the system's, unless the environment names others (tests, and a
+// libvirt under another prefix).
+func hostPaths(getenv func(string) string) (paths libvirt.Paths, etc string, sockets []string, lockPath string) {
+	run, etc := getenv(EnvLibvirtRun), getenv(EnvLibvirtEtc)
+	if run == "" {
+		run = "/run/libvirt"
+	}
+	if etc == "" {
+		etc = "/etc/libvirt"
+	}
+	paths = libvirt.Paths{
+		NetworkDirs: []string{filepath.Join(run, "network"), filepath.Join(etc, "qemu", "networks")},
+		QemuRunDir:  filepath.Join(run, "qemu"),
+	}
+	sockets = DefaultSockets
+	if s := getenv(EnvLibvirtSock); s != "" {
+		sockets = []string{s}
+	} else if run != "/run/libvirt" {
+		sockets = []string{filepath.Join(run, "libvirt-sock"), filepath.Join(run, "virtqemud-sock")}
+	}
+	lockPath = getenv(EnvLockPath)
+	if lockPath == "" {
+		lockPath = DefaultLockPath
+	}
+	return paths, etc, sockets, lockPath
+}
+
+// serveMetrics starts serving [watch] metrics on addr until ctx ends;
+// wait, after ctx ended, lets a scrape in flight finish, but not for long:
+// it must not delay the exit.
+func serveMetrics(ctx context.Context, addr string, metrics MetricsServer, log *logrus.Logger) (wait func(), err error) {
+	serve, err := metrics(addr)
+	if err != nil {
+		return nil, err
+	}
+	served := make(chan error, 1)
+	go func() { served <- serve(ctx) }()
+	log.Infof("serving Prometheus metrics on %s/metrics", addr)
+	return func() {
+		select {
+		case err := <-served:
+			if err != nil {
+				log.Warnf("metrics: %v", err)
+			}
+		case <-time.After(500 * time.Millisecond):
+		}
+	}, nil
+}
+
+// exitCode is the watcher's exit code for the error Run returned: 3 for a
+// configuration Run could not read, 1 for anything else.
+func exitCode(err error, log *logrus.Logger) int {
+	if err == nil {
+		return 0
+	}
+	log.Errorf("%v", err)
+	var cerr *config.Error
+	if errors.As(err, &cerr) {
+		return 3
+	}
+	return 1
 }
 
 // NewLogger logs "fdbhook watch: [level: ][guest NAME: ]message

@@ -99,18 +99,7 @@ const (
 // events until ctx ends. It returns nil after a clean shutdown: every
 // source stopped and the lock released.
 func (w *Watcher) Run(ctx context.Context) error {
-	if w.Now == nil {
-		w.Now = time.Now
-	}
-	if w.Debounce == 0 {
-		w.Debounce = DefaultDebounce
-	}
-	if w.Backoff == 0 {
-		w.Backoff = DefaultBackoff
-	}
-	if w.MaxAttempts == 0 {
-		w.MaxAttempts = DefaultMaxAttempts
-	}
+	w.setDefaults()
 	cfg, err := config.Load(w.ConfigPath)
 	if err != nil {
 		return err
@@ -127,19 +116,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 	w.failed = map[string]string{}
 	w.q.resync("start-up", true, false)
 
-	srcCtx, stopSources := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	for _, s := range w.Sources {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.Run(srcCtx, w.emit)
-		}()
-	}
-	defer func() {
-		stopSources()
-		wg.Wait()
-	}()
+	defer w.startSources(ctx)()
 	w.Log.Infof("watching: configuration %s, resync every %s, %d sources", w.ConfigPath, w.cfg.Watch.ResyncInterval, len(w.Sources))
 
 	ticker := time.NewTicker(w.cfg.Watch.ResyncInterval)
@@ -158,6 +135,41 @@ func (w *Watcher) Run(ctx context.Context) error {
 	}
 	w.Log.Info("stopping")
 	return nil
+}
+
+// setDefaults fills in the tunables left zero.
+func (w *Watcher) setDefaults() {
+	if w.Now == nil {
+		w.Now = time.Now
+	}
+	if w.Debounce == 0 {
+		w.Debounce = DefaultDebounce
+	}
+	if w.Backoff == 0 {
+		w.Backoff = DefaultBackoff
+	}
+	if w.MaxAttempts == 0 {
+		w.MaxAttempts = DefaultMaxAttempts
+	}
+}
+
+// startSources runs every source in a goroutine of its own, emitting into
+// the queue, until ctx ends or stop is called; stop returns once all of
+// them have returned.
+func (w *Watcher) startSources(ctx context.Context) (stop func()) {
+	srcCtx, stopSources := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for _, s := range w.Sources {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.Run(srcCtx, w.emit)
+		}()
+	}
+	return func() {
+		stopSources()
+		wg.Wait()
+	}
 }
 
 // emit queues an event. It is safe to call from any goroutine.
