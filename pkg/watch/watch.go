@@ -434,8 +434,7 @@ const (
 	noEntries
 )
 
-// reconcile brings one guest's ports to what its start leaves, writing
-// the entries entryMode says.
+// reconcile brings one guest's ports to what its start leaves.
 func (w *Watcher) reconcile(st *admin.State, k Kernel, g *guest.Guest, t Trigger) error {
 	log := w.Log.WithField("guest", g.Name)
 	mode, mark, clearMark := w.entryMode(g, t, log)
