@@ -29,7 +29,7 @@ type State struct {
 	// Defined are the persistent definitions (running or not).
 	Defined []*guest.Guest
 	// Incoming are the running guests paused as the destination of a live
-	// migration (ReadIncoming): their ports wait for the resume.
+	// migration (IncomingGuests): their ports wait for the resume.
 	Incoming map[string]bool
 	// Notes are things worth telling that are not problems.
 	Notes []string
