@@ -184,6 +184,10 @@ func installedHookChecks(sys *System, strict bool) []Check {
 	return out
 }
 
+// probeChecks says which of the bridge features fdbhook uses this kernel
+// has, from the probe's throwaway bridge; VLAN filtering from an existing
+// bridge when there is one. Missing port flags or static entries fail:
+// fdbhook cannot work; the others are optional.
 func probeChecks(p Probe, links []*model.Link) []Check {
 	if p.Err != nil {
 		return []Check{{Warn, "kernel features", fmt.Sprintf("not probed: %v (run as root)", p.Err)}}
