@@ -31,16 +31,19 @@ func TestIncomingPaused(t *testing.T) {
 		{"inactive XML", domain, false},
 		{"broken", `<domstatus state='paused'`, false},
 	} {
-		if got := incomingPaused([]byte(tc.xml)); got != tc.want {
-			t.Errorf("%s: incomingPaused = %v, want %v", tc.name, got, tc.want)
+		dir := t.TempDir()
+		os.WriteFile(filepath.Join(dir, "g.xml"), []byte(tc.xml), 0o644)
+		running, _, _, err := ReadGuests(dir)
+		if got := IncomingGuests(running)["g"]; err != nil || got != tc.want {
+			t.Errorf("%s: incoming = %v, %v; want %v", tc.name, got, err, tc.want)
 		}
 	}
 	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "in.xml"), []byte(`<domstatus state='paused' reason='starting up'><job type='none' async='migration in'/>`+domain+`</domstatus>`), 0o644)
-	os.WriteFile(filepath.Join(dir, "run.xml"), []byte(`<domstatus state='running' reason='booted'>`+domain+`</domstatus>`), 0o644)
-	got, err := ReadIncoming(dir)
-	if err != nil || len(got) != 1 || !got["in"] {
-		t.Errorf("ReadIncoming = %v, %v; want only guest in", got, err)
+	os.WriteFile(filepath.Join(dir, "in.xml"), []byte(`<domstatus state='paused' reason='starting up'><job type='none' async='migration in'/><domain><name>in</name></domain></domstatus>`), 0o644)
+	os.WriteFile(filepath.Join(dir, "run.xml"), []byte(`<domstatus state='running' reason='booted'><domain><name>run</name></domain></domstatus>`), 0o644)
+	running, _, _, err := ReadGuests(dir)
+	if got := IncomingGuests(running); err != nil || len(got) != 1 || !got["in"] {
+		t.Errorf("IncomingGuests = %v, %v; want only guest in", got, err)
 	}
 }
 

@@ -120,17 +120,12 @@ func CleanStale(st *State, w model.Writer, dry bool) (*Result, error) {
 func ReconcileGuest(st *State, w model.ReadWriter, g *guest.Guest, dry bool, adjust func(*plan.Plan)) GuestResult {
 	gr := GuestResult{Guest: g.Name}
 	p, err := plan.Start(st.Config, g, st.view())
-	switch {
-	case err != nil:
+	if err != nil {
 		gr.Err = err
-	case len(p.Refusals) > 0:
-		msgs := make([]string, len(p.Refusals))
-		for i, r := range p.Refusals {
-			msgs[i] = r.NIC + " " + r.Error()
-		}
-		gr.Err = fmt.Errorf("%s (nothing applied)", strings.Join(msgs, "; "))
+		return gr
 	}
-	if gr.Err != nil {
+	if err := p.Refused(); err != nil {
+		gr.Err = fmt.Errorf("%w (nothing applied)", err)
 		return gr
 	}
 	if adjust != nil {

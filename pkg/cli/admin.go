@@ -112,9 +112,7 @@ func (e *Env) readState(k model.Kernel) (*admin.State, error) {
 	if err != nil {
 		return nil, err
 	}
-	if st.Incoming, err = admin.ReadIncoming(paths.QemuRunDir); err != nil {
-		return nil, err
-	}
+	st.Incoming = admin.IncomingGuests(st.Running)
 	st.Notes = append(st.Notes, notes...)
 	st.Defined, _, notes, err = admin.ReadGuests(filepath.Join(etc, "qemu"))
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/fdbhook/fdbhook/pkg/config"
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
+	"github.com/fdbhook/fdbhook/pkg/logline"
 	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/pkg/runstate"
 	"github.com/fdbhook/fdbhook/pkg/version"
@@ -99,7 +100,7 @@ func ExitCode(err error) int {
 // errors (libvirt shows a failed hook's stderr to the admin); an explicit
 // FDBHOOK_LOG_LEVEL shows that level on stderr too, for manual runs.
 func (r *Runner) setupLog(cfgLevel string, hookMode bool) error {
-	syslogLevel, err := parseLevel(cfgLevel)
+	syslogLevel, err := logline.ParseLevel(cfgLevel)
 	if err != nil {
 		return err
 	}
@@ -107,8 +108,8 @@ func (r *Runner) setupLog(cfgLevel string, hookMode bool) error {
 	if hookMode {
 		stderrLevel = logrus.WarnLevel
 	}
-	if env := r.Getenv("FDBHOOK_LOG_LEVEL"); env != "" {
-		lvl, err := parseLevel(env)
+	if env := r.Getenv(logline.EnvLevel); env != "" {
+		lvl, err := logline.ParseLevel(env)
 		if err != nil {
 			return fmt.Errorf("FDBHOOK_LOG_LEVEL: %w", err)
 		}

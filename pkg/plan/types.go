@@ -1,6 +1,8 @@
 package plan
 
 import (
+	"errors"
+
 	"github.com/fdbhook/fdbhook/pkg/model"
 
 	"fmt"
@@ -187,6 +189,20 @@ func (r Refusal) Error() string {
 		where += " on " + r.Bridge
 	}
 	return where + ": " + r.Cause
+}
+
+// Refused is the error of a plan that refuses NICs, nil when it refuses
+// none: each refusal as Refusal.Error says it, in the plan's order. A
+// refused plan is never applied, in part or whole.
+func (p *Plan) Refused() error {
+	if len(p.Refusals) == 0 {
+		return nil
+	}
+	msgs := make([]string, len(p.Refusals))
+	for i, r := range p.Refusals {
+		msgs[i] = r.Error()
+	}
+	return errors.New(strings.Join(msgs, "; "))
 }
 
 // Plan is everything one hook event will do.

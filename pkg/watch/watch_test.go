@@ -122,7 +122,7 @@ func (r *rig) guest(name, state string, nics ...string) {
 func (r *rig) start() {
 	r.t.Helper()
 	lg := logrus.New()
-	lg.Out, lg.Level, lg.Formatter = r.log, logrus.DebugLevel, lineFormatter{}
+	lg.Out, lg.Level, lg.Formatter = r.log, logrus.DebugLevel, logFormat
 	r.w = &Watcher{
 		Log:         lg,
 		ConfigPath:  r.cfgPath,
