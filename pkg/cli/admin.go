@@ -16,6 +16,7 @@ import (
 	"github.com/fdbhook/fdbhook/pkg/hook"
 	"github.com/fdbhook/fdbhook/pkg/kernel"
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
+	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/pkg/plan"
 	"github.com/fdbhook/fdbhook/pkg/runstate"
 	"github.com/fdbhook/fdbhook/pkg/version"
@@ -89,7 +90,7 @@ func (e *Env) fail(err error) int {
 // state opens the kernel connection and reads the configuration, the
 // kernel and libvirt's files. The caller calls done to close the
 // connection; on error it is already closed and done is nil.
-func (e *Env) state() (st *admin.State, k Kernel, done func(), err error) {
+func (e *Env) state() (st *admin.State, k model.Kernel, done func(), err error) {
 	if k, err = e.OpenKernel(); err != nil {
 		return nil, nil, nil, err
 	}
@@ -100,7 +101,7 @@ func (e *Env) state() (st *admin.State, k Kernel, done func(), err error) {
 	return st, k, k.Close, nil
 }
 
-func (e *Env) readState(k Kernel) (*admin.State, error) {
+func (e *Env) readState(k model.Kernel) (*admin.State, error) {
 	cfg, err := hook.LoadConfig(e.Getenv)
 	if err != nil {
 		return nil, err
@@ -116,9 +117,7 @@ func (e *Env) readState(k Kernel) (*admin.State, error) {
 	if err != nil {
 		return nil, err
 	}
-	if st.Incoming, err = admin.ReadIncoming(paths.QemuRunDir); err != nil {
-		return nil, err
-	}
+	st.Incoming = admin.IncomingGuests(st.Running)
 	st.Notes = append(st.Notes, notes...)
 	st.Defined, _, notes, err = admin.ReadGuests(filepath.Join(etc, "qemu"))
 	if err != nil {
@@ -133,14 +132,14 @@ func (e *Env) readState(k Kernel) (*admin.State, error) {
 
 // readContainers adds the running and defined containers of libvirt's LXC
 // driver to st, with what proves each running one's veths its own.
-func readContainers(st *admin.State, k Kernel, paths libvirt.Paths, etc string) error {
+func readContainers(st *admin.State, k model.Reader, paths libvirt.Paths, etc string) error {
 	running, complete, notes, err := admin.ReadGuests(paths.LxcRunDir)
 	if err != nil {
 		return err
 	}
 	st.Notes = append(st.Notes, notes...)
 	st.RunningComplete = st.RunningComplete && complete
-	v := hook.PlanView{Kernel: k, Files: libvirt.New(paths)}
+	v := hook.PlanView{Reader: k, Files: libvirt.New(paths)}
 	st.Containers = map[string]plan.Container{}
 	for _, g := range running {
 		g.Type = "lxc" // whatever its XML says: it runs under the LXC driver

@@ -51,7 +51,7 @@ func explain(e *Env, args []string) int {
 	}
 	defer k.Close()
 	paths, _ := e.libvirtPaths()
-	v := hook.PlanView{Kernel: k, Files: libvirt.New(paths)}
+	v := hook.PlanView{Reader: k, Files: libvirt.New(paths)}
 	var p *plan.Plan
 	if g.Type == "lxc" {
 		var ct plan.Container

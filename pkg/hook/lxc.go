@@ -64,7 +64,7 @@ func Container(name string, v PlanView) (plan.Container, error) {
 	if pid == 0 {
 		return plan.Container{NetnsID: -1, Unknown: why}, nil
 	}
-	nk, ok := v.Kernel.(netnsKernel)
+	nk, ok := v.Reader.(netnsKernel)
 	if !ok {
 		return plan.Container{InitPid: pid, NetnsID: -1, Unknown: "this kernel connection cannot read network namespace ids"}, nil
 	}

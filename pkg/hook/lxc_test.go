@@ -8,14 +8,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fdbhook/fdbhook/pkg/kernel/kerneltest"
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
 	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/pkg/runstate"
 )
 
-// lxcKernel is the fake kernel with network namespace ids by pid.
+// lxcKernel is the shared fake kernel with network namespace ids by pid.
 type lxcKernel struct {
-	*fakeKernel
+	*kerneltest.Kernel
 	nsids map[int]int
 }
 
@@ -27,17 +28,25 @@ func (k lxcKernel) NetnsIDOfPid(pid int) (int, error) {
 }
 
 // newLxcKernel: bridge fdbtlxbr0 with the captured container's two host
-// veths, fdbtlxv1a and vnet1, whose peers live in namespace id peerNS, and
+// veths, fdbtlxv1a and vnet1, whose peers live in namespace id peerNS, a
+// veth uplink fdbtlxup0 whose peer is in the host's namespace, a tap
+// vnet7, an uplink eno1 where the container's first MAC has roamed, and
 // the container's init (pid 31023) in namespace id 0.
 func newLxcKernel(peerNS int) lxcKernel {
-	k := newFakeKernel()
-	on := model.Flags{Learning: true, Flood: true}
-	k.links["fdbtlxbr0"] = &model.Link{Name: "fdbtlxbr0", Index: 20, Type: "bridge"}
-	k.links["fdbtlxv1a"] = &model.Link{Name: "fdbtlxv1a", Index: 21, Type: "veth", Master: "fdbtlxbr0", MasterIndex: 20, MasterType: "bridge",
-		Flags: on, PeerNetnsID: peerNS}
-	k.links["vnet1"] = &model.Link{Name: "vnet1", Index: 22, Type: "veth", Master: "fdbtlxbr0", MasterIndex: 20, MasterType: "bridge",
-		Flags: on, PeerNetnsID: peerNS}
-	return lxcKernel{fakeKernel: k, nsids: map[int]int{31023: 0}}
+	k := kerneltest.New()
+	k.Add(kerneltest.Bridge("fdbtlxbr0"))
+	for _, v := range []struct {
+		name string
+		peer int
+	}{{"fdbtlxv1a", peerNS}, {"vnet1", peerNS}, {"fdbtlxup0", -1}} {
+		l := kerneltest.Veth(v.name, "fdbtlxbr0", kerneltest.Learning)
+		l.PeerNetnsID = v.peer
+		k.Add(l)
+	}
+	k.Add(kerneltest.Tap("vnet7", "fdbtlxbr0", kerneltest.Learning))
+	k.Add(kerneltest.Uplink("eno1", "fdbtlxbr0"))
+	k.AddStatic("52:54:00:4c:58:01", "eno1")
+	return lxcKernel{Kernel: k, nsids: map[int]int{31023: 0}}
 }
 
 func lxcFixture(t *testing.T, name string) []byte {
@@ -68,7 +77,7 @@ func runLxc(t *testing.T, cfg, state string, stdin []byte, env map[string]string
 		os.WriteFile(filepath.Join(lxcDir, "fdbtlxc1.xml"), lxcFixture(t, state), 0o644)
 	}
 	var out, errb bytes.Buffer
-	res := run{kernel: k.fakeKernel, runDir: runstate.Dir(filepath.Join(dir, "run"))}
+	res := run{kernel: k.Kernel, runDir: runstate.Dir(filepath.Join(dir, "run"))}
 	r := &Runner{Env: Env{
 		Program: "lxc-hook", Stdin: bytes.NewReader(stdin), Stdout: &out, Stderr: &errb,
 		Getenv: func(key string) string {
@@ -83,7 +92,7 @@ func runLxc(t *testing.T, cfg, state string, stdin []byte, env map[string]string
 		Libvirt:  libvirt.Paths{QemuRunDir: dir, LxcRunDir: lxcDir, ProcDir: proc},
 		LockPath: filepath.Join(dir, "lock"), LockTimeout: time.Second,
 		RunDir: res.runDir,
-	}, OpenKernel: func() (Kernel, error) { res.opened = true; return k, nil }}
+	}, OpenKernel: func() (model.Kernel, error) { res.opened = true; return k, nil }}
 	res.code = r.RunLxc(args)
 	res.stdout, res.stderr = out.String(), errb.String()
 	return res
@@ -110,8 +119,6 @@ func TestLxcOperationTable(t *testing.T) {
 		{"prepare", "begin", "", ""}, {"start", "begin", "", ""}, {"started", "end", startedLive, ""},
 	} {
 		k := newLxcKernel(0)
-		k.links["eno1"] = &model.Link{Name: "eno1", Index: 23, Type: "device", Master: "fdbtlxbr0", MasterIndex: 20, MasterType: "bridge"}
-		k.entries = append(k.entries, model.Entry{MAC: "52:54:00:4c:58:01", Port: "eno1", PortIndex: 23, State: model.NUDNoARP, NTFlags: model.NTFMaster})
 		stdin := lxcFixture(t, "lxc-fdbtlxc1-started-begin.xml")
 		if tc.op != "started" {
 			stdin = lxcFixture(t, "lxc-fdbtlxc1-"+tc.op+"-"+tc.subop+".xml")
@@ -120,7 +127,7 @@ func TestLxcOperationTable(t *testing.T) {
 		if r.code != ExitOK || r.stdout != "" || r.stderr != "" {
 			t.Errorf("%s %s: exit %d stdout %q stderr %q", tc.op, tc.subop, r.code, r.stdout, r.stderr)
 		}
-		if got := strings.Join(r.kernel.writes, " "); got != tc.writes {
+		if got := strings.Join(r.kernel.WriteLog(), " "); got != tc.writes {
 			t.Errorf("%s %s: kernel writes %q, want %q", tc.op, tc.subop, got, tc.writes)
 		}
 	}
@@ -155,8 +162,6 @@ func TestLxcRefusals(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			k := newLxcKernel(tc.peerNS)
-			k.links["fdbtlxup0"] = &model.Link{Name: "fdbtlxup0", Index: 24, Type: "veth", Master: "fdbtlxbr0", MasterIndex: 20,
-				MasterType: "bridge", PeerNetnsID: -1}
 			cfg := cfgLxc
 			if tc.name == "warn" {
 				cfg += "on_error = \"warn\"\n"
@@ -168,8 +173,8 @@ func TestLxcRefusals(t *testing.T) {
 			if tc.code != ExitOK && strings.Count(strings.TrimSpace(r.stderr), "\n") > 0 {
 				t.Errorf("failure is not one line: %q", r.stderr)
 			}
-			if len(r.kernel.writes) != 0 {
-				t.Errorf("kernel written: %v", r.kernel.writes)
+			if len(r.kernel.WriteLog()) != 0 {
+				t.Errorf("kernel written: %v", r.kernel.WriteLog())
 			}
 		})
 	}
@@ -181,13 +186,13 @@ func TestLxcRefusals(t *testing.T) {
 func TestLxcUnmanagedAndDry(t *testing.T) {
 	started := lxcFixture(t, "lxc-fdbtlxc1-started-begin.xml")
 	r := runLxc(t, cfgBr0, "", started, nil, newLxcKernel(-1), "fdbtlxc1", "started", "begin", "-")
-	if r.code != ExitOK || r.stderr != "" || len(r.kernel.writes) != 0 {
-		t.Errorf("unmanaged bridge: exit %d stderr %q writes %v", r.code, r.stderr, r.kernel.writes)
+	if r.code != ExitOK || r.stderr != "" || len(r.kernel.WriteLog()) != 0 {
+		t.Errorf("unmanaged bridge: exit %d stderr %q writes %v", r.code, r.stderr, r.kernel.WriteLog())
 	}
 	r = runLxc(t, cfgLxc, startedLive, started, map[string]string{"FDBHOOK_DRY_RUN": "1"}, newLxcKernel(0), "fdbtlxc1", "started", "begin", "-")
 	want := "do     interface 0: fdb replace 52:54:00:4c:58:01 dev fdbtlxv1a master fdbtlxbr0 static"
-	if r.code != ExitOK || !strings.Contains(r.stderr, want) || len(r.kernel.writes) != 0 || r.stdout != "" {
-		t.Errorf("dry run: exit %d writes %v stderr %q, want %q", r.code, r.kernel.writes, r.stderr, want)
+	if r.code != ExitOK || !strings.Contains(r.stderr, want) || len(r.kernel.WriteLog()) != 0 || r.stdout != "" {
+		t.Errorf("dry run: exit %d writes %v stderr %q, want %q", r.code, r.kernel.WriteLog(), r.stderr, want)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/fdbhook/fdbhook/pkg/config"
 	"github.com/fdbhook/fdbhook/pkg/guest"
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
+	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/pkg/plan"
 )
 
@@ -156,7 +157,7 @@ func (r *Runner) domainEvent(h domainHook, ev *event) (err error) {
 		return err
 	}
 	defer k.Close()
-	p, incoming, err := r.plan(h, ev, PlanView{Kernel: k, Files: libvirt.New(r.Libvirt)})
+	p, incoming, err := r.plan(h, ev, PlanView{Reader: k, Files: libvirt.New(r.Libvirt)})
 	if err != nil {
 		return err
 	}
@@ -209,7 +210,7 @@ func (r *Runner) qemuStart(ev *event, v PlanView) (*plan.Plan, bool, error) {
 
 // carryOut applies or cleans up what the plan says; a plan with refusals
 // changes nothing and is the event's error.
-func (r *Runner) carryOut(ev *event, k Kernel, p *plan.Plan, incoming bool) error {
+func (r *Runner) carryOut(ev *event, k model.ReadWriter, p *plan.Plan, incoming bool) error {
 	if ev.act == cleanup {
 		if err := apply.Cleanup(k, p.Steps); err != nil {
 			return err

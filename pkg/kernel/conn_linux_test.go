@@ -23,6 +23,7 @@ var nsSeq atomic.Int32
 type lab struct {
 	c       *Conn
 	h       *netlink.Handle
+	ns      netns.NsHandle
 	br, tap netlink.Link
 	// name is the namespace's name for ip -n.
 	name string
@@ -79,7 +80,7 @@ func newLab(t *testing.T) *lab {
 	t.Cleanup(c.Close)
 	brl, _ := h.LinkByName("br0")
 	tapl, _ := h.LinkByName("fdbtk0")
-	return &lab{c: c, h: h, br: brl, tap: tapl, name: name}
+	return &lab{c: c, h: h, ns: ns, br: brl, tap: tapl, name: name}
 }
 
 // TestLinkReads: Link and LinkByIndex report what the netlink library

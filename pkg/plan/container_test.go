@@ -8,21 +8,25 @@ import (
 
 	"github.com/fdbhook/fdbhook/pkg/config"
 	"github.com/fdbhook/fdbhook/pkg/guest"
-	"github.com/fdbhook/fdbhook/pkg/model"
+	"github.com/fdbhook/fdbhook/pkg/kernel/kerneltest"
 )
 
 // containerHost: bridge fdbtlxbr0 with the captured container's veths
 // (peers in namespace id 0, the container's), a veth uplink whose peer is
-// in the host's namespace and one whose peer is in namespace id 5.
+// in the host's namespace and one whose peer is in namespace id 5, on the
+// shared fake kernel.
 func containerHost() *fakeView {
-	on := model.Flags{Learning: true, Flood: true}
-	port := func(name string, index, peer int) *model.Link {
-		return &model.Link{Name: name, Index: index, Type: "veth", Master: "fdbtlxbr0", MasterIndex: 20, MasterType: "bridge", Flags: on, PeerNetnsID: peer}
+	k := kerneltest.New()
+	k.Add(kerneltest.Bridge("fdbtlxbr0"))
+	for _, v := range []struct {
+		name string
+		peer int
+	}{{"fdbtlxv1a", 0}, {"vnet1", 0}, {"fdbtlxup0", -1}, {"fdbtlxot0", 5}} {
+		l := kerneltest.Veth(v.name, "fdbtlxbr0", kerneltest.Learning)
+		l.PeerNetnsID = v.peer
+		k.Add(l)
 	}
-	return &fakeView{links: []*model.Link{
-		{Name: "fdbtlxbr0", Index: 20, Type: "bridge"},
-		port("fdbtlxv1a", 21, 0), port("vnet1", 22, 0), port("fdbtlxup0", 23, -1), port("fdbtlxot0", 24, 5),
-	}}
+	return &fakeView{Kernel: k, owners: map[string]string{}}
 }
 
 func containerXML(t *testing.T, targets ...string) *guest.Guest {
