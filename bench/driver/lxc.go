@@ -21,6 +21,19 @@ import (
 // into libvirt's real directory.
 const lxcRunDir = "/run/libvirt/lxc"
 
+// lxcVariant is one hook of the lxc phase: its NICs and its inputs.
+type lxcVariant struct {
+	name  string
+	nics  []testbed.NIC
+	argv  func(string) []string
+	input map[int]*os.File
+}
+
+// guest names the variant's guest with n NICs.
+func (v *lxcVariant) guest(n int) string {
+	return fmt.Sprintf("bench%s%d", strings.TrimSuffix(v.name, "-hook"), n)
+}
+
 // lxcLatency times the lxc hook's `started begin` beside the qemu hook's
 // `start begin`, for 1, 8 and 64 NICs on one bridge: taps for the QEMU
 // guest, veths whose peers live in a container's network namespace (a
@@ -28,53 +41,14 @@ const lxcRunDir = "/run/libvirt/lxc"
 // file as libvirt writes it) for the container. Both hooks run interleaved
 // round by round, steady and first, like the start latency.
 func (b *bench) lxcLatency() error {
-	if err := ownMount(lxcRunDir); err != nil {
-		return err
-	}
-	br, err := b.lab.Bridge(lxcBridge)
+	vs, err := b.lxcSetup()
 	if err != nil {
 		return err
-	}
-	n := sizes[len(sizes)-1]
-	taps, veths := testbed.NICs("blq", 0xc1, n), testbed.NICs("blv", 0xc2, n)
-	names := make([]string, n)
-	for i, t := range taps {
-		names[i] = t.Tap
-	}
-	if _, err := b.lab.Taps(br, names); err != nil {
-		return err
-	}
-	initPid, err := b.container(br, veths)
-	if err != nil {
-		return err
-	}
-	type variant struct {
-		name  string
-		nics  []testbed.NIC
-		argv  func(string) []string
-		input map[int]*os.File
-	}
-	vs := []*variant{
-		{name: "qemu-hook", nics: taps, argv: func(d string) []string { return []string{b.o.hook, d, "start", "begin", "-"} }},
-		{name: "lxc-hook", nics: veths, argv: func(d string) []string { return []string{b.o.lxcHook, d, "started", "begin", "-"} }},
 	}
 	series := map[string]*Series{}
 	key := func(v string, n int, mode string) string { return fmt.Sprintf("%s/%d/%s", v, n, mode) }
 	for _, v := range vs {
-		v.input = map[int]*os.File{}
 		for _, n := range sizes {
-			name := fmt.Sprintf("bench%s%d", strings.TrimSuffix(v.name, "-hook"), n)
-			xml := testbed.DomainXML(name, lxcBridge, v.nics[:n])
-			if v.name == "lxc-hook" {
-				xml = []byte(strings.Replace(string(xml), "<domain type='kvm'", "<domain type='lxc'", 1))
-				state := fmt.Sprintf("<domstatus state='running' reason='booted' pid='%d'>\n  <init pid='%d'/>\n%s</domstatus>\n", initPid, initPid, xml)
-				if err := os.WriteFile(filepath.Join(lxcRunDir, name+".xml"), []byte(state), 0o600); err != nil {
-					return err
-				}
-			}
-			if v.input[n], err = b.r.input(fmt.Sprintf("lxc-%s-%d.xml", v.name, n), xml); err != nil {
-				return err
-			}
 			for _, mode := range []string{"steady", "first"} {
 				series[key(v.name, n, mode)] = &Series{Variant: v.name, NICs: n, Mode: mode}
 			}
@@ -83,28 +57,17 @@ func (b *bench) lxcLatency() error {
 	for round := range b.o.runs {
 		order, modes := vs, []string{"steady", "first"}
 		if round%2 == 1 {
-			order, modes = []*variant{vs[1], vs[0]}, []string{"first", "steady"}
+			order, modes = []*lxcVariant{vs[1], vs[0]}, []string{"first", "steady"}
 		}
 		for _, n := range sizes {
 			for _, mode := range modes {
 				for _, v := range order {
-					if mode == "first" {
-						if err := b.lab.Reset(v.nics[:n]); err != nil {
-							return err
-						}
-					}
-					name := fmt.Sprintf("bench%s%d", strings.TrimSuffix(v.name, "-hook"), n)
-					d, err := b.r.run(v.argv(name), v.input[n], true)
+					d, err := b.lxcRun(v, n, mode, round)
 					if err != nil {
 						return err
 					}
 					s := series[key(v.name, n, mode)]
 					s.Samples = append(s.Samples, ms(d))
-					if mode == "first" || round%25 == 0 {
-						if err := b.lab.Check(lxcBridge, v.nics[:n], true); err != nil {
-							return fmt.Errorf("round %d, %s %s with %d NICs: %w", round, v.name, mode, n, err)
-						}
-					}
 				}
 			}
 		}
@@ -121,6 +84,72 @@ func (b *bench) lxcLatency() error {
 		}
 	}
 	return nil
+}
+
+// lxcRun times one hook run: after a reset of the ports for mode first,
+// read back after every full apply and now and then after a rerun.
+func (b *bench) lxcRun(v *lxcVariant, n int, mode string, round int) (time.Duration, error) {
+	if mode == "first" {
+		if err := b.lab.Reset(v.nics[:n]); err != nil {
+			return 0, err
+		}
+	}
+	d, err := b.r.run(v.argv(v.guest(n)), v.input[n], true)
+	if err != nil {
+		return 0, err
+	}
+	if mode == "first" || round%25 == 0 {
+		if err := b.lab.Check(lxcBridge, v.nics[:n], true); err != nil {
+			return 0, fmt.Errorf("round %d, %s %s with %d NICs: %w", round, v.name, mode, n, err)
+		}
+	}
+	return d, nil
+}
+
+// lxcSetup makes the lxc phase's bridge, taps, container and inputs, and
+// the containers' live state files.
+func (b *bench) lxcSetup() ([]*lxcVariant, error) {
+	if err := ownMount(lxcRunDir); err != nil {
+		return nil, err
+	}
+	br, err := b.lab.Bridge(lxcBridge)
+	if err != nil {
+		return nil, err
+	}
+	n := sizes[len(sizes)-1]
+	taps, veths := testbed.NICs("blq", 0xc1, n), testbed.NICs("blv", 0xc2, n)
+	names := make([]string, n)
+	for i, t := range taps {
+		names[i] = t.Tap
+	}
+	if _, err := b.lab.Taps(br, names); err != nil {
+		return nil, err
+	}
+	initPid, err := b.container(br, veths)
+	if err != nil {
+		return nil, err
+	}
+	vs := []*lxcVariant{
+		{name: "qemu-hook", nics: taps, argv: func(d string) []string { return []string{b.o.hook, d, "start", "begin", "-"} }},
+		{name: "lxc-hook", nics: veths, argv: func(d string) []string { return []string{b.o.lxcHook, d, "started", "begin", "-"} }},
+	}
+	for _, v := range vs {
+		v.input = map[int]*os.File{}
+		for _, n := range sizes {
+			xml := testbed.DomainXML(v.guest(n), lxcBridge, v.nics[:n])
+			if v.name == "lxc-hook" {
+				xml = []byte(strings.Replace(string(xml), "<domain type='kvm'", "<domain type='lxc'", 1))
+				state := fmt.Sprintf("<domstatus state='running' reason='booted' pid='%d'>\n  <init pid='%d'/>\n%s</domstatus>\n", initPid, initPid, xml)
+				if err := os.WriteFile(filepath.Join(lxcRunDir, v.guest(n)+".xml"), []byte(state), 0o600); err != nil {
+					return nil, err
+				}
+			}
+			if v.input[n], err = b.r.input(fmt.Sprintf("lxc-%s-%d.xml", v.name, n), xml); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return vs, nil
 }
 
 // container makes the bench's container: a network namespace with a
