@@ -26,7 +26,15 @@ const dumpRetries = 5
 
 // Conn is an rtnetlink connection in one network namespace.
 type Conn struct {
-	sock    *nl.SocketHandle
+	sock *nl.NetlinkSocket
+	// fd is the socket's descriptor (-1 once closed), pid its port ID,
+	// seq the sequence number of the last request sent; rbuf is reused for
+	// every datagram received (exchange_linux.go).
+	fd      int
+	pid     uint32
+	seq     uint32
+	timeout time.Duration
+	rbuf    []byte
 	byIndex map[int]*model.Link
 	vlans   []int
 	// portVlans holds the VLANs of every bridge port, by port index, from
@@ -44,19 +52,19 @@ func Open(ns netns.NsHandle, timeout time.Duration) (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening rtnetlink socket: %w", err)
 	}
-	tv := unix.NsecToTimeval(timeout.Nanoseconds())
-	if err := s.SetSendTimeout(&tv); err != nil {
+	pid, err := s.GetPid()
+	if err != nil {
 		s.Close()
-		return nil, fmt.Errorf("setting netlink send timeout: %w", err)
-	}
-	if err := s.SetReceiveTimeout(&tv); err != nil {
-		s.Close()
-		return nil, fmt.Errorf("setting netlink receive timeout: %w", err)
+		return nil, fmt.Errorf("reading the netlink socket's port ID: %w", err)
 	}
 	_ = s.SetExtAck(true) // kernel error strings, where the kernel has them
-	return &Conn{sock: &nl.SocketHandle{Socket: s}, byIndex: map[int]*model.Link{},
-		sticky: kernelAtLeast(release(), 4, 20)}, nil
+	return &Conn{sock: s, fd: s.GetFd(), pid: pid, timeout: timeout, rbuf: make([]byte, receiveBuffer),
+		byIndex: map[int]*model.Link{}, sticky: kernelAtLeast(release(), 4, 20)}, nil
 }
+
+// receiveBuffer holds the largest datagram the kernel sends: a dump fills
+// at most 32 KiB per datagram, single answers are far smaller.
+const receiveBuffer = 64 << 10
 
 // release returns the running kernel's release string ("6.1.0-18-amd64").
 func release() string {
@@ -78,23 +86,36 @@ func kernelAtLeast(release string, major, minor int) bool {
 }
 
 // Close releases the socket.
-func (c *Conn) Close() { c.sock.Socket.Close() }
+func (c *Conn) Close() {
+	if c.fd >= 0 {
+		c.sock.Close()
+		c.fd = -1
+	}
+}
 
 func (c *Conn) request(typ, flags int, data ...nl.NetlinkRequestData) *nl.NetlinkRequest {
 	req := nl.NewNetlinkRequest(typ, flags)
-	req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: c.sock}
 	for _, d := range data {
 		req.AddData(d)
 	}
 	return req
 }
 
+// execute sends one request and returns the payloads of its answer.
 func (c *Conn) execute(req *nl.NetlinkRequest, resType uint16) ([][]byte, error) {
-	msgs, err := req.Execute(unix.NETLINK_ROUTE, resType)
-	if isTimeout(err) {
-		return nil, fmt.Errorf("kernel did not answer within the netlink timeout: %w", err)
+	r, err := c.exchange(resType, req)
+	if err != nil {
+		return nil, timeoutError(err)
 	}
-	return msgs, err
+	return r[0].msgs, r[0].err
+}
+
+// timeoutError names a timeout as such.
+func timeoutError(err error) error {
+	if isTimeout(err) {
+		return fmt.Errorf("kernel did not answer within the netlink timeout: %w", err)
+	}
+	return err
 }
 
 // dump runs a dump request, retrying when a concurrent change interrupted it.
