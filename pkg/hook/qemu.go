@@ -135,6 +135,7 @@ func (r *Runner) qemuEvent(cfg *config.Config, domain, op string, act action, dr
 	var p *plan.Plan
 	incoming := false
 	if act == applyPlan {
+		prefetch(k, g)
 		p, err = plan.Start(cfg, g, v)
 		if err == nil && op == "start" {
 			p, incoming, err = r.forIncoming(p, v, g, dry, log)

@@ -1,11 +1,11 @@
 package kernel
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
 	"sort"
-	"syscall"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -36,6 +36,9 @@ type Conn struct {
 	timeout time.Duration
 	rbuf    []byte
 	byIndex map[int]*model.Link
+	// byName and entries hold what Prefetch read, until the next write.
+	byName  map[string]*model.Link
+	entries map[entryKey][]model.Entry
 	vlans   []int
 	// portVlans holds the VLANs of every bridge port, by port index, from
 	// the same dump as vlans.
@@ -147,8 +150,12 @@ func skipStats() *nl.RtAttr {
 
 // Link looks a device up by name; nil when it does not exist.
 func (c *Conn) Link(name string) (*model.Link, error) {
+	if l, ok := c.byName[name]; ok {
+		cp := *l
+		return &cp, nil
+	}
 	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
-	return c.getLink(c.request(unix.RTM_GETLINK, unix.NLM_F_ACK, msg,
+	return c.getLink(c.request(unix.RTM_GETLINK, 0, msg,
 		nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(name)), skipStats()))
 }
 
@@ -160,7 +167,7 @@ func (c *Conn) LinkByIndex(index int) (*model.Link, error) {
 	}
 	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
 	msg.Index = int32(index)
-	return c.getLink(c.request(unix.RTM_GETLINK, unix.NLM_F_ACK, msg, skipStats()))
+	return c.getLink(c.request(unix.RTM_GETLINK, 0, msg, skipStats()))
 }
 
 func (c *Conn) getLink(req *nl.NetlinkRequest) (*model.Link, error) {
@@ -264,48 +271,60 @@ func parseLink(m []byte) (*model.Link, error) {
 	if len(m) < unix.SizeofIfInfomsg {
 		return l, nil
 	}
-	attrs, err := nl.ParseRouteAttr(m[unix.SizeofIfInfomsg:])
-	if err != nil {
-		return nil, fmt.Errorf("parsing attributes of %s: %w", l.Name, err)
-	}
-	if err := parseLinkAttrs(l, attrs); err != nil {
+	if err := parseLinkAttrs(l, m[unix.SizeofIfInfomsg:]); err != nil {
 		return nil, err
 	}
 	return l, nil
 }
 
+// eachAttr calls f for every netlink attribute in b, in order, with its
+// type less NLA_F_NESTED. It allocates nothing: a link message has some 50
+// attributes, and parsing them into a slice (nl.ParseRouteAttr) cost more
+// than the rest of reading a link.
+func eachAttr(b []byte, f func(typ uint16, val []byte)) error {
+	for len(b) >= unix.SizeofRtAttr {
+		n := int(binary.NativeEndian.Uint16(b[0:2]))
+		if n < unix.SizeofRtAttr || n > len(b) {
+			return fmt.Errorf("netlink attribute of %d bytes in %d", n, len(b))
+		}
+		f(binary.NativeEndian.Uint16(b[2:4])&^unix.NLA_F_NESTED, b[unix.SizeofRtAttr:n])
+		b = b[min(nlmAlign(n), len(b)):]
+	}
+	return nil
+}
+
 // parseLinkAttrs reads what the netlink library does not: the carrier, and
 // from the link info, the master's kind and a bridge port's flags.
-func parseLinkAttrs(l *model.Link, attrs []syscall.NetlinkRouteAttr) error {
-	for _, a := range attrs {
-		switch a.Attr.Type &^ unix.NLA_F_NESTED {
+func parseLinkAttrs(l *model.Link, b []byte) error {
+	var info []byte
+	err := eachAttr(b, func(typ uint16, val []byte) {
+		switch typ {
 		case unix.IFLA_CARRIER:
-			if len(a.Value) > 0 {
-				l.Carrier = a.Value[0] != 0
+			if len(val) > 0 {
+				l.Carrier = val[0] != 0
 			}
-			continue
 		case unix.IFLA_LINKINFO:
-		default:
-			continue
+			info = val
 		}
-		info, err := nl.ParseRouteAttr(a.Value)
+	})
+	if err != nil || info == nil {
+		return err
+	}
+	var slaveData []byte
+	if err := eachAttr(info, func(typ uint16, val []byte) {
+		switch typ {
+		case unix.IFLA_INFO_SLAVE_KIND:
+			l.MasterType = unix.ByteSliceToString(val)
+		case unix.IFLA_INFO_SLAVE_DATA:
+			slaveData = val
+		}
+	}); err != nil {
+		return fmt.Errorf("parsing link info of %s: %w", l.Name, err)
+	}
+	if l.MasterType == "bridge" && slaveData != nil {
+		l.Flags, l.LockCapable, err = parsePortFlags(slaveData)
 		if err != nil {
-			return fmt.Errorf("parsing link info of %s: %w", l.Name, err)
-		}
-		var slaveData []byte
-		for _, i := range info {
-			switch i.Attr.Type &^ unix.NLA_F_NESTED {
-			case unix.IFLA_INFO_SLAVE_KIND:
-				l.MasterType = unix.ByteSliceToString(i.Value)
-			case unix.IFLA_INFO_SLAVE_DATA:
-				slaveData = i.Value
-			}
-		}
-		if l.MasterType == "bridge" && slaveData != nil {
-			l.Flags, l.LockCapable, err = parsePortFlags(slaveData)
-			if err != nil {
-				return fmt.Errorf("parsing bridge port flags of %s: %w", l.Name, err)
-			}
+			return fmt.Errorf("parsing bridge port flags of %s: %w", l.Name, err)
 		}
 	}
 	return nil
@@ -315,25 +334,21 @@ func parseLinkAttrs(l *model.Link, attrs []syscall.NetlinkRouteAttr) error {
 // whether the kernel reports IFLA_BRPORT_LOCKED at all (5.18+): a kernel
 // that reports it can lock the port.
 func parsePortFlags(b []byte) (f model.Flags, lockCapable bool, err error) {
-	attrs, err := nl.ParseRouteAttr(b)
-	if err != nil {
-		return f, false, err
-	}
-	for _, a := range attrs {
-		if len(a.Value) < 1 {
-			continue
+	err = eachAttr(b, func(typ uint16, val []byte) {
+		if len(val) < 1 {
+			return
 		}
-		switch a.Attr.Type &^ unix.NLA_F_NESTED {
+		switch typ {
 		case unix.IFLA_BRPORT_LEARNING:
-			f.Learning = a.Value[0] != 0
+			f.Learning = val[0] != 0
 		case unix.IFLA_BRPORT_UNICAST_FLOOD:
-			f.Flood = a.Value[0] != 0
+			f.Flood = val[0] != 0
 		case unix.IFLA_BRPORT_LOCKED:
-			f.Locked = a.Value[0] != 0
+			f.Locked = val[0] != 0
 			lockCapable = true
 		}
-	}
-	return f, lockCapable, nil
+	})
+	return f, lockCapable, err
 }
 
 // Entries returns the FDB entries for mac on bridge for VLAN 0 and, when the
@@ -341,6 +356,9 @@ func parsePortFlags(b []byte) (f model.Flags, lockCapable bool, err error) {
 // port. Each lookup is an RTM_GETNEIGH "get" (kernel 5.3+), so the cost does
 // not grow with the size of the FDB.
 func (c *Conn) Entries(bridge *model.Link, mac string) ([]model.Entry, error) {
+	if e, ok := c.entries[entryKey{bridge.Index, mac}]; ok {
+		return c.named(append([]model.Entry{}, e...))
+	}
 	hw, err := net.ParseMAC(mac)
 	if err != nil {
 		return nil, err
@@ -373,6 +391,13 @@ func (c *Conn) Entries(bridge *model.Link, mac string) ([]model.Entry, error) {
 }
 
 func (c *Conn) fdbGet(bridgeIndex int, hw net.HardwareAddr, vid int) (*model.Entry, error) {
+	r, err := c.exchange(unix.RTM_NEWNEIGH, c.fdbGetRequest(bridgeIndex, hw, vid))
+	return fdbGetResult(r, 0, timeoutError(err))
+}
+
+// fdbGetRequest is an FDB "get" of one MAC on a bridge, for one VLAN (0:
+// none). A raw request: the netlink library has no call for it.
+func (c *Conn) fdbGetRequest(bridgeIndex int, hw net.HardwareAddr, vid int) *nl.NetlinkRequest {
 	req := c.request(unix.RTM_GETNEIGH, 0,
 		&netlink.Ndmsg{Family: unix.AF_BRIDGE, Flags: unix.NTF_MASTER},
 		nl.NewRtAttr(unix.NDA_LLADDR, hw),
@@ -380,14 +405,23 @@ func (c *Conn) fdbGet(bridgeIndex int, hw net.HardwareAddr, vid int) (*model.Ent
 	if vid != 0 {
 		req.AddData(nl.NewRtAttr(unix.NDA_VLAN, nl.Uint16Attr(uint16(vid))))
 	}
-	msgs, err := c.execute(req, unix.RTM_NEWNEIGH)
-	if errors.Is(err, unix.ENOENT) {
-		return nil, nil
-	}
-	if err != nil || len(msgs) == 0 {
+	return req
+}
+
+// fdbGetResult is the entry answered to the i-th FDB get of an exchange
+// that returned replies and err; nil when there is none.
+func fdbGetResult(replies []reply, i int, err error) (*model.Entry, error) {
+	if err != nil {
 		return nil, err
 	}
-	e, _, err := parseEntry(msgs[0])
+	r := replies[i]
+	if errors.Is(r.err, unix.ENOENT) {
+		return nil, nil
+	}
+	if r.err != nil || len(r.msgs) == 0 {
+		return nil, r.err
+	}
+	e, _, err := parseEntry(r.msgs[0])
 	return e, err
 }
 

@@ -30,20 +30,26 @@ func (c *Conn) SetPortFlags(portIndex int, f model.Flags, withLocked bool) error
 	if withLocked {
 		proto.AddRtAttr(unix.IFLA_BRPORT_LOCKED, boolAttr(f.Locked))
 	}
+	c.forget()
 	_, err := c.execute(c.request(unix.RTM_SETLINK, unix.NLM_F_ACK, msg, proto), 0)
 	return err
 }
+
+// forget drops what Prefetch read: a write may change it.
+func (c *Conn) forget() { c.byName, c.entries = nil, nil }
 
 // AddPortVlans adds vlans to a bridge port, or updates their pvid and
 // untagged flags, in one RTM_SETLINK.
 func (c *Conn) AddPortVlans(portIndex int, vlans []model.Vlan) error {
 	c.vlansOK = false
+	c.forget()
 	return c.portVlanMsg(unix.RTM_SETLINK, portIndex, vlans)
 }
 
 // DelPortVlans removes vlans from a bridge port in one RTM_DELLINK.
 func (c *Conn) DelPortVlans(portIndex int, vlans []model.Vlan) error {
 	c.vlansOK = false
+	c.forget()
 	return c.portVlanMsg(unix.RTM_DELLINK, portIndex, vlans)
 }
 
@@ -83,6 +89,7 @@ func (c *Conn) DeleteEntry(e model.Entry) error {
 }
 
 func (c *Conn) neigh(typ, flags int, e model.Entry) error {
+	c.forget()
 	hw, err := net.ParseMAC(e.MAC)
 	if err != nil {
 		return err
@@ -110,6 +117,7 @@ func (c *Conn) SetVlanFiltering(bridgeIndex int, on bool) error {
 	data := info.AddRtAttr(nl.IFLA_INFO_DATA, nil)
 	data.AddRtAttr(nl.IFLA_BR_VLAN_FILTERING, boolAttr(on))
 	c.vlansOK = false
+	c.forget()
 	_, err := c.execute(c.request(unix.RTM_NEWLINK, unix.NLM_F_ACK, msg, info), 0)
 	return err
 }
