@@ -39,7 +39,9 @@ type Conn struct {
 	// byName and entries hold what Prefetch read, until the next write.
 	byName  map[string]*model.Link
 	entries map[entryKey][]model.Entry
-	vlans   []int
+	// queue holds the writes of a Pipeline call (nil outside one).
+	queue []queued
+	vlans []int
 	// portVlans holds the VLANs of every bridge port, by port index, from
 	// the same dump as vlans.
 	portVlans map[int][]model.Vlan
@@ -357,7 +359,8 @@ func parsePortFlags(b []byte) (f model.Flags, lockCapable bool, err error) {
 // not grow with the size of the FDB.
 func (c *Conn) Entries(bridge *model.Link, mac string) ([]model.Entry, error) {
 	if e, ok := c.entries[entryKey{bridge.Index, mac}]; ok {
-		return c.named(append([]model.Entry{}, e...))
+		var out []model.Entry // nil when none, as below
+		return c.named(append(out, e...))
 	}
 	hw, err := net.ParseMAC(mac)
 	if err != nil {

@@ -22,6 +22,7 @@ var nsSeq atomic.Int32
 // the witness the tests read back through.
 type lab struct {
 	c       *Conn
+	ns      netns.NsHandle
 	h       *netlink.Handle
 	br, tap netlink.Link
 }
@@ -77,7 +78,7 @@ func newLab(t *testing.T) *lab {
 	t.Cleanup(c.Close)
 	brl, _ := h.LinkByName("br0")
 	tapl, _ := h.LinkByName("fdbtk0")
-	return &lab{c: c, h: h, br: brl, tap: tapl}
+	return &lab{c: c, ns: ns, h: h, br: brl, tap: tapl}
 }
 
 // TestLinkReads: Link and LinkByIndex report what the netlink library

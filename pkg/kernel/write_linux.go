@@ -30,9 +30,7 @@ func (c *Conn) SetPortFlags(portIndex int, f model.Flags, withLocked bool) error
 	if withLocked {
 		proto.AddRtAttr(unix.IFLA_BRPORT_LOCKED, boolAttr(f.Locked))
 	}
-	c.forget()
-	_, err := c.execute(c.request(unix.RTM_SETLINK, unix.NLM_F_ACK, msg, proto), 0)
-	return err
+	return c.write(c.request(unix.RTM_SETLINK, unix.NLM_F_ACK, msg, proto))
 }
 
 // forget drops what Prefetch read: a write may change it.
@@ -42,14 +40,12 @@ func (c *Conn) forget() { c.byName, c.entries = nil, nil }
 // untagged flags, in one RTM_SETLINK.
 func (c *Conn) AddPortVlans(portIndex int, vlans []model.Vlan) error {
 	c.vlansOK = false
-	c.forget()
 	return c.portVlanMsg(unix.RTM_SETLINK, portIndex, vlans)
 }
 
 // DelPortVlans removes vlans from a bridge port in one RTM_DELLINK.
 func (c *Conn) DelPortVlans(portIndex int, vlans []model.Vlan) error {
 	c.vlansOK = false
-	c.forget()
 	return c.portVlanMsg(unix.RTM_DELLINK, portIndex, vlans)
 }
 
@@ -70,8 +66,7 @@ func (c *Conn) portVlanMsg(typ, portIndex int, vlans []model.Vlan) error {
 		}
 		spec.AddRtAttr(nl.IFLA_BRIDGE_VLAN_INFO, info.Serialize())
 	}
-	_, err := c.execute(c.request(typ, unix.NLM_F_ACK, msg, spec), 0)
-	return err
+	return c.write(c.request(typ, unix.NLM_F_ACK, msg, spec))
 }
 
 // ReplaceEntry adds or replaces an FDB entry on the bridge the port belongs
@@ -89,10 +84,9 @@ func (c *Conn) DeleteEntry(e model.Entry) error {
 }
 
 func (c *Conn) neigh(typ, flags int, e model.Entry) error {
-	c.forget()
 	hw, err := net.ParseMAC(e.MAC)
 	if err != nil {
-		return err
+		return c.fail(err)
 	}
 	ntf := e.NTFlags | unix.NTF_MASTER
 	ntf &^= unix.NTF_SELF
@@ -102,8 +96,7 @@ func (c *Conn) neigh(typ, flags int, e model.Entry) error {
 	if e.Vlan != 0 {
 		req.AddData(nl.NewRtAttr(unix.NDA_VLAN, nl.Uint16Attr(uint16(e.Vlan))))
 	}
-	_, err = c.execute(req, 0)
-	return err
+	return c.write(req)
 }
 
 // SetVlanFiltering switches a bridge's vlan_filtering, in one message. What
@@ -117,7 +110,5 @@ func (c *Conn) SetVlanFiltering(bridgeIndex int, on bool) error {
 	data := info.AddRtAttr(nl.IFLA_INFO_DATA, nil)
 	data.AddRtAttr(nl.IFLA_BR_VLAN_FILTERING, boolAttr(on))
 	c.vlansOK = false
-	c.forget()
-	_, err := c.execute(c.request(unix.RTM_NEWLINK, unix.NLM_F_ACK, msg, info), 0)
-	return err
+	return c.write(c.request(unix.RTM_NEWLINK, unix.NLM_F_ACK, msg, info))
 }
