@@ -110,14 +110,25 @@ func externLearned(e model.Entry) bool { return e.NTFlags&model.NTFExtLearn != 0
 // the error is the first failed step's, as when the steps go one by one.
 func applyRun(p Pipeliner, w Writer, steps []plan.Step, i, n int) error {
 	run := steps[i : i+n]
-	errs := p.Pipeline(func() {
+	// A write that fails before it is queued (a Writer wrapping the
+	// Pipeliner may refuse one) returns its error at once and has no
+	// answer in the Pipeline's.
+	now := make([]error, 0, n)
+	answers := p.Pipeline(func() {
 		for _, s := range run {
-			_ = do(w, s) // inside Pipeline, do's writes return nil; errs has their outcome
+			now = append(now, do(w, s))
 		}
 	})
-	if len(errs) != n {
-		err := fmt.Errorf("%d writes were answered for %d steps", len(errs), n)
-		return &StepError{Step: run[0], Err: err, UndoErr: Undo(w, append(slices.Clone(steps[:i]), run...))}
+	errs := make([]error, n)
+	for j := range run {
+		switch {
+		case now[j] != nil:
+			errs[j] = now[j]
+		case len(answers) > 0:
+			errs[j], answers = answers[0], answers[1:]
+		default:
+			errs[j] = errors.New("the kernel connection did not answer this write")
+		}
 	}
 	k := slices.IndexFunc(errs, func(err error) bool { return err != nil })
 	if k < 0 {

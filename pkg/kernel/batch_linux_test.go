@@ -15,7 +15,7 @@ import (
 
 // addPorts adds n veth ports p0…p(n-1) to the lab's bridge (their peers
 // stay outside it) and returns their indexes.
-func (l *lab) addPorts(t *testing.T, n int) []int {
+func (l *lab) addPorts(t testing.TB, n int) []int {
 	t.Helper()
 	var idx []int
 	for i := range n {
