@@ -150,7 +150,8 @@ func skipStats() *nl.RtAttr {
 	return nl.NewRtAttr(unix.IFLA_EXT_MASK, nl.Uint32Attr(rtextFilterSkipStats))
 }
 
-// Link looks a device up by name; nil when it does not exist.
+// Link looks a device up by name; nil when it does not exist. The request
+// is the library's LinkByName's, less the interface counters (skipStats).
 func (c *Conn) Link(name string) (*model.Link, error) {
 	if l, ok := c.byName[name]; ok {
 		cp := *l
@@ -162,7 +163,8 @@ func (c *Conn) Link(name string) (*model.Link, error) {
 }
 
 // LinkByIndex looks a device up by index; nil when it does not exist.
-// Results are cached for the connection's life (one hook run).
+// Results are cached for the connection's life (one hook run). The
+// request is the library's LinkByIndex's, less the interface counters.
 func (c *Conn) LinkByIndex(index int) (*model.Link, error) {
 	if l, ok := c.byIndex[index]; ok {
 		return l, nil
@@ -207,7 +209,8 @@ func (c *Conn) getLink(req *nl.NetlinkRequest) (*model.Link, error) {
 }
 
 // Links returns every device of the namespace from one RTM_GETLINK dump
-// (retried when a concurrent change interrupts it), with master names
+// (the library's LinkList's, less the interface counters; retried when a
+// concurrent change interrupts it), with master names
 // filled in. It only reads. Each device also enters the LinkByIndex cache,
 // as a copy: callers may change what they get back.
 func (c *Conn) Links() ([]*model.Link, error) {
@@ -470,6 +473,10 @@ func (c *Conn) PortEntries(bridge, port *model.Link) ([]model.Entry, error) {
 	return c.fdbDump(bridge.Index, port.Index)
 }
 
+// fdbDump is a raw request: the library's NeighList dumps the FDB of every
+// bridge and filters in user space, where this request has the kernel
+// filter by bridge (and port), which matters on a bridge with 10000
+// entries.
 func (c *Conn) fdbDump(bridgeIndex, portIndex int) ([]model.Entry, error) {
 	msgs, err := c.dump(func() *nl.NetlinkRequest {
 		// An ifinfomsg with IFLA_MASTER is the form the kernel filters by
@@ -512,7 +519,8 @@ func (c *Conn) named(entries []model.Entry) ([]model.Entry, error) {
 	return entries, nil
 }
 
-// bridgeVlans returns the VLAN IDs configured on any bridge port, sorted.
+// bridgeVlans returns the VLAN IDs configured on any bridge port, sorted,
+// from the dump the library's BridgeVlanList sends, kept per port.
 func (c *Conn) bridgeVlans() ([]int, error) {
 	if c.vlansOK {
 		return c.vlans, nil

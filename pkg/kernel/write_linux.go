@@ -83,6 +83,8 @@ func (c *Conn) DeleteEntry(e model.Entry) error {
 	return c.neigh(unix.RTM_DELNEIGH, 0, e)
 }
 
+// neigh sends the message the library's NeighSet (replace) and NeighDel
+// send for a bridge FDB entry.
 func (c *Conn) neigh(typ, flags int, e model.Entry) error {
 	hw, err := net.ParseMAC(e.MAC)
 	if err != nil {
@@ -99,9 +101,10 @@ func (c *Conn) neigh(typ, flags int, e model.Entry) error {
 	return c.write(req)
 }
 
-// SetVlanFiltering switches a bridge's vlan_filtering, in one message. What
-// turning it on implies for the bridge's entries is the plan's business
-// (plan.EnableFiltering).
+// SetVlanFiltering switches a bridge's vlan_filtering, in one message with
+// only that attribute (the library's BridgeSetVlanFiltering sends every
+// attribute its Bridge value holds). What turning it on implies for the
+// bridge's entries is the plan's business (plan.EnableFiltering).
 func (c *Conn) SetVlanFiltering(bridgeIndex int, on bool) error {
 	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
 	msg.Index = int32(bridgeIndex)
