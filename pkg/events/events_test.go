@@ -1,6 +1,10 @@
 package events
 
-import "testing"
+import (
+	"os"
+	"slices"
+	"testing"
+)
 
 func TestIgnored(t *testing.T) {
 	for _, c := range []struct {
@@ -27,5 +31,13 @@ func TestIgnored(t *testing.T) {
 	}
 	if Ignored(Network, []string{"n", "started", "begin", "-"}) || !Ignored(Network, []string{"n", "stopped", "end", "-"}) {
 		t.Error("the network table is not the one consulted")
+	}
+}
+
+// TestCommandLine: the arguments read from /proc are the process's.
+func TestCommandLine(t *testing.T) {
+	args, ok := commandLine()
+	if !ok || !slices.Equal(args, os.Args) {
+		t.Errorf("commandLine() = %q, %v; os.Args is %q", args, ok, os.Args)
 	}
 }
