@@ -14,6 +14,7 @@ import (
 
 	"github.com/fdbhook/fdbhook/pkg/config"
 	"github.com/fdbhook/fdbhook/pkg/model"
+	"github.com/fdbhook/fdbhook/pkg/plan"
 )
 
 // Level is a check's verdict.
@@ -91,73 +92,102 @@ type System struct {
 }
 
 // Doctor checks whether fdbhook works, or would, on this host: one Check
-// per question, each with what to do about it.
+// per question, each with what to do about it. The questions come in
+// stages: the kernel, the configuration, libvirt, the installed hooks, the
+// configured bridges and networks.
 func Doctor(sys *System) []Check {
-	var out []Check
-	add := func(l Level, name, format string, args ...any) {
-		out = append(out, Check{Level: l, Name: name, Text: fmt.Sprintf(format, args...)})
-	}
-	// Kernel.
-	if rel, mach, err := sys.Uname(); err != nil {
-		add(Warn, "kernel", "uname: %v", err)
-	} else if v := parseVersion(rel); len(v) >= 2 && (v[0] < 3 || v[0] == 3 && v[1] < 17) {
-		add(Warn, "kernel", "Linux %s (%s) is older than 3.17: the bridge never takes an uplink out of promiscuous mode", rel, mach)
-	} else {
-		add(OK, "kernel", "Linux %s (%s)", rel, mach)
-	}
-	links, linkErr := sys.Links()
-	if linkErr != nil {
-		add(Fail, "kernel", "reading network devices: %v", linkErr)
-	}
-	out = append(out, probeChecks(sys.Probe(), links)...)
-
-	// Configuration.
+	out, links, linksOK := kernelChecks(sys)
 	cfg, cfgChecks := configChecks(sys.ConfigPath, sys.Owner)
 	out = append(out, cfgChecks...)
-
-	// libvirt.
-	libvirtFound := false
-	version, source, err := sys.LibvirtVersion()
-	switch {
-	case err != nil:
-		add(Warn, "libvirt", "not found (%v): fdbhook's hooks run only under libvirt; install libvirt-daemon", err)
-	default:
-		libvirtFound = true
-		if v := parseVersion(version); len(v) >= 2 && (v[0] < 6 || v[0] == 6 && v[1] < 5) {
-			add(Fail, "libvirt", "%s (%s) is older than 6.5 and runs no hooks from hooks/qemu.d: install the hook as %s instead",
-				version, source, filepath.Join(sys.HooksDir, "qemu"))
-		} else {
-			add(OK, "libvirt", "%s (%s)", version, source)
-		}
-	}
+	libvirtFound, libvirtOut := libvirtChecks(sys)
+	out = append(out, libvirtOut...)
 	manages := cfg != nil && cfg.Present && !cfg.Empty()
-	daemons, derr := sys.Daemons()
-	if derr != nil {
-		add(Warn, "libvirt", "listing libvirt daemons: %v", derr)
-	}
-	for _, h := range []struct {
-		driver, program string
-		daemons         []string
-		missing         Level
-		missingWhy      string
-	}{
-		{"qemu", "qemu-hook", []string{"libvirtd", "virtqemud"}, Fail, "no guest start is managed"},
-		{"network", "network-hook", []string{"libvirtd", "virtnetworkd"}, Warn, "bridge policy (vlan_filtering) is applied at the first guest start instead of at network start"},
-	} {
-		level := h.missing
-		if !manages || !libvirtFound {
-			level = Warn
-		}
-		out = append(out, hookChecks(sys, h.driver, h.program, h.daemons, daemons, level, h.missingWhy)...)
-	}
-
-	// Bridges and networks of the configuration.
+	out = append(out, installedHookChecks(sys, manages && libvirtFound)...)
 	if cfg != nil {
-		out = append(out, bridgeChecks(cfg, sys.Networks, links, linkErr == nil)...)
+		out = append(out, bridgeChecks(cfg, sys.Networks, links, linksOK)...)
 	}
 	return out
 }
 
+// kernelChecks asks whether this kernel has what fdbhook needs: its
+// version (3.17+ takes an uplink out of promiscuous mode), and the bridge
+// features a throwaway bridge shows. It returns the devices it read for
+// the later stages; linksOK is false when they could not be read.
+func kernelChecks(sys *System) (out []Check, links []*model.Link, linksOK bool) {
+	if rel, mach, err := sys.Uname(); err != nil {
+		out = append(out, Check{Warn, "kernel", fmt.Sprintf("uname: %v", err)})
+	} else if olderThan(parseVersion(rel), 3, 17) {
+		out = append(out, Check{Warn, "kernel", fmt.Sprintf("Linux %s (%s) is older than 3.17: the bridge never takes an uplink out of promiscuous mode", rel, mach)})
+	} else {
+		out = append(out, Check{OK, "kernel", fmt.Sprintf("Linux %s (%s)", rel, mach)})
+	}
+	links, err := sys.Links()
+	if err != nil {
+		out = append(out, Check{Fail, "kernel", fmt.Sprintf("reading network devices: %v", err)})
+	}
+	return append(out, probeChecks(sys.Probe(), links)...), links, err == nil
+}
+
+// libvirtChecks asks whether libvirt is installed, and new enough (6.5+)
+// to run the hooks in hooks/qemu.d; found is false when it is not
+// installed.
+func libvirtChecks(sys *System) (found bool, out []Check) {
+	version, source, err := sys.LibvirtVersion()
+	switch {
+	case err != nil:
+		return false, []Check{{Warn, "libvirt", fmt.Sprintf("not found (%v): fdbhook's hooks run only under libvirt; install libvirt-daemon", err)}}
+	case olderThan(parseVersion(version), 6, 5):
+		return true, []Check{{Fail, "libvirt", fmt.Sprintf("%s (%s) is older than 6.5 and runs no hooks from hooks/qemu.d: install the hook as %s instead",
+			version, source, filepath.Join(sys.HooksDir, "qemu"))}}
+	}
+	return true, []Check{{OK, "libvirt", fmt.Sprintf("%s (%s)", version, source)}}
+}
+
+// olderThan reports whether version v (as parseVersion reads it) is
+// older than major.minor; a version without both numbers is not.
+func olderThan(v []int, major, minor int) bool {
+	return len(v) >= 2 && (v[0] < major || v[0] == major && v[1] < minor)
+}
+
+// hookSpec is one libvirt driver's hook that fdbhook provides.
+type hookSpec struct {
+	driver, program string
+	// daemons are the libvirt daemons that run this driver's hooks.
+	daemons []string
+	// missing is the level of a missing hook when fdbhook manages
+	// something under libvirt, and missingWhy what then goes unmanaged.
+	missing    Level
+	missingWhy string
+}
+
+var hookSpecs = []hookSpec{
+	{"qemu", "qemu-hook", []string{"libvirtd", "virtqemud"}, Fail, "no guest start is managed"},
+	{"network", "network-hook", []string{"libvirtd", "virtnetworkd"}, Warn, "bridge policy (vlan_filtering) is applied at the first guest start instead of at network start"},
+}
+
+// installedHookChecks asks, for each hook fdbhook provides, whether
+// libvirt runs it. A missing hook is only a warning unless strict (the
+// configuration manages something and libvirt is installed).
+func installedHookChecks(sys *System, strict bool) []Check {
+	var out []Check
+	daemons, err := sys.Daemons()
+	if err != nil {
+		out = append(out, Check{Warn, "libvirt", fmt.Sprintf("listing libvirt daemons: %v", err)})
+	}
+	for _, h := range hookSpecs {
+		missing := h.missing
+		if !strict {
+			missing = Warn
+		}
+		out = append(out, hookChecks(sys, h, daemons, missing)...)
+	}
+	return out
+}
+
+// probeChecks says which of the bridge features fdbhook uses this kernel
+// has, from the probe's throwaway bridge; VLAN filtering from an existing
+// bridge when there is one. Missing port flags or static entries fail:
+// fdbhook cannot work; the others are optional.
 func probeChecks(p Probe, links []*model.Link) []Check {
 	if p.Err != nil {
 		return []Check{{Warn, "kernel features", fmt.Sprintf("not probed: %v (run as root)", p.Err)}}
@@ -240,92 +270,131 @@ func ownedBy(path string, owner int) (Check, bool) {
 	return Check{Fail, "permissions", fmt.Sprintf("%s: %s: whoever can write it controls what hooks running as root do", path, strings.Join(why, "; "))}, true
 }
 
-// hookChecks looks for the fdbhook program among the hooks libvirt runs for
-// driver: the main hook and every file in driver.d.
-func hookChecks(sys *System, driver, program string, daemonNames []string, daemons []Daemon, missing Level, missingWhy string) []Check {
-	name := driver + " hook"
-	var out []Check
-	candidates := []string{filepath.Join(sys.HooksDir, driver)}
-	dir := filepath.Join(sys.HooksDir, driver+".d")
+// hookChecks looks for h's program among the hooks libvirt runs for its
+// driver: the main hook and every file in driver.d, in the order libvirt
+// runs them. Not finding it is a check at level missing.
+func hookChecks(sys *System, h hookSpec, daemons []Daemon, missing Level) []Check {
+	s := &hookScan{sys: sys, h: h, name: h.driver + " hook", daemons: daemons, otherHookBefore: map[string]bool{}}
+	main, dir := filepath.Join(sys.HooksDir, h.driver), filepath.Join(sys.HooksDir, h.driver+".d")
+	candidates := []string{main}
 	entries, err := os.ReadDir(dir)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		out = append(out, Check{Warn, name, err.Error()})
+		s.add(Warn, "%v", err)
 	}
 	for _, e := range entries {
 		candidates = append(candidates, filepath.Join(dir, e.Name()))
 	}
-	var found []string
-	var otherHookBefore = map[string]bool{} // daemon → some other hook predates it
 	for _, path := range candidates {
-		lfi, err := os.Lstat(path)
-		if err != nil {
-			continue
+		s.candidate(path)
+	}
+	if !s.found {
+		s.add(missing, "not installed: no %s in %s or %s: %s; link %s.d/fdbhook to the installed %s",
+			h.program, main, dir, h.missingWhy, main, h.program)
+	}
+	return s.out
+}
+
+// hookScan is the state of hookChecks while it walks one driver's hooks.
+type hookScan struct {
+	sys     *System
+	h       hookSpec
+	name    string // the checks' name: "qemu hook"
+	daemons []Daemon
+	out     []Check
+	// found is set once an fdbhook program is seen, right or wrong.
+	found bool
+	// otherHookBefore holds the daemons some other hook, seen earlier in
+	// the walk, predates: libvirt noticed the hooks directory at their
+	// start.
+	otherHookBefore map[string]bool
+}
+
+func (s *hookScan) add(l Level, format string, args ...any) {
+	s.out = append(s.out, Check{Level: l, Name: s.name, Text: fmt.Sprintf(format, args...)})
+}
+
+// candidate checks one file libvirt would run: a broken link that looks
+// like fdbhook's fails, another program's hook only counts for the
+// daemons it predates, and fdbhook's must be the right program, usable,
+// and seen by the daemons that run it.
+func (s *hookScan) candidate(path string) {
+	lfi, err := os.Lstat(path)
+	if err != nil {
+		return
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		if target, _ := os.Readlink(path); strings.Contains(target, "fdbhook") || strings.Contains(path, "fdbhook") {
+			s.add(Fail, "%s is a broken link to %s: reinstall fdbhook", path, target)
 		}
-		fi, err := os.Stat(path)
-		if err != nil {
-			if target, _ := os.Readlink(path); strings.Contains(target, "fdbhook") || strings.Contains(path, "fdbhook") {
-				out = append(out, Check{Fail, name, fmt.Sprintf("%s is a broken link to %s: reinstall fdbhook", path, target)})
-			}
-			continue
-		}
-		prog, version := sys.Identify(path)
-		if prog == "" {
-			if executable(fi) {
-				for _, d := range daemons {
-					if changed(lfi).Before(d.Started) {
-						otherHookBefore[d.Name] = true
-					}
+		return
+	}
+	prog, version := s.sys.Identify(path)
+	if prog == "" {
+		if executable(fi) {
+			for _, d := range s.daemons {
+				if changed(lfi).Before(d.Started) {
+					s.otherHookBefore[d.Name] = true
 				}
 			}
-			continue
 		}
-		found = append(found, path)
-		switch {
-		case prog != program:
-			out = append(out, Check{Fail, name, fmt.Sprintf("%s runs %s; the %s hook must be %s", path, prog, driver, program)})
-			continue
-		case !executable(fi):
-			out = append(out, Check{Fail, name, fmt.Sprintf("%s is not an executable file: libvirt skips it (chmod 755 %s)", path, path)})
-			continue
-		}
-		if c, bad := ownedBy(path, sys.Owner); bad {
-			out = append(out, c)
-			continue
-		}
-		text := fmt.Sprintf("%s (%s %s)", path, program, version)
-		if real, err := filepath.EvalSymlinks(path); err == nil && real != path {
-			text = fmt.Sprintf("%s -> %s (%s %s)", path, real, program, version)
-		}
-		out = append(out, Check{OK, name, text})
-		if version != "" && sys.Version != "" && version != sys.Version {
-			out = append(out, Check{Warn, name, fmt.Sprintf("%s is version %s but this program is %s: reinstall one or the other", path, version, sys.Version)})
-		}
-		for _, d := range daemons {
-			if !slices.Contains(daemonNames, d.Name) {
-				continue
-			}
-			installed := changed(lfi)
-			switch {
-			case otherHookBefore[d.Name] || !installed.After(d.Started):
-				out = append(out, Check{OK, name, fmt.Sprintf("active: %s (pid %d) started at %s, after the %s hooks directory had a hook",
-					d.Name, d.PID, d.Started.Format(time.DateTime), driver)})
-				continue
-			// The record has whole seconds; the install happened earlier
-			// in the same package run.
-			case !d.Reloaded.IsZero() && !d.Reloaded.Before(installed.Truncate(time.Second)):
-				out = append(out, Check{OK, name, fmt.Sprintf("active: %s (pid %d) was reloaded at %s, after %s was installed",
-					d.Name, d.PID, d.Reloaded.Format(time.DateTime), path)})
-				continue
-			}
-			out = append(out, Check{Warn, name, fmt.Sprintf("%s (pid %d) started at %s, before %s was installed (%s): it runs %s hooks only if reloaded since (systemctl reload %s, or kill -HUP %d; the package does this on install)",
-				d.Name, d.PID, d.Started.Format(time.DateTime), path, changed(lfi).Format(time.DateTime), driver, d.Name, d.PID)})
+		return
+	}
+	s.found = true
+	if !s.usable(path, prog, fi) {
+		return
+	}
+	text := fmt.Sprintf("%s (%s %s)", path, prog, version)
+	if real, err := filepath.EvalSymlinks(path); err == nil && real != path {
+		text = fmt.Sprintf("%s -> %s (%s %s)", path, real, prog, version)
+	}
+	s.add(OK, "%s", text)
+	if version != "" && s.sys.Version != "" && version != s.sys.Version {
+		s.add(Warn, "%s is version %s but this program is %s: reinstall one or the other", path, version, s.sys.Version)
+	}
+	for _, d := range s.daemons {
+		if slices.Contains(s.h.daemons, d.Name) {
+			s.active(d, path, changed(lfi))
 		}
 	}
-	if len(found) == 0 {
-		out = append(out, Check{missing, name, fmt.Sprintf("not installed: no %s in %s or %s: %s; link %s.d/fdbhook to the installed %s",
-			program, filepath.Join(sys.HooksDir, driver), dir, missingWhy, filepath.Join(sys.HooksDir, driver), program)})
+}
+
+// usable fails an fdbhook hook that is the other hook's program, is not
+// an executable file (libvirt skips it), or is writable by others than
+// its owner.
+func (s *hookScan) usable(path, prog string, fi fs.FileInfo) bool {
+	switch {
+	case prog != s.h.program:
+		s.add(Fail, "%s runs %s; the %s hook must be %s", path, prog, s.h.driver, s.h.program)
+		return false
+	case !executable(fi):
+		s.add(Fail, "%s is not an executable file: libvirt skips it (chmod 755 %s)", path, path)
+		return false
 	}
-	return out
+	if c, bad := ownedBy(path, s.sys.Owner); bad {
+		s.out = append(s.out, c)
+		return false
+	}
+	return true
+}
+
+// active says whether daemon d runs the hook at path, installed at
+// installed: libvirt notices a driver's hooks only at its start or a
+// reload, unless the hooks directory already had a hook then.
+func (s *hookScan) active(d Daemon, path string, installed time.Time) {
+	switch {
+	case s.otherHookBefore[d.Name] || !installed.After(d.Started):
+		s.add(OK, "active: %s (pid %d) started at %s, after the %s hooks directory had a hook",
+			d.Name, d.PID, d.Started.Format(time.DateTime), s.h.driver)
+	// The record has whole seconds; the install happened earlier in the
+	// same package run.
+	case !d.Reloaded.IsZero() && !d.Reloaded.Before(installed.Truncate(time.Second)):
+		s.add(OK, "active: %s (pid %d) was reloaded at %s, after %s was installed",
+			d.Name, d.PID, d.Reloaded.Format(time.DateTime), path)
+	default:
+		s.add(Warn, "%s (pid %d) started at %s, before %s was installed (%s): it runs %s hooks only if reloaded since (systemctl reload %s, or kill -HUP %d; the package does this on install)",
+			d.Name, d.PID, d.Started.Format(time.DateTime), path, installed.Format(time.DateTime), s.h.driver, d.Name, d.PID)
+	}
 }
 
 func executable(fi fs.FileInfo) bool { return fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0 }
@@ -356,7 +425,7 @@ func bridgeChecks(cfg *config.Config, nets Networks, links []*model.Link, linksO
 				vf = "on"
 			}
 			out = append(out, Check{OK, name, fmt.Sprintf("%s%s is a Linux bridge with %d ports, vlan_filtering %s", bridge, via, ports[l.Index], vf)})
-			if cfg.Policy(bridge).VlanFiltering == config.Enable && !l.VlanCapable {
+			if plan.VlanPolicy(cfg, l) == plan.VlanCannot {
 				out = append(out, Check{Warn, name, fmt.Sprintf("[bridge.%s] vlan_filtering = \"enable\" cannot take effect: this kernel has no bridge VLAN filtering", bridge)})
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -81,21 +82,56 @@ func expect(t *testing.T, checks []Check, name string, level Level, text string)
 	t.Errorf("no %q check at %s containing %q in:\n%s", name, level, text, formatted(checks))
 }
 
+// expectChecks expects a check for each line of wants, "NAME | LEVEL |
+// TEXT" (LEVEL as Level.String says it), at that level and with TEXT in
+// its message. Blank lines and lines starting with # are skipped.
+func expectChecks(t *testing.T, checks []Check, wants string) {
+	t.Helper()
+	levels := []Level{OK, Warn, Fail}
+	for _, line := range strings.Split(wants, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		f := strings.SplitN(line, " | ", 3)
+		i := slices.IndexFunc(levels, func(l Level) bool { return len(f) == 3 && l.String() == f[1] })
+		if i < 0 {
+			t.Fatalf("expectChecks: %q is not NAME | LEVEL | TEXT", line)
+		}
+		expect(t, checks, f[0], levels[i], f[2])
+	}
+}
+
 func formatted(checks []Check) string {
 	var b strings.Builder
 	FormatChecks(&b, checks)
 	return b.String()
 }
 
+// installQemuHook writes cfg as the configuration and a qemu-hook binary
+// in dir, links it into the hooks' qemu.d, and returns the binary's path.
+func installQemuHook(t *testing.T, sys *System, dir, cfg string) (bin string) {
+	t.Helper()
+	writeFile(t, sys.ConfigPath, cfg, 0o644)
+	bin = filepath.Join(dir, "qemu-hook")
+	writeFile(t, bin, "fdbhook qemu-hook", 0o755)
+	if err := os.Symlink(bin, filepath.Join(sys.HooksDir, "qemu.d", "fdbhook")); err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
 func TestDoctorNothingInstalled(t *testing.T) {
 	sys, _ := fakeSystem(t)
 	checks := Doctor(sys)
-	expect(t, checks, "kernel", OK, "Linux 6.1.0-18-amd64 (x86_64)")
-	expect(t, checks, "config", Warn, "does not exist: fdbhook manages nothing")
-	// Nothing to manage: a missing hook is a warning, not a failure.
-	expect(t, checks, "qemu hook", Warn, "not installed")
-	expect(t, checks, "network hook", Warn, "not installed")
-	expect(t, checks, "vlan filtering", OK, "checked on bridge br0")
+	expectChecks(t, checks, `
+		kernel | ok | Linux 6.1.0-18-amd64 (x86_64)
+		config | warn | does not exist: fdbhook manages nothing
+		# Nothing to manage: a missing hook is a warning, not a failure.
+		qemu hook | warn | not installed
+		network hook | warn | not installed
+		vlan filtering | ok | checked on bridge br0
+	`)
 	if Failed(checks) {
 		t.Errorf("a host with nothing installed and nothing configured fails:\n%s", formatted(checks))
 	}
@@ -103,27 +139,24 @@ func TestDoctorNothingInstalled(t *testing.T) {
 
 func TestDoctorInstalledAndConfigured(t *testing.T) {
 	sys, dir := fakeSystem(t)
-	writeFile(t, sys.ConfigPath, "bridges = [\"br0\", \"bond0\", \"br9\"]\n", 0o644)
-	bin := filepath.Join(dir, "qemu-hook")
-	writeFile(t, bin, "fdbhook qemu-hook", 0o755)
-	if err := os.Symlink(bin, filepath.Join(sys.HooksDir, "qemu.d", "fdbhook")); err != nil {
-		t.Fatal(err)
-	}
+	bin := installQemuHook(t, sys, dir, "bridges = [\"br0\", \"bond0\", \"br9\"]\n")
 	// The daemon started before the hook was installed, and no other hook
 	// existed then.
 	sys.Daemons = func() ([]Daemon, error) {
 		return []Daemon{{Name: "libvirtd", PID: 42, Started: time.Now().Add(-time.Hour)}}, nil
 	}
 	checks := Doctor(sys)
-	expect(t, checks, "config", OK, "3 bridges")
+	expectChecks(t, checks, `
+		config | ok | 3 bridges
+		qemu hook | warn | libvirtd (pid 42) started
+		# Configured, so a missing network hook is a warning, a missing bridge
+		# and a bond a failure.
+		network hook | warn | not installed
+		bridge br0 | ok | br0 is a Linux bridge with 1 ports
+		bridge bond0 | fail | not a Linux bridge
+		bridge br9 | fail | does not exist
+	`)
 	expect(t, checks, "qemu hook", OK, "-> "+bin+" (qemu-hook 1.0)")
-	expect(t, checks, "qemu hook", Warn, "libvirtd (pid 42) started")
-	// Configured, so a missing network hook is a warning, a missing bridge
-	// and a bond a failure.
-	expect(t, checks, "network hook", Warn, "not installed")
-	expect(t, checks, "bridge br0", OK, "br0 is a Linux bridge with 1 ports")
-	expect(t, checks, "bridge bond0", Fail, "not a Linux bridge")
-	expect(t, checks, "bridge br9", Fail, "does not exist")
 
 	// An older hook existed before the daemon started: libvirt runs the
 	// hook directory, no restart needed.
@@ -144,12 +177,7 @@ func TestDoctorInstalledAndConfigured(t *testing.T) {
 // it: doctor tells that from the reload record naming the daemon's pid.
 func TestDoctorReloadedDaemon(t *testing.T) {
 	sys, dir := fakeSystem(t)
-	writeFile(t, sys.ConfigPath, "bridges = [\"br0\"]\n", 0o644)
-	bin := filepath.Join(dir, "qemu-hook")
-	writeFile(t, bin, "fdbhook qemu-hook", 0o755)
-	if err := os.Symlink(bin, filepath.Join(sys.HooksDir, "qemu.d", "fdbhook")); err != nil {
-		t.Fatal(err)
-	}
+	installQemuHook(t, sys, dir, "bridges = [\"br0\"]\n")
 	started := time.Now().Add(-time.Hour)
 	lfi, err := os.Lstat(filepath.Join(sys.HooksDir, "qemu.d", "fdbhook"))
 	if err != nil {
@@ -228,13 +256,15 @@ func TestDoctorKernelAndLibvirt(t *testing.T) {
 	sys.Uname = func() (string, string, error) { return "3.16.0", "x86_64", nil }
 	sys.LibvirtVersion = func() (string, string, error) { return "6.0.0", "dpkg package libvirt-daemon", nil }
 	checks := Doctor(sys)
-	expect(t, checks, "kernel", Warn, "older than 3.17")
-	expect(t, checks, "port flags", Fail, "cannot turn off learning")
-	expect(t, checks, "static entries", OK, "work")
-	expect(t, checks, "vlan filtering", Warn, "not supported by this kernel")
-	expect(t, checks, "locked ports", Warn, "not supported")
-	expect(t, checks, "sticky entries", OK, "supported")
-	expect(t, checks, "libvirt", Fail, "older than 6.5")
+	expectChecks(t, checks, `
+		kernel | warn | older than 3.17
+		port flags | fail | cannot turn off learning
+		static entries | ok | work
+		vlan filtering | warn | not supported by this kernel
+		locked ports | warn | not supported
+		sticky entries | ok | supported
+		libvirt | fail | older than 6.5
+	`)
 
 	sys.Probe = func() Probe { return Probe{Err: errors.New("operation not permitted")} }
 	expect(t, Doctor(sys), "kernel features", Warn, "not probed")

@@ -49,28 +49,14 @@ func (rep *Report) Format(w io.Writer) {
 	}
 }
 
+// format writes the bridge's heading, then a table of its ports and one
+// of its static entries.
 func (b *BridgeReport) format(w io.Writer) {
-	head := "bridge " + b.Name
-	if len(b.ManagedBy) > 0 {
-		head += " (managed: " + strings.Join(b.ManagedBy, ", ") + ")"
-	} else {
-		head += " (not managed)"
-	}
-	switch {
-	case !b.Exists:
-		fmt.Fprintf(w, "%s: does not exist\n", head)
+	if !b.Exists {
+		fmt.Fprintf(w, "%s: does not exist\n", b.heading())
 		return
-	case b.VlanFiltering:
-		head += ": vlan_filtering on"
-	case b.VlanSupported:
-		head += ": vlan_filtering off"
-	default:
-		head += ": vlan_filtering off (not supported by this kernel)"
 	}
-	if b.Promiscuous {
-		head += ", promiscuous"
-	}
-	fmt.Fprintln(w, head)
+	fmt.Fprintln(w, b.heading())
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "  PORT\tKIND\tDEVICE\tLEARNING\tFLOOD\tLOCKED\tPROMISC\tGUEST")
 	for _, p := range b.Ports {
@@ -78,19 +64,8 @@ func (b *BridgeReport) format(w io.Writer) {
 		if p.Locked != nil {
 			locked = onOff(*p.Locked)
 		}
-		who := "-"
-		switch {
-		case p.Guest != "" && p.Managed && p.Incoming:
-			who = p.Guest + " " + p.NIC + " " + p.MAC + " (incoming migration)"
-		case p.Guest != "" && p.Managed:
-			who = p.Guest + " " + p.NIC + " " + p.MAC
-		case p.Guest != "":
-			who = p.Guest + " " + p.NIC + " " + p.MAC + " (not managed: " + p.Reason + ")"
-		case p.Kind == KindOther:
-			who = "(no running guest)"
-		}
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", p.Name, p.Kind, p.Device,
-			onOff(p.Learning), onOff(p.Flood), locked, p.Promiscuity, who)
+			onOff(p.Learning), onOff(p.Flood), locked, p.Promiscuity, p.owner())
 	}
 	if len(b.Ports) == 0 {
 		fmt.Fprintln(tw, "  (no ports)")
@@ -111,19 +86,65 @@ func (b *BridgeReport) format(w io.Writer) {
 		if e.Sticky {
 			state += " (sticky)"
 		}
-		var who []string
-		if e.Guest != "" {
-			who = append(who, e.Guest+" "+e.NIC)
-		}
-		if e.Why != "" {
-			who = append(who, e.Why)
-		}
-		if len(who) == 0 {
-			who = append(who, "-")
-		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", e.MAC, e.Port, vlan, state, strings.Join(who, ": "))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", e.MAC, e.Port, vlan, state, e.owner())
 	}
 	tw.Flush()
+}
+
+// heading is the bridge's first line: why it is shown, and its
+// vlan_filtering and promiscuity when it exists.
+func (b *BridgeReport) heading() string {
+	head := "bridge " + b.Name
+	if len(b.ManagedBy) > 0 {
+		head += " (managed: " + strings.Join(b.ManagedBy, ", ") + ")"
+	} else {
+		head += " (not managed)"
+	}
+	switch {
+	case !b.Exists:
+		return head
+	case b.VlanFiltering:
+		head += ": vlan_filtering on"
+	case b.VlanSupported:
+		head += ": vlan_filtering off"
+	default:
+		head += ": vlan_filtering off (not supported by this kernel)"
+	}
+	if b.Promiscuous {
+		head += ", promiscuous"
+	}
+	return head
+}
+
+// owner is a port's GUEST column: the guest NIC on it and whether it is
+// managed.
+func (p *PortReport) owner() string {
+	switch {
+	case p.Guest != "" && p.Managed && p.Incoming:
+		return p.Guest + " " + p.NIC + " " + p.MAC + " (incoming migration)"
+	case p.Guest != "" && p.Managed:
+		return p.Guest + " " + p.NIC + " " + p.MAC
+	case p.Guest != "":
+		return p.Guest + " " + p.NIC + " " + p.MAC + " (not managed: " + p.Reason + ")"
+	case p.Kind == KindOther:
+		return "(no running guest)"
+	}
+	return "-"
+}
+
+// owner is an entry's GUEST column: whose it is and why it has its state.
+func (e *EntryReport) owner() string {
+	var who []string
+	if e.Guest != "" {
+		who = append(who, e.Guest+" "+e.NIC)
+	}
+	if e.Why != "" {
+		who = append(who, e.Why)
+	}
+	if len(who) == 0 {
+		return "-"
+	}
+	return strings.Join(who, ": ")
 }
 
 func onOff(b bool) string {

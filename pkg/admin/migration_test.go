@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/fdbhook/fdbhook/pkg/kernel/kerneltest"
 )
 
 func TestIncomingPaused(t *testing.T) {
@@ -29,16 +31,19 @@ func TestIncomingPaused(t *testing.T) {
 		{"inactive XML", domain, false},
 		{"broken", `<domstatus state='paused'`, false},
 	} {
-		if got := incomingPaused([]byte(tc.xml)); got != tc.want {
-			t.Errorf("%s: incomingPaused = %v, want %v", tc.name, got, tc.want)
+		dir := t.TempDir()
+		os.WriteFile(filepath.Join(dir, "g.xml"), []byte(tc.xml), 0o644)
+		running, _, _, err := ReadGuests(dir)
+		if got := IncomingGuests(running)["g"]; err != nil || got != tc.want {
+			t.Errorf("%s: incoming = %v, %v; want %v", tc.name, got, err, tc.want)
 		}
 	}
 	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "in.xml"), []byte(`<domstatus state='paused' reason='starting up'><job type='none' async='migration in'/>`+domain+`</domstatus>`), 0o644)
-	os.WriteFile(filepath.Join(dir, "run.xml"), []byte(`<domstatus state='running' reason='booted'>`+domain+`</domstatus>`), 0o644)
-	got, err := ReadIncoming(dir)
-	if err != nil || len(got) != 1 || !got["in"] {
-		t.Errorf("ReadIncoming = %v, %v; want only guest in", got, err)
+	os.WriteFile(filepath.Join(dir, "in.xml"), []byte(`<domstatus state='paused' reason='starting up'><job type='none' async='migration in'/><domain><name>in</name></domain></domstatus>`), 0o644)
+	os.WriteFile(filepath.Join(dir, "run.xml"), []byte(`<domstatus state='running' reason='booted'><domain><name>run</name></domain></domstatus>`), 0o644)
+	running, _, _, err := ReadGuests(dir)
+	if got := IncomingGuests(running); err != nil || len(got) != 1 || !got["in"] {
+		t.Errorf("IncomingGuests = %v, %v; want only guest in", got, err)
 	}
 }
 
@@ -68,10 +73,10 @@ func TestIncomingGuestWaits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := k.static(macG2); len(got) != 0 {
+	if got := k.Static(macG2); len(got) != 0 {
 		t.Errorf("reconcile gave the incoming guest entries on %v", got)
 	}
-	if got := k.port("vnet2").Flags; got != learning {
+	if got := k.Device("vnet2").Flags; got != kerneltest.Learning {
 		t.Errorf("reconcile changed the incoming guest's port: %s", got)
 	}
 	out.Reset()
@@ -79,7 +84,7 @@ func TestIncomingGuestWaits(t *testing.T) {
 	if !strings.Contains(out.String(), "guest g2: left alone: paused for an incoming live migration") {
 		t.Errorf("reconcile does not say why g2 is left alone:\n%s", out.String())
 	}
-	if got := k.static(macG1); !slices.Equal(got, []string{"vnet1"}) {
+	if got := k.Static(macG1); !slices.Equal(got, []string{"vnet1"}) {
 		t.Errorf("the other guests are not reconciled: g1's entries on %v", got)
 	}
 	// Resumed here: an ordinary running guest.
@@ -90,7 +95,7 @@ func TestIncomingGuestWaits(t *testing.T) {
 	if _, err := Reconcile(st, k, false); err != nil {
 		t.Fatal(err)
 	}
-	if got := k.static(macG2); !slices.Equal(got, []string{"vnet2"}) {
+	if got := k.Static(macG2); !slices.Equal(got, []string{"vnet2"}) {
 		t.Errorf("once running, reconcile puts g2's entry on %v, want vnet2", got)
 	}
 }

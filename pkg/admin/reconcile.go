@@ -57,7 +57,7 @@ type GuestResult struct {
 // guest. Entries it cannot attribute are reported, never deleted. With dry
 // set it changes nothing and reports what it would do. The caller holds
 // the run lock.
-func Reconcile(st *State, w apply.Writer, dry bool) (*Result, error) {
+func Reconcile(st *State, w model.ReadWriter, dry bool) (*Result, error) {
 	res, err := CleanStale(st, w, dry)
 	if err != nil {
 		return nil, err
@@ -81,7 +81,7 @@ func Reconcile(st *State, w apply.Writer, dry bool) (*Result, error) {
 // CleanStale is the first half of Reconcile: it deletes the stale static
 // entries on managed bridges and gives the taps they were on learning and
 // flooding back. The result lists the entries only.
-func CleanStale(st *State, w apply.Writer, dry bool) (*Result, error) {
+func CleanStale(st *State, w model.Writer, dry bool) (*Result, error) {
 	res := &Result{DryRun: dry}
 	a := analyze(st)
 	bridges, _ := st.bridges()
@@ -117,20 +117,15 @@ func CleanStale(st *State, w apply.Writer, dry bool) (*Result, error) {
 // run see it. adjust, when not nil, may edit the plan between planning
 // and applying (the watcher drops entries it must not write yet); it is
 // not called for a refused plan. The caller holds the run lock.
-func ReconcileGuest(st *State, w apply.Writer, g *guest.Guest, dry bool, adjust func(*plan.Plan)) GuestResult {
+func ReconcileGuest(st *State, w model.ReadWriter, g *guest.Guest, dry bool, adjust func(*plan.Plan)) GuestResult {
 	gr := GuestResult{Guest: g.Name}
 	p, err := plan.Start(st.Config, g, st.view())
-	switch {
-	case err != nil:
+	if err != nil {
 		gr.Err = err
-	case len(p.Refusals) > 0:
-		msgs := make([]string, len(p.Refusals))
-		for i, r := range p.Refusals {
-			msgs[i] = r.NIC + " " + r.Error()
-		}
-		gr.Err = fmt.Errorf("%s (nothing applied)", strings.Join(msgs, "; "))
+		return gr
 	}
-	if gr.Err != nil {
+	if err := p.Refused(); err != nil {
+		gr.Err = fmt.Errorf("%w (nothing applied)", err)
 		return gr
 	}
 	if adjust != nil {
@@ -185,7 +180,7 @@ func changes(k *Snapshot, s plan.Step) bool {
 // cleanBridge deletes the bridge's stale static entries and gives the taps
 // they were on (which no running guest owns) learning and flooding back
 // once no static entry is left on them, as a guest's stop does.
-func (res *Result) cleanBridge(a *analysis, br *model.Link, w apply.Writer) error {
+func (res *Result) cleanBridge(a *analysis, br *model.Link, w model.Writer) error {
 	all, err := a.st.Kernel.BridgeEntries(br)
 	if err != nil {
 		return err
@@ -232,7 +227,7 @@ func (res *Result) cleanBridge(a *analysis, br *model.Link, w apply.Writer) erro
 
 // do carries out one clean-up step (unless dry) and mirrors it into the
 // snapshot.
-func (res *Result) do(w apply.Writer, k *Snapshot, step plan.Step, done, would string) EntryResult {
+func (res *Result) do(w model.Writer, k *Snapshot, step plan.Step, done, would string) EntryResult {
 	r := EntryResult{Bridge: step.Bridge, Step: step, Action: would}
 	if !res.DryRun {
 		r.Action = done

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/fdbhook/fdbhook/pkg/guest"
+	"github.com/fdbhook/fdbhook/pkg/kernel/kerneltest"
 	"github.com/fdbhook/fdbhook/pkg/model"
 )
 
@@ -29,23 +30,23 @@ func TestReconcileFixesWhatStatusFlags(t *testing.T) {
 		macG4: nil, macO9: nil, // stale: deleted
 		macO8: {"vnet8"}, macLAN: {"eth0"}, // unknown: left alone
 	} {
-		if got := k.static(mac); !slices.Equal(got, want) {
+		if got := k.Static(mac); !slices.Equal(got, want) {
 			t.Errorf("static entries for %s on %v, want %v", mac, got, want)
 		}
 	}
 	for name, want := range map[string]model.Flags{
-		"vnet1": managed, "vnet2": managed, "vnet5": managed,
-		"vnet3": learning, // opted out: untouched
-		"vnet9": learning, // no guest owns it and its stale entry is gone: back to defaults
-		"vnet8": managed,  // its entry was left alone, so are its flags
-		"eth0":  learning,
+		"vnet1": kerneltest.Managed, "vnet2": kerneltest.Managed, "vnet5": kerneltest.Managed,
+		"vnet3": kerneltest.Learning, // opted out: untouched
+		"vnet9": kerneltest.Learning, // no guest owns it and its stale entry is gone: back to defaults
+		"vnet8": kerneltest.Managed,  // its entry was left alone, so are its flags
+		"eth0":  kerneltest.Learning,
 	} {
-		if got := k.port(name).Flags; got != want {
+		if got := k.Device(name).Flags; got != want {
 			t.Errorf("%s has %s, want %s", name, got, want)
 		}
 	}
-	if k.linkDumps != 1 || k.fdbDumps != 1 {
-		t.Errorf("reconcile took %d link dumps and %d FDB dumps, want 1 and 1", k.linkDumps, k.fdbDumps)
+	if k.Count("Links") != 1 || k.Count("BridgeEntries") != 1 {
+		t.Errorf("reconcile took %d link dumps and %d FDB dumps, want 1 and 1", k.Count("Links"), k.Count("BridgeEntries"))
 	}
 	// After reconcile, status finds nothing left to do.
 	rep, err := Status(state(t, k, cfgBr0, running, defined), nil)
@@ -57,7 +58,7 @@ func TestReconcileFixesWhatStatusFlags(t *testing.T) {
 		t.Errorf("status after reconcile: %+v", rep.Problems)
 	}
 	// A second reconcile changes nothing.
-	writes := k.writes
+	writes := k.Writes()
 	res, err = Reconcile(state(t, k, cfgBr0, running, defined), k, false)
 	if err != nil {
 		t.Fatal(err)
@@ -71,20 +72,20 @@ func TestReconcileFixesWhatStatusFlags(t *testing.T) {
 		t.Errorf("second reconcile cleaned again: %+v", res.Entries)
 	}
 	// Re-adding the same entries (replace) is what start does on a rerun.
-	if k.writes-writes > 3 {
-		t.Errorf("second reconcile wrote %d times; want only the replaces of the 3 managed entries", k.writes-writes)
+	if k.Writes()-writes > 3 {
+		t.Errorf("second reconcile wrote %d times; want only the replaces of the 3 managed entries", k.Writes()-writes)
 	}
 }
 
 func TestReconcileDryRunChangesNothing(t *testing.T) {
 	k, running, defined := world(t)
-	before := fmt.Sprint(k.entries)
+	before := k.State()
 	res, err := Reconcile(state(t, k, cfgBr0, running, defined), k, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if k.writes != 0 || fmt.Sprint(k.entries) != before {
-		t.Errorf("dry run wrote %d times", k.writes)
+	if k.Writes() != 0 || k.State() != before {
+		t.Errorf("dry run wrote %d times", k.Writes())
 	}
 	var out bytes.Buffer
 	res.Format(&out)
@@ -100,11 +101,11 @@ func TestReconcileDryRunChangesNothing(t *testing.T) {
 // applied. The snapshot must see the first guest's entry without a dump.
 func TestReconcileDuplicateMACAcrossGuests(t *testing.T) {
 	for _, dry := range []bool{false, true} {
-		k := &fakeKernel{}
-		k.add(bridge("br0"))
-		k.add(uplink("eth0", "br0"))
-		k.add(tap("vnet1", "br0", learning))
-		k.add(tap("vnet2", "br0", learning))
+		k := kerneltest.New()
+		k.Add(kerneltest.Bridge("br0"))
+		k.Add(kerneltest.Uplink("eth0", "br0"))
+		k.Add(kerneltest.Tap("vnet1", "br0", kerneltest.Learning))
+		k.Add(kerneltest.Tap("vnet2", "br0", kerneltest.Learning))
 		running := []*guest.Guest{
 			domain(t, "a", nil, "bridge:br0:vnet1:"+macG1),
 			domain(t, "b", nil, "bridge:br0:vnet2:"+macG1),
@@ -119,11 +120,11 @@ func TestReconcileDuplicateMACAcrossGuests(t *testing.T) {
 		if dry {
 			continue
 		}
-		if got := k.static(macG1); !slices.Equal(got, []string{"vnet1"}) {
+		if got := k.Static(macG1); !slices.Equal(got, []string{"vnet1"}) {
 			t.Errorf("entries for the shared MAC on %v, want only guest a's vnet1", got)
 		}
-		if k.port("vnet2").Flags != learning {
-			t.Errorf("refused guest b's port changed to %s", k.port("vnet2").Flags)
+		if k.Device("vnet2").Flags != kerneltest.Learning {
+			t.Errorf("refused guest b's port changed to %s", k.Device("vnet2").Flags)
 		}
 	}
 }
@@ -131,25 +132,25 @@ func TestReconcileDuplicateMACAcrossGuests(t *testing.T) {
 // Hundreds of guests and thousands of entries: one link dump and one FDB
 // dump per bridge, whatever the number of guests.
 func TestReconcileScales(t *testing.T) {
-	k := &fakeKernel{}
-	k.add(bridge("br0"))
-	k.add(bridge("br1"))
-	k.add(uplink("eth0", "br0"))
-	k.add(uplink("eth1", "br1"))
+	k := kerneltest.New()
+	k.Add(kerneltest.Bridge("br0"))
+	k.Add(kerneltest.Bridge("br1"))
+	k.Add(kerneltest.Uplink("eth0", "br0"))
+	k.Add(kerneltest.Uplink("eth1", "br1"))
 	var running []*guest.Guest
 	for i := range 400 {
 		mac0, mac1 := fmt.Sprintf("52:54:00:01:%02x:%02x", i>>8, i&255), fmt.Sprintf("52:54:00:02:%02x:%02x", i>>8, i&255)
 		t0, t1 := fmt.Sprintf("vnet%d", 2*i), fmt.Sprintf("vnet%d", 2*i+1)
-		k.add(tap(t0, "br0", learning))
-		k.add(tap(t1, "br1", learning))
+		k.Add(kerneltest.Tap(t0, "br0", kerneltest.Learning))
+		k.Add(kerneltest.Tap(t1, "br1", kerneltest.Learning))
 		if i%2 == 0 {
-			k.addStatic(mac0, t0) // half of them managed already
+			k.AddStatic(mac0, t0) // half of them managed already
 		}
 		running = append(running, domain(t, fmt.Sprintf("g%03d", i), nil, "bridge:br0:"+t0+":"+mac0, "bridge:br1:"+t1+":"+mac1))
 	}
 	for i := range 4000 { // the LAN behind the uplinks
-		k.entries = append(k.entries, model.Entry{MAC: fmt.Sprintf("00:16:3e:%02x:%02x:%02x", i>>16, (i>>8)&255, i&255),
-			PortIndex: k.port("eth0").Index, State: 0x02, NTFlags: model.NTFMaster})
+		k.AddEntry(model.Entry{MAC: fmt.Sprintf("00:16:3e:%02x:%02x:%02x", i>>16, (i>>8)&255, i&255),
+			PortIndex: k.Device("eth0").Index, State: 0x02, NTFlags: model.NTFMaster})
 	}
 	st := state(t, k, `bridges = ["br0", "br1"]`, running, nil)
 	start := time.Now()
@@ -158,14 +159,14 @@ func TestReconcileScales(t *testing.T) {
 		t.Fatal(err)
 	}
 	took := time.Since(start)
-	t.Logf("reconcile of %d guests, %d entries: %s, %d link dumps, %d FDB dumps, %d writes", len(running), len(k.entries), took, k.linkDumps, k.fdbDumps, k.writes)
+	t.Logf("reconcile of %d guests, %d entries: %s, %d link dumps, %d FDB dumps, %d writes", len(running), len(k.AllEntries()), took, k.Count("Links"), k.Count("BridgeEntries"), k.Writes())
 	if res.Failed != 0 {
 		t.Errorf("%d guests failed", res.Failed)
 	}
-	if k.linkDumps != 1 || k.fdbDumps != 2 {
-		t.Errorf("%d link dumps, %d FDB dumps; want 1 and 2 (one per bridge)", k.linkDumps, k.fdbDumps)
+	if k.Count("Links") != 1 || k.Count("BridgeEntries") != 2 {
+		t.Errorf("%d link dumps, %d FDB dumps; want 1 and 2 (one per bridge)", k.Count("Links"), k.Count("BridgeEntries"))
 	}
-	if got := k.port("vnet799").Flags; got != managed {
+	if got := k.Device("vnet799").Flags; got != kerneltest.Managed {
 		t.Errorf("last guest's port has %s", got)
 	}
 	if took > 5*time.Second {
@@ -174,11 +175,11 @@ func TestReconcileScales(t *testing.T) {
 }
 
 func TestReconcileEnablesConfiguredVlanFiltering(t *testing.T) {
-	k := &fakeKernel{}
-	k.add(bridge("br0"))
-	k.add(uplink("eth0", "br0"))
-	k.add(tap("vnet1", "br0", managed))
-	k.addStatic(macG1, "vnet1")
+	k := kerneltest.New()
+	k.Add(kerneltest.Bridge("br0"))
+	k.Add(kerneltest.Uplink("eth0", "br0"))
+	k.Add(kerneltest.Tap("vnet1", "br0", kerneltest.Managed))
+	k.AddStatic(macG1, "vnet1")
 	running := []*guest.Guest{domain(t, "g1", nil, "bridge:br0:vnet1:"+macG1)}
 	cfg := cfgBr0 + "\n[bridge.br0]\nvlan_filtering = \"enable\"\n"
 	rep, err := Status(state(t, k, cfg, running, nil), nil)
@@ -191,7 +192,7 @@ func TestReconcileEnablesConfiguredVlanFiltering(t *testing.T) {
 	if _, err := Reconcile(state(t, k, cfg, running, nil), k, false); err != nil {
 		t.Fatal(err)
 	}
-	if !k.port("br0").VlanFiltering {
+	if !k.Device("br0").VlanFiltering {
 		t.Error("reconcile left vlan_filtering off")
 	}
 }
@@ -211,16 +212,16 @@ func TestReconcileLockedPorts(t *testing.T) {
 	}{
 		{name: "locked by someone else", cfg: cfgBr0, was: model.Flags{Learning: true, Flood: true, Locked: true},
 			lockCapable: true, want: model.Flags{Locked: true}},
-		{name: "lock_ports", cfg: cfgLock, was: learning, lockCapable: true, want: model.Flags{Locked: true}},
-		{name: "lock_ports, kernel without locked ports", cfg: cfgLock, was: learning, want: learning,
+		{name: "lock_ports", cfg: cfgLock, was: kerneltest.Learning, lockCapable: true, want: model.Flags{Locked: true}},
+		{name: "lock_ports, kernel without locked ports", cfg: cfgLock, was: kerneltest.Learning, want: kerneltest.Learning,
 			refused: "this kernel has no locked bridge ports"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			k := &fakeKernel{}
-			br := k.add(bridge("br0"))
+			k := kerneltest.New()
+			br := k.Add(kerneltest.Bridge("br0"))
 			br.StickyCapable = true
-			k.add(uplink("eth0", "br0"))
-			p := k.add(tap("vnet1", "br0", tc.was))
+			k.Add(kerneltest.Uplink("eth0", "br0"))
+			p := k.Add(kerneltest.Tap("vnet1", "br0", tc.was))
 			p.LockCapable = tc.lockCapable
 			running := []*guest.Guest{domain(t, "g1", nil, "bridge:br0:vnet1:"+macG1)}
 			res, err := Reconcile(state(t, k, tc.cfg, running, running), k, false)
@@ -236,7 +237,7 @@ func TestReconcileLockedPorts(t *testing.T) {
 			case tc.refused != "" && (res.Failed != 1 || !strings.Contains(res.Guests[0].Err.Error(), tc.refused)):
 				t.Errorf("failed %d, guest %v; want it refused: %s", res.Failed, res.Guests[0].Err, tc.refused)
 			}
-			if got := k.port("vnet1").Flags; got != tc.want {
+			if got := k.Device("vnet1").Flags; got != tc.want {
 				t.Errorf("vnet1 has %s, want %s", got, tc.want)
 			}
 		})

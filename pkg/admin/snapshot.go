@@ -15,7 +15,7 @@ import (
 // kernel lookups from memory, so planning hundreds of guests costs no
 // netlink round trips. Record mirrors into it what a carried-out step did.
 type Snapshot struct {
-	r        Reader
+	r        model.Reader
 	links    map[int]*model.Link
 	byName   map[string]*model.Link
 	byMaster map[int][]*model.Link
@@ -24,7 +24,7 @@ type Snapshot struct {
 
 // Take dumps every device through r. FDB dumps follow, one per bridge,
 // when a bridge's entries are first needed.
-func Take(r Reader) (*Snapshot, error) {
+func Take(r model.Reader) (*Snapshot, error) {
 	links, err := r.Links()
 	if err != nil {
 		return nil, err
@@ -61,6 +61,13 @@ func (s *Snapshot) Devices() []*model.Link {
 	slices.SortFunc(out, func(a, b *model.Link) int { return cmp.Compare(a.Name, b.Name) })
 	return out
 }
+
+// Links implements plan.View: every device, sorted by name.
+func (s *Snapshot) Links() ([]*model.Link, error) { return s.Devices(), nil }
+
+// PortVlans implements plan.View: the snapshot holds no VLANs, so it asks
+// the kernel.
+func (s *Snapshot) PortVlans(portIndex int) ([]model.Vlan, error) { return s.r.PortVlans(portIndex) }
 
 // Ports returns the devices enslaved to bridge, sorted by name.
 func (s *Snapshot) Ports(bridge *model.Link) []*model.Link { return s.byMaster[bridge.Index] }

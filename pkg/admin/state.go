@@ -1,16 +1,12 @@
 package admin
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"slices"
-	"strings"
 
 	"github.com/fdbhook/fdbhook/pkg/config"
 	"github.com/fdbhook/fdbhook/pkg/guest"
+	"github.com/fdbhook/fdbhook/pkg/libvirt"
 	"github.com/fdbhook/fdbhook/pkg/model"
 )
 
@@ -33,7 +29,7 @@ type State struct {
 	// Defined are the persistent definitions (running or not).
 	Defined []*guest.Guest
 	// Incoming are the running guests paused as the destination of a live
-	// migration (ReadIncoming): their ports wait for the resume.
+	// migration (IncomingGuests): their ports wait for the resume.
 	Incoming map[string]bool
 	// Notes are things worth telling that are not problems.
 	Notes []string
@@ -43,32 +39,15 @@ type State struct {
 	owners map[string]string
 }
 
-// ReadGuests parses every *.xml in dir as a domain (or <domstatus>). A file
-// that cannot be read or parsed is reported in notes and skipped; ok is
-// false then. A missing directory holds no guests.
+// ReadGuests reads the guests of a libvirt directory for a State
+// (libvirt.ReadGuests): a file that cannot be read or parsed is reported
+// in notes and skipped; ok is false then.
 func ReadGuests(dir string) (guests []*guest.Guest, ok bool, notes []string, err error) {
-	files, err := filepath.Glob(filepath.Join(dir, "*.xml"))
-	if err != nil {
-		return nil, false, nil, err
+	guests, skipped, err := libvirt.ReadGuests(dir)
+	for _, e := range skipped {
+		notes = append(notes, fmt.Sprintf("%v: skipped", e))
 	}
-	ok = true
-	for _, file := range files {
-		data, err := os.ReadFile(file)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue // the guest stopped (or was undefined) meanwhile
-		}
-		if err == nil {
-			var g *guest.Guest
-			if g, err = guest.Parse(data); err == nil {
-				guests = append(guests, g)
-				continue
-			}
-		}
-		ok = false
-		notes = append(notes, fmt.Sprintf("%s: %v: skipped", file, err))
-	}
-	slices.SortFunc(guests, func(a, b *guest.Guest) int { return strings.Compare(a.Name, b.Name) })
-	return guests, ok, notes, nil
+	return guests, len(skipped) == 0, notes, err
 }
 
 // view is the plan.View of a State: kernel lookups from the snapshot,
@@ -84,14 +63,7 @@ func (v view) PortOwner(port string) (string, error)       { return v.owners[por
 
 func (st *State) view() view {
 	if st.owners == nil {
-		st.owners = map[string]string{}
-		for _, g := range st.Running {
-			for _, n := range g.NICs {
-				if n.Target != "" {
-					st.owners[n.Target] = g.Name
-				}
-			}
-		}
+		st.owners = libvirt.PortOwners(st.Running)
 	}
 	return view{Snapshot: st.Kernel, nets: st.Networks, owners: st.owners}
 }

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/fdbhook/fdbhook/pkg/config"
 	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/pkg/plan"
 )
@@ -127,18 +126,42 @@ type Problem struct {
 // Status reports every managed bridge (or only the bridges named in only,
 // managed or not) with its ports, static entries and problems.
 func Status(st *State, only []string) (*Report, error) {
-	rep := &Report{Config: st.Config.Path, Bridges: []BridgeReport{}, Problems: []Problem{}, Notes: []string{}}
-	if !st.Config.Present {
-		rep.Notes = append(rep.Notes, fmt.Sprintf("%s does not exist: fdbhook manages nothing", st.Config.Path))
-	} else if st.Config.Empty() {
-		rep.Notes = append(rep.Notes, fmt.Sprintf("%s lists no bridges or networks: fdbhook manages nothing", st.Config.Path))
-	}
-	rep.Notes = append(rep.Notes, st.Notes...)
+	rep := &Report{Config: st.Config.Path, Bridges: []BridgeReport{}, Problems: []Problem{}, Notes: configNotes(st)}
 	managed, notes := st.bridges()
 	rep.Notes = append(rep.Notes, notes...)
 	a := analyze(st)
-	// Bridges the guests' taps are really on count too (the kernel is
-	// the truth for a network NIC whose bridge moved).
+	managed = a.withGuestBridges(managed)
+	shown, notes := shownBridges(managed, only, st.Config.Path)
+	rep.Notes = append(rep.Notes, notes...)
+	for _, mb := range shown {
+		br, probs, notes, err := a.bridgeReport(mb)
+		if err != nil {
+			return nil, err
+		}
+		rep.Bridges = append(rep.Bridges, br)
+		rep.Problems = append(rep.Problems, probs...)
+		rep.Notes = append(rep.Notes, notes...)
+	}
+	a.guestProblems(rep, shown, len(only) > 0)
+	return rep, nil
+}
+
+// configNotes says when the configuration manages nothing, then passes on
+// the notes of reading the state.
+func configNotes(st *State) []string {
+	notes := []string{}
+	if !st.Config.Present {
+		notes = append(notes, fmt.Sprintf("%s does not exist: fdbhook manages nothing", st.Config.Path))
+	} else if st.Config.Empty() {
+		notes = append(notes, fmt.Sprintf("%s lists no bridges or networks: fdbhook manages nothing", st.Config.Path))
+	}
+	return append(notes, st.Notes...)
+}
+
+// withGuestBridges adds to managed the bridges the running guests' managed
+// taps are really on: the kernel is the truth for a network NIC whose
+// bridge moved.
+func (a *analysis) withGuestBridges(managed []*managedBridge) []*managedBridge {
 	for _, gp := range a.plans {
 		if gp.err != nil {
 			continue
@@ -149,34 +172,39 @@ func Status(st *State, only []string) (*Report, error) {
 			}
 		}
 	}
-	shown := managed
-	if len(only) > 0 {
-		shown = nil
-		for _, name := range only {
-			i := slices.IndexFunc(managed, func(b *managedBridge) bool { return b.name == name })
-			if i >= 0 {
-				shown = append(shown, managed[i])
-			} else {
-				shown = append(shown, &managedBridge{name: name})
-				rep.Notes = append(rep.Notes, fmt.Sprintf("bridge %s is not managed by %s: shown, nothing flagged", name, st.Config.Path))
-			}
-		}
+	return managed
+}
+
+// shownBridges picks the bridges to report: all managed ones, or those
+// named in only, in that order; a named bridge that is not managed is
+// shown unjudged, with a note saying so.
+func shownBridges(managed []*managedBridge, only []string, configPath string) ([]*managedBridge, []string) {
+	if len(only) == 0 {
+		return managed, nil
 	}
+	var shown []*managedBridge
+	var notes []string
+	for _, name := range only {
+		if i := slices.IndexFunc(managed, func(b *managedBridge) bool { return b.name == name }); i >= 0 {
+			shown = append(shown, managed[i])
+			continue
+		}
+		shown = append(shown, &managedBridge{name: name})
+		notes = append(notes, fmt.Sprintf("bridge %s is not managed by %s: shown, nothing flagged", name, configPath))
+	}
+	return shown, notes
+}
+
+// guestProblems adds what the running guests' start plans say: a guest
+// that cannot be planned (only when every bridge is shown), the NICs a
+// start would refuse on a shown bridge, and the plans' warnings as notes.
+func (a *analysis) guestProblems(rep *Report, shown []*managedBridge, filtered bool) {
 	isShown := func(bridge string) bool {
 		return bridge == "" || slices.ContainsFunc(shown, func(b *managedBridge) bool { return b.name == bridge })
 	}
-	for _, mb := range shown {
-		br, probs, notes, err := a.bridgeReport(mb)
-		if err != nil {
-			return nil, err
-		}
-		rep.Bridges = append(rep.Bridges, br)
-		rep.Problems = append(rep.Problems, probs...)
-		rep.Notes = append(rep.Notes, notes...)
-	}
 	for _, gp := range a.plans {
 		if gp.err != nil {
-			if len(only) == 0 {
+			if !filtered {
 				rep.Problems = append(rep.Problems, Problem{Kind: ProblemGuestError, Guest: gp.g.Name,
 					Text: fmt.Sprintf("guest %s: %v", gp.g.Name, gp.err)})
 			}
@@ -194,154 +222,216 @@ func Status(st *State, only []string) (*Report, error) {
 			}
 		}
 	}
-	return rep, nil
 }
 
-// bridgeReport reports one bridge and its problems.
+// bridgeReport reports one bridge: a row per port and per static entry,
+// the problems it shows (flagged only when the bridge is managed) and
+// notes.
 func (a *analysis) bridgeReport(mb *managedBridge) (BridgeReport, []Problem, []string, error) {
-	rep := BridgeReport{Name: mb.name, ManagedBy: mb.sources, Ports: []PortReport{}, Entries: []EntryReport{}}
-	if rep.ManagedBy == nil {
-		rep.ManagedBy = []string{}
+	r := &bridgeReporter{a: a, mb: mb, rep: BridgeReport{Name: mb.name, ManagedBy: mb.sources, Ports: []PortReport{}, Entries: []EntryReport{}}}
+	if r.rep.ManagedBy == nil {
+		r.rep.ManagedBy = []string{}
 	}
-	var probs []Problem
-	var notes []string
-	flag := func(p Problem) {
-		if mb.managed {
-			p.Bridge = mb.name
-			probs = append(probs, p)
-		}
-	}
-	br := a.st.Kernel.Device(mb.name)
-	switch {
-	case br == nil:
-		if slices.Contains(mb.sources, "bridges") || !mb.managed {
-			flag(Problem{Kind: ProblemBridge, Text: fmt.Sprintf("bridge %s does not exist", mb.name)})
-		} else {
-			notes = append(notes, fmt.Sprintf("bridge %s (%s) does not exist yet (network not started?)", mb.name, strings.Join(mb.sources, ", ")))
-		}
-		return rep, probs, notes, nil
-	case br.Type != "bridge":
-		rep.Exists = true
-		flag(Problem{Kind: ProblemBridge, Text: fmt.Sprintf("%s is %s, not a Linux bridge", mb.name, br.Describe())})
-		return rep, probs, notes, nil
-	}
-	rep.Exists = true
-	rep.VlanFiltering, rep.VlanSupported, rep.Promiscuous = br.VlanFiltering, br.VlanCapable, br.PromiscFlag
-	if a.st.Config.Policy(br.Name).VlanFiltering == config.Enable && !br.VlanFiltering && br.VlanCapable {
-		flag(Problem{Kind: ProblemVlan, Text: fmt.Sprintf("vlan_filtering = \"enable\" is configured for %s but it is off: run reconcile (or start a guest on it)", br.Name)})
+	br := r.bridge()
+	if br == nil {
+		return r.rep, r.probs, r.notes, nil
 	}
 	all, err := a.st.Kernel.BridgeEntries(br)
 	if err != nil {
-		return rep, nil, nil, err
+		return r.rep, nil, nil, err
 	}
 	static := staticEntries(all, br)
-	// What sits on each port, for the missing-entry check.
-	onPort := map[int][]model.Entry{}
-	for _, e := range static {
-		onPort[e.PortIndex] = append(onPort[e.PortIndex], e)
-	}
 	ports := a.st.Kernel.Ports(br)
-	var managedPorts []string
-	var autoPorts []*model.Link // learning or flooding: the kernel's "auto" ports
-	var autoLabels []string
-	guestsLearning := 0
 	for _, p := range ports {
-		kind, ref := a.portKind(p)
-		pr := PortReport{Name: p.Name, Index: p.Index, Kind: kind, Device: device(p),
-			Learning: p.Flags.Learning, Flood: p.Flags.Flood, Promiscuity: p.Promiscuity, Carrier: p.Carrier}
-		if p.LockCapable {
-			locked := p.Flags.Locked
-			pr.Locked = &locked
-		}
-		auto := p.Flags.Learning || p.Flags.Flood
-		what := p.Name
-		if ref != nil {
-			pr.Guest, pr.NIC, pr.MAC, pr.Managed, pr.Reason = ref.Guest, ref.NIC, ref.MAC, ref.Managed, ref.Why
-			what = fmt.Sprintf("%s (%s)", p.Name, ref.label())
-			if !ref.Managed {
-				what = fmt.Sprintf("%s (%s, not managed)", p.Name, ref.label())
-			}
-		} else if kind == KindOther {
-			what = fmt.Sprintf("%s (no running guest)", p.Name)
-		}
-		if auto {
-			autoPorts = append(autoPorts, p)
-			autoLabels = append(autoLabels, what)
-		}
-		if ref != nil && ref.Managed && a.st.Incoming[ref.Guest] {
-			// Not a problem: libvirt pauses the guest here until the
-			// switch-over, and its frames still go to the source.
-			pr.Incoming = true
-			managedPorts = append(managedPorts, p.Name)
-			notes = append(notes, fmt.Sprintf("guest port %s (%s): incoming live migration: the guest is paused here and still runs on the source; its entries are written when it resumes here", p.Name, ref.label()))
-		} else if ref != nil && ref.Managed {
-			managedPorts = append(managedPorts, p.Name)
-			if auto {
-				guestsLearning++
-				flag(Problem{Kind: ProblemPortFlags, Port: p.Name, Guest: ref.Guest, NIC: ref.NIC, MAC: ref.MAC,
-					Text: fmt.Sprintf("guest port %s (%s) still has %s: run reconcile", p.Name, ref.label(), learnFlood(p.Flags))})
-			}
-			if !slices.ContainsFunc(onPort[p.Index], func(e model.Entry) bool { return e.MAC == ref.MAC }) {
-				text := fmt.Sprintf("guest %s %s (%s): no static entry on its port %s", ref.Guest, ref.NIC, ref.MAC, p.Name)
-				if i := slices.IndexFunc(static, func(e model.Entry) bool { return e.MAC == ref.MAC }); i >= 0 {
-					text += fmt.Sprintf(" (its static entry is on %s)", static[i].Port)
-				}
-				flag(Problem{Kind: ProblemNoEntry, Port: p.Name, Guest: ref.Guest, NIC: ref.NIC, MAC: ref.MAC,
-					Text: text + ": run reconcile"})
-			}
-		}
-		rep.Ports = append(rep.Ports, pr)
+		r.port(p, static)
 	}
 	for _, e := range static {
-		state, owner, why := a.classify(e)
-		er := EntryReport{MAC: e.MAC, Port: e.Port, Vlan: e.Vlan, Sticky: e.NTFlags&model.NTFSticky != 0, State: state, Why: why}
-		if owner != nil {
-			er.Guest, er.NIC = owner.Guest, owner.NIC
-		}
-		rep.Entries = append(rep.Entries, er)
-		switch state {
-		case EntryStale:
-			flag(Problem{Kind: ProblemStale, Port: e.Port, MAC: e.MAC,
-				Text: fmt.Sprintf("stale entry %s: %s: run reconcile", e, why)})
-		case EntryRoamed:
-			// A managed NIC of this bridge without its own entry is
-			// flagged above, with where the entry went; flag the rest.
-			if owner.Managed && slices.ContainsFunc(ports, func(p *model.Link) bool { return p.Name == owner.Port }) &&
-				!slices.ContainsFunc(static, func(x model.Entry) bool { return x.Port == owner.Port && x.MAC == owner.MAC }) {
-				continue
-			}
-			flag(Problem{Kind: ProblemRoamed, Port: e.Port, Guest: owner.Guest, NIC: owner.NIC, MAC: e.MAC,
-				Text: fmt.Sprintf("static entry %s: %s", e, why)})
-		}
+		r.entry(e, ports, static)
 	}
+	r.promiscReasons(br, ports)
+	return r.rep, r.probs, r.notes, nil
+}
+
+// bridgeReporter collects the report of one bridge, stage by stage: the
+// bridge device, its ports, its static entries, its uplinks' promiscuity.
+type bridgeReporter struct {
+	a     *analysis
+	mb    *managedBridge
+	rep   BridgeReport
+	probs []Problem
+	notes []string
+
+	// What the port stage found, for the promiscuity stage.
+	managedPorts   []string
+	autoPorts      []*model.Link // learning or flooding: the kernel's "auto" ports
+	autoLabels     []string
+	guestsLearning int
+}
+
+// flag records a problem, on a managed bridge only: a bridge named on the
+// command line but not managed is shown, never judged.
+func (r *bridgeReporter) flag(p Problem) {
+	if r.mb.managed {
+		p.Bridge = r.mb.name
+		r.probs = append(r.probs, p)
+	}
+}
+
+// bridge decides whether there is a Linux bridge to report on, and returns
+// it (nil when there is none). A missing bridge is a problem when the
+// configuration names it, and a note when only a network's definition does
+// (the network may not be started yet). It also flags vlan_filtering
+// that is configured but off.
+func (r *bridgeReporter) bridge() *model.Link {
+	name := r.mb.name
+	br := r.a.st.Kernel.Device(name)
+	switch {
+	case br == nil:
+		if slices.Contains(r.mb.sources, "bridges") || !r.mb.managed {
+			r.flag(Problem{Kind: ProblemBridge, Text: fmt.Sprintf("bridge %s does not exist", name)})
+		} else {
+			r.notes = append(r.notes, fmt.Sprintf("bridge %s (%s) does not exist yet (network not started?)", name, strings.Join(r.mb.sources, ", ")))
+		}
+		return nil
+	case br.Type != "bridge":
+		r.rep.Exists = true
+		r.flag(Problem{Kind: ProblemBridge, Text: fmt.Sprintf("%s is %s, not a Linux bridge", name, br.Describe())})
+		return nil
+	}
+	r.rep.Exists = true
+	r.rep.VlanFiltering, r.rep.VlanSupported, r.rep.Promiscuous = br.VlanFiltering, br.VlanCapable, br.PromiscFlag
+	if plan.VlanPolicy(r.a.st.Config, br) == plan.VlanEnable {
+		r.flag(Problem{Kind: ProblemVlan, Text: fmt.Sprintf("vlan_filtering = \"enable\" is configured for %s but it is off: run reconcile (or start a guest on it)", br.Name)})
+	}
+	return br
+}
+
+// port adds one port's row. A managed guest port whose guest is the paused
+// destination of a live migration is only noted (it gets its entries at
+// the resume); any other managed guest port is checked by guestPort.
+func (r *bridgeReporter) port(p *model.Link, static []model.Entry) {
+	kind, ref := r.a.portKind(p)
+	managed := ref != nil && ref.Managed
+	incoming := managed && r.a.st.Incoming[ref.Guest]
+	r.rep.Ports = append(r.rep.Ports, portRow(p, kind, ref, incoming))
+	if p.Flags.Learning || p.Flags.Flood {
+		r.autoPorts = append(r.autoPorts, p)
+		r.autoLabels = append(r.autoLabels, portLabel(p, kind, ref))
+	}
+	if !managed {
+		return
+	}
+	r.managedPorts = append(r.managedPorts, p.Name)
+	if incoming {
+		// Not a problem: libvirt pauses the guest here until the
+		// switch-over, and its frames still go to the source.
+		r.notes = append(r.notes, fmt.Sprintf("guest port %s (%s): incoming live migration: the guest is paused here and still runs on the source; its entries are written when it resumes here", p.Name, ref.label()))
+		return
+	}
+	r.guestPort(p, ref, static)
+}
+
+// portRow is the row of one port; ref is the running guest's NIC on it, if
+// any.
+func portRow(p *model.Link, kind string, ref *nicRef, incoming bool) PortReport {
+	pr := PortReport{Name: p.Name, Index: p.Index, Kind: kind, Device: device(p),
+		Learning: p.Flags.Learning, Flood: p.Flags.Flood, Promiscuity: p.Promiscuity, Carrier: p.Carrier, Incoming: incoming}
+	if p.LockCapable {
+		locked := p.Flags.Locked
+		pr.Locked = &locked
+	}
+	if ref != nil {
+		pr.Guest, pr.NIC, pr.MAC, pr.Managed, pr.Reason = ref.Guest, ref.NIC, ref.MAC, ref.Managed, ref.Why
+	}
+	return pr
+}
+
+// portLabel names a port with whose it is, for the promiscuity problem.
+func portLabel(p *model.Link, kind string, ref *nicRef) string {
+	switch {
+	case ref != nil && ref.Managed:
+		return fmt.Sprintf("%s (%s)", p.Name, ref.label())
+	case ref != nil:
+		return fmt.Sprintf("%s (%s, not managed)", p.Name, ref.label())
+	case kind == KindOther:
+		return fmt.Sprintf("%s (no running guest)", p.Name)
+	}
+	return p.Name
+}
+
+// guestPort flags a managed guest port that lacks what a start gives it:
+// learning and flood off, and the guest's static entry on the port (saying
+// where the entry is instead, when it roamed).
+func (r *bridgeReporter) guestPort(p *model.Link, ref *nicRef, static []model.Entry) {
+	if p.Flags.Learning || p.Flags.Flood {
+		r.guestsLearning++
+		r.flag(Problem{Kind: ProblemPortFlags, Port: p.Name, Guest: ref.Guest, NIC: ref.NIC, MAC: ref.MAC,
+			Text: fmt.Sprintf("guest port %s (%s) still has %s: run reconcile", p.Name, ref.label(), learnFlood(p.Flags))})
+	}
+	if slices.ContainsFunc(static, func(e model.Entry) bool { return e.PortIndex == p.Index && e.MAC == ref.MAC }) {
+		return
+	}
+	text := fmt.Sprintf("guest %s %s (%s): no static entry on its port %s", ref.Guest, ref.NIC, ref.MAC, p.Name)
+	if i := slices.IndexFunc(static, func(e model.Entry) bool { return e.MAC == ref.MAC }); i >= 0 {
+		text += fmt.Sprintf(" (its static entry is on %s)", static[i].Port)
+	}
+	r.flag(Problem{Kind: ProblemNoEntry, Port: p.Name, Guest: ref.Guest, NIC: ref.NIC, MAC: ref.MAC,
+		Text: text + ": run reconcile"})
+}
+
+// entry adds one static entry's row, classified by whose it is, and flags
+// a stale entry and a roamed one. A roamed entry whose guest port on this
+// bridge has no entry of its own is already flagged, by guestPort, as the
+// missing entry.
+func (r *bridgeReporter) entry(e model.Entry, ports []*model.Link, static []model.Entry) {
+	state, owner, why := r.a.classify(e)
+	er := EntryReport{MAC: e.MAC, Port: e.Port, Vlan: e.Vlan, Sticky: e.NTFlags&model.NTFSticky != 0, State: state, Why: why}
+	if owner != nil {
+		er.Guest, er.NIC = owner.Guest, owner.NIC
+	}
+	r.rep.Entries = append(r.rep.Entries, er)
+	switch state {
+	case EntryStale:
+		r.flag(Problem{Kind: ProblemStale, Port: e.Port, MAC: e.MAC,
+			Text: fmt.Sprintf("stale entry %s: %s: run reconcile", e, why)})
+	case EntryRoamed:
+		if owner.Managed && slices.ContainsFunc(ports, func(p *model.Link) bool { return p.Name == owner.Port }) &&
+			!slices.ContainsFunc(static, func(x model.Entry) bool { return x.Port == owner.Port && x.MAC == owner.MAC }) {
+			return
+		}
+		r.flag(Problem{Kind: ProblemRoamed, Port: e.Port, Guest: owner.Guest, NIC: owner.NIC, MAC: e.MAC,
+			Text: fmt.Sprintf("static entry %s: %s", e, why)})
+	}
+}
+
+// promiscReasons says why each promiscuous uplink stays so. With no
+// managed guest port, or a managed one still learning, that is expected
+// (or already flagged); otherwise every managed guest port is done and the
+// cause lies elsewhere (promiscWhy): a problem when something on this host
+// can change it, a note when not.
+func (r *bridgeReporter) promiscReasons(br *model.Link, ports []*model.Link) {
 	for i, p := range ports {
-		if rep.Ports[i].Kind != KindUplink || p.Promiscuity == 0 {
+		if r.rep.Ports[i].Kind != KindUplink || p.Promiscuity == 0 {
 			continue
 		}
 		switch {
-		case len(managedPorts) == 0:
-			rep.Ports[i].PromiscReason = PromiscNoManagedPorts
-		case guestsLearning > 0:
-			rep.Ports[i].PromiscReason = PromiscGuestsLearning
+		case len(r.managedPorts) == 0:
+			r.rep.Ports[i].PromiscReason = PromiscNoManagedPorts
+			continue
+		case r.guestsLearning > 0:
+			r.rep.Ports[i].PromiscReason = PromiscGuestsLearning
+			continue
+		}
+		why, code, fixable := promiscWhy(br, p, r.autoPorts, r.autoLabels)
+		r.rep.Ports[i].PromiscReason = code
+		text := fmt.Sprintf("uplink %s is still promiscuous (promiscuity %d) although all %d managed guest ports have learning and flooding off: %s",
+			p.Name, p.Promiscuity, len(r.managedPorts), why)
+		if fixable {
+			r.flag(Problem{Kind: ProblemPromisc, Port: p.Name, Text: text})
+		} else {
+			r.notes = append(r.notes, text)
 		}
 	}
-	if len(managedPorts) > 0 && guestsLearning == 0 {
-		for i, p := range ports {
-			if kind, _ := a.portKind(p); kind != KindUplink || p.Promiscuity == 0 {
-				continue
-			}
-			why, code, fixable := promiscWhy(br, p, autoPorts, autoLabels)
-			rep.Ports[i].PromiscReason = code
-			text := fmt.Sprintf("uplink %s is still promiscuous (promiscuity %d) although all %d managed guest ports have learning and flooding off: %s",
-				p.Name, p.Promiscuity, len(managedPorts), why)
-			if fixable {
-				flag(Problem{Kind: ProblemPromisc, Port: p.Name, Text: text})
-			} else {
-				notes = append(notes, text)
-			}
-		}
-	}
-	return rep, probs, notes, nil
 }
 
 // learnFlood names a port's learning and flood, the flags a managed guest

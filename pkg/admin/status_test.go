@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/fdbhook/fdbhook/pkg/guest"
+	"github.com/fdbhook/fdbhook/pkg/kernel/kerneltest"
 	"github.com/fdbhook/fdbhook/pkg/model"
 )
 
@@ -61,11 +62,11 @@ func TestStatusFlagsEveryProblem(t *testing.T) {
 		}
 	}
 	// One link dump and one FDB dump for the bridge, whatever the guests.
-	if k.linkDumps != 1 || k.fdbDumps != 1 {
-		t.Errorf("status took %d link dumps and %d FDB dumps, want 1 and 1", k.linkDumps, k.fdbDumps)
+	if k.Count("Links") != 1 || k.Count("BridgeEntries") != 1 {
+		t.Errorf("status took %d link dumps and %d FDB dumps, want 1 and 1", k.Count("Links"), k.Count("BridgeEntries"))
 	}
-	if k.writes != 0 {
-		t.Errorf("status wrote to the kernel %d times", k.writes)
+	if k.Writes() != 0 {
+		t.Errorf("status wrote to the kernel %d times", k.Writes())
 	}
 
 	if len(rep.Bridges) != 1 {
@@ -142,38 +143,38 @@ func TestStatusIncompleteLiveXMLCallsNoTapStale(t *testing.T) {
 func TestStatusUplinkPromiscuity(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
-		setup   func(k *fakeKernel)
+		setup   func(k *kerneltest.Kernel)
 		problem string // "" when no problem is expected
 		count   int    // problems expected when problem is set (default 1)
 		note    string
 		reason  string // eth0's PromiscReason
 	}{
-		{name: "vlan filtering unsupported", setup: func(k *fakeKernel) { k.port("br0").VlanCapable = false },
+		{name: "vlan filtering unsupported", setup: func(k *kerneltest.Kernel) { k.Device("br0").VlanCapable = false },
 			note: "this kernel has no bridge VLAN filtering", reason: PromiscKernel},
 		{name: "vlan filtering off", problem: "vlan_filtering is off on br0", reason: PromiscVlanOff},
-		{name: "guest port learning", setup: func(k *fakeKernel) { k.port("vnet1").Flags = model.Flags{Learning: true} },
+		{name: "guest port learning", setup: func(k *kerneltest.Kernel) { k.Device("vnet1").Flags = model.Flags{Learning: true} },
 			problem: "guest port vnet1 (g1 net0) still has learning on", reason: PromiscGuestsLearning},
-		{name: "second learning port", setup: func(k *fakeKernel) {
-			k.port("br0").VlanFiltering = true
-			k.add(uplink("eth1", "br0"))
+		{name: "second learning port", setup: func(k *kerneltest.Kernel) {
+			k.Device("br0").VlanFiltering = true
+			k.Add(kerneltest.Uplink("eth1", "br0"))
 		}, problem: "more than one port learns or floods (eth0, eth1)", count: 2, reason: PromiscPortsLearning},
-		{name: "bridge promiscuous", setup: func(k *fakeKernel) {
-			k.port("br0").VlanFiltering = true
-			k.port("br0").PromiscFlag = true
+		{name: "bridge promiscuous", setup: func(k *kerneltest.Kernel) {
+			k.Device("br0").VlanFiltering = true
+			k.Device("br0").PromiscFlag = true
 		}, problem: "bridge br0 itself is in promiscuous mode", reason: PromiscBridge},
-		{name: "driver", setup: func(k *fakeKernel) { k.port("br0").VlanFiltering = true },
+		{name: "driver", setup: func(k *kerneltest.Kernel) { k.Device("br0").VlanFiltering = true },
 			problem: "driver cannot filter unicast", reason: PromiscDevice},
-		{name: "cleared", setup: func(k *fakeKernel) {
-			k.port("br0").VlanFiltering = true
-			k.port("eth0").Promiscuity = 0
+		{name: "cleared", setup: func(k *kerneltest.Kernel) {
+			k.Device("br0").VlanFiltering = true
+			k.Device("eth0").Promiscuity = 0
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			k := &fakeKernel{}
-			k.add(bridge("br0"))
-			k.add(uplink("eth0", "br0"))
-			k.add(tap("vnet1", "br0", managed))
-			k.addStatic(macG1, "vnet1")
+			k := kerneltest.New()
+			k.Add(kerneltest.Bridge("br0"))
+			k.Add(kerneltest.Uplink("eth0", "br0"))
+			k.Add(kerneltest.Tap("vnet1", "br0", kerneltest.Managed))
+			k.AddStatic(macG1, "vnet1")
 			if tc.setup != nil {
 				tc.setup(k)
 			}
@@ -214,7 +215,7 @@ func TestStatusUplinkPromiscuity(t *testing.T) {
 // giving a locked one with learning off its defaults back.
 func TestLockedPortsInStatusAndCleanUp(t *testing.T) {
 	k, running, defined := world(t)
-	v2 := k.port("vnet2")
+	v2 := k.Device("vnet2")
 	v2.LockCapable, v2.Flags.Locked = true, true
 	rep, err := Status(state(t, k, cfgBr0, running, defined), nil)
 	if err != nil {
@@ -235,9 +236,9 @@ func TestLockedPortsInStatusAndCleanUp(t *testing.T) {
 	k, running, defined = world(t)
 	for i, was := range []model.Flags{{Learning: true, Flood: true, Locked: true}, {Locked: true}} {
 		name := fmt.Sprintf("fdbto%d", i+1)
-		p := k.add(tap(name, "br0", was))
+		p := k.Add(kerneltest.Tap(name, "br0", was))
 		p.Carrier, p.LockCapable = false, true
-		k.addStatic(fmt.Sprintf("52:54:00:00:01:%02x", i+1), name)
+		k.AddStatic(fmt.Sprintf("52:54:00:00:01:%02x", i+1), name)
 	}
 	res, err := Reconcile(state(t, k, cfgBr0, running, defined), k, false)
 	if err != nil {
@@ -245,9 +246,9 @@ func TestLockedPortsInStatusAndCleanUp(t *testing.T) {
 	}
 	for tap, want := range map[string]model.Flags{
 		"fdbto1": {Learning: true, Flood: true, Locked: true},
-		"fdbto2": learning,
+		"fdbto2": kerneltest.Learning,
 	} {
-		if got := k.port(tap).Flags; got != want {
+		if got := k.Device(tap).Flags; got != want {
 			var out bytes.Buffer
 			res.Format(&out)
 			t.Errorf("orphan tap %s has %s after reconcile, want %s:\n%s", tap, got, want, out.String())

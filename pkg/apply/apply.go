@@ -11,28 +11,6 @@ import (
 	"github.com/fdbhook/fdbhook/pkg/plan"
 )
 
-// Writer is the part of the kernel that applying a plan changes.
-type Writer interface {
-	SetVlanFiltering(bridgeIndex int, on bool) error
-	// SetPortFlags sets learning and unicast_flood, and locked when
-	// withLocked, in one message.
-	SetPortFlags(portIndex int, f model.Flags, withLocked bool) error
-	ReplaceEntry(e model.Entry) error
-	DeleteEntry(e model.Entry) error
-}
-
-// VlanWriter is the part of the kernel that sets a port's VLANs. It is
-// separate from Writer so that writers of plans without VLANs need not
-// implement it; a plan with a VLAN step needs a Writer that does.
-type VlanWriter interface {
-	// PortVlans returns the VLANs of a bridge port.
-	PortVlans(portIndex int) ([]model.Vlan, error)
-	// AddPortVlans adds vlans to the port (or updates their flags).
-	AddPortVlans(portIndex int, vlans []model.Vlan) error
-	// DelPortVlans removes vlans from the port.
-	DelPortVlans(portIndex int, vlans []model.Vlan) error
-}
-
 // StepError is a failed step. Its message has the form the hook prints:
 // "<mac> on <bridge>: <what>: <cause>".
 type StepError struct {
@@ -53,8 +31,10 @@ func (e *StepError) Error() string {
 func (e *StepError) Unwrap() error { return e.Err }
 
 // Apply carries out steps in order; on the first failure it undoes the
-// steps already done and returns a *StepError.
-func Apply(w Writer, steps []plan.Step) error {
+// steps already done and returns a *StepError. It reads the kernel only for
+// what an undo needs and the plan could not know: a port's VLANs just
+// before a SetVlans step replaces them.
+func Apply(w model.ReadWriter, steps []plan.Step) error {
 	steps = slices.Clone(steps)
 	pw, pipelines := w.(Pipeliner)
 	for i := 0; i < len(steps); i++ {
@@ -108,7 +88,7 @@ func externLearned(e model.Entry) bool { return e.NTFlags&model.NTFExtLearn != 0
 // fails: when one fails, every write of the run that the kernel did (or,
 // unanswered, may have done) is undone with the steps before the run, and
 // the error is the first failed step's, as when the steps go one by one.
-func applyRun(p Pipeliner, w Writer, steps []plan.Step, i, n int) error {
+func applyRun(p Pipeliner, w model.Writer, steps []plan.Step, i, n int) error {
 	run := steps[i : i+n]
 	// A write that fails before it is queued (a Writer wrapping the
 	// Pipeliner may refuse one) returns its error at once and has no
@@ -143,15 +123,8 @@ func applyRun(p Pipeliner, w Writer, steps []plan.Step, i, n int) error {
 	return &StepError{Step: run[k], Err: errs[k], UndoErr: Undo(w, done)}
 }
 
-// errNoVlans is the error of a VLAN step given a Writer without VLANs.
-var errNoVlans = errors.New("this kernel connection cannot set port VLANs")
-
-func portVlans(w Writer, port int) ([]model.Vlan, error) {
-	vw, ok := w.(VlanWriter)
-	if !ok {
-		return nil, errNoVlans
-	}
-	v, err := vw.PortVlans(port)
+func portVlans(r model.Reader, port int) ([]model.Vlan, error) {
+	v, err := r.PortVlans(port)
 	if err != nil {
 		return nil, fmt.Errorf("reading the port's VLANs: %w", err)
 	}
@@ -161,25 +134,21 @@ func portVlans(w Writer, port int) ([]model.Vlan, error) {
 // setPortVlans makes want the port's exact VLAN set, from have, what it has:
 // the VLANs of want are added (or their flags updated) first, then the
 // others deleted, so the port is never without its new pvid.
-func setPortVlans(w Writer, port int, want, have []model.Vlan) error {
-	vw, ok := w.(VlanWriter)
-	if !ok {
-		return errNoVlans
-	}
+func setPortVlans(w model.Writer, port int, want, have []model.Vlan) error {
 	if len(want) > 0 {
-		if err := vw.AddPortVlans(port, want); err != nil {
+		if err := w.AddPortVlans(port, want); err != nil {
 			return fmt.Errorf("adding VLANs: %w", err)
 		}
 	}
 	if del := vlansNotIn(have, want); len(del) > 0 {
-		if err := vw.DelPortVlans(port, del); err != nil {
+		if err := w.DelPortVlans(port, del); err != nil {
 			// Take the add back: the step fails as a whole.
 			var undo []error
 			if len(have) > 0 {
-				undo = append(undo, vw.AddPortVlans(port, have))
+				undo = append(undo, w.AddPortVlans(port, have))
 			}
 			if added := vlansNotIn(want, have); len(added) > 0 {
-				undo = append(undo, vw.DelPortVlans(port, added))
+				undo = append(undo, w.DelPortVlans(port, added))
 			}
 			return errors.Join(fmt.Errorf("deleting VLANs: %w", err), errors.Join(undo...))
 		}
@@ -199,18 +168,14 @@ func vlansNotIn(a, b []model.Vlan) []model.Vlan {
 }
 
 // changeVlans carries out a DelVlans or AddVlans step.
-func changeVlans(w Writer, s plan.Step) error {
-	vw, ok := w.(VlanWriter)
-	if !ok {
-		return errNoVlans
-	}
+func changeVlans(w model.Writer, s plan.Step) error {
 	if s.Kind == plan.AddVlans {
-		return vw.AddPortVlans(s.PortIndex, s.Vlans)
+		return w.AddPortVlans(s.PortIndex, s.Vlans)
 	}
-	return vw.DelPortVlans(s.PortIndex, s.Vlans)
+	return w.DelPortVlans(s.PortIndex, s.Vlans)
 }
 
-func do(w Writer, s plan.Step) error {
+func do(w model.Writer, s plan.Step) error {
 	switch s.Kind {
 	case plan.EnableVlanFiltering:
 		return w.SetVlanFiltering(s.BridgeIndex, true)
@@ -254,7 +219,7 @@ func do(w Writer, s plan.Step) error {
 // policy, not part of one guest's state, and other guests rely on it. Nor
 // are the ExtendEntry steps it implies: with the filter left on, taking
 // the entries back to VLAN 0 alone would cut those guests off.
-func Undo(w Writer, done []plan.Step) error {
+func Undo(w model.Writer, done []plan.Step) error {
 	var errs []error
 	for _, s := range slices.Backward(done) {
 		var err error
@@ -280,7 +245,7 @@ func Undo(w Writer, done []plan.Step) error {
 // undoEntry removes the entry AddEntry wrote and puts back what it replaced.
 // VLAN 0 entries go back first: re-adding one writes the port's per-VLAN
 // copies too, and the exact per-VLAN entries restored after it win.
-func undoEntry(w Writer, s plan.Step) error {
+func undoEntry(w model.Writer, s plan.Step) error {
 	err := w.DeleteEntry(model.Entry{MAC: s.MAC, Port: s.Port, PortIndex: s.PortIndex})
 	if gone(err) {
 		err = nil
@@ -296,7 +261,7 @@ func undoEntry(w Writer, s plan.Step) error {
 }
 
 // restore puts back entries a failed step deleted.
-func restore(w Writer, entries []model.Entry) error {
+func restore(w model.Writer, entries []model.Entry) error {
 	var errs []error
 	for _, e := range entries {
 		if err := w.ReplaceEntry(e); err != nil {
@@ -314,7 +279,7 @@ func gone(err error) bool {
 
 // Cleanup carries out every step, whatever fails, and returns the failures
 // joined. A device or entry that is already gone counts as done.
-func Cleanup(w Writer, steps []plan.Step) error {
+func Cleanup(w model.Writer, steps []plan.Step) error {
 	var errs []error
 	for _, s := range steps {
 		if err := do(w, s); err != nil && !gone(err) {

@@ -3,98 +3,47 @@ package apply
 import (
 	"errors"
 	"fmt"
-	"maps"
 	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/fdbhook/fdbhook/pkg/kernel/kerneltest"
 	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/pkg/plan"
 )
 
-type fdbKey struct {
-	mac  string
-	vlan int
+// newFake is br0 (index 2) with the uplink up0 (1) and the taps vnet10,
+// vnet11 and vnet12 (10-12), all learning and flooding, no VLANs.
+func newFake() *kerneltest.Kernel {
+	k := kerneltest.New()
+	k.Add(&model.Link{Name: "br0", Index: 2, Type: "bridge", VlanCapable: true})
+	k.Add(&model.Link{Name: "up0", Index: 1, Type: "device", Master: "br0", Flags: kerneltest.Learning})
+	for _, i := range []int{10, 11, 12} {
+		k.Add(&model.Link{Name: fmt.Sprintf("vnet%d", i), Index: i, Type: "tuntap", TunMode: "tap", Master: "br0", Flags: kerneltest.Learning})
+	}
+	return k
 }
 
-// fakeKernel models what the apply step relies on: per-port flags, and one
-// FDB entry per (MAC, VLAN) that a replace moves between ports.
-type fakeKernel struct {
-	flags   map[int]model.Flags
-	fdb     map[fdbKey]model.Entry
-	vlanOn  map[int]bool
-	calls   int
-	failAt  int // the call that fails (1-based); 0: none
-	onCall  func(n int)
-	history []string
+// flagsOf returns the flags of port number i.
+func flagsOf(k *kerneltest.Kernel, i int) model.Flags {
+	for _, l := range k.Devices() {
+		if l.Index == i {
+			return l.Flags
+		}
+	}
+	return model.Flags{}
 }
 
-func newFake() *fakeKernel {
-	on := model.Flags{Learning: true, Flood: true}
-	return &fakeKernel{
-		flags:  map[int]model.Flags{1: on, 10: on, 11: on, 12: on},
-		fdb:    map[fdbKey]model.Entry{},
-		vlanOn: map[int]bool{},
+// entryOf returns the entry for mac and vlan, with its port's name, or the
+// zero Entry.
+func entryOf(k *kerneltest.Kernel, mac string, vlan int) model.Entry {
+	for _, e := range k.AllEntries() {
+		if e.MAC == mac && e.Vlan == vlan {
+			return e
+		}
 	}
-}
-
-func (k *fakeKernel) call(what string) error {
-	k.calls++
-	k.history = append(k.history, what)
-	if k.onCall != nil {
-		k.onCall(k.calls)
-	}
-	if k.calls == k.failAt {
-		return fmt.Errorf("injected failure at call %d (%s): %w", k.calls, what, unix.EIO)
-	}
-	return nil
-}
-
-func (k *fakeKernel) SetVlanFiltering(br int, on bool) error {
-	if err := k.call("vlan"); err != nil {
-		return err
-	}
-	k.vlanOn[br] = on
-	return nil
-}
-
-func (k *fakeKernel) SetPortFlags(port int, f model.Flags, _ bool) error {
-	if err := k.call("flags"); err != nil {
-		return err
-	}
-	if _, ok := k.flags[port]; !ok {
-		return unix.ENODEV
-	}
-	k.flags[port] = f
-	return nil
-}
-
-func (k *fakeKernel) ReplaceEntry(e model.Entry) error {
-	if err := k.call("replace"); err != nil {
-		return err
-	}
-	if _, ok := k.flags[e.PortIndex]; !ok {
-		return unix.ENODEV
-	}
-	k.fdb[fdbKey{e.MAC, e.Vlan}] = e
-	return nil
-}
-
-func (k *fakeKernel) DeleteEntry(e model.Entry) error {
-	if err := k.call("delete"); err != nil {
-		return err
-	}
-	cur, ok := k.fdb[fdbKey{e.MAC, e.Vlan}]
-	if !ok || cur.PortIndex != e.PortIndex {
-		return unix.ENOENT
-	}
-	delete(k.fdb, fdbKey{e.MAC, e.Vlan})
-	return nil
-}
-
-func (k *fakeKernel) snapshot() string {
-	return fmt.Sprint(k.flags, k.fdb, k.vlanOn)
+	return model.Entry{}
 }
 
 var roamed = model.Entry{MAC: "52:54:00:00:00:02", Port: "up0", PortIndex: 1, State: model.NUDNoARP, NTFlags: model.NTFMaster}
@@ -121,19 +70,19 @@ func threeNICs() []plan.Step {
 
 func TestApplySucceeds(t *testing.T) {
 	k := newFake()
-	k.fdb[fdbKey{roamed.MAC, 0}] = roamed
+	k.AddEntry(roamed)
 	if err := Apply(k, threeNICs()); err != nil {
 		t.Fatal(err)
 	}
 	for _, port := range []int{10, 11, 12} {
-		if k.flags[port] != (model.Flags{}) {
-			t.Errorf("port %d flags %v, want off", port, k.flags[port])
+		if f := flagsOf(k, port); f != (model.Flags{}) {
+			t.Errorf("port %d flags %v, want off", port, f)
 		}
 	}
-	if k.flags[1] != (model.Flags{Learning: true, Flood: true}) {
-		t.Errorf("uplink flags changed: %v", k.flags[1])
+	if f := flagsOf(k, 1); f != kerneltest.Learning {
+		t.Errorf("uplink flags changed: %v", f)
 	}
-	e := k.fdb[fdbKey{roamed.MAC, 0}]
+	e := entryOf(k, roamed.MAC, 0)
 	if e.PortIndex != 11 || e.State != model.NUDNoARP || e.NTFlags != model.NTFMaster {
 		t.Errorf("entry for %s = %+v, want static master on port 11", roamed.MAC, e)
 	}
@@ -147,9 +96,9 @@ func TestApplyFailsAtEveryCall(t *testing.T) {
 	for n := 1; n <= len(steps); n++ {
 		t.Run(fmt.Sprintf("call%d", n), func(t *testing.T) {
 			k := newFake()
-			k.fdb[fdbKey{roamed.MAC, 0}] = roamed
-			before := k.snapshot()
-			k.failAt = n
+			k.AddEntry(roamed)
+			before := k.State()
+			k.FailWith(kerneltest.FailAt(n))
 			err := Apply(k, steps)
 			var se *StepError
 			if !errors.As(err, &se) {
@@ -164,8 +113,8 @@ func TestApplyFailsAtEveryCall(t *testing.T) {
 			if se.UndoErr != nil {
 				t.Errorf("undo failed: %v", se.UndoErr)
 			}
-			if after := k.snapshot(); after != before {
-				t.Errorf("kernel changed by a failed apply:\nbefore %s\nafter  %s\ncalls %v", before, after, k.history)
+			if after := k.State(); after != before {
+				t.Errorf("kernel changed by a failed apply:\nbefore %s\nafter  %s\ncalls %v", before, after, k.Calls())
 			}
 		})
 	}
@@ -175,31 +124,33 @@ func TestApplyFailsAtEveryCall(t *testing.T) {
 // apply fails on it and leaves the other ports as they were.
 func TestApplyPortVanishes(t *testing.T) {
 	k := newFake()
-	k.fdb[fdbKey{roamed.MAC, 0}] = roamed
-	before := maps.Clone(k.flags)
-	delete(before, 12)
-	k.onCall = func(n int) {
-		if n == 4 {
-			delete(k.flags, 12)
+	k.AddEntry(roamed)
+	k.FailWith(func(c kerneltest.Call) error {
+		if c.N == 4 {
+			k.Delete("vnet12")
 		}
-	}
+		return nil
+	})
+	want := newFake()
+	want.AddEntry(roamed)
+	want.Delete("vnet12")
 	err := Apply(k, threeNICs())
 	if !errors.Is(err, unix.ENODEV) || !strings.Contains(err.Error(), "vnet12") {
 		t.Fatalf("Apply = %v, want ENODEV naming vnet12", err)
 	}
-	if !maps.Equal(k.flags, before) || len(k.fdb) != 1 || k.fdb[fdbKey{roamed.MAC, 0}] != roamed {
-		t.Errorf("left behind: flags %v fdb %v", k.flags, k.fdb)
+	if got, want := k.State(), want.State(); got != want {
+		t.Errorf("left behind:\n%s\nwant\n%s", got, want)
 	}
 }
 
 func TestUndoFailureIsReported(t *testing.T) {
 	k := newFake()
-	k.failAt = 3
-	k.onCall = func(n int) {
-		if n == 4 { // the first undo call
-			k.failAt = 4
+	k.FailWith(func(c kerneltest.Call) error {
+		if c.N == 3 || c.N == 4 { // a step, then the first undo call
+			return kerneltest.Injected(c)
 		}
-	}
+		return nil
+	})
 	err := Apply(k, threeNICs())
 	var se *StepError
 	if !errors.As(err, &se) || se.UndoErr == nil || !strings.Contains(err.Error(), "undoing the earlier steps failed") {
@@ -209,43 +160,43 @@ func TestUndoFailureIsReported(t *testing.T) {
 
 func TestVlanPolicyIsNotUndone(t *testing.T) {
 	k := newFake()
-	other := model.Entry{MAC: "52:54:00:00:00:20", Port: "vnet1", PortIndex: 1, State: model.NUDNoARP, NTFlags: model.NTFMaster}
+	other := model.Entry{MAC: "52:54:00:00:00:20", Port: "up0", PortIndex: 1, State: model.NUDNoARP, NTFlags: model.NTFMaster}
 	steps := append([]plan.Step{{Kind: plan.EnableVlanFiltering, Bridge: "br0", BridgeIndex: 2},
 		{Kind: plan.ExtendEntry, MAC: other.MAC, Port: other.Port, PortIndex: other.PortIndex, Bridge: "br0", BridgeIndex: 2, Entry: other}},
 		threeNICs()...)
-	k.failAt = 4
+	k.FailWith(kerneltest.FailAt(4))
 	if err := Apply(k, steps); err == nil {
 		t.Fatal("Apply succeeded despite the injected failure")
 	}
-	if !k.vlanOn[2] {
+	if br := k.Device("br0"); !br.VlanFiltering {
 		t.Error("vlan_filtering was turned off again by the undo; it is bridge policy and must stay")
 	}
 	// The extended entry is written, and stays: with the filter on, the
 	// other guest needs it.
-	if k.history[1] != "replace" || k.fdb[fdbKey{other.MAC, 0}] != other {
-		t.Errorf("the entry of %s was not written again and kept: calls %v, fdb %s", other.Port, k.history, k.snapshot())
+	if calls := k.Calls(); calls[1].String() != "replace "+other.MAC || entryOf(k, other.MAC, 0) != other {
+		t.Errorf("the entry of %s was not written again and kept: calls %v, kernel %s", other.Port, calls, k.State())
 	}
-	if k.flags[10] != (model.Flags{Learning: true, Flood: true}) || len(k.fdb) != 1 {
-		t.Errorf("guest state left behind: %s", k.snapshot())
+	if flagsOf(k, 10) != kerneltest.Learning || len(k.AllEntries()) != 1 {
+		t.Errorf("guest state left behind: %s", k.State())
 	}
 }
 
 func TestCleanupTreatsGoneAsDone(t *testing.T) {
 	k := newFake()
-	k.fdb[fdbKey{roamed.MAC, 0}] = roamed
+	k.AddEntry(roamed)
 	steps := []plan.Step{
 		{Kind: plan.DelEntry, MAC: roamed.MAC, Bridge: "br0", Entry: roamed},
 		{Kind: plan.DelEntry, MAC: "52:54:00:00:00:09", Bridge: "br0", Entry: model.Entry{MAC: "52:54:00:00:00:09", PortIndex: 10}},
-		{Kind: plan.SetFlags, Port: "vnet99", PortIndex: 99, Bridge: "br0", Flags: model.Flags{Learning: true, Flood: true}},
+		{Kind: plan.SetFlags, Port: "vnet99", PortIndex: 99, Bridge: "br0", Flags: kerneltest.Learning},
 	}
 	if err := Cleanup(k, steps); err != nil {
 		t.Fatalf("Cleanup = %v, want nil (absent entry and port count as done)", err)
 	}
-	if len(k.fdb) != 0 {
-		t.Errorf("roamed entry not deleted: %v", k.fdb)
+	if e := k.AllEntries(); len(e) != 0 {
+		t.Errorf("roamed entry not deleted: %v", e)
 	}
-	k.failAt = k.calls + 1
-	k.fdb[fdbKey{roamed.MAC, 0}] = roamed
+	k.FailWith(kerneltest.FailAt(len(k.Calls()) + 1))
+	k.AddEntry(roamed)
 	if err := Cleanup(k, steps); !errors.Is(err, unix.EIO) {
 		t.Errorf("Cleanup = %v, want the injected failure reported", err)
 	}

@@ -1,4 +1,4 @@
-// Package apply carries a plan out through a Writer (package kernel in
+// Package apply carries a plan out through a model.Writer (package kernel in
 // production). Apply is all or nothing for a guest: when a step fails, the
 // steps already done are undone in reverse order, so a guest is never left
 // half managed. The one exception is bridge policy: turning vlan_filtering

@@ -3,26 +3,26 @@ package apply
 import (
 	"errors"
 	"fmt"
-	"maps"
 	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/fdbhook/fdbhook/pkg/kernel/kerneltest"
 	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/pkg/plan"
 )
 
-// pipeKernel is fakeKernel answering pipelined runs as the kernel does:
-// every write of a run is carried out, also those after one that fails,
-// and each gets its own answer.
+// pipeKernel is the fake kernel answering pipelined runs as the kernel
+// does: every write of a run is carried out, also those after one that
+// fails, and each gets its own answer.
 type pipeKernel struct {
-	*fakeKernel
+	*kerneltest.Kernel
 	queue []func() error // non-nil inside Pipeline
 	piped int            // writes sent pipelined
 }
 
-func (k *pipeKernel) defer_(f func() error) error {
+func (k *pipeKernel) later(f func() error) error {
 	if k.queue == nil {
 		return f()
 	}
@@ -31,15 +31,15 @@ func (k *pipeKernel) defer_(f func() error) error {
 }
 
 func (k *pipeKernel) SetPortFlags(port int, f model.Flags, withLocked bool) error {
-	return k.defer_(func() error { return k.fakeKernel.SetPortFlags(port, f, withLocked) })
+	return k.later(func() error { return k.Kernel.SetPortFlags(port, f, withLocked) })
 }
 
 func (k *pipeKernel) ReplaceEntry(e model.Entry) error {
-	return k.defer_(func() error { return k.fakeKernel.ReplaceEntry(e) })
+	return k.later(func() error { return k.Kernel.ReplaceEntry(e) })
 }
 
 func (k *pipeKernel) DeleteEntry(e model.Entry) error {
-	return k.defer_(func() error { return k.fakeKernel.DeleteEntry(e) })
+	return k.later(func() error { return k.Kernel.DeleteEntry(e) })
 }
 
 func (k *pipeKernel) Pipeline(write func()) []error {
@@ -58,10 +58,9 @@ func (k *pipeKernel) Pipeline(write func()) []error {
 // TestPipelinedApplySucceeds: a plan of one-message steps goes out as one
 // pipelined run and leaves what the step-by-step apply leaves.
 func TestPipelinedApplySucceeds(t *testing.T) {
-	one, piped := newFake(), &pipeKernel{fakeKernel: newFake()}
-	for _, k := range []*fakeKernel{one, piped.fakeKernel} {
-		k.fdb[fdbKey{roamed.MAC, 0}] = roamed
-	}
+	one, piped := newFake(), &pipeKernel{Kernel: newFake()}
+	one.AddEntry(roamed)
+	piped.AddEntry(roamed)
 	if err := Apply(one, threeNICs()); err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +70,7 @@ func TestPipelinedApplySucceeds(t *testing.T) {
 	if piped.piped != len(threeNICs()) {
 		t.Errorf("%d of %d writes were pipelined", piped.piped, len(threeNICs()))
 	}
-	if a, b := one.snapshot(), piped.snapshot(); a != b {
+	if a, b := one.State(), piped.State(); a != b {
 		t.Errorf("pipelined apply left\n%s\nstep by step\n%s", b, a)
 	}
 }
@@ -83,10 +82,10 @@ func TestPipelinedApplyFailsAtEveryCall(t *testing.T) {
 	steps := threeNICs()
 	for n := 1; n <= len(steps); n++ {
 		t.Run(fmt.Sprintf("call%d", n), func(t *testing.T) {
-			k := &pipeKernel{fakeKernel: newFake()}
-			k.fdb[fdbKey{roamed.MAC, 0}] = roamed
-			before := k.snapshot()
-			k.failAt = n
+			k := &pipeKernel{Kernel: newFake()}
+			k.AddEntry(roamed)
+			before := k.State()
+			k.FailWith(kerneltest.FailAt(n))
 			err := Apply(k, steps)
 			var se *StepError
 			if !errors.As(err, &se) {
@@ -104,8 +103,8 @@ func TestPipelinedApplyFailsAtEveryCall(t *testing.T) {
 			if k.piped != len(steps) {
 				t.Errorf("%d of %d writes were pipelined", k.piped, len(steps))
 			}
-			if after := k.snapshot(); after != before {
-				t.Errorf("kernel changed by a failed apply:\nbefore %s\nafter  %s\ncalls %v", before, after, k.history)
+			if after := k.State(); after != before {
+				t.Errorf("kernel changed by a failed apply:\nbefore %s\nafter  %s\ncalls %v", before, after, k.Calls())
 			}
 		})
 	}
@@ -115,15 +114,17 @@ func TestPipelinedApplyFailsAtEveryCall(t *testing.T) {
 // its two writes fail, the first failure is the error, and the writes that
 // failed are not undone (the kernel did not do them).
 func TestPipelinedApplyPortVanishes(t *testing.T) {
-	k := &pipeKernel{fakeKernel: newFake()}
-	k.fdb[fdbKey{roamed.MAC, 0}] = roamed
-	before := maps.Clone(k.flags)
-	delete(before, 12)
-	k.onCall = func(n int) {
-		if n == 4 {
-			delete(k.flags, 12)
+	k := &pipeKernel{Kernel: newFake()}
+	k.AddEntry(roamed)
+	k.FailWith(func(c kerneltest.Call) error {
+		if c.N == 4 {
+			k.Delete("vnet12")
 		}
-	}
+		return nil
+	})
+	want := newFake()
+	want.AddEntry(roamed)
+	want.Delete("vnet12")
 	err := Apply(k, threeNICs())
 	var se *StepError
 	if !errors.As(err, &se) || !errors.Is(err, unix.ENODEV) || se.Step.Kind != plan.AddEntry || se.Step.Port != "vnet12" {
@@ -132,7 +133,7 @@ func TestPipelinedApplyPortVanishes(t *testing.T) {
 	if se.UndoErr != nil {
 		t.Errorf("undo failed: %v", se.UndoErr)
 	}
-	if !maps.Equal(k.flags, before) || len(k.fdb) != 1 || k.fdb[fdbKey{roamed.MAC, 0}] != roamed {
-		t.Errorf("left behind: flags %v fdb %v", k.flags, k.fdb)
+	if got, want := k.State(), want.State(); got != want {
+		t.Errorf("left behind:\n%s\nwant\n%s", got, want)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/fdbhook/fdbhook/pkg/hook"
 	"github.com/fdbhook/fdbhook/pkg/kernel"
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
+	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/pkg/runstate"
 	"github.com/fdbhook/fdbhook/pkg/version"
 )
@@ -84,7 +85,7 @@ func (e *Env) fail(err error) int {
 // state opens the kernel connection and reads the configuration, the
 // kernel and libvirt's files. The caller calls done to close the
 // connection; on error it is already closed and done is nil.
-func (e *Env) state() (st *admin.State, k Kernel, done func(), err error) {
+func (e *Env) state() (st *admin.State, k model.Kernel, done func(), err error) {
 	if k, err = e.OpenKernel(); err != nil {
 		return nil, nil, nil, err
 	}
@@ -95,7 +96,7 @@ func (e *Env) state() (st *admin.State, k Kernel, done func(), err error) {
 	return st, k, k.Close, nil
 }
 
-func (e *Env) readState(k Kernel) (*admin.State, error) {
+func (e *Env) readState(k model.Kernel) (*admin.State, error) {
 	cfg, err := hook.LoadConfig(e.Getenv)
 	if err != nil {
 		return nil, err
@@ -111,9 +112,7 @@ func (e *Env) readState(k Kernel) (*admin.State, error) {
 	if err != nil {
 		return nil, err
 	}
-	if st.Incoming, err = admin.ReadIncoming(paths.QemuRunDir); err != nil {
-		return nil, err
-	}
+	st.Incoming = admin.IncomingGuests(st.Running)
 	st.Notes = append(st.Notes, notes...)
 	st.Defined, _, notes, err = admin.ReadGuests(filepath.Join(etc, "qemu"))
 	if err != nil {

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/fdbhook/fdbhook/pkg/admin"
 	"github.com/fdbhook/fdbhook/pkg/hook"
+	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/pkg/version"
 	"github.com/fdbhook/fdbhook/pkg/watch"
 )
@@ -43,13 +43,6 @@ var Commands = []Command{
 		Usage: metricsUsage, Run: metricsCommand},
 }
 
-// Kernel is what the commands need from the kernel: a hook run's reads and
-// writes, plus the dumps of status and reconcile. A kernel.Conn is one.
-type Kernel interface {
-	hook.Kernel
-	admin.Reader
-}
-
 // Env is what a command reads, writes and acts on: the hooks' Env (stdio,
 // environment, libvirt's paths, which the environment can move with
 // EnvLibvirtRun and EnvLibvirtEtc, and the hooks' lock, which reconcile
@@ -58,7 +51,7 @@ type Kernel interface {
 type Env struct {
 	hook.Env
 	// OpenKernel connects to the kernel (one connection per command).
-	OpenKernel func() (Kernel, error)
+	OpenKernel func() (model.Kernel, error)
 }
 
 // Main runs the fdbhook command line (the arguments after the program name)

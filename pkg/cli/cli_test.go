@@ -10,61 +10,16 @@ import (
 
 	"github.com/fdbhook/fdbhook/pkg/admin"
 	"github.com/fdbhook/fdbhook/pkg/hook"
+	"github.com/fdbhook/fdbhook/pkg/kernel/kerneltest"
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
 	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/pkg/runstate"
 )
 
-// fakeKernel: br0 with the taps guest-t2-a and vnet7, learning and
-// flooding, no entries. It records writes; the commands here must make none.
-type fakeKernel struct {
-	links  []*model.Link
-	writes []string
-	closed bool
-}
-
-func newFakeKernel() *fakeKernel {
-	on := model.Flags{Learning: true, Flood: true}
-	return &fakeKernel{links: []*model.Link{
-		{Name: "br0", Index: 2, Type: "bridge"},
-		{Name: "guest-t2-a", Index: 10, Type: "tuntap", TunMode: "tap", Master: "br0", MasterIndex: 2, MasterType: "bridge", Flags: on},
-		{Name: "vnet7", Index: 12, Type: "tuntap", TunMode: "tap", Master: "br0", MasterIndex: 2, MasterType: "bridge", Flags: on},
-	}}
-}
-
-func (k *fakeKernel) find(match func(*model.Link) bool) *model.Link {
-	for _, l := range k.links {
-		if match(l) {
-			return l
-		}
-	}
-	return nil
-}
-
-func (k *fakeKernel) Link(name string) (*model.Link, error) {
-	return k.find(func(l *model.Link) bool { return l.Name == name }), nil
-}
-func (k *fakeKernel) LinkByIndex(i int) (*model.Link, error) {
-	return k.find(func(l *model.Link) bool { return l.Index == i }), nil
-}
-func (k *fakeKernel) Links() ([]*model.Link, error)                               { return k.links, nil }
-func (k *fakeKernel) BridgeEntries(*model.Link) ([]model.Entry, error)            { return nil, nil }
-func (k *fakeKernel) Entries(*model.Link, string) ([]model.Entry, error)          { return nil, nil }
-func (k *fakeKernel) PortEntries(*model.Link, *model.Link) ([]model.Entry, error) { return nil, nil }
-func (k *fakeKernel) SetVlanFiltering(int, bool) error                            { return k.wrote("vlan") }
-func (k *fakeKernel) SetPortFlags(int, model.Flags, bool) error                   { return k.wrote("flags") }
-func (k *fakeKernel) ReplaceEntry(e model.Entry) error                            { return k.wrote("replace " + e.MAC) }
-func (k *fakeKernel) DeleteEntry(e model.Entry) error                             { return k.wrote("delete " + e.MAC) }
-func (k *fakeKernel) Close()                                                      { k.closed = true }
-func (k *fakeKernel) wrote(w string) error {
-	k.writes = append(k.writes, w)
-	return nil
-}
-
 type result struct {
 	code           int
 	stdout, stderr string
-	kernel         *fakeKernel
+	kernel         *kerneltest.Kernel
 	runDir         runstate.Dir
 }
 
@@ -79,7 +34,7 @@ func run(t *testing.T, cfg string, stdin []byte, args ...string) result {
 		}
 	}
 	var out, errb bytes.Buffer
-	k := newFakeKernel()
+	k := kerneltest.T2Host()
 	env := &Env{Env: hook.Env{
 		Program: "fdbhook", Stdin: bytes.NewReader(stdin), Stdout: &out, Stderr: &errb,
 		Getenv: func(key string) string {
@@ -94,7 +49,7 @@ func run(t *testing.T, cfg string, stdin []byte, args ...string) result {
 		Libvirt:  libvirt.Paths{QemuRunDir: dir},
 		LockPath: filepath.Join(dir, "lock"), LockTimeout: time.Second,
 		RunDir: runstate.Dir(filepath.Join(dir, "run")),
-	}, OpenKernel: func() (Kernel, error) { return k, nil }}
+	}, OpenKernel: func() (model.Kernel, error) { return k, nil }}
 	code := Main(env, args)
 	return result{code: code, stdout: out.String(), stderr: errb.String(), kernel: k, runDir: env.RunDir}
 }
@@ -120,7 +75,7 @@ func TestHelpListsEveryCommand(t *testing.T) {
 			t.Errorf("--help lacks the summary of %s (%q)", c.Name, c.Summary)
 		}
 		h := run(t, "", nil, c.Name, "--help")
-		if h.code != hook.ExitOK || !strings.HasPrefix(h.stdout, "Usage: fdbhook "+c.Name) || len(h.kernel.writes) != 0 {
+		if h.code != hook.ExitOK || !strings.HasPrefix(h.stdout, "Usage: fdbhook "+c.Name) || len(h.kernel.WriteLog()) != 0 {
 			t.Errorf("%s --help: exit %d stdout %q stderr %q", c.Name, h.code, h.stdout, h.stderr)
 		}
 	}
@@ -151,8 +106,8 @@ func TestBadCommandLine(t *testing.T) {
 		if r.code != hook.ExitUsage || !strings.Contains(r.stderr, tc.want) || r.stdout != "" {
 			t.Errorf("%q: exit %d stdout %q stderr %q, want exit 2 and %q", tc.args, r.code, r.stdout, r.stderr, tc.want)
 		}
-		if len(r.kernel.writes) != 0 {
-			t.Errorf("%q: kernel written: %v", tc.args, r.kernel.writes)
+		if len(r.kernel.WriteLog()) != 0 {
+			t.Errorf("%q: kernel written: %v", tc.args, r.kernel.WriteLog())
 		}
 	}
 	// A wrong command shows the usage: every command's synopsis.
@@ -169,8 +124,8 @@ func TestExplain(t *testing.T) {
 	if r.code != hook.ExitOK || !strings.Contains(r.stdout, "plan for t2:") || !strings.Contains(r.stdout, "dev vnet7 master br0 static") {
 		t.Errorf("explain: %d %q %q", r.code, r.stdout, r.stderr)
 	}
-	if len(r.kernel.writes) != 0 || !r.kernel.closed {
-		t.Errorf("explain wrote to the kernel (%v) or left it open (closed %v)", r.kernel.writes, r.kernel.closed)
+	if len(r.kernel.WriteLog()) != 0 || r.kernel.Count("Close") == 0 {
+		t.Errorf("explain wrote to the kernel (%v) or left it open (closed %v)", r.kernel.WriteLog(), r.kernel.Count("Close") > 0)
 	}
 	if r := run(t, cfgBr0, []byte("<domain>"), "explain", "-"); r.code != hook.ExitInput {
 		t.Errorf("explain of bad XML: exit %d, want %d; stderr %q", r.code, hook.ExitInput, r.stderr)
@@ -198,8 +153,8 @@ func TestStatusReadsTheKernel(t *testing.T) {
 		!strings.Contains(r.stdout, "vnet7       other  tap     on        on") {
 		t.Errorf("status: exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
 	}
-	if len(r.kernel.writes) != 0 {
-		t.Errorf("status wrote to the kernel: %v", r.kernel.writes)
+	if len(r.kernel.WriteLog()) != 0 {
+		t.Errorf("status wrote to the kernel: %v", r.kernel.WriteLog())
 	}
 }
 
@@ -242,8 +197,8 @@ func TestMetrics(t *testing.T) {
 			t.Errorf("metrics output lacks %q:\n%s", want, r.stdout)
 		}
 	}
-	if r.code != hook.ExitOK || r.stderr != "" || len(r.kernel.writes) != 0 || !r.kernel.closed {
-		t.Errorf("metrics: exit %d stderr %q writes %v closed %v", r.code, r.stderr, r.kernel.writes, r.kernel.closed)
+	if r.code != hook.ExitOK || r.stderr != "" || len(r.kernel.WriteLog()) != 0 || r.kernel.Count("Close") == 0 {
+		t.Errorf("metrics: exit %d stderr %q writes %v closed %v", r.code, r.stderr, r.kernel.WriteLog(), r.kernel.Count("Close") > 0)
 	}
 	r = run(t, "on_error = 1\n", nil, "metrics")
 	if r.code != hook.ExitConfig || !strings.Contains(r.stdout, "fdbhook_status_success 0") || strings.Count(r.stderr, "\n") != 1 {

@@ -50,7 +50,7 @@ func explain(e *Env, args []string) int {
 	}
 	defer k.Close()
 	paths, _ := e.libvirtPaths()
-	p, err := plan.Start(cfg, g, hook.PlanView{Kernel: k, Files: libvirt.New(paths)})
+	p, err := plan.Start(cfg, g, hook.PlanView{Reader: k, Files: libvirt.New(paths)})
 	if err != nil {
 		fmt.Fprintf(e.Stderr, "fdbhook: %s: %v\n", g.Name, err)
 		return hook.ExitRefused

@@ -5,6 +5,7 @@ import (
 
 	"github.com/fdbhook/fdbhook/pkg/hook"
 	"github.com/fdbhook/fdbhook/pkg/kernel"
+	"github.com/fdbhook/fdbhook/pkg/model"
 )
 
 // NewEnv returns an Env wired to the real world: the hooks' DefaultEnv and
@@ -12,7 +13,7 @@ import (
 func NewEnv() *Env {
 	return &Env{
 		Env: hook.DefaultEnv(),
-		OpenKernel: func() (Kernel, error) {
+		OpenKernel: func() (model.Kernel, error) {
 			return kernel.Open(netns.None(), kernel.DefaultTimeout)
 		},
 	}

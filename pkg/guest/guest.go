@@ -42,6 +42,17 @@ type Guest struct {
 	// State is the guest's state in libvirt's live XML (<domstatus
 	// state='running'>: running, paused, …); empty for a plain <domain>.
 	State string
+	// IncomingMigration is set when the live XML says the guest is the
+	// destination of a live migration whose CPUs have not started here
+	// yet. libvirt 9.0 writes, from "start begin" to the resume (measured):
+	//
+	//	<domstatus state='paused' reason='starting up' pid='…'>
+	//	  <job type='none' async='migration in' phase='prepare' …/>
+	//
+	// (the reason may also be 'migration'); the source of the same
+	// migration has async='migration out'. A post-copy destination runs
+	// (state 'running'): its guest is here, it is not waiting.
+	IncomingMigration bool
 	// Interfaces holds the per-NIC metadata, keyed by lower-case MAC, as
 	// written by the admin (it may name MACs the guest does not have).
 	Interfaces map[string]Interface
@@ -186,6 +197,8 @@ func Parse(data []byte) (*Guest, error) {
 	g := &Guest{Manage: true, Interfaces: map[string]Interface{}}
 	if root.Data == "domstatus" {
 		g.State = root.SelectAttr("state")
+		job := child(root, "job")
+		g.IncomingMigration = g.State == "paused" && job != nil && job.SelectAttr("async") == "migration in"
 	}
 	if n := child(dom, "name"); n != nil {
 		g.Name = strings.TrimSpace(n.InnerText())

@@ -1,9 +1,16 @@
 // Package hook is what the qemu-hook and network-hook binaries run: it
 // parses the command line libvirt gives (a hook event, or --dry-run,
-// --help, --version), maps each libvirt operation to apply, clean up or
-// ignore in one table per hook, and turns the outcome into the exit code
-// libvirt acts on. Stdio, environment, kernel connection, lock and libvirt's
-// paths are injected through Runner, so the whole event path is tested with
-// buffers. The admin commands are package cli, which the hook binaries do
-// not link.
+// --help, --version; anything else exits 2 and points to fdbhook), maps
+// each libvirt operation to apply, clean up or ignore in one table per
+// hook, plans the event (package plan), applies it under the run lock
+// (package apply), and turns the outcome into the exit code libvirt acts
+// on. An ignored operation returns before the configuration is read or
+// the log opened. On a live migration's destination it marks the guest
+// in the run directory so that its entries wait for the resume.
+//
+// Stdio, environment, kernel connection, lock, run directory and
+// libvirt's paths are injected through Runner (main fills them with the
+// real world: NewRunner), so the whole event path is tested with buffers
+// and a test network namespace. The admin commands are package cli, which
+// the hook binaries do not link.
 package hook

@@ -35,8 +35,8 @@ func TestMigrateBeginMarks(t *testing.T) {
 	dir := t.TempDir()
 	before := time.Now()
 	r := migrationRun(t, dir, "migrate", "begin")
-	if r.code != ExitOK || r.stderr != "" || len(r.kernel.writes) != 0 {
-		t.Fatalf("migrate begin: exit %d stderr %q writes %v", r.code, r.stderr, r.kernel.writes)
+	if r.code != ExitOK || r.stderr != "" || len(r.kernel.WriteLog()) != 0 {
+		t.Fatalf("migrate begin: exit %d stderr %q writes %v", r.code, r.stderr, r.kernel.WriteLog())
 	}
 	m, ok := mark(t, dir)
 	if !ok || m.Phase != runstate.Incoming || m.Guest != "t2" || m.Since.Before(before.Add(-time.Second)) {
@@ -108,15 +108,15 @@ func TestIncomingStart(t *testing.T) {
 			if r.code != ExitOK {
 				t.Fatalf("start begin: exit %d stderr %q", r.code, r.stderr)
 			}
-			if got := strings.Join(r.kernel.writes, " "); got != tc.writes {
+			if got := strings.Join(r.kernel.WriteLog(), " "); got != tc.writes {
 				t.Errorf("writes %q, want %q", got, tc.writes)
 			}
-			if len(r.kernel.flags) != len(tc.flags) {
-				t.Fatalf("port flags set %v, want %v", r.kernel.flags, tc.flags)
+			if len(flagsSet(r.kernel)) != len(tc.flags) {
+				t.Fatalf("port flags set %v, want %v", flagsSet(r.kernel), tc.flags)
 			}
 			for i := range tc.flags {
-				if r.kernel.flags[i] != tc.flags[i] {
-					t.Errorf("port flags set %v, want %v", r.kernel.flags, tc.flags)
+				if flagsSet(r.kernel)[i] != tc.flags[i] {
+					t.Errorf("port flags set %v, want %v", flagsSet(r.kernel), tc.flags)
 				}
 			}
 			m, ok := mark(t, dir)
@@ -134,8 +134,8 @@ func TestIncomingDryRunChangesNothing(t *testing.T) {
 	dir := t.TempDir()
 	migrationRun(t, dir, "migrate", "begin")
 	r := runQemu(t, cfgBr0, startXML, map[string]string{runstate.EnvDir: dir}, "--dry-run", "t2", "start", "begin", "-")
-	if r.code != ExitOK || len(r.kernel.writes) != 0 || r.stdout != "" {
-		t.Fatalf("dry run: exit %d writes %v stdout %q", r.code, r.kernel.writes, r.stdout)
+	if r.code != ExitOK || len(r.kernel.WriteLog()) != 0 || r.stdout != "" {
+		t.Fatalf("dry run: exit %d writes %v stdout %q", r.code, r.kernel.WriteLog(), r.stdout)
 	}
 	for _, want := range []string{"link set dev vnet7 learning on flood off", "incoming live migration"} {
 		if !strings.Contains(r.stderr, want) {

@@ -112,7 +112,7 @@ func (r *Runner) bridgePolicy(cfg *config.Config, bridge, op string, dry bool, l
 		}
 		defer unlock()
 	}
-	steps, warning, _, err := plan.BridgePolicy(cfg, PlanView{Kernel: k, Files: libvirt.New(r.Libvirt)}, br)
+	steps, warning, _, err := plan.BridgePolicy(cfg, PlanView{Reader: k, Files: libvirt.New(r.Libvirt)}, br)
 	if err != nil {
 		return err
 	}

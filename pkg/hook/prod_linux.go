@@ -8,6 +8,7 @@ import (
 
 	"github.com/fdbhook/fdbhook/pkg/kernel"
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
+	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/pkg/runstate"
 )
 
@@ -32,7 +33,7 @@ func DefaultEnv() Env {
 func NewRunner() *Runner {
 	return &Runner{
 		Env: DefaultEnv(),
-		OpenKernel: func() (Kernel, error) {
+		OpenKernel: func() (model.Kernel, error) {
 			return kernel.Open(netns.None(), kernel.DefaultTimeout)
 		},
 		Syslog: true,

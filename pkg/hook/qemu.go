@@ -133,7 +133,7 @@ func (r *Runner) qemuEvent(cfg *config.Config, domain, op string, act action, dr
 		return err
 	}
 	defer k.Close()
-	v := PlanView{Kernel: k, Files: libvirt.New(r.Libvirt)}
+	v := PlanView{Reader: k, Files: libvirt.New(r.Libvirt)}
 	var p *plan.Plan
 	incoming := false
 	if act == applyPlan {

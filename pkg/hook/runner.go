@@ -10,10 +10,10 @@ import (
 
 	"github.com/sirupsen/logrus"
 
-	"github.com/fdbhook/fdbhook/pkg/apply"
 	"github.com/fdbhook/fdbhook/pkg/config"
 	"github.com/fdbhook/fdbhook/pkg/guest"
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
+	"github.com/fdbhook/fdbhook/pkg/logline"
 	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/pkg/runstate"
 	"github.com/fdbhook/fdbhook/pkg/version"
@@ -28,18 +28,6 @@ const (
 	ExitConfig  = 3 // bad configuration file
 	ExitInput   = 4 // bad hook input (XML)
 )
-
-// Kernel is what a run needs from the kernel: reads for planning, writes
-// for applying.
-type Kernel interface {
-	Link(name string) (*model.Link, error)
-	LinkByIndex(index int) (*model.Link, error)
-	Entries(bridge *model.Link, mac string) ([]model.Entry, error)
-	PortEntries(bridge, port *model.Link) ([]model.Entry, error)
-	BridgeEntries(bridge *model.Link) ([]model.Entry, error)
-	apply.Writer
-	Close()
-}
 
 // Env is what one invocation of an fdbhook program reads, writes and acts
 // on, besides the kernel: the hooks' Runner and the fdbhook command share
@@ -71,7 +59,7 @@ type Env struct {
 type Runner struct {
 	Env
 	// OpenKernel connects to the kernel (one connection per run).
-	OpenKernel func() (Kernel, error)
+	OpenKernel func() (model.Kernel, error)
 	// Syslog enables logging to the system log.
 	Syslog bool
 	// Now is the clock (time.Now when nil).
@@ -113,7 +101,7 @@ func ExitCode(err error) int {
 // errors (libvirt shows a failed hook's stderr to the admin); an explicit
 // FDBHOOK_LOG_LEVEL shows that level on stderr too, for manual runs.
 func (r *Runner) setupLog(cfgLevel string, hookMode bool) error {
-	syslogLevel, err := parseLevel(cfgLevel)
+	syslogLevel, err := logline.ParseLevel(cfgLevel)
 	if err != nil {
 		return err
 	}
@@ -121,8 +109,8 @@ func (r *Runner) setupLog(cfgLevel string, hookMode bool) error {
 	if hookMode {
 		stderrLevel = logrus.WarnLevel
 	}
-	if env := r.Getenv("FDBHOOK_LOG_LEVEL"); env != "" {
-		lvl, err := parseLevel(env)
+	if env := r.Getenv(logline.EnvLevel); env != "" {
+		lvl, err := logline.ParseLevel(env)
 		if err != nil {
 			return fmt.Errorf("FDBHOOK_LOG_LEVEL: %w", err)
 		}
@@ -162,7 +150,7 @@ type prefetcher interface {
 
 // prefetch hands k the guest's ports and MACs when k can read ahead. It
 // changes no answer, only how many round trips they take.
-func prefetch(k Kernel, g *guest.Guest) {
+func prefetch(k model.Kernel, g *guest.Guest) {
 	pf, ok := k.(prefetcher)
 	if !ok {
 		return
@@ -179,7 +167,7 @@ func prefetch(k Kernel, g *guest.Guest) {
 
 // PlanView joins the kernel and libvirt's files into what the planner reads.
 type PlanView struct {
-	Kernel
+	model.Reader
 	*libvirt.Files
 }
 

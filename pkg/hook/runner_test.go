@@ -8,101 +8,37 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fdbhook/fdbhook/pkg/kernel/kerneltest"
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
 	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/pkg/runstate"
 )
 
-// fakeKernel: br0 with taps guest-t2-a and vnet7, all learning and flooding,
-// and the FDB entries in entries (none unless a test adds them).
-type fakeKernel struct {
-	links   map[string]*model.Link
-	entries []model.Entry
-	writes  []string
-	flags   []model.Flags // what each SetPortFlags asked for
-	closed  bool
-}
-
-// withRoamed adds an uplink eno1 to br0 and a static entry there for each
-// of macs, as after the guest's MAC roamed to the uplink.
-func (k *fakeKernel) withRoamed(macs ...string) *fakeKernel {
-	k.links["eno1"] = &model.Link{Name: "eno1", Index: 4, Type: "device", Master: "br0", MasterIndex: 2, MasterType: "bridge",
-		Flags: model.Flags{Learning: true, Flood: true}}
+// withRoamed adds an uplink eno1 to k's br0 and a static entry there for
+// each of macs, as after the guest's MAC roamed to the uplink.
+func withRoamed(k *kerneltest.Kernel, macs ...string) *kerneltest.Kernel {
+	k.Add(&model.Link{Name: "eno1", Index: 4, Type: "device", Master: "br0", Flags: kerneltest.Learning})
 	for _, m := range macs {
-		k.entries = append(k.entries, model.Entry{MAC: m, Port: "eno1", PortIndex: 4, State: model.NUDNoARP, NTFlags: model.NTFMaster})
+		k.AddStatic(m, "eno1")
 	}
 	return k
 }
 
-func newFakeKernel() *fakeKernel {
-	on := model.Flags{Learning: true, Flood: true}
-	br := &model.Link{Name: "br0", Index: 2, Type: "bridge"}
-	return &fakeKernel{links: map[string]*model.Link{
-		"br0":        br,
-		"guest-t2-a": {Name: "guest-t2-a", Index: 10, Type: "tuntap", TunMode: "tap", Master: "br0", MasterIndex: 2, MasterType: "bridge", Flags: on},
-		"vnet7":      {Name: "vnet7", Index: 12, Type: "tuntap", TunMode: "tap", Master: "br0", MasterIndex: 2, MasterType: "bridge", Flags: on},
-	}}
-}
-
-func (k *fakeKernel) Link(name string) (*model.Link, error) { return k.links[name], nil }
-func (k *fakeKernel) LinkByIndex(i int) (*model.Link, error) {
-	for _, l := range k.links {
-		if l.Index == i {
-			return l, nil
+// flagsSet returns the flags each SetPortFlags call asked for.
+func flagsSet(k *kerneltest.Kernel) []model.Flags {
+	var out []model.Flags
+	for _, c := range k.Calls() {
+		if c.Method == "SetPortFlags" {
+			out = append(out, c.Flags)
 		}
 	}
-	return nil, nil
+	return out
 }
-func (k *fakeKernel) Entries(br *model.Link, mac string) ([]model.Entry, error) {
-	var out []model.Entry
-	for _, e := range k.entries {
-		if p, _ := k.LinkByIndex(e.PortIndex); e.MAC == mac && p != nil && p.MasterIndex == br.Index {
-			out = append(out, e)
-		}
-	}
-	return out, nil
-}
-func (k *fakeKernel) PortEntries(br, port *model.Link) ([]model.Entry, error) {
-	var out []model.Entry
-	for _, e := range k.entries {
-		if e.PortIndex == port.Index {
-			out = append(out, e)
-		}
-	}
-	return out, nil
-}
-func (k *fakeKernel) BridgeEntries(br *model.Link) ([]model.Entry, error) {
-	var out []model.Entry
-	for _, e := range k.entries {
-		if p, _ := k.LinkByIndex(e.PortIndex); p != nil && p.MasterIndex == br.Index {
-			out = append(out, e)
-		}
-	}
-	return out, nil
-}
-func (k *fakeKernel) SetVlanFiltering(int, bool) error {
-	k.writes = append(k.writes, "vlan")
-	return nil
-}
-func (k *fakeKernel) SetPortFlags(i int, f model.Flags, _ bool) error {
-	k.writes = append(k.writes, "flags")
-	k.flags = append(k.flags, f)
-	return nil
-}
-func (k *fakeKernel) ReplaceEntry(e model.Entry) error {
-	k.writes = append(k.writes, "replace "+e.MAC)
-	return nil
-}
-func (k *fakeKernel) DeleteEntry(e model.Entry) error {
-	k.writes = append(k.writes, "delete "+e.MAC)
-	return nil
-}
-func (k *fakeKernel) Close() { k.closed = true }
 
 type run struct {
 	code           int
 	stdout, stderr string
-	kernel         *fakeKernel
+	kernel         *kerneltest.Kernel
 	opened         bool
 	runDir         runstate.Dir
 }
@@ -110,7 +46,7 @@ type run struct {
 // runHook runs one invocation of a Runner wired to buffers, a fake kernel
 // k and a temporary directory holding cfg (no file when cfg is empty).
 func runHook(t *testing.T, entry func(*Runner, []string) int, program, cfg string, stdin []byte,
-	env map[string]string, k *fakeKernel, args ...string) run {
+	env map[string]string, k *kerneltest.Kernel, args ...string) run {
 	t.Helper()
 	dir := t.TempDir()
 	if cfg != "" {
@@ -132,7 +68,7 @@ func runHook(t *testing.T, entry func(*Runner, []string) int, program, cfg strin
 		Libvirt:  libvirt.Paths{QemuRunDir: dir},
 		LockPath: filepath.Join(dir, "lock"), LockTimeout: time.Second,
 		RunDir: res.runDir,
-	}, OpenKernel: func() (Kernel, error) { res.opened = true; return k, nil }}
+	}, OpenKernel: func() (model.Kernel, error) { res.opened = true; return k, nil }}
 	res.code = entry(r, args)
 	res.stdout, res.stderr = out.String(), errb.String()
 	return res
@@ -140,7 +76,7 @@ func runHook(t *testing.T, entry func(*Runner, []string) int, program, cfg strin
 
 func runQemu(t *testing.T, cfg string, stdin []byte, env map[string]string, args ...string) run {
 	t.Helper()
-	return runHook(t, (*Runner).RunQemu, "qemu-hook", cfg, stdin, env, newFakeKernel(), args...)
+	return runHook(t, (*Runner).RunQemu, "qemu-hook", cfg, stdin, env, kerneltest.T2Host(), args...)
 }
 
 var startXML, _ = os.ReadFile("../../testdata/libvirt-9.0/qemu-t2-start-begin.xml")
@@ -166,14 +102,14 @@ func TestOperationTable(t *testing.T) {
 		{"restore", "begin", ""}, {"shutdown", "begin", ""}, {"start", "end", ""},
 	} {
 		r := runHook(t, (*Runner).RunQemu, "qemu-hook", cfgBr0, startXML, nil,
-			newFakeKernel().withRoamed("52:54:00:aa:cc:01"), "t2", tc.op, tc.subop, "-")
+			withRoamed(kerneltest.T2Host(), "52:54:00:aa:cc:01"), "t2", tc.op, tc.subop, "-")
 		if r.code != ExitOK || r.stdout != "" || r.stderr != "" {
 			t.Errorf("%s %s: exit %d stdout %q stderr %q", tc.op, tc.subop, r.code, r.stdout, r.stderr)
 		}
-		if got := strings.Join(r.kernel.writes, " "); got != tc.writes {
+		if got := strings.Join(r.kernel.WriteLog(), " "); got != tc.writes {
 			t.Errorf("%s %s: kernel writes %q, want %q", tc.op, tc.subop, got, tc.writes)
 		}
-		if r.opened && !r.kernel.closed {
+		if r.opened && r.kernel.Count("Close") == 0 {
 			t.Errorf("%s %s: kernel connection not closed", tc.op, tc.subop)
 		}
 	}
@@ -182,7 +118,7 @@ func TestOperationTable(t *testing.T) {
 func TestStartWrites(t *testing.T) {
 	r := runQemu(t, cfgBr0, startXML, nil, "t2", "start", "begin", "-")
 	want := "replace 52:54:00:aa:cc:01 flags replace 52:54:00:aa:cc:03 flags"
-	if got := strings.Join(r.kernel.writes, " "); got != want {
+	if got := strings.Join(r.kernel.WriteLog(), " "); got != want {
 		t.Errorf("writes %q, want %q", got, want)
 	}
 }
@@ -225,7 +161,7 @@ func TestFailures(t *testing.T) {
 			// t2's first MAC has roamed to the uplink: a stop that read the
 			// configuration would delete it.
 			r := runHook(t, (*Runner).RunQemu, "qemu-hook", tc.cfg, tc.stdin, tc.env,
-				newFakeKernel().withRoamed("52:54:00:aa:cc:01"), tc.args...)
+				withRoamed(kerneltest.T2Host(), "52:54:00:aa:cc:01"), tc.args...)
 			if r.code != tc.code {
 				t.Errorf("exit %d, want %d (stderr %q)", r.code, tc.code, r.stderr)
 			}
@@ -243,8 +179,8 @@ func TestFailures(t *testing.T) {
 			}
 			if tc.code != ExitOK || strings.Contains(tc.name, "warn") || strings.Contains(tc.name, "reconnect") ||
 				strings.Contains(tc.name, "at stop") {
-				if len(r.kernel.writes) != 0 {
-					t.Errorf("kernel written on failure: %v", r.kernel.writes)
+				if len(r.kernel.WriteLog()) != 0 {
+					t.Errorf("kernel written on failure: %v", r.kernel.WriteLog())
 				}
 			}
 		})
@@ -294,8 +230,8 @@ func TestDryRun(t *testing.T) {
 			env["FDBHOOK_DRY_RUN"] = "1"
 		}
 		r := runQemu(t, cfgBr0, startXML, env, args...)
-		if r.code != ExitOK || r.stdout != "" || len(r.kernel.writes) != 0 {
-			t.Errorf("%v: exit %d stdout %q writes %v", args, r.code, r.stdout, r.kernel.writes)
+		if r.code != ExitOK || r.stdout != "" || len(r.kernel.WriteLog()) != 0 {
+			t.Errorf("%v: exit %d stdout %q writes %v", args, r.code, r.stdout, r.kernel.WriteLog())
 		}
 		for _, want := range []string{"fdb replace 52:54:00:aa:cc:01 dev guest-t2-a master br0 static",
 			"link set dev vnet7 learning off flood off", "skip   net3 52:54:00:aa:cc:05: type 'user' is never managed"} {

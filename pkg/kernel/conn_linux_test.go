@@ -22,8 +22,8 @@ var nsSeq atomic.Int32
 // the witness the tests read back through.
 type lab struct {
 	c       *Conn
-	ns      netns.NsHandle
 	h       *netlink.Handle
+	ns      netns.NsHandle
 	br, tap netlink.Link
 }
 
@@ -78,7 +78,7 @@ func newLab(t testing.TB) *lab {
 	t.Cleanup(c.Close)
 	brl, _ := h.LinkByName("br0")
 	tapl, _ := h.LinkByName("fdbtk0")
-	return &lab{c: c, ns: ns, h: h, br: brl, tap: tapl}
+	return &lab{c: c, h: h, ns: ns, br: brl, tap: tapl}
 }
 
 // TestLinkReads: Link and LinkByIndex report what the netlink library

@@ -11,7 +11,6 @@ import (
 
 	"github.com/antchfx/xmlquery"
 
-	"github.com/fdbhook/fdbhook/pkg/guest"
 	"github.com/fdbhook/fdbhook/pkg/model"
 )
 
@@ -106,29 +105,18 @@ func (f *Files) PortOwner(port string) (string, error) {
 	return f.owners[port], nil
 }
 
+// readOwners maps the ports of the running guests whose live XML is in dir.
+// A file that cannot be parsed owns nothing (it is not ours to judge); one
+// that cannot be read fails the lookup, since its guest may own the port.
 func readOwners(dir string) (map[string]string, error) {
-	owners := map[string]string{}
-	files, err := filepath.Glob(filepath.Join(dir, "*.xml"))
+	guests, skipped, err := ReadGuests(dir)
 	if err != nil {
 		return nil, err
 	}
-	for _, file := range files {
-		data, err := os.ReadFile(file)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue // the guest stopped meanwhile
-		}
-		if err != nil {
-			return nil, err
-		}
-		g, err := guest.Parse(data)
-		if err != nil {
-			continue // not ours to judge; a broken file owns nothing
-		}
-		for _, n := range g.NICs {
-			if n.Target != "" {
-				owners[n.Target] = g.Name
-			}
+	for _, err := range skipped {
+		if pe, unread := errors.AsType[*fs.PathError](err); unread {
+			return nil, pe
 		}
 	}
-	return owners, nil
+	return PortOwners(guests), nil
 }

@@ -57,6 +57,7 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 	return prometheus.NewDesc("fdbhook_"+name, help, labels, nil)
 }
 
+// From status's report (collectStatus, FromReport).
 var (
 	descStatusOK = desc("status_success",
 		"1 when the last collection could read the configuration, the kernel and libvirt's files; 0 when it could not, and the per-bridge metrics are missing: run 'fdbhook status' to see why.")
@@ -78,6 +79,11 @@ var (
 	descProblems = desc("problems",
 		"Problems 'fdbhook status' reports, by kind; 'fdbhook status' says each one in words and what to do.",
 		"kind")
+)
+
+// From the run directory (collectRunDir): the hooks' run counts, the
+// watcher's lock, the last reconcile's record.
+var (
 	descHookRuns = desc("hook_runs_total",
 		"libvirt hook runs in which fdbhook acted, since boot, by operation (start, reconnect, attach: apply; stopped, release: clean up).",
 		"operation")
@@ -94,6 +100,10 @@ var (
 		"1 when the last reconcile managed every running guest, 0 when a guest failed or it could not run: run 'fdbhook reconcile' and read its output.")
 	descReconcileFailed = desc("last_reconcile_failed_guests",
 		"Running guests the last reconcile could not manage.")
+)
+
+// Of this binary.
+var (
 	descBuildInfo = desc("build_info",
 		"fdbhook's version and the Go version it was built with; always 1.",
 		"version", "goversion")

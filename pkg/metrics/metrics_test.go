@@ -21,42 +21,10 @@ import (
 	"github.com/fdbhook/fdbhook/pkg/admin"
 	"github.com/fdbhook/fdbhook/pkg/config"
 	"github.com/fdbhook/fdbhook/pkg/guest"
+	"github.com/fdbhook/fdbhook/pkg/kernel/kerneltest"
 	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/pkg/runstate"
 )
-
-// kernel is a read-only kernel for admin.Take: links, and static entries
-// by port name.
-type kernel struct {
-	links   []*model.Link
-	entries map[string][]string // port → MACs
-}
-
-func (k *kernel) Links() ([]*model.Link, error) { return k.links, nil }
-
-func (k *kernel) BridgeEntries(br *model.Link) ([]model.Entry, error) {
-	var out []model.Entry
-	for _, l := range k.links {
-		if l.MasterIndex != br.Index {
-			continue
-		}
-		for _, mac := range k.entries[l.Name] {
-			out = append(out, model.Entry{MAC: mac, Port: l.Name, PortIndex: l.Index, State: model.NUDNoARP, NTFlags: model.NTFMaster})
-		}
-	}
-	return out, nil
-}
-
-func (k *kernel) add(l *model.Link) *model.Link {
-	l.Index = len(k.links) + 1
-	for _, m := range k.links {
-		if m.Name == l.Master {
-			l.MasterIndex, l.MasterType = m.Index, "bridge"
-		}
-	}
-	k.links = append(k.links, l)
-	return l
-}
 
 type noNetworks struct{}
 
@@ -87,18 +55,17 @@ func domain(t *testing.T, name, target, mac string, optOut bool) *guest.Guest {
 // entry roamed to eth0; g3 on vnet3 opted out; a stale entry on vnet7,
 // a tap no running guest owns.
 func world(t *testing.T) func() (*admin.State, func(), error) {
-	k := &kernel{entries: map[string][]string{
-		"vnet1": {"52:54:00:00:00:01"},
-		"eth0":  {"52:54:00:00:00:02"},
-		"vnet7": {"52:54:00:00:00:07"},
-	}}
-	k.add(&model.Link{Name: "br0", Type: "bridge", VlanCapable: true})
-	k.add(&model.Link{Name: "eth0", Type: "device", Master: "br0", Flags: model.Flags{Learning: true, Flood: true}, Promiscuity: 1, Carrier: true})
-	k.add(tap("vnet1", false))
-	k.add(tap("vnet2", true))
-	k.add(tap("vnet3", true))
-	stale := k.add(tap("vnet7", false))
+	k := kerneltest.New()
+	k.Add(&model.Link{Name: "br0", Type: "bridge", VlanCapable: true})
+	k.Add(kerneltest.Uplink("eth0", "br0"))
+	k.Add(tap("vnet1", false))
+	k.Add(tap("vnet2", true))
+	k.Add(tap("vnet3", true))
+	stale := k.Add(tap("vnet7", false))
 	stale.Carrier = false
+	k.AddStatic("52:54:00:00:00:01", "vnet1")
+	k.AddStatic("52:54:00:00:00:02", "eth0")
+	k.AddStatic("52:54:00:00:00:07", "vnet7")
 	cfg, err := config.Parse([]byte("bridges = [\"br0\"]\n"))
 	if err != nil {
 		t.Fatal(err)

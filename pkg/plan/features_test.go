@@ -10,8 +10,8 @@ import (
 // modernHost is host() on a kernel with locked ports and sticky entries.
 func modernHost() *fakeView {
 	f := host()
-	for _, l := range f.links {
-		switch {
+	for _, d := range f.Devices() {
+		switch l := f.link(d.Name); {
 		case l.Type == "bridge":
 			l.StickyCapable = true
 		case l.MasterType == "bridge":
@@ -48,7 +48,7 @@ func TestFeaturePlans(t *testing.T) {
 			f.link("vnet7").Flags = model.Flags{Learning: true, Flood: true, Locked: true}
 		}, want: []string{"dev vnet7 learning off flood off locked on (was learning on flood on locked on)"}},
 		{name: "feature-lock-flushes-learned", config: lockCfg, xml: edit(start, "<metadata>", extra), kernel: func(f *fakeView) {
-			f.entries = append(f.entries,
+			f.AddEntry(
 				model.Entry{MAC: "02:00:00:00:00:66", Port: "guest-t2-a", PortIndex: 10, State: 0x02, NTFlags: model.NTFMaster},
 				model.Entry{MAC: "00:00:5e:00:01:0a", Port: "guest-t2-a", PortIndex: 10, State: 0x02, NTFlags: model.NTFMaster},
 				model.Entry{MAC: "02:00:00:00:00:67", Port: "guest-t2-a", PortIndex: 10, State: 0x02, NTFlags: model.NTFMaster | model.NTFExtLearn},
@@ -79,12 +79,12 @@ func TestFeaturePlans(t *testing.T) {
 			want: []string{"net0: fdb replace 00:00:5e:00:01:0a dev guest-t2-a master br0 static (extra MAC)",
 				"net0: fdb replace 52:54:00:00:00:77 dev guest-t2-a master br0 static (extra MAC)"}},
 		{name: "feature-extra-mac-replaces-roamed", config: baseConfig, xml: edit(start, "<metadata>", extra), kernel: func(f *fakeView) {
-			f.entries = append(f.entries, model.Entry{MAC: "00:00:5e:00:01:0a", Port: "eno1", PortIndex: 4, State: 0x02, NTFlags: model.NTFMaster})
+			f.AddEntry(model.Entry{MAC: "00:00:5e:00:01:0a", Port: "eno1", PortIndex: 4, State: 0x02, NTFlags: model.NTFMaster})
 		}, want: []string{"(extra MAC) (replaces 00:00:5e:00:01:0a dev eno1 dynamic)"}},
 		{name: "feature-refuse-extra-mac-of-other-guest", config: baseConfig, xml: edit(start, "<metadata>", extra), refusals: 1,
 			kernel: func(f *fakeView) {
 				f.add(&model.Link{Name: "vnet20", Index: 40, Type: "tuntap", TunMode: "tap", Master: "br0", MasterIndex: 2, MasterType: "bridge"})
-				f.entries = append(f.entries, model.Entry{MAC: "52:54:00:00:00:77", Port: "vnet20", PortIndex: 40, State: model.NUDNoARP, NTFlags: model.NTFMaster})
+				f.AddEntry(model.Entry{MAC: "52:54:00:00:00:77", Port: "vnet20", PortIndex: 40, State: model.NUDNoARP, NTFlags: model.NTFMaster})
 			}, want: []string{"duplicate extra MAC 52:54:00:00:00:77: it already has a static entry on vnet20"}},
 		{name: "feature-refuse-extra-mac-of-own-nic", config: baseConfig, refusals: 1, xml: edit(start, "<metadata>",
 			meta(`<fdbhook:fdb `+ns+`><fdbhook:interface mac="52:54:00:aa:cc:03"><fdbhook:mac address="52:54:00:aa:cc:01"/></fdbhook:interface></fdbhook:fdb>`)),
@@ -106,7 +106,7 @@ networks = ["hostbr", "default"]`, refusals: 1, kernel: func(f *fakeView) { f.li
 			want: []string{"type='bridge' NICs only"}},
 		{name: "feature-stop-locked-and-extra", stop: true, config: lockCfg, xml: edit(stopped, "<metadata>", extra), kernel: func(f *fakeView) {
 			f.link("guest-t2-a").Flags = model.Flags{Locked: true}
-			f.entries = append(f.entries,
+			f.AddEntry(
 				model.Entry{MAC: "52:54:00:aa:cc:01", Port: "guest-t2-a", PortIndex: 10, State: model.NUDNoARP, NTFlags: model.NTFMaster | model.NTFSticky},
 				model.Entry{MAC: "00:00:5e:00:01:0a", Port: "guest-t2-a", PortIndex: 10, State: model.NUDNoARP, NTFlags: model.NTFMaster},
 				model.Entry{MAC: "52:54:00:00:00:77", Port: "eno1", PortIndex: 4, State: model.NUDNoARP, NTFlags: model.NTFMaster})
@@ -120,7 +120,7 @@ networks = ["hostbr", "default"]`, refusals: 1, kernel: func(f *fakeView) { f.li
 			filtering(f)
 			f.link("br0").DefaultPvid = 1
 			f.link("guest-t2-a").Flags = model.Flags{}
-			f.entries = append(f.entries, model.Entry{MAC: "52:54:00:aa:cc:01", Port: "guest-t2-a", PortIndex: 10, State: model.NUDNoARP, NTFlags: model.NTFMaster})
+			f.AddEntry(model.Entry{MAC: "52:54:00:aa:cc:01", Port: "guest-t2-a", PortIndex: 10, State: model.NUDNoARP, NTFlags: model.NTFMaster})
 		}, want: []string{"port guest-t2-a: bridge vlan del dev guest-t2-a vid 10 pvid untagged, 20, 21, 22, 30 (the stopped guest's VLANs)",
 			"port guest-t2-a: bridge vlan add dev guest-t2-a vid 1 pvid untagged (the bridge's default pvid)"}},
 	} {

@@ -60,7 +60,7 @@ func TestIncoming(t *testing.T) {
 				"net2: link set dev vnet7 learning on flood off (was learning on flood on)"}},
 		{name: "roamed entry on the uplink is left alone", config: baseConfig, xml: start, watcher: true,
 			kernel: func(f *fakeView) {
-				f.entries = append(f.entries, model.Entry{MAC: "52:54:00:aa:cc:01", Port: "eno1", PortIndex: 4, State: model.NUDNoARP, NTFlags: model.NTFMaster})
+				f.AddEntry(model.Entry{MAC: "52:54:00:aa:cc:01", Port: "eno1", PortIndex: 4, State: model.NUDNoARP, NTFlags: model.NTFMaster})
 			}, want: []string{"net0: link set dev guest-t2-a learning on flood off (was learning on flood on)",
 				"net2: link set dev vnet7 learning on flood off (was learning on flood on)"}},
 	} {

@@ -1,8 +1,6 @@
 package plan
 
 import (
-	"github.com/fdbhook/fdbhook/pkg/model"
-
 	"flag"
 	"os"
 	"path/filepath"
@@ -11,75 +9,18 @@ import (
 
 	"github.com/fdbhook/fdbhook/pkg/config"
 	"github.com/fdbhook/fdbhook/pkg/guest"
+	"github.com/fdbhook/fdbhook/pkg/kernel/kerneltest"
+	"github.com/fdbhook/fdbhook/pkg/model"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
-// fakeView is a kernel and libvirt state written down by hand.
+// fakeView is the fake kernel with libvirt's networks and port owners
+// written down by hand.
 type fakeView struct {
-	links    []*model.Link
-	entries  []model.Entry // PortIndex and Port set; bridge from the port's master
+	*kerneltest.Kernel
 	networks map[string]*model.Network
 	owners   map[string]string
-}
-
-func (f *fakeView) Link(name string) (*model.Link, error) {
-	for _, l := range f.links {
-		if l.Name == name {
-			return l, nil
-		}
-	}
-	return nil, nil
-}
-
-func (f *fakeView) LinkByIndex(i int) (*model.Link, error) {
-	for _, l := range f.links {
-		if l.Index == i {
-			return l, nil
-		}
-	}
-	return nil, nil
-}
-
-func (f *fakeView) bridgeOf(e model.Entry) int {
-	l, _ := f.LinkByIndex(e.PortIndex)
-	if l == nil {
-		return 0
-	}
-	if l.Type == "bridge" {
-		return l.Index
-	}
-	return l.MasterIndex
-}
-
-func (f *fakeView) Entries(br *model.Link, mac string) ([]model.Entry, error) {
-	var out []model.Entry
-	for _, e := range f.entries {
-		if e.MAC == mac && f.bridgeOf(e) == br.Index {
-			out = append(out, e)
-		}
-	}
-	return out, nil
-}
-
-func (f *fakeView) PortEntries(br, port *model.Link) ([]model.Entry, error) {
-	var out []model.Entry
-	for _, e := range f.entries {
-		if e.PortIndex == port.Index {
-			out = append(out, e)
-		}
-	}
-	return out, nil
-}
-
-func (f *fakeView) BridgeEntries(br *model.Link) ([]model.Entry, error) {
-	var out []model.Entry
-	for _, e := range f.entries {
-		if f.bridgeOf(e) == br.Index {
-			out = append(out, e)
-		}
-	}
-	return out, nil
 }
 
 func (f *fakeView) Network(name string) (*model.Network, error) { return f.networks[name], nil }
@@ -89,16 +30,18 @@ func (f *fakeView) PortOwner(port string) (string, error)       { return f.owner
 // an uplink and t2's taps, virbr0 with t2's NAT tap.
 func host() *fakeView {
 	on := model.Flags{Learning: true, Flood: true}
+	k := kerneltest.T2Host()
+	k.Device("br0").VlanCapable = true
+	for _, l := range []*model.Link{
+		{Name: "virbr0", Index: 3, Type: "bridge", VlanCapable: true},
+		{Name: "eno1", Index: 4, Type: "device", Master: "br0", Flags: on},
+		{Name: "vnet6", Index: 11, Type: "tuntap", TunMode: "tap", Master: "virbr0", Flags: on},
+		{Name: "tapeth6", Index: 13, Type: "tuntap", TunMode: "tap", Flags: on},
+	} {
+		k.Add(l)
+	}
 	return &fakeView{
-		links: []*model.Link{
-			{Name: "br0", Index: 2, Type: "bridge", VlanCapable: true},
-			{Name: "virbr0", Index: 3, Type: "bridge", VlanCapable: true},
-			{Name: "eno1", Index: 4, Type: "device", Master: "br0", MasterIndex: 2, MasterType: "bridge", Flags: on},
-			{Name: "guest-t2-a", Index: 10, Type: "tuntap", TunMode: "tap", Master: "br0", MasterIndex: 2, MasterType: "bridge", Flags: on},
-			{Name: "vnet6", Index: 11, Type: "tuntap", TunMode: "tap", Master: "virbr0", MasterIndex: 3, MasterType: "bridge", Flags: on},
-			{Name: "vnet7", Index: 12, Type: "tuntap", TunMode: "tap", Master: "br0", MasterIndex: 2, MasterType: "bridge", Flags: on},
-			{Name: "tapeth6", Index: 13, Type: "tuntap", TunMode: "tap", Flags: on},
-		},
+		Kernel: k,
 		networks: map[string]*model.Network{
 			"default": {Name: "default", Bridge: "virbr0"},
 			"hostbr":  {Name: "hostbr", Bridge: "br0"},
@@ -107,12 +50,10 @@ func host() *fakeView {
 	}
 }
 
-func (f *fakeView) link(name string) *model.Link {
-	l, _ := f.Link(name)
-	return l
-}
+// link returns the device called name itself, for a case to edit.
+func (f *fakeView) link(name string) *model.Link { return f.Device(name) }
 
-func (f *fakeView) add(l *model.Link) *fakeView { f.links = append(f.links, l); return f }
+func (f *fakeView) add(l *model.Link) *fakeView { f.Add(l); return f }
 
 func fixture(t *testing.T, name string) []byte {
 	t.Helper()
@@ -171,12 +112,12 @@ networks = ["default", "hostbr"]`, xml: start},
 		{name: "start-rerun", want: []string{"fdb replace 52:54:00:aa:cc:01 dev guest-t2-a master br0 static (replaces 52:54:00:aa:cc:01 dev guest-t2-a static)"}, config: baseConfig, xml: start, kernel: func(f *fakeView) {
 			f.link("guest-t2-a").Flags = model.Flags{}
 			f.link("vnet7").Flags = model.Flags{}
-			f.entries = append(f.entries,
+			f.AddEntry(
 				model.Entry{MAC: "52:54:00:aa:cc:01", Port: "guest-t2-a", PortIndex: 10, State: model.NUDNoARP, NTFlags: model.NTFMaster},
 				model.Entry{MAC: "52:54:00:aa:cc:03", Port: "vnet7", PortIndex: 12, State: model.NUDNoARP, NTFlags: model.NTFMaster})
 		}},
 		{name: "start-replaces-roamed", want: []string{"fdb replace 52:54:00:aa:cc:01 dev guest-t2-a master br0 static (replaces 52:54:00:aa:cc:01 dev eno1 static)"}, config: baseConfig, xml: start, kernel: func(f *fakeView) {
-			f.entries = append(f.entries,
+			f.AddEntry(
 				model.Entry{MAC: "52:54:00:aa:cc:01", Port: "eno1", PortIndex: 4, State: model.NUDNoARP, NTFlags: model.NTFMaster},
 				model.Entry{MAC: "52:54:00:aa:cc:03", Port: "eno1", PortIndex: 4, State: 0x02, NTFlags: model.NTFMaster})
 		}},
@@ -189,7 +130,7 @@ networks = ["default", "hostbr"]`, xml: start},
 			kernel: func(f *fakeView) {
 				f.add(&model.Link{Name: "vnet20", Index: 40, Type: "tuntap", TunMode: "tap", Master: "br0", MasterIndex: 2, MasterType: "bridge"})
 				f.add(&model.Link{Name: "veth30", Index: 41, Type: "veth", Master: "br0", MasterIndex: 2, MasterType: "bridge"})
-				f.entries = append(f.entries,
+				f.AddEntry(
 					model.Entry{MAC: "52:54:00:00:00:20", Port: "vnet20", PortIndex: 40, State: model.NUDNoARP, NTFlags: model.NTFMaster | model.NTFSticky},
 					model.Entry{MAC: "52:54:00:00:00:20", Port: "vnet20", PortIndex: 40, Vlan: 1, State: model.NUDNoARP, NTFlags: model.NTFMaster},
 					model.Entry{MAC: "52:54:00:00:00:21", Port: "veth30", PortIndex: 41, State: model.NUDNoARP, NTFlags: model.NTFMaster},
@@ -253,11 +194,11 @@ networks = ["default", "hostbr"]`, xml: start},
 			xml: edit(start, "52:54:00:aa:cc:03", "52:54:00:aa:cc:01")},
 		{name: "refuse-duplicate-across-guests", want: []string{"duplicate MAC: it already has a static entry on vnet20, another guest's port"}, config: baseConfig, refusals: 1, xml: start, kernel: func(f *fakeView) {
 			f.add(&model.Link{Name: "vnet20", Index: 40, Type: "tuntap", TunMode: "tap", Master: "br0", MasterIndex: 2, MasterType: "bridge"})
-			f.entries = append(f.entries, model.Entry{MAC: "52:54:00:aa:cc:03", Port: "vnet20", PortIndex: 40, State: model.NUDNoARP, NTFlags: model.NTFMaster})
+			f.AddEntry(model.Entry{MAC: "52:54:00:aa:cc:03", Port: "vnet20", PortIndex: 40, State: model.NUDNoARP, NTFlags: model.NTFMaster})
 		}},
 		{name: "start-replaces-static-on-veth-uplink", want: []string{"fdb replace 52:54:00:aa:cc:03 dev vnet7 master br0 static (replaces 52:54:00:aa:cc:03 dev up0 static)"}, config: baseConfig, xml: start, kernel: func(f *fakeView) {
 			f.add(&model.Link{Name: "up0", Index: 41, Type: "veth", Master: "br0", MasterIndex: 2, MasterType: "bridge"})
-			f.entries = append(f.entries, model.Entry{MAC: "52:54:00:aa:cc:03", Port: "up0", PortIndex: 41, State: model.NUDNoARP, NTFlags: model.NTFMaster})
+			f.AddEntry(model.Entry{MAC: "52:54:00:aa:cc:03", Port: "up0", PortIndex: 41, State: model.NUDNoARP, NTFlags: model.NTFMaster})
 		}},
 		{name: "refuse-bad-macs", config: baseConfig, refusals: 2,
 			xml: edit(start, "52:54:00:aa:cc:01", "01:00:5e:00:00:01", "52:54:00:aa:cc:03", "00:00:00:00:00:00")},
@@ -265,11 +206,15 @@ networks = ["default", "hostbr"]`, xml: start},
 		// a custom one (guest-t2-a): a start plan from it refuses net2.
 		{name: "refuse-no-target", config: baseConfig, refusals: 1, xml: stopped},
 		{name: "stop-nothing-left", want: []string{"(no kernel changes)"}, stop: true, config: baseConfig, xml: stopped, kernel: func(f *fakeView) {
-			f.links = f.links[:3] // the kernel deleted t2's taps
+			for _, tap := range []string{"guest-t2-a", "vnet6", "vnet7", "tapeth6"} {
+				f.Delete(tap) // the kernel deleted t2's taps
+			}
 		}},
 		{name: "stop-roamed-and-persistent", want: []string{"do     fdb del 52:54:00:aa:cc:01 dev eno1 static master br0 (roamed to eno1)", "do     fdb del 52:54:00:aa:cc:03 dev vnet7 vlan 10 static master br0", "do     port vnet7: link set dev vnet7 learning on flood on"}, stop: true, config: baseConfig, xml: stopped, kernel: func(f *fakeView) {
 			f.link("vnet7").Flags = model.Flags{}
-			f.entries = append(f.entries,
+			f.SetVlans("vnet7", model.Vlan{ID: 10})
+			f.SetVlans("eno1", model.Vlan{ID: 5})
+			f.AddEntry(
 				model.Entry{MAC: "52:54:00:aa:cc:01", Port: "eno1", PortIndex: 4, State: model.NUDNoARP, NTFlags: model.NTFMaster},
 				model.Entry{MAC: "52:54:00:aa:cc:03", Port: "vnet7", PortIndex: 12, State: model.NUDNoARP, NTFlags: model.NTFMaster},
 				model.Entry{MAC: "52:54:00:aa:cc:03", Port: "vnet7", PortIndex: 12, Vlan: 10, State: model.NUDNoARP, NTFlags: model.NTFMaster},
@@ -279,12 +224,12 @@ networks = ["default", "hostbr"]`, xml: start},
 		{name: "stop-port-of-other-guest", want: []string{"belongs to running guest t3: left alone", "(no kernel changes)"}, stop: true, config: baseConfig, xml: stopped, kernel: func(f *fakeView) {
 			f.link("vnet7").Flags = model.Flags{}
 			f.owners["vnet7"] = "t3"
-			f.entries = append(f.entries,
+			f.AddEntry(
 				model.Entry{MAC: "52:54:00:aa:cc:03", Port: "vnet7", PortIndex: 12, State: model.NUDNoARP, NTFlags: model.NTFMaster})
 		}},
 		{name: "stop-shared-persistent-port", want: []string{"do     fdb del 52:54:00:aa:cc:03 dev vnet7 static master br0", "its flags are left as they are"}, stop: true, config: baseConfig, xml: stopped, kernel: func(f *fakeView) {
 			f.link("vnet7").Flags = model.Flags{}
-			f.entries = append(f.entries,
+			f.AddEntry(
 				model.Entry{MAC: "52:54:00:aa:cc:03", Port: "vnet7", PortIndex: 12, State: model.NUDNoARP, NTFlags: model.NTFMaster},
 				model.Entry{MAC: "52:54:00:bb:00:01", Port: "vnet7", PortIndex: 12, State: model.NUDNoARP, NTFlags: model.NTFMaster})
 		}},
@@ -292,7 +237,7 @@ networks = ["default", "hostbr"]`, xml: start},
 networks = ["hostbr"]`, xml: edit(stopped, "<source bridge='br0'/>", "<source bridge='br7'/>")},
 		{name: "stop-unknown-network-bridge", stop: true, config: baseConfig, xml: stopped, kernel: func(f *fakeView) {
 			delete(f.networks, "hostbr")
-			f.entries = append(f.entries,
+			f.AddEntry(
 				model.Entry{MAC: "52:54:00:aa:cc:03", Port: "eno1", PortIndex: 4, State: model.NUDNoARP | 0x02, NTFlags: model.NTFMaster})
 		}},
 	} {
@@ -382,7 +327,7 @@ func declaredBridged(v *fakeView, l *model.Link, kind string) bool {
 	case kind == "veth" && l.Type != "veth":
 		return false
 	}
-	for _, m := range v.links {
+	for _, m := range v.Devices() {
 		if m.Index == l.MasterIndex {
 			return m.Type == "bridge" && m.Name == l.Master
 		}

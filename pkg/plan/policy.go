@@ -1,12 +1,34 @@
 package plan
 
 import (
-	"github.com/fdbhook/fdbhook/pkg/model"
-
 	"fmt"
 
 	"github.com/fdbhook/fdbhook/pkg/config"
+	"github.com/fdbhook/fdbhook/pkg/model"
 )
+
+// VlanAction is what the configuration asks of a bridge's vlan_filtering,
+// given what the bridge and the kernel can do.
+type VlanAction int
+
+const (
+	VlanLeave  VlanAction = iota // nothing: "leave", or the bridge filters already
+	VlanEnable                   // turn vlan_filtering on
+	VlanCannot                   // "enable", but this kernel has no bridge VLAN filtering
+)
+
+// VlanPolicy is the one place that reads the vlan_filtering policy of
+// bridge br: for a guest start and a network start (BridgePolicy), and
+// for status and doctor, which say what a start would do.
+func VlanPolicy(cfg *config.Config, br *model.Link) VlanAction {
+	switch {
+	case br.VlanFiltering || cfg.Policy(br.Name).VlanFiltering != config.Enable:
+		return VlanLeave
+	case !br.VlanCapable:
+		return VlanCannot
+	}
+	return VlanEnable
+}
 
 // BridgePolicy decides what the configuration asks of bridge br, for a
 // guest start and a network start alike: the steps that turn its
@@ -14,10 +36,10 @@ import (
 // can, a warning when the kernel cannot, and whether the bridge filters
 // VLANs once the steps are done.
 func BridgePolicy(cfg *config.Config, v View, br *model.Link) (steps []Step, warning string, filtering bool, err error) {
-	if br.VlanFiltering || cfg.Policy(br.Name).VlanFiltering != config.Enable {
+	switch VlanPolicy(cfg, br) {
+	case VlanLeave:
 		return nil, "", br.VlanFiltering, nil
-	}
-	if !br.VlanCapable {
+	case VlanCannot:
 		return nil, fmt.Sprintf("bridge %s: vlan_filtering = \"enable\" cannot take effect: this kernel has no bridge VLAN filtering", br.Name), false, nil
 	}
 	steps, err = EnableFiltering(v, br)

@@ -1,6 +1,8 @@
 package plan
 
 import (
+	"errors"
+
 	"github.com/fdbhook/fdbhook/pkg/model"
 
 	"fmt"
@@ -10,15 +12,7 @@ import (
 // View is the read-only kernel and libvirt state a plan is made from.
 // Lookups of absent things return nil and no error.
 type View interface {
-	Link(name string) (*model.Link, error)
-	LinkByIndex(index int) (*model.Link, error)
-	// Entries returns the FDB entries for mac on bridge, for VLAN 0 and for
-	// every VLAN configured on the bridge.
-	Entries(bridge *model.Link, mac string) ([]model.Entry, error)
-	// PortEntries returns the FDB entries on bridge that point at port.
-	PortEntries(bridge, port *model.Link) ([]model.Entry, error)
-	// BridgeEntries returns every FDB entry of bridge.
-	BridgeEntries(bridge *model.Link) ([]model.Entry, error)
+	model.Reader
 	// Network returns the libvirt network name, or nil when it is unknown.
 	Network(name string) (*model.Network, error)
 	// PortOwner returns the name of the running guest whose live XML has
@@ -195,6 +189,20 @@ func (r Refusal) Error() string {
 		where += " on " + r.Bridge
 	}
 	return where + ": " + r.Cause
+}
+
+// Refused is the error of a plan that refuses NICs, nil when it refuses
+// none: each refusal as Refusal.Error says it, in the plan's order. A
+// refused plan is never applied, in part or whole.
+func (p *Plan) Refused() error {
+	if len(p.Refusals) == 0 {
+		return nil
+	}
+	msgs := make([]string, len(p.Refusals))
+	for i, r := range p.Refusals {
+		msgs[i] = r.Error()
+	}
+	return errors.New(strings.Join(msgs, "; "))
 }
 
 // Plan is everything one hook event will do.

@@ -43,9 +43,9 @@ type Phase string
 const (
 	// Incoming: "migrate begin" ran here; the guest's ports do not exist yet.
 	Incoming Phase = "incoming"
-	// Pending: "start begin" turned learning and flooding off on the
-	// guest's new ports and left the static entries for the resume, when
-	// the guest's CPUs start here.
+	// Pending: "start begin" turned flooding off on the guest's new ports,
+	// left learning on, and left the static entries (and learning off) for
+	// the resume, when the guest's CPUs start here.
 	Pending Phase = "pending"
 )
 

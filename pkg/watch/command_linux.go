@@ -5,21 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/syslog"
 	"os/signal"
 	"path/filepath"
-	"sort"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
-	lsyslog "github.com/sirupsen/logrus/hooks/syslog"
 	"github.com/vishvananda/netns"
 
 	"github.com/fdbhook/fdbhook/pkg/config"
 	"github.com/fdbhook/fdbhook/pkg/kernel"
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
+	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/pkg/runstate"
 )
 
@@ -67,72 +64,27 @@ type MetricsServer func(addr string) (serve func(context.Context) error, err err
 // the exit code. metrics (nil: none) serves [watch] metrics when it is set.
 func Main(program string, args []string, stdout, stderr io.Writer, getenv func(string) string, metrics MetricsServer) int {
 	runDir := runstate.FromEnv(getenv)
-	for _, a := range args {
-		switch a {
-		case "-h", "--help":
-			fmt.Fprintf(stdout, Usage, program)
-			return 0
-		default:
-			fmt.Fprintf(stderr, "%s: watch: unexpected %q; usage: watch [--help]\n", program, a)
-			return 2
-		}
+	if code, done := parseArgs(program, args, stdout, stderr); done {
+		return code
 	}
 	cfgPath := config.PathFromEnv(getenv)
-	cfg, err := config.Load(cfgPath)
+	cfg, log, err := loadConfig(cfgPath, getenv, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: watch: %v\n", program, err)
 		return 3
 	}
-	level := cfg.LogLevel
-	if env := getenv("FDBHOOK_LOG_LEVEL"); env != "" {
-		level = env
-	}
-	log, err := NewLogger(stderr, level, true)
-	if err != nil {
-		fmt.Fprintf(stderr, "%s: watch: %v\n", program, err)
-		return 3
-	}
-	run, etc := getenv(EnvLibvirtRun), getenv(EnvLibvirtEtc)
-	if run == "" {
-		run = "/run/libvirt"
-	}
-	if etc == "" {
-		etc = "/etc/libvirt"
-	}
-	paths := libvirt.Paths{
-		NetworkDirs: []string{filepath.Join(run, "network"), filepath.Join(etc, "qemu", "networks")},
-		QemuRunDir:  filepath.Join(run, "qemu"),
-	}
-	sockets := DefaultSockets
-	if s := getenv(EnvLibvirtSock); s != "" {
-		sockets = []string{s}
-	} else if run != "/run/libvirt" {
-		sockets = []string{filepath.Join(run, "libvirt-sock"), filepath.Join(run, "virtqemud-sock")}
-	}
-	lockPath := getenv(EnvLockPath)
-	if lockPath == "" {
-		lockPath = DefaultLockPath
-	}
+	paths, etc, sockets, lockPath := hostPaths(getenv)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if addr := cfg.Watch.Metrics; addr != "" && metrics != nil {
-		serve, err := metrics(addr)
+		wait, err := serveMetrics(ctx, addr, metrics, log)
 		if err != nil {
 			log.Errorf("[watch] metrics = %q: %v", addr, err)
 			return 1
 		}
-		served := make(chan error, 1)
-		go func() { served <- serve(ctx) }()
-		log.Infof("serving Prometheus metrics on %s/metrics", addr)
 		defer func() {
 			stop() // ends serve, whatever ended the watcher
-			select {
-			case err := <-served:
-				if err != nil {
-					log.Warnf("metrics: %v", err)
-				}
-			case <-time.After(500 * time.Millisecond): // a scrape in flight must not delay the exit
-			}
+			wait()
 		}()
 	}
 	w := &Watcher{
@@ -143,7 +95,7 @@ func Main(program string, args []string, stdout, stderr io.Writer, getenv func(s
 		RunDir:      runDir,
 		LockPath:    lockPath,
 		LockTimeout: 10 * time.Second,
-		OpenKernel: func() (Kernel, error) {
+		OpenKernel: func() (model.Kernel, error) {
 			return kernel.Open(netns.None(), kernel.DefaultTimeout)
 		},
 		Sources: []Source{
@@ -153,58 +105,85 @@ func Main(program string, args []string, stdout, stderr io.Writer, getenv func(s
 			Hangup{},
 		},
 	}
-	if err := w.Run(ctx); err != nil {
-		log.Errorf("%v", err)
-		var cerr *config.Error
-		if errors.As(err, &cerr) {
-			return 3
-		}
-		return 1
-	}
-	return 0
+	return exitCode(w.Run(ctx), log)
 }
 
-// NewLogger logs "fdbhook watch: [level: ]message key=value" to stderr
-// and, when useSyslog is set and syslog is reachable, to the system log.
-func NewLogger(stderr io.Writer, level string, useSyslog bool) (*logrus.Logger, error) {
-	lvl, err := logrus.ParseLevel(strings.ToLower(level))
+// parseArgs answers --help; done is set when Main is to return code
+// at once. "watch" takes no other argument.
+func parseArgs(program string, args []string, stdout, stderr io.Writer) (code int, done bool) {
+	for _, a := range args {
+		switch a {
+		case "-h", "--help":
+			fmt.Fprintf(stdout, Usage, program)
+			return 0, true
+		default:
+			fmt.Fprintf(stderr, "%s: watch: unexpected %q; usage: watch [--help]\n", program, a)
+			return 2, true
+		}
+	}
+	return 0, false
+}
+
+// hostPaths says where libvirt's files and sockets and the hooks' lock
+// are: the system's, unless the environment names others (tests, and a
+// libvirt under another prefix).
+func hostPaths(getenv func(string) string) (paths libvirt.Paths, etc string, sockets []string, lockPath string) {
+	run, etc := getenv(EnvLibvirtRun), getenv(EnvLibvirtEtc)
+	if run == "" {
+		run = "/run/libvirt"
+	}
+	if etc == "" {
+		etc = "/etc/libvirt"
+	}
+	paths = libvirt.Paths{
+		NetworkDirs: []string{filepath.Join(run, "network"), filepath.Join(etc, "qemu", "networks")},
+		QemuRunDir:  filepath.Join(run, "qemu"),
+	}
+	sockets = DefaultSockets
+	if s := getenv(EnvLibvirtSock); s != "" {
+		sockets = []string{s}
+	} else if run != "/run/libvirt" {
+		sockets = []string{filepath.Join(run, "libvirt-sock"), filepath.Join(run, "virtqemud-sock")}
+	}
+	lockPath = getenv(EnvLockPath)
+	if lockPath == "" {
+		lockPath = DefaultLockPath
+	}
+	return paths, etc, sockets, lockPath
+}
+
+// serveMetrics starts serving [watch] metrics on addr until ctx ends;
+// wait, after ctx ended, lets a scrape in flight finish, but not for long:
+// it must not delay the exit.
+func serveMetrics(ctx context.Context, addr string, metrics MetricsServer, log *logrus.Logger) (wait func(), err error) {
+	serve, err := metrics(addr)
 	if err != nil {
-		return nil, fmt.Errorf("unknown log level %q (want debug, info, warning or error)", level)
+		return nil, err
 	}
-	log := logrus.New()
-	log.Out = stderr
-	log.Level = lvl
-	log.Formatter = lineFormatter{}
-	if useSyslog {
-		if h, err := lsyslog.NewSyslogHook("", "", syslog.LOG_DAEMON|syslog.LOG_INFO, "fdbhook-watch"); err == nil {
-			log.AddHook(h)
+	served := make(chan error, 1)
+	go func() { served <- serve(ctx) }()
+	log.Infof("serving Prometheus metrics on %s/metrics", addr)
+	return func() {
+		select {
+		case err := <-served:
+			if err != nil {
+				log.Warnf("metrics: %v", err)
+			}
+		case <-time.After(500 * time.Millisecond):
 		}
-	}
-	return log, nil
+	}, nil
 }
 
-type lineFormatter struct{}
-
-func (lineFormatter) Format(e *logrus.Entry) ([]byte, error) {
-	var b strings.Builder
-	b.WriteString("fdbhook watch: ")
-	if e.Level != logrus.InfoLevel {
-		b.WriteString(e.Level.String() + ": ")
+// exitCode is the watcher's exit code for the error Run returned: 3 for a
+// configuration Run could not read, 1 for anything else.
+func exitCode(err error, log *logrus.Logger) int {
+	if err == nil {
+		return 0
 	}
-	keys := make([]string, 0, len(e.Data))
-	for k := range e.Data {
-		keys = append(keys, k)
+	log.Errorf("%v", err)
+	var cerr *config.Error
+	if errors.As(err, &cerr) {
+		return 3
 	}
-	sort.Strings(keys)
-	if g, ok := e.Data["guest"]; ok {
-		fmt.Fprintf(&b, "guest %v: ", g)
-	}
-	b.WriteString(e.Message)
-	for _, k := range keys {
-		if k != "guest" {
-			fmt.Fprintf(&b, " %s=%v", k, e.Data[k])
-		}
-	}
-	b.WriteByte('\n')
-	return []byte(b.String()), nil
+	return 1
 }

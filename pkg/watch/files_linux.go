@@ -41,19 +41,8 @@ func (s *Files) Run(ctx context.Context, emit func(Event)) {
 	// An *os.File puts the descriptor in the runtime's poller, so Close
 	// (below, when ctx ends) wakes the reader.
 	f := os.NewFile(uintptr(fd), "inotify")
-	cfgDir, cfgName := filepath.Split(s.ConfigPath)
-	dirs := map[string]int{s.QemuRunDir: -1, filepath.Clean(cfgDir): -1}
-	add := func() {
-		for dir, wd := range dirs {
-			if wd >= 0 {
-				continue
-			}
-			if wd, err := unix.InotifyAddWatch(fd, dir, fileEvents|unix.IN_DELETE_SELF|unix.IN_MOVE_SELF); err == nil {
-				dirs[dir] = wd
-			}
-		}
-	}
-	add()
+	ws := s.newWatches(fd)
+	ws.add()
 	stop := make(chan struct{})
 	go func() {
 		select {
@@ -63,29 +52,7 @@ func (s *Files) Run(ctx context.Context, emit func(Event)) {
 		f.Close()
 	}()
 	defer close(stop)
-	reads := make(chan []byte)
-	readDone := make(chan struct{})
-	go func() {
-		defer close(readDone)
-		buf := make([]byte, 64<<10)
-		for {
-			n, err := f.Read(buf)
-			if err != nil {
-				if !errors.Is(err, os.ErrClosed) && ctx.Err() == nil {
-					s.Log.Errorf("inotify: %v", err)
-				}
-				close(reads)
-				return
-			}
-			data := append([]byte(nil), buf[:n]...)
-			select {
-			case reads <- data:
-			case <-ctx.Done():
-				close(reads)
-				return
-			}
-		}
-	}()
+	reads, readDone := s.read(ctx, f)
 	defer func() {
 		f.Close()
 		<-readDone
@@ -101,26 +68,89 @@ func (s *Files) Run(ctx context.Context, emit func(Event)) {
 		case <-ctx.Done():
 			return
 		case <-retry.C:
-			add()
+			ws.add()
 		case data, ok := <-reads:
 			if !ok {
 				return
 			}
 			for _, ev := range parseInotify(data) {
-				switch {
-				case ev.mask&(unix.IN_DELETE_SELF|unix.IN_MOVE_SELF|unix.IN_IGNORED) != 0:
-					for dir, wd := range dirs {
-						if wd == int(ev.wd) {
-							dirs[dir] = -1
-						}
-					}
-				case ev.wd == int32(dirs[filepath.Clean(cfgDir)]) && ev.name == cfgName:
-					emit(Event{Reload: true, Why: "configuration file changed"})
-				case ev.wd == int32(dirs[s.QemuRunDir]) && strings.HasSuffix(ev.name, ".xml"):
-					emit(Event{Guest: strings.TrimSuffix(ev.name, ".xml"), Why: "live XML " + ev.name + " changed"})
-				}
+				ws.event(ev, emit)
 			}
 		}
+	}
+}
+
+// read reads inotify events from f in a goroutine of its own, until f is
+// closed or ctx ends; reads is closed then, and done once it returned.
+func (s *Files) read(ctx context.Context, f *os.File) (reads <-chan []byte, done <-chan struct{}) {
+	out := make(chan []byte)
+	readDone := make(chan struct{})
+	go func() {
+		defer close(readDone)
+		defer close(out)
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := f.Read(buf)
+			if err != nil {
+				if !errors.Is(err, os.ErrClosed) && ctx.Err() == nil {
+					s.Log.Errorf("inotify: %v", err)
+				}
+				return
+			}
+			data := append([]byte(nil), buf[:n]...)
+			select {
+			case out <- data:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, readDone
+}
+
+// watches are the two directories Files watches, by inotify descriptor;
+// -1 while a directory is not watched (it does not exist yet, or went).
+type watches struct {
+	fd              int
+	dirs            map[string]int
+	qemuDir         string
+	cfgDir, cfgName string
+}
+
+func (s *Files) newWatches(fd int) *watches {
+	cfgDir, cfgName := filepath.Split(s.ConfigPath)
+	cfgDir = filepath.Clean(cfgDir)
+	return &watches{fd: fd, dirs: map[string]int{s.QemuRunDir: -1, cfgDir: -1},
+		qemuDir: s.QemuRunDir, cfgDir: cfgDir, cfgName: cfgName}
+}
+
+// add watches the directories not watched yet, those that exist now.
+func (ws *watches) add() {
+	for dir, wd := range ws.dirs {
+		if wd >= 0 {
+			continue
+		}
+		if wd, err := unix.InotifyAddWatch(ws.fd, dir, fileEvents|unix.IN_DELETE_SELF|unix.IN_MOVE_SELF); err == nil {
+			ws.dirs[dir] = wd
+		}
+	}
+}
+
+// event turns one inotify event into what it means: a directory gone (to
+// be looked for again), the configuration changed (a reload), or a guest's
+// live XML changed.
+func (ws *watches) event(ev inotifyEvent, emit func(Event)) {
+	switch {
+	case ev.mask&(unix.IN_DELETE_SELF|unix.IN_MOVE_SELF|unix.IN_IGNORED) != 0:
+		for dir, wd := range ws.dirs {
+			if wd == int(ev.wd) {
+				ws.dirs[dir] = -1
+			}
+		}
+	case ev.wd == int32(ws.dirs[ws.cfgDir]) && ev.name == ws.cfgName:
+		emit(Event{Reload: true, Why: "configuration file changed"})
+	case ev.wd == int32(ws.dirs[ws.qemuDir]) && strings.HasSuffix(ev.name, ".xml"):
+		emit(Event{Guest: strings.TrimSuffix(ev.name, ".xml"), Why: "live XML " + ev.name + " changed"})
 	}
 }
 

@@ -1,15 +1,11 @@
 package watch
 
 import (
-	"context"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
 	"time"
-
-	"github.com/sirupsen/logrus"
 )
 
 // TestFilesSource: libvirt rewriting a live XML (by rename) names the
@@ -21,44 +17,19 @@ func TestFilesSource(t *testing.T) {
 	qemu := filepath.Join(dir, "run", "qemu")
 	cfg := filepath.Join(dir, "etc", "fdbhook.toml")
 	os.MkdirAll(filepath.Dir(cfg), 0o755)
-	log := logrus.New()
-	log.Out = io.Discard
-	src := &Files{QemuRunDir: qemu, ConfigPath: cfg, Log: log, Rescan: 50 * time.Millisecond}
-	events := make(chan Event, 100)
-	ctx, cancel := context.WithCancel(context.Background())
-	ended := make(chan struct{})
-	go func() {
-		src.Run(ctx, func(e Event) { events <- e })
-		close(ended)
-	}()
-	defer func() {
-		cancel()
-		select {
-		case <-ended:
-		case <-time.After(time.Second):
-			t.Error("the files source did not stop within a second")
-		}
-	}()
+	src := &Files{QemuRunDir: qemu, ConfigPath: cfg, Log: quietLog(), Rescan: 50 * time.Millisecond}
+	events, _ := runSource(t, src)
 	// A write is several inotify events (create, close): repeats of a
 	// hint already seen are fine, the queue collapses them.
 	var seen []func(Event) bool
 	expect := func(what string, ok func(Event) bool) {
 		t.Helper()
-		deadline := time.After(2 * time.Second)
-		for {
-			select {
-			case e := <-events:
-				if ok(e) {
-					seen = append(seen, ok)
-					return
-				}
-				if !slices.ContainsFunc(seen, func(f func(Event) bool) bool { return f(e) }) {
-					t.Errorf("unexpected hint %+v while waiting for %s", e, what)
-				}
-			case <-deadline:
-				t.Fatalf("no hint for %s", what)
+		awaitEvent(t, events, what, ok, func(e Event) {
+			if !slices.ContainsFunc(seen, func(f func(Event) bool) bool { return f(e) }) {
+				t.Errorf("unexpected hint %+v while waiting for %s", e, what)
 			}
-		}
+		})
+		seen = append(seen, ok)
 	}
 	time.Sleep(50 * time.Millisecond)
 	os.WriteFile(cfg, []byte("bridges = []\n"), 0o644)

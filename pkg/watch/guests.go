@@ -57,37 +57,53 @@ func (c *liveGuests) refresh() error {
 			continue
 		}
 		seen[name] = true
-		path := filepath.Join(c.dir, name)
-		fi, err := os.Stat(path)
-		if errors.Is(err, fs.ErrNotExist) {
-			delete(c.files, name)
-			continue
-		}
-		var ino uint64
-		if err == nil {
-			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-				ino = st.Ino
-			}
-		}
-		old := c.files[name]
-		if err == nil && old != nil && old.err == nil && old.mod.Equal(fi.ModTime()) && old.size == fi.Size() && old.ino == ino {
-			continue
-		}
-		f := &liveFile{}
-		if err == nil {
-			f.mod, f.size, f.ino = fi.ModTime(), fi.Size(), ino
-			var data []byte
-			if data, err = os.ReadFile(path); errors.Is(err, fs.ErrNotExist) {
-				delete(c.files, name)
-				continue
-			}
-			if err == nil {
-				f.g, err = guest.Parse(data)
-			}
-		}
-		f.err = err
-		c.files[name] = f
+		c.update(name)
 	}
+	c.prune(seen)
+	return nil
+}
+
+// update reads the live XML file name again, unless its modification
+// time, size and inode say it has not changed. A file gone meanwhile is
+// dropped; one that cannot be read or parsed is kept with its error, and
+// read again at the next refresh.
+func (c *liveGuests) update(name string) {
+	path := filepath.Join(c.dir, name)
+	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		delete(c.files, name)
+		return
+	}
+	var ino uint64
+	if err == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			ino = st.Ino
+		}
+	}
+	old := c.files[name]
+	if err == nil && old != nil && old.err == nil && old.mod.Equal(fi.ModTime()) && old.size == fi.Size() && old.ino == ino {
+		return
+	}
+	f := &liveFile{}
+	if err == nil {
+		f.mod, f.size, f.ino = fi.ModTime(), fi.Size(), ino
+		var data []byte
+		if data, err = os.ReadFile(path); errors.Is(err, fs.ErrNotExist) {
+			delete(c.files, name)
+			return
+		}
+		if err == nil {
+			f.g, err = guest.Parse(data)
+		}
+	}
+	f.err = err
+	c.files[name] = f
+}
+
+// prune forgets the files that are no longer in the directory (not in
+// seen), and notes those that could not be read: the cache is then not
+// complete.
+func (c *liveGuests) prune(seen map[string]bool) {
 	for name, f := range c.files {
 		if !seen[name] {
 			delete(c.files, name)
@@ -99,7 +115,6 @@ func (c *liveGuests) refresh() error {
 		}
 	}
 	slices.Sort(c.notes)
-	return nil
 }
 
 // list returns the running guests, sorted by name.

@@ -107,50 +107,72 @@ func (s *Libvirt) session(ctx context.Context, emit func(Event)) error {
 		return fmt.Errorf("connecting to %s: %w", path, err)
 	}
 	sctx, cancel := context.WithCancel(ctx)
-	var lifecycle <-chan golibvirt.DomainEventLifecycleMsg
-	var added, removed <-chan any
+	var ev domainEvents
 	defer func() {
 		// go-libvirt's stream goroutines send without a select: read what
 		// they still have until the disconnect closes their channels.
 		disconnect(l)
 		cancel()
-		drainEvents(lifecycle, added, removed)
+		drainEvents(ev.lifecycle, ev.added, ev.removed)
 	}()
-	lifecycle, err = l.LifecycleEvents(sctx)
-	if err != nil {
-		return fmt.Errorf("subscribing to lifecycle events on %s: %w", path, err)
-	}
-	added, err = l.SubscribeEvents(sctx, golibvirt.DomainEventIDDeviceAdded, golibvirt.OptDomain{})
-	if err != nil {
-		return fmt.Errorf("subscribing to device events on %s: %w", path, err)
-	}
-	removed, err = l.SubscribeEvents(sctx, golibvirt.DomainEventIDDeviceRemoved, golibvirt.OptDomain{})
-	if err != nil {
-		return fmt.Errorf("subscribing to device events on %s: %w", path, err)
+	if err := ev.subscribe(sctx, l, path); err != nil {
+		return err
 	}
 	s.Log.Infof("connected to libvirt at %s", path)
 	emit(Event{Resync: true, Why: "connected to libvirt"})
+	ev.forward(ctx, l, emit)
+	return nil
+}
+
+// domainEvents are the event streams of one connection: the guests'
+// lifecycle, and NICs (any device) plugged and unplugged.
+type domainEvents struct {
+	lifecycle      <-chan golibvirt.DomainEventLifecycleMsg
+	added, removed <-chan any
+}
+
+// subscribe opens the streams, on the connection to the socket at path.
+func (ev *domainEvents) subscribe(ctx context.Context, l *golibvirt.Libvirt, path string) error {
+	var err error
+	ev.lifecycle, err = l.LifecycleEvents(ctx)
+	if err != nil {
+		return fmt.Errorf("subscribing to lifecycle events on %s: %w", path, err)
+	}
+	ev.added, err = l.SubscribeEvents(ctx, golibvirt.DomainEventIDDeviceAdded, golibvirt.OptDomain{})
+	if err != nil {
+		return fmt.Errorf("subscribing to device events on %s: %w", path, err)
+	}
+	ev.removed, err = l.SubscribeEvents(ctx, golibvirt.DomainEventIDDeviceRemoved, golibvirt.OptDomain{})
+	if err != nil {
+		return fmt.Errorf("subscribing to device events on %s: %w", path, err)
+	}
+	return nil
+}
+
+// forward emits a hint per event, naming its guest, until ctx ends or the
+// connection is lost.
+func (ev *domainEvents) forward(ctx context.Context, l *golibvirt.Libvirt, emit func(Event)) {
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-l.Disconnected():
-			return nil
-		case m, ok := <-lifecycle:
+			return
+		case m, ok := <-ev.lifecycle:
 			if !ok {
-				return nil
+				return
 			}
 			emit(lifecycleEvent(m.Dom.Name, m.Event, m.Detail))
-		case m, ok := <-added:
+		case m, ok := <-ev.added:
 			if !ok {
-				return nil
+				return
 			}
 			if e, ok := m.(*golibvirt.DomainEventCallbackDeviceAddedMsg); ok {
 				emit(Event{Guest: e.Dom.Name, Why: "device " + e.DevAlias + " added"})
 			}
-		case m, ok := <-removed:
+		case m, ok := <-ev.removed:
 			if !ok {
-				return nil
+				return
 			}
 			if e, ok := m.(*golibvirt.DomainEventCallbackDeviceRemovedMsg); ok {
 				emit(Event{Guest: e.Msg.Dom.Name, Why: "device " + e.Msg.DevAlias + " removed"})

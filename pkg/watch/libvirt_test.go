@@ -1,7 +1,6 @@
 package watch
 
 import (
-	"context"
 	"encoding/binary"
 	"io"
 	"net"
@@ -9,8 +8,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/sirupsen/logrus"
 )
 
 // fakeLibvirtd speaks just enough of libvirt's RPC protocol for the
@@ -151,24 +148,8 @@ func (f *fakeLibvirtd) lifecycle(guest string, ev, detail uint32) {
 
 func TestLibvirtReconnectsWithBackoffAndResyncs(t *testing.T) {
 	d, sock := newFakeLibvirtd(t)
-	log := logrus.New()
-	log.Out = io.Discard
-	src := &Libvirt{Sockets: []string{sock}, Log: log, MinBackoff: 20 * time.Millisecond, MaxBackoff: 160 * time.Millisecond, DialTimeout: time.Second}
-	events := make(chan Event, 100)
-	ctx, cancel := context.WithCancel(context.Background())
-	ended := make(chan struct{})
-	go func() {
-		src.Run(ctx, func(e Event) { events <- e })
-		close(ended)
-	}()
-	defer func() {
-		cancel()
-		select {
-		case <-ended:
-		case <-time.After(time.Second):
-			t.Error("the libvirt source did not stop within a second")
-		}
-	}()
+	src := &Libvirt{Sockets: []string{sock}, Log: quietLog(), MinBackoff: 20 * time.Millisecond, MaxBackoff: 160 * time.Millisecond, DialTimeout: time.Second}
+	events, _ := runSource(t, src)
 
 	// A daemon that drops every connection: attempts back off.
 	time.Sleep(900 * time.Millisecond)
@@ -197,14 +178,7 @@ func TestLibvirtReconnectsWithBackoffAndResyncs(t *testing.T) {
 	d.setDrop(false)
 	expect := func(what string, ok func(Event) bool) {
 		t.Helper()
-		select {
-		case e := <-events:
-			if !ok(e) {
-				t.Fatalf("got %+v, want %s", e, what)
-			}
-		case <-time.After(2 * time.Second):
-			t.Fatalf("no %s", what)
-		}
+		awaitEvent(t, events, what, ok, func(e Event) { t.Fatalf("got %+v, want %s", e, what) })
 	}
 	expect("a resync after connecting", func(e Event) bool { return e.Resync })
 	d.lifecycle("g1", 4, 1) // resumed, migrated

@@ -50,42 +50,66 @@ func (s *Netlink) Run(ctx context.Context, emit func(Event)) {
 // subscribe runs one pair of subscriptions until one fails or ctx ends.
 // Both library goroutines have ended when it returns.
 func (s *Netlink) subscribe(ctx context.Context, emit func(Event), first bool) error {
-	done := make(chan struct{})
-	links := make(chan netlink.LinkUpdate, 256)
-	neighs := make(chan netlink.NeighUpdate, 256)
-	errs := make(chan error, 4)
-	report := func(err error) {
-		select {
-		case errs <- err:
-		default:
-		}
-	}
-	ns := s.NS
 	rcvbuf := s.RcvBuf
 	if rcvbuf == 0 {
 		rcvbuf = 1 << 20
 	}
-	if err := netlink.LinkSubscribeWithOptions(links, done, netlink.LinkSubscribeOptions{
-		Namespace: &ns, ErrorCallback: report, ReceiveBufferSize: rcvbuf}); err != nil {
-		close(done)
-		return err
-	}
-	if err := netlink.NeighSubscribeWithOptions(neighs, done, netlink.NeighSubscribeOptions{
-		Namespace: &ns, ErrorCallback: report, ReceiveBufferSize: rcvbuf}); err != nil {
-		close(done)
-		drain(links, nil)
+	sub, err := openSubscription(s.NS, rcvbuf)
+	if err != nil {
 		return err
 	}
 	if !first {
 		s.Log.Info("netlink: subscribed again")
 	}
+	return sub.forward(ctx, emit)
+}
+
+// subscription is one pair of the library's subscriptions, links and FDB
+// entries (neighbours), which share a done channel and an error channel.
+type subscription struct {
+	done   chan struct{}
+	links  chan netlink.LinkUpdate
+	neighs chan netlink.NeighUpdate
+	errs   chan error
+}
+
+// openSubscription subscribes to the link and neighbour notifications of
+// namespace ns, each on a socket with receive buffer rcvbuf. When either
+// fails, nothing is left running.
+func openSubscription(ns netns.NsHandle, rcvbuf int) (*subscription, error) {
+	sub := &subscription{done: make(chan struct{}), links: make(chan netlink.LinkUpdate, 256),
+		neighs: make(chan netlink.NeighUpdate, 256), errs: make(chan error, 4)}
+	report := func(err error) {
+		select {
+		case sub.errs <- err:
+		default:
+		}
+	}
+	if err := netlink.LinkSubscribeWithOptions(sub.links, sub.done, netlink.LinkSubscribeOptions{
+		Namespace: &ns, ErrorCallback: report, ReceiveBufferSize: rcvbuf}); err != nil {
+		close(sub.done)
+		return nil, err
+	}
+	if err := netlink.NeighSubscribeWithOptions(sub.neighs, sub.done, netlink.NeighSubscribeOptions{
+		Namespace: &ns, ErrorCallback: report, ReceiveBufferSize: rcvbuf}); err != nil {
+		close(sub.done)
+		drain(sub.links, nil)
+		return nil, err
+	}
+	return sub, nil
+}
+
+// forward emits a hint per notification until ctx ends, the library
+// reports an error or closes a channel; then it ends both subscriptions
+// and waits for them. It returns why it stopped, nil when ctx ended.
+func (sub *subscription) forward(ctx context.Context, emit func(Event)) error {
 	var err error
 	open := 2
 	for err == nil && ctx.Err() == nil && open == 2 {
 		select {
 		case <-ctx.Done():
-		case err = <-errs:
-		case u, ok := <-links:
+		case err = <-sub.errs:
+		case u, ok := <-sub.links:
 			if !ok {
 				open--
 				continue
@@ -93,7 +117,7 @@ func (s *Netlink) subscribe(ctx context.Context, emit func(Event), first bool) e
 			if e, ok := linkEvent(u); ok {
 				emit(e)
 			}
-		case u, ok := <-neighs:
+		case u, ok := <-sub.neighs:
 			if !ok {
 				open--
 				continue
@@ -103,8 +127,8 @@ func (s *Netlink) subscribe(ctx context.Context, emit func(Event), first bool) e
 			}
 		}
 	}
-	close(done)
-	drain(links, neighs)
+	close(sub.done)
+	drain(sub.links, sub.neighs)
 	if err == nil && ctx.Err() == nil {
 		err = errors.New("subscription closed")
 	}

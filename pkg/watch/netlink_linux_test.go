@@ -1,15 +1,12 @@
 package watch
 
 import (
-	"context"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/sirupsen/logrus"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
@@ -29,30 +26,7 @@ func TestNetlinkSourceNamesPorts(t *testing.T) {
 	ns.IP("link", "set", "fdbtwbr", "up")
 	ns.IP("tuntap", "add", "fdbtwtap", "mode", "tap")
 
-	log := logrus.New()
-	log.Out = io.Discard
-	src := &Netlink{NS: ns.NetNS, Log: log}
-	events := make(chan Event, 1000)
-	ctx, cancel := context.WithCancel(context.Background())
-	ended := make(chan struct{})
-	go func() {
-		src.Run(ctx, func(e Event) { events <- e })
-		close(ended)
-	}()
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case <-ended:
-		case <-time.After(time.Second):
-			t.Error("the netlink source did not stop within a second")
-		}
-	}
-	defer stop()
+	events, stop := runSource(t, &Netlink{NS: ns.NetNS, Log: quietLog()})
 	time.Sleep(100 * time.Millisecond) // subscribed
 
 	l, err := ns.Handle.LinkByName("fdbtwtap")
@@ -62,17 +36,7 @@ func TestNetlinkSourceNamesPorts(t *testing.T) {
 	idx := l.Attrs().Index
 	expect := func(what string, ok func(Event) bool) {
 		t.Helper()
-		deadline := time.After(2 * time.Second)
-		for {
-			select {
-			case e := <-events:
-				if ok(e) {
-					return
-				}
-			case <-deadline:
-				t.Fatalf("no event for %s", what)
-			}
-		}
+		awaitEvent(t, events, what, ok, nil)
 	}
 	byName := func(e Event) bool { return e.Port == "fdbtwtap" }
 	ns.IP("link", "set", "fdbtwtap", "master", "fdbtwbr")

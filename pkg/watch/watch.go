@@ -2,6 +2,7 @@ package watch
 
 import (
 	"context"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -18,13 +19,6 @@ import (
 	"github.com/fdbhook/fdbhook/pkg/plan"
 	"github.com/fdbhook/fdbhook/pkg/runstate"
 )
-
-// Kernel is the kernel connection of one batch of work: the reads of
-// reconcile and the writes of a hook run.
-type Kernel interface {
-	admin.Kernel
-	Close()
-}
 
 // Event is a hint from a source: something about a guest, a port, or
 // everything may have changed. The worker decides what to do from the
@@ -67,7 +61,7 @@ type Watcher struct {
 	// LockPath is the hooks' run lock, held around every batch of work.
 	LockPath    string
 	LockTimeout time.Duration
-	OpenKernel  func() (Kernel, error)
+	OpenKernel  func() (model.Kernel, error)
 	Sources     []Source
 	// Debounce delays a reconcile after its first event, so a burst is
 	// one reconcile. Backoff is the first retry delay of a failed guest,
@@ -99,18 +93,7 @@ const (
 // events until ctx ends. It returns nil after a clean shutdown: every
 // source stopped and the lock released.
 func (w *Watcher) Run(ctx context.Context) error {
-	if w.Now == nil {
-		w.Now = time.Now
-	}
-	if w.Debounce == 0 {
-		w.Debounce = DefaultDebounce
-	}
-	if w.Backoff == 0 {
-		w.Backoff = DefaultBackoff
-	}
-	if w.MaxAttempts == 0 {
-		w.MaxAttempts = DefaultMaxAttempts
-	}
+	w.setDefaults()
 	cfg, err := config.Load(w.ConfigPath)
 	if err != nil {
 		return err
@@ -127,19 +110,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 	w.failed = map[string]string{}
 	w.q.resync("start-up", true, false)
 
-	srcCtx, stopSources := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	for _, s := range w.Sources {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.Run(srcCtx, w.emit)
-		}()
-	}
-	defer func() {
-		stopSources()
-		wg.Wait()
-	}()
+	defer w.startSources(ctx)()
 	w.Log.Infof("watching: configuration %s, resync every %s, %d sources", w.ConfigPath, w.cfg.Watch.ResyncInterval, len(w.Sources))
 
 	ticker := time.NewTicker(w.cfg.Watch.ResyncInterval)
@@ -158,6 +129,41 @@ func (w *Watcher) Run(ctx context.Context) error {
 	}
 	w.Log.Info("stopping")
 	return nil
+}
+
+// setDefaults fills in the tunables left zero.
+func (w *Watcher) setDefaults() {
+	if w.Now == nil {
+		w.Now = time.Now
+	}
+	if w.Debounce == 0 {
+		w.Debounce = DefaultDebounce
+	}
+	if w.Backoff == 0 {
+		w.Backoff = DefaultBackoff
+	}
+	if w.MaxAttempts == 0 {
+		w.MaxAttempts = DefaultMaxAttempts
+	}
+}
+
+// startSources runs every source in a goroutine of its own, emitting into
+// the queue, until ctx ends or stop is called; stop returns once all of
+// them have returned.
+func (w *Watcher) startSources(ctx context.Context) (stop func()) {
+	srcCtx, stopSources := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for _, s := range w.Sources {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.Run(srcCtx, w.emit)
+		}()
+	}
+	return func() {
+		stopSources()
+		wg.Wait()
+	}
 }
 
 // emit queues an event. It is safe to call from any goroutine.
@@ -192,31 +198,7 @@ func (w *Watcher) work(ctx context.Context, b batch) {
 	for _, n := range w.live.notes {
 		log.Debugf("note: %s", n)
 	}
-	// Ports whose guest is known become guest keys; the others wait for
-	// libvirt to write the guest's live XML.
-	todo := map[string]item{}
-	var ports map[key]item
-	for k, it := range b.items {
-		if !k.port {
-			todo[k.name] = merge(todo[k.name], it)
-			continue
-		}
-		if k.name != "" {
-			if g := w.live.owner(k.name); g != "" {
-				todo[g] = merge(todo[g], it)
-				continue
-			}
-		}
-		if ports == nil {
-			ports = map[key]item{}
-		}
-		ports[k] = it
-	}
-	if b.resync {
-		for _, g := range w.live.list() {
-			todo[g.Name] = merge(todo[g.Name], item{trigger: Changed, why: "resync"})
-		}
-	}
+	todo, ports := w.guestsOf(b)
 	if len(todo) == 0 && len(ports) == 0 && !b.clean {
 		w.done(nil, b.resync)
 		return
@@ -253,13 +235,52 @@ func (w *Watcher) work(ctx context.Context, b batch) {
 	if b.clean {
 		w.clean(st, k)
 	}
+	w.portOwners(snap, ports, todo)
+	done := w.reconcileAll(ctx, todo, func(g *guest.Guest, t Trigger) error { return w.reconcile(st, k, g, t) })
+	w.done(done, b.resync)
+}
+
+// guestsOf turns a batch into the guests to reconcile (every running one
+// on a resync), by name; a port whose guest the live XML does not name
+// yet is returned in ports, for portOwners.
+func (w *Watcher) guestsOf(b batch) (todo map[string]item, ports map[key]item) {
+	todo = map[string]item{}
+	for k, it := range b.items {
+		if !k.port {
+			todo[k.name] = merge(todo[k.name], it)
+			continue
+		}
+		if k.name != "" {
+			if g := w.live.owner(k.name); g != "" {
+				todo[g] = merge(todo[g], it)
+				continue
+			}
+		}
+		if ports == nil {
+			ports = map[key]item{}
+		}
+		ports[k] = it
+	}
+	if b.resync {
+		for _, g := range w.live.list() {
+			todo[g.Name] = merge(todo[g.Name], item{trigger: Changed, why: "resync"})
+		}
+	}
+	return todo, ports
+}
+
+// portOwners finds, in the kernel's snapshot, the ports guestsOf could
+// not place: a port some guest's live XML names goes to that guest's
+// item in todo, any other to unknownPort; a port gone is left to its
+// guest's events or the resync.
+func (w *Watcher) portOwners(snap *admin.Snapshot, ports map[key]item, todo map[string]item) {
 	for k, it := range ports {
 		l := snap.Device(k.name)
 		if k.index != 0 {
 			l = snap.DeviceByIndex(k.index)
 		}
 		if l == nil {
-			continue // gone: its guest's events or the resync cover it
+			continue
 		}
 		if g := w.live.owner(l.Name); g != "" {
 			todo[g] = merge(todo[g], it)
@@ -267,32 +288,33 @@ func (w *Watcher) work(ctx context.Context, b batch) {
 		}
 		w.unknownPort(l, k, it)
 	}
-	names := make([]string, 0, len(todo))
-	for n := range todo {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	var done []string
+}
+
+// reconcileAll reconciles the guests of todo in name order, until ctx
+// ends, and returns those it brought in line. A guest no longer running
+// is forgotten (its stop hook cleans up); one that fails is retried
+// (failure).
+func (w *Watcher) reconcileAll(ctx context.Context, todo map[string]item, reconcile func(*guest.Guest, Trigger) error) (done []string) {
+	names := slices.Sorted(maps.Keys(todo))
 	for i, name := range names {
 		if ctx.Err() != nil {
-			log.Debugf("stopping with %d guests not reconciled", len(names)-i)
+			w.Log.Debugf("stopping with %d guests not reconciled", len(names)-i)
 			break
 		}
 		g := w.live.get(name)
 		if g == nil {
-			// Not running (or stopped meanwhile): its stop hook cleans up.
 			delete(w.roams, name)
 			delete(w.failed, name)
 			continue
 		}
 		it := todo[name]
-		if err := w.reconcile(st, k, g, it.trigger); err != nil {
+		if err := reconcile(g, it.trigger); err != nil {
 			w.failure(name, it, err)
 			continue
 		}
 		done = append(done, name)
 	}
-	w.done(done, b.resync)
+	return done
 }
 
 func merge(a, b item) item {
@@ -332,7 +354,7 @@ func (w *Watcher) reload() {
 }
 
 // clean deletes stale static entries, as reconcile does, at start-up.
-func (w *Watcher) clean(st *admin.State, k Kernel) {
+func (w *Watcher) clean(st *admin.State, k model.Kernel) {
 	defined, _, _, err := admin.ReadGuests(filepath.Join(w.LibvirtEtc, "qemu"))
 	if err != nil {
 		w.Log.Errorf("reading guest definitions: %v", err)
@@ -380,7 +402,7 @@ func (w *Watcher) failure(name string, it item, err error) {
 		w.q.retry(key{name: name}, it, w.Backoff)
 		return
 	}
-	msg := oneLine(err.Error())
+	msg := config.OneLine(err.Error())
 	if w.failed[name] == msg {
 		return
 	}
@@ -391,8 +413,6 @@ func (w *Watcher) failure(name string, it item, err error) {
 		w.Log.WithField("guest", name).Errorf("%s", msg)
 	}
 }
-
-func oneLine(s string) string { return strings.NewReplacer("\n", `\n`, "\r", `\r`).Replace(s) }
 
 // entryMode says which static entries a reconcile may write.
 type entryMode int
@@ -408,52 +428,11 @@ const (
 )
 
 // reconcile brings one guest's ports to what its start leaves.
-func (w *Watcher) reconcile(st *admin.State, k Kernel, g *guest.Guest, t Trigger) error {
+func (w *Watcher) reconcile(st *admin.State, k model.Kernel, g *guest.Guest, t Trigger) error {
 	log := w.Log.WithField("guest", g.Name)
-	mode := keepRoams
-	if t >= Started {
-		mode = allEntries
-	}
-	mark, marked, err := w.RunDir.GetMark(g.Name)
-	if err != nil {
-		log.Warnf("%v: ignoring it", err)
-	}
-	clearMark := false
-	switch {
-	case !marked:
-	case t == Migrated:
-		clearMark = true
-	case g.State == "running":
-		// The resume event was missed (the watcher was not running, or
-		// libvirt reconnected): the guest runs here now.
-		mode, clearMark = allEntries, true
-	default:
-		mode = noEntries
-	}
+	mode, mark, clearMark := w.entryMode(g, t, log)
 	var roamed []plan.Step
-	adjust := func(p *plan.Plan) {
-		p.Steps = slices.DeleteFunc(p.Steps, func(s plan.Step) bool {
-			switch {
-			case s.Kind != plan.AddEntry:
-				return false
-			case mode == noEntries:
-				return true
-			case inPlace(s):
-				// Rewriting an entry that is already right changes
-				// nothing: a resync of an idle host writes nothing.
-				return true
-			case mode == allEntries:
-				return false
-			}
-			if on := roamedTo(s); on != nil {
-				s.Entry = *on
-				roamed = append(roamed, s)
-				return true
-			}
-			return false
-		})
-	}
-	gr := admin.ReconcileGuest(st, k, g, false, adjust)
+	gr := admin.ReconcileGuest(st, k, g, false, func(p *plan.Plan) { roamed = mode.filter(p) })
 	if gr.Err != nil {
 		return gr.Err
 	}
@@ -476,6 +455,61 @@ func (w *Watcher) reconcile(st *admin.State, k Kernel, g *guest.Guest, t Trigger
 		}
 	}
 	return nil
+}
+
+// entryMode says which entries a reconcile of g, triggered by t, writes:
+// all of them after a start, only missing ones otherwise, none while g is
+// paused as the destination of a live migration (its mark in the run
+// directory). clearMark is set once that migration is over here: the
+// guest resumed (or runs, the resume event missed).
+func (w *Watcher) entryMode(g *guest.Guest, t Trigger, log *logrus.Entry) (mode entryMode, mark runstate.Mark, clearMark bool) {
+	mode = keepRoams
+	if t >= Started {
+		mode = allEntries
+	}
+	mark, marked, err := w.RunDir.GetMark(g.Name)
+	if err != nil {
+		log.Warnf("%v: ignoring it", err)
+	}
+	switch {
+	case !marked:
+	case t == Migrated:
+		clearMark = true
+	case g.State == "running":
+		// The resume event was missed (the watcher was not running, or
+		// libvirt reconnected): the guest runs here now.
+		mode, clearMark = allEntries, true
+	default:
+		mode = noEntries
+	}
+	return mode, mark, clearMark
+}
+
+// filter drops from a start plan the entry steps mode does not write, and
+// those already in place, and returns the entries that roamed and that
+// keepRoams leaves where they are, for reportRoams.
+func (mode entryMode) filter(p *plan.Plan) (roamed []plan.Step) {
+	p.Steps = slices.DeleteFunc(p.Steps, func(s plan.Step) bool {
+		switch {
+		case s.Kind != plan.AddEntry:
+			return false
+		case mode == noEntries:
+			return true
+		case inPlace(s):
+			// Rewriting an entry that is already right changes
+			// nothing: a resync of an idle host writes nothing.
+			return true
+		case mode == allEntries:
+			return false
+		}
+		if on := roamedTo(s); on != nil {
+			s.Entry = *on
+			roamed = append(roamed, s)
+			return true
+		}
+		return false
+	})
+	return roamed
 }
 
 // inPlace reports whether the step's entry is already exactly what it

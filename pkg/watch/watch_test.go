@@ -81,7 +81,7 @@ func newRig(t *testing.T, cfg string) *rig {
 	for _, d := range []string{"run/qemu", "etc/qemu", "fdbhook"} {
 		os.MkdirAll(filepath.Join(dir, d), 0o755)
 	}
-	r := &rig{t: t, k: &kerneltest.Kernel{}, dir: dir, cfgPath: filepath.Join(dir, "fdbhook.toml"),
+	r := &rig{t: t, k: kerneltest.New(), dir: dir, cfgPath: filepath.Join(dir, "fdbhook.toml"),
 		runDir: runstate.Dir(filepath.Join(dir, "fdbhook")), src: &hand{ready: make(chan struct{})}, log: &syncBuf{}}
 	r.config(cfg)
 	r.k.Add(&model.Link{Name: "lo", Type: "device"})
@@ -122,7 +122,7 @@ func (r *rig) guest(name, state string, nics ...string) {
 func (r *rig) start() {
 	r.t.Helper()
 	lg := logrus.New()
-	lg.Out, lg.Level, lg.Formatter = r.log, logrus.DebugLevel, lineFormatter{}
+	lg.Out, lg.Level, lg.Formatter = r.log, logrus.DebugLevel, logFormat
 	r.w = &Watcher{
 		Log:         lg,
 		ConfigPath:  r.cfgPath,
@@ -131,7 +131,7 @@ func (r *rig) start() {
 		RunDir:      r.runDir,
 		LockPath:    filepath.Join(r.dir, "fdbhook/lock"),
 		LockTimeout: time.Second,
-		OpenKernel:  func() (Kernel, error) { return r.k, nil },
+		OpenKernel:  func() (model.Kernel, error) { return r.k, nil },
 		Sources:     []Source{r.src},
 		Backoff:     20 * time.Millisecond,
 		Processed: func(_ []string, resync bool) {
@@ -207,6 +207,18 @@ func (r *rig) managed(port, mac string) func() bool {
 
 const twoBridges = "bridges = [\"br0\", \"br1\"]\n"
 
+// startedWithG1 is a rig managing br0 and br1 with guest g1 running on
+// vnet1 (br0), and the watcher started and done managing it.
+func startedWithG1(t *testing.T) *rig {
+	t.Helper()
+	r := newRig(t, twoBridges)
+	r.k.Add(kerneltest.Tap("vnet1", "br0", kerneltest.Learning))
+	r.guest("g1", "running", "br0:vnet1:"+mac1)
+	r.start()
+	r.waitFor("g1 managed", r.managed("vnet1", mac1))
+	return r
+}
+
 func TestStartupManagesRunningGuestsAndCleansStale(t *testing.T) {
 	r := newRig(t, twoBridges)
 	r.k.Add(kerneltest.Tap("vnet1", "br0", kerneltest.Learning))
@@ -228,11 +240,7 @@ func TestStartupManagesRunningGuestsAndCleansStale(t *testing.T) {
 }
 
 func TestHealsDrift(t *testing.T) {
-	r := newRig(t, twoBridges)
-	r.k.Add(kerneltest.Tap("vnet1", "br0", kerneltest.Learning))
-	r.guest("g1", "running", "br0:vnet1:"+mac1)
-	r.start()
-	r.waitFor("g1 managed", r.managed("vnet1", mac1))
+	r := startedWithG1(t)
 
 	r.k.SetFlags("vnet1", kerneltest.Learning)
 	r.emit(Event{Port: "vnet1", Why: "test: learning on"})
@@ -245,11 +253,7 @@ func TestHealsDrift(t *testing.T) {
 }
 
 func TestHotplugBeforeLiveXML(t *testing.T) {
-	r := newRig(t, twoBridges)
-	r.k.Add(kerneltest.Tap("vnet1", "br0", kerneltest.Learning))
-	r.guest("g1", "running", "br0:vnet1:"+mac1)
-	r.start()
-	r.waitFor("g1 managed", r.managed("vnet1", mac1))
+	r := startedWithG1(t)
 
 	// libvirt creates and enslaves the tap, then QEMU adds the device,
 	// then the live XML is rewritten: the port event comes first and
@@ -283,11 +287,7 @@ func TestHotplugBeforeLiveXML(t *testing.T) {
 }
 
 func TestMoveBetweenBridges(t *testing.T) {
-	r := newRig(t, twoBridges)
-	r.k.Add(kerneltest.Tap("vnet1", "br0", kerneltest.Learning))
-	r.guest("g1", "running", "br0:vnet1:"+mac1)
-	r.start()
-	r.waitFor("g1 managed", r.managed("vnet1", mac1))
+	r := startedWithG1(t)
 
 	r.k.Move("vnet1", "br1")
 	r.guest("g1", "running", "br1:vnet1:"+mac1)
@@ -307,11 +307,7 @@ func TestMoveBetweenBridges(t *testing.T) {
 }
 
 func TestRoamReportedNotReverted(t *testing.T) {
-	r := newRig(t, twoBridges)
-	r.k.Add(kerneltest.Tap("vnet1", "br0", kerneltest.Learning))
-	r.guest("g1", "running", "br0:vnet1:"+mac1)
-	r.start()
-	r.waitFor("g1 managed", r.managed("vnet1", mac1))
+	r := startedWithG1(t)
 
 	r.k.AddStatic(mac1, "eth0") // a frame from the guest's MAC came in on the uplink
 	r.emit(Event{Port: "eth0", Why: "test: roam"})
@@ -447,11 +443,7 @@ func TestDelayedResync(t *testing.T) {
 }
 
 func TestIdleResyncWritesNothing(t *testing.T) {
-	r := newRig(t, twoBridges)
-	r.k.Add(kerneltest.Tap("vnet1", "br0", kerneltest.Learning))
-	r.guest("g1", "running", "br0:vnet1:"+mac1)
-	r.start()
-	r.waitFor("g1 managed", r.managed("vnet1", mac1))
+	r := startedWithG1(t)
 	r.settle()
 	before := r.k.Writes()
 	r.emit(Event{Resync: true, Why: "test: timer"})

@@ -2,7 +2,6 @@ package features
 
 import (
 	"errors"
-	"fmt"
 	"testing"
 	"time"
 
@@ -10,53 +9,9 @@ import (
 	"github.com/fdbhook/fdbhook/pkg/config"
 	"github.com/fdbhook/fdbhook/pkg/guest"
 	"github.com/fdbhook/fdbhook/pkg/kernel"
-	"github.com/fdbhook/fdbhook/pkg/model"
+	"github.com/fdbhook/fdbhook/pkg/kernel/kerneltest"
 	"github.com/fdbhook/fdbhook/pkg/plan"
 )
-
-// view is the kernel, with no libvirt networks and no other guests.
-type view struct{ *kernel.Conn }
-
-func (view) Network(string) (*model.Network, error) { return nil, nil }
-func (view) PortOwner(string) (string, error)       { return "", nil }
-
-// faultWriter fails write number failAt (from 1) of the apply; later writes
-// (the undo) go through.
-type faultWriter struct {
-	*kernel.Conn
-	n, failAt int
-}
-
-var errInjected = errors.New("injected failure")
-
-func (w *faultWriter) fault() error {
-	w.n++
-	if w.n == w.failAt {
-		return fmt.Errorf("write %d: %w", w.n, errInjected)
-	}
-	return nil
-}
-
-func (w *faultWriter) SetPortFlags(i int, f model.Flags, withLocked bool) error {
-	if err := w.fault(); err != nil {
-		return err
-	}
-	return w.Conn.SetPortFlags(i, f, withLocked)
-}
-
-func (w *faultWriter) ReplaceEntry(e model.Entry) error {
-	if err := w.fault(); err != nil {
-		return err
-	}
-	return w.Conn.ReplaceEntry(e)
-}
-
-func (w *faultWriter) DeleteEntry(e model.Entry) error {
-	if err := w.fault(); err != nil {
-		return err
-	}
-	return w.Conn.DeleteEntry(e)
-}
 
 // TestUndoRestoresLockedPort: the plan for a locked, sticky port with an
 // extra MAC, applied through the project's netlink code with a failure
@@ -78,12 +33,12 @@ func TestUndoRestoresLockedPort(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		p, err := plan.Start(cfg, g, view{c})
+		p, err := plan.Start(cfg, g, kerneltest.View{Reader: c})
 		if err != nil || len(p.Refusals) > 0 {
 			t.Fatalf("plan: %v\n%s", err, p.Format())
 		}
 		before := l.portFlags("tap0")
-		err = apply.Apply(&faultWriter{Conn: c, failAt: failAt}, p.Steps)
+		err = apply.Apply(kerneltest.Wrap(c, kerneltest.FailWrite(failAt)), p.Steps)
 		if err == nil {
 			if failAt <= len(p.Steps) {
 				t.Fatalf("apply with a failure at write %d of %d steps succeeded", failAt, len(p.Steps))
@@ -95,7 +50,7 @@ func TestUndoRestoresLockedPort(t *testing.T) {
 			return
 		}
 		var se *apply.StepError
-		if !errors.As(err, &se) || !errors.Is(err, errInjected) || se.UndoErr != nil {
+		if !errors.As(err, &se) || !errors.Is(err, kerneltest.ErrInjected) || se.UndoErr != nil {
 			t.Fatalf("write %d: apply = %v, want the injected failure and a clean undo", failAt, err)
 		}
 		if after := l.portFlags("tap0"); after != before {

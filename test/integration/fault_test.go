@@ -28,10 +28,12 @@ type view struct {
 var errInjected = errors.New("injected fault")
 
 // faultWriter passes every call to a real kernel connection, except that
-// call number failAt (from 1) fails, and with failRest every later call
-// too. before, when set, runs ahead of every call with its number.
+// write number failAt (from 1) fails, and with failRest every later write
+// too. before, when set, runs ahead of every write with its number. Reads
+// pass straight through.
 type faultWriter struct {
-	w        apply.Writer
+	w model.ReadWriter
+	model.Reader
 	calls    int
 	failAt   int
 	failRest bool
@@ -77,6 +79,20 @@ func (f *faultWriter) DeleteEntry(e model.Entry) error {
 		return err
 	}
 	return f.w.DeleteEntry(e)
+}
+
+func (f *faultWriter) AddPortVlans(i int, v []model.Vlan) error {
+	if err := f.step(fmt.Sprintf("add vlans %d %v", i, v)); err != nil {
+		return err
+	}
+	return f.w.AddPortVlans(i, v)
+}
+
+func (f *faultWriter) DelPortVlans(i int, v []model.Vlan) error {
+	if err := f.step(fmt.Sprintf("del vlans %d %v", i, v)); err != nil {
+		return err
+	}
+	return f.w.DelPortVlans(i, v)
 }
 
 // faultGuest is a three-NIC guest on br0 (taps fa1..fa3). Before it
@@ -145,7 +161,7 @@ func TestApplyFaultAtEveryStep(t *testing.T) {
 		t.Run(fmt.Sprintf("write %d fails", failAt), func(t *testing.T) {
 			c := l.conn()
 			steps := planStart(t, l, c)
-			fw := &faultWriter{w: c, failAt: failAt}
+			fw := &faultWriter{w: c, Reader: c, failAt: failAt}
 			err := apply.Apply(fw, steps)
 			if failAt > n {
 				if err != nil {
@@ -184,7 +200,7 @@ func TestApplyFaultAtEveryStep(t *testing.T) {
 		l := faultLab(t)
 		c := l.conn()
 		steps := planStart(t, l, c)
-		err := apply.Apply(&faultWriter{w: c, failAt: 3, failRest: true}, steps)
+		err := apply.Apply(&faultWriter{w: c, Reader: c, failAt: 3, failRest: true}, steps)
 		var se *apply.StepError
 		if !errors.As(err, &se) || se.UndoErr == nil {
 			t.Fatalf("Apply = %v, want a StepError with UndoErr", err)
@@ -216,7 +232,7 @@ func TestApplyPortDisappears(t *testing.T) {
 				}
 				h := l.Handle
 				var delErr error
-				fw := &faultWriter{w: c, before: func(call int) {
+				fw := &faultWriter{w: c, Reader: c, before: func(call int) {
 					if call == k {
 						link, err := h.LinkByName(victim)
 						if err == nil {
@@ -313,7 +329,7 @@ func TestStartOverExternLearnedEntry(t *testing.T) {
 		if err != nil || len(p.Steps) != 2 {
 			t.Fatalf("plan: %v\n%s", err, p.Format())
 		}
-		if err := apply.Apply(&faultWriter{w: c, failAt: 2}, p.Steps); err == nil {
+		if err := apply.Apply(&faultWriter{w: c, Reader: c, failAt: 2}, p.Steps); err == nil {
 			t.Fatal("Apply with a fault at write 2 succeeded")
 		}
 		l.expectUnchanged(t, "undone start over an extern_learn entry", before)

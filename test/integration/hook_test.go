@@ -12,6 +12,7 @@ import (
 	"github.com/fdbhook/fdbhook/pkg/hook"
 	"github.com/fdbhook/fdbhook/pkg/kernel"
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
+	"github.com/fdbhook/fdbhook/pkg/model"
 	testlab "github.com/fdbhook/fdbhook/test/lab"
 )
 
@@ -241,7 +242,7 @@ type inProcess struct {
 	lockPath   string
 	lockWait   time.Duration
 	// wrap, when set, wraps each run's kernel connection (to slow it down).
-	wrap func(hook.Kernel) hook.Kernel
+	wrap func(model.Kernel) model.Kernel
 }
 
 func (l *lab) inProcess(t *testing.T, config string) *inProcess {
@@ -283,7 +284,7 @@ func (p *inProcess) run(t *testing.T, stdin []byte, args ...string) result {
 			LockPath:    p.lockPath,
 			LockTimeout: p.lockWait,
 		},
-		OpenKernel: func() (hook.Kernel, error) {
+		OpenKernel: func() (model.Kernel, error) {
 			k, err := kernel.Open(p.l.NetNS, time.Second)
 			if err != nil || p.wrap == nil {
 				return k, err

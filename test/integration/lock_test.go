@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fdbhook/fdbhook/pkg/hook"
 	"github.com/fdbhook/fdbhook/pkg/model"
 )
 
@@ -15,7 +14,7 @@ import (
 // its writes becomes long enough that two runs not kept apart by the run
 // lock both read the FDB before either writes.
 type slowReads struct {
-	hook.Kernel
+	model.Kernel
 	delay time.Duration
 }
 
@@ -41,7 +40,7 @@ func TestRunLockSerialisesDuplicateCheck(t *testing.T) {
 			l.AddTap(tap, "br0")
 		}
 		p := l.inProcess(t, defaultConfig)
-		p.wrap = func(k hook.Kernel) hook.Kernel { return slowReads{Kernel: k, delay: 200 * time.Millisecond} }
+		p.wrap = func(k model.Kernel) model.Kernel { return slowReads{Kernel: k, delay: 200 * time.Millisecond} }
 		m := mac(13, rep)
 		res := make([]result, 2)
 		var wg sync.WaitGroup

@@ -13,6 +13,7 @@ import (
 
 	"github.com/fdbhook/fdbhook/pkg/hook"
 	"github.com/fdbhook/fdbhook/pkg/kernel"
+	"github.com/fdbhook/fdbhook/pkg/model"
 	testlab "github.com/fdbhook/fdbhook/test/lab"
 )
 
@@ -44,14 +45,14 @@ func netlinkSockets(t *testing.T) map[int]bool {
 // (RTNLGRP_LINK) that nobody reads. The kernel then silently drops the
 // reply and the acknowledgement of the next request: without a timeout
 // the call would wait for ever.
-func openStarved(t *testing.T, l *lab, timeout time.Duration) hook.Kernel {
+func openStarved(t *testing.T, l *lab, timeout time.Duration) model.Kernel {
 	t.Helper()
-	return starve(t, l, func() (hook.Kernel, error) { return kernel.Open(l.NetNS, timeout) })
+	return starve(t, l, func() (model.Kernel, error) { return kernel.Open(l.NetNS, timeout) })
 }
 
 // starve opens a connection with open (which must make it in l's
 // namespace) and starves it as openStarved does.
-func starve(t *testing.T, l *lab, open func() (hook.Kernel, error)) hook.Kernel {
+func starve(t *testing.T, l *lab, open func() (model.Kernel, error)) model.Kernel {
 	t.Helper()
 	before := netlinkSockets(t)
 	c, err := open()
@@ -215,7 +216,7 @@ func TestLockTimeout(t *testing.T) {
 func TestDefaultNetlinkTimeout(t *testing.T) {
 	const documented = 5 * time.Second
 	l := newStdLab(t)
-	c := starve(t, l, func() (k hook.Kernel, err error) {
+	c := starve(t, l, func() (k model.Kernel, err error) {
 		err = testlab.InNS(l.NetNS, func() error {
 			var err error
 			k, err = hook.NewRunner().OpenKernel()
@@ -234,7 +235,7 @@ func TestDefaultNetlinkTimeout(t *testing.T) {
 // took to fail and why. It skips when the reply fitted the starved buffer
 // anyway, and fails when the error does not say the kernel did not answer,
 // or when the call has not returned 10 s past timeout.
-func unansweredLink(t *testing.T, c hook.Kernel, timeout time.Duration) (time.Duration, error) {
+func unansweredLink(t *testing.T, c model.Kernel, timeout time.Duration) (time.Duration, error) {
 	t.Helper()
 	done := make(chan error, 1)
 	begin := time.Now()
