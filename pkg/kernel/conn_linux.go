@@ -246,7 +246,39 @@ func (c *Conn) Links() ([]*model.Link, error) {
 	return out, nil
 }
 
+// parseLink reads a link message: a tap or a bridge attribute by
+// attribute, any other device through parseLinkLibrary.
 func parseLink(m []byte) (*model.Link, error) {
+	if len(m) < unix.SizeofIfInfomsg {
+		return nil, fmt.Errorf("parsing link message: %d bytes", len(m))
+	}
+	var a linkAttrs
+	if err := a.read(m[unix.SizeofIfInfomsg:]); err != nil {
+		return nil, err
+	}
+	var l *model.Link
+	switch a.kind {
+	case "tun", "bridge":
+		l = a.link(nl.DeserializeIfInfomsg(m))
+	default:
+		var err error
+		if l, err = parseLinkLibrary(m); err != nil {
+			return nil, err
+		}
+	}
+	if err := a.port(l); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// parseLinkLibrary reads a link message with the netlink library's
+// LinkDeserialize, which names every kind of device as the library does
+// (Type). parseLink reads taps and bridges, the devices a hook run reads
+// by the dozen, itself: LinkDeserialize decodes each of a link message's
+// some 50 attributes into Go values, 6 KB of them for a 1.5 KB message, and
+// the hook needs nine (bench/results.md, section 5).
+func parseLinkLibrary(m []byte) (*model.Link, error) {
 	nlink, err := netlink.LinkDeserialize(nil, m)
 	if err != nil {
 		return nil, fmt.Errorf("parsing link message: %w", err)
@@ -254,16 +286,12 @@ func parseLink(m []byte) (*model.Link, error) {
 	a := nlink.Attrs()
 	l := &model.Link{Name: a.Name, Index: a.Index, Type: nlink.Type(), MasterIndex: a.MasterIndex,
 		Promiscuity: a.Promisc, PromiscFlag: a.RawFlags&unix.IFF_PROMISC != 0,
-		// IFLA_CARRIER, read below, overrides this where the kernel has it.
+		// IFLA_CARRIER, read by linkAttrs.port, overrides this where the
+		// kernel has it.
 		Carrier: a.RawFlags&unix.IFF_LOWER_UP != 0}
 	switch t := nlink.(type) {
 	case *netlink.Tuntap:
-		switch t.Mode {
-		case netlink.TUNTAP_MODE_TAP:
-			l.TunMode = "tap"
-		case netlink.TUNTAP_MODE_TUN:
-			l.TunMode = "tun"
-		}
+		l.TunMode = tunMode(t.Mode)
 	case *netlink.Bridge:
 		l.VlanFiltering = t.VlanFiltering != nil && *t.VlanFiltering
 		// IFLA_BR_VLAN_DEFAULT_PVID is only reported by kernels built with
@@ -273,13 +301,107 @@ func parseLink(m []byte) (*model.Link, error) {
 			l.DefaultPvid = int(*t.VlanDefaultPVID)
 		}
 	}
-	if len(m) < unix.SizeofIfInfomsg {
-		return l, nil
-	}
-	if err := parseLinkAttrs(l, m[unix.SizeofIfInfomsg:]); err != nil {
-		return nil, err
-	}
 	return l, nil
+}
+
+func tunMode(m netlink.TuntapMode) string {
+	switch m {
+	case netlink.TUNTAP_MODE_TAP:
+		return "tap"
+	case netlink.TUNTAP_MODE_TUN:
+		return "tun"
+	}
+	return ""
+}
+
+// linkAttrs are the attributes of a link message fdbhook reads.
+type linkAttrs struct {
+	name            string
+	master, promisc int
+	carrier         []byte // IFLA_CARRIER, when the kernel sends it
+	kind, slaveKind string
+	data, slaveData []byte
+}
+
+// read walks the top-level attributes and the link info.
+func (a *linkAttrs) read(b []byte) error {
+	var info []byte
+	err := eachAttr(b, func(typ uint16, val []byte) {
+		switch {
+		case typ == unix.IFLA_IFNAME && len(val) > 0:
+			a.name = string(val[:len(val)-1]) // as LinkDeserialize: less the NUL
+		case typ == unix.IFLA_MASTER && len(val) >= 4:
+			a.master = int(binary.NativeEndian.Uint32(val))
+		case typ == unix.IFLA_PROMISCUITY && len(val) >= 4:
+			a.promisc = int(binary.NativeEndian.Uint32(val))
+		case typ == unix.IFLA_CARRIER && len(val) > 0:
+			a.carrier = val
+		case typ == unix.IFLA_LINKINFO:
+			info = val
+		}
+	})
+	if err != nil || info == nil {
+		return err
+	}
+	if err := eachAttr(info, func(typ uint16, val []byte) {
+		switch {
+		case typ == unix.IFLA_INFO_KIND && len(val) > 0:
+			a.kind = string(val[:len(val)-1])
+		case typ == unix.IFLA_INFO_DATA:
+			a.data = val
+		case typ == unix.IFLA_INFO_SLAVE_KIND:
+			a.slaveKind = unix.ByteSliceToString(val)
+		case typ == unix.IFLA_INFO_SLAVE_DATA:
+			a.slaveData = val
+		}
+	}); err != nil {
+		return fmt.Errorf("parsing link info of %s: %w", a.name, err)
+	}
+	return nil
+}
+
+// link is a tap's or a bridge's Link, as parseLinkLibrary reads it.
+func (a *linkAttrs) link(msg *nl.IfInfomsg) *model.Link {
+	l := &model.Link{Name: a.name, Index: int(msg.Index), MasterIndex: a.master,
+		Promiscuity: a.promisc, PromiscFlag: msg.Flags&unix.IFF_PROMISC != 0,
+		Carrier: msg.Flags&unix.IFF_LOWER_UP != 0}
+	switch a.kind {
+	case "tun":
+		l.Type = "tuntap" // the library's name for the kind
+		_ = eachAttr(a.data, func(typ uint16, val []byte) {
+			if typ == unix.IFLA_TUN_TYPE && len(val) > 0 {
+				l.TunMode = tunMode(netlink.TuntapMode(val[0]))
+			}
+		})
+	case "bridge":
+		l.Type = "bridge"
+		_ = eachAttr(a.data, func(typ uint16, val []byte) {
+			switch {
+			case typ == unix.IFLA_BR_VLAN_FILTERING && len(val) > 0:
+				l.VlanFiltering = val[0] == 1
+			case typ == unix.IFLA_BR_VLAN_DEFAULT_PVID && len(val) >= 2:
+				l.VlanCapable, l.DefaultPvid = true, int(binary.NativeEndian.Uint16(val))
+			}
+		})
+	}
+	return l
+}
+
+// port adds what the library does not read: the carrier, and the master's
+// kind and, on a bridge port, the port's flags.
+func (a *linkAttrs) port(l *model.Link) error {
+	if a.carrier != nil {
+		l.Carrier = a.carrier[0] != 0
+	}
+	l.MasterType = a.slaveKind
+	if a.slaveKind == "bridge" && a.slaveData != nil {
+		var err error
+		l.Flags, l.LockCapable, err = parsePortFlags(a.slaveData)
+		if err != nil {
+			return fmt.Errorf("parsing bridge port flags of %s: %w", l.Name, err)
+		}
+	}
+	return nil
 }
 
 // eachAttr calls f for every netlink attribute in b, in order, with its
@@ -294,43 +416,6 @@ func eachAttr(b []byte, f func(typ uint16, val []byte)) error {
 		}
 		f(binary.NativeEndian.Uint16(b[2:4])&^unix.NLA_F_NESTED, b[unix.SizeofRtAttr:n])
 		b = b[min(nlmAlign(n), len(b)):]
-	}
-	return nil
-}
-
-// parseLinkAttrs reads what the netlink library does not: the carrier, and
-// from the link info, the master's kind and a bridge port's flags.
-func parseLinkAttrs(l *model.Link, b []byte) error {
-	var info []byte
-	err := eachAttr(b, func(typ uint16, val []byte) {
-		switch typ {
-		case unix.IFLA_CARRIER:
-			if len(val) > 0 {
-				l.Carrier = val[0] != 0
-			}
-		case unix.IFLA_LINKINFO:
-			info = val
-		}
-	})
-	if err != nil || info == nil {
-		return err
-	}
-	var slaveData []byte
-	if err := eachAttr(info, func(typ uint16, val []byte) {
-		switch typ {
-		case unix.IFLA_INFO_SLAVE_KIND:
-			l.MasterType = unix.ByteSliceToString(val)
-		case unix.IFLA_INFO_SLAVE_DATA:
-			slaveData = val
-		}
-	}); err != nil {
-		return fmt.Errorf("parsing link info of %s: %w", l.Name, err)
-	}
-	if l.MasterType == "bridge" && slaveData != nil {
-		l.Flags, l.LockCapable, err = parsePortFlags(slaveData)
-		if err != nil {
-			return fmt.Errorf("parsing bridge port flags of %s: %w", l.Name, err)
-		}
 	}
 	return nil
 }
