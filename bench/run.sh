@@ -7,7 +7,8 @@
 #
 # Knobs (environment): BENCH_RUNS (default 200), BENCH_STOP_RUNS (200),
 # BENCH_RSS_RUNS (20), BENCH_FDB_ENTRIES (10000), BENCH_FLOOD_FRAMES (20000),
-# BENCH_FLOOD_ROUNDS (3), BENCH_GO_BENCHTIME (200x), BENCH_GO_COUNT (5).
+# BENCH_FLOOD_ROUNDS (3), BENCH_GO_BENCHTIME (200x), BENCH_GO_COUNT (5),
+# BENCH_KERNEL_BENCHTIME (50x).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -45,6 +46,9 @@ flock -w 1800 9 || { echo "bench/run.sh: /run/fdbhook-test.lock held for 30 min"
 echo "== go test -bench ./bench (in-process plan + apply)" >&2
 go test -count "${BENCH_GO_COUNT:-5}" -run '^$' -bench . -benchmem -benchtime "${BENCH_GO_BENCHTIME:-200x}" ./bench/ | tee "$out/gobench.txt" >&2
 
+echo "== go test -bench ./pkg/kernel (pkg/kernel beside the netlink library)" >&2
+go test -count "${BENCH_GO_COUNT:-5}" -run '^$' -bench . -benchmem -benchtime "${BENCH_KERNEL_BENCHTIME:-50x}" ./pkg/kernel/ | tee "$out/kernelbench.txt" >&2
+
 echo "== hook binaries in network namespace $ns" >&2
 ip netns add "$ns"
 ip netns exec "$ns" bench/bin/driver measure -netns "$ns" \
@@ -54,7 +58,8 @@ ip netns exec "$ns" bench/bin/driver measure -netns "$ns" \
 	-fdb-entries "${BENCH_FDB_ENTRIES:-10000}" -flood-frames "${BENCH_FLOOD_FRAMES:-20000}" \
 	-flood-rounds "${BENCH_FLOOD_ROUNDS:-3}" -o "$out/results.json"
 
-bench/bin/driver report -i "$out/results.json" -gobench "$out/gobench.txt" -md bench/results.md -svg bench/latency.svg
+bench/bin/driver report -i "$out/results.json" -gobench "$out/gobench.txt" -kernelbench "$out/kernelbench.txt" \
+	-md bench/results.md -svg bench/latency.svg
 echo "wrote bench/results.md and bench/latency.svg" >&2
 
 echo "== fdbhook watch" >&2

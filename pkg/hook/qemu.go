@@ -9,6 +9,7 @@ import (
 
 	"github.com/fdbhook/fdbhook/pkg/apply"
 	"github.com/fdbhook/fdbhook/pkg/config"
+	"github.com/fdbhook/fdbhook/pkg/events"
 	"github.com/fdbhook/fdbhook/pkg/guest"
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
 	"github.com/fdbhook/fdbhook/pkg/plan"
@@ -34,11 +35,12 @@ type qemuOp struct {
 	mayFail bool
 }
 
-// qemuOps maps libvirt's (operation, sub-operation) to what fdbhook does.
-// Anything not listed — prepare, started, restore, operations of newer
-// libvirt versions — is ignored: no kernel change, no output, exit 0.
-// migrate and restore in particular must print nothing: libvirt reads their
-// stdout as replacement domain XML.
+// qemuOps maps the events fdbhook acts on (events.Qemu) to what it does.
+// Any other event — prepare, started, restore, operations of newer libvirt
+// versions — is ignored: no kernel change, no output, exit 0 (the installed
+// binary exits in package qemuexit's init already). migrate and restore in
+// particular must print nothing: libvirt reads their stdout as replacement
+// domain XML.
 var qemuOps = map[[2]string]qemuOp{
 	{"start", "begin"}:     {act: applyPlan, mayFail: true},
 	{"reconnect", "begin"}: {act: applyPlan},
@@ -59,7 +61,7 @@ func (r *Runner) RunQemu(args []string) int {
 // the log opened: three of a guest's five hook calls are such.
 func (r *Runner) qemuHook(domain, op, subop, extra string, dry bool) int {
 	row, known := qemuOps[[2]string{op, subop}]
-	if !known || row.act == ignore {
+	if !events.Qemu[[2]string{op, subop}] || !known || row.act == ignore {
 		return ExitOK
 	}
 	cfg, cfgErr := r.loadConfig()
@@ -135,6 +137,7 @@ func (r *Runner) qemuEvent(cfg *config.Config, domain, op string, act action, dr
 	var p *plan.Plan
 	incoming := false
 	if act == applyPlan {
+		prefetch(k, g)
 		p, err = plan.Start(cfg, g, v)
 		if err == nil && op == "start" {
 			p, incoming, err = r.forIncoming(p, v, g, dry, log)
