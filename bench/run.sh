@@ -8,6 +8,7 @@
 # Knobs (environment): BENCH_RUNS (default 200), BENCH_STOP_RUNS (200),
 # BENCH_RSS_RUNS (20), BENCH_FDB_ENTRIES (10000), BENCH_FLOOD_FRAMES (20000),
 # BENCH_FLOOD_ROUNDS (3), BENCH_GO_BENCHTIME (200x), BENCH_GO_COUNT (5),
+# BENCH_KERNEL_BENCHTIME (50x),
 # BENCH_PHASES (latency,stop,rss,flood,lxc; "lxc" alone measures the lxc hook
 # beside the qemu hook and replaces only that section of bench/results.md).
 set -euo pipefail
@@ -50,6 +51,9 @@ phases=${BENCH_PHASES:-latency,stop,rss,flood,lxc}
 if [ "$phases" != lxc ]; then
 echo "== go test -bench ./bench (in-process plan + apply)" >&2
 go test -count "${BENCH_GO_COUNT:-5}" -run '^$' -bench . -benchmem -benchtime "${BENCH_GO_BENCHTIME:-200x}" ./bench/ | tee "$out/gobench.txt" >&2
+
+echo "== go test -bench ./pkg/kernel (pkg/kernel beside the netlink library)" >&2
+go test -count "${BENCH_GO_COUNT:-5}" -run '^$' -bench . -benchmem -benchtime "${BENCH_KERNEL_BENCHTIME:-50x}" ./pkg/kernel/ | tee "$out/kernelbench.txt" >&2
 fi
 
 echo "== hook binaries in network namespace $ns" >&2
@@ -75,7 +79,8 @@ if [ "$phases" = lxc ]; then
 	exit 0
 fi
 
-bench/bin/driver report -i "$out/results.json" -gobench "$out/gobench.txt" -md bench/results.md -svg bench/latency.svg
+bench/bin/driver report -i "$out/results.json" -gobench "$out/gobench.txt" -kernelbench "$out/kernelbench.txt" \
+	-md bench/results.md -svg bench/latency.svg
 echo "wrote bench/results.md and bench/latency.svg" >&2
 
 echo "== fdbhook watch" >&2

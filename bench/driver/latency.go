@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/fdbhook/fdbhook/bench/testbed"
 )
@@ -11,6 +13,8 @@ import (
 type variant struct {
 	name string
 	argv func(domain string) []string
+	// r runs it when not the bench's runner (another environment).
+	r *runner
 }
 
 // latency times `start begin` for guests with 1, 8 and 64 NICs on br0:
@@ -38,17 +42,27 @@ func (b *bench) latency() error {
 	series := map[string]*Series{}
 	key := func(v string, n int, mode string) string { return fmt.Sprintf("%s/%d/%s", v, n, mode) }
 	variants := []variant{
-		{"fdbhook", func(d string) []string { return []string{b.o.hook, d, "start", "begin", "-"} }},
-		{"shell", func(d string) []string { return []string{b.o.shell, d, "start", "begin", "-"} }},
+		{"fdbhook", func(d string) []string { return []string{b.o.hook, d, "start", "begin", "-"} }, nil},
+		{"shell", func(d string) []string { return []string{b.o.shell, d, "start", "begin", "-"} }, nil},
 	}
 	// Floors: programs that do nothing, measured once per round, and the
 	// hook itself for an operation it ignores (three of a guest's five
 	// hook calls: prepare, started, release's sibling operations).
+	//
+	// unmanaged: the hook for a start with a configuration that manages
+	// nothing: it reads the configuration, sets up logging and exits
+	// before the XML, the lock or netlink.
+	unmanaged, err := b.unmanagedRunner()
+	if err != nil {
+		return err
+	}
+	defer unmanaged.close()
 	floors := []variant{
-		{"noop", func(string) []string { return []string{b.o.noop, "guest", "start", "begin", "-"} }},
-		{"prepare", func(string) []string { return []string{b.o.hook, "guest", "prepare", "begin", "-"} }},
-		{"hookinit", func(string) []string { return []string{b.o.hookInit, "guest", "start", "begin", "-"} }},
-		{"noxmlquery", func(string) []string { return []string{b.o.noXMLQuery, "guest", "start", "begin", "-"} }},
+		{"noop", func(string) []string { return []string{b.o.noop, "guest", "start", "begin", "-"} }, nil},
+		{"prepare", func(string) []string { return []string{b.o.hook, "guest", "prepare", "begin", "-"} }, nil},
+		{"hookinit", func(string) []string { return []string{b.o.hookInit, "guest", "start", "begin", "-"} }, nil},
+		{"noxmlquery", func(string) []string { return []string{b.o.noXMLQuery, "guest", "start", "begin", "-"} }, nil},
+		{"unmanaged", func(string) []string { return []string{b.o.hook, "guest", "start", "begin", "-"} }, unmanaged},
 	}
 	for _, f := range floors {
 		series[key(f.name, 0, "")] = &Series{Variant: f.name}
@@ -85,7 +99,11 @@ func (b *bench) latency() error {
 			modes = []string{"first", "steady"}
 		}
 		for _, f := range floors {
-			d, err := b.r.run(f.argv(""), inputs[1], true)
+			r := b.r
+			if f.r != nil {
+				r = f.r
+			}
+			d, err := r.run(f.argv(""), inputs[1], true)
 			if err != nil {
 				return err
 			}
@@ -137,3 +155,19 @@ func (b *bench) latency() error {
 }
 
 func guestName(nics int) string { return fmt.Sprintf("bench%d", nics) }
+
+// unmanagedRunner runs programs in the bench's environment, but with a
+// configuration file that manages no bridge.
+func (b *bench) unmanagedRunner() (*runner, error) {
+	cfg := filepath.Join(b.o.work, "unmanaged.toml")
+	if err := os.WriteFile(cfg, []byte("# manages nothing\nlog_level = \"info\"\n"), 0o644); err != nil {
+		return nil, err
+	}
+	var env []string
+	for _, e := range b.env {
+		if !strings.HasPrefix(e, "FDBHOOK_CONFIG=") {
+			env = append(env, e)
+		}
+	}
+	return newRunner(b.o.work, "unmanaged", append(env, "FDBHOOK_CONFIG="+cfg))
+}

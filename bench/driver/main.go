@@ -2,7 +2,7 @@
 // and against the floor of exec'ing a Go binary, and renders the results.
 //
 //	ip netns exec NS driver measure -netns NS -o results.json   (root)
-//	driver report -i results.json -gobench gobench.txt -md results.md -svg latency.svg
+//	driver report -i results.json -gobench gobench.txt -kernelbench kernelbench.txt -md results.md -svg latency.svg
 //
 // measure builds bridges and taps in its own network namespace and fork-execs
 // the hooks from there, so every hook runs against that namespace's kernel
@@ -104,6 +104,7 @@ func reportMain(args []string) error {
 	fs := flag.NewFlagSet("report", flag.ExitOnError)
 	in := fs.String("i", "bench/out/results.json", "results of driver measure")
 	gobench := fs.String("gobench", "bench/out/gobench.txt", "output of go test -bench ./bench")
+	kernelbench := fs.String("kernelbench", "bench/out/kernelbench.txt", "output of go test -bench ./pkg/kernel")
 	md := fs.String("md", "bench/results.md", "Markdown report to write")
 	svg := fs.String("svg", "bench/latency.svg", "latency chart to write")
 	lxcOnly := fs.Bool("lxc-only", false, "the results hold the lxc phase alone: replace that section of -md, leave the rest")
@@ -123,11 +124,15 @@ func reportMain(args []string) error {
 	if err != nil && !os.IsNotExist(err) {
 		return err
 	}
+	kb, err := os.ReadFile(*kernelbench)
+	if err != nil && !os.IsNotExist(err) {
+		return err
+	}
 	chart := latencySVG(&res)
 	if err := os.WriteFile(*svg, []byte(chart), 0o644); err != nil {
 		return err
 	}
-	text, table := report(&res, parseGoBench(string(gb)), filepath.Base(*svg))
+	text, table := report(&res, parseGoBench(string(gb)), parseGoBench(string(kb)), filepath.Base(*svg))
 	if err := os.WriteFile(*md, []byte(text), 0o644); err != nil {
 		return err
 	}

@@ -7,6 +7,9 @@ package main
 import (
 	"os"
 
+	// Ends the process for an event the hook ignores, before the hook's
+	// packages initialise.
+	_ "github.com/fdbhook/fdbhook/pkg/events/lxcexit"
 	"github.com/fdbhook/fdbhook/pkg/hook"
 )
 

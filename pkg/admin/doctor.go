@@ -284,6 +284,11 @@ func hookChecks(sys *System, h hookSpec, daemons []Daemon, missing Level) []Chec
 	for _, e := range entries {
 		candidates = append(candidates, filepath.Join(dir, e.Name()))
 	}
+	// libvirt runs a driver's hooks when it found any at its start, so
+	// every other hook counts, wherever it sorts.
+	for _, path := range candidates {
+		s.other(path)
+	}
 	for _, path := range candidates {
 		s.candidate(path)
 	}
@@ -303,9 +308,8 @@ type hookScan struct {
 	out     []Check
 	// found is set once an fdbhook program is seen, right or wrong.
 	found bool
-	// otherHookBefore holds the daemons some other hook, seen earlier in
-	// the walk, predates: libvirt noticed the hooks directory at their
-	// start.
+	// otherHookBefore holds the daemons some other program's hook
+	// predates: libvirt noticed the hooks directory at their start.
 	otherHookBefore map[string]bool
 }
 
@@ -313,9 +317,29 @@ func (s *hookScan) add(l Level, format string, args ...any) {
 	s.out = append(s.out, Check{Level: l, Name: s.name, Text: fmt.Sprintf(format, args...)})
 }
 
+// other notes the daemons that path predates when it is another
+// program's executable hook.
+func (s *hookScan) other(path string) {
+	lfi, err := os.Lstat(path)
+	if err != nil {
+		return
+	}
+	fi, err := os.Stat(path)
+	if err != nil || !executable(fi) {
+		return
+	}
+	if prog, _ := s.sys.Identify(path); prog != "" {
+		return
+	}
+	for _, d := range s.daemons {
+		if changed(lfi).Before(d.Started) {
+			s.otherHookBefore[d.Name] = true
+		}
+	}
+}
+
 // candidate checks one file libvirt would run: a broken link that looks
-// like fdbhook's fails, another program's hook only counts for the
-// daemons it predates, and fdbhook's must be the right program, usable,
+// like fdbhook's fails, and fdbhook's must be the right program, usable,
 // and seen by the daemons that run it.
 func (s *hookScan) candidate(path string) {
 	lfi, err := os.Lstat(path)
@@ -331,13 +355,6 @@ func (s *hookScan) candidate(path string) {
 	}
 	prog, version := s.sys.Identify(path)
 	if prog == "" {
-		if executable(fi) {
-			for _, d := range s.daemons {
-				if changed(lfi).Before(d.Started) {
-					s.otherHookBefore[d.Name] = true
-				}
-			}
-		}
 		return
 	}
 	s.found = true

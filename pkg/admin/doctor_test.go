@@ -158,19 +158,49 @@ func TestDoctorInstalledAndConfigured(t *testing.T) {
 	`)
 	expect(t, checks, "qemu hook", OK, "-> "+bin+" (qemu-hook 1.0)")
 
-	// An older hook existed before the daemon started: libvirt runs the
-	// hook directory, no restart needed.
-	writeFile(t, filepath.Join(sys.HooksDir, "qemu.d", "00-other"), "#!/bin/sh\n", 0o755)
-	sys.Daemons = func() ([]Daemon, error) {
-		return []Daemon{{Name: "libvirtd", PID: 42, Started: time.Now().Add(time.Hour)}}, nil
-	}
-	checks = Doctor(sys)
-	for _, c := range find(checks, "qemu hook") {
-		if c.Level != OK && strings.Contains(c.Text, "pid 42") {
-			t.Errorf("daemon started after the hooks, still told to reload: %s", c.Text)
+	// Another program's hook existed before the daemon started, fdbhook's
+	// came after: libvirt runs the hook directory, no reload needed,
+	// whether the other hook sorts before fdbhook's or after it.
+	hook := filepath.Join(sys.HooksDir, "qemu.d", "fdbhook")
+	for _, other := range []string{"00-other", "zz-other"} {
+		path := filepath.Join(sys.HooksDir, "qemu.d", other)
+		writeFile(t, path, "#!/bin/sh\n", 0o755)
+		started := changedAt(t, path).Add(time.Nanosecond)
+		// Install fdbhook's link again, until the file system's coarse
+		// clock gives it a later ctime.
+		for !changedAt(t, hook).After(started) {
+			time.Sleep(5 * time.Millisecond)
+			if err := os.Remove(hook); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(bin, hook); err != nil {
+				t.Fatal(err)
+			}
+		}
+		sys.Daemons = func() ([]Daemon, error) {
+			return []Daemon{{Name: "libvirtd", PID: 42, Started: started}}, nil
+		}
+		checks = Doctor(sys)
+		for _, c := range find(checks, "qemu hook") {
+			if c.Level != OK && strings.Contains(c.Text, "pid 42") {
+				t.Errorf("%s predates the daemon, still told to reload: %s", other, c.Text)
+			}
+		}
+		expect(t, checks, "qemu hook", OK, "active: libvirtd (pid 42) started at")
+		if err := os.Remove(path); err != nil {
+			t.Fatal(err)
 		}
 	}
-	expect(t, checks, "qemu hook", OK, "active: libvirtd (pid 42) started at")
+}
+
+// changedAt is path's ctime, not following a link.
+func changedAt(t *testing.T, path string) time.Time {
+	t.Helper()
+	fi, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return changed(fi)
 }
 
 // A daemon started before the hooks runs them once the package reloaded

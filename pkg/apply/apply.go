@@ -36,7 +36,15 @@ func (e *StepError) Unwrap() error { return e.Err }
 // before a SetVlans step replaces them.
 func Apply(w model.ReadWriter, steps []plan.Step) error {
 	steps = slices.Clone(steps)
-	for i := range steps {
+	pw, pipelines := w.(Pipeliner)
+	for i := 0; i < len(steps); i++ {
+		if n := oneMessageRun(steps[i:]); pipelines && n > 1 {
+			if err := applyRun(pw, w, steps, i, n); err != nil {
+				return err
+			}
+			i += n - 1
+			continue
+		}
 		if steps[i].Kind == plan.SetVlans {
 			prior, err := portVlans(w, steps[i].PortIndex)
 			if err != nil {
@@ -49,6 +57,70 @@ func Apply(w model.ReadWriter, steps []plan.Step) error {
 		}
 	}
 	return nil
+}
+
+// Pipeliner is a Writer that can send a run of writes without waiting for
+// each answer (kernel.Conn), each write still a message of its own: inside
+// Pipeline, the Writer's calls return nil at once, and Pipeline returns
+// each call's error in call order once the kernel has answered them all.
+type Pipeliner interface {
+	Pipeline(write func()) []error
+}
+
+// oneMessageRun is how many steps from the first are each carried out by
+// exactly one write (an entry, a port's flags), and so can be pipelined.
+func oneMessageRun(steps []plan.Step) int {
+	for n, s := range steps {
+		switch {
+		case s.Kind == plan.SetFlags || s.Kind == plan.ExtendEntry || s.Kind == plan.DelEntry:
+		case s.Kind == plan.AddEntry && !slices.ContainsFunc(s.PriorEntries, externLearned):
+		default:
+			return n
+		}
+	}
+	return len(steps)
+}
+
+func externLearned(e model.Entry) bool { return e.NTFlags&model.NTFExtLearn != 0 }
+
+// applyRun carries out steps[i:i+n], one-message steps, pipelined. The
+// kernel acts on every write it is sent, also on those after one that
+// fails: when one fails, every write of the run that the kernel did (or,
+// unanswered, may have done) is undone with the steps before the run, and
+// the error is the first failed step's, as when the steps go one by one.
+func applyRun(p Pipeliner, w model.Writer, steps []plan.Step, i, n int) error {
+	run := steps[i : i+n]
+	// A write that fails before it is queued (a Writer wrapping the
+	// Pipeliner may refuse one) returns its error at once and has no
+	// answer in the Pipeline's.
+	now := make([]error, 0, n)
+	answers := p.Pipeline(func() {
+		for _, s := range run {
+			now = append(now, do(w, s))
+		}
+	})
+	errs := make([]error, n)
+	for j := range run {
+		switch {
+		case now[j] != nil:
+			errs[j] = now[j]
+		case len(answers) > 0:
+			errs[j], answers = answers[0], answers[1:]
+		default:
+			errs[j] = errors.New("the kernel connection did not answer this write")
+		}
+	}
+	k := slices.IndexFunc(errs, func(err error) bool { return err != nil })
+	if k < 0 {
+		return nil
+	}
+	done := slices.Clone(steps[:i])
+	for j, s := range run {
+		if j != k && (errs[j] == nil || errors.Is(errs[j], unix.EAGAIN)) {
+			done = append(done, s)
+		}
+	}
+	return &StepError{Step: run[k], Err: errs[k], UndoErr: Undo(w, done)}
 }
 
 func portVlans(r model.Reader, port int) ([]model.Vlan, error) {
@@ -113,7 +185,7 @@ func do(w model.Writer, s plan.Step) error {
 		// it when it withdraws the route): delete it first.
 		var deleted []model.Entry
 		for _, p := range s.PriorEntries {
-			if p.NTFlags&model.NTFExtLearn != 0 {
+			if externLearned(p) {
 				if err := w.DeleteEntry(p); err != nil && !gone(err) {
 					return errors.Join(fmt.Errorf("deleting the extern_learn entry on %s: %w", p.Port, err), restore(w, deleted))
 				}

@@ -43,13 +43,17 @@ func (h *syslogHook) Fire(e *logrus.Entry) error { return h.hook.Fire(e) }
 func newLoggers(stderr io.Writer, stderrLevel, syslogLevel logrus.Level, useSyslog bool, tag string) (both, sys *logrus.Logger) {
 	both, sys = logrus.New(), logrus.New()
 	both.Out, sys.Out = io.Discard, io.Discard
-	both.Level, sys.Level = max(stderrLevel, syslogLevel), syslogLevel
 	both.AddHook(&levelHook{max: stderrLevel, out: stderr, fmt: logline.Formatter{Prefix: "fdbhook"}})
+	// Without a system log, entries below stderr's level go nowhere: the
+	// logger's level drops them before they are formatted (a guest with
+	// 64 NICs logs 64 info lines).
+	both.Level, sys.Level = stderrLevel, logrus.PanicLevel
 	if useSyslog {
 		if h, err := logline.Syslog(tag); err == nil {
 			sh := &syslogHook{max: syslogLevel, hook: h}
 			both.AddHook(sh)
 			sys.AddHook(sh)
+			both.Level, sys.Level = max(stderrLevel, syslogLevel), syslogLevel
 		}
 	}
 	return both, sys

@@ -3,6 +3,7 @@ package hook
 import (
 	"fmt"
 
+	"github.com/fdbhook/fdbhook/pkg/events"
 	"github.com/fdbhook/fdbhook/pkg/plan"
 )
 
@@ -21,7 +22,7 @@ var lxcOps = map[[2]string]hookOp{
 	{"release", "end"}:     {act: cleanup},
 }
 
-var lxcDomain = domainHook{ops: lxcOps, start: (*Runner).lxcStart}
+var lxcDomain = domainHook{acts: events.Lxc, ops: lxcOps, start: (*Runner).lxcStart}
 
 var lxcProgram = program{name: "lxc-hook", usage: lxcUsage, object: "CONTAINER"}
 

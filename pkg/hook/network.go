@@ -8,19 +8,11 @@ import (
 
 	"github.com/fdbhook/fdbhook/pkg/apply"
 	"github.com/fdbhook/fdbhook/pkg/config"
+	"github.com/fdbhook/fdbhook/pkg/events"
 	"github.com/fdbhook/fdbhook/pkg/guest"
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
 	"github.com/fdbhook/fdbhook/pkg/plan"
 )
-
-// networkOps lists the network operations that apply bridge policy. libvirt
-// creates a NAT network's bridge between "start" and "started", so both try.
-// port-created, port-deleted, updated, stopped and unknown operations change
-// nothing: per-port work happens in the qemu hook, which knows the tap.
-var networkOps = map[[2]string]bool{
-	{"start", "begin"}:   true,
-	{"started", "begin"}: true,
-}
 
 // errNetworkInput marks errors caused by the network hook's XML.
 var errNetworkInput = errors.New("bad network XML")
@@ -33,7 +25,7 @@ func (r *Runner) RunNetwork(args []string) int {
 // networkHook handles one libvirt network event. An operation the table
 // ignores returns before the configuration is read or the log opened.
 func (r *Runner) networkHook(network, op, subop, _ string, dry bool) int {
-	if !networkOps[[2]string{op, subop}] {
+	if !events.Network[[2]string{op, subop}] {
 		return ExitOK
 	}
 	cfg, cfgErr := r.loadConfig()

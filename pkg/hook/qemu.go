@@ -9,6 +9,7 @@ import (
 
 	"github.com/fdbhook/fdbhook/pkg/apply"
 	"github.com/fdbhook/fdbhook/pkg/config"
+	"github.com/fdbhook/fdbhook/pkg/events"
 	"github.com/fdbhook/fdbhook/pkg/guest"
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
 	"github.com/fdbhook/fdbhook/pkg/model"
@@ -35,11 +36,12 @@ type hookOp struct {
 	mayFail bool
 }
 
-// qemuOps maps libvirt's (operation, sub-operation) to what fdbhook does.
-// Anything not listed — prepare, started, restore, operations of newer
-// libvirt versions — is ignored: no kernel change, no output, exit 0.
-// migrate and restore in particular must print nothing: libvirt reads their
-// stdout as replacement domain XML.
+// qemuOps maps the events fdbhook acts on (events.Qemu) to what it does.
+// Any other event — prepare, started, restore, operations of newer libvirt
+// versions — is ignored: no kernel change, no output, exit 0 (the installed
+// binary exits in package qemuexit's init already). migrate and restore in
+// particular must print nothing: libvirt reads their stdout as replacement
+// domain XML.
 var qemuOps = map[[2]string]hookOp{
 	{"start", "begin"}:     {act: applyPlan, mayFail: true},
 	{"reconnect", "begin"}: {act: applyPlan},
@@ -49,9 +51,10 @@ var qemuOps = map[[2]string]hookOp{
 	{"migrate", "begin"}:   {act: markIncoming},
 }
 
-// domainHook is what tells the qemu and lxc hooks apart: the operation
-// table, and how a start is planned.
+// domainHook is what tells the qemu and lxc hooks apart: the events acted
+// on (package events), the operation table, and how a start is planned.
 type domainHook struct {
+	acts  map[[2]string]bool
 	ops   map[[2]string]hookOp
 	start startPlanner
 }
@@ -60,7 +63,7 @@ type domainHook struct {
 // this host, whose entries wait for the resume.
 type startPlanner func(r *Runner, ev *event, v PlanView) (p *plan.Plan, incoming bool, err error)
 
-var qemuDomain = domainHook{ops: qemuOps, start: (*Runner).qemuStart}
+var qemuDomain = domainHook{acts: events.Qemu, ops: qemuOps, start: (*Runner).qemuStart}
 
 // event is one hook call being carried out.
 type event struct {
@@ -87,7 +90,7 @@ func (r *Runner) RunQemu(args []string) int {
 // are such.
 func (r *Runner) domainHook(h domainHook, domain, op, subop string, dry bool) int {
 	row, known := h.ops[[2]string{op, subop}]
-	if !known || row.act == ignore {
+	if !h.acts[[2]string{op, subop}] || !known || row.act == ignore {
 		return ExitOK
 	}
 	cfg, cfgErr := r.loadConfig()
@@ -157,6 +160,9 @@ func (r *Runner) domainEvent(h domainHook, ev *event) (err error) {
 		return err
 	}
 	defer k.Close()
+	if ev.act == applyPlan {
+		prefetch(k, ev.g)
+	}
 	p, incoming, err := r.plan(h, ev, PlanView{Reader: k, Files: libvirt.New(r.Libvirt)})
 	if err != nil {
 		return err

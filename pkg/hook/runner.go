@@ -11,6 +11,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/fdbhook/fdbhook/pkg/config"
+	"github.com/fdbhook/fdbhook/pkg/guest"
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
 	"github.com/fdbhook/fdbhook/pkg/logline"
 	"github.com/fdbhook/fdbhook/pkg/model"
@@ -138,6 +139,30 @@ func (r *Runner) lock() (unlock func(), err error) { return Lock(r.LockPath, r.L
 // unlock is called).
 func Lock(path string, timeout time.Duration) (unlock func(), err error) {
 	return runstate.Lock(context.Background(), path, timeout)
+}
+
+// prefetcher is a kernel connection that reads ahead, in fewer round trips,
+// what planning a start then asks NIC by NIC (kernel.Conn.Prefetch): the
+// ports, their bridges, and the FDB entries of the MACs.
+type prefetcher interface {
+	Prefetch(ports map[string][]string)
+}
+
+// prefetch hands k the guest's ports and MACs when k can read ahead. It
+// changes no answer, only how many round trips they take.
+func prefetch(k model.Kernel, g *guest.Guest) {
+	pf, ok := k.(prefetcher)
+	if !ok {
+		return
+	}
+	ports := map[string][]string{}
+	for _, nic := range g.NICs {
+		if nic.Target == "" || nic.BadMAC != nil {
+			continue
+		}
+		ports[nic.Target] = append(append(ports[nic.Target], nic.MAC), g.Metadata(nic).ExtraMACs...)
+	}
+	pf.Prefetch(ports)
 }
 
 // PlanView joins the kernel and libvirt's files into what the planner reads.

@@ -1,11 +1,11 @@
 package kernel
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
 	"sort"
-	"syscall"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -26,9 +26,22 @@ const dumpRetries = 5
 
 // Conn is an rtnetlink connection in one network namespace.
 type Conn struct {
-	sock    *nl.SocketHandle
+	sock *nl.NetlinkSocket
+	// fd is the socket's descriptor (-1 once closed), pid its port ID,
+	// seq the sequence number of the last request sent; rbuf is reused for
+	// every datagram received (exchange_linux.go).
+	fd      int
+	pid     uint32
+	seq     uint32
+	timeout time.Duration
+	rbuf    []byte
 	byIndex map[int]*model.Link
-	vlans   []int
+	// byName and entries hold what Prefetch read, until the next write.
+	byName  map[string]*model.Link
+	entries map[entryKey][]model.Entry
+	// queue holds the writes of a Pipeline call (nil outside one).
+	queue []queued
+	vlans []int
 	// portVlans holds the VLANs of every bridge port, by port index, from
 	// the same dump as vlans.
 	portVlans map[int][]model.Vlan
@@ -44,19 +57,19 @@ func Open(ns netns.NsHandle, timeout time.Duration) (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening rtnetlink socket: %w", err)
 	}
-	tv := unix.NsecToTimeval(timeout.Nanoseconds())
-	if err := s.SetSendTimeout(&tv); err != nil {
+	pid, err := s.GetPid()
+	if err != nil {
 		s.Close()
-		return nil, fmt.Errorf("setting netlink send timeout: %w", err)
-	}
-	if err := s.SetReceiveTimeout(&tv); err != nil {
-		s.Close()
-		return nil, fmt.Errorf("setting netlink receive timeout: %w", err)
+		return nil, fmt.Errorf("reading the netlink socket's port ID: %w", err)
 	}
 	_ = s.SetExtAck(true) // kernel error strings, where the kernel has them
-	return &Conn{sock: &nl.SocketHandle{Socket: s}, byIndex: map[int]*model.Link{},
-		sticky: kernelAtLeast(release(), 4, 20)}, nil
+	return &Conn{sock: s, fd: s.GetFd(), pid: pid, timeout: timeout, rbuf: make([]byte, receiveBuffer),
+		byIndex: map[int]*model.Link{}, sticky: kernelAtLeast(release(), 4, 20)}, nil
 }
+
+// receiveBuffer holds the largest datagram the kernel sends: a dump fills
+// at most 32 KiB per datagram, single answers are far smaller.
+const receiveBuffer = 64 << 10
 
 // release returns the running kernel's release string ("6.1.0-18-amd64").
 func release() string {
@@ -78,23 +91,36 @@ func kernelAtLeast(release string, major, minor int) bool {
 }
 
 // Close releases the socket.
-func (c *Conn) Close() { c.sock.Socket.Close() }
+func (c *Conn) Close() {
+	if c.fd >= 0 {
+		c.sock.Close()
+		c.fd = -1
+	}
+}
 
 func (c *Conn) request(typ, flags int, data ...nl.NetlinkRequestData) *nl.NetlinkRequest {
 	req := nl.NewNetlinkRequest(typ, flags)
-	req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: c.sock}
 	for _, d := range data {
 		req.AddData(d)
 	}
 	return req
 }
 
+// execute sends one request and returns the payloads of its answer.
 func (c *Conn) execute(req *nl.NetlinkRequest, resType uint16) ([][]byte, error) {
-	msgs, err := req.Execute(unix.NETLINK_ROUTE, resType)
-	if isTimeout(err) {
-		return nil, fmt.Errorf("kernel did not answer within the netlink timeout: %w", err)
+	r, err := c.exchange(resType, req)
+	if err != nil {
+		return nil, timeoutError(err)
 	}
-	return msgs, err
+	return r[0].msgs, r[0].err
+}
+
+// timeoutError names a timeout as such.
+func timeoutError(err error) error {
+	if isTimeout(err) {
+		return fmt.Errorf("kernel did not answer within the netlink timeout: %w", err)
+	}
+	return err
 }
 
 // dump runs a dump request, retrying when a concurrent change interrupted it.
@@ -124,22 +150,28 @@ func skipStats() *nl.RtAttr {
 	return nl.NewRtAttr(unix.IFLA_EXT_MASK, nl.Uint32Attr(rtextFilterSkipStats))
 }
 
-// Link looks a device up by name; nil when it does not exist.
+// Link looks a device up by name; nil when it does not exist. The request
+// is the library's LinkByName's, less the interface counters (skipStats).
 func (c *Conn) Link(name string) (*model.Link, error) {
+	if l, ok := c.byName[name]; ok {
+		cp := *l
+		return &cp, nil
+	}
 	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
-	return c.getLink(c.request(unix.RTM_GETLINK, unix.NLM_F_ACK, msg,
+	return c.getLink(c.request(unix.RTM_GETLINK, 0, msg,
 		nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(name)), skipStats()))
 }
 
 // LinkByIndex looks a device up by index; nil when it does not exist.
-// Results are cached for the connection's life (one hook run).
+// Results are cached for the connection's life (one hook run). The
+// request is the library's LinkByIndex's, less the interface counters.
 func (c *Conn) LinkByIndex(index int) (*model.Link, error) {
 	if l, ok := c.byIndex[index]; ok {
 		return l, nil
 	}
 	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
 	msg.Index = int32(index)
-	return c.getLink(c.request(unix.RTM_GETLINK, unix.NLM_F_ACK, msg, skipStats()))
+	return c.getLink(c.request(unix.RTM_GETLINK, 0, msg, skipStats()))
 }
 
 func (c *Conn) getLink(req *nl.NetlinkRequest) (*model.Link, error) {
@@ -177,7 +209,8 @@ func (c *Conn) getLink(req *nl.NetlinkRequest) (*model.Link, error) {
 }
 
 // Links returns every device of the namespace from one RTM_GETLINK dump
-// (retried when a concurrent change interrupts it), with master names
+// (the library's LinkList's, less the interface counters; retried when a
+// concurrent change interrupts it), with master names
 // filled in. It only reads. Each device also enters the LinkByIndex cache,
 // as a copy: callers may change what they get back.
 func (c *Conn) Links() ([]*model.Link, error) {
@@ -213,7 +246,39 @@ func (c *Conn) Links() ([]*model.Link, error) {
 	return out, nil
 }
 
+// parseLink reads a link message: a tap or a bridge attribute by
+// attribute, any other device through parseLinkLibrary.
 func parseLink(m []byte) (*model.Link, error) {
+	if len(m) < unix.SizeofIfInfomsg {
+		return nil, fmt.Errorf("parsing link message: %d bytes", len(m))
+	}
+	var a linkAttrs
+	if err := a.read(m[unix.SizeofIfInfomsg:]); err != nil {
+		return nil, err
+	}
+	var l *model.Link
+	switch a.kind {
+	case "tun", "bridge":
+		l = a.link(nl.DeserializeIfInfomsg(m))
+	default:
+		var err error
+		if l, err = parseLinkLibrary(m); err != nil {
+			return nil, err
+		}
+	}
+	if err := a.port(l); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// parseLinkLibrary reads a link message with the netlink library's
+// LinkDeserialize, which names every kind of device as the library does
+// (Type). parseLink reads taps and bridges, the devices a hook run reads
+// by the dozen, itself: LinkDeserialize decodes each of a link message's
+// some 50 attributes into Go values, 6 KB of them for a 1.5 KB message, and
+// the hook needs nine (bench/results.md, section 5).
+func parseLinkLibrary(m []byte) (*model.Link, error) {
 	nlink, err := netlink.LinkDeserialize(nil, m)
 	if err != nil {
 		return nil, fmt.Errorf("parsing link message: %w", err)
@@ -221,17 +286,13 @@ func parseLink(m []byte) (*model.Link, error) {
 	a := nlink.Attrs()
 	l := &model.Link{Name: a.Name, Index: a.Index, Type: nlink.Type(), MasterIndex: a.MasterIndex,
 		Promiscuity: a.Promisc, PromiscFlag: a.RawFlags&unix.IFF_PROMISC != 0,
-		// IFLA_CARRIER, read below, overrides this where the kernel has it.
+		// IFLA_CARRIER, read by linkAttrs.port, overrides this where the
+		// kernel has it.
 		Carrier:     a.RawFlags&unix.IFF_LOWER_UP != 0,
 		PeerNetnsID: a.NetNsID}
 	switch t := nlink.(type) {
 	case *netlink.Tuntap:
-		switch t.Mode {
-		case netlink.TUNTAP_MODE_TAP:
-			l.TunMode = "tap"
-		case netlink.TUNTAP_MODE_TUN:
-			l.TunMode = "tun"
-		}
+		l.TunMode = tunMode(t.Mode)
 	case *netlink.Bridge:
 		l.VlanFiltering = t.VlanFiltering != nil && *t.VlanFiltering
 		// IFLA_BR_VLAN_DEFAULT_PVID is only reported by kernels built with
@@ -241,52 +302,121 @@ func parseLink(m []byte) (*model.Link, error) {
 			l.DefaultPvid = int(*t.VlanDefaultPVID)
 		}
 	}
-	if len(m) < unix.SizeofIfInfomsg {
-		return l, nil
-	}
-	attrs, err := nl.ParseRouteAttr(m[unix.SizeofIfInfomsg:])
-	if err != nil {
-		return nil, fmt.Errorf("parsing attributes of %s: %w", l.Name, err)
-	}
-	if err := parseLinkAttrs(l, attrs); err != nil {
-		return nil, err
-	}
 	return l, nil
 }
 
-// parseLinkAttrs reads what the netlink library does not: the carrier, and
-// from the link info, the master's kind and a bridge port's flags.
-func parseLinkAttrs(l *model.Link, attrs []syscall.NetlinkRouteAttr) error {
-	for _, a := range attrs {
-		switch a.Attr.Type &^ unix.NLA_F_NESTED {
-		case unix.IFLA_CARRIER:
-			if len(a.Value) > 0 {
-				l.Carrier = a.Value[0] != 0
-			}
-			continue
-		case unix.IFLA_LINKINFO:
-		default:
-			continue
+func tunMode(m netlink.TuntapMode) string {
+	switch m {
+	case netlink.TUNTAP_MODE_TAP:
+		return "tap"
+	case netlink.TUNTAP_MODE_TUN:
+		return "tun"
+	}
+	return ""
+}
+
+// linkAttrs are the attributes of a link message fdbhook reads.
+type linkAttrs struct {
+	name            string
+	master, promisc int
+	carrier         []byte // IFLA_CARRIER, when the kernel sends it
+	kind, slaveKind string
+	data, slaveData []byte
+}
+
+// read walks the top-level attributes and the link info.
+func (a *linkAttrs) read(b []byte) error {
+	var info []byte
+	err := eachAttr(b, func(typ uint16, val []byte) {
+		switch {
+		case typ == unix.IFLA_IFNAME && len(val) > 0:
+			a.name = string(val[:len(val)-1]) // as LinkDeserialize: less the NUL
+		case typ == unix.IFLA_MASTER && len(val) >= 4:
+			a.master = int(binary.NativeEndian.Uint32(val))
+		case typ == unix.IFLA_PROMISCUITY && len(val) >= 4:
+			a.promisc = int(binary.NativeEndian.Uint32(val))
+		case typ == unix.IFLA_CARRIER && len(val) > 0:
+			a.carrier = val
+		case typ == unix.IFLA_LINKINFO:
+			info = val
 		}
-		info, err := nl.ParseRouteAttr(a.Value)
+	})
+	if err != nil || info == nil {
+		return err
+	}
+	if err := eachAttr(info, func(typ uint16, val []byte) {
+		switch {
+		case typ == unix.IFLA_INFO_KIND && len(val) > 0:
+			a.kind = string(val[:len(val)-1])
+		case typ == unix.IFLA_INFO_DATA:
+			a.data = val
+		case typ == unix.IFLA_INFO_SLAVE_KIND:
+			a.slaveKind = unix.ByteSliceToString(val)
+		case typ == unix.IFLA_INFO_SLAVE_DATA:
+			a.slaveData = val
+		}
+	}); err != nil {
+		return fmt.Errorf("parsing link info of %s: %w", a.name, err)
+	}
+	return nil
+}
+
+// link is a tap's or a bridge's Link, as parseLinkLibrary reads it.
+func (a *linkAttrs) link(msg *nl.IfInfomsg) *model.Link {
+	l := &model.Link{Name: a.name, Index: int(msg.Index), MasterIndex: a.master,
+		Promiscuity: a.promisc, PromiscFlag: msg.Flags&unix.IFF_PROMISC != 0,
+		Carrier: msg.Flags&unix.IFF_LOWER_UP != 0, PeerNetnsID: -1} // a tap or bridge has no peer
+	switch a.kind {
+	case "tun":
+		l.Type = "tuntap" // the library's name for the kind
+		_ = eachAttr(a.data, func(typ uint16, val []byte) {
+			if typ == unix.IFLA_TUN_TYPE && len(val) > 0 {
+				l.TunMode = tunMode(netlink.TuntapMode(val[0]))
+			}
+		})
+	case "bridge":
+		l.Type = "bridge"
+		_ = eachAttr(a.data, func(typ uint16, val []byte) {
+			switch {
+			case typ == unix.IFLA_BR_VLAN_FILTERING && len(val) > 0:
+				l.VlanFiltering = val[0] == 1
+			case typ == unix.IFLA_BR_VLAN_DEFAULT_PVID && len(val) >= 2:
+				l.VlanCapable, l.DefaultPvid = true, int(binary.NativeEndian.Uint16(val))
+			}
+		})
+	}
+	return l
+}
+
+// port adds what the library does not read: the carrier, and the master's
+// kind and, on a bridge port, the port's flags.
+func (a *linkAttrs) port(l *model.Link) error {
+	if a.carrier != nil {
+		l.Carrier = a.carrier[0] != 0
+	}
+	l.MasterType = a.slaveKind
+	if a.slaveKind == "bridge" && a.slaveData != nil {
+		var err error
+		l.Flags, l.LockCapable, err = parsePortFlags(a.slaveData)
 		if err != nil {
-			return fmt.Errorf("parsing link info of %s: %w", l.Name, err)
+			return fmt.Errorf("parsing bridge port flags of %s: %w", l.Name, err)
 		}
-		var slaveData []byte
-		for _, i := range info {
-			switch i.Attr.Type &^ unix.NLA_F_NESTED {
-			case unix.IFLA_INFO_SLAVE_KIND:
-				l.MasterType = unix.ByteSliceToString(i.Value)
-			case unix.IFLA_INFO_SLAVE_DATA:
-				slaveData = i.Value
-			}
+	}
+	return nil
+}
+
+// eachAttr calls f for every netlink attribute in b, in order, with its
+// type less NLA_F_NESTED. It allocates nothing: a link message has some 50
+// attributes, and parsing them into a slice (nl.ParseRouteAttr) cost more
+// than the rest of reading a link.
+func eachAttr(b []byte, f func(typ uint16, val []byte)) error {
+	for len(b) >= unix.SizeofRtAttr {
+		n := int(binary.NativeEndian.Uint16(b[0:2]))
+		if n < unix.SizeofRtAttr || n > len(b) {
+			return fmt.Errorf("netlink attribute of %d bytes in %d", n, len(b))
 		}
-		if l.MasterType == "bridge" && slaveData != nil {
-			l.Flags, l.LockCapable, err = parsePortFlags(slaveData)
-			if err != nil {
-				return fmt.Errorf("parsing bridge port flags of %s: %w", l.Name, err)
-			}
-		}
+		f(binary.NativeEndian.Uint16(b[2:4])&^unix.NLA_F_NESTED, b[unix.SizeofRtAttr:n])
+		b = b[min(nlmAlign(n), len(b)):]
 	}
 	return nil
 }
@@ -295,25 +425,21 @@ func parseLinkAttrs(l *model.Link, attrs []syscall.NetlinkRouteAttr) error {
 // whether the kernel reports IFLA_BRPORT_LOCKED at all (5.18+): a kernel
 // that reports it can lock the port.
 func parsePortFlags(b []byte) (f model.Flags, lockCapable bool, err error) {
-	attrs, err := nl.ParseRouteAttr(b)
-	if err != nil {
-		return f, false, err
-	}
-	for _, a := range attrs {
-		if len(a.Value) < 1 {
-			continue
+	err = eachAttr(b, func(typ uint16, val []byte) {
+		if len(val) < 1 {
+			return
 		}
-		switch a.Attr.Type &^ unix.NLA_F_NESTED {
+		switch typ {
 		case unix.IFLA_BRPORT_LEARNING:
-			f.Learning = a.Value[0] != 0
+			f.Learning = val[0] != 0
 		case unix.IFLA_BRPORT_UNICAST_FLOOD:
-			f.Flood = a.Value[0] != 0
+			f.Flood = val[0] != 0
 		case unix.IFLA_BRPORT_LOCKED:
-			f.Locked = a.Value[0] != 0
+			f.Locked = val[0] != 0
 			lockCapable = true
 		}
-	}
-	return f, lockCapable, nil
+	})
+	return f, lockCapable, err
 }
 
 // Entries returns the FDB entries for mac on bridge for VLAN 0 and, when the
@@ -321,6 +447,10 @@ func parsePortFlags(b []byte) (f model.Flags, lockCapable bool, err error) {
 // port. Each lookup is an RTM_GETNEIGH "get" (kernel 5.3+), so the cost does
 // not grow with the size of the FDB.
 func (c *Conn) Entries(bridge *model.Link, mac string) ([]model.Entry, error) {
+	if e, ok := c.entries[entryKey{bridge.Index, mac}]; ok {
+		var out []model.Entry // nil when none, as below
+		return c.named(append(out, e...))
+	}
 	hw, err := net.ParseMAC(mac)
 	if err != nil {
 		return nil, err
@@ -353,6 +483,13 @@ func (c *Conn) Entries(bridge *model.Link, mac string) ([]model.Entry, error) {
 }
 
 func (c *Conn) fdbGet(bridgeIndex int, hw net.HardwareAddr, vid int) (*model.Entry, error) {
+	r, err := c.exchange(unix.RTM_NEWNEIGH, c.fdbGetRequest(bridgeIndex, hw, vid))
+	return fdbGetResult(r, 0, timeoutError(err))
+}
+
+// fdbGetRequest is an FDB "get" of one MAC on a bridge, for one VLAN (0:
+// none). A raw request: the netlink library has no call for it.
+func (c *Conn) fdbGetRequest(bridgeIndex int, hw net.HardwareAddr, vid int) *nl.NetlinkRequest {
 	req := c.request(unix.RTM_GETNEIGH, 0,
 		&netlink.Ndmsg{Family: unix.AF_BRIDGE, Flags: unix.NTF_MASTER},
 		nl.NewRtAttr(unix.NDA_LLADDR, hw),
@@ -360,14 +497,23 @@ func (c *Conn) fdbGet(bridgeIndex int, hw net.HardwareAddr, vid int) (*model.Ent
 	if vid != 0 {
 		req.AddData(nl.NewRtAttr(unix.NDA_VLAN, nl.Uint16Attr(uint16(vid))))
 	}
-	msgs, err := c.execute(req, unix.RTM_NEWNEIGH)
-	if errors.Is(err, unix.ENOENT) {
-		return nil, nil
-	}
-	if err != nil || len(msgs) == 0 {
+	return req
+}
+
+// fdbGetResult is the entry answered to the i-th FDB get of an exchange
+// that returned replies and err; nil when there is none.
+func fdbGetResult(replies []reply, i int, err error) (*model.Entry, error) {
+	if err != nil {
 		return nil, err
 	}
-	e, _, err := parseEntry(msgs[0])
+	r := replies[i]
+	if errors.Is(r.err, unix.ENOENT) {
+		return nil, nil
+	}
+	if r.err != nil || len(r.msgs) == 0 {
+		return nil, r.err
+	}
+	e, _, err := parseEntry(r.msgs[0])
 	return e, err
 }
 
@@ -413,6 +559,10 @@ func (c *Conn) PortEntries(bridge, port *model.Link) ([]model.Entry, error) {
 	return c.fdbDump(bridge.Index, port.Index)
 }
 
+// fdbDump is a raw request: the library's NeighList dumps the FDB of every
+// bridge and filters in user space, where this request has the kernel
+// filter by bridge (and port), which matters on a bridge with 10000
+// entries.
 func (c *Conn) fdbDump(bridgeIndex, portIndex int) ([]model.Entry, error) {
 	msgs, err := c.dump(func() *nl.NetlinkRequest {
 		// An ifinfomsg with IFLA_MASTER is the form the kernel filters by
@@ -455,7 +605,8 @@ func (c *Conn) named(entries []model.Entry) ([]model.Entry, error) {
 	return entries, nil
 }
 
-// bridgeVlans returns the VLAN IDs configured on any bridge port, sorted.
+// bridgeVlans returns the VLAN IDs configured on any bridge port, sorted,
+// from the dump the library's BridgeVlanList sends, kept per port.
 func (c *Conn) bridgeVlans() ([]int, error) {
 	if c.vlansOK {
 		return c.vlans, nil

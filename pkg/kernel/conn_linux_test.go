@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
@@ -29,7 +30,7 @@ type lab struct {
 	name string
 }
 
-func newLab(t *testing.T) *lab {
+func newLab(t testing.TB) *lab {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		if os.Getenv("CI") == "true" {
@@ -170,6 +171,45 @@ func TestSetPortFlags(t *testing.T) {
 		}
 		if pi.Learning != f.Learning || pi.Flood != f.Flood {
 			t.Errorf("after SetPortFlags(%s) the witness sees learning %v flood %v", f, pi.Learning, pi.Flood)
+		}
+	}
+}
+
+// TestParseLinkAsLibrary: for every device of a namespace with a bridge, a
+// tap and a veth pair (one end a bridge port), parseLink reads what the
+// netlink library's LinkDeserialize reads; taps and bridges, which it reads
+// itself, included.
+func TestParseLinkAsLibrary(t *testing.T) {
+	l := newLab(t)
+	r, err := l.c.exchange(unix.RTM_NEWLINK, l.c.request(unix.RTM_GETLINK, unix.NLM_F_DUMP, nl.NewIfInfomsg(unix.AF_UNSPEC), skipStats()))
+	if err != nil || r[0].err != nil {
+		t.Fatalf("link dump: %v %v", err, r)
+	}
+	kinds := map[string]bool{}
+	for _, m := range r[0].msgs {
+		got, err := parseLink(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := parseLinkLibrary(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var a linkAttrs
+		if err := a.read(m[unix.SizeofIfInfomsg:]); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.port(want); err != nil {
+			t.Fatal(err)
+		}
+		if *got != *want {
+			t.Errorf("%s: parseLink\n%+v\nLinkDeserialize\n%+v", want.Name, *got, *want)
+		}
+		kinds[got.Type] = true
+	}
+	for _, k := range []string{"bridge", "tuntap", "veth", "device"} {
+		if !kinds[k] {
+			t.Errorf("no %s among the devices compared (%v)", k, kinds)
 		}
 	}
 }

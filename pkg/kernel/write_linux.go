@@ -30,9 +30,11 @@ func (c *Conn) SetPortFlags(portIndex int, f model.Flags, withLocked bool) error
 	if withLocked {
 		proto.AddRtAttr(unix.IFLA_BRPORT_LOCKED, boolAttr(f.Locked))
 	}
-	_, err := c.execute(c.request(unix.RTM_SETLINK, unix.NLM_F_ACK, msg, proto), 0)
-	return err
+	return c.write(c.request(unix.RTM_SETLINK, unix.NLM_F_ACK, msg, proto))
 }
+
+// forget drops what Prefetch read: a write may change it.
+func (c *Conn) forget() { c.byName, c.entries = nil, nil }
 
 // AddPortVlans adds vlans to a bridge port, or updates their pvid and
 // untagged flags, in one RTM_SETLINK.
@@ -64,8 +66,7 @@ func (c *Conn) portVlanMsg(typ, portIndex int, vlans []model.Vlan) error {
 		}
 		spec.AddRtAttr(nl.IFLA_BRIDGE_VLAN_INFO, info.Serialize())
 	}
-	_, err := c.execute(c.request(typ, unix.NLM_F_ACK, msg, spec), 0)
-	return err
+	return c.write(c.request(typ, unix.NLM_F_ACK, msg, spec))
 }
 
 // ReplaceEntry adds or replaces an FDB entry on the bridge the port belongs
@@ -82,10 +83,12 @@ func (c *Conn) DeleteEntry(e model.Entry) error {
 	return c.neigh(unix.RTM_DELNEIGH, 0, e)
 }
 
+// neigh sends the message the library's NeighSet (replace) and NeighDel
+// send for a bridge FDB entry.
 func (c *Conn) neigh(typ, flags int, e model.Entry) error {
 	hw, err := net.ParseMAC(e.MAC)
 	if err != nil {
-		return err
+		return c.fail(err)
 	}
 	ntf := e.NTFlags | unix.NTF_MASTER
 	ntf &^= unix.NTF_SELF
@@ -95,13 +98,13 @@ func (c *Conn) neigh(typ, flags int, e model.Entry) error {
 	if e.Vlan != 0 {
 		req.AddData(nl.NewRtAttr(unix.NDA_VLAN, nl.Uint16Attr(uint16(e.Vlan))))
 	}
-	_, err = c.execute(req, 0)
-	return err
+	return c.write(req)
 }
 
-// SetVlanFiltering switches a bridge's vlan_filtering, in one message. What
-// turning it on implies for the bridge's entries is the plan's business
-// (plan.EnableFiltering).
+// SetVlanFiltering switches a bridge's vlan_filtering, in one message with
+// only that attribute (the library's BridgeSetVlanFiltering sends every
+// attribute its Bridge value holds). What turning it on implies for the
+// bridge's entries is the plan's business (plan.EnableFiltering).
 func (c *Conn) SetVlanFiltering(bridgeIndex int, on bool) error {
 	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
 	msg.Index = int32(bridgeIndex)
@@ -110,6 +113,5 @@ func (c *Conn) SetVlanFiltering(bridgeIndex int, on bool) error {
 	data := info.AddRtAttr(nl.IFLA_INFO_DATA, nil)
 	data.AddRtAttr(nl.IFLA_BR_VLAN_FILTERING, boolAttr(on))
 	c.vlansOK = false
-	_, err := c.execute(c.request(unix.RTM_NEWLINK, unix.NLM_F_ACK, msg, info), 0)
-	return err
+	return c.write(c.request(unix.RTM_NEWLINK, unix.NLM_F_ACK, msg, info))
 }

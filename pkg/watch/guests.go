@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fdbhook/fdbhook/pkg/guest"
+	"github.com/fdbhook/fdbhook/pkg/libvirt"
 )
 
 // liveGuests caches the parsed live XML of the running guests
@@ -25,6 +26,9 @@ type liveGuests struct {
 	// complete is false when a file could not be read or parsed.
 	complete bool
 	notes    []string
+	// owners maps the guests' ports to them (libvirt.PortOwners), as of
+	// the last refresh.
+	owners map[string]string
 }
 
 type liveFile struct {
@@ -43,7 +47,7 @@ func newLiveGuests(dirs ...string) *liveGuests {
 // directory holds no guests.
 func (c *liveGuests) refresh() error {
 	seen := map[string]bool{}
-	c.complete, c.notes = true, nil
+	c.complete, c.notes, c.owners = true, nil, nil
 	for _, dir := range c.dirs {
 		ents, err := os.ReadDir(dir)
 		if errors.Is(err, fs.ErrNotExist) {
@@ -63,6 +67,7 @@ func (c *liveGuests) refresh() error {
 		}
 	}
 	c.prune(seen)
+	c.owners = libvirt.PortOwners(c.list())
 	return nil
 }
 
@@ -148,16 +153,4 @@ func (c *liveGuests) get(name string) *guest.Guest {
 
 // owner returns the running guest whose live XML has port as a target
 // device, or "".
-func (c *liveGuests) owner(port string) string {
-	for _, f := range c.files {
-		if f.g == nil {
-			continue
-		}
-		for _, n := range f.g.NICs {
-			if n.Target == port {
-				return f.g.Name
-			}
-		}
-	}
-	return ""
-}
+func (c *liveGuests) owner(port string) string { return c.owners[port] }

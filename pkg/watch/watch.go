@@ -236,7 +236,7 @@ func (w *Watcher) work(ctx context.Context, b batch) {
 		w.clean(st, k)
 	}
 	w.portOwners(snap, ports, todo)
-	done := w.reconcileAll(ctx, todo, func(g *guest.Guest, t Trigger) error { return w.reconcile(st, k, g, t) })
+	done := w.reconcileAll(ctx, st, k, todo)
 	w.done(done, b.resync)
 }
 
@@ -294,7 +294,7 @@ func (w *Watcher) portOwners(snap *admin.Snapshot, ports map[key]item, todo map[
 // ends, and returns those it brought in line. A guest no longer running
 // is forgotten (its stop hook cleans up); one that fails is retried
 // (failure).
-func (w *Watcher) reconcileAll(ctx context.Context, todo map[string]item, reconcile func(*guest.Guest, Trigger) error) (done []string) {
+func (w *Watcher) reconcileAll(ctx context.Context, st *admin.State, k model.Kernel, todo map[string]item) (done []string) {
 	names := slices.Sorted(maps.Keys(todo))
 	for i, name := range names {
 		if ctx.Err() != nil {
@@ -308,7 +308,7 @@ func (w *Watcher) reconcileAll(ctx context.Context, todo map[string]item, reconc
 			continue
 		}
 		it := todo[name]
-		if err := reconcile(g, it.trigger); err != nil {
+		if err := w.reconcile(st, k, g, it.trigger); err != nil {
 			w.failure(name, it, err)
 			continue
 		}
