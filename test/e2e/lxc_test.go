@@ -116,7 +116,8 @@ func containerVeth(t *testing.T, name, mac string) (string, string) {
 // TestLxcContainers: a container with two NICs on the managed bridge gets
 // learning and flood off on both host veths and a static entry for each
 // MAC; unknown unicast from the outside host no longer reaches its veths;
-// a libvirtd restart re-applies what was undone by hand (reconnect); a
+// status, explain, reconcile and the watcher cover it; a libvirtd restart
+// re-applies what was undone by hand (reconnect); a
 // container on the unmanaged bridge is untouched; the lxc hook refuses a
 // domain XML naming the uplink veth; and stop leaves nothing behind.
 func TestLxcContainers(t *testing.T) {
@@ -229,6 +230,15 @@ func TestLxcContainers(t *testing.T) {
 		}
 		k.assertManaged(t, ct1Veth, bridge0, ct1A)
 		k.assertUntouched(t, ct2Veth, bridge1, ct2A)
+	})
+
+	t.Run("the watcher heals a container's veth", func(t *testing.T) {
+		w := startWatcher(t, "lxc-watch.log")
+		setPortFlags(t, vethB, true, true)
+		run(t, "bridge", "fdb", "del", ct1B, "dev", vethB, "master")
+		k.waitManaged(t, "learning on and the entry deleted by hand", vethB, bridge0, ct1B)
+		k.assertUntouched(t, ct2Veth, bridge1, ct2A)
+		w.stop(t)
 	})
 
 	t.Run("reconnect re-applies", func(t *testing.T) {
