@@ -284,6 +284,7 @@ func doctor(e *Env, args []string) int {
 		Probe:          func() admin.Probe { return admin.ProbeKernel(kernel.DefaultTimeout) },
 		LibvirtVersion: admin.LibvirtVersion,
 		Daemons:        admin.Daemons,
+		LxcDriver:      admin.LxcDriverInstalled,
 		Identify:       admin.Identify,
 		Version:        version.Version,
 	})
