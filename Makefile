@@ -16,6 +16,7 @@ all: build
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/qemu-hook ./cmd/qemu-hook
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/network-hook ./cmd/network-hook
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/lxc-hook ./cmd/lxc-hook
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/fdbhook ./cmd/fdbhook
 
 # Debian packages the unit and integration tests need.

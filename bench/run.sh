@@ -8,7 +8,9 @@
 # Knobs (environment): BENCH_RUNS (default 200), BENCH_STOP_RUNS (200),
 # BENCH_RSS_RUNS (20), BENCH_FDB_ENTRIES (10000), BENCH_FLOOD_FRAMES (20000),
 # BENCH_FLOOD_ROUNDS (3), BENCH_GO_BENCHTIME (200x), BENCH_GO_COUNT (5),
-# BENCH_KERNEL_BENCHTIME (50x).
+# BENCH_KERNEL_BENCHTIME (50x),
+# BENCH_PHASES (latency,stop,rss,flood,lxc; "lxc" alone measures the lxc hook
+# beside the qemu hook and replaces only that section of bench/results.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -20,7 +22,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 test/deps.sh iproute2 xmlstarlet time
 
-[ -x bin/qemu-hook ] && [ -x bin/fdbhook ] || make build
+[ -x bin/qemu-hook ] && [ -x bin/lxc-hook ] && [ -x bin/fdbhook ] || make build
 out=bench/out
 mkdir -p "$out" bench/bin
 # Floors, built like the hooks (static, stripped).
@@ -30,8 +32,10 @@ go build -trimpath -ldflags '-s -w' -o bench/bin/noxmlquery ./bench/floor/noxmlq
 go build -trimpath -o bench/bin/driver ./bench/driver
 
 ns="fdbt-bench-$$"
+made_lxc_dir=
 cleanup() {
 	ip netns del "$ns" 2>/dev/null || true
+	if [ -n "$made_lxc_dir" ]; then rmdir /run/libvirt/lxc /run/libvirt 2>/dev/null || true; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -43,20 +47,37 @@ exec 9>/run/fdbhook-test.lock
 echo "waiting for /run/fdbhook-test.lock" >&2
 flock -w 1800 9 || { echo "bench/run.sh: /run/fdbhook-test.lock held for 30 min" >&2; exit 1; }
 
+phases=${BENCH_PHASES:-latency,stop,rss,flood,lxc}
+if [ "$phases" != lxc ]; then
 echo "== go test -bench ./bench (in-process plan + apply)" >&2
 go test -count "${BENCH_GO_COUNT:-5}" -run '^$' -bench . -benchmem -benchtime "${BENCH_GO_BENCHTIME:-200x}" ./bench/ | tee "$out/gobench.txt" >&2
 
 echo "== go test -bench ./pkg/kernel (pkg/kernel beside the netlink library)" >&2
 go test -count "${BENCH_GO_COUNT:-5}" -run '^$' -bench . -benchmem -benchtime "${BENCH_KERNEL_BENCHTIME:-50x}" ./pkg/kernel/ | tee "$out/kernelbench.txt" >&2
+fi
 
 echo "== hook binaries in network namespace $ns" >&2
 ip netns add "$ns"
-ip netns exec "$ns" bench/bin/driver measure -netns "$ns" \
-	-hook bin/qemu-hook -admin bin/fdbhook -shell bench/shell-hook.sh -noop bench/bin/noop \
+# The lxc hook reads containers' live state from /run/libvirt/lxc: the
+# driver runs in a mount namespace of its own with a tmpfs there, so the
+# bench's containers never appear in libvirt's real directory.
+if [ ! -d /run/libvirt/lxc ]; then
+	mkdir -p /run/libvirt/lxc
+	made_lxc_dir=1
+fi
+ip netns exec "$ns" unshare -m --propagation private \
+	sh -c 'mount -t tmpfs fdbt-bench-lxc /run/libvirt/lxc && exec "$@"' sh bench/bin/driver measure -netns "$ns" \
+	-hook bin/qemu-hook -lxc-hook bin/lxc-hook -admin bin/fdbhook -shell bench/shell-hook.sh -noop bench/bin/noop \
 	-hookinit bench/bin/hookinit -noxmlquery bench/bin/noxmlquery -work "$out" \
 	-runs "${BENCH_RUNS:-200}" -stop-runs "${BENCH_STOP_RUNS:-200}" -rss-runs "${BENCH_RSS_RUNS:-20}" \
 	-fdb-entries "${BENCH_FDB_ENTRIES:-10000}" -flood-frames "${BENCH_FLOOD_FRAMES:-20000}" \
-	-flood-rounds "${BENCH_FLOOD_ROUNDS:-3}" -o "$out/results.json"
+	-flood-rounds "${BENCH_FLOOD_ROUNDS:-3}" -phases "$phases" -o "$out/results.json"
+
+if [ "$phases" = lxc ]; then
+	bench/bin/driver report -i "$out/results.json" -md bench/results.md -lxc-only
+	echo "wrote the lxc section of bench/results.md" >&2
+	exit 0
+fi
 
 bench/bin/driver report -i "$out/results.json" -gobench "$out/gobench.txt" -kernelbench "$out/kernelbench.txt" \
 	-md bench/results.md -svg bench/latency.svg

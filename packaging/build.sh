@@ -30,7 +30,7 @@ arch=${GOARCH:-$(go env GOARCH)}
 config=${FDBHOOK_PKG_CONFIG:-packaging/fdbhook.toml}
 dist=${FDBHOOK_PKG_DIST:-dist}
 
-for b in bin/qemu-hook bin/network-hook bin/fdbhook; do
+for b in bin/qemu-hook bin/network-hook bin/lxc-hook bin/fdbhook; do
 	[ -x "$b" ] || die "$b is missing: run 'make build' first"
 done
 [ -f LICENSE ] || die "LICENSE is missing at the top of the tree; the packages must ship the license (Apache-2.0)"
@@ -41,11 +41,11 @@ done
 # README.md rewritten meanwhile (a shared checkout) cannot split them.
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
-cp bin/qemu-hook bin/network-hook bin/fdbhook README.md LICENSE packaging/fdbhook.8 packaging/copyright packaging/fdbhook.service "$stage/"
+cp bin/qemu-hook bin/network-hook bin/lxc-hook bin/fdbhook README.md LICENSE packaging/fdbhook.8 packaging/copyright packaging/fdbhook.service "$stage/"
 cp "$config" "$stage/fdbhook.toml"
 cp packaging/systemd/fdbhook-metrics.service packaging/systemd/fdbhook-metrics.timer \
 	packaging/prometheus/fdbhook.rules.yml "$stage/"
-for b in qemu-hook network-hook fdbhook; do
+for b in qemu-hook network-hook lxc-hook fdbhook; do
 	# Static and for the package's architecture, or the package would lie.
 	info=$(go version -m "$stage/$b") || die "bin/$b is not a Go binary"
 	grep -q $'\tCGO_ENABLED=0$' <<<"$info" || die "bin/$b was not built with CGO_ENABLED=0"
@@ -73,7 +73,7 @@ for packager in deb rpm; do
 done
 
 # What went in, for packaging/test.sh to check the packages against.
-(cd "$stage" && sha256sum qemu-hook network-hook fdbhook README.md LICENSE fdbhook.8 copyright fdbhook.toml fdbhook.service \
+(cd "$stage" && sha256sum qemu-hook network-hook lxc-hook fdbhook README.md LICENSE fdbhook.8 copyright fdbhook.toml fdbhook.service \
 	fdbhook-metrics.service fdbhook-metrics.timer fdbhook.rules.yml) \
 	>"$dist/fdbhook-inputs.sha256"
 

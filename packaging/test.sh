@@ -140,7 +140,8 @@ src=$work/src
 mkdir -p "$src/bin"
 cp --parents packaging/build.sh packaging/version.sh packaging/nfpm.yaml packaging/scripts/*.sh \
 	packaging/testdata/*.xml "$src/"
-cp "$work/deb/usr/libexec/fdbhook/qemu-hook" "$work/deb/usr/libexec/fdbhook/network-hook" "$work/deb/usr/sbin/fdbhook" "$src/bin/"
+cp "$work/deb/usr/libexec/fdbhook/qemu-hook" "$work/deb/usr/libexec/fdbhook/network-hook" "$work/deb/usr/libexec/fdbhook/lxc-hook" \
+	"$work/deb/usr/sbin/fdbhook" "$src/bin/"
 cp "$work/deb/usr/share/doc/fdbhook/README.md" "$work/deb/usr/share/doc/fdbhook/LICENSE" "$src/"
 cp "$work/deb/etc/fdbhook/fdbhook.toml" "$work/deb/usr/share/doc/fdbhook/copyright" "$src/packaging/"
 gzip -dc "$work/deb/usr/share/man/man8/fdbhook.8.gz" >"$src/packaging/fdbhook.8"
@@ -254,14 +255,14 @@ cleanup() {
 		ip link del fdbtpkgbr0 2>/dev/null
 		ip link del fdbtpkgbr1 2>/dev/null
 		rm -rf /etc/fdbhook
-		rm -f /etc/libvirt/hooks/qemu.d/fdbhook /etc/libvirt/hooks/network.d/fdbhook "$marker"
+		rm -f /etc/libvirt/hooks/qemu.d/fdbhook /etc/libvirt/hooks/network.d/fdbhook /etc/libvirt/hooks/lxc.d/fdbhook "$marker"
 		local p
 		# dpkg -P removes the hook directories when they are empty and no
 		# other package owns them, even if they were there before.
 		for p in "${existing_dirs[@]}"; do
 			[ -d "$p" ] || mkdir -m 0755 "$p"
 		done
-		for p in /etc/fdbhook /etc/libvirt/hooks/qemu.d/fdbhook /etc/libvirt/hooks/network.d/fdbhook; do
+		for p in /etc/fdbhook /etc/libvirt/hooks/qemu.d/fdbhook /etc/libvirt/hooks/network.d/fdbhook /etc/libvirt/hooks/lxc.d/fdbhook; do
 			if [ -e "$backup$p" ] || [ -L "$backup$p" ]; then
 				mkdir -p "$(dirname "$p")"
 				mv "$backup$p" "$p" || echo "packages: could not restore $p from $backup$p" >&2
@@ -372,7 +373,7 @@ done
 
 section "deb contents against the inputs build.sh recorded"
 
-for f in bin/qemu-hook bin/network-hook bin/fdbhook README.md LICENSE packaging/fdbhook.toml packaging/copyright packaging/fdbhook.8 packaging/fdbhook.service \
+for f in bin/qemu-hook bin/network-hook bin/lxc-hook bin/fdbhook README.md LICENSE packaging/fdbhook.toml packaging/copyright packaging/fdbhook.8 packaging/fdbhook.service \
 	packaging/systemd/fdbhook-metrics.service packaging/systemd/fdbhook-metrics.timer packaging/prometheus/fdbhook.rules.yml; do
 	expect_eq "deb: $f is the one packaged" "$(sha256sum <"$src/$f" | cut -d' ' -f1)" "$(insum "$(basename "$f")")"
 done
@@ -444,7 +445,7 @@ fi
 touched=yes
 
 # Move aside what the test could clobber; cleanup() puts it back.
-for p in /etc/fdbhook /etc/libvirt/hooks/qemu.d/fdbhook /etc/libvirt/hooks/network.d/fdbhook; do
+for p in /etc/fdbhook /etc/libvirt/hooks/qemu.d/fdbhook /etc/libvirt/hooks/network.d/fdbhook /etc/libvirt/hooks/lxc.d/fdbhook; do
 	if [ -e "$p" ] || [ -L "$p" ]; then
 		mkdir -p "$backup$(dirname "$p")"
 		mv "$p" "$backup$p"
@@ -452,7 +453,7 @@ for p in /etc/fdbhook /etc/libvirt/hooks/qemu.d/fdbhook /etc/libvirt/hooks/netwo
 	fi
 done
 rm -f "$marker"
-for d in /etc/libvirt /etc/libvirt/hooks /etc/libvirt/hooks/qemu.d /etc/libvirt/hooks/network.d; do
+for d in /etc/libvirt /etc/libvirt/hooks /etc/libvirt/hooks/qemu.d /etc/libvirt/hooks/network.d /etc/libvirt/hooks/lxc.d; do
 	if [ -d "$d" ]; then existing_dirs+=("$d"); else created_dirs+=("$d"); fi
 done
 
@@ -516,10 +517,12 @@ expected_files() {
 /usr/libexec/fdbhook|directory|755|root:root
 /usr/libexec/fdbhook/qemu-hook|regular file|755|root:root
 /usr/libexec/fdbhook/network-hook|regular file|755|root:root
+/usr/libexec/fdbhook/lxc-hook|regular file|755|root:root
 /usr/sbin/fdbhook|regular file|755|root:root
 /lib/systemd/system/fdbhook.service|regular file|644|root:root
 /etc/libvirt/hooks/qemu.d|directory|755|root:root
 /etc/libvirt/hooks/network.d|directory|755|root:root
+/etc/libvirt/hooks/lxc.d|directory|755|root:root
 /etc/fdbhook|directory|755|root:root
 /etc/fdbhook/fdbhook.toml|regular file|644|root:root
 /usr/share/man/man8/fdbhook.8.gz|regular file|644|root:root
@@ -538,6 +541,7 @@ expected_links() {
 	cat <<EOF
 /etc/libvirt/hooks/qemu.d/fdbhook|/usr/libexec/fdbhook/qemu-hook
 /etc/libvirt/hooks/network.d/fdbhook|/usr/libexec/fdbhook/network-hook
+/etc/libvirt/hooks/lxc.d/fdbhook|/usr/libexec/fdbhook/lxc-hook
 EOF
 }
 
@@ -572,8 +576,8 @@ check_installed_files() {
 
 check_removed() {
 	local path
-	for path in /usr/libexec/fdbhook/qemu-hook /usr/libexec/fdbhook/network-hook /usr/sbin/fdbhook \
-		/etc/libvirt/hooks/qemu.d/fdbhook /etc/libvirt/hooks/network.d/fdbhook \
+	for path in /usr/libexec/fdbhook/qemu-hook /usr/libexec/fdbhook/network-hook /usr/libexec/fdbhook/lxc-hook /usr/sbin/fdbhook \
+		/etc/libvirt/hooks/qemu.d/fdbhook /etc/libvirt/hooks/network.d/fdbhook /etc/libvirt/hooks/lxc.d/fdbhook \
 		/usr/share/man/man8/fdbhook.8.gz /usr/share/doc/fdbhook /usr/share/fdbhook \
 		/lib/systemd/system/fdbhook-metrics.service /lib/systemd/system/fdbhook-metrics.timer /lib/systemd/system/fdbhook.service; do
 		if [ -e "$path" ] || [ -L "$path" ]; then fail "$1: $path is gone"; else pass "$1: $path is gone"; fi
@@ -611,6 +615,7 @@ check "the metrics timer is shipped disabled" test ! -e /etc/systemd/system/time
 
 qd=/etc/libvirt/hooks/qemu.d/fdbhook
 nd=/etc/libvirt/hooks/network.d/fdbhook
+ld=/etc/libvirt/hooks/lxc.d/fdbhook
 if out=$(env -i PATH=/usr/bin:/bin "$qd" --version 2>&1) && [ -n "$out" ]; then
 	pass "$qd --version: $out"
 else
@@ -621,9 +626,16 @@ if out=$(env -i PATH=/usr/bin:/bin "$nd" --version 2>&1) && [ -n "$out" ]; then
 else
 	fail "$nd --version" "$out"
 fi
+if out=$(env -i PATH=/usr/bin:/bin "$ld" --version 2>&1) && [ "${out%% *}" = lxc-hook ]; then
+	pass "$ld --version: $out"
+else
+	fail "$ld --version" "$out"
+fi
 run_hook "$qd t2 start begin - (shipped config)" "$src/packaging/testdata/qemu-t2-start-begin.xml" "$qd" t2 start begin -
 run_hook "$qd t2 stopped end - (shipped config)" "$src/packaging/testdata/qemu-t2-stopped-end.xml" "$qd" t2 stopped end -
 run_hook "$qd t2 migrate begin - (shipped config)" "$src/packaging/testdata/qemu-t2-start-begin.xml" "$qd" t2 migrate begin -
+run_hook "$ld fdbtlxc1 started begin - (shipped config)" "$src/packaging/testdata/lxc-fdbtlxc1-started-begin.xml" \
+	"$ld" fdbtlxc1 started begin -
 run_hook "$nd hostbr port-created begin - (shipped config)" "$src/packaging/testdata/network-hostbr-port-created-begin.xml" \
 	"$nd" hostbr port-created begin -
 
@@ -738,7 +750,8 @@ if [ "${FDBHOOK_PKG_E2E:-}" = 1 ]; then
 	fi
 	check "the e2e suite left the admin's config as it was" cmp -s /etc/fdbhook/fdbhook.toml "$work/edited.toml"
 	check "the e2e suite left the installed hooks in place" \
-		test "$(readlink "$qd")" = /usr/libexec/fdbhook/qemu-hook -a "$(readlink "$nd")" = /usr/libexec/fdbhook/network-hook
+		test "$(readlink "$qd")" = /usr/libexec/fdbhook/qemu-hook -a "$(readlink "$nd")" = /usr/libexec/fdbhook/network-hook \
+		-a "$(readlink "$ld")" = /usr/libexec/fdbhook/lxc-hook
 	# Its cleanup removes every fdbt* link, this test's port included.
 	setup_port
 else
@@ -811,6 +824,8 @@ expect_eq "rpm -qlp: files" "$(rpm -qlp "$rpm")" "$(
 	cat <<EOF
 /etc/fdbhook
 /etc/fdbhook/fdbhook.toml
+/etc/libvirt/hooks/lxc.d
+/etc/libvirt/hooks/lxc.d/fdbhook
 /etc/libvirt/hooks/network.d
 /etc/libvirt/hooks/network.d/fdbhook
 /etc/libvirt/hooks/qemu.d
@@ -819,6 +834,7 @@ expect_eq "rpm -qlp: files" "$(rpm -qlp "$rpm")" "$(
 /lib/systemd/system/fdbhook-metrics.timer
 /lib/systemd/system/fdbhook.service
 /usr/libexec/fdbhook
+/usr/libexec/fdbhook/lxc-hook
 /usr/libexec/fdbhook/network-hook
 /usr/libexec/fdbhook/qemu-hook
 /usr/sbin/fdbhook
@@ -840,6 +856,8 @@ expect_eq "rpm: modes, owners, flags, link targets, digests" \
 		cat <<EOF
 drwxr-xr-x root:root  /etc/fdbhook
 -rw-r--r-- root:root cn /etc/fdbhook/fdbhook.toml  $(insum fdbhook.toml)
+drwxr-xr-x root:root  /etc/libvirt/hooks/lxc.d
+l--------- root:root  /etc/libvirt/hooks/lxc.d/fdbhook /usr/libexec/fdbhook/lxc-hook
 drwxr-xr-x root:root  /etc/libvirt/hooks/network.d
 l--------- root:root  /etc/libvirt/hooks/network.d/fdbhook /usr/libexec/fdbhook/network-hook
 drwxr-xr-x root:root  /etc/libvirt/hooks/qemu.d
@@ -848,6 +866,7 @@ l--------- root:root  /etc/libvirt/hooks/qemu.d/fdbhook /usr/libexec/fdbhook/qem
 -rw-r--r-- root:root  /lib/systemd/system/fdbhook-metrics.timer  $(insum fdbhook-metrics.timer)
 -rw-r--r-- root:root  /lib/systemd/system/fdbhook.service  $(insum fdbhook.service)
 drwxr-xr-x root:root  /usr/libexec/fdbhook
+-rwxr-xr-x root:root  /usr/libexec/fdbhook/lxc-hook  $(insum lxc-hook)
 -rwxr-xr-x root:root  /usr/libexec/fdbhook/network-hook  $(insum network-hook)
 -rwxr-xr-x root:root  /usr/libexec/fdbhook/qemu-hook  $(insum qemu-hook)
 -rwxr-xr-x root:root  /usr/sbin/fdbhook  $(insum fdbhook)

@@ -41,6 +41,7 @@ func main() {
 // opts are the measure command's settings.
 type opts struct {
 	hook, admin string
+	lxcHook     string
 	shell, noop string
 	hookInit    string
 	noXMLQuery  string
@@ -60,10 +61,11 @@ func measureMain(args []string) error {
 	fs := flag.NewFlagSet("measure", flag.ExitOnError)
 	fs.StringVar(&o.hook, "hook", "bin/qemu-hook", "fdbhook's qemu hook binary")
 	fs.StringVar(&o.admin, "admin", "bin/fdbhook", "fdbhook's admin command (status, reconcile)")
+	fs.StringVar(&o.lxcHook, "lxc-hook", "bin/lxc-hook", "fdbhook's lxc hook binary")
 	fs.StringVar(&o.shell, "shell", "bench/shell-hook.sh", "the baseline shell hook")
 	fs.StringVar(&o.noop, "noop", "bench/bin/noop", "a static Go binary that does nothing")
 	fs.StringVar(&o.netns, "netns", "", "the named network namespace the driver runs in (ip netns exec NAME)")
-	fs.StringVar(&o.phases, "phases", "latency,stop,rss,flood", "phases to run, comma-separated")
+	fs.StringVar(&o.phases, "phases", "latency,stop,rss,flood,lxc", "phases to run, comma-separated")
 	fs.StringVar(&o.hookInit, "hookinit", "bench/bin/hookinit", "a program that only initialises qemu-hook's imports")
 	fs.StringVar(&o.noXMLQuery, "noxmlquery", "bench/bin/noxmlquery", "a program that only initialises the hook's imports less xmlquery")
 	fs.StringVar(&o.work, "work", "bench/out", "directory for configs, inputs and raw samples")
@@ -75,7 +77,7 @@ func measureMain(args []string) error {
 	fs.IntVar(&o.floodRounds, "flood-rounds", 3, "rounds of (unmanaged, managed) flood measurements")
 	out := fs.String("o", "bench/out/results.json", "results file")
 	fs.Parse(args)
-	for _, p := range []*string{&o.hook, &o.admin, &o.shell, &o.noop, &o.hookInit, &o.noXMLQuery, &o.work} {
+	for _, p := range []*string{&o.hook, &o.lxcHook, &o.admin, &o.shell, &o.noop, &o.hookInit, &o.noXMLQuery, &o.work} {
 		abs, err := filepath.Abs(*p)
 		if err != nil {
 			return err
@@ -105,6 +107,7 @@ func reportMain(args []string) error {
 	kernelbench := fs.String("kernelbench", "bench/out/kernelbench.txt", "output of go test -bench ./pkg/kernel")
 	md := fs.String("md", "bench/results.md", "Markdown report to write")
 	svg := fs.String("svg", "bench/latency.svg", "latency chart to write")
+	lxcOnly := fs.Bool("lxc-only", false, "the results hold the lxc phase alone: replace that section of -md, leave the rest")
 	fs.Parse(args)
 	data, err := os.ReadFile(*in)
 	if err != nil {
@@ -113,6 +116,9 @@ func reportMain(args []string) error {
 	var res Results
 	if err := json.Unmarshal(data, &res); err != nil {
 		return fmt.Errorf("%s: %w", *in, err)
+	}
+	if *lxcOnly {
+		return spliceLxc(*md, &res)
 	}
 	gb, err := os.ReadFile(*gobench)
 	if err != nil && !os.IsNotExist(err) {

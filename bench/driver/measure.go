@@ -20,6 +20,7 @@ const (
 	emptyBridge   = "bre" // stop/start with an empty FDB
 	largeBridge   = "brk" // the same, with fdbEntries other static entries
 	floodBridge   = "brf" // flood reduction
+	lxcBridge     = "brl" // the lxc hook beside the qemu hook
 )
 
 var sizes = []int{1, 8, 64}
@@ -30,6 +31,9 @@ type bench struct {
 	lab *testbed.Lab
 	r   *runner
 	res *Results
+	// cleanups undo what phases set up outside the lab (namespaces,
+	// processes), last first.
+	cleanups []func()
 	// env is the minimal environment libvirtd gives a hook, plus
 	// FDBHOOK_CONFIG pointing at the bench config.
 	env []string
@@ -51,8 +55,8 @@ func measure(o opts) (*Results, error) {
 		}
 	}
 	cfgPath := filepath.Join(o.work, "fdbhook.toml")
-	cfg := fmt.Sprintf("# fdbhook bench configuration\nbridges = [%q, %q, %q, %q]\non_error = \"fail\"\nlog_level = \"info\"\n",
-		latencyBridge, emptyBridge, largeBridge, floodBridge)
+	cfg := fmt.Sprintf("# fdbhook bench configuration\nbridges = [%q, %q, %q, %q, %q]\non_error = \"fail\"\nlog_level = \"info\"\n",
+		latencyBridge, emptyBridge, largeBridge, floodBridge, lxcBridge)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return nil, err
 	}
@@ -63,6 +67,11 @@ func measure(o opts) (*Results, error) {
 	}
 	defer r.close()
 	b := &bench{o: o, lab: lab, r: r, env: env, res: &Results{Runs: o.runs, Commands: map[string]string{}}}
+	defer func() {
+		for i := len(b.cleanups) - 1; i >= 0; i-- {
+			b.cleanups[i]()
+		}
+	}()
 	if err := b.machine(); err != nil {
 		return nil, err
 	}
@@ -78,6 +87,7 @@ func measure(o opts) (*Results, error) {
 		{"stop", fmt.Sprintf("stop and start against %d other static FDB entries", o.fdbEntries), b.stop},
 		{"rss", "peak RSS", b.rss},
 		{"flood", fmt.Sprintf("flood reduction: %d frames x %d rounds", o.floodFrames, o.floodRounds), b.flood},
+		{"lxc", fmt.Sprintf("lxc hook beside the qemu hook: %d interleaved rounds", o.runs), b.lxcLatency},
 	}
 	want := strings.Split(o.phases, ",")
 	for i, p := range phases {

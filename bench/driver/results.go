@@ -15,6 +15,9 @@ type Results struct {
 	// NIC count, steady (rerun) and first (after a reset), sample i of
 	// every series taken in the same interleaved round i.
 	Latency []Series
+	// Lxc holds the lxc hook's started begin beside the qemu hook's
+	// start begin (variants lxc-hook, qemu-hook), interleaved likewise.
+	Lxc []Series
 	// Stop holds the stop, start and reconcile series on the bridge with
 	// an empty FDB and on the one with FDBEntries other static entries.
 	Stop       []Series

@@ -80,8 +80,8 @@ reload_daemons() {
 		systemd=yes
 	fi
 	# The system libvirt daemons that run hooks: the monolithic libvirtd, or
-	# the modular daemons of the qemu and network drivers.
-	for d in libvirtd virtqemud virtnetworkd; do
+	# the modular daemons of the qemu, network and lxc drivers.
+	for d in libvirtd virtqemud virtnetworkd virtlxcd; do
 		if [ "$systemd" = yes ] && systemctl is-active --quiet "$d.service" 2>/dev/null; then
 			main=$(systemctl show -p MainPID --value "$d.service" 2>/dev/null || true)
 			if systemctl reload "$d.service" 2>/dev/null; then
@@ -109,19 +109,19 @@ reload_daemons() {
 		return 0
 	fi
 	if [ "$systemd" = yes ]; then
-		why="no unit of libvirtd.service, virtqemud.service, virtnetworkd.service is active and no pid file names a running daemon$why"
+		why="no unit of libvirtd.service, virtqemud.service, virtnetworkd.service, virtlxcd.service is active and no pid file names a running daemon$why"
 	else
-		why="no pid file of /run/libvirtd.pid, /run/virtqemud.pid, /run/virtnetworkd.pid names a running daemon (systemd is not running)$why"
+		why="no pid file of /run/libvirtd.pid, /run/virtqemud.pid, /run/virtnetworkd.pid, /run/virtlxcd.pid names a running daemon (systemd is not running)$why"
 	fi
 	echo "fdbhook: reloaded no libvirt daemon: $why; a daemon started later finds the hooks by itself."
 }
 
-echo "fdbhook: installed the libvirt hooks /etc/libvirt/hooks/qemu.d/fdbhook and network.d/fdbhook."
+echo "fdbhook: installed the libvirt hooks /etc/libvirt/hooks/qemu.d/fdbhook, network.d/fdbhook and lxc.d/fdbhook."
 echo "fdbhook: libvirt only notices the first hook in those directories after a restart or SIGHUP."
 if [ "${FDBHOOK_NO_RELOAD:-}" = 1 ]; then
-	echo "fdbhook: not reloading libvirt (FDBHOOK_NO_RELOAD=1); send SIGHUP to libvirtd (or virtqemud and virtnetworkd) yourself."
+	echo "fdbhook: not reloading libvirt (FDBHOOK_NO_RELOAD=1); send SIGHUP to libvirtd (or virtqemud, virtnetworkd and virtlxcd) yourself."
 elif [ -e /etc/fdbhook/no-reload ]; then
-	echo "fdbhook: not reloading libvirt (/etc/fdbhook/no-reload exists); send SIGHUP to libvirtd (or virtqemud and virtnetworkd) yourself."
+	echo "fdbhook: not reloading libvirt (/etc/fdbhook/no-reload exists); send SIGHUP to libvirtd (or virtqemud, virtnetworkd and virtlxcd) yourself."
 else
 	reload_daemons
 fi

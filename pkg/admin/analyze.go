@@ -46,7 +46,7 @@ func analyze(st *State) *analysis {
 	running := map[string]bool{}
 	for _, g := range st.Running {
 		running[g.Name] = true
-		p, err := plan.Start(st.Config, g, v)
+		p, err := st.startPlan(g, v)
 		a.plans = append(a.plans, guestPlan{g: g, p: p, err: err})
 		for _, n := range g.NICs {
 			if n.BadMAC != nil {

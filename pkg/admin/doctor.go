@@ -81,6 +81,9 @@ type System struct {
 	LibvirtVersion func() (version, source string, err error)
 	// Daemons lists the running libvirt daemons.
 	Daemons func() ([]Daemon, error)
+	// LxcDriver reports whether libvirt's LXC driver is installed: the lxc
+	// hook is checked only then (nil: it is not).
+	LxcDriver func() bool
 	// Identify returns the fdbhook program ("qemu-hook", "network-hook")
 	// the file at path is and its version, or "" when it is not fdbhook.
 	Identify func(path string) (program, version string)
@@ -163,6 +166,7 @@ type hookSpec struct {
 var hookSpecs = []hookSpec{
 	{"qemu", "qemu-hook", []string{"libvirtd", "virtqemud"}, Fail, "no guest start is managed"},
 	{"network", "network-hook", []string{"libvirtd", "virtnetworkd"}, Warn, "bridge policy (vlan_filtering) is applied at the first guest start instead of at network start"},
+	{"lxc", "lxc-hook", []string{"libvirtd", "virtlxcd"}, Warn, "no start of a container of libvirt's LXC driver is managed"},
 }
 
 // installedHookChecks asks, for each hook fdbhook provides, whether
@@ -175,6 +179,9 @@ func installedHookChecks(sys *System, strict bool) []Check {
 		out = append(out, Check{Warn, "libvirt", fmt.Sprintf("listing libvirt daemons: %v", err)})
 	}
 	for _, h := range hookSpecs {
+		if h.driver == "lxc" && (sys.LxcDriver == nil || !sys.LxcDriver()) {
+			continue // no containers to manage
+		}
 		missing := h.missing
 		if !strict {
 			missing = Warn

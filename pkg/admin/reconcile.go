@@ -119,7 +119,7 @@ func CleanStale(st *State, w model.Writer, dry bool) (*Result, error) {
 // not called for a refused plan. The caller holds the run lock.
 func ReconcileGuest(st *State, w model.ReadWriter, g *guest.Guest, dry bool, adjust func(*plan.Plan)) GuestResult {
 	gr := GuestResult{Guest: g.Name}
-	p, err := plan.Start(st.Config, g, st.view())
+	p, err := st.startPlan(g, st.view())
 	if err != nil {
 		gr.Err = err
 		return gr

@@ -8,6 +8,7 @@ import (
 	"github.com/fdbhook/fdbhook/pkg/guest"
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
 	"github.com/fdbhook/fdbhook/pkg/model"
+	"github.com/fdbhook/fdbhook/pkg/plan"
 )
 
 // Networks resolves libvirt networks from libvirt's files (libvirt.Files).
@@ -31,6 +32,9 @@ type State struct {
 	// Incoming are the running guests paused as the destination of a live
 	// migration (IncomingGuests): their ports wait for the resume.
 	Incoming map[string]bool
+	// Containers proves, for each running container of libvirt's LXC
+	// driver (by name), which veths are its own (plan.StartContainer).
+	Containers map[string]plan.Container
 	// Notes are things worth telling that are not problems.
 	Notes []string
 

@@ -208,3 +208,17 @@ func Identify(p string) (program, version string) {
 	}
 	return program, version
 }
+
+// lxcControllers are where distributions install libvirt's LXC controller,
+// libvirt_lxc: Debian's libvirt-daemon-driver-lxc, and Fedora's and RHEL's.
+var lxcControllers = []string{"/usr/lib/libvirt/libvirt_lxc", "/usr/libexec/libvirt_lxc"}
+
+// LxcDriverInstalled reports whether libvirt's LXC driver is installed.
+func LxcDriverInstalled() bool {
+	for _, p := range lxcControllers {
+		if _, err := os.Stat(p); err == nil {
+			return true
+		}
+	}
+	return false
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -11,10 +12,12 @@ import (
 
 	"github.com/fdbhook/fdbhook/pkg/admin"
 	"github.com/fdbhook/fdbhook/pkg/config"
+	"github.com/fdbhook/fdbhook/pkg/guest"
 	"github.com/fdbhook/fdbhook/pkg/hook"
 	"github.com/fdbhook/fdbhook/pkg/kernel"
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
 	"github.com/fdbhook/fdbhook/pkg/model"
+	"github.com/fdbhook/fdbhook/pkg/plan"
 	"github.com/fdbhook/fdbhook/pkg/runstate"
 	"github.com/fdbhook/fdbhook/pkg/version"
 )
@@ -73,6 +76,8 @@ func (e *Env) libvirtPaths() (paths libvirt.Paths, etc string) {
 	return libvirt.Paths{
 		NetworkDirs: []string{filepath.Join(run, "network"), filepath.Join(etc, "qemu", "networks")},
 		QemuRunDir:  filepath.Join(run, "qemu"),
+		LxcRunDir:   filepath.Join(run, "lxc"),
+		ProcDir:     libvirt.DefaultPaths.ProcDir,
 	}, etc
 }
 
@@ -119,7 +124,38 @@ func (e *Env) readState(k model.Kernel) (*admin.State, error) {
 		return nil, err
 	}
 	st.Notes = append(st.Notes, notes...)
+	if err := readContainers(st, k, paths, etc); err != nil {
+		return nil, err
+	}
 	return st, nil
+}
+
+// readContainers adds the running and defined containers of libvirt's LXC
+// driver to st, with what proves each running one's veths its own.
+func readContainers(st *admin.State, k model.Reader, paths libvirt.Paths, etc string) error {
+	running, complete, notes, err := admin.ReadGuests(paths.LxcRunDir)
+	if err != nil {
+		return err
+	}
+	st.Notes = append(st.Notes, notes...)
+	st.RunningComplete = st.RunningComplete && complete
+	v := hook.PlanView{Reader: k, Files: libvirt.New(paths)}
+	st.Containers = map[string]plan.Container{}
+	for _, g := range running {
+		g.Type = "lxc" // whatever its XML says: it runs under the LXC driver
+		if st.Containers[g.Name], err = hook.Container(g.Name, v); err != nil {
+			return fmt.Errorf("container %s: %w", g.Name, err)
+		}
+	}
+	st.Running = append(st.Running, running...)
+	slices.SortFunc(st.Running, func(a, b *guest.Guest) int { return strings.Compare(a.Name, b.Name) })
+	defined, _, notes, err := admin.ReadGuests(filepath.Join(etc, "lxc"))
+	if err != nil {
+		return err
+	}
+	st.Notes = append(st.Notes, notes...)
+	st.Defined = append(st.Defined, defined...)
+	return nil
 }
 
 func status(e *Env, args []string) int {
@@ -248,6 +284,7 @@ func doctor(e *Env, args []string) int {
 		Probe:          func() admin.Probe { return admin.ProbeKernel(kernel.DefaultTimeout) },
 		LibvirtVersion: admin.LibvirtVersion,
 		Daemons:        admin.Daemons,
+		LxcDriver:      admin.LxcDriverInstalled,
 		Identify:       admin.Identify,
 		Version:        version.Version,
 	})

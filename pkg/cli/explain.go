@@ -14,7 +14,8 @@ const explainUsage = `Usage: %[1]s explain FILE|-
 Prints what a guest start would do with the domain XML in FILE (or on
 standard input for -), against the running kernel and the configuration:
 every port, flag and entry, every skipped NIC and why, every refusal. Takes
-a libvirt live XML (/run/libvirt/qemu/GUEST.xml) or 'virsh dumpxml GUEST'.
+a libvirt live XML (/run/libvirt/qemu/GUEST.xml, /run/libvirt/lxc/GUEST.xml)
+or 'virsh dumpxml GUEST'; a container's (<domain type='lxc'>) must be running.
 Changes nothing. Exit status 1 when a NIC would be refused, 4 when the XML
 cannot be read.
 `
@@ -50,7 +51,16 @@ func explain(e *Env, args []string) int {
 	}
 	defer k.Close()
 	paths, _ := e.libvirtPaths()
-	p, err := plan.Start(cfg, g, hook.PlanView{Reader: k, Files: libvirt.New(paths)})
+	v := hook.PlanView{Reader: k, Files: libvirt.New(paths)}
+	var p *plan.Plan
+	if g.Type == "lxc" {
+		var ct plan.Container
+		if ct, err = hook.Container(g.Name, v); err == nil {
+			p, err = plan.StartContainer(cfg, g, v, ct)
+		}
+	} else {
+		p, err = plan.Start(cfg, g, v)
+	}
 	if err != nil {
 		fmt.Fprintf(e.Stderr, "fdbhook: %s: %v\n", g.Name, err)
 		return hook.ExitRefused

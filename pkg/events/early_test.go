@@ -19,6 +19,7 @@ func TestHooksExitBeforeInitialising(t *testing.T) {
 	for _, c := range []struct{ bin, ignored, acted string }{
 		{"qemu-hook", "prepare", "start"},
 		{"network-hook", "stopped", "start"},
+		{"lxc-hook", "start", "started"},
 	} {
 		exe := filepath.Join(dir, c.bin)
 		build := exec.Command(goTool, "build", "-o", exe, "github.com/fdbhook/fdbhook/cmd/"+c.bin)

@@ -5,7 +5,7 @@
 // packages in import-path order, each once its own imports are done, so a
 // package that needs only syscall initialises before nearly all of the
 // hook's dependencies (time and os, logrus, netlink, net, the TOML and XML
-// parsers): the init functions of qemuexit and networkexit end the process
+// parsers): the init functions of qemuexit, lxcexit and networkexit end the process
 // there for an ignored event, which is three of the five hook calls of a
 // guest's life. Importing os would initialise time first, and with it the
 // TOML package's look-up of the local time zone (a tenth of a millisecond).
@@ -22,6 +22,15 @@ var Qemu = map[[2]string]bool{
 	{"stopped", "end"}:     true,
 	{"release", "end"}:     true,
 	{"migrate", "begin"}:   true,
+}
+
+// Lxc are the lxc hook's events that fdbhook acts on: started, when a
+// container's veths can first be proved its own, reconnect, and the stops.
+var Lxc = map[[2]string]bool{
+	{"started", "begin"}:   true,
+	{"reconnect", "begin"}: true,
+	{"stopped", "end"}:     true,
+	{"release", "end"}:     true,
 }
 
 // Network are the network hook's events that apply bridge policy. libvirt

@@ -31,6 +31,9 @@ var ErrInput = errors.New("bad domain XML")
 type Guest struct {
 	Name string
 	UUID string
+	// Type is the domain type (<domain type=…>): kvm or qemu for QEMU
+	// guests, lxc for libvirt's containers.
+	Type string
 	// Manage is false when the domain's metadata opts the whole guest out.
 	Manage bool
 	// Lock and Sticky are the guest-wide settings of the metadata
@@ -200,6 +203,7 @@ func Parse(data []byte) (*Guest, error) {
 		job := child(root, "job")
 		g.IncomingMigration = g.State == "paused" && job != nil && job.SelectAttr("async") == "migration in"
 	}
+	g.Type = dom.SelectAttr("type")
 	if n := child(dom, "name"); n != nil {
 		g.Name = strings.TrimSpace(n.InnerText())
 	}

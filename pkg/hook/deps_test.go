@@ -20,7 +20,7 @@ func TestHookBinariesStayLean(t *testing.T) {
 		"github.com/prometheus/",
 	}
 	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
-	for _, bin := range []string{"qemu-hook", "network-hook"} {
+	for _, bin := range []string{"qemu-hook", "network-hook", "lxc-hook"} {
 		out, err := exec.Command(goTool, "list", "-deps", "github.com/fdbhook/fdbhook/cmd/"+bin).Output()
 		if err != nil {
 			t.Fatalf("go list -deps ./cmd/%s: %v", bin, err)

@@ -1,4 +1,4 @@
-// Package hook is what the qemu-hook and network-hook binaries run: it
+// Package hook is what the qemu-hook, lxc-hook and network-hook binaries run: it
 // parses the command line libvirt gives (a hook event, or --dry-run,
 // --help, --version; anything else exits 2 and points to fdbhook), maps
 // each libvirt operation to apply, clean up or ignore in one table per

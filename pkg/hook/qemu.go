@@ -12,6 +12,7 @@ import (
 	"github.com/fdbhook/fdbhook/pkg/events"
 	"github.com/fdbhook/fdbhook/pkg/guest"
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
+	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/pkg/plan"
 )
 
@@ -25,8 +26,8 @@ const (
 	markIncoming // a live migration to this host begins (migration.go)
 )
 
-// qemuOp is one row of the operation table.
-type qemuOp struct {
+// hookOp is one row of a domain hook's operation table.
+type hookOp struct {
 	act action
 	// mayFail: a non-zero exit here stops the guest from starting, which is
 	// what on_error = "fail" asks for. Where libvirt would kill a running
@@ -41,7 +42,7 @@ type qemuOp struct {
 // binary exits in package qemuexit's init already). migrate and restore in
 // particular must print nothing: libvirt reads their stdout as replacement
 // domain XML.
-var qemuOps = map[[2]string]qemuOp{
+var qemuOps = map[[2]string]hookOp{
 	{"start", "begin"}:     {act: applyPlan, mayFail: true},
 	{"reconnect", "begin"}: {act: applyPlan},
 	{"attach", "begin"}:    {act: applyPlan},
@@ -50,18 +51,46 @@ var qemuOps = map[[2]string]qemuOp{
 	{"migrate", "begin"}:   {act: markIncoming},
 }
 
+// domainHook is what tells the qemu and lxc hooks apart: the events acted
+// on (package events), the operation table, and how a start is planned.
+type domainHook struct {
+	acts  map[[2]string]bool
+	ops   map[[2]string]hookOp
+	start startPlanner
+}
+
+// startPlanner plans an apply event; incoming reports a live migration to
+// this host, whose entries wait for the resume.
+type startPlanner func(r *Runner, ev *event, v PlanView) (p *plan.Plan, incoming bool, err error)
+
+var qemuDomain = domainHook{acts: events.Qemu, ops: qemuOps, start: (*Runner).qemuStart}
+
+// event is one hook call being carried out.
+type event struct {
+	cfg    *config.Config
+	domain string
+	op     string
+	act    action
+	dry    bool
+	log    *logrus.Entry
+	g      *guest.Guest
+}
+
 // RunQemu runs the qemu hook with the arguments after the program name and
 // returns the exit code.
 func (r *Runner) RunQemu(args []string) int {
-	return r.dispatch(args, qemuProgram, r.qemuHook)
+	return r.dispatch(args, qemuProgram, func(domain, op, subop, _ string, dry bool) int {
+		return r.domainHook(qemuDomain, domain, op, subop, dry)
+	})
 }
 
-// qemuHook handles one libvirt event. It never writes to stdout. An
-// operation the table ignores returns before the configuration is read or
-// the log opened: three of a guest's five hook calls are such.
-func (r *Runner) qemuHook(domain, op, subop, extra string, dry bool) int {
-	row, known := qemuOps[[2]string{op, subop}]
-	if !events.Qemu[[2]string{op, subop}] || !known || row.act == ignore {
+// domainHook handles one libvirt event of a domain hook. It never writes
+// to stdout. An operation the table ignores returns before the
+// configuration is read or the log opened: most of a guest's hook calls
+// are such.
+func (r *Runner) domainHook(h domainHook, domain, op, subop string, dry bool) int {
+	row, known := h.ops[[2]string{op, subop}]
+	if !h.acts[[2]string{op, subop}] || !known || row.act == ignore {
 		return ExitOK
 	}
 	cfg, cfgErr := r.loadConfig()
@@ -76,92 +105,124 @@ func (r *Runner) qemuHook(domain, op, subop, extra string, dry bool) int {
 		}
 		return ExitOK
 	}
-	log := r.log.WithField("guest", domain)
+	ev := &event{cfg: cfg, domain: domain, op: op, act: row.act, dry: dry, log: r.log.WithField("guest", domain)}
 	err := cfgErr
 	if err == nil {
-		err = r.qemuEvent(cfg, domain, op, row.act, dry, log)
+		err = r.domainEvent(h, ev)
 	}
+	return r.exit(ev, subop, row, err)
+}
+
+// exit turns an event's outcome into the exit code, logging a failure once.
+func (r *Runner) exit(ev *event, subop string, row hookOp, err error) int {
 	if err == nil {
 		return ExitOK
 	}
-	msg := fmt.Sprintf("%s: %v", domain, err)
 	switch {
 	case !row.mayFail:
-		log.Errorf("%s %s: %v (exit 0: failing here would not undo anything and could kill the guest)", op, subop, err)
+		ev.log.Errorf("%s %s: %v (exit 0: failing here would not undo anything and could kill the guest)", ev.op, subop, err)
 		return ExitOK
-	case cfg != nil && cfg.OnError == config.Warn && ExitCode(err) == ExitRefused:
-		log.Warnf("%v; on_error = \"warn\": the guest starts with its ports unmanaged", err)
+	case ev.cfg != nil && ev.cfg.OnError == config.Warn && ExitCode(err) == ExitRefused:
+		ev.log.Warnf("%v; on_error = \"warn\": the guest starts with its ports unmanaged", err)
 		return ExitOK
 	}
-	r.sys.WithField("guest", domain).Errorf("%s %s: %v", op, subop, err) // stderr gets the one line below
+	r.sys.WithField("guest", ev.domain).Errorf("%s %s: %v", ev.op, subop, err) // stderr gets the one line below
 	// libvirt shows this line to the admin: whatever the cause quotes, it
 	// stays one line.
-	fmt.Fprintf(r.Stderr, "fdbhook: %s\n", config.OneLine(msg))
+	fmt.Fprintf(r.Stderr, "fdbhook: %s\n", config.OneLine(fmt.Sprintf("%s: %v", ev.domain, err)))
 	return ExitCode(err)
 }
 
-// qemuEvent plans and carries out one event.
-func (r *Runner) qemuEvent(cfg *config.Config, domain, op string, act action, dry bool, log *logrus.Entry) (err error) {
-	if !cfg.Present || cfg.Empty() {
-		log.Debugf("%s: no bridges or networks configured in %s: nothing managed", op, cfg.Path)
+// domainEvent carries out one event in stages: read the guest, take the
+// lock, plan against the kernel and libvirt's files, then print (dry run)
+// or carry out the plan.
+func (r *Runner) domainEvent(h domainHook, ev *event) (err error) {
+	if !ev.cfg.Present || ev.cfg.Empty() {
+		ev.log.Debugf("%s: no bridges or networks configured in %s: nothing managed", ev.op, ev.cfg.Path)
 		return nil
 	}
-	g, err := guest.Read(r.Stdin)
-	if err != nil {
-		code := ExitInput
-		if !errors.Is(err, guest.ErrInput) {
-			code = ExitRefused
-		}
-		return &ExitError{Code: code, Err: err}
+	if ev.g, err = r.readGuest(ev); err != nil {
+		return err
 	}
-	if g.Name != domain {
-		log.Warnf("the XML on stdin is for guest %q: using it", g.Name)
+	if ev.act == markIncoming {
+		return r.markIncoming(ev.g, ev.dry, ev.log)
 	}
-	if act == markIncoming {
-		return r.markIncoming(g, dry, log)
-	}
-	if !dry {
+	if !ev.dry {
 		unlock, lerr := r.lock()
 		if lerr != nil {
 			return lerr
 		}
 		defer unlock()
-		defer func() { r.countRun(op, err != nil, log) }() // before unlock: the count needs the lock
+		defer func() { r.countRun(ev.op, err != nil, ev.log) }() // before unlock: the count needs the lock
 	}
 	k, err := r.OpenKernel()
 	if err != nil {
 		return err
 	}
 	defer k.Close()
-	v := PlanView{Reader: k, Files: libvirt.New(r.Libvirt)}
-	var p *plan.Plan
-	incoming := false
-	if act == applyPlan {
-		prefetch(k, g)
-		p, err = plan.Start(cfg, g, v)
-		if err == nil && op == "start" {
-			p, incoming, err = r.forIncoming(p, v, g, dry, log)
-		}
-	} else {
-		p, err = plan.Stop(cfg, g, v)
-		if !dry {
-			r.clearMark(g.Name, log)
-		}
+	if ev.act == applyPlan {
+		prefetch(k, ev.g)
 	}
+	p, incoming, err := r.plan(h, ev, PlanView{Reader: k, Files: libvirt.New(r.Libvirt)})
 	if err != nil {
 		return err
 	}
-	if dry {
-		fmt.Fprintf(r.Stderr, "dry run (%s): nothing is changed\n%s", op, p.Format())
+	if ev.dry {
+		fmt.Fprintf(r.Stderr, "dry run (%s): nothing is changed\n%s", ev.op, p.Format())
 		return nil
 	}
-	r.logPlan(p, log)
-	if act == cleanup {
+	r.logPlan(p, ev.log)
+	return r.carryOut(ev, k, p, incoming)
+}
+
+// readGuest reads the domain XML on stdin: malformed input is ExitInput,
+// an I/O failure ExitRefused.
+func (r *Runner) readGuest(ev *event) (*guest.Guest, error) {
+	g, err := guest.Read(r.Stdin)
+	if err != nil {
+		code := ExitInput
+		if !errors.Is(err, guest.ErrInput) {
+			code = ExitRefused
+		}
+		return nil, &ExitError{Code: code, Err: err}
+	}
+	if g.Name != ev.domain {
+		ev.log.Warnf("the XML on stdin is for guest %q: using it", g.Name)
+	}
+	return g, nil
+}
+
+// plan makes the event's plan: the hook's start plan, or the stop plan.
+func (r *Runner) plan(h domainHook, ev *event, v PlanView) (p *plan.Plan, incoming bool, err error) {
+	if ev.act == applyPlan {
+		return h.start(r, ev, v)
+	}
+	p, err = plan.Stop(ev.cfg, ev.g, v)
+	if !ev.dry {
+		r.clearMark(ev.g.Name, ev.log)
+	}
+	return p, false, err
+}
+
+// qemuStart plans a QEMU guest's start; at start begin, one that is a live
+// migration's destination leaves its entries for the resume.
+func (r *Runner) qemuStart(ev *event, v PlanView) (*plan.Plan, bool, error) {
+	p, err := plan.Start(ev.cfg, ev.g, v)
+	if err != nil || ev.op != "start" {
+		return p, false, err
+	}
+	return r.forIncoming(p, v, ev.g, ev.dry, ev.log)
+}
+
+// carryOut applies or cleans up what the plan says; a plan with refusals
+// changes nothing and is the event's error.
+func (r *Runner) carryOut(ev *event, k model.ReadWriter, p *plan.Plan, incoming bool) error {
+	if ev.act == cleanup {
 		if err := apply.Cleanup(k, p.Steps); err != nil {
 			return err
 		}
 		if len(p.Steps) > 0 {
-			log.Infof("%s: cleaned up %d leftover entries/ports", op, len(p.Steps))
+			ev.log.Infof("%s: cleaned up %d leftover entries/ports", ev.op, len(p.Steps))
 		}
 		return nil
 	}
@@ -176,13 +237,13 @@ func (r *Runner) qemuEvent(cfg *config.Config, domain, op string, act action, dr
 		return err
 	}
 	if incoming {
-		r.markPending(g, log)
+		r.markPending(ev.g, ev.log)
 	}
 	for _, s := range p.Steps {
-		log.Infof("%s: %s", op, s)
+		ev.log.Infof("%s: %s", ev.op, s)
 	}
 	if len(p.Steps) == 0 {
-		log.Debugf("%s: nothing to change", op)
+		ev.log.Debugf("%s: nothing to change", ev.op)
 	}
 	return nil
 }

@@ -288,7 +288,8 @@ func parseLinkLibrary(m []byte) (*model.Link, error) {
 		Promiscuity: a.Promisc, PromiscFlag: a.RawFlags&unix.IFF_PROMISC != 0,
 		// IFLA_CARRIER, read by linkAttrs.port, overrides this where the
 		// kernel has it.
-		Carrier: a.RawFlags&unix.IFF_LOWER_UP != 0}
+		Carrier:     a.RawFlags&unix.IFF_LOWER_UP != 0,
+		PeerNetnsID: a.NetNsID}
 	switch t := nlink.(type) {
 	case *netlink.Tuntap:
 		l.TunMode = tunMode(t.Mode)
@@ -364,7 +365,7 @@ func (a *linkAttrs) read(b []byte) error {
 func (a *linkAttrs) link(msg *nl.IfInfomsg) *model.Link {
 	l := &model.Link{Name: a.name, Index: int(msg.Index), MasterIndex: a.master,
 		Promiscuity: a.promisc, PromiscFlag: msg.Flags&unix.IFF_PROMISC != 0,
-		Carrier: msg.Flags&unix.IFF_LOWER_UP != 0}
+		Carrier: msg.Flags&unix.IFF_LOWER_UP != 0, PeerNetnsID: -1} // a tap or bridge has no peer
 	switch a.kind {
 	case "tun":
 		l.Type = "tuntap" // the library's name for the kind

@@ -26,6 +26,8 @@ type lab struct {
 	h       *netlink.Handle
 	ns      netns.NsHandle
 	br, tap netlink.Link
+	// name is the namespace's name for ip -n.
+	name string
 }
 
 func newLab(t testing.TB) *lab {
@@ -79,7 +81,7 @@ func newLab(t testing.TB) *lab {
 	t.Cleanup(c.Close)
 	brl, _ := h.LinkByName("br0")
 	tapl, _ := h.LinkByName("fdbtk0")
-	return &lab{c: c, h: h, ns: ns, br: brl, tap: tapl}
+	return &lab{c: c, h: h, ns: ns, br: brl, tap: tapl, name: name}
 }
 
 // TestLinkReads: Link and LinkByIndex report what the netlink library
@@ -92,7 +94,8 @@ func TestLinkReads(t *testing.T) {
 		t.Fatalf("Link(fdbtk0) = %v, %v", tap, err)
 	}
 	want := model.Link{Name: "fdbtk0", Index: l.tap.Attrs().Index, Type: "tuntap", TunMode: "tap", Master: "br0",
-		MasterIndex: l.br.Attrs().Index, MasterType: "bridge", Flags: model.Flags{Learning: true, Flood: true}}
+		MasterIndex: l.br.Attrs().Index, MasterType: "bridge", Flags: model.Flags{Learning: true, Flood: true},
+		PeerNetnsID: -1}
 	got := *tap
 	got.LockCapable, got.Promiscuity, got.PromiscFlag, got.Carrier = false, 0, false, false
 	if got != want {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,12 +23,19 @@ type Paths struct {
 	// QemuRunDir holds the live XML of running guests (NAME.xml, a
 	// <domstatus> around the <domain>).
 	QemuRunDir string
+	// LxcRunDir holds the live XML of running containers (NAME.xml, a
+	// <domstatus pid=CONTROLLER> with <init pid=…/> around the <domain>).
+	LxcRunDir string
+	// ProcDir is where processes are (/proc).
+	ProcDir string
 }
 
 // DefaultPaths are libvirt's system paths.
 var DefaultPaths = Paths{
 	NetworkDirs: []string{"/run/libvirt/network", "/etc/libvirt/qemu/networks"},
 	QemuRunDir:  "/run/libvirt/qemu",
+	LxcRunDir:   "/run/libvirt/lxc",
+	ProcDir:     "/proc",
 }
 
 // Files reads libvirt's state files, caching what it read for one run.
@@ -99,6 +107,13 @@ func (f *Files) PortOwner(port string) (string, error) {
 		owners, err := readOwners(f.paths.QemuRunDir)
 		if err != nil {
 			return "", err
+		}
+		if f.paths.LxcRunDir != "" {
+			containers, err := readOwners(f.paths.LxcRunDir)
+			if err != nil {
+				return "", err
+			}
+			maps.Copy(owners, containers)
 		}
 		f.owners = owners
 	}

@@ -42,6 +42,10 @@ type Link struct {
 	// kernel that does not report it). A tap has carrier exactly while a
 	// process holds it open: QEMU, or libvirt just before it starts QEMU.
 	Carrier bool
+	// PeerNetnsID, for a veth whose peer lives in another network
+	// namespace, is the id this namespace gives that namespace
+	// (IFLA_LINK_NETNSID); -1 when the peer is in this namespace too.
+	PeerNetnsID int
 }
 
 // IsTap reports whether l is a tap: a tun/tap device in tap mode.

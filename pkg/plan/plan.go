@@ -91,12 +91,18 @@ func selectNIC(cfg *config.Config, g *guest.Guest, v View, nic guest.NIC) (c can
 // NIC, a static FDB entry for its MAC on its tap, then learning and unicast
 // flooding off on the tap; bridge policy first.
 func Start(cfg *config.Config, g *guest.Guest, v View) (*Plan, error) {
+	return start(cfg, g, v, nil)
+}
+
+// start plans a start; ct, when not nil, makes the NICs' ports the
+// container's veths instead of taps.
+func start(cfg *config.Config, g *guest.Guest, v View, ct *Container) (*Plan, error) {
 	p := &Plan{Guest: g.Name}
 	cands, err := selectNICs(cfg, g, v, p)
 	if err != nil {
 		return nil, err
 	}
-	s := &starter{cfg: cfg, g: g, v: v, p: p, seen: map[macOnBridge]nicPort{}, filteringAfter: map[string]bool{}}
+	s := &starter{cfg: cfg, g: g, v: v, p: p, ct: ct, seen: map[macOnBridge]nicPort{}, filteringAfter: map[string]bool{}}
 	for _, c := range cands {
 		if err := s.nic(c); err != nil {
 			return nil, err
@@ -116,6 +122,8 @@ type starter struct {
 	g   *guest.Guest
 	v   View
 	p   *Plan
+	// ct is the container whose veths are the ports; nil for a QEMU guest.
+	ct *Container
 	// seen is every MAC planned so far, per bridge, with its NIC and port.
 	seen map[macOnBridge]nicPort
 	// filteringAfter is, per bridge, its vlan_filtering as the plan leaves
@@ -177,8 +185,8 @@ func (s *starter) resolvePort(c candidate) (tap, br *model.Link, ok bool, err er
 	case tap == nil:
 		s.refuse(c, c.bridge, "device %s does not exist", c.nic.Target)
 		return nil, nil, false, nil
-	case !tap.IsTap():
-		s.refuse(c, c.bridge, "%s is %s, not a guest tap: refusing to touch it", tap.Name, tap.Describe())
+	case s.notGuestPort(tap) != "":
+		s.refuse(c, c.bridge, "%s", s.notGuestPort(tap))
 		return nil, nil, false, nil
 	case tap.MasterIndex == 0:
 		s.refuse(c, c.bridge, "tap %s is not enslaved to any bridge", tap.Name)

@@ -138,6 +138,8 @@ func hostPaths(getenv func(string) string) (paths libvirt.Paths, etc string, soc
 	paths = libvirt.Paths{
 		NetworkDirs: []string{filepath.Join(run, "network"), filepath.Join(etc, "qemu", "networks")},
 		QemuRunDir:  filepath.Join(run, "qemu"),
+		LxcRunDir:   filepath.Join(run, "lxc"),
+		ProcDir:     libvirt.DefaultPaths.ProcDir,
 	}
 	sockets = DefaultSockets
 	if s := getenv(EnvLibvirtSock); s != "" {

@@ -16,12 +16,13 @@ import (
 )
 
 // liveGuests caches the parsed live XML of the running guests
-// (/run/libvirt/qemu/NAME.xml). A refresh stats every file and parses
+// (/run/libvirt/qemu/NAME.xml) and containers (/run/libvirt/lxc/NAME.xml).
+// A refresh stats every file and parses
 // again only those that changed, so a resync of hundreds of guests does
 // not parse hundreds of documents.
 type liveGuests struct {
-	dir   string
-	files map[string]*liveFile // by file name
+	dirs  []string
+	files map[string]*liveFile // by path
 	// complete is false when a file could not be read or parsed.
 	complete bool
 	notes    []string
@@ -38,45 +39,46 @@ type liveFile struct {
 	err  error
 }
 
-func newLiveGuests(dir string) *liveGuests {
-	return &liveGuests{dir: dir, files: map[string]*liveFile{}}
+func newLiveGuests(dirs ...string) *liveGuests {
+	return &liveGuests{dirs: slices.DeleteFunc(dirs, func(d string) bool { return d == "" }), files: map[string]*liveFile{}}
 }
 
-// refresh brings the cache up to date with the directory.
+// refresh brings the cache up to date with the directories; a missing
+// directory holds no guests.
 func (c *liveGuests) refresh() error {
-	ents, err := os.ReadDir(c.dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		clear(c.files)
-		c.complete, c.notes, c.owners = true, nil, nil
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	seen := make(map[string]bool, len(ents))
-	c.complete, c.notes = true, nil
-	for _, e := range ents {
-		name := e.Name()
-		if !strings.HasSuffix(name, ".xml") || e.IsDir() {
+	seen := map[string]bool{}
+	c.complete, c.notes, c.owners = true, nil, nil
+	for _, dir := range c.dirs {
+		ents, err := os.ReadDir(dir)
+		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
-		seen[name] = true
-		c.update(name)
+		if err != nil {
+			return err
+		}
+		for _, e := range ents {
+			name := e.Name()
+			if !strings.HasSuffix(name, ".xml") || e.IsDir() {
+				continue
+			}
+			path := filepath.Join(dir, name)
+			seen[path] = true
+			c.update(path)
+		}
 	}
 	c.prune(seen)
 	c.owners = libvirt.PortOwners(c.list())
 	return nil
 }
 
-// update reads the live XML file name again, unless its modification
+// update reads the live XML file at path again, unless its modification
 // time, size and inode say it has not changed. A file gone meanwhile is
 // dropped; one that cannot be read or parsed is kept with its error, and
 // read again at the next refresh.
-func (c *liveGuests) update(name string) {
-	path := filepath.Join(c.dir, name)
+func (c *liveGuests) update(path string) {
 	fi, err := os.Stat(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		delete(c.files, name)
+		delete(c.files, path)
 		return
 	}
 	var ino uint64
@@ -85,7 +87,7 @@ func (c *liveGuests) update(name string) {
 			ino = st.Ino
 		}
 	}
-	old := c.files[name]
+	old := c.files[path]
 	if err == nil && old != nil && old.err == nil && old.mod.Equal(fi.ModTime()) && old.size == fi.Size() && old.ino == ino {
 		return
 	}
@@ -94,7 +96,7 @@ func (c *liveGuests) update(name string) {
 		f.mod, f.size, f.ino = fi.ModTime(), fi.Size(), ino
 		var data []byte
 		if data, err = os.ReadFile(path); errors.Is(err, fs.ErrNotExist) {
-			delete(c.files, name)
+			delete(c.files, path)
 			return
 		}
 		if err == nil {
@@ -102,21 +104,21 @@ func (c *liveGuests) update(name string) {
 		}
 	}
 	f.err = err
-	c.files[name] = f
+	c.files[path] = f
 }
 
 // prune forgets the files that are no longer in the directory (not in
 // seen), and notes those that could not be read: the cache is then not
 // complete.
 func (c *liveGuests) prune(seen map[string]bool) {
-	for name, f := range c.files {
-		if !seen[name] {
-			delete(c.files, name)
+	for path, f := range c.files {
+		if !seen[path] {
+			delete(c.files, path)
 			continue
 		}
 		if f.err != nil {
 			c.complete = false
-			c.notes = append(c.notes, filepath.Join(c.dir, name)+": "+f.err.Error()+": skipped")
+			c.notes = append(c.notes, path+": "+f.err.Error()+": skipped")
 		}
 	}
 	slices.Sort(c.notes)
@@ -136,8 +138,10 @@ func (c *liveGuests) list() []*guest.Guest {
 
 // get returns the running guest called name, or nil.
 func (c *liveGuests) get(name string) *guest.Guest {
-	if f := c.files[name+".xml"]; f != nil && f.g != nil && f.g.Name == name {
-		return f.g
+	for _, dir := range c.dirs {
+		if f := c.files[filepath.Join(dir, name+".xml")]; f != nil && f.g != nil && f.g.Name == name {
+			return f.g
+		}
 	}
 	for _, f := range c.files {
 		if f.g != nil && f.g.Name == name {

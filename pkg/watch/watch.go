@@ -105,7 +105,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 	}
 	defer release()
 	w.q = newQueue(w.Debounce, w.Now)
-	w.live = newLiveGuests(w.Libvirt.QemuRunDir)
+	w.live = newLiveGuests(w.Libvirt.QemuRunDir, w.Libvirt.LxcRunDir)
 	w.roams = map[string]map[string]string{}
 	w.failed = map[string]string{}
 	w.q.resync("start-up", true, false)
@@ -231,7 +231,7 @@ func (w *Watcher) work(ctx context.Context, b batch) {
 		return
 	}
 	st := &admin.State{Config: w.cfg, Kernel: snap, Networks: libvirt.New(w.Libvirt),
-		Running: w.live.list(), RunningComplete: w.live.complete}
+		Running: w.live.list(), RunningComplete: w.live.complete, Containers: w.containers(k)}
 	if b.clean {
 		w.clean(st, k)
 	}

@@ -71,6 +71,8 @@ type rig struct {
 	mu      sync.Mutex
 	batches int
 	resyncs int
+	// open, when set, is the kernel connection instead of k itself.
+	open func() (model.Kernel, error)
 }
 
 // newRig builds a host: br0 and br1 managed (br2 not), uplink eth0 on
@@ -124,14 +126,15 @@ func (r *rig) start() {
 	lg := logrus.New()
 	lg.Out, lg.Level, lg.Formatter = r.log, logrus.DebugLevel, logFormat
 	r.w = &Watcher{
-		Log:         lg,
-		ConfigPath:  r.cfgPath,
-		Libvirt:     libvirt.Paths{NetworkDirs: []string{filepath.Join(r.dir, "run/network")}, QemuRunDir: filepath.Join(r.dir, "run/qemu")},
+		Log:        lg,
+		ConfigPath: r.cfgPath,
+		Libvirt: libvirt.Paths{NetworkDirs: []string{filepath.Join(r.dir, "run/network")}, QemuRunDir: filepath.Join(r.dir, "run/qemu"),
+			LxcRunDir: filepath.Join(r.dir, "run/lxc"), ProcDir: filepath.Join(r.dir, "proc")},
 		LibvirtEtc:  filepath.Join(r.dir, "etc"),
 		RunDir:      r.runDir,
 		LockPath:    filepath.Join(r.dir, "fdbhook/lock"),
 		LockTimeout: time.Second,
-		OpenKernel:  func() (model.Kernel, error) { return r.k, nil },
+		OpenKernel:  r.kernel,
 		Sources:     []Source{r.src},
 		Backoff:     20 * time.Millisecond,
 		Processed: func(_ []string, resync bool) {
@@ -155,6 +158,13 @@ func (r *rig) start() {
 	}
 	r.t.Cleanup(r.shutdown)
 	r.waitFor("the start-up resync", func() bool { r.mu.Lock(); defer r.mu.Unlock(); return r.resyncs > 0 })
+}
+
+func (r *rig) kernel() (model.Kernel, error) {
+	if r.open != nil {
+		return r.open()
+	}
+	return r.k, nil
 }
 
 func (r *rig) shutdown() {

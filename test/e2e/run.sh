@@ -27,6 +27,7 @@ HOOKS_MODE=${FDBHOOK_E2E_HOOKS:-symlink}
 case $HOOKS_MODE in symlink | installed) ;; *) die "FDBHOOK_E2E_HOOKS must be 'installed' or unset" ;; esac
 QEMU_HOOK=/etc/libvirt/hooks/qemu.d/fdbhook
 NET_HOOK=/etc/libvirt/hooks/network.d/fdbhook
+LXC_HOOK=/etc/libvirt/hooks/lxc.d/fdbhook
 CONFIG=/etc/fdbhook/fdbhook.toml
 BACKUP=/etc/fdbhook/.fdbhook.toml.fdbt-e2e-backup
 NOCONFIG_MARK=/etc/fdbhook/.fdbt-e2e-no-config
@@ -35,7 +36,7 @@ NOCONFIG_MARK=/etc/fdbhook/.fdbt-e2e-no-config
 ADMIN=/usr/sbin/fdbhook
 if [ "$HOOKS_MODE" = symlink ]; then
 	ADMIN=$ROOT/bin/fdbhook
-	for b in qemu-hook network-hook fdbhook; do
+	for b in qemu-hook network-hook lxc-hook fdbhook; do
 		[ -x "bin/$b" ] || die "bin/$b missing: run 'make e2e' (it builds first)"
 	done
 fi
@@ -51,7 +52,7 @@ deps() {
 	done
 	die "could not install: $*"
 }
-deps libvirt-daemon-system qemu-system-x86 iproute2 dnsmasq-base iptables util-linux busybox-static cpio \
+deps libvirt-daemon-system libvirt-daemon-driver-lxc qemu-system-x86 iproute2 dnsmasq-base iptables util-linux busybox-static cpio \
 	prometheus prometheus-node-exporter
 
 # A kernel for the guests that need an OS (the watcher's unplug scenario).
@@ -86,6 +87,10 @@ sweep() {
 	for g in $(virsh -q -c qemu:///system list --all --name 2>/dev/null | grep '^fdbt' || true); do
 		virsh -q destroy "$g" >/dev/null 2>&1 || true
 		virsh -q undefine --managed-save "$g" >/dev/null 2>&1 || true
+	done
+	for g in $(virsh -q -c lxc:///system list --all --name 2>/dev/null | grep '^fdbt' || true); do
+		virsh -q -c lxc:///system destroy "$g" >/dev/null 2>&1 || true
+		virsh -q -c lxc:///system undefine "$g" >/dev/null 2>&1 || true
 	done
 	for n in $(virsh -q -c qemu:///system net-list --all --name 2>/dev/null | grep '^fdbt' || true); do
 		virsh -q net-destroy "$n" >/dev/null 2>&1 || true
@@ -174,13 +179,13 @@ sweep
 
 # Hooks.
 if [ "$HOOKS_MODE" = installed ]; then
-	for h in "$QEMU_HOOK" "$NET_HOOK"; do
+	for h in "$QEMU_HOOK" "$NET_HOOK" "$LXC_HOOK"; do
 		[ -x "$h" ] || die "FDBHOOK_E2E_HOOKS=installed but $h is missing or not executable"
 	done
 	[ -x "$ADMIN" ] || die "FDBHOOK_E2E_HOOKS=installed but $ADMIN is missing or not executable"
-	log "using the installed hooks: $(readlink -f "$QEMU_HOOK"), $(readlink -f "$NET_HOOK")"
+	log "using the installed hooks: $(readlink -f "$QEMU_HOOK"), $(readlink -f "$NET_HOOK"), $(readlink -f "$LXC_HOOK")"
 else
-	for pair in "$QEMU_HOOK:$ROOT/bin/qemu-hook" "$NET_HOOK:$ROOT/bin/network-hook"; do
+	for pair in "$QEMU_HOOK:$ROOT/bin/qemu-hook" "$NET_HOOK:$ROOT/bin/network-hook" "$LXC_HOOK:$ROOT/bin/lxc-hook"; do
 		h=${pair%%:*}
 		target=${pair#*:}
 		if [ -e "$h" ] || [ -L "$h" ]; then
@@ -189,7 +194,7 @@ else
 			# back afterwards; anything else belongs to the package.
 			prev=$(readlink "$h" || true)
 			case $prev in
-			*/bin/qemu-hook | */bin/network-hook) ;;
+			*/bin/qemu-hook | */bin/network-hook | */bin/lxc-hook) ;;
 			*) die "$h exists and is not a link into a build tree (installed package?); use FDBHOOK_E2E_HOOKS=installed" ;;
 			esac
 			rm -f "$h"
@@ -220,13 +225,13 @@ on_error = "fail"
 log_level = "info"
 EOF
 
-# libvirtd only notices the first hook in qemu.d/network.d when it starts.
+# libvirtd only notices the first hook in qemu.d/network.d/lxc.d when it starts.
 restart_libvirtd
 log "libvirtd restarted with the hooks; running the scenarios"
 
 T_GO=$(date +%s)
 set +e
-FDBHOOK_E2E=1 FDBHOOK_E2E_GUEST_KERNEL=$GUEST_KERNEL FDBHOOK_E2E_QEMU_HOOK=$QEMU_HOOK FDBHOOK_E2E_ADMIN=$ADMIN CGO_ENABLED=0 \
+FDBHOOK_E2E=1 FDBHOOK_E2E_GUEST_KERNEL=$GUEST_KERNEL FDBHOOK_E2E_QEMU_HOOK=$QEMU_HOOK FDBHOOK_E2E_LXC_HOOK=$LXC_HOOK FDBHOOK_E2E_ADMIN=$ADMIN CGO_ENABLED=0 \
 	go test -tags e2e -count=1 -v -timeout 10m ./test/e2e/ "$@" 9>&-
 rc=$?
 set -e

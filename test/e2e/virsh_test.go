@@ -230,7 +230,7 @@ func restartLibvirtd(t *testing.T) {
 		}
 		// Standard streams on /dev/null (nil): the daemon must not hold
 		// the pipes go test reads the test's output from.
-		if err := exec.Command("libvirtd", "-d").Run(); err != nil {
+		if err := libvirtdCommand().Run(); err != nil {
 			t.Fatalf("libvirtd -d: %v (see /var/log/libvirt/libvirtd.log)", err)
 		}
 	}
@@ -238,6 +238,23 @@ func restartLibvirtd(t *testing.T) {
 		t.Fatal("libvirtd does not answer 30 s after restart")
 	}
 }
+
+// libvirtdCommand is `libvirtd -d` as test/e2e/libvirtd.sh runs it: on a
+// hybrid cgroup layout in a private mount namespace without the cgroup2
+// mount at /sys/fs/cgroup/unified, which libvirt's LXC driver cannot use.
+func libvirtdCommand() *exec.Cmd {
+	var fs syscall.Statfs_t
+	hybrid := exec.Command("mountpoint", "-q", "/sys/fs/cgroup/unified").Run() == nil &&
+		syscall.Statfs("/sys/fs/cgroup", &fs) == nil && fs.Type == tmpfsMagic
+	if hybrid {
+		return exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c",
+			"umount /sys/fs/cgroup/unified && exec libvirtd -d")
+	}
+	return exec.Command("libvirtd", "-d")
+}
+
+// tmpfsMagic is TMPFS_MAGIC (linux/magic.h).
+const tmpfsMagic = 0x01021994
 
 var (
 	domainID   = regexp.MustCompile(`^(<domain [^>]*?) id='[0-9]+'`)

@@ -1,0 +1,121 @@
+package hook
+
+import (
+	"fmt"
+
+	"github.com/fdbhook/fdbhook/pkg/events"
+	"github.com/fdbhook/fdbhook/pkg/plan"
+)
+
+// lxcOps is the lxc hook's operation table. libvirt's LXC driver calls
+// prepare, start, started, stopped, release (and reconnect after a
+// libvirtd restart). At start begin the host veth exists but its peer is
+// still in the host's network namespace, and a NIC without <target dev>
+// has no name yet; at started begin the peer is in the container's
+// namespace, which proves the veth is the container's, and the container's
+// veths were measured still down (testdata/libvirt-9.0-lxc/README.md). A
+// non-zero exit at started begin makes libvirt stop the container.
+var lxcOps = map[[2]string]hookOp{
+	{"started", "begin"}:   {act: applyPlan, mayFail: true},
+	{"reconnect", "begin"}: {act: applyPlan},
+	{"stopped", "end"}:     {act: cleanup},
+	{"release", "end"}:     {act: cleanup},
+}
+
+var lxcDomain = domainHook{acts: events.Lxc, ops: lxcOps, start: (*Runner).lxcStart}
+
+var lxcProgram = program{name: "lxc-hook", usage: lxcUsage, object: "CONTAINER"}
+
+// RunLxc runs the lxc hook with the arguments after the program name and
+// returns the exit code.
+func (r *Runner) RunLxc(args []string) int {
+	return r.dispatch(args, lxcProgram, func(name, op, subop, _ string, dry bool) int {
+		return r.domainHook(lxcDomain, name, op, subop, dry)
+	})
+}
+
+// netnsKernel is the kernel read only the lxc hook needs.
+type netnsKernel interface {
+	// NetnsIDOfPid returns the id the host's network namespace gives the
+	// namespace of process pid, -1 when none.
+	NetnsIDOfPid(pid int) (int, error)
+}
+
+// lxcStart plans a container's start: the NICs' ports are veths whose
+// peers live in the network namespace of the container's init.
+func (r *Runner) lxcStart(ev *event, v PlanView) (*plan.Plan, bool, error) {
+	ct, err := Container(ev.g.Name, v)
+	if err != nil {
+		return nil, false, err
+	}
+	p, err := plan.StartContainer(ev.cfg, ev.g, v, ct)
+	return p, false, err
+}
+
+// Container finds running container name's init in libvirt's live state
+// and the id the host gives its network namespace: what proves which veths
+// are the container's. An init that cannot be found is no error here:
+// every veth of the container is then refused with the reason, and a
+// container without managed NICs starts as before.
+func Container(name string, v PlanView) (plan.Container, error) {
+	pid, why, err := v.Files.ContainerInit(name)
+	if err != nil {
+		return plan.Container{}, fmt.Errorf("reading libvirt's live state of the container: %w", err)
+	}
+	if pid == 0 {
+		return plan.Container{NetnsID: -1, Unknown: why}, nil
+	}
+	nk, ok := v.Reader.(netnsKernel)
+	if !ok {
+		return plan.Container{InitPid: pid, NetnsID: -1, Unknown: "this kernel connection cannot read network namespace ids"}, nil
+	}
+	id, err := nk.NetnsIDOfPid(pid)
+	if err != nil {
+		return plan.Container{}, fmt.Errorf("container init (pid %d): %w", pid, err)
+	}
+	return plan.Container{InitPid: pid, NetnsID: id}, nil
+}
+
+const lxcUsage = `Usage:
+  %[1]s CONTAINER OPERATION SUB-OPERATION EXTRA   (as libvirt calls it; XML on stdin)
+  %[1]s --dry-run CONTAINER OPERATION SUB-OPERATION EXTRA
+  %[1]s --help | --version
+
+fdbhook's libvirt lxc hook (/etc/libvirt/hooks/lxc.d/fdbhook). It does for
+libvirt's containers what the qemu hook does for QEMU guests: at every
+container start it turns off learning and unicast flooding on each managed
+NIC's host veth and adds a static FDB entry for the NIC's MAC on it; at stop
+it removes entries that were left behind.
+
+Operations:
+  started begin, reconnect begin   apply to every managed NIC
+  stopped end, release end         clean up what is left
+  anything else                    nothing (exit 0); at start begin the
+                                   veth's peer is still in the host's
+                                   network namespace
+
+A NIC is managed when its bridge is listed in "bridges" or its libvirt network
+in "networks", its <target dev> is a veth enslaved to that bridge whose peer
+lives in the network namespace of the container's init process (from
+libvirt's live state in /run/libvirt/lxc), and the container's metadata does
+not opt it out. Any other device, a veth uplink or another container's veth
+included, is refused.
+
+  --dry-run        run one hook event without changing anything; the plan
+                   goes to stderr. FDBHOOK_DRY_RUN=1 does the same.
+
+Debug one event by hand:
+  virsh -c lxc:///system dumpxml CONTAINER | FDBHOOK_DRY_RUN=1 %[1]s CONTAINER started begin -
+
+Environment:
+  FDBHOOK_CONFIG      configuration file (default /etc/fdbhook/fdbhook.toml)
+  FDBHOOK_DRY_RUN=1   print the plan to stderr, change nothing
+  FDBHOOK_LOG_LEVEL   debug|info|warning|error, on stderr and syslog
+
+Exit codes:
+  0  done, nothing to do, or on_error = "warn"
+  1  a managed NIC could not be managed (libvirt stops the container; nothing left applied)
+  2  bad command line
+  3  bad configuration file
+  4  bad hook input (malformed or oversized XML)
+`

@@ -1,0 +1,76 @@
+package watch
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/fdbhook/fdbhook/pkg/kernel/kerneltest"
+	"github.com/fdbhook/fdbhook/pkg/model"
+)
+
+// nsKernel is the rig's fake kernel with network namespace ids by pid.
+type nsKernel struct {
+	*kerneltest.Kernel
+	nsids map[int]int
+}
+
+func (k nsKernel) NetnsIDOfPid(pid int) (int, error) {
+	if id, ok := k.nsids[pid]; ok {
+		return id, nil
+	}
+	return -1, nil
+}
+
+// container writes a running container's live state as libvirt's LXC
+// driver does (<init pid> inside <domstatus>); nics are "bridge:veth:mac".
+func (r *rig) container(name string, initPid int, nics ...string) {
+	r.t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "<domstatus state='running' reason='booted' pid='%d'><init pid='%d'/><domain type='lxc'><name>%s</name><devices>",
+		initPid-1, initPid, name)
+	for _, n := range nics {
+		f := strings.SplitN(n, ":", 3)
+		fmt.Fprintf(&b, "<interface type='bridge'><mac address='%s'/><source bridge='%s'/><target dev='%s'/></interface>", f[2], f[0], f[1])
+	}
+	b.WriteString("</devices></domain></domstatus>")
+	dir := filepath.Join(r.dir, "run/lxc")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		r.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".xml"), []byte(b.String()), 0o600); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// TestContainers: the watcher manages a running container's veth whose
+// peer lives in its init's namespace, heals it after drift, and leaves a
+// container's veth whose peer is in the host's namespace alone.
+func TestContainers(t *testing.T) {
+	r := newRig(t, twoBridges)
+	own := kerneltest.Veth("vnetc1", "br0", kerneltest.Learning)
+	own.PeerNetnsID = 3
+	r.k.Add(own)
+	stray := kerneltest.Veth("vnetc2", "br0", kerneltest.Learning)
+	stray.PeerNetnsID = -1
+	r.k.Add(stray)
+	r.container("c1", 501, "br0:vnetc1:"+mac1)
+	r.container("c2", 601, "br0:vnetc2:"+mac2)
+	r.open = func() (model.Kernel, error) { return nsKernel{Kernel: r.k, nsids: map[int]int{501: 3, 601: 4}}, nil }
+	r.start()
+	r.waitFor("c1's veth managed", r.managed("vnetc1", mac1))
+
+	r.k.SetFlags("vnetc1", kerneltest.Learning)
+	r.emit(Event{Port: "vnetc1", Why: "test: learning on"})
+	r.waitFor("learning and flood off again", r.managed("vnetc1", mac1))
+
+	r.settle()
+	if f, _ := r.k.Flags("vnetc2"); f != kerneltest.Learning || len(r.k.Static(mac2)) != 0 {
+		t.Errorf("vnetc2, whose peer is in the host's namespace, was changed: %+v, entries %v", f, r.k.Static(mac2))
+	}
+	if !strings.Contains(r.log.String(), "veth vnetc2 has its peer in the host's network namespace") {
+		t.Errorf("the refusal of c2 is not logged:\n%s", r.log.String())
+	}
+}
