@@ -16,6 +16,10 @@ type Reader interface {
 	BridgeEntries(bridge *Link) ([]Entry, error)
 	// PortVlans returns the VLANs of a bridge port, sorted by ID.
 	PortVlans(portIndex int) ([]Vlan, error)
+	// NetnsIDOfPid returns the id the connection's network namespace gives
+	// the network namespace of process pid, -1 when it gives it none: a
+	// veth whose Link.PeerNetnsID is that id has its peer there.
+	NetnsIDOfPid(pid int) (int, error)
 	// Prefetch reads ahead, in fewer round trips, what planning a start
 	// then asks port by port: ports maps a port's name to the MACs to look
 	// up on its bridge. It changes no answer, only how fast it comes.

@@ -185,6 +185,13 @@ func (w *Wrapped) LinkByIndex(index int) (*model.Link, error) {
 	return w.K.LinkByIndex(index)
 }
 
+func (w *Wrapped) NetnsIDOfPid(pid int) (int, error) {
+	if err := w.record(Call{Method: "NetnsIDOfPid", Index: pid}); err != nil {
+		return 0, err
+	}
+	return w.K.NetnsIDOfPid(pid)
+}
+
 func (w *Wrapped) Prefetch(ports map[string][]string) {
 	if w.record(Call{Method: "Prefetch"}) == nil {
 		w.K.Prefetch(ports)

@@ -75,6 +75,7 @@ type memory struct {
 	// pipelined counts the writes carried out that way.
 	queue     []func() error
 	pipelined int
+	nsids     map[int]int // pid → network namespace id
 }
 
 // Learning are a new port's flags; Managed those of a managed guest port.
@@ -179,6 +180,31 @@ func (k *memory) Pipelined() int {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return k.pipelined
+}
+
+// SetNetnsID says that process pid lives in the network namespace the
+// kernel's gives id (as a container's init does).
+func (k *memory) SetNetnsID(pid, id int) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.nsids == nil {
+		k.nsids = map[int]int{}
+	}
+	k.nsids[pid] = id
+}
+
+// NetnsIDOfPid returns what SetNetnsID said of pid, -1 for another
+// process; a pid that cannot be a process's is an error, as in the kernel.
+func (k *memory) NetnsIDOfPid(pid int) (int, error) {
+	if pid <= 0 {
+		return 0, fmt.Errorf("network namespace id of pid %d: not a process id", pid)
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if id, ok := k.nsids[pid]; ok {
+		return id, nil
+	}
+	return -1, nil
 }
 
 // Prefetch changes nothing: the fake's reads cost no round trips.
