@@ -28,12 +28,8 @@ func (r *Runner) networkHook(network, op, subop, _ string, dry bool) int {
 	if !events.Network[[2]string{op, subop}] {
 		return ExitOK
 	}
-	cfg, cfgErr := r.loadConfig()
-	level := "info"
-	if cfgErr == nil {
-		level = cfg.LogLevel
-	}
-	if err := r.setupLog(level, true); err != nil {
+	cfg, cfgErr, err := r.configure()
+	if err != nil {
 		fmt.Fprintf(r.Stderr, "fdbhook: network %s: %v\n", network, err)
 		return ExitOK
 	}

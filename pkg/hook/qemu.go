@@ -93,20 +93,15 @@ func (r *Runner) domainHook(h domainHook, domain, op, subop string, dry bool) in
 	if !h.acts[[2]string{op, subop}] || !known || row.act == ignore {
 		return ExitOK
 	}
-	cfg, cfgErr := r.loadConfig()
-	level := "info"
-	if cfgErr == nil {
-		level = cfg.LogLevel
-	}
-	if err := r.setupLog(level, true); err != nil {
-		fmt.Fprintf(r.Stderr, "fdbhook: %s: %v\n", domain, err)
+	cfg, err, logErr := r.configure()
+	if logErr != nil {
+		fmt.Fprintf(r.Stderr, "fdbhook: %s: %v\n", domain, logErr)
 		if row.mayFail {
 			return ExitConfig
 		}
 		return ExitOK
 	}
 	ev := &event{cfg: cfg, domain: domain, op: op, act: row.act, dry: dry, log: r.log.WithField("guest", domain)}
-	err := cfgErr
 	if err == nil {
 		err = r.domainEvent(h, ev)
 	}

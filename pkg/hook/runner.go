@@ -97,27 +97,29 @@ func ExitCode(err error) int {
 	return ExitOK
 }
 
-// setupLog builds the logger. In hook mode stderr only carries warnings and
-// errors (libvirt shows a failed hook's stderr to the admin); an explicit
-// FDBHOOK_LOG_LEVEL shows that level on stderr too, for manual runs.
-func (r *Runner) setupLog(cfgLevel string, hookMode bool) error {
-	syslogLevel, err := logline.ParseLevel(cfgLevel)
-	if err != nil {
-		return err
+// configure reads the configuration and builds the logger at its level,
+// or at info when the configuration is broken, so that the error itself is
+// logged. stderr only carries warnings and errors (libvirt shows a failed
+// hook's stderr to the admin); an explicit FDBHOOK_LOG_LEVEL shows that
+// level on stderr too, for manual runs.
+func (r *Runner) configure() (cfg *config.Config, cfgErr, logErr error) {
+	cfg, cfgErr = LoadConfig(r.Getenv)
+	syslogLevel := logrus.InfoLevel
+	if cfgErr == nil {
+		if syslogLevel, logErr = logline.ParseLevel(cfg.LogLevel); logErr != nil {
+			return cfg, cfgErr, logErr
+		}
 	}
-	stderrLevel := logrus.InfoLevel
-	if hookMode {
-		stderrLevel = logrus.WarnLevel
-	}
+	stderrLevel := logrus.WarnLevel
 	if env := r.Getenv(logline.EnvLevel); env != "" {
 		lvl, err := logline.ParseLevel(env)
 		if err != nil {
-			return fmt.Errorf("FDBHOOK_LOG_LEVEL: %w", err)
+			return cfg, cfgErr, fmt.Errorf("FDBHOOK_LOG_LEVEL: %w", err)
 		}
 		stderrLevel, syslogLevel = lvl, lvl
 	}
 	r.log, r.sys = newLoggers(r.Stderr, stderrLevel, syslogLevel, r.Syslog, "fdbhook")
-	return nil
+	return cfg, cfgErr, nil
 }
 
 // LoadConfig reads the configuration named by the environment; a bad file
@@ -129,8 +131,6 @@ func LoadConfig(getenv func(string) string) (*config.Config, error) {
 	}
 	return cfg, nil
 }
-
-func (r *Runner) loadConfig() (*config.Config, error) { return LoadConfig(r.Getenv) }
 
 func (r *Runner) lock() (unlock func(), err error) { return Lock(r.LockPath, r.LockTimeout) }
 
