@@ -69,6 +69,12 @@ func (s *Snapshot) Links() ([]*model.Link, error) { return s.Devices(), nil }
 // the kernel.
 func (s *Snapshot) PortVlans(portIndex int) ([]model.Vlan, error) { return s.r.PortVlans(portIndex) }
 
+// NetnsIDOfPid implements plan.View: it asks the kernel.
+func (s *Snapshot) NetnsIDOfPid(pid int) (int, error) { return s.r.NetnsIDOfPid(pid) }
+
+// Prefetch implements plan.View: the snapshot has read ahead already.
+func (s *Snapshot) Prefetch(map[string][]string) {}
+
 // Ports returns the devices enslaved to bridge, sorted by name.
 func (s *Snapshot) Ports(bridge *model.Link) []*model.Link { return s.byMaster[bridge.Index] }
 

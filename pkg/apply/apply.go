@@ -36,10 +36,9 @@ func (e *StepError) Unwrap() error { return e.Err }
 // before a SetVlans step replaces them.
 func Apply(w model.ReadWriter, steps []plan.Step) error {
 	steps = slices.Clone(steps)
-	pw, pipelines := w.(Pipeliner)
 	for i := 0; i < len(steps); i++ {
-		if n := oneMessageRun(steps[i:]); pipelines && n > 1 {
-			if err := applyRun(pw, w, steps, i, n); err != nil {
+		if n := oneMessageRun(steps[i:]); n > 1 {
+			if err := applyRun(w, steps, i, n); err != nil {
 				return err
 			}
 			i += n - 1
@@ -57,14 +56,6 @@ func Apply(w model.ReadWriter, steps []plan.Step) error {
 		}
 	}
 	return nil
-}
-
-// Pipeliner is a Writer that can send a run of writes without waiting for
-// each answer (kernel.Conn), each write still a message of its own: inside
-// Pipeline, the Writer's calls return nil at once, and Pipeline returns
-// each call's error in call order once the kernel has answered them all.
-type Pipeliner interface {
-	Pipeline(write func()) []error
 }
 
 // oneMessageRun is how many steps from the first are each carried out by
@@ -88,13 +79,13 @@ func externLearned(e model.Entry) bool { return e.NTFlags&model.NTFExtLearn != 0
 // fails: when one fails, every write of the run that the kernel did (or,
 // unanswered, may have done) is undone with the steps before the run, and
 // the error is the first failed step's, as when the steps go one by one.
-func applyRun(p Pipeliner, w model.Writer, steps []plan.Step, i, n int) error {
+func applyRun(w model.Writer, steps []plan.Step, i, n int) error {
 	run := steps[i : i+n]
 	// A write that fails before it is queued (a Writer wrapping the
-	// Pipeliner may refuse one) returns its error at once and has no
+	// connection may refuse one) returns its error at once and has no
 	// answer in the Pipeline's.
 	now := make([]error, 0, n)
-	answers := p.Pipeline(func() {
+	answers := w.Pipeline(func() {
 		for _, s := range run {
 			now = append(now, do(w, s))
 		}

@@ -34,13 +34,6 @@ func (r *Runner) RunLxc(args []string) int {
 	})
 }
 
-// netnsKernel is the kernel read only the lxc hook needs.
-type netnsKernel interface {
-	// NetnsIDOfPid returns the id the host's network namespace gives the
-	// namespace of process pid, -1 when none.
-	NetnsIDOfPid(pid int) (int, error)
-}
-
 // lxcStart plans a container's start: the NICs' ports are veths whose
 // peers live in the network namespace of the container's init.
 func (r *Runner) lxcStart(ev *event, v PlanView) (*plan.Plan, bool, error) {
@@ -65,11 +58,7 @@ func Container(name string, v PlanView) (plan.Container, error) {
 	if pid == 0 {
 		return plan.Container{NetnsID: -1, Unknown: why}, nil
 	}
-	nk, ok := v.Reader.(netnsKernel)
-	if !ok {
-		return plan.Container{InitPid: pid, NetnsID: -1, Unknown: "this kernel connection cannot read network namespace ids"}, nil
-	}
-	id, err := nk.NetnsIDOfPid(pid)
+	id, err := v.Reader.NetnsIDOfPid(pid)
 	if err != nil {
 		return plan.Container{}, fmt.Errorf("container init (pid %d): %w", pid, err)
 	}

@@ -14,25 +14,12 @@ import (
 	"github.com/fdbhook/fdbhook/pkg/runstate"
 )
 
-// lxcKernel is the shared fake kernel with network namespace ids by pid.
-type lxcKernel struct {
-	*kerneltest.Kernel
-	nsids map[int]int
-}
-
-func (k lxcKernel) NetnsIDOfPid(pid int) (int, error) {
-	if id, ok := k.nsids[pid]; ok {
-		return id, nil
-	}
-	return -1, nil
-}
-
 // newLxcKernel: bridge fdbtlxbr0 with the captured container's two host
 // veths, fdbtlxv1a and vnet1, whose peers live in namespace id peerNS, a
 // veth uplink fdbtlxup0 whose peer is in the host's namespace, a tap
 // vnet7, an uplink eno1 where the container's first MAC has roamed, and
 // the container's init (pid 31023) in namespace id 0.
-func newLxcKernel(peerNS int) lxcKernel {
+func newLxcKernel(peerNS int) *kerneltest.Kernel {
 	k := kerneltest.New()
 	k.Add(kerneltest.Bridge("fdbtlxbr0"))
 	for _, v := range []struct {
@@ -46,7 +33,8 @@ func newLxcKernel(peerNS int) lxcKernel {
 	k.Add(kerneltest.Tap("vnet7", "fdbtlxbr0", kerneltest.Learning))
 	k.Add(kerneltest.Uplink("eno1", "fdbtlxbr0"))
 	k.AddStatic("52:54:00:4c:58:01", "eno1")
-	return lxcKernel{Kernel: k, nsids: map[int]int{31023: 0}}
+	k.SetNetnsID(31023, 0)
+	return k
 }
 
 func lxcFixture(t *testing.T, name string) []byte {
@@ -61,7 +49,7 @@ func lxcFixture(t *testing.T, name string) []byte {
 // runLxc runs the lxc hook with libvirt's live state file state (none when
 // "") and the controller 31022 having the container's init 31023 as its
 // child, as at started begin.
-func runLxc(t *testing.T, cfg, state string, stdin []byte, env map[string]string, k lxcKernel, args ...string) run {
+func runLxc(t *testing.T, cfg, state string, stdin []byte, env map[string]string, k *kerneltest.Kernel, args ...string) run {
 	t.Helper()
 	dir := t.TempDir()
 	if cfg != "" {
@@ -77,7 +65,7 @@ func runLxc(t *testing.T, cfg, state string, stdin []byte, env map[string]string
 		os.WriteFile(filepath.Join(lxcDir, "fdbtlxc1.xml"), lxcFixture(t, state), 0o644)
 	}
 	var out, errb bytes.Buffer
-	res := run{kernel: k.Kernel, runDir: runstate.Dir(filepath.Join(dir, "run"))}
+	res := run{kernel: k, runDir: runstate.Dir(filepath.Join(dir, "run"))}
 	r := &Runner{Env: Env{
 		Program: "lxc-hook", Stdin: bytes.NewReader(stdin), Stdout: &out, Stderr: &errb,
 		Getenv: func(key string) string {

@@ -141,20 +141,10 @@ func Lock(path string, timeout time.Duration) (unlock func(), err error) {
 	return runstate.Lock(context.Background(), path, timeout)
 }
 
-// prefetcher is a kernel connection that reads ahead, in fewer round trips,
-// what planning a start then asks NIC by NIC (kernel.Conn.Prefetch): the
-// ports, their bridges, and the FDB entries of the MACs.
-type prefetcher interface {
-	Prefetch(ports map[string][]string)
-}
-
-// prefetch hands k the guest's ports and MACs when k can read ahead. It
-// changes no answer, only how many round trips they take.
+// prefetch hands k the guest's ports and MACs to read ahead: the ports,
+// their bridges, and the FDB entries of the MACs. It changes no answer,
+// only how many round trips they take.
 func prefetch(k model.Kernel, g *guest.Guest) {
-	pf, ok := k.(prefetcher)
-	if !ok {
-		return
-	}
 	ports := map[string][]string{}
 	for _, nic := range g.NICs {
 		if nic.Target == "" || nic.BadMAC != nil {
@@ -162,7 +152,7 @@ func prefetch(k model.Kernel, g *guest.Guest) {
 		}
 		ports[nic.Target] = append(append(ports[nic.Target], nic.MAC), g.Metadata(nic).ExtraMACs...)
 	}
-	pf.Prefetch(ports)
+	k.Prefetch(ports)
 }
 
 // PlanView joins the kernel and libvirt's files into what the planner reads.

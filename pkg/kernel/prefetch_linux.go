@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"net"
+	"slices"
 
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
@@ -50,7 +51,7 @@ func (c *Conn) Prefetch(ports map[string][]string) {
 	})
 	var masters []int
 	for _, l := range links {
-		if _, ok := c.byIndex[l.MasterIndex]; l.MasterIndex != 0 && !ok && !containsInt(masters, l.MasterIndex) {
+		if _, ok := c.byIndex[l.MasterIndex]; l.MasterIndex != 0 && !ok && !slices.Contains(masters, l.MasterIndex) {
 			masters = append(masters, l.MasterIndex)
 		}
 	}
@@ -112,12 +113,30 @@ func prefetchLinks[K string | int](c *Conn, keys []K, build func(K) *nl.NetlinkR
 // the port's bridge, for VLAN 0 and every VLAN of the bridge's ports, as
 // Entries does.
 func (c *Conn) prefetchEntries(ports map[string][]string) {
-	type get struct {
-		key entryKey
-		hw  net.HardwareAddr
-		vid int
+	found, failed := c.askEntries(c.entryGets(ports))
+	for key := range c.entries {
+		if c.entries[key] != nil {
+			continue
+		}
+		if failed[key] {
+			delete(c.entries, key) // Entries asks again, and reports the error
+			continue
+		}
+		c.entries[key] = append([]model.Entry{}, found[key]...)
 	}
-	var gets []get
+}
+
+// entryGet is one FDB get of a prefetch: a MAC on a bridge, in one VLAN.
+type entryGet struct {
+	key entryKey
+	hw  net.HardwareAddr
+	vid int
+}
+
+// entryGets lists the gets that answer Entries for each port's MACs not
+// cached yet, and claims their cache keys (nil until answered).
+func (c *Conn) entryGets(ports map[string][]string) []entryGet {
+	var gets []entryGet
 	for name, macs := range ports {
 		tap := c.byName[name]
 		if tap == nil || tap.MasterIndex == 0 || c.byIndex[tap.MasterIndex] == nil {
@@ -140,12 +159,17 @@ func (c *Conn) prefetchEntries(ports map[string][]string) {
 			}
 			c.entries[key] = nil // claimed: every VLAN of it is asked below
 			for _, vid := range vids {
-				gets = append(gets, get{key, hw, vid})
+				gets = append(gets, entryGet{key, hw, vid})
 			}
 		}
 	}
-	found := map[entryKey][]model.Entry{}
-	failed := map[entryKey]bool{}
+	return gets
+}
+
+// askEntries sends gets prefetchBatch at a time and collects, per key, the
+// entries found and whether any of its gets failed.
+func (c *Conn) askEntries(gets []entryGet) (found map[entryKey][]model.Entry, failed map[entryKey]bool) {
+	found, failed = map[entryKey][]model.Entry{}, map[entryKey]bool{}
 	for len(gets) > 0 {
 		n := min(len(gets), prefetchBatch)
 		reqs := make([]*nl.NetlinkRequest, n)
@@ -164,23 +188,5 @@ func (c *Conn) prefetchEntries(ports map[string][]string) {
 		}
 		gets = gets[n:]
 	}
-	for key := range c.entries {
-		if c.entries[key] != nil {
-			continue
-		}
-		if failed[key] {
-			delete(c.entries, key)
-			continue
-		}
-		c.entries[key] = append([]model.Entry{}, found[key]...)
-	}
-}
-
-func containsInt(s []int, v int) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
+	return found, failed
 }

@@ -16,6 +16,14 @@ type Reader interface {
 	BridgeEntries(bridge *Link) ([]Entry, error)
 	// PortVlans returns the VLANs of a bridge port, sorted by ID.
 	PortVlans(portIndex int) ([]Vlan, error)
+	// NetnsIDOfPid returns the id the connection's network namespace gives
+	// the network namespace of process pid, -1 when it gives it none: a
+	// veth whose Link.PeerNetnsID is that id has its peer there.
+	NetnsIDOfPid(pid int) (int, error)
+	// Prefetch reads ahead, in fewer round trips, what planning a start
+	// then asks port by port: ports maps a port's name to the MACs to look
+	// up on its bridge. It changes no answer, only how fast it comes.
+	Prefetch(ports map[string][]string)
 }
 
 // Writer is what fdbhook changes in the kernel: each call is one message,
@@ -37,6 +45,12 @@ type Writer interface {
 	// DelPortVlans removes vlans from the port; the kernel ignores those
 	// the port does not have.
 	DelPortVlans(portIndex int, vlans []Vlan) error
+	// Pipeline runs write, which calls these write methods: inside it they
+	// do not wait for the kernel, each returns nil (or at once an error
+	// that kept it from being sent), and Pipeline returns the errors of the
+	// writes it sent, in call order, once the kernel has answered them
+	// all. Each write is still a message of its own.
+	Pipeline(write func()) []error
 }
 
 // ReadWriter is the reads and writes of a connection, for code that uses

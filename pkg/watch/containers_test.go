@@ -8,21 +8,7 @@ import (
 	"testing"
 
 	"github.com/fdbhook/fdbhook/pkg/kernel/kerneltest"
-	"github.com/fdbhook/fdbhook/pkg/model"
 )
-
-// nsKernel is the rig's fake kernel with network namespace ids by pid.
-type nsKernel struct {
-	*kerneltest.Kernel
-	nsids map[int]int
-}
-
-func (k nsKernel) NetnsIDOfPid(pid int) (int, error) {
-	if id, ok := k.nsids[pid]; ok {
-		return id, nil
-	}
-	return -1, nil
-}
 
 // container writes a running container's live state as libvirt's LXC
 // driver does (<init pid> inside <domstatus>); nics are "bridge:veth:mac".
@@ -58,7 +44,8 @@ func TestContainers(t *testing.T) {
 	r.k.Add(stray)
 	r.container("c1", 501, "br0:vnetc1:"+mac1)
 	r.container("c2", 601, "br0:vnetc2:"+mac2)
-	r.open = func() (model.Kernel, error) { return nsKernel{Kernel: r.k, nsids: map[int]int{501: 3, 601: 4}}, nil }
+	r.k.SetNetnsID(501, 3)
+	r.k.SetNetnsID(601, 4)
 	r.start()
 	r.waitFor("c1's veth managed", r.managed("vnetc1", mac1))
 

@@ -71,8 +71,6 @@ type rig struct {
 	mu      sync.Mutex
 	batches int
 	resyncs int
-	// open, when set, is the kernel connection instead of k itself.
-	open func() (model.Kernel, error)
 }
 
 // newRig builds a host: br0 and br1 managed (br2 not), uplink eth0 on
@@ -134,7 +132,7 @@ func (r *rig) start() {
 		RunDir:      r.runDir,
 		LockPath:    filepath.Join(r.dir, "fdbhook/lock"),
 		LockTimeout: time.Second,
-		OpenKernel:  r.kernel,
+		OpenKernel:  func() (model.Kernel, error) { return r.k, nil },
 		Sources:     []Source{r.src},
 		Backoff:     20 * time.Millisecond,
 		Processed: func(_ []string, resync bool) {
@@ -158,13 +156,6 @@ func (r *rig) start() {
 	}
 	r.t.Cleanup(r.shutdown)
 	r.waitFor("the start-up resync", func() bool { r.mu.Lock(); defer r.mu.Unlock(); return r.resyncs > 0 })
-}
-
-func (r *rig) kernel() (model.Kernel, error) {
-	if r.open != nil {
-		return r.open()
-	}
-	return r.k, nil
 }
 
 func (r *rig) shutdown() {

@@ -81,6 +81,10 @@ func (f *faultWriter) DeleteEntry(e model.Entry) error {
 	return f.w.DeleteEntry(e)
 }
 
+// Pipeline lets the connection pipeline the writes made inside write; a
+// write faultWriter fails returns its error at once, never sent.
+func (f *faultWriter) Pipeline(write func()) []error { return f.w.Pipeline(write) }
+
 func (f *faultWriter) AddPortVlans(i int, v []model.Vlan) error {
 	if err := f.step(fmt.Sprintf("add vlans %d %v", i, v)); err != nil {
 		return err

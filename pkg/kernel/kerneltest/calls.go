@@ -185,6 +185,23 @@ func (w *Wrapped) LinkByIndex(index int) (*model.Link, error) {
 	return w.K.LinkByIndex(index)
 }
 
+func (w *Wrapped) NetnsIDOfPid(pid int) (int, error) {
+	if err := w.record(Call{Method: "NetnsIDOfPid", Index: pid}); err != nil {
+		return 0, err
+	}
+	return w.K.NetnsIDOfPid(pid)
+}
+
+func (w *Wrapped) Prefetch(ports map[string][]string) {
+	if w.record(Call{Method: "Prefetch"}) == nil {
+		w.K.Prefetch(ports)
+	}
+}
+
+// Pipeline is no call of its own: the writes inside it are recorded, and a
+// write made to fail returns its error at once, never queued.
+func (w *Wrapped) Pipeline(write func()) []error { return w.K.Pipeline(write) }
+
 func (w *Wrapped) Links() ([]*model.Link, error) {
 	if err := w.record(Call{Method: "Links"}); err != nil {
 		return nil, err

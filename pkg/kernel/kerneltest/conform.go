@@ -118,6 +118,14 @@ func Conform(t *testing.T, real Side) {
 		{"replace a on p2", func(s Side) error { return s.W.ReplaceEntry(static(a, "p2", 0)) }},
 		{"p2 is deleted: its entries go", func(s Side) error { return s.Remove("p2") }},
 		{"br1 is deleted: q1 is on no bridge and its entries are gone", func(s Side) error { return s.Remove("br1") }},
+		{"pipelined: a replace, a write to a missing device, flags, a delete of an absent entry", func(s Side) error {
+			return answers(s.W.Pipeline(func() {
+				s.W.ReplaceEntry(static(b, "fdbtk0", 0))
+				s.W.ReplaceEntry(model.Entry{MAC: c, PortIndex: 1 << 20, State: model.NUDNoARP})
+				s.W.SetPortFlags(idx["up0"], model.Flags{Flood: true}, false)
+				s.W.DeleteEntry(static(c, "fdbtk0", 0))
+			}))
+		}},
 		{"delete d on fdbtk0", func(s Side) error { return s.W.DeleteEntry(static(d, "fdbtk0", 0)) }},
 	}
 	for i, st := range steps {
@@ -160,6 +168,19 @@ func boolRank(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// answers describes a Pipeline's answers as one error (nil when all are
+// nil), each answer by its errno, so that two sides' answers compare.
+func answers(errs []error) error {
+	var out []string
+	for _, err := range errs {
+		out = append(out, errno(err))
+	}
+	if !slices.ContainsFunc(errs, func(err error) bool { return err != nil }) {
+		return nil
+	}
+	return errors.New("answers " + strings.Join(out, ", "))
 }
 
 // errno reduces an error to what the comparison cares about: none, the

@@ -71,6 +71,11 @@ type memory struct {
 	vlans   map[int][]model.Vlan // by device index
 	entries []model.Entry        // Port left empty; filled in by reads
 	next    int
+	// queue holds the writes of a Pipeline call (nil outside one);
+	// pipelined counts the writes carried out that way.
+	queue     []func() error
+	pipelined int
+	nsids     map[int]int // pid → network namespace id
 }
 
 // Learning are a new port's flags; Managed those of a managed guest port.
@@ -110,6 +115,100 @@ func T2Host() *Kernel {
 
 // Close changes nothing: the fake outlives every connection to it.
 func (k *memory) Close() {}
+
+// The writes: each is carried out at once, or inside Pipeline queued.
+func (k *memory) SetVlanFiltering(bridgeIndex int, on bool) error {
+	return k.later(func() error { return k.setVlanFiltering(bridgeIndex, on) })
+}
+
+func (k *memory) SetPortFlags(portIndex int, f model.Flags, withLocked bool) error {
+	return k.later(func() error { return k.setPortFlags(portIndex, f, withLocked) })
+}
+
+func (k *memory) ReplaceEntry(e model.Entry) error {
+	return k.later(func() error { return k.replaceEntry(e) })
+}
+
+func (k *memory) DeleteEntry(e model.Entry) error {
+	return k.later(func() error { return k.deleteEntry(e) })
+}
+
+func (k *memory) AddPortVlans(portIndex int, vlans []model.Vlan) error {
+	vlans = slices.Clone(vlans)
+	return k.later(func() error { return k.addPortVlans(portIndex, vlans) })
+}
+
+func (k *memory) DelPortVlans(portIndex int, vlans []model.Vlan) error {
+	vlans = slices.Clone(vlans)
+	return k.later(func() error { return k.delPortVlans(portIndex, vlans) })
+}
+
+// later carries write out, or inside Pipeline queues it and returns nil.
+func (k *memory) later(write func() error) error {
+	k.mu.Lock()
+	if k.queue != nil {
+		k.queue = append(k.queue, write)
+		k.mu.Unlock()
+		return nil
+	}
+	k.mu.Unlock()
+	return write()
+}
+
+// Pipeline runs write, whose writes are queued, then carries them out in
+// order, each whatever the others' outcome, and returns their errors, as
+// kernel.Conn does with the kernel's answers. One Pipeline at a time.
+func (k *memory) Pipeline(write func()) []error {
+	k.mu.Lock()
+	k.queue = []func() error{}
+	k.mu.Unlock()
+	write()
+	k.mu.Lock()
+	queue := k.queue
+	k.queue = nil
+	k.pipelined += len(queue)
+	k.mu.Unlock()
+	errs := make([]error, len(queue))
+	for i, w := range queue {
+		errs[i] = w()
+	}
+	return errs
+}
+
+// Pipelined counts the writes carried out inside Pipeline.
+func (k *memory) Pipelined() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.pipelined
+}
+
+// SetNetnsID says that process pid lives in the network namespace the
+// kernel's gives id (as a container's init does).
+func (k *memory) SetNetnsID(pid, id int) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.nsids == nil {
+		k.nsids = map[int]int{}
+	}
+	k.nsids[pid] = id
+}
+
+// NetnsIDOfPid returns what SetNetnsID said of pid, -1 for another
+// process; a pid that cannot be a process's is an error, as in the kernel.
+func (k *memory) NetnsIDOfPid(pid int) (int, error) {
+	if pid <= 0 {
+		return 0, fmt.Errorf("network namespace id of pid %d: not a process id", pid)
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if id, ok := k.nsids[pid]; ok {
+		return id, nil
+	}
+	return -1, nil
+}
+
+// Prefetch changes nothing: the fake's reads cost no round trips.
+func (k *memory) Prefetch(map[string][]string) {}
 
 func (k *memory) byIndex(i int) *model.Link {
 	for _, l := range k.links {
@@ -442,9 +541,9 @@ func (k *memory) PortVlans(portIndex int) ([]model.Vlan, error) {
 	return slices.Clone(k.vlans[portIndex]), nil
 }
 
-// SetVlanFiltering switches a bridge's vlan_filtering; a kernel without
+// setVlanFiltering switches a bridge's vlan_filtering; a kernel without
 // bridge VLANs refuses either way.
-func (k *memory) SetVlanFiltering(bridgeIndex int, on bool) error {
+func (k *memory) setVlanFiltering(bridgeIndex int, on bool) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	l := k.byIndex(bridgeIndex)
@@ -458,8 +557,8 @@ func (k *memory) SetVlanFiltering(bridgeIndex int, on bool) error {
 	return nil
 }
 
-// SetPortFlags sets learning and flood, and locked when withLocked.
-func (k *memory) SetPortFlags(portIndex int, f model.Flags, withLocked bool) error {
+// setPortFlags sets learning and flood, and locked when withLocked.
+func (k *memory) setPortFlags(portIndex int, f model.Flags, withLocked bool) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	l := k.byIndex(portIndex)
@@ -476,9 +575,9 @@ func (k *memory) SetPortFlags(portIndex int, f model.Flags, withLocked bool) err
 	return nil
 }
 
-// ReplaceEntry writes e on its port's bridge, for e.Vlan or, when that is
+// replaceEntry writes e on its port's bridge, for e.Vlan or, when that is
 // 0, for VLAN 0 and every VLAN of the port.
-func (k *memory) ReplaceEntry(e model.Entry) error {
+func (k *memory) replaceEntry(e model.Entry) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	vids, err := k.entryVlans(e)
@@ -548,10 +647,10 @@ func (k *memory) replace(e model.Entry, vid int) {
 // nudReachable is NUD_REACHABLE, the state of a fresh dynamic entry.
 const nudReachable = 0x02
 
-// DeleteEntry deletes the entry for e.MAC on e's port, for e.Vlan or, when
+// deleteEntry deletes the entry for e.MAC on e's port, for e.Vlan or, when
 // that is 0, for VLAN 0 and every VLAN of the port; ENOENT when there was
 // none.
-func (k *memory) DeleteEntry(e model.Entry) error {
+func (k *memory) deleteEntry(e model.Entry) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	p := k.byIndex(e.PortIndex)
@@ -579,9 +678,9 @@ func (k *memory) DeleteEntry(e model.Entry) error {
 	return nil
 }
 
-// AddPortVlans adds vlans to a port or updates their flags; a VLAN added
+// addPortVlans adds vlans to a port or updates their flags; a VLAN added
 // as pvid takes the pvid from the port's other VLANs.
-func (k *memory) AddPortVlans(portIndex int, vlans []model.Vlan) error {
+func (k *memory) addPortVlans(portIndex int, vlans []model.Vlan) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if err := k.vlanPort(portIndex); err != nil {
@@ -601,10 +700,10 @@ func (k *memory) AddPortVlans(portIndex int, vlans []model.Vlan) error {
 	return nil
 }
 
-// DelPortVlans removes vlans from a port, and the port's dynamic entries
+// delPortVlans removes vlans from a port, and the port's dynamic entries
 // in them (static ones stay, as in the kernel). A VLAN the port does not
 // have is no error, nor is a kernel without VLANs: the kernel ignores both.
-func (k *memory) DelPortVlans(portIndex int, vlans []model.Vlan) error {
+func (k *memory) delPortVlans(portIndex int, vlans []model.Vlan) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if err := k.vlanPort(portIndex); err != nil && (!errors.Is(err, unix.EOPNOTSUPP) || k.bridgeOf(portIndex) == nil) {
