@@ -183,8 +183,19 @@ start_libvirtd() {
 	done
 	return 1
 }
+# Debian's init script recognises only a libvirtd whose argv[0] is its full
+# path; one started otherwise (by hand, "libvirtd -d") it reports as not
+# running, and its start then deletes that daemon's pid file: stop such a
+# daemon by its pid file.
 stop_libvirtd() {
+	local p
 	if have_systemd; then systemctl stop libvirtd.service; else /etc/init.d/libvirtd stop >/dev/null; fi
+	p=$(libvirtd_pid)
+	[ -n "$p" ] || return 0
+	echo "  note: stopping libvirtd pid $p, which the init script did not stop"
+	kill "$p" 2>/dev/null || true
+	for _ in $(seq 120); do kill -0 "$p" 2>/dev/null || return 0; sleep 0.25; done
+	echo "  libvirtd pid $p still running 30 s after SIGTERM" >&2
 }
 
 # guest_port DESC WANT: starts the transient guest fdbtpkgvm (one NIC on
@@ -481,7 +492,7 @@ fi
 if start_libvirtd && [ -n "$(libvirtd_pid)" ]; then
 	pass "libvirtd started as Debian starts it ($(have_systemd && echo systemd || echo /etc/init.d/libvirtd)), pid $(libvirtd_pid)"
 else
-	fail "libvirtd started as Debian starts it"
+	fail "libvirtd started as Debian starts it (running: $(pgrep -a -x libvirtd | tr '\n' ';'))"
 	exit 1
 fi
 daemon_pid=$(libvirtd_pid)

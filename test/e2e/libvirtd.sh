@@ -25,11 +25,16 @@ spawn_daemon() {
 # mount namespace without that mount; QEMU guests work the same in it.
 # Every start of libvirtd by the suites goes through here (the e2e suite's
 # restart scenario too: test/e2e/virsh_test.go does the same).
+# The daemon is started by its full path, as Debian's init script starts
+# it: the script tells a running libvirtd by its argv[0], and deletes the
+# pid file of one started as plain "libvirtd".
 spawn_libvirtd() {
+	local daemon
+	daemon=$(command -v libvirtd) || die "libvirtd is not installed"
 	if mountpoint -q /sys/fs/cgroup/unified 2>/dev/null && [ "$(stat -f -c %T /sys/fs/cgroup)" = tmpfs ]; then
-		spawn_daemon unshare -m --propagation private sh -c 'umount /sys/fs/cgroup/unified && exec libvirtd -d'
+		spawn_daemon unshare -m --propagation private sh -c 'umount /sys/fs/cgroup/unified && exec "$0" -d' "$daemon"
 	else
-		spawn_daemon libvirtd -d
+		spawn_daemon "$daemon" -d
 	fi
 }
 

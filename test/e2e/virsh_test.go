@@ -242,15 +242,23 @@ func restartLibvirtd(t *testing.T) {
 // libvirtdCommand is `libvirtd -d` as test/e2e/libvirtd.sh runs it: on a
 // hybrid cgroup layout in a private mount namespace without the cgroup2
 // mount at /sys/fs/cgroup/unified, which libvirt's LXC driver cannot use.
+//
+// The daemon is started by its full path, as Debian's init script starts
+// it: the script tells a running libvirtd by its argv[0], and deletes the
+// pid file of one started as plain "libvirtd".
 func libvirtdCommand() *exec.Cmd {
 	var fs syscall.Statfs_t
 	hybrid := exec.Command("mountpoint", "-q", "/sys/fs/cgroup/unified").Run() == nil &&
 		syscall.Statfs("/sys/fs/cgroup", &fs) == nil && fs.Type == tmpfsMagic
 	if hybrid {
 		return exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c",
-			"umount /sys/fs/cgroup/unified && exec libvirtd -d")
+			`umount /sys/fs/cgroup/unified && exec "$(command -v libvirtd)" -d`)
 	}
-	return exec.Command("libvirtd", "-d")
+	path, err := exec.LookPath("libvirtd")
+	if err != nil {
+		path = "/usr/sbin/libvirtd"
+	}
+	return exec.Command(path, "-d")
 }
 
 // tmpfsMagic is TMPFS_MAGIC (linux/magic.h).
