@@ -100,3 +100,42 @@ func must[T any](v T, err error) T {
 	}
 	return v
 }
+
+// TestApplyTwoVlanPortsFailAtEveryCall: two NICs with VLANs. The second
+// port's VLAN step is carried out on its own, after the first port's
+// writes, so whichever call fails (until none does), the undo takes back
+// what both ports had done, one by one and pipelined, and the kernel ends
+// as it began.
+func TestApplyTwoVlanPortsFailAtEveryCall(t *testing.T) {
+	steps := featureSteps()
+	for _, s := range featureSteps() {
+		s.NIC, s.Port, s.PortIndex = "net1", "vnet11", 11
+		s.MAC = map[string]string{"52:54:00:00:00:01": "52:54:00:00:00:02", "00:00:5e:00:01:0a": "00:00:5e:00:01:0b"}[s.MAC]
+		steps = append(steps, s)
+	}
+	newKernel := func() *kerneltest.Kernel {
+		k := newVlanFake()
+		k.SetVlans("vnet11", model.Vlan{ID: 1, Pvid: true, Untagged: true})
+		return k
+	}
+	n := 1
+	for ; n < 40; n++ {
+		k := newKernel()
+		before := k.State()
+		k.FailWith(kerneltest.FailAt(n))
+		err := Apply(k, steps)
+		if err == nil {
+			break // the n-1 calls of a whole apply all succeeded
+		}
+		var se *StepError
+		if !errors.As(err, &se) || se.UndoErr != nil {
+			t.Fatalf("call %d: Apply = %v, want a StepError with a clean undo", n, err)
+		}
+		if after := k.State(); after != before {
+			t.Errorf("call %d: kernel changed by a failed apply:\nbefore %s\nafter  %s\ncalls %v", n, before, after, k.Calls())
+		}
+	}
+	if n < 10 { // at least each port's VLAN read and write, two entries and flags
+		t.Errorf("an apply made %d calls, want at least 9", n-1)
+	}
+}
