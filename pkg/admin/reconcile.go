@@ -114,10 +114,11 @@ func CleanStale(st *State, w model.Writer, dry bool) (*Result, error) {
 // ReconcileGuest gives one running guest exactly what a "start begin"
 // applies, all or nothing: it plans from st, applies (unless dry) through
 // w and mirrors what it did into st.Kernel, so later guests of the same
-// run see it. adjust, when not nil, may edit the plan between planning
-// and applying (the watcher drops entries it must not write yet); it is
+// run see it. adjust, when not nil, may replace the plan between planning
+// and applying, seeing what it was planned from (the watcher drops entries
+// it must not write yet, and plans an incoming migration's ports); it is
 // not called for a refused plan. The caller holds the run lock.
-func ReconcileGuest(st *State, w model.ReadWriter, g *guest.Guest, dry bool, adjust func(*plan.Plan)) GuestResult {
+func ReconcileGuest(st *State, w model.ReadWriter, g *guest.Guest, dry bool, adjust func(*plan.Plan, plan.View) (*plan.Plan, error)) GuestResult {
 	gr := GuestResult{Guest: g.Name}
 	p, err := st.startPlan(g, st.view())
 	if err != nil {
@@ -129,7 +130,10 @@ func ReconcileGuest(st *State, w model.ReadWriter, g *guest.Guest, dry bool, adj
 		return gr
 	}
 	if adjust != nil {
-		adjust(p)
+		if p, err = adjust(p, st.view()); err != nil {
+			gr.Err = fmt.Errorf("%w (nothing applied)", err)
+			return gr
+		}
 	}
 	gr.Warnings = p.Warnings
 	for _, s := range p.Steps {

@@ -422,8 +422,9 @@ const (
 	keepRoams entryMode = iota
 	// allEntries: write every entry on the guest's own taps.
 	allEntries
-	// noEntries: the guest is paused for an incoming migration: its
-	// entries are written when it resumes here.
+	// noEntries: the guest is paused for an incoming migration: its ports
+	// stay as its "start begin" left them (plan.Incoming: flooding off,
+	// learning on), and its entries are written when it resumes here.
 	noEntries
 )
 
@@ -432,7 +433,16 @@ func (w *Watcher) reconcile(st *admin.State, k model.Kernel, g *guest.Guest, t T
 	log := w.Log.WithField("guest", g.Name)
 	mode, mark, clearMark := w.entryMode(g, t, log)
 	var roamed []plan.Step
-	gr := admin.ReconcileGuest(st, k, g, false, func(p *plan.Plan) { roamed = mode.filter(p) })
+	gr := admin.ReconcileGuest(st, k, g, false, func(p *plan.Plan, v plan.View) (*plan.Plan, error) {
+		if mode == noEntries {
+			// What its "start begin" did, learning on included: the
+			// guest's announcement at the resume must be learned here
+			// before the resume event reaches this watcher.
+			return plan.Incoming(p, v, true)
+		}
+		roamed = mode.filter(p)
+		return p, nil
+	})
 	if gr.Err != nil {
 		return gr.Err
 	}
@@ -493,8 +503,6 @@ func (mode entryMode) filter(p *plan.Plan) (roamed []plan.Step) {
 		switch {
 		case s.Kind != plan.AddEntry:
 			return false
-		case mode == noEntries:
-			return true
 		case inPlace(s):
 			// Rewriting an entry that is already right changes
 			// nothing: a resync of an idle host writes nothing.

@@ -330,12 +330,19 @@ func TestIncomingMigration(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.start()
-	r.waitFor("learning and flood off", func() bool { f, _ := r.k.Flags("vnet1"); return f == kerneltest.Managed })
+	// What its "start begin" gives it: flooding off, learning on, so that
+	// the guest's announcement at the resume is learned before the resume
+	// event reaches the watcher.
+	incoming := model.Flags{Learning: true}
+	r.waitFor("flood off, learning on", func() bool { f, _ := r.k.Flags("vnet1"); return f == incoming })
 	r.emit(Event{Guest: "g1", Why: "test: started migrated"})
 	r.emit(Event{Resync: true, Why: "test: resync"})
 	r.settle()
 	if got := r.k.Static(mac1); len(got) != 0 {
 		t.Fatalf("a guest paused for an incoming migration got entries: %v", got)
+	}
+	if f, _ := r.k.Flags("vnet1"); f != incoming {
+		t.Fatalf("a guest paused for an incoming migration: its port has %v, want %v", f, incoming)
 	}
 	if _, ok, _ := r.runDir.GetMark("g1"); !ok {
 		t.Fatal("the mark was cleared before the resume")
