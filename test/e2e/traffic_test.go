@@ -119,12 +119,20 @@ func sysfsTxCount(t *testing.T, tap string) uint64 {
 	return sum
 }
 
-// counts samples every tap's counter through netlink and sysfs.
+// counts samples every tap's counter through netlink and sysfs. A stray
+// frame can arrive between the two reads, so a sample counts only when
+// netlink reads the same before and after sysfs.
 func (k *kernel) counts(t *testing.T, taps []string) map[string][2]uint64 {
 	t.Helper()
 	m := map[string][2]uint64{}
 	for _, tap := range taps {
-		m[tap] = [2]uint64{k.txCount(t, tap), sysfsTxCount(t, tap)}
+		for try := 0; ; try++ {
+			nl, sys := k.txCount(t, tap), sysfsTxCount(t, tap)
+			if again := k.txCount(t, tap); again == nl || try == 20 {
+				m[tap] = [2]uint64{nl, sys}
+				break
+			}
+		}
 	}
 	return m
 }
