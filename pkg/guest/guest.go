@@ -56,6 +56,12 @@ type Guest struct {
 	// migration has async='migration out'. A post-copy destination runs
 	// (state 'running'): its guest is here, it is not waiting.
 	IncomingMigration bool
+	// OutgoingMigration is set while the live XML says the guest is the
+	// source of a live migration (<job async='migration out'>, from its
+	// begin to its end, running or paused). Once the destination resumes
+	// it, the guest's announcement moves its MACs' entries on this host's
+	// bridge from its taps to the uplink: expected, not a roam.
+	OutgoingMigration bool
 	// Interfaces holds the per-NIC metadata, keyed by lower-case MAC, as
 	// written by the admin (it may name MACs the guest does not have).
 	Interfaces map[string]Interface
@@ -202,6 +208,7 @@ func Parse(data []byte) (*Guest, error) {
 		g.State = root.SelectAttr("state")
 		job := child(root, "job")
 		g.IncomingMigration = g.State == "paused" && job != nil && job.SelectAttr("async") == "migration in"
+		g.OutgoingMigration = job != nil && job.SelectAttr("async") == "migration out"
 	}
 	g.Type = dom.SelectAttr("type")
 	if n := child(dom, "name"); n != nil {

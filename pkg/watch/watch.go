@@ -453,7 +453,7 @@ func (w *Watcher) reconcile(st *admin.State, k model.Kernel, g *guest.Guest, t T
 	for _, warn := range gr.Warnings {
 		log.Warn(warn)
 	}
-	w.reportRoams(g.Name, roamed, log)
+	w.reportRoams(g, roamed, log)
 	if mode == noEntries && len(gr.Changes) == 0 {
 		log.Debugf("incoming migration (%s since %s): entries are written when it resumes here", mark.Phase, mark.Since.Format(time.RFC3339))
 	}
@@ -548,12 +548,20 @@ func roamedTo(s plan.Step) *model.Entry {
 	return nil
 }
 
-// reportRoams logs each roam once, and forgets those that ended.
-func (w *Watcher) reportRoams(guest string, roamed []plan.Step, log *logrus.Entry) {
+// reportRoams logs each roam once, and forgets those that ended. The
+// source of a live migration is told apart: its MACs move to the uplink
+// when the destination resumes the guest and announces it.
+func (w *Watcher) reportRoams(g *guest.Guest, roamed []plan.Step, log *logrus.Entry) {
+	guest := g.Name
 	now := map[string]string{}
 	for _, s := range roamed {
 		now[s.MAC] = s.Entry.Port
 		if w.roams[guest][s.MAC] == s.Entry.Port {
+			continue
+		}
+		if g.OutgoingMigration {
+			log.Infof("%s: the static entry for %s moved from the guest's port %s to %s of bridge %s: the guest migrating away announced itself from the destination; its stop here removes the entry",
+				s.NIC, s.MAC, s.Port, s.Entry.Port, s.Bridge)
 			continue
 		}
 		log.Warnf("%s: the static entry for %s is on %s, not on the guest's port %s of bridge %s: another port sent the guest's MAC (a duplicate or a spoof); left there while the guest runs ('sticky' pins entries)",

@@ -100,11 +100,17 @@ func (r *rig) config(text string) {
 }
 
 // guest writes a running guest's live XML, as libvirt does (a rename);
-// nics are "bridge:target:mac".
+// nics are "bridge:target:mac". A state "STATE/JOB" adds libvirt's
+// <job async='JOB'> (e.g. "paused/migration out").
 func (r *rig) guest(name, state string, nics ...string) {
 	r.t.Helper()
 	var b strings.Builder
-	fmt.Fprintf(&b, "<domstatus state='%s' reason='booted' pid='1'><domain type='qemu'><name>%s</name><devices>", state, name)
+	state, job, _ := strings.Cut(state, "/")
+	fmt.Fprintf(&b, "<domstatus state='%s' reason='booted' pid='1'>", state)
+	if job != "" {
+		fmt.Fprintf(&b, "<job type='none' async='%s'/>", job)
+	}
+	fmt.Fprintf(&b, "<domain type='qemu'><name>%s</name><devices>", name)
 	for i, n := range nics {
 		f := strings.SplitN(n, ":", 3)
 		fmt.Fprintf(&b, "<interface type='bridge'><mac address='%s'/><source bridge='%s'/><target dev='%s'/><alias name='net%d'/></interface>", f[2], f[0], f[1], i)
@@ -320,6 +326,31 @@ func TestRoamReportedNotReverted(t *testing.T) {
 	}
 	r.emit(Event{Guest: "g1", Trigger: Started, Why: "test: resumed"})
 	r.waitFor("the entry back on the guest's tap after a resume", r.managed("vnet1", mac1))
+}
+
+// TestOutgoingMigrationRoam: on the source of a live migration, the
+// guest's announcement from the destination moves its entry to the
+// uplink. That is said once, as information, not as a duplicate or a
+// spoof, and the entry is left there for the stop to remove.
+func TestOutgoingMigrationRoam(t *testing.T) {
+	r := startedWithG1(t)
+
+	r.guest("g1", "paused/migration out", "br0:vnet1:"+mac1)
+	r.k.AddStatic(mac1, "eth0")
+	r.emit(Event{Port: "eth0", Why: "test: roam"})
+	r.emit(Event{Guest: "g1", Why: "test: live XML rewritten"})
+	r.waitFor("the move reported", func() bool { return strings.Contains(r.log.String(), "migrating away") })
+	r.emit(Event{Guest: "g1", Why: "test: something else"})
+	r.settle()
+	if got := r.k.Static(mac1); !slices.Equal(got, []string{"eth0"}) {
+		t.Errorf("the entry that moved with the migration was moved back: on %v", got)
+	}
+	if n := strings.Count(r.log.String(), "migrating away"); n != 1 {
+		t.Errorf("the move was reported %d times, want once:\n%s", n, r.log)
+	}
+	if strings.Contains(r.log.String(), "warning") || strings.Contains(r.log.String(), "spoof") {
+		t.Errorf("a migration's move logged as a problem:\n%s", r.log)
+	}
 }
 
 func TestIncomingMigration(t *testing.T) {

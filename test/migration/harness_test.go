@@ -552,6 +552,16 @@ func printFigures() {
 	os.Stdout.Write(b.Bytes())
 }
 
+// WatchLog returns the lines the host's watcher (StartWatcher) logged.
+func (h *Host) WatchLog(t *testing.T) []string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(h.Dir, "watch.log"))
+	if err != nil {
+		t.Fatalf("host %s: %v", h.Name, err)
+	}
+	return strings.Split(strings.TrimSpace(string(data)), "\n")
+}
+
 // StartWatcher runs `fdbhook watch` in the host's namespaces until t ends,
 // and waits until it holds its lock (/run/fdbhook/watch.lock, private to
 // the host).

@@ -306,6 +306,19 @@ func liveMigration(t *testing.T, silent, watcher bool) {
 	if m := p.B.Marks(); watcher && len(m) != 0 {
 		t.Errorf("the watcher left host b's migration mark: %v", m)
 	}
+	if watcher {
+		// The guest's announcement from B moves its entry on A to the
+		// uplink while A's guest still exists: a migration, not a roam.
+		for _, h := range p.Hosts() {
+			for _, line := range h.WatchLog(t) {
+				if strings.Contains(line, "warning: ") || strings.Contains(line, "error: ") {
+					t.Errorf("host %s's watcher logged a problem during a clean migration: %s", h.Name, line)
+				} else if strings.Contains(line, "migrating away") {
+					figure(t, "host %s's watcher: %s", h.Name, line)
+				}
+			}
+		}
+	}
 }
 
 func hasLink(h *Host, name string) bool {
