@@ -101,7 +101,7 @@ func Main(program string, args []string, stdout, stderr io.Writer, getenv func(s
 		Sources: []Source{
 			&Libvirt{Sockets: sockets, Log: log},
 			&Netlink{NS: netns.None(), Log: log},
-			&Files{QemuRunDir: paths.QemuRunDir, ConfigPath: cfgPath, Log: log},
+			&Files{GuestDirs: []string{paths.QemuRunDir, paths.LxcRunDir}, ConfigPath: cfgPath, Log: log},
 			Hangup{},
 		},
 	}

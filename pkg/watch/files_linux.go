@@ -14,13 +14,16 @@ import (
 )
 
 // Files is the source of file changes: libvirt rewriting a running
-// guest's live XML (QemuRunDir/NAME.xml: a NIC plugged, unplugged or
-// moved; libvirt writes it after its device events) and the
-// configuration file changing (a reload). It uses inotify on the two
-// directories; a directory that does not exist yet is looked for again
-// every few seconds.
+// guest's or container's live XML (NAME.xml in one of GuestDirs: a NIC
+// plugged, unplugged or moved; libvirt writes it after its device events,
+// and the LXC driver, which the watcher has no event stream from, only
+// there) and the configuration file changing (a reload). It uses inotify
+// on those directories; a directory that does not exist yet is looked for
+// again every few seconds.
 type Files struct {
-	QemuRunDir string
+	// GuestDirs are libvirt's run directories of live XML:
+	// /run/libvirt/qemu and /run/libvirt/lxc.
+	GuestDirs  []string
 	ConfigPath string
 	Log        *logrus.Logger
 	// Rescan is how often a missing directory is looked for (default 5 s).
@@ -108,20 +111,36 @@ func (s *Files) read(ctx context.Context, f *os.File) (reads <-chan []byte, done
 	return out, readDone
 }
 
-// watches are the two directories Files watches, by inotify descriptor;
+// watches are the directories Files watches, by inotify descriptor;
 // -1 while a directory is not watched (it does not exist yet, or went).
 type watches struct {
 	fd              int
 	dirs            map[string]int
-	qemuDir         string
+	guestDirs       []string
 	cfgDir, cfgName string
 }
 
 func (s *Files) newWatches(fd int) *watches {
 	cfgDir, cfgName := filepath.Split(s.ConfigPath)
 	cfgDir = filepath.Clean(cfgDir)
-	return &watches{fd: fd, dirs: map[string]int{s.QemuRunDir: -1, cfgDir: -1},
-		qemuDir: s.QemuRunDir, cfgDir: cfgDir, cfgName: cfgName}
+	ws := &watches{fd: fd, dirs: map[string]int{cfgDir: -1}, cfgDir: cfgDir, cfgName: cfgName}
+	for _, d := range s.GuestDirs {
+		if d != "" {
+			ws.dirs[d] = -1
+			ws.guestDirs = append(ws.guestDirs, d)
+		}
+	}
+	return ws
+}
+
+// guestDir reports whether wd watches one of the live XML directories.
+func (ws *watches) guestDir(wd int32) bool {
+	for _, d := range ws.guestDirs {
+		if ws.dirs[d] == int(wd) {
+			return true
+		}
+	}
+	return false
 }
 
 // add watches the directories not watched yet, those that exist now.
@@ -149,7 +168,7 @@ func (ws *watches) event(ev inotifyEvent, emit func(Event)) {
 		}
 	case ev.wd == int32(ws.dirs[ws.cfgDir]) && ev.name == ws.cfgName:
 		emit(Event{Reload: true, Why: "configuration file changed"})
-	case ev.wd == int32(ws.dirs[ws.qemuDir]) && strings.HasSuffix(ev.name, ".xml"):
+	case strings.HasSuffix(ev.name, ".xml") && ws.guestDir(ev.wd):
 		emit(Event{Guest: strings.TrimSuffix(ev.name, ".xml"), Why: "live XML " + ev.name + " changed"})
 	}
 }

@@ -21,6 +21,7 @@ const (
 	ct1     = "fdbtlxc1"
 	ct1A    = "52:54:00:fd:0c:01" // bridge fdbtbr0, <target dev='fdbtlxc1a'/>
 	ct1B    = "52:54:00:fd:0c:02" // bridge fdbtbr0, veth named by libvirt
+	ct1C    = "52:54:00:fd:0c:03" // bridge fdbtbr0, hotplugged as fdbtlxc1c
 	ct1Veth = "fdbtlxc1a"
 	ct2     = "fdbtlxc2"
 	ct2A    = "52:54:00:fd:0c:11" // bridge fdbtbr1, not managed
@@ -116,7 +117,8 @@ func containerVeth(t *testing.T, name, mac string) (string, string) {
 // TestLxcContainers: a container with two NICs on the managed bridge gets
 // learning and flood off on both host veths and a static entry for each
 // MAC; unknown unicast from the outside host no longer reaches its veths;
-// status, explain, reconcile and the watcher cover it; a libvirtd restart
+// status, explain, reconcile and the watcher cover it, and the watcher
+// manages a NIC hotplugged into it; a libvirtd restart
 // re-applies what was undone by hand (reconnect); a
 // container on the unmanaged bridge is untouched; the lxc hook refuses a
 // domain XML naming the uplink veth; and stop leaves nothing behind.
@@ -238,6 +240,22 @@ func TestLxcContainers(t *testing.T) {
 		run(t, "bridge", "fdb", "del", ct1B, "dev", vethB, "master")
 		k.waitManaged(t, "learning on and the entry deleted by hand", vethB, bridge0, ct1B)
 		k.assertUntouched(t, ct2Veth, bridge1, ct2A)
+		w.stop(t)
+	})
+
+	t.Run("the watcher manages a NIC hotplugged into the container", func(t *testing.T) {
+		// No hook runs at a hotplug, and the LXC driver sends the watcher
+		// no device event: the new veth on the bridge and the container's
+		// rewritten live XML are what it sees.
+		const mac, veth = ct1C, "fdbtlxc1c"
+		w := startWatcher(t, "lxc-hotplug.log")
+		lxcVirshOK(t, "attach-interface", ct1, "bridge", bridge0, "--mac", mac, "--target", veth)
+		k.waitManaged(t, "attach-interface", veth, bridge0, mac)
+		k.assertManaged(t, ct1Veth, bridge0, ct1A)
+		k.assertUntouched(t, ct2Veth, bridge1, ct2A)
+		lxcVirshOK(t, "detach-interface", ct1, "bridge", "--mac", mac)
+		k.waitGone(t, veth)
+		k.assertNoStatic(t, mac, bridge0, bridge1)
 		w.stop(t)
 	})
 
