@@ -1,0 +1,125 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestLxcLinkUpBeforeStarted measures the window the README describes for
+// containers: the lxc hook applies at `started begin`, and libvirt's LXC
+// driver brings the container's side of a NIC up before that when the NIC
+// has an <ip> (lxcContainerRenameAndEnableInterfaces, before the init
+// runs). From then until the hook has run, the host veth has carrier with
+// learning and flooding on: the bridge floods unknown unicast to it. A NIC
+// with no <ip> stays down until the container's init brings it up (here:
+// never), so it is managed before it carries a frame.
+//
+// sysfs is read every millisecond from before `virsh create` until the
+// veth is managed; the figures are logged, and the test fails if either
+// container does otherwise than the README says.
+func TestLxcLinkUpBeforeStarted(t *testing.T) {
+	timed(t)
+	for _, tc := range []struct {
+		name, ip string
+		upFirst  bool
+	}{
+		{"no ip", "", false},
+		{"ip", "<ip address='192.0.2.10' prefix='24'/>", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const name, veth, mac = "fdbtlxc3", "fdbtlxc3a", "52:54:00:fd:0c:31"
+			xml := fmt.Sprintf(`<domain type='lxc'>
+  <name>%s</name>
+  <memory unit='MiB'>64</memory>
+  <os><type>exe</type><init>/bin/sh</init><initarg>-c</initarg><initarg>exec sleep 3600</initarg></os>
+  <devices>
+    <console type='pty'/>
+    <interface type='bridge'><mac address='%s'/><source bridge='%s'/><target dev='%s'/>%s</interface>
+  </devices>
+</domain>
+`, name, mac, bridge0, veth, tc.ip)
+			file := t.TempDir() + "/" + name + ".xml"
+			if err := os.WriteFile(file, []byte(xml), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			lxcVirsh("destroy", name)
+			t.Cleanup(func() { lxcVirsh("destroy", name) })
+			watch := watchVeth(veth, 20*time.Second)
+			t0 := time.Now()
+			lxcVirshOK(t, "create", file)
+			created := time.Since(t0)
+			w := <-watch
+			if w.managed.IsZero() {
+				t.Fatalf("%s: %s not managed 20 s after virsh create (%v)", tc.name, veth, w.err)
+			}
+			suite.k.assertManaged(t, veth, bridge0, mac)
+			at := func(ts time.Time) string {
+				if ts.IsZero() {
+					return "never"
+				}
+				return ts.Sub(t0).Round(time.Millisecond).String()
+			}
+			t.Logf("%s: after virsh create began: veth on the bridge %s, carrier %s, learning and flood off %s; virsh create returned %v",
+				tc.name, at(w.enslaved), at(w.carrier), at(w.managed), created.Round(time.Millisecond))
+			upFirst := !w.carrier.IsZero() && w.carrier.Before(w.managed)
+			if upFirst {
+				t.Logf("%s: the host veth forwarded with learning and flooding on for %v before the hook applied",
+					tc.name, w.managed.Sub(w.carrier).Round(time.Millisecond))
+			}
+			if upFirst != tc.upFirst {
+				t.Errorf("%s: carrier before the hook applied: %v, want %v (the README's account of the LXC driver no longer holds)",
+					tc.name, upFirst, tc.upFirst)
+			}
+			lxcVirshOK(t, "destroy", name)
+			suite.k.waitGone(t, veth)
+			suite.k.assertNoStatic(t, mac, bridge0)
+		})
+	}
+}
+
+// vethTimes is when a host veth was first seen on a bridge, with carrier,
+// and with learning and flooding off.
+type vethTimes struct {
+	enslaved, carrier, managed time.Time
+	err                        error
+}
+
+// watchVeth reads the veth's sysfs every millisecond until it has
+// learning and flooding off, or timeout.
+func watchVeth(veth string, timeout time.Duration) <-chan vethTimes {
+	out := make(chan vethTimes, 1)
+	read := func(f string) string {
+		b, _ := os.ReadFile("/sys/class/net/" + veth + "/" + f)
+		return strings.TrimSpace(string(b))
+	}
+	go func() {
+		var w vethTimes
+		deadline := time.Now().Add(timeout)
+		for time.Now().Before(deadline) {
+			now := time.Now()
+			learning := read("brport/learning")
+			if learning != "" && w.enslaved.IsZero() {
+				w.enslaved = now
+			}
+			if w.carrier.IsZero() && read("carrier") == "1" {
+				w.carrier = now
+			}
+			if learning == "0" && read("brport/unicast_flood") == "0" {
+				w.managed = now
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		if w.managed.IsZero() {
+			w.err = fmt.Errorf("last read: learning %q, unicast_flood %q, carrier %q",
+				read("brport/learning"), read("brport/unicast_flood"), read("carrier"))
+		}
+		out <- w
+	}()
+	return out
+}
