@@ -27,64 +27,8 @@ lock=/run/fdbhook-test.lock
 marker=/run/fdbhook-reload-pending
 started=$(date +%s)
 
-passed=0
-failed=0
-pass() {
-	passed=$((passed + 1))
-	echo "  ok    $1"
-}
-fail() {
-	failed=$((failed + 1))
-	echo "  FAIL  $1"
-	if [ -n "${2:-}" ]; then
-		printf '%s\n' "$2" | sed 's/^/        | /'
-	fi
-}
-# check DESC CMD...: passes when CMD succeeds.
-check() {
-	local desc=$1
-	shift
-	if "$@"; then pass "$desc"; else fail "$desc"; fi
-}
-# expect_eq DESC GOT WANT
-expect_eq() {
-	if [ "$2" = "$3" ]; then
-		pass "$1"
-	else
-		fail "$1" "$(printf 'got:\n%s\nwant:\n%s' "$2" "$3")"
-	fi
-}
-# expect_has DESC TEXT NEEDLE: TEXT contains the fixed string NEEDLE.
-expect_has() {
-	if grep -qF -- "$3" <<<"$2"; then
-		pass "$1"
-	else
-		fail "$1" "$(printf 'no "%s" in:\n%s' "$3" "$2")"
-	fi
-}
-# expect_line DESC TEXT LINE: TEXT has exactly this line.
-expect_line() {
-	if grep -qxF -- "$3" <<<"$2"; then
-		pass "$1"
-	else
-		fail "$1" "$(printf 'no line "%s" in:\n%s' "$3" "$2")"
-	fi
-}
-# expect_match DESC TEXT ERE: a line of TEXT matches the extended regex ERE.
-expect_match() {
-	if grep -qE -- "$3" <<<"$2"; then
-		pass "$1"
-	else
-		fail "$1" "$(printf 'no line matching /%s/ in:\n%s' "$3" "$2")"
-	fi
-}
-expect_lacks() {
-	if grep -qF -- "$3" <<<"$2"; then
-		fail "$1" "$(printf 'unexpected "%s" in:\n%s' "$3" "$2")"
-	else
-		pass "$1"
-	fi
-}
+# shellcheck source=test/checks.sh
+. "$root/test/checks.sh"
 section() { printf '\n== %s\n' "$1"; }
 # pkg_state: dpkg's state of fdbhook (not-installed, config-files, installed, ...).
 pkg_state() {
@@ -334,7 +278,7 @@ section "static checks"
 for f in packaging/scripts/*.sh; do
 	check "$f parses as POSIX sh (dash -n)" dash -n "$src/$f"
 done
-if out=$(shellcheck -s sh packaging/scripts/*.sh 2>&1 && shellcheck packaging/*.sh 2>&1); then
+if out=$(shellcheck -s sh packaging/scripts/*.sh 2>&1 && shellcheck -x packaging/*.sh 2>&1); then
 	pass "shellcheck: packaging scripts"
 else
 	fail "shellcheck: packaging scripts" "$out"
@@ -623,6 +567,18 @@ check "no reload recorded ($reload_record)" test ! -e "$reload_record"
 check "no reload note left behind in $marker" test ! -e "$marker"
 check_installed_files
 check "the metrics timer is shipped disabled" test ! -e /etc/systemd/system/timers.target.wants/fdbhook-metrics.timer
+# systemd reads the installed units as it would load them: every directive
+# and sandbox setting known, ExecStart's program present, the man page that
+# Documentation= names found. This host may run no systemd; the offline
+# check is what can be had there.
+units="/lib/systemd/system/fdbhook.service /lib/systemd/system/fdbhook-metrics.service /lib/systemd/system/fdbhook-metrics.timer"
+if command -v systemd-analyze >/dev/null; then
+	# shellcheck disable=SC2086
+	out=$(systemd-analyze verify $units 2>&1) && rc=0 || rc=$?
+	expect_eq "systemd-analyze verify accepts the installed units" "exit $rc: $out" "exit 0: "
+else
+	echo "  skip  systemd-analyze verify: systemd-analyze is not installed (package systemd)"
+fi
 
 qd=/etc/libvirt/hooks/qemu.d/fdbhook
 nd=/etc/libvirt/hooks/network.d/fdbhook

@@ -20,17 +20,8 @@ die() {
 	log "$*"
 	exit 1
 }
-passed=0
-failed=0
-pass() {
-	passed=$((passed + 1))
-	echo "  ok    $1"
-}
-fail() {
-	failed=$((failed + 1))
-	echo "  FAIL  $1"
-	[ -z "${2:-}" ] || printf '%s\n' "$2" | sed 's/^/        | /'
-}
+# shellcheck source=test/checks.sh
+. "$ROOT/test/checks.sh"
 
 [ "$(id -u)" -eq 0 ] || die "must run as root (dpkg, /etc/fdbhook)"
 deb=$(ls "$ROOT"/dist/fdbhook_*.deb 2>/dev/null | head -n 1) || true
