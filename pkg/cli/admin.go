@@ -17,7 +17,6 @@ import (
 	"github.com/fdbhook/fdbhook/pkg/kernel"
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
 	"github.com/fdbhook/fdbhook/pkg/model"
-	"github.com/fdbhook/fdbhook/pkg/plan"
 	"github.com/fdbhook/fdbhook/pkg/runstate"
 	"github.com/fdbhook/fdbhook/pkg/version"
 )
@@ -139,14 +138,10 @@ func readContainers(st *admin.State, k model.Reader, paths libvirt.Paths, etc st
 	}
 	st.Notes = append(st.Notes, notes...)
 	st.RunningComplete = st.RunningComplete && complete
-	v := hook.PlanView{Reader: k, Files: libvirt.New(paths)}
-	st.Containers = map[string]plan.Container{}
 	for _, g := range running {
 		g.Type = "lxc" // whatever its XML says: it runs under the LXC driver
-		if st.Containers[g.Name], err = hook.Container(g.Name, v); err != nil {
-			return fmt.Errorf("container %s: %w", g.Name, err)
-		}
 	}
+	st.Containers = hook.Containers(running, hook.PlanView{Reader: k, Files: libvirt.New(paths)})
 	st.Running = append(st.Running, running...)
 	slices.SortFunc(st.Running, func(a, b *guest.Guest) int { return strings.Compare(a.Name, b.Name) })
 	defined, _, notes, err := admin.ReadGuests(filepath.Join(etc, "lxc"))

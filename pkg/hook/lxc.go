@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/fdbhook/fdbhook/pkg/events"
+	"github.com/fdbhook/fdbhook/pkg/guest"
 	"github.com/fdbhook/fdbhook/pkg/plan"
 )
 
@@ -63,6 +64,24 @@ func Container(name string, v PlanView) (plan.Container, error) {
 		return plan.Container{}, fmt.Errorf("container init (pid %d): %w", pid, err)
 	}
 	return plan.Container{InitPid: pid, NetnsID: id}, nil
+}
+
+// Containers proves, for each of the running containers, which veths are
+// its own (Container), for the admin commands and the watcher. A
+// container whose proof cannot be read (stopping: its init gone between
+// the live state and the kernel's answer) gets no namespace id and the
+// reason, so its veths are refused with it, instead of failing the whole
+// report or reconcile.
+func Containers(running []*guest.Guest, v PlanView) map[string]plan.Container {
+	out := make(map[string]plan.Container, len(running))
+	for _, g := range running {
+		ct, err := Container(g.Name, v)
+		if err != nil {
+			ct = plan.Container{NetnsID: -1, Unknown: err.Error()}
+		}
+		out[g.Name] = ct
+	}
+	return out
 }
 
 const lxcUsage = `Usage:

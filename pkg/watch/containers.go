@@ -1,6 +1,7 @@
 package watch
 
 import (
+	"github.com/fdbhook/fdbhook/pkg/guest"
 	"github.com/fdbhook/fdbhook/pkg/hook"
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
 	"github.com/fdbhook/fdbhook/pkg/model"
@@ -11,17 +12,11 @@ import (
 // which veths are its own, as the lxc hook does. A container whose proof
 // cannot be read has every veth refused (and retried like any refusal).
 func (w *Watcher) containers(k model.Reader) map[string]plan.Container {
-	v := hook.PlanView{Reader: k, Files: libvirt.New(w.Libvirt)}
-	out := map[string]plan.Container{}
+	var running []*guest.Guest
 	for _, g := range w.live.list() {
-		if g.Type != "lxc" {
-			continue
+		if g.Type == "lxc" {
+			running = append(running, g)
 		}
-		ct, err := hook.Container(g.Name, v)
-		if err != nil {
-			ct = plan.Container{NetnsID: -1, Unknown: err.Error()}
-		}
-		out[g.Name] = ct
 	}
-	return out
+	return hook.Containers(running, hook.PlanView{Reader: k, Files: libvirt.New(w.Libvirt)})
 }
