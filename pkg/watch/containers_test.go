@@ -61,3 +61,27 @@ func TestContainers(t *testing.T) {
 		t.Errorf("the refusal of c2 is not logged:\n%s", r.log.String())
 	}
 }
+
+// TestGuestAndContainerOfOneName: libvirt's QEMU and LXC drivers name
+// their domains apart, so a guest and a container may share a name. The
+// watcher reconciles both, and heals the container's veth after drift.
+func TestGuestAndContainerOfOneName(t *testing.T) {
+	r := newRig(t, twoBridges)
+	r.k.Add(kerneltest.Tap("vnet1", "br0", kerneltest.Learning))
+	r.guest("web", "running", "br0:vnet1:"+mac1)
+	own := kerneltest.Veth("vnetc1", "br0", kerneltest.Learning)
+	own.PeerNetnsID = 3
+	r.k.Add(own)
+	r.container("web", 501, "br0:vnetc1:"+mac2)
+	r.k.SetNetnsID(501, 3)
+	r.start()
+	r.waitFor("the guest's tap managed", r.managed("vnet1", mac1))
+	r.waitFor("the container's veth managed", r.managed("vnetc1", mac2))
+
+	r.k.SetFlags("vnetc1", kerneltest.Learning)
+	r.emit(Event{Port: "vnetc1", Why: "test: learning on"})
+	r.waitFor("the container's veth managed again", r.managed("vnetc1", mac2))
+	if !r.managed("vnet1", mac1)() {
+		t.Errorf("the guest's tap lost its management")
+	}
+}

@@ -136,19 +136,26 @@ func (c *liveGuests) list() []*guest.Guest {
 	return out
 }
 
-// get returns the running guest called name, or nil.
-func (c *liveGuests) get(name string) *guest.Guest {
+// get returns the running guests called name: one, or none, or a QEMU
+// guest and a container (libvirt's drivers each have their own names), in
+// the order of the directories.
+func (c *liveGuests) get(name string) []*guest.Guest {
+	var out []*guest.Guest
 	for _, dir := range c.dirs {
 		if f := c.files[filepath.Join(dir, name+".xml")]; f != nil && f.g != nil && f.g.Name == name {
-			return f.g
+			out = append(out, f.g)
 		}
 	}
+	if len(out) > 0 {
+		return out
+	}
+	// A file named otherwise than its guest (never libvirt's).
 	for _, f := range c.files {
 		if f.g != nil && f.g.Name == name {
-			return f.g
+			out = append(out, f.g)
 		}
 	}
-	return nil
+	return out
 }
 
 // owner returns the running guest whose live XML has port as a target

@@ -2,6 +2,7 @@ package watch
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"path/filepath"
 	"slices"
@@ -301,15 +302,21 @@ func (w *Watcher) reconcileAll(ctx context.Context, st *admin.State, k model.Ker
 			w.Log.Debugf("stopping with %d guests not reconciled", len(names)-i)
 			break
 		}
-		g := w.live.get(name)
-		if g == nil {
+		gs := w.live.get(name)
+		if len(gs) == 0 {
 			delete(w.roams, name)
 			delete(w.failed, name)
 			continue
 		}
 		it := todo[name]
-		if err := w.reconcile(st, k, g, it.trigger); err != nil {
-			w.failure(name, it, err)
+		var errs []error
+		for _, g := range gs {
+			if err := w.reconcile(st, k, g, it.trigger); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if len(errs) > 0 {
+			w.failure(name, it, errors.Join(errs...))
 			continue
 		}
 		done = append(done, name)
