@@ -46,7 +46,8 @@ that roams while the guest runs is reported, not moved back.
 
 It listens to libvirt's domain events (/run/libvirt/libvirt-sock or
 virtqemud-sock, reconnecting when libvirtd restarts), the kernel's link and
-FDB notifications and libvirt's live XML files, and re-checks everything
+FDB notifications and libvirt's live XML files (/run/libvirt/qemu, and
+/run/libvirt/lxc, which is how it sees containers), and re-checks everything
 every [watch] resync (default 60s). It changes the kernel only through the
 hooks' planner and applier, under their lock, all or nothing per guest.
 One watcher runs per host (lock /run/fdbhook/watch.lock).
