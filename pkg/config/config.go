@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
 )
@@ -210,8 +212,12 @@ func OneLine(s string) string {
 }
 
 func parse(data []byte) (*Config, error) {
+	return decode(withoutCommentLines(data))
+}
+
+func decode(text string) (*Config, error) {
 	c := Default("")
-	md, err := toml.Decode(string(data), c)
+	md, err := toml.Decode(text, c)
 	if err != nil {
 		var perr toml.ParseError
 		if errors.As(err, &perr) {
@@ -358,4 +364,50 @@ func (c *Config) Policy(name string) Bridge {
 		b.VlanFiltering = Leave
 	}
 	return b
+}
+
+// withoutCommentLines blanks the lines that are only a comment, keeping
+// the line count (the decoder's errors name lines). The decoder hands each
+// comment through its lexer's channel: the 3.8 KB of comments of the
+// packaged file took 6 times as long to decode as the rest of it (in
+// process; 0.1 to 0.2 ms of every hook run in a fresh one). A text with a
+// multi-line string is passed as it is, since a line starting with # may
+// be inside one, and so is a comment the decoder would refuse (a control
+// character, invalid UTF-8), so that it still does.
+func withoutCommentLines(data []byte) string {
+	if bytes.Contains(data, []byte(`"""`)) || bytes.Contains(data, []byte("'''")) {
+		return string(data)
+	}
+	out := make([]byte, 0, len(data))
+	for len(data) > 0 {
+		line, rest, found := bytes.Cut(data, []byte("\n"))
+		text := line
+		if found {
+			// CRLF: the CR ends the line (a lone CR is refused).
+			text = bytes.TrimSuffix(line, []byte("\r"))
+		}
+		if !plainComment(text) {
+			out = append(out, line...)
+		}
+		if found {
+			out = append(out, '\n')
+		}
+		data = rest
+	}
+	return string(out)
+}
+
+// plainComment reports whether line is blanks and a comment of printable
+// UTF-8.
+func plainComment(line []byte) bool {
+	t := bytes.TrimLeft(line, " \t")
+	if len(t) == 0 || t[0] != '#' || !utf8.Valid(t) {
+		return false
+	}
+	for _, b := range t {
+		if (b < 0x20 && b != '\t') || b == 0x7f {
+			return false
+		}
+	}
+	return true
 }

@@ -1,10 +1,12 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -200,4 +202,70 @@ func TestWatchMetrics(t *testing.T) {
 			t.Errorf("metrics = %q: error %v, want one naming [watch] metrics", bad, err)
 		}
 	}
+}
+
+// TestCommentLinesSkipped: Parse skips whole-line comments before the
+// decoder, which must change nothing the decoder would say: the same
+// configuration, the same errors on the same lines, and the comments it
+// refuses still refused.
+func TestCommentLinesSkipped(t *testing.T) {
+	packaged, err := os.ReadFile("../../packaging/fdbhook.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := bytes.Count(packaged, []byte("\n#")); n < 20 {
+		t.Fatalf("the packaged configuration has %d comment lines: not the case this test is for", n)
+	}
+	for _, tc := range []struct{ name, in string }{
+		{"packaged", string(packaged)},
+		{"packaged, bridges set", strings.Replace(string(packaged), "bridges = []", "# br0 is the uplink's\n\tbridges = [\"br0\"] # inline\n", 1)},
+		{"CRLF", "# a\r\n  # b\r\nbridges = [\"br0\"]\r\n"},
+		{"comments inside an array", "bridges = [\n# first\n  \"br0\",\n\t# second\n  \"br1\",\n]\n"},
+		{"syntax error after comments", "# a\n# b\n\nbridges = [\n"},
+		{"unknown key after comments", "# a\n#\nbridgez = 1\n"},
+		{"control character in a comment", "# a\x01b\nbridges = []\n"},
+		{"DEL in a comment", "# a\x7fb\nbridges = []\n"},
+		{"invalid UTF-8 in a comment", "# a\xffb\nbridges = []\n"},
+		{"# inside a multi-line string", "log_level = \"\"\"\n# not a comment\"\"\"\n"},
+		{"# inside a literal multi-line string", "log_level = '''\n#info'''\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want, wantErr := decode(tc.in)
+			got, gotErr := Parse([]byte(tc.in))
+			switch {
+			case (wantErr == nil) != (gotErr == nil):
+				t.Fatalf("Parse: %v; the decoder on the text as written: %v", gotErr, wantErr)
+			case wantErr != nil && gotErr.Error() != OneLine(wantErr.Error()):
+				t.Errorf("Parse: %q; the decoder on the text as written: %q", gotErr, wantErr)
+			case wantErr == nil && !reflect.DeepEqual(got, want):
+				t.Errorf("Parse: %+v; the decoder on the text as written: %+v", got, want)
+			}
+		})
+	}
+	if got := withoutCommentLines([]byte("# a\r\n  # b\nx = 1 # c\n#")); got != "\n\nx = 1 # c\n" {
+		t.Errorf("withoutCommentLines: %q, want the comment lines blank and the rest as it was", got)
+	}
+}
+
+// BenchmarkParsePackaged: the packaged, commented configuration, through
+// Parse and through the decoder on the text as written.
+func BenchmarkParsePackaged(b *testing.B) {
+	data, err := os.ReadFile("../../packaging/fdbhook.toml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("Parse", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := Parse(data); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("decoder-as-written", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := decode(string(data)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
