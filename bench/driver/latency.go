@@ -160,7 +160,7 @@ func guestName(nics int) string { return fmt.Sprintf("bench%d", nics) }
 // configuration file that manages no bridge.
 func (b *bench) unmanagedRunner() (*runner, error) {
 	cfg := filepath.Join(b.o.work, "unmanaged.toml")
-	if err := os.WriteFile(cfg, []byte("# manages nothing\nlog_level = \"info\"\n"), 0o644); err != nil {
+	if err := b.o.writeConfig(cfg); err != nil {
 		return nil, err
 	}
 	var env []string

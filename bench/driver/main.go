@@ -46,6 +46,7 @@ type opts struct {
 	hookInit    string
 	noXMLQuery  string
 	work        string
+	config      string
 	netns       string
 	phases      string
 	runs        int
@@ -69,6 +70,7 @@ func measureMain(args []string) error {
 	fs.StringVar(&o.hookInit, "hookinit", "bench/bin/hookinit", "a program that only initialises qemu-hook's imports")
 	fs.StringVar(&o.noXMLQuery, "noxmlquery", "bench/bin/noxmlquery", "a program that only initialises the hook's imports less xmlquery")
 	fs.StringVar(&o.work, "work", "bench/out", "directory for configs, inputs and raw samples")
+	fs.StringVar(&o.config, "config", "packaging/fdbhook.toml", "the packaged configuration, comments and all: the hooks read it with the bench's bridges")
 	fs.IntVar(&o.runs, "runs", 200, "timed runs per latency series")
 	fs.IntVar(&o.stopRuns, "stop-runs", 200, "timed runs per stop/reconcile series")
 	fs.IntVar(&o.rssRuns, "rss-runs", 20, "runs under /usr/bin/time for peak RSS")
@@ -77,7 +79,7 @@ func measureMain(args []string) error {
 	fs.IntVar(&o.floodRounds, "flood-rounds", 3, "rounds of (unmanaged, managed) flood measurements")
 	out := fs.String("o", "bench/out/results.json", "results file")
 	fs.Parse(args)
-	for _, p := range []*string{&o.hook, &o.lxcHook, &o.admin, &o.shell, &o.noop, &o.hookInit, &o.noXMLQuery, &o.work} {
+	for _, p := range []*string{&o.hook, &o.lxcHook, &o.admin, &o.shell, &o.noop, &o.hookInit, &o.noXMLQuery, &o.work, &o.config} {
 		abs, err := filepath.Abs(*p)
 		if err != nil {
 			return err

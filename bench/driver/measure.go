@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -39,6 +41,26 @@ type bench struct {
 	env []string
 }
 
+// writeConfig writes the packaged configuration to path with bridges as
+// its "bridges" list: what the hooks read on a host is that file, whose
+// comments cost the parser more than its settings.
+func (o opts) writeConfig(path string, bridges ...string) error {
+	text, err := os.ReadFile(o.config)
+	if err != nil {
+		return err
+	}
+	list := make([]string, len(bridges))
+	for i, b := range bridges {
+		list[i] = strconv.Quote(b)
+	}
+	re := regexp.MustCompile(`(?m)^bridges = \[\]$`)
+	if len(re.FindAll(text, -1)) != 1 {
+		return fmt.Errorf("%s: no single line \"bridges = []\" to set the bench's bridges on", o.config)
+	}
+	text = re.ReplaceAllLiteral(text, []byte("bridges = ["+strings.Join(list, ", ")+"]"))
+	return os.WriteFile(path, text, 0o644)
+}
+
 func progress(format string, args ...any) { fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...) }
 
 func measure(o opts) (*Results, error) {
@@ -55,9 +77,7 @@ func measure(o opts) (*Results, error) {
 		}
 	}
 	cfgPath := filepath.Join(o.work, "fdbhook.toml")
-	cfg := fmt.Sprintf("# fdbhook bench configuration\nbridges = [%q, %q, %q, %q, %q]\non_error = \"fail\"\nlog_level = \"info\"\n",
-		latencyBridge, emptyBridge, largeBridge, floodBridge, lxcBridge)
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+	if err := o.writeConfig(cfgPath, latencyBridge, emptyBridge, largeBridge, floodBridge, lxcBridge); err != nil {
 		return nil, err
 	}
 	env := []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", "FDBHOOK_CONFIG=" + cfgPath}

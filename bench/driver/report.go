@@ -108,7 +108,7 @@ func report(res *Results, gb, kb []goBench, svgName string) (string, string) {
 	// 1. Latency.
 	md.WriteString("## 1. Start hook latency, exec to exit\n\n")
 	fmt.Fprintf(&md, "`qemu-hook GUEST start begin -` with the domain XML on stdin, timed by the driver from fork to wait4, "+
-		"%d runs per cell, interleaved: in each round every variant, size and mode runs once, in alternating order. "+
+		"reading the packaged `fdbhook.toml`, comments and all, with the bench's bridges listed; %d runs per cell, interleaved: in each round every variant, size and mode runs once, in alternating order. "+
 		"*steady*: the ports are already managed (a rerun); *first*: learning, flooding and the static entries were reset "+
 		"outside the timed region, so the hook does the full work of a guest start. *shell*: `bench/shell-hook.sh` "+
 		"(bash, one xmlstarlet call for all NICs, then `bridge link set … learning off flood off` and "+
@@ -393,7 +393,7 @@ func analysis(res *Results, gb []goBench) string {
 	b.WriteString("More floors run in every round beside `noop`: `hookinit` (`bench/floor/hookinit`) imports " +
 		"`pkg/hook` and so links and initialises everything qemu-hook does; `noxmlquery` (`bench/floor/noxmlquery`) imports the " +
 		"hook's third-party packages except xmlquery, with encoding/xml in its place; *unmanaged* is qemu-hook for `start begin` " +
-		"with a configuration that manages nothing, so it reads the configuration, sets up logging and exits before the XML, " +
+		"with the packaged configuration as shipped (it manages nothing), so it reads the configuration, sets up logging and exits before the XML, " +
 		"the lock and netlink.\n\n")
 	b.WriteString("| 1 NIC, first apply | median | share |\n|---|---:|---:|\n")
 	fmt.Fprintf(&b, "| exec + Go runtime start-up and exit (`noop`) | %s ms | %.0f%% |\n", f2(fl), 100*fl/h1)

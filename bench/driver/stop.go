@@ -158,7 +158,7 @@ func (b *bench) side(s *fdbSide, tag byte, idx int) error {
 		return err
 	}
 	cfg := filepath.Join(b.o.work, "fdbhook-"+s.bridge+".toml")
-	if err := os.WriteFile(cfg, fmt.Appendf(nil, "bridges = [%q]\n", s.bridge), 0o644); err != nil {
+	if err := b.o.writeConfig(cfg, s.bridge); err != nil {
 		return err
 	}
 	env := []string{"FDBHOOK_CONFIG=" + cfg}
