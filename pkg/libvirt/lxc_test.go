@@ -72,6 +72,26 @@ func TestContainerState(t *testing.T) {
 	if _, err := parseContainer([]byte(`<domain/>`)); err == nil {
 		t.Error("a <domain> without <domstatus> was accepted")
 	}
+	for _, tc := range []struct {
+		name, xml   string
+		init        int
+		errContains string
+	}{
+		{"init after a taint", `<domstatus pid='5'><taint flag='x'/><init pid='7'/><domain/></domstatus>`, 7, ""},
+		{"the domain's own <init> is not libvirt's", `<domstatus pid='5'><domain><os><init>/bin/sh</init></os></domain></domstatus>`, 0, ""},
+		{"init after the domain", `<domstatus pid='5'><domain><os><init>/bin/sh</init></os></domain><init pid='8'/></domstatus>`, 8, ""},
+		{"the domain after init is not read", `<domstatus pid='5'><init pid='9'/><domain><devices>` + strings.Repeat(`<interface type='bridge'/>`, 64), 9, ""},
+		{"broken before init", `<domstatus pid='5'><taint>`, 0, "<taint>"},
+		{"empty", ``, 0, "no element"},
+	} {
+		c, err := parseContainer([]byte(tc.xml))
+		switch {
+		case tc.errContains != "" && (err == nil || !strings.Contains(err.Error(), tc.errContains)):
+			t.Errorf("%s: %+v, %v; want an error with %q", tc.name, c, err, tc.errContains)
+		case tc.errContains == "" && (err != nil || c.ControllerPid != 5 || c.InitPid != tc.init):
+			t.Errorf("%s: %+v, %v; want controller 5, init %d", tc.name, c, err, tc.init)
+		}
+	}
 }
 
 // TestPortOwnerContainers: a container's veth in the LXC live state has an
