@@ -127,6 +127,9 @@ func TestBackAndForth(t *testing.T) {
 				src, dst = dst, src
 			}
 			figure(t, "%d migrations, %v each on average (virsh migrate)", n, (total / time.Duration(n)).Round(time.Millisecond))
+			if tc.watcher {
+				cleanWatchLogs(t, p)
+			}
 		})
 	}
 }
