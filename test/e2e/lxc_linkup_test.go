@@ -13,15 +13,15 @@ import (
 // TestLxcLinkUpBeforeStarted measures the window the README describes for
 // containers: the lxc hook applies at `started begin`, and libvirt's LXC
 // driver brings the container's side of a NIC up before that when the NIC
-// has an <ip> (lxcContainerRenameAndEnableInterfaces, before the init
-// runs). From then until the hook has run, the host veth has carrier with
-// learning and flooding on: the bridge floods unknown unicast to it. A NIC
-// with no <ip> stays down until the container's init brings it up (here:
-// never), so it is managed before it carries a frame.
+// has an <ip> or <link state='up'/> (lxcContainerRenameAndEnableInterfaces,
+// before the init runs). From then until the hook has run, the host veth
+// has carrier with learning and flooding on: the bridge floods unknown
+// unicast to it. A NIC with neither stays down until the container's init
+// brings it up (here: never), so it is managed before it carries a frame.
 //
 // sysfs is read every millisecond from before `virsh create` until the
-// veth is managed; the figures are logged, and the test fails if either
-// container does otherwise than the README says.
+// veth is managed; the figures are logged, and the test fails if any of
+// the containers does otherwise than the README says.
 func TestLxcLinkUpBeforeStarted(t *testing.T) {
 	timed(t)
 	for _, tc := range []struct {
@@ -30,6 +30,7 @@ func TestLxcLinkUpBeforeStarted(t *testing.T) {
 	}{
 		{"no ip", "", false},
 		{"ip", "<ip address='192.0.2.10' prefix='24'/>", true},
+		{"link state up", "<link state='up'/>", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// A read that finds carrier and the hook's flags both new
