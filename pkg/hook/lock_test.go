@@ -1,7 +1,6 @@
 package hook
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -10,8 +9,6 @@ import (
 	"time"
 
 	"github.com/fdbhook/fdbhook/pkg/kernel/kerneltest"
-	"github.com/fdbhook/fdbhook/pkg/libvirt"
-	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/pkg/runstate"
 )
 
@@ -23,27 +20,13 @@ func TestStartWaitsForTheRunLock(t *testing.T) {
 	lock := filepath.Join(dir, "lock")
 	start := func() (int, string, *kerneltest.Kernel) {
 		k := kerneltest.T2Host()
-		var out, errb bytes.Buffer
-		r := &Runner{Env: Env{
-			Program: "qemu-hook", Stdin: bytes.NewReader(startXML), Stdout: &out, Stderr: &errb,
-			Getenv: func(key string) string {
-				switch key {
-				case "FDBHOOK_CONFIG":
-					return filepath.Join(dir, "fdbhook.toml")
-				case "FDBHOOK_RUN_DIR":
-					return filepath.Join(dir, "run")
-				}
-				return ""
-			},
-			Libvirt:  libvirt.Paths{QemuRunDir: dir},
-			LockPath: lock, LockTimeout: 50 * time.Millisecond,
-			RunDir: runstate.Dir(filepath.Join(dir, "run")),
-		}, OpenKernel: func() (model.Kernel, error) { return k, nil }}
-		code := r.RunQemu([]string{"t2", "start", "begin", "-"})
-		if out.Len() != 0 {
-			t.Errorf("stdout %q", out.String())
+		tr := newTestRun(dir, "qemu-hook", startXML, nil, k)
+		tr.r.LockTimeout = 50 * time.Millisecond
+		res := tr.call((*Runner).RunQemu, []string{"t2", "start", "begin", "-"})
+		if res.stdout != "" {
+			t.Errorf("stdout %q", res.stdout)
 		}
-		return code, errb.String(), k
+		return res.code, res.stderr, k
 	}
 	if err := os.WriteFile(filepath.Join(dir, "fdbhook.toml"), []byte(cfgBr0), 0o644); err != nil {
 		t.Fatal(err)

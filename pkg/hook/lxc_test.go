@@ -7,13 +7,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/fdbhook/fdbhook/pkg/guest"
 	"github.com/fdbhook/fdbhook/pkg/kernel/kerneltest"
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
-	"github.com/fdbhook/fdbhook/pkg/model"
-	"github.com/fdbhook/fdbhook/pkg/runstate"
 )
 
 // newLxcKernel: bridge fdbtlxbr0 with the captured container's two host
@@ -66,26 +63,7 @@ func runLxc(t *testing.T, cfg, state string, stdin []byte, env map[string]string
 	if state != "" {
 		os.WriteFile(filepath.Join(lxcDir, "fdbtlxc1.xml"), lxcFixture(t, state), 0o644)
 	}
-	var out, errb bytes.Buffer
-	res := run{kernel: k, runDir: runstate.Dir(filepath.Join(dir, "run"))}
-	r := &Runner{Env: Env{
-		Program: "lxc-hook", Stdin: bytes.NewReader(stdin), Stdout: &out, Stderr: &errb,
-		Getenv: func(key string) string {
-			switch key {
-			case "FDBHOOK_CONFIG":
-				return filepath.Join(dir, "fdbhook.toml")
-			case "FDBHOOK_RUN_DIR":
-				return filepath.Join(dir, "run")
-			}
-			return env[key]
-		},
-		Libvirt:  libvirt.Paths{QemuRunDir: dir, LxcRunDir: lxcDir, ProcDir: proc},
-		LockPath: filepath.Join(dir, "lock"), LockTimeout: time.Second,
-		RunDir: res.runDir,
-	}, OpenKernel: func() (model.Kernel, error) { res.opened = true; return k, nil }}
-	res.code = r.RunLxc(args)
-	res.stdout, res.stderr = out.String(), errb.String()
-	return res
+	return newTestRun(dir, "lxc-hook", stdin, env, k).call((*Runner).RunLxc, args)
 }
 
 const (

@@ -52,10 +52,24 @@ func runHook(t *testing.T, entry func(*Runner, []string) int, program, cfg strin
 	if cfg != "" {
 		os.WriteFile(filepath.Join(dir, "fdbhook.toml"), []byte(cfg), 0o644)
 	}
-	var out, errb bytes.Buffer
-	res := run{kernel: k, runDir: runstate.Dir(filepath.Join(dir, "run"))}
-	r := &Runner{Env: Env{
-		Program: program, Stdin: bytes.NewReader(stdin), Stdout: &out, Stderr: &errb,
+	return newTestRun(dir, program, stdin, env, k).call(entry, args)
+}
+
+// testRun is one test invocation of a Runner in dir: its configuration
+// dir/fdbhook.toml, its run directory dir/run (unless env names another),
+// its lock dir/lock, libvirt's live XML in dir (QEMU) and dir/lxc, /proc in
+// dir/proc; stdout and stderr into buffers; the fake kernel k. Other
+// environment variables come from env.
+type testRun struct {
+	r         *Runner
+	out, errb bytes.Buffer
+	res       run
+}
+
+func newTestRun(dir, program string, stdin []byte, env map[string]string, k *kerneltest.Kernel) *testRun {
+	tr := &testRun{res: run{kernel: k, runDir: runstate.Dir(filepath.Join(dir, "run"))}}
+	tr.r = &Runner{Env: Env{
+		Program: program, Stdin: bytes.NewReader(stdin), Stdout: &tr.out, Stderr: &tr.errb,
 		Getenv: func(key string) string {
 			if key == "FDBHOOK_CONFIG" {
 				return filepath.Join(dir, "fdbhook.toml")
@@ -65,13 +79,18 @@ func runHook(t *testing.T, entry func(*Runner, []string) int, program, cfg strin
 			}
 			return env[key]
 		},
-		Libvirt:  libvirt.Paths{QemuRunDir: dir},
+		Libvirt:  libvirt.Paths{QemuRunDir: dir, LxcRunDir: filepath.Join(dir, "lxc"), ProcDir: filepath.Join(dir, "proc")},
 		LockPath: filepath.Join(dir, "lock"), LockTimeout: time.Second,
-		RunDir: res.runDir,
-	}, OpenKernel: func() (model.Kernel, error) { res.opened = true; return k, nil }}
-	res.code = entry(r, args)
-	res.stdout, res.stderr = out.String(), errb.String()
-	return res
+		RunDir: tr.res.runDir,
+	}, OpenKernel: func() (model.Kernel, error) { tr.res.opened = true; return k, nil }}
+	return tr
+}
+
+// call runs entry (RunQemu, RunNetwork, RunLxc) with args.
+func (tr *testRun) call(entry func(*Runner, []string) int, args []string) run {
+	tr.res.code = entry(tr.r, args)
+	tr.res.stdout, tr.res.stderr = tr.out.String(), tr.errb.String()
+	return tr.res
 }
 
 func runQemu(t *testing.T, cfg string, stdin []byte, env map[string]string, args ...string) run {
