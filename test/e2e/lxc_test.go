@@ -29,24 +29,11 @@ const (
 )
 
 // lxcVirsh is virsh against the system daemon's LXC driver.
-func lxcVirsh(args ...string) (string, string, error) {
-	cmd := exec.Command("virsh", append([]string{"-q", "-c", "lxc:///system"}, args...)...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	return stdout.String(), stderr.String(), err
-}
+func lxcVirsh(args ...string) (string, string, error) { return virshAt(lxcURI, args...) }
 
 func lxcVirshOK(t *testing.T, args ...string) string {
 	t.Helper()
-	stdout, stderr, err := lxcVirsh(args...)
-	if err != nil {
-		t.Fatalf("virsh -c lxc:///system %s: %v\n%s", strings.Join(args, " "), err, stderr)
-	}
-	if strings.TrimSpace(stderr) != "" {
-		t.Errorf("virsh -c lxc:///system %s: unexpected stderr: %s", strings.Join(args, " "), stderr)
-	}
-	return stdout
+	return virshOKAt(t, lxcURI, args...)
 }
 
 // containerXML is a transient application container: /bin/sh brings its

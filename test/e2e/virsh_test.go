@@ -17,26 +17,42 @@ import (
 	"time"
 )
 
-// virsh runs virsh against the system daemon and returns stdout, stderr and
-// the error. The suite drives libvirt only through virsh, as an admin would.
-func virsh(args ...string) (string, string, error) {
-	cmd := exec.Command("virsh", append([]string{"-q", "-c", "qemu:///system"}, args...)...)
+// virsh runs virsh against the system daemon's QEMU driver and returns
+// stdout, stderr and the error. The suite drives libvirt only through
+// virsh, as an admin would.
+func virsh(args ...string) (string, string, error) { return virshAt(qemuURI, args...) }
+
+// virshOK runs virsh and fails the test unless it succeeds without writing
+// anything to stderr (hook failures and warnings surface there).
+func virshOK(t *testing.T, args ...string) string {
+	t.Helper()
+	return virshOKAt(t, qemuURI, args...)
+}
+
+// The system daemon's drivers the suite uses.
+const (
+	qemuURI = "qemu:///system"
+	lxcURI  = "lxc:///system"
+)
+
+// virshAt is virsh against the driver at uri.
+func virshAt(uri string, args ...string) (string, string, error) {
+	cmd := exec.Command("virsh", append([]string{"-q", "-c", uri}, args...)...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	return stdout.String(), stderr.String(), err
 }
 
-// virshOK runs virsh and fails the test unless it succeeds without writing
-// anything to stderr (hook failures and warnings surface there).
-func virshOK(t *testing.T, args ...string) string {
+// virshOKAt is virshOK against the driver at uri.
+func virshOKAt(t *testing.T, uri string, args ...string) string {
 	t.Helper()
-	stdout, stderr, err := virsh(args...)
+	stdout, stderr, err := virshAt(uri, args...)
 	if err != nil {
-		t.Fatalf("virsh %s: %v\n%s", strings.Join(args, " "), err, stderr)
+		t.Fatalf("virsh -c %s %s: %v\n%s", uri, strings.Join(args, " "), err, stderr)
 	}
 	if strings.TrimSpace(stderr) != "" {
-		t.Errorf("virsh %s: unexpected stderr: %s", strings.Join(args, " "), stderr)
+		t.Errorf("virsh -c %s %s: unexpected stderr: %s", uri, strings.Join(args, " "), stderr)
 	}
 	return stdout
 }
