@@ -1,15 +1,19 @@
 package watch
 
 import (
+	"context"
 	"fmt"
+	"net"
 	"os"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/fdbhook/fdbhook/pkg/kernel"
 	"github.com/fdbhook/fdbhook/test/lab"
 )
 
@@ -53,25 +57,214 @@ func TestNetlinkSourceNamesPorts(t *testing.T) {
 	stop()
 }
 
-// TestNeighEventFilter: only static entries of bridges are hints; the
-// dynamic entries learning writes on the uplink all the time are not.
-func TestNeighEventFilter(t *testing.T) {
-	mk := func(family, state int) netlink.NeighUpdate {
-		return netlink.NeighUpdate{Type: unix.RTM_NEWNEIGH, Neigh: netlink.Neigh{Family: family, State: state, LinkIndex: 7}}
+// TestNetlinkHints: a link notification names its port; an FDB entry on a
+// guest's port names the port, a guest's MAC elsewhere names the guest
+// (every guest that has it), anything else nothing. Before the watcher
+// gave a watchlist, every entry kept names its port, as it may be a
+// guest's.
+func TestNetlinkHints(t *testing.T) {
+	guestMAC := [6]byte{0x52, 0x54, 0x00, 0, 0, 1}
+	other := [6]byte{0x0a, 0xfd, 0, 0, 0, 1}
+	wl := &kernel.Watchlist{Ports: map[int]string{7: "g1"}, MACs: map[[6]byte][]string{guestMAC: {"g1", "g2"}}}
+	fdb := func(index int, mac [6]byte) *kernel.Note {
+		return &kernel.Note{Kind: kernel.NoteFDB, Index: index, MAC: mac, State: unix.NUD_NOARP, Rule: 0}
 	}
 	for _, c := range []struct {
-		u    netlink.NeighUpdate
-		want bool
+		what string
+		wl   *kernel.Watchlist
+		note *kernel.Note
+		want string
 	}{
-		{mk(unix.AF_BRIDGE, unix.NUD_NOARP), true},
-		{mk(unix.AF_BRIDGE, unix.NUD_NOARP|unix.NUD_REACHABLE), true},
-		{mk(unix.AF_BRIDGE, unix.NUD_REACHABLE), false},
-		{mk(unix.AF_BRIDGE, unix.NUD_PERMANENT), false},
-		{mk(unix.AF_INET, unix.NUD_NOARP), false},
+		{"a link", wl, &kernel.Note{Kind: kernel.NoteLink, Index: 9, Name: []byte("vnet3")}, "port vnet3"},
+		{"a link deleted", wl, &kernel.Note{Kind: kernel.NoteLink, Index: 9, Name: []byte("vnet3"), Deleted: true}, "port vnet3"},
+		{"an entry on a guest's port", wl, fdb(7, other), "index 7"},
+		{"a guest's MAC on the uplink", wl, fdb(3, guestMAC), "guest g1, guest g2"},
+		{"a guest's MAC on its own port", wl, fdb(7, guestMAC), "index 7"},
+		{"neither", wl, fdb(3, other), ""},
+		{"no watchlist yet", nil, fdb(3, other), "index 3"},
 	} {
-		e, ok := neighEvent(c.u)
-		if ok != c.want || (ok && e.PortIndex != 7) {
-			t.Errorf("family %d state %#x: hint %v %+v, want %v", c.u.Family, c.u.State, ok, e, c.want)
+		s := &Netlink{Log: quietLog()}
+		if c.wl != nil {
+			s.list.Store(c.wl)
+		}
+		var got []string
+		s.hint(c.note, func(e Event) {
+			switch {
+			case e.Port != "":
+				got = append(got, "port "+e.Port)
+			case e.PortIndex != 0:
+				got = append(got, fmt.Sprintf("index %d", e.PortIndex))
+			case e.Guest != "":
+				got = append(got, "guest "+e.Guest)
+			}
+		})
+		if g := strings.Join(got, ", "); g != c.want {
+			t.Errorf("%s: hints %q, want %q", c.what, g, c.want)
 		}
 	}
+}
+
+// fakeNotes is a socket that hands over a script: at each step the clock
+// moves to the step's time and Receive returns its note or error. Once the
+// script is done it calls idle and waits for Close.
+type fakeNotes struct {
+	clock     *time.Time
+	steps     []noteStep
+	idle      func()
+	deadlines []time.Time
+	watched   []*kernel.Watchlist
+	closed    chan struct{}
+	once      sync.Once
+}
+
+type noteStep struct {
+	at  time.Duration
+	err error
+}
+
+func (f *fakeNotes) Receive(h func(*kernel.Note)) error {
+	if len(f.steps) == 0 {
+		f.idle()
+		<-f.closed
+		return os.ErrClosed
+	}
+	st := f.steps[0]
+	f.steps = f.steps[1:]
+	*f.clock = time.Unix(0, 0).Add(st.at)
+	return st.err
+}
+
+func (f *fakeNotes) Watch(wl *kernel.Watchlist) (kernel.FilterReport, error) {
+	f.watched = append(f.watched, wl)
+	return kernel.FilterReport{Rules: []string{"static"}}, nil
+}
+
+func (f *fakeNotes) SetDeadline(t time.Time) error {
+	f.deadlines = append(f.deadlines, t)
+	return nil
+}
+
+func (f *fakeNotes) Counts() (int64, int64, int64) { return 0, 0, 0 }
+func (f *fakeNotes) Close() error                  { f.once.Do(func() { close(f.closed) }); return nil }
+
+// TestNetlinkLossesCoalesce: a storm of lost notifications is one resync
+// at once and one at the end of each holdoff (1 s, then 2 s), not one per
+// ENOBUFS; the deadline the socket is given is the pending resync's; after
+// a quiet spell a loss is resynced at once again.
+func TestNetlinkLossesCoalesce(t *testing.T) {
+	var clock time.Time
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	var steps []noteStep
+	for i := range 50 { // 50 losses in the first 900 ms
+		steps = append(steps, noteStep{ms(18 * i), kernel.ErrOverrun})
+	}
+	steps = append(steps,
+		noteStep{ms(1000), os.ErrDeadlineExceeded}, // the holdoff's end: resync 2
+		noteStep{ms(1500), kernel.ErrOverrun},      // still losing: pending, holdoff now 2 s
+		noteStep{ms(2500), os.ErrDeadlineExceeded}, // too early
+		noteStep{ms(3000), os.ErrDeadlineExceeded}, // resync 3
+		noteStep{ms(20000), kernel.ErrOverrun},     // long after: at once, resync 4
+		noteStep{ms(20100), nil})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f := &fakeNotes{clock: &clock, steps: steps, idle: cancel, closed: make(chan struct{})}
+	s := &Netlink{Log: quietLog(), Now: func() time.Time { return clock }, open: func() (notes, error) { return f, nil }}
+	var resyncs []time.Duration
+	err := s.listen(ctx, func(e Event) {
+		if e.Resync {
+			resyncs = append(resyncs, clock.Sub(time.Unix(0, 0)))
+		}
+	}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []time.Duration{0, ms(1000), ms(3000), ms(20000)}; !slices.Equal(resyncs, want) {
+		t.Errorf("resyncs at %v, want %v", resyncs, want)
+	}
+	var pending []time.Duration
+	for _, d := range f.deadlines {
+		if !d.IsZero() && !slices.Contains(pending, d.Sub(time.Unix(0, 0))) {
+			pending = append(pending, d.Sub(time.Unix(0, 0)))
+		}
+	}
+	if want := []time.Duration{ms(1000), ms(3000)}; !slices.Equal(pending, want) {
+		t.Errorf("deadlines %v, want %v", pending, want)
+	}
+	if s.losses != 52 || s.resyncs != 4 {
+		t.Errorf("%d losses, %d resyncs counted; want 52, 4", s.losses, s.resyncs)
+	}
+}
+
+// TestNetlinkWatchApplies: a watchlist reaches the socket open at the
+// time and the next one opened; an equal list is not applied again.
+func TestNetlinkWatchApplies(t *testing.T) {
+	s := &Netlink{Log: quietLog()}
+	wl := &kernel.Watchlist{Ports: map[int]string{7: "g"}, MACs: map[[6]byte][]string{{1}: {"g"}}}
+	s.Watch(wl) // no socket yet
+	f := &fakeNotes{closed: make(chan struct{})}
+	s.attach(f)
+	same := &kernel.Watchlist{Ports: map[int]string{7: "g"}, MACs: map[[6]byte][]string{{1}: {"g"}}}
+	s.Watch(same)
+	other := &kernel.Watchlist{Ports: map[int]string{8: "g"}, MACs: map[[6]byte][]string{{1}: {"g"}}}
+	s.Watch(other)
+	if len(f.watched) != 2 || f.watched[0] != wl || f.watched[1] != other {
+		t.Errorf("the socket got %d lists: %v", len(f.watched), f.watched)
+	}
+}
+
+// TestNetlinkSourceFollowsGuests: with a watchlist, the source reads the
+// real kernel's notifications as the watcher needs them: entries learned
+// on the uplink (a busy segment) give no hint, a guest's static entry
+// deleted names its port, and moved to the uplink by hand names the guest.
+func TestNetlinkSourceFollowsGuests(t *testing.T) {
+	if os.Geteuid() != 0 && os.Getenv("CI") == "true" {
+		t.Fatal("CI=true: this test needs root to create a network namespace")
+	}
+	ns := lab.NewNamespace(t, fmt.Sprintf("fdbt-wnf-%d", os.Getpid()))
+	ns.IP("link", "add", "fdbtwbr", "type", "bridge")
+	ns.IP("link", "add", "fdbtwu0", "type", "veth", "peer", "name", "fdbtwu1")
+	ns.IP("tuntap", "add", "fdbtwtap", "mode", "tap")
+	ns.IP("link", "set", "fdbtwu0", "master", "fdbtwbr")
+	ns.IP("link", "set", "fdbtwtap", "master", "fdbtwbr")
+	for _, d := range []string{"fdbtwbr", "fdbtwu0", "fdbtwu1"} {
+		ns.IP("link", "set", d, "up")
+	}
+	const guestMAC = "52:54:00:fd:0c:02"
+	tap := ns.Index("fdbtwtap")
+	ns.Bridge("fdb", "replace", guestMAC, "dev", "fdbtwtap", "master", "static")
+	hw, _ := net.ParseMAC(guestMAC)
+	src := &Netlink{NS: ns.NetNS, Log: quietLog()}
+	src.Watch(&kernel.Watchlist{Ports: map[int]string{tap: "g"}, MACs: map[[6]byte][]string{[6]byte(hw): {"g"}}})
+	events, stop := runSource(t, src)
+	up, err := lab.OpenPacket(ns.NetNS, "fdbtwu1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Close()
+	// Subscribed once a link change comes through; then the uplink
+	// learns, and a notification after that comes through before any
+	// hint for what it learned could.
+	ns.Bridge("link", "set", "dev", "fdbtwtap", "learning", "off")
+	awaitEvent(t, events, "the tap's flags", func(e Event) bool { return e.Port == "fdbtwtap" }, nil)
+	noHint := func(e Event) {
+		if e.Port == "" {
+			t.Errorf("a hint for the uplink's learning: %+v", e)
+		}
+	}
+	for i := range 200 {
+		if err := up.Send(lab.Frame("0a:fd:ff:ff:ff:fe", fmt.Sprintf("0a:fd:00:00:%02x:%02x", i>>8, i&0xff), "churn")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for deadline := time.Now().Add(2 * time.Second); !strings.Contains(ns.Bridge("fdb", "show", "dev", "fdbtwu0"), "0a:fd:00:00:00:c7"); {
+		if time.Now().After(deadline) {
+			t.Fatal("the uplink did not learn the frames' sources")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	ns.Bridge("fdb", "del", guestMAC, "dev", "fdbtwtap", "master")
+	awaitEvent(t, events, "the guest's entry deleted", func(e Event) bool { return e.PortIndex == tap && strings.Contains(e.Why, "deleted") }, noHint)
+	ns.Bridge("fdb", "replace", guestMAC, "dev", "fdbtwu0", "master")
+	awaitEvent(t, events, "the guest's MAC moved to the uplink by hand", func(e Event) bool { return e.Guest == "g" }, noHint)
+	stop()
 }

@@ -231,6 +231,7 @@ func (w *Watcher) work(ctx context.Context, b batch) {
 		w.requeue(b)
 		return
 	}
+	snap.LookUp() // a busy bridge's FDB is not dumped for every batch
 	st := &admin.State{Config: w.cfg, Kernel: snap, Networks: libvirt.New(w.Libvirt),
 		Running: w.live.list(), RunningComplete: w.live.complete, Containers: w.containers(k)}
 	if b.clean {
@@ -238,6 +239,7 @@ func (w *Watcher) work(ctx context.Context, b batch) {
 	}
 	w.portOwners(snap, ports, todo)
 	done := w.reconcileAll(ctx, st, k, todo)
+	w.publish(snap)
 	w.done(done, b.resync)
 }
 

@@ -64,6 +64,7 @@ type rig struct {
 	cfgPath string
 	runDir  runstate.Dir
 	src     *hand
+	extra   []Source // more sources, beside src
 	log     *syncBuf
 	w       *Watcher
 	stop    context.CancelFunc
@@ -139,7 +140,7 @@ func (r *rig) start() {
 		LockPath:    filepath.Join(r.dir, "fdbhook/lock"),
 		LockTimeout: time.Second,
 		OpenKernel:  func() (model.Kernel, error) { return r.k, nil },
-		Sources:     []Source{r.src},
+		Sources:     append([]Source{r.src}, r.extra...),
 		Backoff:     20 * time.Millisecond,
 		Processed: func(_ []string, resync bool) {
 			r.mu.Lock()
