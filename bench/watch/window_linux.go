@@ -181,7 +181,7 @@ func (c *cell) startProfile(pid int) (stop func(), err error) {
 // "resyncing"; this tree's watcher says at exit how many notifications
 // its socket handed it.
 var (
-	resyncLine   = regexp.MustCompile(`(?m)^.*level=warning.*resyncing.*$`)
+	resyncLine   = regexp.MustCompile(`(?m)^.*: warning: .*resyncing.*$`)
 	receivedLine = regexp.MustCompile(`netlink: (\d+) notifications received`)
 )
 
