@@ -34,6 +34,9 @@ type churnOpts struct {
 	perf    bool
 	// beforeCommit names the commit the before watcher was built from.
 	beforeCommit string
+	// logLevel is the watchers' log_level; keep is a directory where each
+	// cell's watcher log is kept ("": none).
+	logLevel, keep string
 }
 
 // variant is one watcher binary measured: "before" (the watcher the
@@ -198,7 +201,7 @@ func (c *cell) build() error {
 			return err
 		}
 	}
-	cfg := fmt.Sprintf("bridges = [%q]\nlog_level = \"info\"\n[watch]\nresync = \"60s\"\n", churnBridge)
+	cfg := fmt.Sprintf("bridges = [%q]\nlog_level = %q\n[watch]\nresync = \"60s\"\n", churnBridge, c.o.logLevel)
 	if err := os.WriteFile(filepath.Join(c.dir, "fdbhook.toml"), []byte(cfg), 0o644); err != nil {
 		return err
 	}

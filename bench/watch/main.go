@@ -48,6 +48,8 @@ func main() {
 	flag.DurationVar(&co.ageing, "ageing", 10*time.Second, "churn: the bridge's ageing time")
 	flag.StringVar(&co.profile, "profile", "", "churn: directory for the window's profiles (the binaries are bench/watchprof builds)")
 	flag.BoolVar(&co.perf, "perf", false, "churn: also run perf record over the window (with -profile)")
+	flag.StringVar(&co.logLevel, "log-level", "info", "churn: the watchers' log_level")
+	flag.StringVar(&co.keep, "keep-logs", "", "churn: a directory to keep each watcher's log in")
 	flag.Parse()
 	var err error
 	switch *mode {

@@ -229,6 +229,10 @@ func (c *cell) close() {
 		}
 	}
 	if c.dir != "" {
+		if c.o.keep != "" {
+			os.MkdirAll(c.o.keep, 0o755)
+			os.Rename(filepath.Join(c.dir, "watch.log"), filepath.Join(c.o.keep, fmt.Sprintf("%s-%d.log", c.v.name, c.rate)))
+		}
 		os.RemoveAll(c.dir)
 	}
 }
