@@ -111,7 +111,10 @@ type cellResult struct {
 	// probeCPU over probeWall: while the probes ran, the churn going on.
 	probeCPU, probeWall time.Duration
 	hotplug, drift      []time.Duration
-	rssKiB              int
+	// hotplugLost and driftLost count the probes not managed within
+	// probeLimit (in hotplug and drift at probeLimit).
+	hotplugLost, driftLost int
+	rssKiB                 int
 	// resyncs: the full resyncs the watcher's log says lost
 	// notifications asked for. received: notifications the watcher's own
 	// socket handed it (-1: the watcher does not say).
@@ -152,7 +155,7 @@ func churn(o churnOpts) error {
 			}
 			run.cells[v.name][rate] = res
 			progress("%s at %s: CPU %s, hotplug %s, drift %s, RSS %.1f MiB, %d resyncs", v.name, rateName(rate), pct(share(res)),
-				medWorst(res.hotplug), medWorst(res.drift), float64(res.rssKiB)/1024, res.resyncs)
+				medWorst(res.hotplug, res.hotplugLost), medWorst(res.drift, res.driftLost), float64(res.rssKiB)/1024, res.resyncs)
 		}
 	}
 	run.report(os.Stdout)

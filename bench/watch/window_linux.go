@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -85,20 +86,31 @@ func cpuOver(pid int, f func() error) (used, wall time.Duration, err error) {
 // before the next starts.
 const probeGap = 250 * time.Millisecond
 
+// probeLimit is how long a probe waits for its tap to be managed; one
+// that is not by then counts as lost, at probeLimit.
+const probeLimit = 5 * time.Second
+
 // probe runs o.probes hotplugs and as many drifts, alternately.
 func (c *cell) probe() error {
+	record := func(d time.Duration, err error, to *[]time.Duration, lost *int) error {
+		if errors.Is(err, errNotManaged) {
+			d, err = probeLimit, nil
+			*lost++
+		}
+		*to = append(*to, d)
+		return err
+	}
 	for i := range c.o.probes {
 		time.Sleep(probeGap)
 		d, err := c.hotplug(i)
-		if err != nil {
+		if err := record(d, err, &c.res.hotplug, &c.res.hotplugLost); err != nil {
 			return err
 		}
-		c.res.hotplug = append(c.res.hotplug, d)
 		time.Sleep(probeGap)
-		if d, err = c.driftProbe(i); err != nil {
+		d, err = c.driftProbe(i)
+		if err := record(d, err, &c.res.drift, &c.res.driftLost); err != nil {
 			return err
 		}
-		c.res.drift = append(c.res.drift, d)
 	}
 	return nil
 }
@@ -115,7 +127,7 @@ func (c *cell) hotplug(i int) (time.Duration, error) {
 	if err := writeLive(c.live, name, liveXML(name, churnBridge, []testbed.NIC{nic})); err != nil {
 		return 0, err
 	}
-	d, err := waitManagedFor(c.k, nic.Tap, churnBridge, nic.MAC, time.Now(), 10*time.Second)
+	d, err := waitManagedFor(c.k, nic.Tap, churnBridge, nic.MAC, time.Now(), probeLimit)
 	if err != nil {
 		return 0, fmt.Errorf("hotplug %d: %w", i, err)
 	}
@@ -133,7 +145,7 @@ func (c *cell) driftProbe(i int) (time.Duration, error) {
 	if err := c.k.SetPortFlags(l.Index, model.Flags{Learning: true, Flood: true}, false); err != nil {
 		return 0, fmt.Errorf("drift %d: learning and flood on for %s: %w", i, n.Tap, err)
 	}
-	d, err := waitManagedFor(c.k, n.Tap, churnBridge, n.MAC, time.Now(), 10*time.Second)
+	d, err := waitManagedFor(c.k, n.Tap, churnBridge, n.MAC, time.Now(), probeLimit)
 	if err != nil {
 		return 0, fmt.Errorf("drift %d: %w", i, err)
 	}
@@ -237,11 +249,14 @@ func (c *cell) close() {
 	}
 }
 
+// errNotManaged is the error of a port not managed in time.
+var errNotManaged = errors.New("not managed")
+
 // waitManagedFor polls every millisecond for up to limit.
 func waitManagedFor(k *kernel.Conn, port, bridge, mac string, t0 time.Time, limit time.Duration) (time.Duration, error) {
 	for !managed(k, port, bridge, mac) {
 		if time.Since(t0) > limit {
-			return 0, fmt.Errorf("%s (%s) not managed %s later", port, mac, limit)
+			return 0, fmt.Errorf("%s (%s) %w %s later", port, mac, errNotManaged, limit)
 		}
 		time.Sleep(time.Millisecond)
 	}
