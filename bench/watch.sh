@@ -49,13 +49,14 @@ churn() {
 		git cat-file -e "$before^{commit}" 2>/dev/null || die "BENCH_WATCH_BEFORE=$before: no such commit here (a shallow clone?)"
 		before_dir=$(mktemp -d /tmp/fdbt-wbefore-XXXXXX)
 		git archive "$before" | tar -x -C "$before_dir"
-		local target=./cmd/fdbhook
+		# As make build builds it; with symbols when profiled (perf).
+		local target=./cmd/fdbhook ldflags='-s -w'
 		if [ -n "$profile" ]; then
 			mkdir -p "$before_dir/bench/watchprof"
 			cp bench/watchprof/main.go "$before_dir/bench/watchprof/"
-			target=./bench/watchprof
+			target=./bench/watchprof ldflags=
 		fi
-		(cd "$before_dir" && go build -trimpath -ldflags '-s -w' -o fdbhook-before "$target") ||
+		(cd "$before_dir" && go build -trimpath -ldflags "$ldflags" -o fdbhook-before "$target") ||
 			die "building the watcher of $before"
 		args+=(-before "$before_dir/fdbhook-before" -before-commit "$(git rev-parse --short "$before")")
 	fi

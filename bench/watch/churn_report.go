@@ -67,7 +67,7 @@ func medWorst(ds []time.Duration, lost int) string {
 func (r *churnRun) report(w io.Writer) {
 	o := r.o
 	fmt.Fprintf(w, "### The watcher on a busy segment\n\n")
-	fmt.Fprintf(w, "%d simulated guests × %d NICs (%d guest ports: live XML files and persistent taps, no QEMU, no libvirtd) on one bridge with ageing time %s, in a network namespace of the bench's own; the uplink is a veth whose far end is in a second namespace, where a packet socket sends frames from many source MACs to one unknown unicast MAC, each from a source the bridge has not seen within its ageing time, so each frame is one entry learned on the uplink and, %s later, one aged out. Per column, each watcher runs on a fresh bridge: start-up (every port managed), %s of churn to fill the table, then a %s window with no guest event, over which its CPU time is read (utime+stime from /proc/PID/stat, as a share of one core): what the churn costs. Then, the churn going on, %d hotplugs (a new one-NIC guest: tap created and enslaved, then its live XML written; timed from the XML written to the tap managed, read back from the kernel every 1 ms) and %d drifts (learning and flood turned back on by hand on a guest's tap; timed to off again), alternately, %s apart; the CPU time they cost is shown too. Peak RSS is VmHWM at the end.%s\n\n",
+	fmt.Fprintf(w, "%d simulated guests × %d NICs (%d guest ports: live XML files and persistent taps, no QEMU, no libvirtd) on one bridge with ageing time %s, in a network namespace of the bench's own; the uplink is a veth whose far end is in a second namespace, where a packet socket sends frames from many source MACs to one unknown unicast MAC, each from a source the bridge has not seen within its ageing time, so each frame is one entry learned on the uplink and, %s later, one aged out. Per column, each watcher runs on a fresh bridge: start-up (every port managed), %s of churn to fill the table, then a %s window with no guest event, over which its CPU time is read (utime+stime from /proc/PID/stat, as a share of one core): what the churn costs. Then, the churn going on, %d hotplugs (a new one-NIC guest: tap created and enslaved, then its live XML written; timed from the XML written to the tap managed, read back from the kernel every 1 ms) and %d drifts (learning and flood turned back on by hand on a guest's tap; timed to off again), alternately, %s apart; the CPU time they cost is shown too. Peak RSS is VmHWM at the end. The notifications are counted from the watcher's start to its stop (its start-up, which writes 1,000 entries and flags, included): the kernel's on a socket of the bench's own, without a filter; the watcher's as it says at exit.%s\n\n",
 		o.guests, o.nics, o.guests*o.nics, o.ageing, o.ageing, o.warmup, o.window, o.probes, o.probes, probeGap, r.variantsSaid())
 	fmt.Fprintf(w, "| | watcher |")
 	for _, rate := range o.rates {
@@ -83,8 +83,8 @@ func (r *churnRun) report(w io.Writer) {
 	r.row(w, "drift → healed, median (worst)", func(c cellResult) string { return medWorst(c.drift, c.driftLost) })
 	r.row(w, "peak RSS", func(c cellResult) string { return fmt.Sprintf("%.1f MiB", float64(c.rssKiB)/1024) })
 	r.row(w, "full resyncs for lost notifications", func(c cellResult) string { return fmt.Sprint(c.resyncs) })
-	r.row(w, "FDB notifications the kernel sent", func(c cellResult) string { return sentCell(c) })
-	r.row(w, "notifications the watcher's socket received", func(c cellResult) string {
+	r.row(w, "FDB notifications the kernel sent, watcher start to stop", func(c cellResult) string { return sentCell(c) })
+	r.row(w, "notifications the watcher's socket received, start to stop", func(c cellResult) string {
 		if c.received < 0 {
 			return "all, unfiltered"
 		}
@@ -145,31 +145,30 @@ func (r *churnRun) ratioRow(w io.Writer, what string, f func(cellResult) float64
 	fmt.Fprintln(w)
 }
 
-// targets says which of the targets the after watcher met.
+// targets says which of the targets the after watcher met: CPU at 5,000
+// and 20,000 new MACs/s, and at 5,000 the probes' latency and the peak
+// RSS; with the uplink quiet, CPU no worse than before.
 func (r *churnRun) targets(w io.Writer) {
 	after := r.o.variants[len(r.o.variants)-1].name
 	fmt.Fprintf(w, "| target (the *%s* watcher) | measured | |\n|---|---|---|\n", after)
-	for _, rate := range r.o.rates {
-		c := r.get(after, rate)
-		switch rate {
-		case 5000:
-			fmt.Fprintf(w, "| CPU at 5,000 new MACs/s ≤ 2 %% of one core | %s | %s |\n", pct(share(c)), verdict(share(c) <= 2))
-		case 20000:
-			fmt.Fprintf(w, "| CPU at 20,000 new MACs/s ≤ 5 %% of one core | %s | %s |\n", pct(share(c)), verdict(share(c) <= 5))
-		case 0:
-			r.quietTarget(w, c)
-		}
-		if rate == 0 || len(c.hotplug) == 0 {
-			continue
-		}
-		h, d := summarize(c.hotplug), summarize(c.drift)
-		fmt.Fprintf(w, "| at %s: hotplug → managed median < 50 ms, worst < 200 ms | %s | %s |\n", rateName(rate), medWorst(c.hotplug, c.hotplugLost),
-			verdict(h.median < 50*time.Millisecond && h.worst < 200*time.Millisecond))
-		fmt.Fprintf(w, "| at %s: drift → healed median < 50 ms, worst < 200 ms | %s | %s |\n", rateName(rate), medWorst(c.drift, c.driftLost),
-			verdict(d.median < 50*time.Millisecond && d.worst < 200*time.Millisecond))
-		fmt.Fprintf(w, "| at %s: peak RSS < 30 MiB | %.1f MiB | %s |\n", rateName(rate), float64(c.rssKiB)/1024, verdict(c.rssKiB < 30*1024))
+	if _, ok := r.cells[after][0]; ok {
+		r.quietTarget(w, r.get(after, 0))
 	}
-	fmt.Fprintln(w)
+	if c, ok := r.cells[after][20000]; ok {
+		fmt.Fprintf(w, "| CPU at 20,000 new MACs/s ≤ 5 %% of one core | %s | %s |\n", pct(share(c)), verdict(share(c) <= 5))
+	}
+	c, ok := r.cells[after][5000]
+	if !ok {
+		fmt.Fprintln(w)
+		return
+	}
+	h, d := summarize(c.hotplug), summarize(c.drift)
+	fmt.Fprintf(w, "| CPU at 5,000 new MACs/s ≤ 2 %% of one core | %s | %s |\n", pct(share(c)), verdict(share(c) <= 2))
+	fmt.Fprintf(w, "| at 5,000 new MACs/s: hotplug → managed median < 50 ms, worst < 200 ms | %s | %s |\n", medWorst(c.hotplug, c.hotplugLost),
+		verdict(h.median < 50*time.Millisecond && h.worst < 200*time.Millisecond))
+	fmt.Fprintf(w, "| at 5,000 new MACs/s: drift → healed as fast | %s | %s |\n", medWorst(c.drift, c.driftLost),
+		verdict(d.median < 50*time.Millisecond && d.worst < 200*time.Millisecond))
+	fmt.Fprintf(w, "| at 5,000 new MACs/s: peak RSS < 30 MiB | %.1f MiB | %s |\n\n", float64(c.rssKiB)/1024, verdict(c.rssKiB < 30*1024))
 }
 
 // quietTarget: with the uplink quiet, no worse than the before watcher,

@@ -44,7 +44,7 @@ func (c *cell) measure() error {
 	time.Sleep(warmup)
 	pid := c.w.cmd.Process.Pid
 	c.res.load[0] = loadavg()
-	stopProfile, err := c.startProfile(pid)
+	stopProfile, err := c.startProfile(pid, 1)
 	if err != nil {
 		return err
 	}
@@ -52,9 +52,13 @@ func (c *cell) measure() error {
 		return err
 	}
 	stopProfile()
+	if stopProfile, err = c.startProfile(pid, 2); err != nil {
+		return err
+	}
 	if c.res.probeCPU, c.res.probeWall, err = cpuOver(pid, c.probe); err != nil {
 		return err
 	}
+	stopProfile()
 	c.res.load[1] = loadavg()
 	cancel()
 	c.sendDone.Wait()
@@ -152,32 +156,31 @@ func (c *cell) driftProbe(i int) (time.Duration, error) {
 	return d, nil
 }
 
-// startProfile asks a bench/watchprof build to profile until the
-// returned function is called, and runs `perf record` over the same time
-// when asked to.
-func (c *cell) startProfile(pid int) (stop func(), err error) {
+// startProfile asks a bench/watchprof build for its n-th profile (1: the
+// window, 2: the probes) until the returned function is called, and runs
+// `perf record` over the same time when asked to.
+func (c *cell) startProfile(pid, n int) (stop func(), err error) {
 	if c.o.profile == "" {
 		return func() {}, nil
 	}
+	dir := filepath.Join(c.o.profile, fmt.Sprintf("%s-%d", c.v.name, c.rate))
 	if err := syscall.Kill(pid, syscall.SIGUSR1); err != nil {
 		return nil, err
 	}
 	var perf *exec.Cmd
 	if c.o.perf {
-		out := filepath.Join(c.o.profile, fmt.Sprintf("%s-%d", c.v.name, c.rate), "perf.data")
-		perf = exec.Command("perf", "record", "-q", "-F", "999", "-g", "-p", strconv.Itoa(pid), "-o", out)
+		perf = exec.Command("perf", "record", "-q", "-F", "999", "-g", "-p", strconv.Itoa(pid), "-o", filepath.Join(dir, fmt.Sprintf("perf-%d.data", n)))
 		perf.Stderr = os.Stderr
 		if err := perf.Start(); err != nil {
 			return nil, fmt.Errorf("perf record: %w", err)
 		}
 	}
-	dir := filepath.Join(c.o.profile, fmt.Sprintf("%s-%d", c.v.name, c.rate))
 	return func() {
 		syscall.Kill(pid, syscall.SIGUSR2)
-		// The profiles are written once end.heap is: the watcher must
-		// not be stopped before.
+		// The profiles are written once end-N.heap is: the watcher must
+		// not be stopped, nor profiled again, before.
 		for t0 := time.Now(); time.Since(t0) < 10*time.Second; time.Sleep(20 * time.Millisecond) {
-			if _, err := os.Stat(filepath.Join(dir, "end.heap")); err == nil {
+			if _, err := os.Stat(filepath.Join(dir, fmt.Sprintf("end-%d.heap", n))); err == nil {
 				break
 			}
 		}

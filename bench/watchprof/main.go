@@ -1,10 +1,11 @@
 // Command watchprof is cmd/fdbhook with profiling for bench/watch's churn
-// mode (-profile): with FDBHOOK_PROF_DIR set, SIGUSR1 starts a CPU profile
-// and writes the heap profile start.heap there, SIGUSR2 stops the CPU
-// profile (cpu.pprof) and writes end.heap, so that
-// `go tool pprof -sample_index=alloc_space -base start.heap end.heap`
-// shows what the window allocated. bench/watch.sh builds it from this tree
-// and, copied in, from the commit the watcher is compared with.
+// mode (-profile): with FDBHOOK_PROF_DIR set, the Nth SIGUSR1 starts a CPU
+// profile and writes the allocation profile start-N.heap there, the next
+// SIGUSR2 stops the CPU profile (cpu-N.pprof) and writes end-N.heap, so
+// that `go tool pprof -sample_index=alloc_space -base start-N.heap
+// end-N.heap` shows what was allocated in between. bench/watch.sh builds it
+// from this tree and, copied in, from the commit the watcher is compared
+// with.
 package main
 
 import (
@@ -29,11 +30,13 @@ func profile(dir string) {
 	ch := make(chan os.Signal, 2)
 	signal.Notify(ch, syscall.SIGUSR1, syscall.SIGUSR2)
 	var cpu *os.File
+	n := 0
 	for s := range ch {
 		switch {
 		case s == syscall.SIGUSR1 && cpu == nil:
-			heap(filepath.Join(dir, "start.heap"))
-			f, err := os.Create(filepath.Join(dir, "cpu.pprof"))
+			n++
+			heap(filepath.Join(dir, fmt.Sprintf("start-%d.heap", n)))
+			f, err := os.Create(filepath.Join(dir, fmt.Sprintf("cpu-%d.pprof", n)))
 			if err == nil && pprof.StartCPUProfile(f) == nil {
 				cpu = f
 			}
@@ -41,7 +44,7 @@ func profile(dir string) {
 			pprof.StopCPUProfile()
 			cpu.Close()
 			cpu = nil
-			heap(filepath.Join(dir, "end.heap"))
+			heap(filepath.Join(dir, fmt.Sprintf("end-%d.heap", n)))
 		}
 	}
 }
