@@ -81,9 +81,16 @@ type System struct {
 	LibvirtVersion func() (version, source string, err error)
 	// Daemons lists the running libvirt daemons.
 	Daemons func() ([]Daemon, error)
+	// HooksSince is since when the package's hooks (DRIVER.d/fdbhook) have
+	// been installed, as recorded when an upgrade replaced them (runstate's
+	// HooksSince); nil or not ok: their ctime says it.
+	HooksSince func() (time.Time, bool)
 	// LxcDriver reports whether libvirt's LXC driver is installed: the lxc
 	// hook is checked only then (nil: it is not).
 	LxcDriver func() bool
+	// Exec says what, beyond mode bits, keeps libvirt's daemons from
+	// executing the hooks (noexec mounts, AppArmor); nil: not checked.
+	Exec ExecPolicy
 	// Identify returns the fdbhook program ("qemu-hook", "network-hook")
 	// the file at path is and its version, or "" when it is not fdbhook.
 	Identify func(path string) (program, version string)
@@ -161,12 +168,14 @@ type hookSpec struct {
 	// something under libvirt, and missingWhy what then goes unmanaged.
 	missing    Level
 	missingWhy string
+	// object is what fails to start when libvirt cannot run the hook.
+	object string
 }
 
 var hookSpecs = []hookSpec{
-	{"qemu", "qemu-hook", []string{"libvirtd", "virtqemud"}, Fail, "no guest start is managed"},
-	{"network", "network-hook", []string{"libvirtd", "virtnetworkd"}, Warn, "bridge policy (vlan_filtering) is applied at the first guest start instead of at network start"},
-	{"lxc", "lxc-hook", []string{"libvirtd", "virtlxcd"}, Warn, "no start of a container of libvirt's LXC driver is managed"},
+	{"qemu", "qemu-hook", []string{"libvirtd", "virtqemud"}, Fail, "no guest start is managed", "guest"},
+	{"network", "network-hook", []string{"libvirtd", "virtnetworkd"}, Warn, "bridge policy (vlan_filtering) is applied at the first guest start instead of at network start", "network"},
+	{"lxc", "lxc-hook", []string{"libvirtd", "virtlxcd"}, Warn, "no start of a container of libvirt's LXC driver is managed", "container"},
 }
 
 // installedHookChecks asks, for each hook fdbhook provides, whether
@@ -376,10 +385,19 @@ func (s *hookScan) candidate(path string) {
 	if version != "" && s.sys.Version != "" && version != s.sys.Version {
 		s.add(Warn, "%s is version %s but this program is %s: reinstall one or the other", path, version, s.sys.Version)
 	}
+	installed := changed(lfi)
+	if s.sys.HooksSince != nil && path == filepath.Join(s.sys.HooksDir, s.h.driver+".d", "fdbhook") {
+		if since, ok := s.sys.HooksSince(); ok && since.Before(installed) {
+			installed = since
+		}
+	}
 	for _, d := range s.daemons {
 		if slices.Contains(s.h.daemons, d.Name) {
-			s.active(d, path, changed(lfi))
+			s.active(d, path, installed)
 		}
+	}
+	if s.sys.Exec != nil {
+		s.out = append(s.out, execChecks(s.sys.Exec, s.h, path, s.daemons)...)
 	}
 }
 
