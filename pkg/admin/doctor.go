@@ -365,7 +365,7 @@ func (s *hookScan) candidate(path string) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		if target, _ := os.Readlink(path); strings.Contains(target, "fdbhook") || strings.Contains(path, "fdbhook") {
-			s.add(Fail, "%s is a broken link to %s: reinstall fdbhook", path, target)
+			s.add(Fail, "%s", brokenLink(path, target))
 		}
 		return
 	}
@@ -410,7 +410,7 @@ func (s *hookScan) usable(path, prog string, fi fs.FileInfo) bool {
 		s.add(Fail, "%s runs %s; the %s hook must be %s", path, prog, s.h.driver, s.h.program)
 		return false
 	case !executable(fi):
-		s.add(Fail, "%s is not an executable file: libvirt skips it (chmod 755 %s)", path, path)
+		s.add(Fail, "%s", notExecutable(path))
 		return false
 	}
 	if c, bad := ownedBy(path, s.sys.Owner); bad {

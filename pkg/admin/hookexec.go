@@ -110,12 +110,20 @@ func HookExecChecks(hooksDir string, daemons []Daemon, pol ExecPolicy, lxc bool)
 		switch {
 		case err != nil:
 			target, _ := os.Readlink(path)
-			out = append(out, Check{Fail, h.driver + " hook", fmt.Sprintf("%s is a broken link to %s: reinstall fdbhook", path, target)})
+			out = append(out, Check{Fail, h.driver + " hook", brokenLink(path, target)})
 		case !executable(fi):
-			out = append(out, Check{Fail, h.driver + " hook", fmt.Sprintf("%s is not an executable file: libvirt skips it (chmod 755 %s)", path, path)})
+			out = append(out, Check{Fail, h.driver + " hook", notExecutable(path)})
 		default:
 			out = append(out, execChecks(pol, h, path, daemons)...)
 		}
 	}
 	return out
+}
+
+func brokenLink(path, target string) string {
+	return fmt.Sprintf("%s is a broken link to %s: reinstall fdbhook", path, target)
+}
+
+func notExecutable(path string) string {
+	return fmt.Sprintf("%s is not an executable file: libvirt skips it (chmod 755 %s)", path, path)
 }
