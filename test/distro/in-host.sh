@@ -289,6 +289,14 @@ echo "$out"
 expect_eq "fdbhook doctor: exit 1" "$rc" 1
 expect_match "doctor: one line naming the profile and the path" "$out" \
 	"^fail +qemu hook: AppArmor profile libvirtd \(enforce\) of libvirtd \(pid [0-9]+\) does not let it execute $qd -> /usr/libexec/fdbhook/qemu-hook "
+# Debian's libvirtd exits when idle and its socket starts it again: doctor
+# then judges by the profile it starts under.
+systemctl stop libvirtd.service
+out=$(fdbhook doctor 2>&1) && rc=0 || rc=$?
+expect_match "doctor with libvirtd stopped: judged by the profile it starts under" "$out" \
+	"^fail +qemu hook: AppArmor profile libvirtd \(enforce\) of libvirtd \(not running: the profile it starts under\) does not let it execute $qd -> "
+expect_eq "doctor with libvirtd stopped: exit 1" "$rc" 1
+systemctl start libvirtd.service
 out=$(fdbhook status 2>&1) && rc=0 || rc=$?
 expect_eq "fdbhook status: exit 1" "$rc" 1
 expect_match "status names the denial" "$out" "qemu hook: AppArmor profile libvirtd \(enforce\) .* does not let it execute"
