@@ -136,11 +136,17 @@ start_managed() {
 		echo "$out"
 		return 1
 	}
-	managed fdbt1a "$mac1a" br0 && untouched fdbt1b "$mac1b" || {
+	if ! managed fdbt1a "$mac1a" br0 || ! untouched fdbt1b "$mac1b"; then
 		show_port fdbt1a
 		show_port fdbt1b
 		return 1
-	}
+	fi
+}
+both_untouched() { untouched fdbt1a "$mac1a" && untouched fdbt1b "$mac1b"; }
+# removed: no hook, no unit, no watcher.
+removed() {
+	! ls "$qd" "$nd" "$ld" /lib/systemd/system/fdbhook.service 2>/dev/null &&
+		! systemctl cat fdbhook.service >/dev/null 2>&1 && ! pgrep -x fdbhook >/dev/null
 }
 # denied_since CURSOR: the kernel's AppArmor denials since CURSOR.
 denied_since() { journalctl -k -o cat --no-pager --after-cursor="$1" | grep 'apparmor="DENIED"' || true; }
@@ -189,7 +195,7 @@ check "fdbhook.service is enabled and active" systemctl is-active --quiet fdbhoo
 step "the shipped configuration manages nothing: guests start untouched"
 if out=$(vq start g1 2>&1); then
 	pass "g1 starts with the shipped configuration"
-	check "its ports are left as libvirt made them" eval 'untouched fdbt1a $mac1a && untouched fdbt1b $mac1b'
+	check "its ports are left as libvirt made them" both_untouched
 else
 	fail "g1 starts with the shipped configuration" "$out"
 fi
@@ -253,7 +259,7 @@ vq net-destroy fdbnet >/dev/null 2>&1
 out=$(dpkg -r fdbhook 2>&1) && rc=0 || rc=$?
 echo "$out"
 expect_eq "dpkg -r: exit 0" "$rc" 0
-check "dpkg -r: no hook, no unit, no watcher left" eval '! ls "$qd" "$nd" "$ld" /lib/systemd/system/fdbhook.service 2>/dev/null && ! systemctl cat fdbhook.service >/dev/null 2>&1 && ! pgrep -x fdbhook >/dev/null'
+check "dpkg -r: no hook, no unit, no watcher left" removed
 check "dpkg -r: the configuration is kept" test -f "$config"
 if out=$(vq net-start fdbnet 2>&1); then pass "a network starts after the removal"; else fail "a network starts after the removal" "$out"; fi
 vq net-destroy fdbnet >/dev/null 2>&1
@@ -290,13 +296,17 @@ expect_eq "fdbhook doctor: exit 1" "$rc" 1
 expect_match "doctor: one line naming the profile and the path" "$out" \
 	"^fail +qemu hook: AppArmor profile libvirtd \(enforce\) of libvirtd \(pid [0-9]+\) does not let it execute $qd -> /usr/libexec/fdbhook/qemu-hook "
 # Debian's libvirtd exits when idle and its socket starts it again: doctor
-# then judges by the profile it starts under.
-systemctl stop libvirtd.service
+# then judges by the profile it starts under. (The sockets are stopped too,
+# or the watcher's reconnection would start it at once.)
+sockets="libvirtd.socket libvirtd-ro.socket libvirtd-admin.socket"
+# shellcheck disable=SC2086
+systemctl stop $sockets libvirtd.service
 out=$(fdbhook doctor 2>&1) && rc=0 || rc=$?
 expect_match "doctor with libvirtd stopped: judged by the profile it starts under" "$out" \
 	"^fail +qemu hook: AppArmor profile libvirtd \(enforce\) of libvirtd \(not running: the profile it starts under\) does not let it execute $qd -> "
 expect_eq "doctor with libvirtd stopped: exit 1" "$rc" 1
-systemctl start libvirtd.service
+# shellcheck disable=SC2086
+systemctl start $sockets libvirtd.service
 out=$(fdbhook status 2>&1) && rc=0 || rc=$?
 expect_eq "fdbhook status: exit 1" "$rc" 1
 expect_match "status names the denial" "$out" "qemu hook: AppArmor profile libvirtd \(enforce\) .* does not let it execute"
