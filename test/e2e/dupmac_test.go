@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -14,7 +13,6 @@ import (
 	"time"
 
 	"github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
 
 	testlab "github.com/fdbhook/fdbhook/test/lab"
 )
@@ -65,16 +63,16 @@ func TestDuplicateMACWatcher(t *testing.T) {
 	stop := startNeighbour(t, mustMAC(dupMAC), 5*time.Millisecond)
 	virshOK(t, "start", dupB)
 	countB := openTapCounter(t, dupTapB)
-	if !waitFor(60*time.Second, func() bool { return countB.fromGuest(dupMAC) >= 3 }) {
+	if !waitFor(60*time.Second, func() bool { return countB.FromGuest(dupMAC) >= 3 }) {
 		stop()
-		t.Fatalf("guest %s sent %d frames from %s in 60 s, want 3: its iPXE did not run", dupB, countB.fromGuest(dupMAC), dupMAC)
+		t.Fatalf("guest %s sent %d frames from %s in 60 s, want 3: its iPXE did not run", dupB, countB.FromGuest(dupMAC), dupMAC)
 	}
 	time.Sleep(time.Second)
 	sent := stop()
 	time.Sleep(300 * time.Millisecond)
-	gotA, gotB := countA.stop(), countB.stop()
+	gotA, gotB := len(countA.Stop()), len(countB.Stop())
 	t.Logf("%d frames to %s from the outside host while %s sent %d from it: %d reached %s's tap, %d %s's",
-		sent, dupMAC, dupB, countB.fromGuest(dupMAC), gotA, dupA, gotB, dupB)
+		sent, dupMAC, dupB, countB.FromGuest(dupMAC), gotA, dupA, gotB, dupB)
 	if gotA != sent || gotB != 0 {
 		t.Errorf("%s's tap got %d of %d frames and %s's %d; want all on %s's, none on %s's", dupA, gotA, sent, dupB, gotB, dupA, dupB)
 	}
@@ -166,91 +164,14 @@ func startNeighbour(t *testing.T, dst net.HardwareAddr, period time.Duration) (s
 	return stop
 }
 
-// tapCounter counts, on one tap, the test frames the bridge forwards to it
-// and the frames the guest sends, by source MAC (a packet socket for
-// every protocol: only those see outgoing frames).
-type tapCounter struct {
-	fd      int
-	mu      sync.Mutex
-	marks   map[string]bool
-	sources map[string]int
-	done    chan struct{}
-	stopped chan struct{}
-}
-
-func openTapCounter(t *testing.T, tap string) *tapCounter {
+// openTapCounter counts on a tap of this host (testlab.TapCounter) until
+// the test ends.
+func openTapCounter(t *testing.T, tap string) *testlab.TapCounter {
 	t.Helper()
-	ifi, err := net.InterfaceByName(tap)
+	c, err := testlab.OpenTapCounter(netns.None(), tap)
 	if err != nil {
 		t.Fatal(err)
 	}
-	all := uint16(unix.ETH_P_ALL)<<8 | uint16(unix.ETH_P_ALL)>>8
-	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(all))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: all, Ifindex: ifi.Index}); err != nil {
-		unix.Close(fd)
-		t.Fatal(err)
-	}
-	tv := unix.NsecToTimeval((50 * time.Millisecond).Nanoseconds())
-	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
-	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20)
-	c := &tapCounter{fd: fd, marks: map[string]bool{}, sources: map[string]int{}, done: make(chan struct{}), stopped: make(chan struct{})}
-	go c.loop()
-	t.Cleanup(func() { c.stop() })
+	t.Cleanup(func() { c.Stop() })
 	return c
-}
-
-func (c *tapCounter) loop() {
-	defer close(c.stopped)
-	buf := make([]byte, 2048)
-	for {
-		select {
-		case <-c.done:
-			return
-		default:
-		}
-		n, from, err := unix.Recvfrom(c.fd, buf, 0)
-		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
-			continue
-		}
-		ll, ok := from.(*unix.SockaddrLinklayer)
-		if err != nil || !ok || n < 14 {
-			if err != nil {
-				return // the tap went away
-			}
-			continue
-		}
-		c.mu.Lock()
-		if ll.Pkttype == unix.PACKET_OUTGOING {
-			if m, ok := testlab.Marker(buf[:n]); ok {
-				c.marks[m] = true
-			}
-		} else {
-			c.sources[net.HardwareAddr(buf[6:12]).String()]++
-		}
-		c.mu.Unlock()
-	}
-}
-
-// fromGuest is how many frames the guest sent from mac so far.
-func (c *tapCounter) fromGuest(mac string) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.sources[mac]
-}
-
-// stop ends counting and returns how many test frames reached the tap.
-func (c *tapCounter) stop() int {
-	select {
-	case <-c.done:
-	default:
-		close(c.done)
-		<-c.stopped
-		unix.Close(c.fd)
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.marks)
 }
