@@ -26,10 +26,11 @@ type TapCounter struct {
 	stopped chan struct{}
 }
 
-// OpenTapCounter starts counting on dev in ns.
+// OpenTapCounter starts counting on dev in ns (netns.None(): the test's
+// own namespace).
 func OpenTapCounter(ns netns.NsHandle, dev string) (*TapCounter, error) {
 	c := &TapCounter{marks: map[string]time.Time{}, sources: map[string]int{}, done: make(chan struct{}), stopped: make(chan struct{})}
-	err := InNS(ns, func() error {
+	open := func() error {
 		ifi, err := net.InterfaceByName(dev)
 		if err != nil {
 			return err
@@ -47,7 +48,13 @@ func OpenTapCounter(ns netns.NsHandle, dev string) (*TapCounter, error) {
 		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20)
 		c.fd = fd
 		return nil
-	})
+	}
+	var err error
+	if ns.IsOpen() {
+		err = InNS(ns, open)
+	} else {
+		err = open()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("packet socket on %s: %w", dev, err)
 	}
