@@ -30,6 +30,7 @@ check:
 	@fmt=$$(gofmt -l cmd pkg test); if [ -n "$$fmt" ]; then echo "gofmt: $$fmt"; exit 1; fi
 	$(GO) vet ./...
 	@test/docs/figures.sh
+	@test/deps.sh groff-base
 	$(GO) test -count=1 ./test/docs/
 
 # Pure tests: parsing, config, planning; and pkg/kernel read back against the
