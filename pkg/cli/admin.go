@@ -294,6 +294,7 @@ func doctor(e *Env, args []string) int {
 		LxcDriver:      admin.LxcDriverInstalled,
 		Exec:           admin.HostExecPolicy(),
 		Identify:       admin.Identify,
+		Syslog:         admin.SyslogReachable,
 		Version:        version.Version,
 	})
 	checks = append(checks, watcherCheck(watcherReport(e)))
