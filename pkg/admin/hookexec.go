@@ -41,16 +41,16 @@ type ExecVerdict struct {
 // socket starts it again.
 func execChecks(pol ExecPolicy, h hookSpec, path string, daemons []Daemon) []Check {
 	name := h.driver + " hook"
-	real, err := filepath.EvalSymlinks(path)
+	target, err := filepath.EvalSymlinks(path)
 	if err != nil {
 		return []Check{{Fail, name, fmt.Sprintf("%s: %v", path, err)}}
 	}
 	shown := path
-	if real != path {
-		shown = path + " -> " + real
+	if target != path {
+		shown = path + " -> " + target
 	}
-	if noexec, err := pol.NoExec(real); err != nil {
-		return []Check{{Warn, name, fmt.Sprintf("could not check the mount of %s: %v", real, err)}}
+	if noexec, err := pol.NoExec(target); err != nil {
+		return []Check{{Warn, name, fmt.Sprintf("could not check the mount of %s: %v", target, err)}}
 	} else if noexec {
 		return []Check{{Fail, name, fmt.Sprintf("%s is on a filesystem mounted noexec: libvirt cannot execute it and every %s start fails with exit status 126",
 			shown, h.object)}}
@@ -61,7 +61,7 @@ func execChecks(pol ExecPolicy, h hookSpec, path string, daemons []Daemon) []Che
 		if i := slices.IndexFunc(daemons, func(r Daemon) bool { return r.Name == d }); i >= 0 {
 			pid = daemons[i].PID
 		}
-		if c, ok := confinementCheck(pol.Exec(d, pid, real), h, name, shown, real, d, pid); ok {
+		if c, ok := confinementCheck(pol.Exec(d, pid, target), h, name, shown, target, d, pid); ok {
 			out = append(out, c)
 		}
 	}
@@ -70,7 +70,7 @@ func execChecks(pol ExecPolicy, h hookSpec, path string, daemons []Daemon) []Che
 
 // confinementCheck turns one daemon's verdict into a check; ok is false
 // when nothing confines the daemon.
-func confinementCheck(v ExecVerdict, h hookSpec, name, shown, real, daemon string, pid int) (c Check, ok bool) {
+func confinementCheck(v ExecVerdict, h hookSpec, name, shown, target, daemon string, pid int) (c Check, ok bool) {
 	who := fmt.Sprintf("%s (pid %d)", daemon, pid)
 	if pid == 0 {
 		who = daemon + " (not running: the profile it starts under)"
@@ -81,10 +81,10 @@ func confinementCheck(v ExecVerdict, h hookSpec, name, shown, real, daemon strin
 	case v.Label == "":
 		return Check{}, false
 	case v.Allowed:
-		return Check{OK, name, fmt.Sprintf("AppArmor profile %s of %s lets it execute %s", v.Label, who, real)}, true
+		return Check{OK, name, fmt.Sprintf("AppArmor profile %s of %s lets it execute %s", v.Label, who, target)}, true
 	case !v.Enforced:
 		return Check{Warn, name, fmt.Sprintf("AppArmor profile %s of %s does not let it execute %s: only logged in this mode, in enforce mode every %s start would fail",
-			v.Label, who, real, h.object)}, true
+			v.Label, who, target, h.object)}, true
 	}
 	return Check{Fail, name, fmt.Sprintf("AppArmor profile %s of %s does not let it execute %s (a link is judged by its target): every %s start fails with exit status 126; the hook must be a regular file under /etc/libvirt/hooks (reinstall a current fdbhook package)",
 		v.Label, who, shown, h.object)}, true
