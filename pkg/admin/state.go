@@ -37,6 +37,9 @@ type State struct {
 	Containers map[string]plan.Container
 	// Notes are things worth telling that are not problems.
 	Notes []string
+	// HookChecks are what keeps libvirt from running the installed hooks
+	// (HookExecChecks); status reports their failures as problems.
+	HookChecks []Check
 
 	// owners maps a tap to the running guest naming it, and claims a MAC
 	// to the running guests' NICs that have it, both built from Running

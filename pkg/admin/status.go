@@ -98,6 +98,7 @@ const (
 	ProblemPromisc    = "uplink-promiscuous" // an uplink stays promiscuous although every guest port is managed
 	ProblemRefused    = "refused"            // a start would refuse a NIC
 	ProblemGuestError = "guest-error"        // a guest could not be planned at all
+	ProblemHook       = "hook"               // libvirt cannot run an installed hook
 )
 
 // Why an uplink stays promiscuous, as PortReport.PromiscReason.
@@ -143,6 +144,14 @@ func Status(st *State, only []string) (*Report, error) {
 		rep.Notes = append(rep.Notes, notes...)
 	}
 	a.guestProblems(rep, shown, len(only) > 0)
+	for _, c := range st.HookChecks {
+		switch c.Level {
+		case Fail:
+			rep.Problems = append(rep.Problems, Problem{Kind: ProblemHook, Text: c.Name + ": " + c.Text})
+		case Warn:
+			rep.Notes = append(rep.Notes, c.Name+": "+c.Text)
+		}
+	}
 	return rep, nil
 }
 

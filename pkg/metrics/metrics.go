@@ -50,7 +50,7 @@ const (
 var (
 	entryStates   = []string{admin.EntryOK, admin.EntryRoamed, admin.EntryStale, admin.EntryUnknown}
 	portStates    = []string{PortManaged, PortUnmanaged, PortExcluded}
-	problemKinds  = []string{admin.ProblemBridge, admin.ProblemVlan, admin.ProblemPortFlags, admin.ProblemNoEntry, admin.ProblemRoamed, admin.ProblemStale, admin.ProblemPromisc, admin.ProblemRefused, admin.ProblemGuestError}
+	problemKinds  = []string{admin.ProblemBridge, admin.ProblemVlan, admin.ProblemPortFlags, admin.ProblemNoEntry, admin.ProblemRoamed, admin.ProblemStale, admin.ProblemPromisc, admin.ProblemRefused, admin.ProblemGuestError, admin.ProblemHook}
 	promiscErrors = []string{admin.PromiscVlanOff, admin.PromiscBridge, admin.PromiscPortsLearning, admin.PromiscByHand, admin.PromiscDevice}
 )
 
