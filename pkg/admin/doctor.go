@@ -81,12 +81,22 @@ type System struct {
 	LibvirtVersion func() (version, source string, err error)
 	// Daemons lists the running libvirt daemons.
 	Daemons func() ([]Daemon, error)
+	// HooksSince is since when the package's hooks (DRIVER.d/fdbhook) have
+	// been installed, as recorded when an upgrade replaced them (runstate's
+	// HooksSince); nil or not ok: their ctime says it.
+	HooksSince func() (time.Time, bool)
 	// LxcDriver reports whether libvirt's LXC driver is installed: the lxc
 	// hook is checked only then (nil: it is not).
 	LxcDriver func() bool
+	// Exec says what, beyond mode bits, keeps libvirt's daemons from
+	// executing the hooks (noexec mounts, AppArmor); nil: not checked.
+	Exec ExecPolicy
 	// Identify returns the fdbhook program ("qemu-hook", "network-hook")
 	// the file at path is and its version, or "" when it is not fdbhook.
 	Identify func(path string) (program, version string)
+	// Syslog reports whether the system log (/dev/log) can be reached;
+	// nil: not checked.
+	Syslog func() error
 	// Version is this binary's version.
 	Version string
 	// Owner is the uid the configuration and the hooks must belong to:
@@ -109,7 +119,19 @@ func Doctor(sys *System) []Check {
 	if cfg != nil {
 		out = append(out, bridgeChecks(cfg, sys.Networks, links, linksOK)...)
 	}
+	if sys.Syslog != nil {
+		out = append(out, syslogCheck(sys.Syslog()))
+	}
 	return out
+}
+
+// syslogCheck says where the hooks' and the watcher's log lines go.
+func syslogCheck(err error) Check {
+	if err == nil {
+		return Check{OK, "log", "the system log is reachable: the hooks log there (facility daemon, tag fdbhook), the watcher too (tag fdbhook-watch)"}
+	}
+	return Check{Warn, "log", fmt.Sprintf("no system log (%v): the hooks' log lines are lost (a refused start still shows its cause in virsh's error), "+
+		"and fdbhook watch logs to standard error only: start a syslog daemon or systemd-journald, or run the watcher as fdbhook.service", err)}
 }
 
 // kernelChecks asks whether this kernel has what fdbhook needs: its
@@ -161,12 +183,14 @@ type hookSpec struct {
 	// something under libvirt, and missingWhy what then goes unmanaged.
 	missing    Level
 	missingWhy string
+	// object is what fails to start when libvirt cannot run the hook.
+	object string
 }
 
 var hookSpecs = []hookSpec{
-	{"qemu", "qemu-hook", []string{"libvirtd", "virtqemud"}, Fail, "no guest start is managed"},
-	{"network", "network-hook", []string{"libvirtd", "virtnetworkd"}, Warn, "bridge policy (vlan_filtering) is applied at the first guest start instead of at network start"},
-	{"lxc", "lxc-hook", []string{"libvirtd", "virtlxcd"}, Warn, "no start of a container of libvirt's LXC driver is managed"},
+	{"qemu", "qemu-hook", []string{"libvirtd", "virtqemud"}, Fail, "no guest start is managed", "guest"},
+	{"network", "network-hook", []string{"libvirtd", "virtnetworkd"}, Warn, "bridge policy (vlan_filtering) is applied at the first guest start instead of at network start", "network"},
+	{"lxc", "lxc-hook", []string{"libvirtd", "virtlxcd"}, Warn, "no start of a container of libvirt's LXC driver is managed", "container"},
 }
 
 // installedHookChecks asks, for each hook fdbhook provides, whether
@@ -356,7 +380,7 @@ func (s *hookScan) candidate(path string) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		if target, _ := os.Readlink(path); strings.Contains(target, "fdbhook") || strings.Contains(path, "fdbhook") {
-			s.add(Fail, "%s is a broken link to %s: reinstall fdbhook", path, target)
+			s.add(Fail, "%s", brokenLink(path, target))
 		}
 		return
 	}
@@ -376,10 +400,19 @@ func (s *hookScan) candidate(path string) {
 	if version != "" && s.sys.Version != "" && version != s.sys.Version {
 		s.add(Warn, "%s is version %s but this program is %s: reinstall one or the other", path, version, s.sys.Version)
 	}
+	installed := changed(lfi)
+	if s.sys.HooksSince != nil && path == filepath.Join(s.sys.HooksDir, s.h.driver+".d", "fdbhook") {
+		if since, ok := s.sys.HooksSince(); ok && since.Before(installed) {
+			installed = since
+		}
+	}
 	for _, d := range s.daemons {
 		if slices.Contains(s.h.daemons, d.Name) {
-			s.active(d, path, changed(lfi))
+			s.active(d, path, installed)
 		}
+	}
+	if s.sys.Exec != nil {
+		s.out = append(s.out, execChecks(s.sys.Exec, s.h, path, s.daemons)...)
 	}
 }
 
@@ -392,7 +425,7 @@ func (s *hookScan) usable(path, prog string, fi fs.FileInfo) bool {
 		s.add(Fail, "%s runs %s; the %s hook must be %s", path, prog, s.h.driver, s.h.program)
 		return false
 	case !executable(fi):
-		s.add(Fail, "%s is not an executable file: libvirt skips it (chmod 755 %s)", path, path)
+		s.add(Fail, "%s", notExecutable(path))
 		return false
 	}
 	if c, bad := ownedBy(path, s.sys.Owner); bad {
@@ -440,7 +473,7 @@ func bridgeChecks(cfg *config.Config, nets Networks, links []*model.Link, linksO
 		l := byName[bridge]
 		switch {
 		case l == nil:
-			out = append(out, Check{missing, name, fmt.Sprintf("bridge %s%s does not exist", bridge, via)})
+			out = append(out, Check{missing, name, noBridge(cfg, links, bridge, via)})
 		case l.Type != "bridge":
 			out = append(out, Check{Fail, name, fmt.Sprintf("%s%s is %s, not a Linux bridge: fdbhook manages Linux bridges only", bridge, via, l.Describe())})
 		default:
@@ -474,6 +507,27 @@ func bridgeChecks(cfg *config.Config, nets Networks, links []*model.Link, linksO
 		}
 	}
 	return out
+}
+
+// noBridge says that a configured bridge does not exist, where the
+// configuration names it, which bridges do, and what to do.
+func noBridge(cfg *config.Config, links []*model.Link, bridge, via string) string {
+	var have []string
+	for _, l := range links {
+		if l.Type == "bridge" {
+			have = append(have, l.Name)
+		}
+	}
+	slices.Sort(have)
+	there := "there is no Linux bridge on this host"
+	if len(have) > 0 {
+		there = "the Linux bridges here are " + strings.Join(have, ", ")
+	}
+	if via != "" {
+		return fmt.Sprintf("bridge %s%s does not exist (%s): start the network (virsh net-start), or fix its definition", bridge, via, there)
+	}
+	return fmt.Sprintf("bridge %s does not exist (bridges, %s); %s: fix the name there, or create the bridge (ip link add %s type bridge)",
+		bridge, config.Where(cfg.Path, "bridges"), there, bridge)
 }
 
 // parseVersion reads the leading dotted numbers of s ("6.1.0-18-amd64" →

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"github.com/fdbhook/fdbhook/pkg/logline"
 	"github.com/fdbhook/fdbhook/pkg/runstate"
 
 	"bytes"
@@ -85,7 +86,7 @@ func LibvirtVersion() (version, source string, err error) {
 }
 
 // libvirtDaemons are the daemons that run hooks.
-var libvirtDaemons = []string{"libvirtd", "virtqemud", "virtnetworkd"}
+var libvirtDaemons = []string{"libvirtd", "virtqemud", "virtnetworkd", "virtlxcd"}
 
 // userHZ is the unit of /proc/PID/stat's start time. It is 100 on every
 // Linux architecture fdbhook is built for.
@@ -221,4 +222,14 @@ func LxcDriverInstalled() bool {
 		}
 	}
 	return false
+}
+
+// SyslogReachable reports whether the system log can be reached, as the
+// hooks and the watcher reach it (/dev/log).
+func SyslogReachable() error {
+	h, err := logline.Syslog("fdbhook")
+	if err != nil {
+		return err
+	}
+	return h.Writer.Close()
 }

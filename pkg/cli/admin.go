@@ -100,6 +100,17 @@ func (e *Env) state() (st *admin.State, k model.Kernel, done func(), err error) 
 	return st, k, k.Close, nil
 }
 
+// reportState is state for a report (status, the metrics): with the
+// checks of the installed hooks.
+func (e *Env) reportState() (st *admin.State, done func(), err error) {
+	st, _, done, err = e.state()
+	if err == nil && e.HookChecks != nil {
+		_, etc := e.libvirtPaths()
+		st.HookChecks = e.HookChecks(filepath.Join(etc, "hooks"))
+	}
+	return st, done, err
+}
+
 func (e *Env) readState(k model.Kernel) (*admin.State, error) {
 	cfg, err := hook.LoadConfig(e.Getenv)
 	if err != nil {
@@ -168,7 +179,7 @@ func status(e *Env, args []string) int {
 			only = append(only, a)
 		}
 	}
-	st, _, done, err := e.state()
+	st, done, err := e.reportState()
 	if err != nil {
 		return e.fail(err)
 	}
@@ -279,8 +290,11 @@ func doctor(e *Env, args []string) int {
 		Probe:          func() admin.Probe { return admin.ProbeKernel(kernel.DefaultTimeout) },
 		LibvirtVersion: admin.LibvirtVersion,
 		Daemons:        admin.Daemons,
+		HooksSince:     runstate.Dir(runstate.DefaultDir).HooksSince,
 		LxcDriver:      admin.LxcDriverInstalled,
+		Exec:           admin.HostExecPolicy(),
 		Identify:       admin.Identify,
+		Syslog:         admin.SyslogReachable,
 		Version:        version.Version,
 	})
 	checks = append(checks, watcherCheck(watcherReport(e)))

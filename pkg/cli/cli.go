@@ -7,6 +7,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/fdbhook/fdbhook/pkg/admin"
 	"github.com/fdbhook/fdbhook/pkg/hook"
 	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/pkg/version"
@@ -52,6 +53,10 @@ type Env struct {
 	hook.Env
 	// OpenKernel connects to the kernel (one connection per command).
 	OpenKernel func() (model.Kernel, error)
+	// HookChecks checks what keeps libvirt from running the installed
+	// hooks in a hooks directory (admin.HookExecChecks), for status and
+	// the metrics; nil: not checked.
+	HookChecks func(hooksDir string) []admin.Check
 }
 
 // Main runs the fdbhook command line (the arguments after the program name)

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"github.com/fdbhook/fdbhook/pkg/admin"
 	"github.com/fdbhook/fdbhook/pkg/hook"
 	"github.com/fdbhook/fdbhook/pkg/metrics"
 	"github.com/fdbhook/fdbhook/pkg/version"
@@ -26,10 +25,7 @@ Whatever could be read is written; exit status 3 on a bad configuration
 // /metrics: metrics.Handler(e.metricsSource()).
 func (e *Env) metricsSource() metrics.Source {
 	return metrics.Source{
-		State: func() (*admin.State, func(), error) {
-			st, _, done, err := e.state()
-			return st, done, err
-		},
+		State:   e.reportState,
 		RunDir:  e.RunDir,
 		Version: version.Version,
 	}

@@ -1,8 +1,9 @@
 // Package lab is the harness the kernel test suites (test/integration,
-// test/features, test/admin, and test/vm inside its VM) share, and nothing
-// else imports: each suite's TestMain copies the binaries it runs once (a
-// Suite), and each test builds its host in throw-away network namespaces
-// (a Namespace) that are deleted when it ends.
+// test/features, test/admin, and test/vm inside its VM) share, with the
+// frame helpers test/e2e uses too: each suite's TestMain copies the
+// binaries it runs once (a Suite), and each test builds its host in
+// throw-away network namespaces (a Namespace) that are deleted when it
+// ends.
 //
 // A Namespace is never entered by the test's own thread: links are made
 // through a netlink handle opened inside it, iproute2 runs with `-n`, and
@@ -12,7 +13,8 @@
 // The test's traffic is frames of EtherType carrying a mark (Frame,
 // TaggedFrame, Marker): the test plays the guest through the tap's file
 // descriptor (OpenTap) and the network beyond an uplink through a packet
-// socket (OpenPacket); GuestSends counts what a port lets through.
+// socket (OpenPacket); GuestSends counts what a port lets through, and a
+// TapCounter what a real guest's tap is handed (test/e2e).
 //
 // test/vm uses only InNS, OpenTap and the frame helpers: it runs in a
 // busybox VM whose `ip` on PATH is not iproute2's, and makes its
