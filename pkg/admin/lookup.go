@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"maps"
 	"slices"
 
 	"github.com/fdbhook/fdbhook/pkg/model"
@@ -61,4 +62,43 @@ func (s *Snapshot) forgetLooked(st plan.Step) {
 	case plan.ExtendEntry:
 		delete(s.looked, st.BridgeIndex)
 	}
+}
+
+// staleCandidates returns the entries of br that cleaning looks at: every
+// entry, from one dump; or, once the snapshot looks entries up (LookUp),
+// those that can be stale (classify): the entries on the bridge's taps
+// that no running guest owns, each tap's read by the kernel's port filter,
+// and the entries for defined guests' MACs, one get each. Static entries
+// for MACs no guest has, on ports no guest owns, are then not listed as
+// "left alone": on a busy bridge those are whatever the segment holds,
+// and the one dump that lists them is what the watcher's resyncs must
+// not pay.
+func (a *analysis) staleCandidates(br *model.Link) ([]model.Entry, error) {
+	k := a.st.Kernel
+	if !k.lookingUp(br) {
+		return k.BridgeEntries(br)
+	}
+	var out []model.Entry
+	for _, port := range k.Ports(br) {
+		if !port.IsTap() || a.byPort[port.Name] != nil {
+			continue
+		}
+		es, err := k.PortEntries(br, port)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, es...)
+	}
+	for _, mac := range slices.Sorted(maps.Keys(a.defined)) {
+		es, err := k.Entries(br, mac)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range es {
+			if !slices.ContainsFunc(out, func(o model.Entry) bool { return o.MAC == e.MAC && o.PortIndex == e.PortIndex && o.Vlan == e.Vlan }) {
+				out = append(out, e)
+			}
+		}
+	}
+	return out, nil
 }

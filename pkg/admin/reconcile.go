@@ -185,7 +185,7 @@ func changes(k *Snapshot, s plan.Step) bool {
 // they were on (which no running guest owns) learning and flooding back
 // once no static entry is left on them, as a guest's stop does.
 func (res *Result) cleanBridge(a *analysis, br *model.Link, w model.Writer) error {
-	all, err := a.st.Kernel.BridgeEntries(br)
+	all, err := a.staleCandidates(br)
 	if err != nil {
 		return err
 	}
