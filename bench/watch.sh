@@ -11,7 +11,7 @@
 #
 # Knobs (environment): BENCH_WATCH_HOTPLUGS (default 30), BENCH_WATCH_GUESTS
 # (300), BENCH_WATCH_IDLE (2m), BENCH_WATCH_PARTS (hotplug,idle,churn),
-# BENCH_WATCH_RATES (0,1000,5000,20000), BENCH_WATCH_WINDOW (20s),
+# BENCH_WATCH_RATES (0,1000,5000,20000), BENCH_WATCH_WINDOW (65s: one timer resync falls in it),
 # BENCH_WATCH_PROBES (5), BENCH_WATCH_BEFORE (2684775: the watcher on the
 # netlink library's subscriptions; "none" measures this tree's alone),
 # BENCH_WATCH_PROFILE (a directory: CPU and allocation profiles of each
@@ -36,7 +36,7 @@ go build -trimpath -o bench/bin/watchbench ./bench/watch
 # make build builds), in one run.
 churn() {
 	local before=${BENCH_WATCH_BEFORE:-2684775} profile=${BENCH_WATCH_PROFILE:-} after=bin/fdbhook
-	local args=(-mode churn -rates "${BENCH_WATCH_RATES:-0,1000,5000,20000}" -window "${BENCH_WATCH_WINDOW:-20s}"
+	local args=(-mode churn -rates "${BENCH_WATCH_RATES:-0,1000,5000,20000}" -window "${BENCH_WATCH_WINDOW:-65s}"
 		-probes "${BENCH_WATCH_PROBES:-5}")
 	if [ -n "$profile" ]; then
 		mkdir -p "$profile"

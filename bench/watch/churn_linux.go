@@ -96,6 +96,7 @@ type cell struct {
 	sender   *sender
 	res      cellResult
 	stopSend context.CancelFunc
+	started  time.Time // when the watcher was started
 	sendDone sync.WaitGroup
 }
 
@@ -108,6 +109,8 @@ type cellResult struct {
 	startup time.Duration
 	cpu     time.Duration // utime+stime over the window, churn alone
 	wall    time.Duration // the window, as it was
+	// timerResyncs counts the watcher's timer resyncs in the window.
+	timerResyncs int
 	// probeCPU over probeWall: while the probes ran, the churn going on.
 	probeCPU, probeWall time.Duration
 	hotplug, drift      []time.Duration
@@ -204,7 +207,7 @@ func (c *cell) build() error {
 			return err
 		}
 	}
-	cfg := fmt.Sprintf("bridges = [%q]\nlog_level = %q\n[watch]\nresync = \"60s\"\n", churnBridge, c.o.logLevel)
+	cfg := fmt.Sprintf("bridges = [%q]\nlog_level = %q\n[watch]\nresync = %q\n", churnBridge, c.o.logLevel, timerResync)
 	if err := os.WriteFile(filepath.Join(c.dir, "fdbhook.toml"), []byte(cfg), 0o644); err != nil {
 		return err
 	}
@@ -302,6 +305,7 @@ func (c *cell) start() error {
 		}
 	}
 	c.res.startup = time.Since(t0)
+	c.started = t0
 	return nil
 }
 

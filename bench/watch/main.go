@@ -43,7 +43,7 @@ func main() {
 	flag.IntVar(&co.guests, "churn-guests", 500, "churn: simulated guests")
 	flag.IntVar(&co.nics, "nics", 2, "churn: NICs per guest")
 	flag.DurationVar(&co.warmup, "warmup", 13*time.Second, "churn: churn before the window, for the table to fill")
-	flag.DurationVar(&co.window, "window", 20*time.Second, "churn: the measured window")
+	flag.DurationVar(&co.window, "window", 65*time.Second, "churn: the measured window")
 	flag.IntVar(&co.probes, "probes", 5, "churn: hotplugs and drifts in the window")
 	flag.DurationVar(&co.ageing, "ageing", 10*time.Second, "churn: the bridge's ageing time")
 	flag.StringVar(&co.profile, "profile", "", "churn: directory for the window's profiles (the binaries are bench/watchprof builds)")

@@ -48,9 +48,11 @@ func (c *cell) measure() error {
 	if err != nil {
 		return err
 	}
+	w0 := time.Now()
 	if c.res.cpu, c.res.wall, err = cpuOver(pid, func() error { time.Sleep(c.o.window); return nil }); err != nil {
 		return err
 	}
+	c.res.timerResyncs = timerResyncs(c.started, w0, w0.Add(c.res.wall))
 	stopProfile()
 	if stopProfile, err = c.startProfile(pid, 2); err != nil {
 		return err
@@ -69,6 +71,21 @@ func (c *cell) measure() error {
 	default:
 		return nil
 	}
+}
+
+// timerResync is the cells' [watch] resync.
+const timerResync = 60 * time.Second
+
+// timerResyncs counts the timer resyncs of a watcher started at start that
+// fall between from and to.
+func timerResyncs(start, from, to time.Time) int {
+	n := 0
+	for t := start.Add(timerResync); !t.After(to); t = t.Add(timerResync) {
+		if !t.Before(from) {
+			n++
+		}
+	}
+	return n
 }
 
 // cpuOver runs f and returns the CPU time process pid used meanwhile, and
