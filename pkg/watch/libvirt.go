@@ -30,6 +30,13 @@ type Libvirt struct {
 	MinBackoff, MaxBackoff time.Duration
 	// DialTimeout bounds one connection attempt.
 	DialTimeout time.Duration
+	// Clock times the backoff and how long a session lasted; nil means
+	// SystemClock.
+	Clock Clock
+
+	// serve runs one session (nil: session); tests give it sessions
+	// that fail or end as they say.
+	serve func(ctx context.Context, emit func(Event)) error
 }
 
 func (s *Libvirt) Name() string { return "libvirt" }
@@ -48,27 +55,30 @@ func (s *Libvirt) socket() (string, error) {
 const stableSession = 2 * time.Second
 
 // Run connects, serves events until the connection drops, and connects
-// again, until ctx ends.
+// again, until ctx ends. Attempts that fail wait MinBackoff, then twice as
+// long each time, up to MaxBackoff; a session that lasted stableSession
+// starts again from MinBackoff, at once.
 func (s *Libvirt) Run(ctx context.Context, emit func(Event)) {
-	minB, maxB := s.MinBackoff, s.MaxBackoff
-	if minB == 0 {
-		minB = 100 * time.Millisecond
+	minB, maxB := s.backoffs()
+	clock, serve := s.Clock, s.serve
+	if clock == nil {
+		clock = SystemClock{}
 	}
-	if maxB == 0 {
-		maxB = 5 * time.Second
+	if serve == nil {
+		serve = s.session
 	}
 	backoff := minB
 	lastErr := ""
 	for ctx.Err() == nil {
-		began := time.Now()
-		err := s.session(ctx, emit)
+		began := clock.Now()
+		err := serve(ctx, emit)
 		if ctx.Err() != nil {
 			return
 		}
 		if err == nil {
 			s.Log.Warn("lost the connection to libvirt; reconnecting")
 			lastErr = ""
-			if time.Since(began) > stableSession {
+			if clock.Now().Sub(began) >= stableSession {
 				// A session that ran for a while: try again at once.
 				backoff = minB
 				continue
@@ -82,13 +92,23 @@ func (s *Libvirt) Run(ctx context.Context, emit func(Event)) {
 		} else {
 			s.Log.Debugf("libvirt: %v; retrying in %s", err, backoff)
 		}
-		select {
-		case <-ctx.Done():
+		if !sleep(clock, backoff, ctx.Done()) {
 			return
-		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, maxB)
 	}
+}
+
+// backoffs returns the bounds of the delay between attempts.
+func (s *Libvirt) backoffs() (minB, maxB time.Duration) {
+	minB, maxB = s.MinBackoff, s.MaxBackoff
+	if minB == 0 {
+		minB = 100 * time.Millisecond
+	}
+	if maxB == 0 {
+		maxB = 5 * time.Second
+	}
+	return minB, maxB
 }
 
 // session is one connection. It returns nil when an established

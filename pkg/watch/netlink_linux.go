@@ -24,12 +24,29 @@ type Netlink struct {
 	// RcvBuf is the socket receive buffer; a burst that overflows it is
 	// ENOBUFS and a resync.
 	RcvBuf int
+	// Clock times the pause before subscribing again; nil means
+	// SystemClock.
+	Clock Clock
+
+	// open subscribes (nil: openSubscription); tests give it
+	// subscriptions they feed and fail by hand.
+	open func(ns netns.NsHandle, rcvbuf int) (*subscription, error)
 }
+
+// resubscribeDelay is the pause between a failed subscription and the
+// next: a kernel that refuses subscriptions must not make a busy loop.
+const resubscribeDelay = 100 * time.Millisecond
 
 func (s *Netlink) Name() string { return "netlink" }
 
-// Run subscribes and forwards hints until ctx ends.
+// Run subscribes and forwards hints until ctx ends. A subscription that
+// fails or is lost (ENOBUFS: notifications were dropped) asks for a
+// resync, since events may have been missed, and is made again.
 func (s *Netlink) Run(ctx context.Context, emit func(Event)) {
+	clock := s.Clock
+	if clock == nil {
+		clock = SystemClock{}
+	}
 	first := true
 	for ctx.Err() == nil {
 		err := s.subscribe(ctx, emit, first)
@@ -39,10 +56,8 @@ func (s *Netlink) Run(ctx context.Context, emit func(Event)) {
 		}
 		s.Log.Warnf("netlink: %v; subscribing again and resyncing", err)
 		emit(Event{Resync: true, Why: "netlink: " + err.Error()})
-		select {
-		case <-ctx.Done():
+		if !sleep(clock, resubscribeDelay, ctx.Done()) {
 			return
-		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }
@@ -54,7 +69,11 @@ func (s *Netlink) subscribe(ctx context.Context, emit func(Event), first bool) e
 	if rcvbuf == 0 {
 		rcvbuf = 1 << 20
 	}
-	sub, err := openSubscription(s.NS, rcvbuf)
+	open := s.open
+	if open == nil {
+		open = openSubscription
+	}
+	sub, err := open(s.NS, rcvbuf)
 	if err != nil {
 		return err
 	}

@@ -70,8 +70,8 @@ type Watcher struct {
 	Debounce    time.Duration
 	Backoff     time.Duration
 	MaxAttempts int
-	// Now is the clock; nil means time.Now.
-	Now func() time.Time
+	// Clock is the watcher's time; nil means SystemClock.
+	Clock Clock
 	// Processed, when set, is called after every batch (for tests and
 	// benchmarks): which guests were reconciled, and whether a resync ran.
 	Processed func(guests []string, resync bool)
@@ -94,48 +94,51 @@ const (
 // events until ctx ends. It returns nil after a clean shutdown: every
 // source stopped and the lock released.
 func (w *Watcher) Run(ctx context.Context) error {
-	w.setDefaults()
-	cfg, err := config.Load(w.ConfigPath)
-	if err != nil {
-		return err
-	}
-	w.cfg = cfg
-	release, err := w.RunDir.HoldWatcher(w.Now())
+	release, err := w.open()
 	if err != nil {
 		return err
 	}
 	defer release()
-	w.q = newQueue(w.Debounce, w.Now)
-	w.live = newLiveGuests(w.Libvirt.QemuRunDir, w.Libvirt.LxcRunDir)
-	w.roams = map[string]map[string]string{}
-	w.failed = map[string]string{}
-	w.q.resync("start-up", true, false)
-
 	defer w.startSources(ctx)()
 	w.Log.Infof("watching: configuration %s, resync every %s, %d sources", w.ConfigPath, w.cfg.Watch.ResyncInterval, len(w.Sources))
-
-	ticker := time.NewTicker(w.cfg.Watch.ResyncInterval)
-	defer ticker.Stop()
-	interval := w.cfg.Watch.ResyncInterval
 	for {
-		b, ok := w.q.next(ctx, ticker.C)
+		b, ok := w.q.next(ctx)
 		if !ok {
 			break
 		}
 		w.work(ctx, b)
-		if w.cfg.Watch.ResyncInterval != interval {
-			interval = w.cfg.Watch.ResyncInterval
-			ticker.Reset(interval)
-		}
 	}
 	w.Log.Info("stopping")
 	return nil
 }
 
+// open reads the configuration, takes the watcher lock and asks for the
+// start-up resync (with the clean-up of stale entries); release gives the
+// lock back.
+func (w *Watcher) open() (release func(), err error) {
+	w.setDefaults()
+	cfg, err := config.Load(w.ConfigPath)
+	if err != nil {
+		return nil, err
+	}
+	w.cfg = cfg
+	release, err = w.RunDir.HoldWatcher(w.Clock.Now())
+	if err != nil {
+		return nil, err
+	}
+	w.q = newQueue(w.Debounce, w.Clock)
+	w.q.setTimer(w.cfg.Watch.ResyncInterval)
+	w.live = newLiveGuests(w.Libvirt.QemuRunDir, w.Libvirt.LxcRunDir)
+	w.roams = map[string]map[string]string{}
+	w.failed = map[string]string{}
+	w.q.resync("start-up", true, false)
+	return release, nil
+}
+
 // setDefaults fills in the tunables left zero.
 func (w *Watcher) setDefaults() {
-	if w.Now == nil {
-		w.Now = time.Now
+	if w.Clock == nil {
+		w.Clock = SystemClock{}
 	}
 	if w.Debounce == 0 {
 		w.Debounce = DefaultDebounce
@@ -350,11 +353,15 @@ func (w *Watcher) requeue(b batch) {
 }
 
 // reload reads the configuration again; a broken file keeps the old one.
+// A new [watch] resync restarts the timer with it.
 func (w *Watcher) reload() {
 	cfg, err := config.Load(w.ConfigPath)
 	if err != nil {
 		w.Log.Errorf("configuration not reloaded, keeping the previous one: %v", err)
 		return
+	}
+	if cfg.Watch.ResyncInterval != w.cfg.Watch.ResyncInterval {
+		w.q.setTimer(cfg.Watch.ResyncInterval)
 	}
 	w.cfg = cfg
 	w.Log.Infof("configuration reloaded from %s", cfg.Path)

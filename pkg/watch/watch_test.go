@@ -26,20 +26,6 @@ const (
 	mac9 = "52:54:00:00:00:09"
 )
 
-// hand is a Source the test drives.
-type hand struct {
-	ready chan struct{}
-	once  sync.Once
-	fn    func(Event)
-}
-
-func (h *hand) Name() string { return "test" }
-func (h *hand) Run(ctx context.Context, emit func(Event)) {
-	h.fn = emit
-	h.once.Do(func() { close(h.ready) })
-	<-ctx.Done()
-}
-
 // syncBuf is a log buffer the worker writes while the test reads.
 type syncBuf struct {
 	mu sync.Mutex
@@ -57,20 +43,24 @@ func (s *syncBuf) String() string {
 	return s.b.String()
 }
 
+// rig is a watcher over a fake kernel and a fake libvirt directory, on a
+// fake clock, driven by the test step by step: events go straight into
+// its queue (emit), and the test runs what is due (step), or everything
+// until the watcher is idle, moving the clock to each due time (settle).
+// Nothing runs in a goroutine of its own.
 type rig struct {
 	t       *testing.T
 	k       *kerneltest.Kernel
 	dir     string
 	cfgPath string
 	runDir  runstate.Dir
-	src     *hand
+	clock   *fakeClock
 	log     *syncBuf
 	w       *Watcher
-	stop    context.CancelFunc
-	done    chan error
-	mu      sync.Mutex
 	batches int
 	resyncs int
+	// reconciled lists the guests each batch brought in line.
+	reconciled [][]string
 }
 
 // newRig builds a host: br0 and br1 managed (br2 not), uplink eth0 on
@@ -82,51 +72,13 @@ func newRig(t *testing.T, cfg string) *rig {
 		os.MkdirAll(filepath.Join(dir, d), 0o755)
 	}
 	r := &rig{t: t, k: kerneltest.New(), dir: dir, cfgPath: filepath.Join(dir, "fdbhook.toml"),
-		runDir: runstate.Dir(filepath.Join(dir, "fdbhook")), src: &hand{ready: make(chan struct{})}, log: &syncBuf{}}
+		runDir: runstate.Dir(filepath.Join(dir, "fdbhook")), clock: newFakeClock(), log: &syncBuf{}}
 	r.config(cfg)
 	r.k.Add(&model.Link{Name: "lo", Type: "device"})
 	for _, br := range []string{"br0", "br1", "br2"} {
 		r.k.Add(kerneltest.Bridge(br))
 	}
 	r.k.Add(kerneltest.Uplink("eth0", "br0"))
-	return r
-}
-
-func (r *rig) config(text string) {
-	r.t.Helper()
-	if err := os.WriteFile(r.cfgPath, []byte(text), 0o644); err != nil {
-		r.t.Fatal(err)
-	}
-}
-
-// guest writes a running guest's live XML, as libvirt does (a rename);
-// nics are "bridge:target:mac". A state "STATE/JOB" adds libvirt's
-// <job async='JOB'> (e.g. "paused/migration out").
-func (r *rig) guest(name, state string, nics ...string) {
-	r.t.Helper()
-	var b strings.Builder
-	state, job, _ := strings.Cut(state, "/")
-	fmt.Fprintf(&b, "<domstatus state='%s' reason='booted' pid='1'>", state)
-	if job != "" {
-		fmt.Fprintf(&b, "<job type='none' async='%s'/>", job)
-	}
-	fmt.Fprintf(&b, "<domain type='qemu'><name>%s</name><devices>", name)
-	for i, n := range nics {
-		f := strings.SplitN(n, ":", 3)
-		fmt.Fprintf(&b, "<interface type='bridge'><mac address='%s'/><source bridge='%s'/><target dev='%s'/><alias name='net%d'/></interface>", f[2], f[0], f[1], i)
-	}
-	b.WriteString("</devices></domain></domstatus>")
-	path := filepath.Join(r.dir, "run/qemu", name+".xml")
-	if err := os.WriteFile(path+".new", []byte(b.String()), 0o600); err != nil {
-		r.t.Fatal(err)
-	}
-	if err := os.Rename(path+".new", path); err != nil {
-		r.t.Fatal(err)
-	}
-}
-
-func (r *rig) start() {
-	r.t.Helper()
 	lg := logrus.New()
 	lg.Out, lg.Level, lg.Formatter = r.log, logrus.DebugLevel, logFormat
 	r.w = &Watcher{
@@ -139,70 +91,107 @@ func (r *rig) start() {
 		LockPath:    filepath.Join(r.dir, "fdbhook/lock"),
 		LockTimeout: time.Second,
 		OpenKernel:  func() (model.Kernel, error) { return r.k, nil },
-		Sources:     []Source{r.src},
 		Backoff:     20 * time.Millisecond,
-		Processed: func(_ []string, resync bool) {
-			r.mu.Lock()
+		Clock:       r.clock,
+		Processed: func(guests []string, resync bool) {
 			r.batches++
 			if resync {
 				r.resyncs++
 			}
-			r.mu.Unlock()
+			r.reconciled = append(r.reconciled, guests)
 		},
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r.stop, r.done = cancel, make(chan error, 1)
-	go func() { r.done <- r.w.Run(ctx) }()
-	select {
-	case <-r.src.ready:
-	case err := <-r.done:
-		r.t.Fatalf("Run ended at once: %v", err)
-	case <-time.After(2 * time.Second):
-		r.t.Fatal("the watcher did not start its sources")
-	}
-	r.t.Cleanup(r.shutdown)
-	r.waitFor("the start-up resync", func() bool { r.mu.Lock(); defer r.mu.Unlock(); return r.resyncs > 0 })
+	return r
 }
 
-func (r *rig) shutdown() {
-	if r.stop == nil {
-		return
-	}
-	r.stop()
-	r.stop = nil
-	select {
-	case err := <-r.done:
-		if err != nil {
-			r.t.Errorf("Run: %v", err)
-		}
-	case <-time.After(time.Second):
-		r.t.Error("Run did not return within a second of its context ending")
-	}
-}
-
-func (r *rig) emit(e Event) { r.src.fn(e) }
-
-// waitFor polls cond for up to two seconds.
-func (r *rig) waitFor(what string, cond func() bool) {
+func (r *rig) config(text string) {
 	r.t.Helper()
-	deadline := time.Now().Add(2 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			r.t.Fatalf("timed out waiting for %s; log:\n%s", what, r.log.String())
-		}
-		time.Sleep(5 * time.Millisecond)
+	if err := os.WriteFile(r.cfgPath, []byte(text), 0o644); err != nil {
+		r.t.Fatal(err)
 	}
 }
 
-// settle waits until the watcher has been idle for a while, so that a
-// test can check that something did NOT happen.
+// liveXML is a running guest's live XML as libvirt writes it; nics are
+// "bridge:target:mac". A state "STATE/JOB" adds libvirt's <job
+// async='JOB'> (e.g. "paused/migration out").
+func liveXML(name, state string, nics ...string) string {
+	var b strings.Builder
+	state, job, _ := strings.Cut(state, "/")
+	fmt.Fprintf(&b, "<domstatus state='%s' reason='booted' pid='1'>", state)
+	if job != "" {
+		fmt.Fprintf(&b, "<job type='none' async='%s'/>", job)
+	}
+	fmt.Fprintf(&b, "<domain type='qemu'><name>%s</name><devices>", name)
+	for i, n := range nics {
+		f := strings.SplitN(n, ":", 3)
+		fmt.Fprintf(&b, "<interface type='bridge'><mac address='%s'/><source bridge='%s'/><target dev='%s'/><alias name='net%d'/></interface>", f[2], f[0], f[1], i)
+	}
+	b.WriteString("</devices></domain></domstatus>")
+	return b.String()
+}
+
+// guest writes a running guest's live XML (liveXML) as libvirt does: a
+// new file renamed over the old one.
+func (r *rig) guest(name, state string, nics ...string) {
+	r.t.Helper()
+	path := filepath.Join(r.dir, "run/qemu", name+".xml")
+	if err := os.WriteFile(path+".new", []byte(liveXML(name, state, nics...)), 0o600); err != nil {
+		r.t.Fatal(err)
+	}
+	if err := os.Rename(path+".new", path); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// start opens the watcher (its lock, the configuration, the start-up
+// resync) and runs it until it is idle.
+func (r *rig) start() {
+	r.t.Helper()
+	release, err := r.w.open()
+	if err != nil {
+		r.t.Fatalf("open: %v", err)
+	}
+	r.t.Cleanup(release)
+	r.settle()
+}
+
+func (r *rig) emit(e Event) { r.w.emit(e) }
+
+// step works on what is due now, without moving the clock; it reports
+// whether there was anything.
+func (r *rig) step() bool {
+	b, _ := r.w.q.take(r.clock.Now())
+	if b.empty() {
+		return false
+	}
+	r.w.work(context.Background(), b)
+	return true
+}
+
+// settle runs the watcher until nothing waits in its queue but the resync
+// timer, moving the clock to each key's (or retried resync's) due time.
 func (r *rig) settle() {
 	r.t.Helper()
-	time.Sleep(150 * time.Millisecond)
-	for r.w.q.len() > 0 {
-		time.Sleep(20 * time.Millisecond)
+	for range 1000 {
+		if r.step() {
+			continue
+		}
+		due, ok := r.w.q.nextDue()
+		if !ok {
+			return
+		}
+		r.clock.AdvanceTo(due)
 	}
-	time.Sleep(50 * time.Millisecond)
+	r.t.Fatalf("the watcher is still busy after 1000 batches; log:\n%s", r.log.String())
+}
+
+// waitFor settles the watcher and checks cond.
+func (r *rig) waitFor(what string, cond func() bool) {
+	r.t.Helper()
+	r.settle()
+	if !cond() {
+		r.t.Fatalf("not so once the watcher settled: %s; log:\n%s", what, r.log.String())
+	}
 }
 
 func (r *rig) managed(port, mac string) func() bool {
@@ -237,13 +226,6 @@ func TestStartupManagesRunningGuestsAndCleansStale(t *testing.T) {
 	r.start()
 	r.waitFor("g1 managed", r.managed("vnet1", mac1))
 	r.waitFor("the stale entry on vnet9 deleted", func() bool { return len(r.k.Static(mac9)) == 0 })
-	if w, running, _ := r.runDir.WatcherRunning(); !running || w.PID != os.Getpid() {
-		t.Errorf("watcher lock while running: %+v running=%v", w, running)
-	}
-	r.shutdown()
-	if _, running, _ := r.runDir.WatcherRunning(); running {
-		t.Error("the watcher lock is still held after Run returned")
-	}
 }
 
 func TestHealsDrift(t *testing.T) {
@@ -267,7 +249,10 @@ func TestHotplugBeforeLiveXML(t *testing.T) {
 	// names a tap no guest has yet.
 	r.k.Add(kerneltest.Tap("vnet2", "br0", kerneltest.Learning))
 	r.emit(Event{Port: "vnet2", Why: "test: tap created"})
-	time.Sleep(30 * time.Millisecond)
+	r.clock.Advance(r.w.Debounce)
+	if !r.step() {
+		t.Fatal("the port's event was not due after the debounce")
+	}
 	if f, _ := r.k.Flags("vnet2"); f != kerneltest.Learning {
 		t.Fatalf("vnet2 changed before any guest named it: %v", f)
 	}
@@ -430,17 +415,17 @@ func TestRefusedGuestIsRetriedThenLoggedOnce(t *testing.T) {
 }
 
 func TestBurstIsOneReconcile(t *testing.T) {
-	q := newQueue(10*time.Millisecond, time.Now)
+	c := newFakeClock()
+	q := newQueue(10*time.Millisecond, c)
 	for i := 0; i < 100; i++ {
 		q.add(key{name: "g1"}, Changed, "burst")
 	}
 	q.add(key{name: "g1"}, Started, "resume")
 	q.add(key{name: "g2"}, Changed, "other")
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	b, ok := q.next(ctx, nil)
-	if !ok || len(b.items) != 2 || b.items[key{name: "g1"}].trigger != Started {
-		t.Fatalf("batch = %+v, %v; want g1 (started) and g2 once each", b.items, ok)
+	c.Advance(10 * time.Millisecond)
+	b, _ := q.take(c.Now())
+	if len(b.items) != 2 || b.items[key{name: "g1"}].trigger != Started {
+		t.Fatalf("batch = %+v; want g1 (started) and g2 once each", b.items)
 	}
 	if q.len() != 0 {
 		t.Fatalf("%d keys left", q.len())
@@ -463,21 +448,6 @@ func TestLifecycleMapping(t *testing.T) {
 		if got := lifecycleEvent("g", c.ev, c.detail); got.Trigger != c.want || got.Guest != "g" {
 			t.Errorf("lifecycle %d/%d -> %v for %q, want %v", c.ev, c.detail, got.Trigger, got.Guest, c.want)
 		}
-	}
-}
-
-func TestDelayedResync(t *testing.T) {
-	q := newQueue(time.Millisecond, time.Now)
-	q.resyncAfter(80*time.Millisecond, "retry", true, false)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	t0 := time.Now()
-	b, ok := q.next(ctx, nil)
-	if !ok || !b.resync || !b.clean {
-		t.Fatalf("batch %+v, %v: want the delayed resync with its clean-up", b, ok)
-	}
-	if d := time.Since(t0); d < 70*time.Millisecond {
-		t.Fatalf("the resync came after %v, before its delay", d)
 	}
 }
 
