@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/vishvananda/netns"
 
@@ -248,7 +247,7 @@ func (e *Env) recordReconcile(dry bool, res *admin.Result, err error) {
 	if dry || e.RunDir == "" {
 		return
 	}
-	rec := runstate.Reconcile{Time: time.Now()}
+	rec := runstate.Reconcile{Time: e.Clock()}
 	if res != nil {
 		rec.Guests, rec.Failed = len(res.Guests), res.Failed
 	}

@@ -38,7 +38,7 @@ func settleMarks(e *Env, st *admin.State, res *admin.Result) {
 		switch {
 		case done[m.Guest]:
 			why = "the guest runs here and has its entries"
-		case !running[m.Guest] && time.Since(m.Since) > markOrphanAge:
+		case !running[m.Guest] && e.Clock().Sub(m.Since) > markOrphanAge:
 			why = "the guest is not running here (a migration refused before it started)"
 		default:
 			continue

@@ -20,12 +20,7 @@ import (
 
 func (r *Runner) runDir() runstate.Dir { return runstate.FromEnv(r.Getenv) }
 
-func (r *Runner) now() time.Time {
-	if r.Now != nil {
-		return r.Now()
-	}
-	return time.Now()
-}
+func (r *Runner) now() time.Time { return r.Clock() }
 
 // markIncoming records that g is arriving by live migration. It never
 // fails: a failed "migrate begin" fails the migration.

@@ -52,6 +52,16 @@ type Env struct {
 	// the lock), reconcile records its outcome, and the metrics read both.
 	// Empty records nothing.
 	RunDir runstate.Dir
+	// Now is the clock (time.Now when nil): the migration marks' times.
+	Now func() time.Time
+}
+
+// Clock returns the time now, by e.Now.
+func (e *Env) Clock() time.Time {
+	if e.Now != nil {
+		return e.Now()
+	}
+	return time.Now()
 }
 
 // Runner runs one hook invocation. main fills it with the real world;
@@ -62,8 +72,6 @@ type Runner struct {
 	OpenKernel func() (model.Kernel, error)
 	// Syslog enables logging to the system log.
 	Syslog bool
-	// Now is the clock (time.Now when nil).
-	Now func() time.Time
 
 	log *logrus.Logger
 	sys *logrus.Logger // syslog only

@@ -292,3 +292,41 @@ func TestHandler(t *testing.T) {
 		}
 	}
 }
+
+// TestPortLackingOnlyItsEntry: a guest port with learning and flooding off
+// whose static entry is missing (deleted by hand, or roamed) is not
+// managed: it counts as unmanaged, like one that still learns.
+func TestPortLackingOnlyItsEntry(t *testing.T) {
+	k := kerneltest.New()
+	k.Add(&model.Link{Name: "br0", Type: "bridge", VlanCapable: true})
+	k.Add(kerneltest.Uplink("eth0", "br0"))
+	k.Add(tap("vnet1", false))
+	k.Add(tap("vnet4", false))
+	k.Add(tap("vnet5", false))
+	k.AddStatic("52:54:00:00:00:01", "vnet1")
+	k.AddStatic("52:54:00:00:00:05", "eth0") // vnet5's entry roamed to the uplink
+	cfg, err := config.Parse([]byte("bridges = [\"br0\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	running := []*guest.Guest{
+		domain(t, "g1", "vnet1", "52:54:00:00:00:01", false),
+		domain(t, "g4", "vnet4", "52:54:00:00:00:04", false),
+		domain(t, "g5", "vnet5", "52:54:00:00:00:05", false),
+	}
+	src := Source{State: func() (*admin.State, func(), error) {
+		snap, err := admin.Take(k)
+		return &admin.State{Config: cfg, Kernel: snap, Networks: noNetworks{}, Running: running, RunningComplete: true}, func() {}, err
+	}}
+	reg, _ := NewRegistry(src)
+	want := `
+# HELP fdbhook_guest_ports ` + help(descGuestPorts) + `
+# TYPE fdbhook_guest_ports gauge
+fdbhook_guest_ports{bridge="br0",state="excluded"} 0
+fdbhook_guest_ports{bridge="br0",state="managed"} 1
+fdbhook_guest_ports{bridge="br0",state="unmanaged"} 2
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "fdbhook_guest_ports"); err != nil {
+		t.Error(err)
+	}
+}

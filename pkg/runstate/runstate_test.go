@@ -64,12 +64,19 @@ func TestMarkDamaged(t *testing.T) {
 	}
 }
 
+// TestFresh pins the age limits with their figures, not the package's
+// constant: a mark is fresh from a minute in the future (a clock set
+// back) to 10 minutes old, both included.
 func TestFresh(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	for _, c := range []struct {
 		age  time.Duration
 		want bool
-	}{{0, true}, {5 * time.Second, true}, {MaxPrepare, true}, {MaxPrepare + time.Second, false}, {-2 * time.Minute, false}} {
+	}{
+		{0, true}, {5 * time.Second, true},
+		{10 * time.Minute, true}, {10*time.Minute + time.Nanosecond, false}, {11 * time.Minute, false},
+		{-time.Minute, true}, {-time.Minute - time.Nanosecond, false}, {-2 * time.Minute, false},
+	} {
 		if got := (Mark{Since: now.Add(-c.age)}).Fresh(now); got != c.want {
 			t.Errorf("Fresh with age %v = %v, want %v", c.age, got, c.want)
 		}
