@@ -1,9 +1,9 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -13,18 +13,12 @@ import (
 	"github.com/fdbhook/fdbhook/pkg/config"
 	"github.com/fdbhook/fdbhook/pkg/guest"
 	"github.com/fdbhook/fdbhook/pkg/hook"
+	"github.com/fdbhook/fdbhook/pkg/host"
 	"github.com/fdbhook/fdbhook/pkg/kernel"
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
 	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/pkg/runstate"
 	"github.com/fdbhook/fdbhook/pkg/version"
-)
-
-// Environment variables that move libvirt's directories for the commands,
-// so tests can give them a fake libvirt.
-const (
-	EnvLibvirtRun = "FDBHOOK_LIBVIRT_RUN" // default /run/libvirt
-	EnvLibvirtEtc = "FDBHOOK_LIBVIRT_ETC" // default /etc/libvirt
 )
 
 const statusUsage = `Usage: %[1]s status [BRIDGE...] [--json]
@@ -58,31 +52,10 @@ be managed.
   --dry-run, -n   print what would change, change nothing
 `
 
-// libvirtPaths returns libvirt's paths: the Env's, unless the environment
-// moves them.
-func (e *Env) libvirtPaths() (paths libvirt.Paths, etc string) {
-	run, etc := e.Getenv(EnvLibvirtRun), e.Getenv(EnvLibvirtEtc)
-	if run == "" && etc == "" {
-		return e.Libvirt, "/etc/libvirt"
-	}
-	if run == "" {
-		run = "/run/libvirt"
-	}
-	if etc == "" {
-		etc = "/etc/libvirt"
-	}
-	return libvirt.Paths{
-		NetworkDirs: []string{filepath.Join(run, "network"), filepath.Join(etc, "qemu", "networks")},
-		QemuRunDir:  filepath.Join(run, "qemu"),
-		LxcRunDir:   filepath.Join(run, "lxc"),
-		ProcDir:     libvirt.DefaultPaths.ProcDir,
-	}, etc
-}
-
 // fail prints err in one line and returns its exit code.
 func (e *Env) fail(err error) int {
 	fmt.Fprintf(e.Stderr, "fdbhook: %v\n", err)
-	return hook.ExitCode(err)
+	return host.ExitCode(err)
 }
 
 // state opens the kernel connection and reads the configuration, the
@@ -100,11 +73,11 @@ func (e *Env) state() (st *admin.State, k model.Kernel, done func(), err error) 
 }
 
 func (e *Env) readState(k model.Kernel) (*admin.State, error) {
-	cfg, err := hook.LoadConfig(e.Getenv)
+	cfg, err := e.LoadConfig()
 	if err != nil {
 		return nil, err
 	}
-	paths, etc := e.libvirtPaths()
+	paths := e.Libvirt
 	snap, err := admin.Take(k)
 	if err != nil {
 		return nil, err
@@ -117,12 +90,13 @@ func (e *Env) readState(k model.Kernel) (*admin.State, error) {
 	}
 	st.Incoming = admin.IncomingGuests(st.Running)
 	st.Notes = append(st.Notes, notes...)
-	st.Defined, _, notes, err = admin.ReadGuests(filepath.Join(etc, "qemu"))
+	qemuDefined, lxcDefined := e.DefinedDirs()
+	st.Defined, _, notes, err = admin.ReadGuests(qemuDefined)
 	if err != nil {
 		return nil, err
 	}
 	st.Notes = append(st.Notes, notes...)
-	if err := readContainers(st, k, paths, etc); err != nil {
+	if err := readContainers(st, k, paths, lxcDefined); err != nil {
 		return nil, err
 	}
 	return st, nil
@@ -130,7 +104,7 @@ func (e *Env) readState(k model.Kernel) (*admin.State, error) {
 
 // readContainers adds the running and defined containers of libvirt's LXC
 // driver to st, with what proves each running one's veths its own.
-func readContainers(st *admin.State, k model.Reader, paths libvirt.Paths, etc string) error {
+func readContainers(st *admin.State, k model.Reader, paths libvirt.Paths, definedDir string) error {
 	running, complete, notes, err := admin.ReadGuests(paths.LxcRunDir)
 	if err != nil {
 		return err
@@ -143,7 +117,7 @@ func readContainers(st *admin.State, k model.Reader, paths libvirt.Paths, etc st
 	st.Containers = hook.Containers(running, hook.PlanView{Reader: k, Files: libvirt.New(paths)})
 	st.Running = append(st.Running, running...)
 	slices.SortFunc(st.Running, func(a, b *guest.Guest) int { return strings.Compare(a.Name, b.Name) })
-	defined, _, notes, err := admin.ReadGuests(filepath.Join(etc, "lxc"))
+	defined, _, notes, err := admin.ReadGuests(definedDir)
 	if err != nil {
 		return err
 	}
@@ -187,15 +161,15 @@ func status(e *Env, args []string) int {
 		rep.Format(e.Stdout)
 	}
 	if len(rep.Problems) > 0 {
-		return hook.ExitRefused
+		return host.ExitRefused
 	}
-	return hook.ExitOK
+	return host.ExitOK
 }
 
 func reconcile(e *Env, args []string) int {
 	e, flush := e.buffered()
 	defer flush()
-	dry := hook.DryRun(e.Getenv)
+	dry := e.DryRun
 	for _, a := range args {
 		switch a {
 		case "--dry-run", "-n":
@@ -207,7 +181,7 @@ func reconcile(e *Env, args []string) int {
 	if !dry {
 		// The same lock as hook runs: a guest starting meanwhile waits,
 		// and is seen by the snapshot or sees what reconcile did.
-		unlock, err := hook.Lock(e.LockPath, e.LockTimeout)
+		unlock, err := e.TakeLock(context.Background())
 		if err != nil {
 			e.recordReconcile(dry, nil, err)
 			return e.fail(err)
@@ -236,9 +210,9 @@ func reconcile(e *Env, args []string) int {
 		settleMarks(e, st, res)
 	}
 	if res.Failed > 0 {
-		return hook.ExitRefused
+		return host.ExitRefused
 	}
-	return hook.ExitOK
+	return host.ExitOK
 }
 
 // recordReconcile writes the outcome of a reconcile that was not a dry run
@@ -263,21 +237,20 @@ func doctor(e *Env, args []string) int {
 	if len(args) > 0 {
 		return commandError(e, "doctor", "it takes no arguments")
 	}
-	paths, etc := e.libvirtPaths()
 	k, err := kernel.Open(netns.None(), kernel.DefaultTimeout)
 	if err != nil {
 		return e.fail(err)
 	}
 	defer k.Close()
 	checks := admin.Doctor(&admin.System{
-		ConfigPath:     config.PathFromEnv(e.Getenv),
-		HooksDir:       filepath.Join(etc, "hooks"),
-		Networks:       libvirt.New(paths),
+		ConfigPath:     e.Config,
+		HooksDir:       e.HooksDir(),
+		Networks:       libvirt.New(e.Libvirt),
 		Links:          k.Links,
 		Uname:          admin.Uname,
 		Probe:          func() admin.Probe { return admin.ProbeKernel(kernel.DefaultTimeout) },
 		LibvirtVersion: admin.LibvirtVersion,
-		Daemons:        admin.Daemons,
+		Daemons:        func() ([]admin.Daemon, error) { return admin.Daemons(e.RunDir) },
 		LxcDriver:      admin.LxcDriverInstalled,
 		Identify:       admin.Identify,
 		Version:        version.Version,
@@ -285,7 +258,7 @@ func doctor(e *Env, args []string) int {
 	checks = append(checks, watcherCheck(watcherReport(e)))
 	admin.FormatChecks(e.Stdout, checks)
 	if admin.Failed(checks) {
-		return hook.ExitRefused
+		return host.ExitRefused
 	}
-	return hook.ExitOK
+	return host.ExitOK
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/fdbhook/fdbhook/pkg/guest"
 	"github.com/fdbhook/fdbhook/pkg/hook"
+	"github.com/fdbhook/fdbhook/pkg/host"
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
 	"github.com/fdbhook/fdbhook/pkg/plan"
 )
@@ -31,27 +32,26 @@ func explain(e *Env, args []string) int {
 		f, err := os.Open(file)
 		if err != nil {
 			fmt.Fprintf(e.Stderr, "fdbhook: %v\n", err)
-			return hook.ExitInput
+			return host.ExitInput
 		}
 		defer f.Close()
 		in = f
 	}
-	cfg, err := hook.LoadConfig(e.Getenv)
+	cfg, err := e.LoadConfig()
 	if err != nil {
 		return e.fail(err)
 	}
 	g, err := guest.Read(in)
 	if err != nil {
 		fmt.Fprintf(e.Stderr, "fdbhook: %s: %v\n", file, err)
-		return hook.ExitInput
+		return host.ExitInput
 	}
 	k, err := e.OpenKernel()
 	if err != nil {
 		return e.fail(err)
 	}
 	defer k.Close()
-	paths, _ := e.libvirtPaths()
-	v := hook.PlanView{Reader: k, Files: libvirt.New(paths)}
+	v := hook.PlanView{Reader: k, Files: libvirt.New(e.Libvirt)}
 	var p *plan.Plan
 	if g.Type == "lxc" {
 		var ct plan.Container
@@ -63,14 +63,14 @@ func explain(e *Env, args []string) int {
 	}
 	if err != nil {
 		fmt.Fprintf(e.Stderr, "fdbhook: %s: %v\n", g.Name, err)
-		return hook.ExitRefused
+		return host.ExitRefused
 	}
 	if !cfg.Present {
 		fmt.Fprintf(e.Stdout, "note: %s does not exist: fdbhook manages nothing\n", cfg.Path)
 	}
 	fmt.Fprint(e.Stdout, p.Format())
 	if len(p.Refusals) > 0 {
-		return hook.ExitRefused
+		return host.ExitRefused
 	}
-	return hook.ExitOK
+	return host.ExitOK
 }

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fdbhook/fdbhook/pkg/hook"
+	"github.com/fdbhook/fdbhook/pkg/host"
 	"github.com/fdbhook/fdbhook/pkg/kernel/kerneltest"
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
 	"github.com/fdbhook/fdbhook/pkg/model"
@@ -39,26 +39,17 @@ func TestReconcileSettlesMarks(t *testing.T) {
 		}
 		var out, errb bytes.Buffer
 		k := kerneltest.T2Host()
-		env := &Env{Env: hook.Env{
-			Program: "fdbhook", Stdout: &out, Stderr: &errb,
-			Getenv: func(key string) string {
-				switch key {
-				case "FDBHOOK_CONFIG":
-					return filepath.Join(dir, "fdbhook.toml")
-				case runstate.EnvDir:
-					return string(runDir)
-				}
-				return ""
-			},
-			Libvirt:  libvirt.Paths{QemuRunDir: dir},
-			LockPath: filepath.Join(dir, "lock"), LockTimeout: time.Second,
-			RunDir: runDir, Now: func() time.Time { return now },
-		}, OpenKernel: func() (model.Kernel, error) { return k, nil }}
+		h := host.Default()
+		h.Config, h.RunDir = filepath.Join(dir, "fdbhook.toml"), runDir
+		h.Libvirt, h.LibvirtEtc = libvirt.Paths{QemuRunDir: dir}, filepath.Join(dir, "etc")
+		h.Lock, h.LockTimeout = filepath.Join(dir, "lock"), time.Second
+		env := &Env{Env: host.Env{Program: "fdbhook", Stdout: &out, Stderr: &errb, Host: h,
+			Now: func() time.Time { return now }, OpenKernel: func() (model.Kernel, error) { return k, nil }}}
 		args := []string{"reconcile"}
 		if dry {
 			args = append(args, "--dry-run")
 		}
-		if code := Main(env, args); code != hook.ExitOK {
+		if code := Main(env, args); code != host.ExitOK {
 			t.Fatalf("reconcile %v: exit %d\n%s%s", args, code, out.String(), errb.String())
 		}
 		for g := range marks {

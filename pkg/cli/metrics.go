@@ -2,7 +2,7 @@ package cli
 
 import (
 	"github.com/fdbhook/fdbhook/pkg/admin"
-	"github.com/fdbhook/fdbhook/pkg/hook"
+	"github.com/fdbhook/fdbhook/pkg/host"
 	"github.com/fdbhook/fdbhook/pkg/metrics"
 	"github.com/fdbhook/fdbhook/pkg/version"
 )
@@ -48,7 +48,7 @@ func metricsCommand(e *Env, args []string) int {
 		if err := metrics.WriteTextfile(dir, e.metricsSource()); err != nil {
 			return e.fail(err)
 		}
-		return hook.ExitOK
+		return host.ExitOK
 	}
 	reg, c := metrics.NewRegistry(e.metricsSource())
 	mfs, err := reg.Gather()
@@ -61,5 +61,5 @@ func metricsCommand(e *Env, args []string) int {
 	if err != nil {
 		return e.fail(err)
 	}
-	return hook.ExitOK
+	return host.ExitOK
 }

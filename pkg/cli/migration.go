@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/fdbhook/fdbhook/pkg/admin"
-	"github.com/fdbhook/fdbhook/pkg/runstate"
 )
 
 // markOrphanAge is how old the mark of a guest that is not running here
@@ -19,7 +18,7 @@ const markOrphanAge = 10 * time.Second
 // guests not running here at all (libvirt refused the migration after
 // "migrate begin", before any guest existed to stop).
 func settleMarks(e *Env, st *admin.State, res *admin.Result) {
-	d := runstate.FromEnv(e.Getenv)
+	d := e.RunDir
 	marks, err := d.Marks()
 	if err != nil {
 		fmt.Fprintf(e.Stderr, "%s: %v\n", e.Program, err)

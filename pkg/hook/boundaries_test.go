@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fdbhook/fdbhook/pkg/host"
 	"github.com/fdbhook/fdbhook/pkg/kernel/kerneltest"
 	"github.com/fdbhook/fdbhook/pkg/runstate"
 )
@@ -54,7 +55,7 @@ func runAt(t *testing.T, dir string, now time.Time, stdin []byte, cfg string, ar
 	t.Helper()
 	home := t.TempDir()
 	os.WriteFile(filepath.Join(home, "fdbhook.toml"), []byte(cfg), 0o644)
-	tr := newTestRun(home, "qemu-hook", stdin, map[string]string{runstate.EnvDir: dir}, kerneltest.T2Host())
+	tr := newTestRun(home, "qemu-hook", stdin, map[string]string{host.EnvRunDir: dir}, kerneltest.T2Host())
 	tr.r.Now = func() time.Time { return now }
 	r := tr.call((*Runner).RunQemu, args)
 	if r.stdout != "" {

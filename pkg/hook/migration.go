@@ -18,7 +18,7 @@ import (
 // the entries once the guest runs here. "stopped end" and "release end"
 // clear the mark, so a failed or cancelled migration leaves none.
 
-func (r *Runner) runDir() runstate.Dir { return runstate.FromEnv(r.Getenv) }
+func (r *Runner) runDir() runstate.Dir { return r.RunDir }
 
 func (r *Runner) now() time.Time { return r.Clock() }
 

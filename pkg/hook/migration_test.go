@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fdbhook/fdbhook/pkg/host"
 	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/pkg/runstate"
 )
@@ -15,7 +16,7 @@ import (
 // dir and returns it, failing t when anything reaches stdout.
 func migrationRun(t *testing.T, dir string, op, subop string) run {
 	t.Helper()
-	r := runQemu(t, cfgBr0, startXML, map[string]string{runstate.EnvDir: dir}, "t2", op, subop, "-")
+	r := runQemu(t, cfgBr0, startXML, map[string]string{host.EnvRunDir: dir}, "t2", op, subop, "-")
 	if r.stdout != "" {
 		t.Errorf("%s %s wrote to stdout (libvirt reads it as the domain XML): %q", op, subop, r.stdout)
 	}
@@ -61,7 +62,7 @@ func TestMigrateBeginNeverFails(t *testing.T) {
 	if !strings.Contains(r.stderr, "cannot mark the incoming migration") || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
 		t.Errorf("stderr %q, want one line about the mark", r.stderr)
 	}
-	r = runQemu(t, "", startXML, map[string]string{runstate.EnvDir: t.TempDir()}, "t2", "migrate", "begin", "-")
+	r = runQemu(t, "", startXML, map[string]string{host.EnvRunDir: t.TempDir()}, "t2", "migrate", "begin", "-")
 	if r.code != ExitOK || r.stdout != "" || r.stderr != "" {
 		t.Errorf("migrate begin without configuration: exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
 	}
@@ -133,7 +134,7 @@ func TestIncomingStart(t *testing.T) {
 func TestIncomingDryRunChangesNothing(t *testing.T) {
 	dir := t.TempDir()
 	migrationRun(t, dir, "migrate", "begin")
-	r := runQemu(t, cfgBr0, startXML, map[string]string{runstate.EnvDir: dir}, "--dry-run", "t2", "start", "begin", "-")
+	r := runQemu(t, cfgBr0, startXML, map[string]string{host.EnvRunDir: dir}, "--dry-run", "t2", "start", "begin", "-")
 	if r.code != ExitOK || len(r.kernel.WriteLog()) != 0 || r.stdout != "" {
 		t.Fatalf("dry run: exit %d writes %v stdout %q", r.code, r.kernel.WriteLog(), r.stdout)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/fdbhook/fdbhook/pkg/config"
 	"github.com/fdbhook/fdbhook/pkg/events"
 	"github.com/fdbhook/fdbhook/pkg/guest"
+	"github.com/fdbhook/fdbhook/pkg/host"
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
 	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/pkg/plan"
@@ -117,7 +118,7 @@ func (r *Runner) exit(ev *event, subop string, row hookOp, err error) int {
 	case !row.mayFail:
 		ev.log.Errorf("%s %s: %v (exit 0: failing here would not undo anything and could kill the guest)", ev.op, subop, err)
 		return ExitOK
-	case ev.cfg != nil && ev.cfg.OnError == config.Warn && ExitCode(err) == ExitRefused:
+	case ev.cfg != nil && ev.cfg.OnError == config.Warn && host.ExitCode(err) == ExitRefused:
 		ev.log.Warnf("%v; on_error = \"warn\": the guest starts with its ports unmanaged", err)
 		return ExitOK
 	}
@@ -125,7 +126,7 @@ func (r *Runner) exit(ev *event, subop string, row hookOp, err error) int {
 	// libvirt shows this line to the admin: whatever the cause quotes, it
 	// stays one line.
 	fmt.Fprintf(r.Stderr, "fdbhook: %s\n", config.OneLine(fmt.Sprintf("%s: %v", ev.domain, err)))
-	return ExitCode(err)
+	return host.ExitCode(err)
 }
 
 // domainEvent carries out one event in stages: read the guest, take the
@@ -179,7 +180,7 @@ func (r *Runner) readGuest(ev *event) (*guest.Guest, error) {
 		if !errors.Is(err, guest.ErrInput) {
 			code = ExitRefused
 		}
-		return nil, &ExitError{Code: code, Err: err}
+		return nil, &host.ExitError{Code: code, Err: err}
 	}
 	if g.Name != ev.domain {
 		ev.log.Warnf("the XML on stdin is for guest %q: using it", g.Name)

@@ -2,107 +2,39 @@ package hook
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"strings"
-	"time"
 
 	"github.com/sirupsen/logrus"
 
 	"github.com/fdbhook/fdbhook/pkg/config"
 	"github.com/fdbhook/fdbhook/pkg/guest"
+	"github.com/fdbhook/fdbhook/pkg/host"
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
 	"github.com/fdbhook/fdbhook/pkg/logline"
 	"github.com/fdbhook/fdbhook/pkg/model"
-	"github.com/fdbhook/fdbhook/pkg/runstate"
 	"github.com/fdbhook/fdbhook/pkg/version"
 )
 
-// Exit codes. libvirt treats any non-zero exit of a start hook as "do not
-// start the guest"; the distinct values tell an admin or a test why.
+// Exit codes: the host's (package host), as the hooks' tests and usage
+// name them.
 const (
-	ExitOK      = 0 // done, nothing to do, or on_error = "warn"
-	ExitRefused = 1 // a managed NIC could not be managed; nothing left applied
-	ExitUsage   = 2 // bad command line
-	ExitConfig  = 3 // bad configuration file
-	ExitInput   = 4 // bad hook input (XML)
+	ExitOK      = host.ExitOK
+	ExitRefused = host.ExitRefused
+	ExitUsage   = host.ExitUsage
+	ExitConfig  = host.ExitConfig
+	ExitInput   = host.ExitInput
 )
 
-// Env is what one invocation of an fdbhook program reads, writes and acts
-// on, besides the kernel: the hooks' Runner and the fdbhook command share
-// it. main fills it with the real world (DefaultEnv); tests with buffers
-// and temporary paths.
-type Env struct {
-	// Program is the binary's name in messages and --help.
-	Program string
-	Stdin   io.Reader
-	Stdout  io.Writer
-	Stderr  io.Writer
-	Getenv  func(string) string
-	// Libvirt is where libvirt's state files are.
-	Libvirt libvirt.Paths
-	// LockPath serialises runs that change the kernel: libvirt runs hooks
-	// of different guests in parallel, and a duplicate MAC must be seen by
-	// the second of two guests starting at once.
-	LockPath string
-	// LockTimeout bounds the wait for the lock.
-	LockTimeout time.Duration
-	// RunDir is the run directory: the hooks count their runs there (under
-	// the lock), reconcile records its outcome, and the metrics read both.
-	// Empty records nothing.
-	RunDir runstate.Dir
-	// Now is the clock (time.Now when nil): the migration marks' times.
-	Now func() time.Time
-}
-
-// Clock returns the time now, by e.Now.
-func (e *Env) Clock() time.Time {
-	if e.Now != nil {
-		return e.Now()
-	}
-	return time.Now()
-}
-
-// Runner runs one hook invocation. main fills it with the real world;
-// tests with buffers, a test namespace and temporary paths.
+// Runner runs one hook invocation: a run (host.Env) of a hook binary. main
+// fills it with the real world (NewRunner); tests with buffers, a fake
+// kernel and temporary paths.
 type Runner struct {
-	Env
-	// OpenKernel connects to the kernel (one connection per run).
-	OpenKernel func() (model.Kernel, error)
+	host.Env
 	// Syslog enables logging to the system log.
 	Syslog bool
 
 	log *logrus.Logger
 	sys *logrus.Logger // syslog only
-}
-
-// The lock of production runs, and how long a run waits for it.
-const (
-	DefaultLockPath    = "/run/fdbhook/lock"
-	DefaultLockTimeout = 10 * time.Second
-)
-
-// ExitError is a failure with the exit code it maps to.
-type ExitError struct {
-	Code int
-	Err  error
-}
-
-func (e *ExitError) Error() string { return e.Err.Error() }
-func (e *ExitError) Unwrap() error { return e.Err }
-
-// ExitCode is the exit code for err: its ExitError's, ExitRefused for any
-// other error, ExitOK for nil.
-func ExitCode(err error) int {
-	var ee *ExitError
-	if errors.As(err, &ee) {
-		return ee.Code
-	}
-	if err != nil {
-		return ExitRefused
-	}
-	return ExitOK
 }
 
 // configure reads the configuration and builds the logger at its level,
@@ -111,7 +43,7 @@ func ExitCode(err error) int {
 // hook's stderr to the admin); an explicit FDBHOOK_LOG_LEVEL shows that
 // level on stderr too, for manual runs.
 func (r *Runner) configure() (cfg *config.Config, cfgErr, logErr error) {
-	cfg, cfgErr = LoadConfig(r.Getenv)
+	cfg, cfgErr = r.LoadConfig()
 	syslogLevel := logrus.InfoLevel
 	if cfgErr == nil {
 		if syslogLevel, logErr = logline.ParseLevel(cfg.LogLevel); logErr != nil {
@@ -119,7 +51,7 @@ func (r *Runner) configure() (cfg *config.Config, cfgErr, logErr error) {
 		}
 	}
 	stderrLevel := logrus.WarnLevel
-	if env := r.Getenv(logline.EnvLevel); env != "" {
+	if env := r.LogLevel; env != "" {
 		lvl, err := logline.ParseLevel(env)
 		if err != nil {
 			return cfg, cfgErr, fmt.Errorf("FDBHOOK_LOG_LEVEL: %w", err)
@@ -130,24 +62,7 @@ func (r *Runner) configure() (cfg *config.Config, cfgErr, logErr error) {
 	return cfg, cfgErr, nil
 }
 
-// LoadConfig reads the configuration named by the environment; a bad file
-// is an ExitError with ExitConfig.
-func LoadConfig(getenv func(string) string) (*config.Config, error) {
-	cfg, err := config.Load(config.PathFromEnv(getenv))
-	if err != nil {
-		return nil, &ExitError{Code: ExitConfig, Err: err}
-	}
-	return cfg, nil
-}
-
-func (r *Runner) lock() (unlock func(), err error) { return Lock(r.LockPath, r.LockTimeout) }
-
-// Lock takes the lock of runs that change the kernel (path; none when ""),
-// waiting at most timeout. The lock is released when the process exits (or
-// unlock is called).
-func Lock(path string, timeout time.Duration) (unlock func(), err error) {
-	return runstate.Lock(context.Background(), path, timeout)
-}
+func (r *Runner) lock() (unlock func(), err error) { return r.TakeLock(context.Background()) }
 
 // prefetch hands k the guest's ports and MACs to read ahead: the ports,
 // their bridges, and the FDB entries of the MACs. It changes no answer,
@@ -169,16 +84,6 @@ type PlanView struct {
 	*libvirt.Files
 }
 
-// DryRun reports whether the environment asks for a dry run
-// (FDBHOOK_DRY_RUN set to anything but "", 0, no or false).
-func DryRun(getenv func(string) string) bool {
-	switch strings.ToLower(getenv("FDBHOOK_DRY_RUN")) {
-	case "", "0", "no", "false":
-		return false
-	}
-	return true
-}
-
 // program is what one hook binary is: its name for --version, its --help
 // and the libvirt object its first argument names.
 type program struct {
@@ -197,7 +102,7 @@ var (
 func (r *Runner) dispatch(args []string, p program, event func(object, op, subop, extra string, dry bool) int) int {
 	switch {
 	case len(args) == 4:
-		return event(args[0], args[1], args[2], args[3], DryRun(r.Getenv))
+		return event(args[0], args[1], args[2], args[3], r.DryRun)
 	case len(args) == 5 && (args[0] == "--dry-run" || args[0] == "-n"):
 		return event(args[1], args[2], args[3], args[4], true)
 	case len(args) == 1 && (args[0] == "--help" || args[0] == "-h" || args[0] == "help"):

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fdbhook/fdbhook/pkg/host"
 	"github.com/fdbhook/fdbhook/pkg/kernel/kerneltest"
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
 	"github.com/fdbhook/fdbhook/pkg/model"
@@ -67,22 +68,18 @@ type testRun struct {
 }
 
 func newTestRun(dir, program string, stdin []byte, env map[string]string, k *kerneltest.Kernel) *testRun {
-	tr := &testRun{res: run{kernel: k, runDir: runstate.Dir(filepath.Join(dir, "run"))}}
-	tr.r = &Runner{Env: Env{
-		Program: program, Stdin: bytes.NewReader(stdin), Stdout: &tr.out, Stderr: &tr.errb,
-		Getenv: func(key string) string {
-			if key == "FDBHOOK_CONFIG" {
-				return filepath.Join(dir, "fdbhook.toml")
-			}
-			if _, set := env[key]; !set && key == "FDBHOOK_RUN_DIR" {
-				return filepath.Join(dir, "run") // never the host's /run/fdbhook
-			}
-			return env[key]
-		},
-		Libvirt:  libvirt.Paths{QemuRunDir: dir, LxcRunDir: filepath.Join(dir, "lxc"), ProcDir: filepath.Join(dir, "proc")},
-		LockPath: filepath.Join(dir, "lock"), LockTimeout: time.Second,
-		RunDir: tr.res.runDir,
-	}, OpenKernel: func() (model.Kernel, error) { tr.res.opened = true; return k, nil }}
+	h := host.FromEnv(func(key string) string { return env[key] })
+	h.Config = filepath.Join(dir, "fdbhook.toml")
+	if _, set := env[host.EnvRunDir]; !set {
+		h.RunDir = runstate.Dir(filepath.Join(dir, "run")) // never the host's /run/fdbhook
+	}
+	h.Libvirt = libvirt.Paths{QemuRunDir: dir, LxcRunDir: filepath.Join(dir, "lxc"), ProcDir: filepath.Join(dir, "proc")}
+	h.Lock, h.LockTimeout = filepath.Join(dir, "lock"), time.Second
+	tr := &testRun{res: run{kernel: k, runDir: h.RunDir}}
+	tr.r = &Runner{Env: host.Env{
+		Program: program, Stdin: bytes.NewReader(stdin), Stdout: &tr.out, Stderr: &tr.errb, Host: h,
+		OpenKernel: func() (model.Kernel, error) { tr.res.opened = true; return k, nil },
+	}}
 	return tr
 }
 

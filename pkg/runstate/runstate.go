@@ -13,13 +13,6 @@ import (
 	"time"
 )
 
-// DefaultDir is the run directory of production runs.
-const DefaultDir = "/run/fdbhook"
-
-// EnvDir names the environment variable that overrides DefaultDir, for
-// tests and manual runs (libvirt gives hooks no environment).
-const EnvDir = "FDBHOOK_RUN_DIR"
-
 // MaxPrepare bounds the time from a destination's "migrate begin" to its
 // "start begin" (libvirt runs them a few seconds apart; the memory copy
 // comes after start). A mark older than this at "start begin" was left by
@@ -28,14 +21,6 @@ const MaxPrepare = 10 * time.Minute
 
 // Dir is a run directory.
 type Dir string
-
-// FromEnv returns the run directory named by FDBHOOK_RUN_DIR, or DefaultDir.
-func FromEnv(getenv func(string) string) Dir {
-	if d := getenv(EnvDir); d != "" {
-		return Dir(d)
-	}
-	return DefaultDir
-}
 
 // Phase is how far an incoming migration has come on this host.
 type Phase string

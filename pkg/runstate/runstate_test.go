@@ -111,15 +111,6 @@ func TestWatcherLock(t *testing.T) {
 	}
 }
 
-func TestFromEnv(t *testing.T) {
-	if got := FromEnv(func(string) string { return "" }); got != DefaultDir {
-		t.Fatalf("FromEnv with nothing set = %q", got)
-	}
-	if got := FromEnv(func(k string) string { return map[string]string{EnvDir: "/tmp/x"}[k] }); got != "/tmp/x" {
-		t.Fatalf("FromEnv with %s set = %q", EnvDir, got)
-	}
-}
-
 func TestLock(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sub", "lock")
 	unlock, err := Lock(context.Background(), path, time.Second)

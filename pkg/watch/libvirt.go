@@ -12,10 +12,6 @@ import (
 	"github.com/sirupsen/logrus"
 )
 
-// DefaultSockets are libvirt's sockets, tried in order: the monolithic
-// libvirtd's, then the modular QEMU driver daemon's.
-var DefaultSockets = []string{"/run/libvirt/libvirt-sock", "/run/libvirt/virtqemud-sock"}
-
 // Libvirt is the source of libvirt's domain events: lifecycle (started,
 // suspended, resumed, stopped) and device added / removed. It reconnects
 // with backoff whenever the connection is lost (libvirtd restarted) and

@@ -10,9 +10,11 @@ import (
 	"time"
 
 	"github.com/fdbhook/fdbhook/pkg/hook"
+	"github.com/fdbhook/fdbhook/pkg/host"
 	"github.com/fdbhook/fdbhook/pkg/kernel"
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
 	"github.com/fdbhook/fdbhook/pkg/model"
+	"github.com/fdbhook/fdbhook/pkg/runstate"
 	testlab "github.com/fdbhook/fdbhook/test/lab"
 )
 
@@ -272,17 +274,16 @@ func (p *inProcess) live(t *testing.T, name string, dom []byte) {
 func (p *inProcess) run(t *testing.T, stdin []byte, args ...string) result {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	env := map[string]string{"FDBHOOK_CONFIG": p.config}
-	r := &hook.Runner{
-		Env: hook.Env{
-			Program:     "qemu-hook",
-			Stdin:       bytes.NewReader(stdin),
-			Stdout:      &stdout,
-			Stderr:      &stderr,
-			Getenv:      func(k string) string { return env[k] },
-			Libvirt:     libvirt.Paths{NetworkDirs: []string{p.netDir}, QemuRunDir: p.qemuRunDir},
-			LockPath:    p.lockPath,
-			LockTimeout: p.lockWait,
+	r := &hook.Runner{Env: host.Env{
+		Program: "qemu-hook",
+		Stdin:   bytes.NewReader(stdin),
+		Stdout:  &stdout,
+		Stderr:  &stderr,
+		Host: host.Host{
+			Config:  p.config,
+			RunDir:  runstate.Dir(filepath.Join(filepath.Dir(p.config), "run")),
+			Libvirt: libvirt.Paths{NetworkDirs: []string{p.netDir}, QemuRunDir: p.qemuRunDir},
+			Lock:    p.lockPath, LockTimeout: p.lockWait,
 		},
 		OpenKernel: func() (model.Kernel, error) {
 			k, err := kernel.Open(p.l.NetNS, time.Second)
@@ -291,7 +292,7 @@ func (p *inProcess) run(t *testing.T, stdin []byte, args ...string) result {
 			}
 			return p.wrap(k), nil
 		},
-	}
+	}}
 	start := time.Now()
 	code := r.RunQemu(args)
 	res := result{Code: code, Stdout: stdout.String(), Stderr: stderr.String(), Took: time.Since(start)}
