@@ -312,20 +312,26 @@ func TestLiveXMLReplacedInOneTick(t *testing.T) {
 	r.emit(Event{Guest: "g1", Why: "test: live XML rewritten"})
 	r.waitFor("the NIC on its new tap managed", r.managed("vnet2", mac1))
 
-	// Damaged in place (same inode, size and time), then mended in place.
+	// Damaged in place, then mended in place with the damaged file's
+	// inode, size and time: what could not be parsed is read again.
 	good, _ := os.ReadFile(path)
-	fi, _ = os.Stat(path)
 	bad := append([]byte("<broken"), good[len("<broken"):]...)
+	damagedAt := fi.ModTime().Add(time.Second)
 	writeInPlace := func(data []byte) {
 		t.Helper()
 		if err := os.WriteFile(path, data, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		os.Chtimes(path, fi.ModTime(), fi.ModTime())
+		if err := os.Chtimes(path, damagedAt, damagedAt); err != nil {
+			t.Fatal(err)
+		}
 	}
 	writeInPlace(bad)
 	r.emit(Event{Guest: "g1", Why: "test: damaged"})
 	r.settle()
+	if !strings.Contains(r.log.String(), "g1.xml: ") {
+		t.Fatalf("the damaged live XML was not read; log:\n%s", r.log)
+	}
 	r.k.SetFlags("vnet2", kerneltest.Learning)
 	writeInPlace(good)
 	r.emit(Event{Guest: "g1", Why: "test: mended"})
