@@ -529,3 +529,77 @@ func TestRoamReportedOncePerPlace(t *testing.T) {
 		t.Errorf("a roam that ended and came back reported %d times in all, want 3:\n%s", n, r.log)
 	}
 }
+
+// entryOf returns the static entry for mac on port, or fails.
+func (r *rig) entryOf(mac, port string) model.Entry {
+	r.t.Helper()
+	for _, e := range r.k.AllEntries() {
+		if e.MAC == mac && e.Port == port && e.Vlan == 0 {
+			return e
+		}
+	}
+	r.t.Fatalf("no entry for %s on %s: %v", mac, port, r.k.AllEntries())
+	return model.Entry{}
+}
+
+// TestEntryNotQuiteInPlace: an entry on the guest's own port that is not
+// what a start writes (not sticky where the bridge says sticky, learned by
+// a controller with extern_learn) is written again; one that is exactly
+// right is not.
+func TestEntryNotQuiteInPlace(t *testing.T) {
+	r := newRig(t, twoBridges+"[bridge.br0]\nsticky = true\n")
+	r.k.Add(kerneltest.Tap("vnet1", "br0", kerneltest.Learning))
+	r.guest("g1", "running", "br0:vnet1:"+mac1)
+	r.start()
+	if e := r.entryOf(mac1, "vnet1"); e.NTFlags&model.NTFSticky == 0 {
+		t.Fatalf("the start wrote %v, want a sticky entry", e)
+	}
+	for _, tc := range []struct {
+		name  string
+		entry model.Entry
+	}{
+		{"not sticky", model.Entry{MAC: mac1, Port: "vnet1", State: model.NUDNoARP, NTFlags: model.NTFMaster}},
+		{"extern_learn", model.Entry{MAC: mac1, Port: "vnet1", State: model.NUDNoARP, NTFlags: model.NTFMaster | model.NTFSticky | model.NTFExtLearn}},
+	} {
+		r.k.DelStatic(mac1, "vnet1")
+		r.k.AddEntry(tc.entry)
+		before := r.k.Writes()
+		r.emit(Event{Guest: "g1", Why: "test: " + tc.name})
+		r.settle()
+		e := r.entryOf(mac1, "vnet1")
+		if r.k.Writes() == before || e.NTFlags&model.NTFSticky == 0 || e.NTFlags&model.NTFExtLearn != 0 {
+			t.Errorf("%s: entry now %v after %d writes, want it written again sticky and ours", tc.name, e, r.k.Writes()-before)
+		}
+	}
+	before := r.k.Writes()
+	r.emit(Event{Guest: "g1", Why: "test: nothing wrong"})
+	r.settle()
+	if n := r.k.Writes() - before; n != 0 {
+		t.Errorf("an entry in place was written again (%d writes)", n)
+	}
+}
+
+// TestNothingManagedWritesNothing: without a configuration, or with one
+// that lists no bridge or network, the watcher changes nothing, however
+// the guests' ports look.
+func TestNothingManagedWritesNothing(t *testing.T) {
+	for _, cfg := range []string{"", "bridges = []\n"} {
+		r := newRig(t, cfg)
+		if cfg == "" {
+			os.Remove(r.cfgPath)
+		}
+		r.k.Add(kerneltest.Tap("vnet1", "br0", kerneltest.Learning))
+		orphan := kerneltest.Tap("vnet9", "br0", kerneltest.Managed)
+		orphan.Carrier = false
+		r.k.Add(orphan)
+		r.k.AddStatic(mac9, "vnet9")
+		r.guest("g1", "running", "br0:vnet1:"+mac1)
+		r.start()
+		r.emit(Event{Guest: "g1", Why: "test"})
+		r.emit(Event{Resync: true, Why: "test"})
+		r.settle()
+		if n := r.k.Writes(); n != 0 {
+			t.Errorf("configuration %q: %d writes: %v", cfg, n, r.k.WriteLog())
+		}
+	}
+}
