@@ -137,6 +137,7 @@ func report(res *Results, gb, kb []goBench, svgName string) (string, string) {
 	md.WriteString(lat + "\n")
 	fmt.Fprintf(&md, "![start hook latency vs NIC count](%s)\n\n", svgName)
 	md.WriteString(lxcSection(res))
+	md.WriteString(altSection(res))
 	sum.WriteString("start hook latency (ms):\n" + lat + "\n")
 
 	if len(gb) > 0 {
