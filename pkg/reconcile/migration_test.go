@@ -1,0 +1,73 @@
+package reconcile
+
+import (
+	"testing"
+	"time"
+
+	"github.com/fdbhook/fdbhook/pkg/guest"
+	"github.com/fdbhook/fdbhook/pkg/runstate"
+)
+
+func parse(t *testing.T, xml string) *guest.Guest {
+	t.Helper()
+	g, err := guest.Parse([]byte(xml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+// TestMigration pins the migration decision for every kind of mark and
+// XML, the ages on both sides of the limit with their figures.
+func TestMigration(t *testing.T) {
+	now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	const uuid, other = "8b7a35a8-7b1c-4b9e-9c66-0c6a7b0e1f01", "8b7a35a8-7b1c-4b9e-9c66-0c6a7b0e1f02"
+	start := "<domain type='kvm'><name>g1</name><uuid>" + uuid + "</uuid><devices/></domain>"
+	live := func(state, job string) string {
+		j := ""
+		if job != "" {
+			j = "<job type='none' async='" + job + "'/>"
+		}
+		return "<domstatus state='" + state + "' reason='migration' pid='7'>" + j + start + "</domstatus>"
+	}
+	mark := func(phase runstate.Phase, age time.Duration) *runstate.Mark {
+		return &runstate.Mark{Guest: "g1", UUID: uuid, Phase: phase, Since: now.Add(-age)}
+	}
+	for _, tc := range []struct {
+		name  string
+		mark  *runstate.Mark
+		xml   string
+		want  Arrival
+		clear bool
+	}{
+		{"start, no mark", nil, start, NotArriving, false},
+		{"start, fresh mark", mark(runstate.Incoming, time.Second), start, Arriving, false},
+		{"start, mark 10 min old", mark(runstate.Incoming, 10*time.Minute), start, Arriving, false},
+		{"start, mark 10 min 1 s old", mark(runstate.Incoming, 10*time.Minute+time.Second), start, NotArriving, true},
+		{"start, mark a minute ahead", mark(runstate.Incoming, -time.Minute), start, Arriving, false},
+		{"start, mark 61 s ahead", mark(runstate.Incoming, -61 * time.Second), start, NotArriving, true},
+		{"start, pending mark", mark(runstate.Pending, time.Second), start, NotArriving, true},
+		{"start, mark of another guest", &runstate.Mark{Guest: "g1", UUID: other, Phase: runstate.Incoming, Since: now}, start, NotArriving, true},
+		{"start, mark without a UUID", &runstate.Mark{Guest: "g1", Phase: runstate.Incoming, Since: now}, start, Arriving, false},
+		{"paused, pending mark", mark(runstate.Pending, time.Hour), live("paused", "migration in"), Arriving, false},
+		{"paused, incoming mark", mark(runstate.Incoming, time.Second), live("paused", ""), Arriving, false},
+		{"paused, no mark, migration in", nil, live("paused", "migration in"), Arriving, false},
+		{"paused, no mark, migration out", nil, live("paused", "migration out"), NotArriving, false},
+		{"paused, no mark", nil, live("paused", ""), NotArriving, false},
+		{"running, pending mark", mark(runstate.Pending, time.Hour), live("running", ""), Arrived, true},
+		{"running, no mark", nil, live("running", ""), NotArriving, false},
+		{"running post-copy, no mark", nil, live("running", "migration in"), NotArriving, false},
+		{"paused, mark of another guest, migration in", &runstate.Mark{Guest: "g1", UUID: other, Phase: runstate.Pending, Since: now},
+			live("paused", "migration in"), Arriving, true},
+		{"paused, mark of another guest", &runstate.Mark{Guest: "g1", UUID: other, Phase: runstate.Pending, Since: now},
+			live("paused", ""), NotArriving, true},
+	} {
+		a, clear, why := Migration(tc.mark, parse(t, tc.xml), now)
+		if a != tc.want || clear != tc.clear {
+			t.Errorf("%s: %v, clear %v (%q); want %v, clear %v", tc.name, a, clear, why, tc.want, tc.clear)
+		}
+		if (a != NotArriving || clear) && why == "" {
+			t.Errorf("%s: no reason given", tc.name)
+		}
+	}
+}
