@@ -102,6 +102,9 @@ func altSection(res *Results) string {
 		}
 		fmt.Fprintf(&b, "| %s | %s |\n", mode, besideCells(q.Samples, a.Samples))
 	}
+	if q, a := res.Sizes["qemu-hook"], res.Sizes["qemu-hook ("+res.AltName+")"]; q > 0 && a > 0 {
+		fmt.Fprintf(&b, "\nBinaries: qemu-hook %.1f MiB, its %s build %.1f MiB.\n", float64(q)/(1<<20), res.AltName, float64(a)/(1<<20))
+	}
 	b.WriteString("\n")
 	return b.String()
 }
