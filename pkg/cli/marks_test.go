@@ -13,6 +13,7 @@ import (
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
 	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/pkg/runstate"
+	"github.com/fdbhook/fdbhook/test/lab"
 )
 
 // TestReconcileSettlesMarks: after a reconcile, the migration mark of a
@@ -29,8 +30,8 @@ func TestReconcileSettlesMarks(t *testing.T) {
 		dir := t.TempDir()
 		os.WriteFile(filepath.Join(dir, "fdbhook.toml"), []byte(cfgBr0), 0o644)
 		os.WriteFile(filepath.Join(dir, "t2.xml"), startXML, 0o600)
-		os.WriteFile(filepath.Join(dir, "in1.xml"), []byte(`<domstatus state='paused' reason='migration' pid='5'>`+
-			`<job type='none' async='migration in'/><domain type='kvm'><name>in1</name><devices/></domain></domstatus>`), 0o600)
+		in1 := lab.Domain{Name: "in1"}.Live(lab.Status{State: "paused", Reason: "migration", Pid: 5, Job: "migration in"})
+		os.WriteFile(filepath.Join(dir, "in1.xml"), []byte(in1), 0o600)
 		runDir := runstate.Dir(filepath.Join(dir, "run"))
 		for g, age := range marks {
 			if err := runDir.PutMark(runstate.Mark{Guest: g, Phase: runstate.Pending, Since: now.Add(-age)}); err != nil {

@@ -2,7 +2,6 @@ package metrics
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -24,6 +23,7 @@ import (
 	"github.com/fdbhook/fdbhook/pkg/kernel/kerneltest"
 	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/pkg/runstate"
+	"github.com/fdbhook/fdbhook/test/lab"
 )
 
 type noNetworks struct{}
@@ -37,13 +37,11 @@ func tap(name string, learning bool) *model.Link {
 
 func domain(t *testing.T, name, target, mac string, optOut bool) *guest.Guest {
 	t.Helper()
-	meta := ""
+	d := lab.Domain{Name: name, NICs: lab.BridgeNICs("br0", target+"/"+mac)}
 	if optOut {
-		meta = `<metadata><fdbhook:fdb xmlns:fdbhook="urn:fdbhook:1" manage="no"/></metadata>`
+		d.Metadata = `<fdbhook:fdb xmlns:fdbhook="urn:fdbhook:1" manage="no"/>`
 	}
-	g, err := guest.Parse([]byte(fmt.Sprintf(`<domstatus state='running' pid='1'><domain type='kvm'><name>%s</name>%s<devices>
-<interface type='bridge'><mac address='%s'/><source bridge='br0'/><target dev='%s'/><alias name='net0'/></interface>
-</devices></domain></domstatus>`, name, meta, mac, target)))
+	g, err := guest.Parse([]byte(d.Live(lab.Status{Pid: 1})))
 	if err != nil {
 		t.Fatal(err)
 	}

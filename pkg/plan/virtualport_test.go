@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/fdbhook/fdbhook/pkg/guest"
+	"github.com/fdbhook/fdbhook/test/lab"
 )
 
 // TestVirtualPortNeverManaged: a NIC with a <virtualport> is someone
@@ -14,29 +15,25 @@ import (
 // it would otherwise manage.
 func TestVirtualPortNeverManaged(t *testing.T) {
 	cfg := mustConfig(t, "bridges = [\"br0\"]\n")
-	for _, vp := range []string{
-		"<virtualport/>",
-		"<virtualport><parameters interfaceid='09b11c53-8b5c-4eeb-8f00-d84eaa0aaa4f'/></virtualport>",
-		"<virtualport type=''/>",
-		"<virtualport type='openvswitch'/>",
-		"<virtualport type='802.1Qbh'/>",
-	} {
-		g, err := guest.Parse([]byte("<domain type='kvm'><name>v1</name><devices><interface type='bridge'>" +
-			"<mac address='52:54:00:aa:cc:01'/><source bridge='br0'/><target dev='vnet7'/>" + vp +
-			"</interface></devices></domain>"))
+	for _, vp := range []string{"-", "", "openvswitch", "802.1Qbh"} {
+		nic := lab.NIC{MAC: "52:54:00:aa:cc:01", Bridge: "br0", Target: "vnet7", VirtualPort: vp}
+		if vp == "" {
+			nic.Extra = "<virtualport><parameters interfaceid='09b11c53-8b5c-4eeb-8f00-d84eaa0aaa4f'/></virtualport>"
+		}
+		g, err := guest.Parse([]byte(lab.Domain{Name: "v1", NICs: []lab.NIC{nic}}.XML()))
 		if err != nil {
-			t.Fatalf("%s: %v", vp, err)
+			t.Fatalf("%q: %v", vp, err)
 		}
 		p, err := Start(cfg, g, host())
 		if err != nil {
-			t.Fatalf("%s: %v", vp, err)
+			t.Fatalf("%q: %v", vp, err)
 		}
 		if len(p.Steps) != 0 || len(p.Refusals) != 0 || len(p.Skips) != 1 {
-			t.Errorf("%s: steps %v, refusals %v, skips %v; want the NIC skipped", vp, p.Steps, p.Refusals, p.Skips)
+			t.Errorf("%q: steps %v, refusals %v, skips %v; want the NIC skipped", vp, p.Steps, p.Refusals, p.Skips)
 			continue
 		}
 		if r := p.Skips[0].Reason; !strings.Contains(r, "Open vSwitch") && !strings.Contains(r, "virtualport") {
-			t.Errorf("%s: skipped because %q, want the virtualport named", vp, r)
+			t.Errorf("%q: skipped because %q, want the virtualport named", vp, r)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/fdbhook/fdbhook/pkg/guest"
 	"github.com/fdbhook/fdbhook/pkg/runstate"
+	"github.com/fdbhook/fdbhook/test/lab"
 )
 
 func parse(t *testing.T, xml string) *guest.Guest {
@@ -22,13 +23,10 @@ func parse(t *testing.T, xml string) *guest.Guest {
 func TestMigration(t *testing.T) {
 	now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 	const uuid, other = "8b7a35a8-7b1c-4b9e-9c66-0c6a7b0e1f01", "8b7a35a8-7b1c-4b9e-9c66-0c6a7b0e1f02"
-	start := "<domain type='kvm'><name>g1</name><uuid>" + uuid + "</uuid><devices/></domain>"
+	d := lab.Domain{Name: "g1", UUID: uuid}
+	start := d.XML()
 	live := func(state, job string) string {
-		j := ""
-		if job != "" {
-			j = "<job type='none' async='" + job + "'/>"
-		}
-		return "<domstatus state='" + state + "' reason='migration' pid='7'>" + j + start + "</domstatus>"
+		return d.Live(lab.Status{State: state, Reason: "migration", Pid: 7, Job: job})
 	}
 	mark := func(phase runstate.Phase, age time.Duration) *runstate.Mark {
 		return &runstate.Mark{Guest: "g1", UUID: uuid, Phase: phase, Since: now.Add(-age)}
@@ -45,7 +43,7 @@ func TestMigration(t *testing.T) {
 		{"start, mark 10 min old", mark(runstate.Incoming, 10*time.Minute), start, Arriving, false},
 		{"start, mark 10 min 1 s old", mark(runstate.Incoming, 10*time.Minute+time.Second), start, NotArriving, true},
 		{"start, mark a minute ahead", mark(runstate.Incoming, -time.Minute), start, Arriving, false},
-		{"start, mark 61 s ahead", mark(runstate.Incoming, -61 * time.Second), start, NotArriving, true},
+		{"start, mark 61 s ahead", mark(runstate.Incoming, -61*time.Second), start, NotArriving, true},
 		{"start, pending mark", mark(runstate.Pending, time.Second), start, NotArriving, true},
 		{"start, mark of another guest", &runstate.Mark{Guest: "g1", UUID: other, Phase: runstate.Incoming, Since: now}, start, NotArriving, true},
 		{"start, mark without a UUID", &runstate.Mark{Guest: "g1", Phase: runstate.Incoming, Since: now}, start, Arriving, false},

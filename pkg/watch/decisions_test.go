@@ -16,6 +16,7 @@ import (
 	"github.com/fdbhook/fdbhook/pkg/kernel/kerneltest"
 	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/pkg/runstate"
+	"github.com/fdbhook/fdbhook/test/lab"
 )
 
 // handSource is a Source whose Run says when it started and ended.
@@ -382,9 +383,8 @@ func TestStartupCleaning(t *testing.T) {
 	r.k.AddStatic(macDefined, "eth0")
 	r.k.AddStatic(macUnknown, "eth0")
 	r.guest("g1", "running", "br0:vnet1:"+mac1)
-	os.WriteFile(filepath.Join(r.dir, "etc/qemu/g7.xml"), []byte(
-		"<domain type='kvm'><name>g7</name><devices><interface type='bridge'><mac address='"+macDefined+
-			"'/><source bridge='br0'/></interface></devices></domain>"), 0o600)
+	g7 := lab.Domain{Name: "g7", NICs: lab.BridgeNICs("br0", "/"+macDefined)}
+	os.WriteFile(filepath.Join(r.dir, "etc/qemu/g7.xml"), []byte(g7.XML()), 0o600)
 	r.start()
 	for mac, want := range map[string][]string{mac1: {"vnet1"}, mac9: nil, macDefined: nil, macUnknown: {"eth0"}, macHeld: {"vnet8"}} {
 		if got := r.k.Static(mac); !slices.Equal(got, want) {

@@ -3,7 +3,6 @@ package watch
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,6 +17,7 @@ import (
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
 	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/pkg/runstate"
+	"github.com/fdbhook/fdbhook/test/lab"
 )
 
 const (
@@ -115,19 +115,13 @@ func (r *rig) config(text string) {
 // "bridge:target:mac". A state "STATE/JOB" adds libvirt's <job
 // async='JOB'> (e.g. "paused/migration out").
 func liveXML(name, state string, nics ...string) string {
-	var b strings.Builder
 	state, job, _ := strings.Cut(state, "/")
-	fmt.Fprintf(&b, "<domstatus state='%s' reason='booted' pid='1'>", state)
-	if job != "" {
-		fmt.Fprintf(&b, "<job type='none' async='%s'/>", job)
-	}
-	fmt.Fprintf(&b, "<domain type='qemu'><name>%s</name><devices>", name)
-	for i, n := range nics {
+	d := lab.Domain{Name: name}
+	for _, n := range nics {
 		f := strings.SplitN(n, ":", 3)
-		fmt.Fprintf(&b, "<interface type='bridge'><mac address='%s'/><source bridge='%s'/><target dev='%s'/><alias name='net%d'/></interface>", f[2], f[0], f[1], i)
+		d.NICs = append(d.NICs, lab.NIC{Bridge: f[0], Target: f[1], MAC: f[2], Alias: "-"})
 	}
-	b.WriteString("</devices></domain></domstatus>")
-	return b.String()
+	return d.Live(lab.Status{State: state, Pid: 1, Job: job})
 }
 
 // guest writes a running guest's live XML (liveXML) as libvirt does: a

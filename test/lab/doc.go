@@ -1,6 +1,8 @@
-// Package lab is the harness the kernel test suites (test/integration,
-// test/features, test/admin, and test/vm inside its VM) share, and nothing
-// else imports: each suite's TestMain copies the binaries it runs once (a
+// Package lab is the harness fdbhook's tests share. Every test that needs
+// domain XML, a <domain> or a running guest's live XML, builds it here
+// (Domain, NIC, Status). The kernel test suites (test/integration,
+// test/features, test/admin, and test/vm inside its VM) also get their
+// host from it: each suite's TestMain copies the binaries it runs once (a
 // Suite), and each test builds its host in throw-away network namespaces
 // (a Namespace) that are deleted when it ends.
 //
