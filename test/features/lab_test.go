@@ -127,21 +127,8 @@ func (l *lab) start(config, metadata string) {
 
 // domainXML is a running guest with one NIC on br0 through tap0.
 func domainXML(metadata string) string {
-	return `<domain type='kvm' id='7'>
-  <name>fdbt-g1</name>
-  <uuid>5f0c5d4e-7f11-4a4e-9a55-0d0a0c0ffee1</uuid>
-  <metadata>` + metadata + `</metadata>
-  <devices>
-    <interface type='bridge'>
-      <mac address='` + guestMAC + `'/>
-      <source bridge='br0'/>
-      <target dev='tap0'/>
-      <model type='virtio'/>
-      <alias name='net0'/>
-    </interface>
-  </devices>
-</domain>
-`
+	return testlab.Domain{Name: "fdbt-g1", ID: 7, UUID: "5f0c5d4e-7f11-4a4e-9a55-0d0a0c0ffee1", Metadata: metadata,
+		NICs: []testlab.NIC{{MAC: guestMAC, Bridge: "br0", Target: "tap0", Model: "virtio", Alias: "net0"}}}.XML()
 }
 
 // entry is a bridge entry as both witnesses report it.

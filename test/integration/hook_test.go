@@ -168,45 +168,15 @@ type nic struct {
 
 // domain renders live domain XML like libvirt 9.0 passes to the hook.
 func domain(name, metadata string, nics ...nic) []byte {
-	var b strings.Builder
-	fmt.Fprintf(&b, "<domain type='qemu' id='7'>\n  <name>%s</name>\n  <uuid>%s</uuid>\n", name, uuidFor(name))
-	if metadata != "" {
-		fmt.Fprintf(&b, "  <metadata>\n    %s\n  </metadata>\n", metadata)
+	d := testlab.Domain{Name: name, Type: "qemu", ID: 7, UUID: uuidFor(name), Metadata: metadata,
+		Body: "  <memory unit='KiB'>65536</memory>\n  <vcpu placement='static'>1</vcpu>\n" +
+			"  <os>\n    <type arch='x86_64' machine='pc-i440fx-7.2'>hvm</type>\n  </os>\n",
+		Devices: "    <emulator>/usr/bin/qemu-system-x86_64</emulator>\n"}
+	for _, n := range nics {
+		d.NICs = append(d.NICs, testlab.NIC{Type: n.Type, MAC: n.MAC, Bridge: n.Bridge, Network: n.Network, Target: n.Target,
+			VirtualPort: n.VirtualPort, Model: "virtio", Extra: n.Extra, Alias: "-"})
 	}
-	b.WriteString("  <memory unit='KiB'>65536</memory>\n  <vcpu placement='static'>1</vcpu>\n")
-	b.WriteString("  <os>\n    <type arch='x86_64' machine='pc-i440fx-7.2'>hvm</type>\n  </os>\n")
-	b.WriteString("  <devices>\n    <emulator>/usr/bin/qemu-system-x86_64</emulator>\n")
-	for i, n := range nics {
-		typ := n.Type
-		if typ == "" {
-			typ = "bridge"
-		}
-		fmt.Fprintf(&b, "    <interface type='%s'>\n", typ)
-		if n.MAC != "" {
-			fmt.Fprintf(&b, "      <mac address='%s'/>\n", n.MAC)
-		}
-		if n.Bridge != "" || n.Network != "" {
-			b.WriteString("      <source")
-			if n.Network != "" {
-				fmt.Fprintf(&b, " network='%s'", n.Network)
-			}
-			if n.Bridge != "" {
-				fmt.Fprintf(&b, " bridge='%s'", n.Bridge)
-			}
-			b.WriteString("/>\n")
-		}
-		if n.VirtualPort != "" {
-			fmt.Fprintf(&b, "      <virtualport type='%s'/>\n", n.VirtualPort)
-		}
-		if n.Target != "" {
-			fmt.Fprintf(&b, "      <target dev='%s'/>\n", n.Target)
-		}
-		b.WriteString("      <model type='virtio'/>\n")
-		b.WriteString(n.Extra)
-		fmt.Fprintf(&b, "      <alias name='net%d'/>\n    </interface>\n", i)
-	}
-	b.WriteString("  </devices>\n</domain>\n")
-	return []byte(b.String())
+	return []byte(d.XML())
 }
 
 // stopped returns nics as libvirt passes them at stop: no target devices.

@@ -1,12 +1,13 @@
 package migration
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fdbhook/fdbhook/test/lab"
 )
 
 // Guest is a diskless TCG guest with one virtio NIC on br0.
@@ -20,28 +21,15 @@ type Guest struct {
 }
 
 func (g Guest) XML() string {
-	rom := ""
+	nic := lab.NIC{MAC: g.MAC, Bridge: "br0", Target: g.Tap, Model: "virtio"}
 	if g.Silent {
-		rom = "<rom enabled='no'/>"
+		nic.Extra = "      <rom enabled='no'/>\n"
 	}
-	return fmt.Sprintf(`<domain type='qemu'>
-  <name>%s</name>
-  <memory unit='MiB'>64</memory>
-  <vcpu>1</vcpu>
-  <os><type arch='x86_64' machine='pc'>hvm</type><boot dev='network'/></os>
-  <devices>
-    <emulator>/usr/bin/qemu-system-x86_64</emulator>
-    <interface type='bridge'>
-      <mac address='%s'/>
-      <source bridge='br0'/>
-      <target dev='%s'/>
-      <model type='virtio'/>
-      %s
-    </interface>
-    <memballoon model='none'/>
-  </devices>
-</domain>
-`, g.Name, g.MAC, g.Tap, rom)
+	return lab.Domain{Name: g.Name, Type: "qemu",
+		Body: "  <memory unit='MiB'>64</memory>\n  <vcpu>1</vcpu>\n" +
+			"  <os><type arch='x86_64' machine='pc'>hvm</type><boot dev='network'/></os>\n",
+		Devices: "    <emulator>/usr/bin/qemu-system-x86_64</emulator>\n    <memballoon model='none'/>\n",
+		NICs:    []lab.NIC{nic}}.XML()
 }
 
 // writeXML writes the guest's XML to a file in dir and returns its path.

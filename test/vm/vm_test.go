@@ -16,13 +16,13 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"text/template"
 	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/fdbhook/fdbhook/test/lab"
 	testlab "github.com/fdbhook/fdbhook/test/lab"
 )
 
@@ -356,21 +356,38 @@ type domain struct {
 	NICs []nic
 }
 
-//go:embed testdata/domain.xml.tmpl
-var domainTmplText string
-
-var domainTmpl = template.Must(template.New("domain").Funcs(template.FuncMap{
-	"add": func(a, b int) int { return a + b },
-}).Parse(domainTmplText))
-
+// xml renders the domain as libvirt 9.0 passes it to the hook.
 func (d domain) xml(t *testing.T) []byte {
 	t.Helper()
-	var b bytes.Buffer
-	if err := domainTmpl.Execute(&b, d); err != nil {
-		t.Fatalf("domain template: %v", err)
+	ld := lab.Domain{Name: d.Name, Type: "qemu", ID: d.ID, UUID: d.UUID, Body: vmBody,
+		Devices: "    <emulator>/usr/bin/qemu-system-x86_64</emulator>\n" +
+			"    <controller type='pci' index='0' model='pci-root'>\n      <alias name='pci.0'/>\n    </controller>\n"}
+	for i, n := range d.NICs {
+		ld.NICs = append(ld.NICs, lab.NIC{MAC: n.MAC, Bridge: n.Bridge, Target: n.Tap, Model: "virtio", Alias: "-",
+			Extra: fmt.Sprintf("      <address type='pci' domain='0x0000' bus='0x00' slot='0x%02x' function='0x0'/>\n", i+2)})
 	}
-	return b.Bytes()
+	x := ld.XML()
+	// The balloon and the security label follow the NICs, as libvirt writes them.
+	x = strings.Replace(x, "  </devices>\n", "    <memballoon model='virtio'>\n      <alias name='balloon0'/>\n"+
+		"      <address type='pci' domain='0x0000' bus='0x00' slot='0x0f' function='0x0'/>\n    </memballoon>\n  </devices>\n"+
+		"  <seclabel type='dynamic' model='dac' relabel='yes'>\n    <label>+64055:+64055</label>\n"+
+		"    <imagelabel>+64055:+64055</imagelabel>\n  </seclabel>\n", 1)
+	return []byte(x)
 }
+
+// vmBody is what libvirt writes between a guest's name and its devices.
+const vmBody = `  <memory unit='KiB'>65536</memory>
+  <currentMemory unit='KiB'>65536</currentMemory>
+  <vcpu placement='static'>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc-i440fx-7.2'>hvm</type>
+    <boot dev='hd'/>
+  </os>
+  <clock offset='utc'/>
+  <on_poweroff>destroy</on_poweroff>
+  <on_reboot>restart</on_reboot>
+  <on_crash>destroy</on_crash>
+`
 
 // writeConfig writes an fdbhook.toml for the test and returns its path.
 func writeConfig(t *testing.T, toml string) string {
