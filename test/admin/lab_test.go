@@ -95,24 +95,11 @@ type port struct{ learning, flood bool }
 func (p port) String() string { return fmt.Sprintf("learning %v flood %v", p.learning, p.flood) }
 
 // portFlags reads a port's flags through netlink and, independently,
-// through `bridge -d link show`, and fails the test if they disagree.
+// iproute2 (lab.PortFlags), failing the test when they disagree.
 func (l *lab) portFlags(name string) port {
 	l.t.Helper()
-	link, err := l.Handle.LinkByName(name)
-	if err != nil {
-		l.t.Fatalf("netlink: %s: %v", name, err)
-	}
-	pi, err := l.Handle.LinkGetProtinfo(link)
-	if err != nil {
-		l.t.Fatalf("netlink: protinfo of %s: %v", name, err)
-	}
-	nl := port{pi.Learning, pi.Flood}
-	out := l.Bridge("-d", "link", "show", "dev", name)
-	ip := port{strings.Contains(out, "learning on"), strings.Contains(out, " flood on")}
-	if nl != ip {
-		l.t.Fatalf("%s: netlink says %s, iproute2 says %s:\n%s", name, nl, ip, out)
-	}
-	return nl
+	f := l.PortFlags(name)
+	return port{f.Learning, f.Flood}
 }
 
 // static returns the bridge's static entries as "MAC PORT", read through

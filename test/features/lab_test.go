@@ -185,8 +185,9 @@ func (l *lab) entryOf(mac string) entry {
 	return nl
 }
 
-// portFlags reads tap0's flags through the project's netlink code and
-// through `ip -d -j link show`, and fails the test when they disagree.
+// portFlags reads a port's flags through the netlink library and
+// iproute2 (lab.PortFlags) and through the project's own netlink code, and
+// fails the test when they disagree.
 func (l *lab) portFlags(port string) model.Flags {
 	l.t.Helper()
 	c, err := kernel.Open(l.host.NetNS, 2*time.Second)
@@ -198,22 +199,9 @@ func (l *lab) portFlags(port string) model.Flags {
 	if err != nil || link == nil {
 		l.t.Fatalf("%s: %v", port, err)
 	}
-	var links []struct {
-		Linkinfo struct {
-			InfoSlaveData struct {
-				Learning bool `json:"learning"`
-				Flood    bool `json:"flood"`
-				Locked   bool `json:"locked"`
-			} `json:"info_slave_data"`
-		} `json:"linkinfo"`
-	}
-	if err := json.Unmarshal(l.host.Exec("ip", "-d", "-j", "link", "show", "dev", port), &links); err != nil || len(links) != 1 {
-		l.t.Fatalf("ip -d -j link show dev %s: %v", port, err)
-	}
-	sd := links[0].Linkinfo.InfoSlaveData
-	ip := model.Flags{Learning: sd.Learning, Flood: sd.Flood, Locked: sd.Locked}
-	if link.Flags != ip {
-		l.t.Fatalf("%s flags: netlink says %v, iproute2 says %v", port, link.Flags, ip)
+	f := l.host.PortFlags(port)
+	if ip := (model.Flags{Learning: f.Learning, Flood: f.Flood, Locked: f.Locked}); link.Flags != ip {
+		l.t.Fatalf("%s flags: the project's netlink code says %v, the library and iproute2 say %v", port, link.Flags, ip)
 	}
 	if !link.LockCapable {
 		l.t.Skipf("this kernel reports no IFLA_BRPORT_LOCKED for %s (needs Linux 5.18+)", port)

@@ -80,23 +80,17 @@ func (h *Host) staticEntries(t *testing.T, mac string) []string {
 	return out
 }
 
-// portFlags returns "learning on flood off" for a port of br0, as
-// iproute2's bridge shows it, or "" when there is no such port.
+// portFlags returns "learning on flood off" for a port of br0, as the
+// netlink library and iproute2's bridge agree it is (lab.ReadPortFlags),
+// or "" when there is no such port or they cannot tell.
 func (h *Host) portFlags(t *testing.T, port string) string {
 	t.Helper()
-	out, err := h.Net.Run(nil, nil, "bridge", "-d", "link", "show", "dev", port)
-	if err != nil || strings.TrimSpace(out.Stdout) == "" {
-		return ""
+	f, err := lab.ReadPortFlags(h.Net.Handle, func(args ...string) (string, error) {
+		out, err := h.Net.Run(nil, nil, append([]string{"bridge"}, args...)...)
+		return out.Stdout, err
+	}, port)
+	if err != nil {
+		return "" // the port is gone, or not yet made
 	}
-	f := strings.Fields(out.Stdout)
-	var learning, flood string
-	for i := 0; i+1 < len(f); i++ {
-		switch f[i] {
-		case "learning":
-			learning = f[i+1]
-		case "flood":
-			flood = f[i+1]
-		}
-	}
-	return "learning " + learning + " flood " + flood
+	return strings.TrimSuffix(strings.TrimSuffix(f.String(), " locked off"), " locked on")
 }

@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -160,26 +159,13 @@ func (n *testNS) vlanFiltering(br string) bool {
 // and `bridge -d link`, and fails the test if they disagree.
 func (n *testNS) portFlags(dev string) (learning, flood bool) {
 	n.t.Helper()
-	pi, err := n.h.LinkGetProtinfo(n.link(dev))
+	f, err := lab.ReadPortFlags(n.h, func(args ...string) (string, error) {
+		return n.bridge(strings.Join(args, " ")), nil
+	}, dev)
 	if err != nil {
-		n.t.Fatalf("netlink: protinfo of %s: %v", dev, err)
+		n.t.Fatal(err)
 	}
-	out := n.bridge("-d link show dev " + dev)
-	for _, f := range []struct {
-		name string
-		nl   bool
-	}{{"learning", pi.Learning}, {"flood", pi.Flood}} {
-		// Whole words: "flood" must not match "mcast_flood" or "bcast_flood".
-		m := regexp.MustCompile(`(?:^|\s)` + f.name + ` (on|off)\b`).FindStringSubmatch(out)
-		if m == nil {
-			n.t.Fatalf("no %q in bridge -d link show dev %s:\n%s", f.name, dev, out)
-		}
-		on := m[1] == "on"
-		if on != f.nl {
-			n.t.Fatalf("%s %s: netlink says %v, bridge -d link says %v", dev, f.name, f.nl, on)
-		}
-	}
-	return pi.Learning, pi.Flood
+	return f.Learning, f.Flood
 }
 
 // fdbEntry is one bridge forwarding database entry, from netlink or from
@@ -497,42 +483,14 @@ func sendFrame(t *testing.T, nsName, dev string, src net.HardwareAddr) {
 }
 
 // socketIn opens an AF_PACKET socket inside network namespace nsName; the
-// socket stays in that namespace. The work runs on a locked thread of its own
-// that is unlocked only once it is back in its original namespace; otherwise
-// it ends with its goroutine and is never reused.
+// socket stays in that namespace.
 func socketIn(nsName string) (int, error) {
-	type result struct {
-		fd  int
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			ch <- result{-1, err}
-			return
-		}
-		defer orig.Close()
-		target, err := netns.GetFromName(nsName)
-		if err != nil {
-			runtime.UnlockOSThread()
-			ch <- result{-1, err}
-			return
-		}
-		defer target.Close()
-		if err := netns.Set(target); err != nil {
-			ch <- result{-1, err}
-			return
-		}
-		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, 0)
-		if netns.Set(orig) == nil {
-			runtime.UnlockOSThread()
-		}
-		ch <- result{fd, err}
-	}()
-	r := <-ch
-	return r.fd, r.err
+	fd := -1
+	err := lab.InNamed(nsName, func() (err error) {
+		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, 0)
+		return err
+	})
+	return fd, err
 }
 
 func ifIndexIn(nsName, dev string) (int, error) {
