@@ -23,10 +23,12 @@ build:
 deps:
 	@test/deps.sh iproute2 file
 
-# Static checks: formatting, vet, and README figures quoted from bench/results.md.
+# Static checks: formatting, vet (the product, and bench/, a module of its
+# own over it), and README figures quoted from bench/results.md.
 check:
-	@fmt=$$(gofmt -l cmd pkg test); if [ -n "$$fmt" ]; then echo "gofmt: $$fmt"; exit 1; fi
+	@fmt=$$(gofmt -l cmd pkg test bench); if [ -n "$$fmt" ]; then echo "gofmt: $$fmt"; exit 1; fi
 	$(GO) vet ./...
+	cd bench && $(GO) vet ./...
 	@test/docs/figures.sh
 
 # Pure tests: parsing, config, planning; and pkg/kernel read back against the

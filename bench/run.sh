@@ -28,11 +28,15 @@ test/deps.sh iproute2 xmlstarlet time
 [ -x bin/qemu-hook ] && [ -x bin/lxc-hook ] && [ -x bin/fdbhook ] || make build
 out=bench/out
 mkdir -p "$out" bench/bin
-# Floors, built like the hooks (static, stripped).
-go build -trimpath -ldflags '-s -w' -o bench/bin/noop ./bench/noop
-go build -trimpath -ldflags '-s -w' -o bench/bin/hookinit ./bench/floor/hookinit
-go build -trimpath -ldflags '-s -w' -o bench/bin/noxmlquery ./bench/floor/noxmlquery
-go build -trimpath -o bench/bin/driver ./bench/driver
+# bench/ is a module of its own over the product (bench/go.mod). Floors,
+# built like the hooks (static, stripped), and the driver.
+(
+	cd bench
+	go build -trimpath -ldflags '-s -w' -o bin/noop ./noop
+	go build -trimpath -ldflags '-s -w' -o bin/hookinit ./floor/hookinit
+	go build -trimpath -ldflags '-s -w' -o bin/noxmlquery ./floor/noxmlquery
+	go build -trimpath -o bin/driver ./driver
+)
 
 ns="fdbt-bench-$$"
 made_lxc_dir=
@@ -52,8 +56,8 @@ flock -w 1800 9 || { echo "bench/run.sh: /run/fdbhook-test.lock held for 30 min"
 
 phases=${BENCH_PHASES:-latency,stop,rss,flood,lxc,alt}
 if [ "$phases" != lxc ] && [ "$phases" != alt ]; then
-echo "== go test -bench ./bench (in-process plan + apply)" >&2
-go test -count "${BENCH_GO_COUNT:-5}" -run '^$' -bench . -benchmem -benchtime "${BENCH_GO_BENCHTIME:-200x}" ./bench/ | tee "$out/gobench.txt" >&2
+echo "== go test -bench . in bench/ (in-process plan + apply)" >&2
+(cd bench && go test -count "${BENCH_GO_COUNT:-5}" -run '^$' -bench . -benchmem -benchtime "${BENCH_GO_BENCHTIME:-200x}" .) | tee "$out/gobench.txt" >&2
 
 echo "== go test -bench ./pkg/kernel (pkg/kernel beside the netlink library)" >&2
 go test -count "${BENCH_GO_COUNT:-5}" -run '^$' -bench . -benchmem -benchtime "${BENCH_KERNEL_BENCHTIME:-50x}" ./pkg/kernel/ | tee "$out/kernelbench.txt" >&2

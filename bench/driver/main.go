@@ -112,7 +112,7 @@ func measureMain(args []string) error {
 func reportMain(args []string) error {
 	fs := flag.NewFlagSet("report", flag.ExitOnError)
 	in := fs.String("i", "bench/out/results.json", "results of driver measure")
-	gobench := fs.String("gobench", "bench/out/gobench.txt", "output of go test -bench ./bench")
+	gobench := fs.String("gobench", "bench/out/gobench.txt", "output of go test -bench . in bench/")
 	kernelbench := fs.String("kernelbench", "bench/out/kernelbench.txt", "output of go test -bench ./pkg/kernel")
 	md := fs.String("md", "bench/results.md", "Markdown report to write")
 	svg := fs.String("svg", "bench/latency.svg", "latency chart to write")

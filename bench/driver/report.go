@@ -141,7 +141,7 @@ func report(res *Results, gb, kb []goBench, svgName string) (string, string) {
 	sum.WriteString("start hook latency (ms):\n" + lat + "\n")
 
 	if len(gb) > 0 {
-		md.WriteString("### In process: plan + apply alone (`go test -bench ./bench`)\n\n")
+		md.WriteString("### In process: plan + apply alone (`go test -bench .` in `bench/`)\n\n")
 		md.WriteString("The same work without exec, Go runtime start-up, config and XML reading from a file: " +
 			"`kernel.Open` + `guest.Parse` + `Conn.Prefetch` + `plan.Start` + `apply.Apply` (*start*), and `apply.Apply` of a ready plan alone (*apply*), " +
 			"in a fresh network namespace; *first* resets the ports outside the timer. Each benchmark runs several times (`-count`); " +
