@@ -64,14 +64,18 @@ func world(t *testing.T) func() (*admin.State, func(), error) {
 	k.AddStatic("52:54:00:00:00:01", "vnet1")
 	k.AddStatic("52:54:00:00:00:02", "eth0")
 	k.AddStatic("52:54:00:00:00:07", "vnet7")
+	return stateOf(t, k,
+		domain(t, "g1", "vnet1", "52:54:00:00:00:01", false),
+		domain(t, "g2", "vnet2", "52:54:00:00:00:02", false),
+		domain(t, "g3", "vnet3", "52:54:00:00:00:03", true))
+}
+
+// stateOf reads the state of kernel k with br0 managed and running guests.
+func stateOf(t *testing.T, k *kerneltest.Kernel, running ...*guest.Guest) func() (*admin.State, func(), error) {
+	t.Helper()
 	cfg, err := config.Parse([]byte("bridges = [\"br0\"]\n"))
 	if err != nil {
 		t.Fatal(err)
-	}
-	running := []*guest.Guest{
-		domain(t, "g1", "vnet1", "52:54:00:00:00:01", false),
-		domain(t, "g2", "vnet2", "52:54:00:00:00:02", false),
-		domain(t, "g3", "vnet3", "52:54:00:00:00:03", true),
 	}
 	return func() (*admin.State, func(), error) {
 		snap, err := admin.Take(k)
@@ -303,19 +307,10 @@ func TestPortLackingOnlyItsEntry(t *testing.T) {
 	k.Add(tap("vnet5", false))
 	k.AddStatic("52:54:00:00:00:01", "vnet1")
 	k.AddStatic("52:54:00:00:00:05", "eth0") // vnet5's entry roamed to the uplink
-	cfg, err := config.Parse([]byte("bridges = [\"br0\"]\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	running := []*guest.Guest{
+	src := Source{State: stateOf(t, k,
 		domain(t, "g1", "vnet1", "52:54:00:00:00:01", false),
 		domain(t, "g4", "vnet4", "52:54:00:00:00:04", false),
-		domain(t, "g5", "vnet5", "52:54:00:00:00:05", false),
-	}
-	src := Source{State: func() (*admin.State, func(), error) {
-		snap, err := admin.Take(k)
-		return &admin.State{Config: cfg, Kernel: snap, Networks: noNetworks{}, Running: running, RunningComplete: true}, func() {}, err
-	}}
+		domain(t, "g5", "vnet5", "52:54:00:00:00:05", false))}
 	reg, _ := NewRegistry(src)
 	want := `
 # HELP fdbhook_guest_ports ` + help(descGuestPorts) + `

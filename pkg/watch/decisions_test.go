@@ -207,10 +207,7 @@ func TestFailuresRequeueTheBatch(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRig(t, twoBridges)
 			r.k.Add(kerneltest.Tap("vnet1", "br0", kerneltest.Learning))
-			orphan := kerneltest.Tap("vnet9", "br0", kerneltest.Managed)
-			orphan.Carrier = false
-			r.k.Add(orphan)
-			r.k.AddStatic(mac9, "vnet9")
+			r.orphan()
 			r.guest("g1", "running", "br0:vnet1:"+mac1)
 			mend := tc.breakIt(r)
 			release, err := r.w.open()
@@ -374,11 +371,8 @@ func TestStartupCleaning(t *testing.T) {
 	const macDefined, macUnknown, macHeld = "52:54:00:00:00:0d", "52:54:00:00:00:0e", "52:54:00:00:00:0f"
 	r := newRig(t, twoBridges)
 	r.k.Add(kerneltest.Tap("vnet1", "br0", kerneltest.Learning))
-	orphan := kerneltest.Tap("vnet9", "br0", kerneltest.Managed)
-	orphan.Carrier = false
-	r.k.Add(orphan)
+	r.orphan()
 	r.k.Add(kerneltest.Tap("vnet8", "br0", kerneltest.Managed)) // held open: a guest starting?
-	r.k.AddStatic(mac9, "vnet9")
 	r.k.AddStatic(macHeld, "vnet8")
 	r.k.AddStatic(macDefined, "eth0")
 	r.k.AddStatic(macUnknown, "eth0")
@@ -589,10 +583,7 @@ func TestNothingManagedWritesNothing(t *testing.T) {
 			os.Remove(r.cfgPath)
 		}
 		r.k.Add(kerneltest.Tap("vnet1", "br0", kerneltest.Learning))
-		orphan := kerneltest.Tap("vnet9", "br0", kerneltest.Managed)
-		orphan.Carrier = false
-		r.k.Add(orphan)
-		r.k.AddStatic(mac9, "vnet9")
+		r.orphan()
 		r.guest("g1", "running", "br0:vnet1:"+mac1)
 		r.start()
 		r.emit(Event{Guest: "g1", Why: "test"})

@@ -188,6 +188,16 @@ func (r *rig) waitFor(what string, cond func() bool) {
 	}
 }
 
+// orphan adds tap vnet9 on br0, managed, which no running guest names and
+// no process holds open, with a static entry for mac9: what a guest that
+// is gone left behind.
+func (r *rig) orphan() {
+	orphan := kerneltest.Tap("vnet9", "br0", kerneltest.Managed)
+	orphan.Carrier = false
+	r.k.Add(orphan)
+	r.k.AddStatic(mac9, "vnet9")
+}
+
 func (r *rig) managed(port, mac string) func() bool {
 	return func() bool {
 		f, ok := r.k.Flags(port)
@@ -212,10 +222,7 @@ func startedWithG1(t *testing.T) *rig {
 func TestStartupManagesRunningGuestsAndCleansStale(t *testing.T) {
 	r := newRig(t, twoBridges)
 	r.k.Add(kerneltest.Tap("vnet1", "br0", kerneltest.Learning))
-	orphan := kerneltest.Tap("vnet9", "br0", kerneltest.Managed)
-	orphan.Carrier = false
-	r.k.Add(orphan)
-	r.k.AddStatic(mac9, "vnet9")
+	r.orphan()
 	r.guest("g1", "running", "br0:vnet1:"+mac1)
 	r.start()
 	r.waitFor("g1 managed", r.managed("vnet1", mac1))
