@@ -1,8 +1,9 @@
 // Package hook is what the qemu-hook, lxc-hook and network-hook binaries run: it
 // parses the command line libvirt gives (a hook event, or --dry-run,
-// --help, --version; anything else exits 2 and points to fdbhook), maps
-// each libvirt operation to apply, clean up or ignore in one table per
-// hook, plans the event (package plan), applies it under the run lock
+// --help, --version; anything else exits 2 and points to fdbhook), looks
+// up what the operation does in package events' table of the hook (apply,
+// clean up, mark, policy or ignore), plans the event (package plan),
+// applies it under the run lock
 // (package apply), and turns the outcome into the exit code libvirt acts
 // on. An ignored operation returns before the configuration is read or
 // the log opened. On a live migration's destination it marks the guest

@@ -8,22 +8,7 @@ import (
 	"github.com/fdbhook/fdbhook/pkg/plan"
 )
 
-// lxcOps is the lxc hook's operation table. libvirt's LXC driver calls
-// prepare, start, started, stopped, release (and reconnect after a
-// libvirtd restart). At start begin the host veth exists but its peer is
-// still in the host's network namespace, and a NIC without <target dev>
-// has no name yet; at started begin the peer is in the container's
-// namespace, which proves the veth is the container's, and the container's
-// veths were measured still down (testdata/libvirt-9.0-lxc/README.md). A
-// non-zero exit at started begin makes libvirt stop the container.
-var lxcOps = map[[2]string]hookOp{
-	{"started", "begin"}:   {act: applyPlan, mayFail: true},
-	{"reconnect", "begin"}: {act: applyPlan},
-	{"stopped", "end"}:     {act: cleanup},
-	{"release", "end"}:     {act: cleanup},
-}
-
-var lxcDomain = domainHook{acts: events.Lxc, ops: lxcOps, start: (*Runner).lxcStart}
+var lxcDomain = domainHook{table: events.Lxc, start: (*Runner).lxcStart}
 
 var lxcProgram = program{name: "lxc-hook", usage: lxcUsage, object: "CONTAINER"}
 

@@ -25,7 +25,7 @@ func (r *Runner) RunNetwork(args []string) int {
 // networkHook handles one libvirt network event. An operation the table
 // ignores returns before the configuration is read or the log opened.
 func (r *Runner) networkHook(network, op, subop, _ string, dry bool) int {
-	if !events.Network[[2]string{op, subop}] {
+	if !events.Acts(events.Network, op, subop) {
 		return ExitOK
 	}
 	cfg, cfgErr, err := r.configure()

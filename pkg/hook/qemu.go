@@ -17,46 +17,10 @@ import (
 	"github.com/fdbhook/fdbhook/pkg/plan"
 )
 
-// action is what a libvirt operation means to fdbhook.
-type action int
-
-const (
-	ignore action = iota
-	applyPlan
-	cleanup
-	markIncoming // a live migration to this host begins (migration.go)
-)
-
-// hookOp is one row of a domain hook's operation table.
-type hookOp struct {
-	act action
-	// mayFail: a non-zero exit here stops the guest from starting, which is
-	// what on_error = "fail" asks for. Where libvirt would kill a running
-	// guest instead (reconnect, attach) or ignores the exit (stop), fdbhook
-	// always exits 0 and logs.
-	mayFail bool
-}
-
-// qemuOps maps the events fdbhook acts on (events.Qemu) to what it does.
-// Any other event — prepare, started, restore, operations of newer libvirt
-// versions — is ignored: no kernel change, no output, exit 0 (the installed
-// binary exits in package qemuexit's init already). migrate and restore in
-// particular must print nothing: libvirt reads their stdout as replacement
-// domain XML.
-var qemuOps = map[[2]string]hookOp{
-	{"start", "begin"}:     {act: applyPlan, mayFail: true},
-	{"reconnect", "begin"}: {act: applyPlan},
-	{"attach", "begin"}:    {act: applyPlan},
-	{"stopped", "end"}:     {act: cleanup},
-	{"release", "end"}:     {act: cleanup},
-	{"migrate", "begin"}:   {act: markIncoming},
-}
-
-// domainHook is what tells the qemu and lxc hooks apart: the events acted
-// on (package events), the operation table, and how a start is planned.
+// domainHook is what tells the qemu and lxc hooks apart: their table of
+// events (package events) and how a start is planned.
 type domainHook struct {
-	acts  map[[2]string]bool
-	ops   map[[2]string]hookOp
+	table map[[2]string]events.Op
 	start startPlanner
 }
 
@@ -64,14 +28,14 @@ type domainHook struct {
 // this host, whose entries wait for the resume.
 type startPlanner func(r *Runner, ev *event, v PlanView) (p *plan.Plan, incoming bool, err error)
 
-var qemuDomain = domainHook{acts: events.Qemu, ops: qemuOps, start: (*Runner).qemuStart}
+var qemuDomain = domainHook{table: events.Qemu, start: (*Runner).qemuStart}
 
 // event is one hook call being carried out.
 type event struct {
 	cfg    *config.Config
 	domain string
 	op     string
-	act    action
+	act    events.Act
 	dry    bool
 	log    *logrus.Entry
 	g      *guest.Guest
@@ -90,19 +54,19 @@ func (r *Runner) RunQemu(args []string) int {
 // configuration is read or the log opened: most of a guest's hook calls
 // are such.
 func (r *Runner) domainHook(h domainHook, domain, op, subop string, dry bool) int {
-	row, known := h.ops[[2]string{op, subop}]
-	if !h.acts[[2]string{op, subop}] || !known || row.act == ignore {
+	row := h.table[[2]string{op, subop}]
+	if row.Act == events.Ignore {
 		return ExitOK
 	}
 	cfg, err, logErr := r.configure()
 	if logErr != nil {
 		fmt.Fprintf(r.Stderr, "fdbhook: %s: %v\n", domain, logErr)
-		if row.mayFail {
+		if row.MayFail {
 			return ExitConfig
 		}
 		return ExitOK
 	}
-	ev := &event{cfg: cfg, domain: domain, op: op, act: row.act, dry: dry, log: r.log.WithField("guest", domain)}
+	ev := &event{cfg: cfg, domain: domain, op: op, act: row.Act, dry: dry, log: r.log.WithField("guest", domain)}
 	if err == nil {
 		err = r.domainEvent(h, ev)
 	}
@@ -110,12 +74,12 @@ func (r *Runner) domainHook(h domainHook, domain, op, subop string, dry bool) in
 }
 
 // exit turns an event's outcome into the exit code, logging a failure once.
-func (r *Runner) exit(ev *event, subop string, row hookOp, err error) int {
+func (r *Runner) exit(ev *event, subop string, row events.Op, err error) int {
 	if err == nil {
 		return ExitOK
 	}
 	switch {
-	case !row.mayFail:
+	case !row.MayFail:
 		ev.log.Errorf("%s %s: %v (exit 0: failing here would not undo anything and could kill the guest)", ev.op, subop, err)
 		return ExitOK
 	case ev.cfg != nil && ev.cfg.OnError == config.Warn && host.ExitCode(err) == ExitRefused:
@@ -140,7 +104,7 @@ func (r *Runner) domainEvent(h domainHook, ev *event) (err error) {
 	if ev.g, err = r.readGuest(ev); err != nil {
 		return err
 	}
-	if ev.act == markIncoming {
+	if ev.act == events.MarkIncoming {
 		return r.markIncoming(ev.g, ev.dry, ev.log)
 	}
 	if !ev.dry {
@@ -156,7 +120,7 @@ func (r *Runner) domainEvent(h domainHook, ev *event) (err error) {
 		return err
 	}
 	defer k.Close()
-	if ev.act == applyPlan {
+	if ev.act == events.Apply {
 		prefetch(k, ev.g)
 	}
 	p, incoming, err := r.plan(h, ev, PlanView{Reader: k, Files: libvirt.New(r.Libvirt)})
@@ -190,7 +154,7 @@ func (r *Runner) readGuest(ev *event) (*guest.Guest, error) {
 
 // plan makes the event's plan: the hook's start plan, or the stop plan.
 func (r *Runner) plan(h domainHook, ev *event, v PlanView) (p *plan.Plan, incoming bool, err error) {
-	if ev.act == applyPlan {
+	if ev.act == events.Apply {
 		return h.start(r, ev, v)
 	}
 	p, err = plan.Stop(ev.cfg, ev.g, v)
@@ -213,7 +177,7 @@ func (r *Runner) qemuStart(ev *event, v PlanView) (*plan.Plan, bool, error) {
 // carryOut applies or cleans up what the plan says; a plan with refusals
 // changes nothing and is the event's error.
 func (r *Runner) carryOut(ev *event, k model.ReadWriter, p *plan.Plan, incoming bool) error {
-	if ev.act == cleanup {
+	if ev.act == events.Cleanup {
 		if err := apply.Cleanup(k, p.Steps); err != nil {
 			return err
 		}
