@@ -7,8 +7,8 @@ import (
 	"github.com/fdbhook/fdbhook/pkg/config"
 	"github.com/fdbhook/fdbhook/pkg/guest"
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
+	"github.com/fdbhook/fdbhook/pkg/manage"
 	"github.com/fdbhook/fdbhook/pkg/model"
-	"github.com/fdbhook/fdbhook/pkg/plan"
 )
 
 // Networks resolves libvirt networks from libvirt's files (libvirt.Files).
@@ -33,8 +33,8 @@ type State struct {
 	// migration (IncomingGuests): their ports wait for the resume.
 	Incoming map[string]bool
 	// Containers proves, for each running container of libvirt's LXC
-	// driver (by name), which veths are its own (plan.StartContainer).
-	Containers map[string]plan.Container
+	// driver (by name), which veths are its own (manage.Prove).
+	Containers manage.Proofs
 	// Notes are things worth telling that are not problems.
 	Notes []string
 

@@ -12,10 +12,10 @@ import (
 	"github.com/fdbhook/fdbhook/pkg/admin"
 	"github.com/fdbhook/fdbhook/pkg/config"
 	"github.com/fdbhook/fdbhook/pkg/guest"
-	"github.com/fdbhook/fdbhook/pkg/hook"
 	"github.com/fdbhook/fdbhook/pkg/host"
 	"github.com/fdbhook/fdbhook/pkg/kernel"
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
+	"github.com/fdbhook/fdbhook/pkg/manage"
 	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/pkg/runstate"
 	"github.com/fdbhook/fdbhook/pkg/version"
@@ -114,7 +114,7 @@ func readContainers(st *admin.State, k model.Reader, paths libvirt.Paths, define
 	for _, g := range running {
 		g.Type = "lxc" // whatever its XML says: it runs under the LXC driver
 	}
-	st.Containers = hook.Containers(running, hook.PlanView{Reader: k, Files: libvirt.New(paths)})
+	st.Containers = manage.Prove(running, manage.HostView{Reader: k, Files: libvirt.New(paths)})
 	st.Running = append(st.Running, running...)
 	slices.SortFunc(st.Running, func(a, b *guest.Guest) int { return strings.Compare(a.Name, b.Name) })
 	defined, _, notes, err := admin.ReadGuests(definedDir)

@@ -5,10 +5,9 @@ import (
 	"os"
 
 	"github.com/fdbhook/fdbhook/pkg/guest"
-	"github.com/fdbhook/fdbhook/pkg/hook"
 	"github.com/fdbhook/fdbhook/pkg/host"
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
-	"github.com/fdbhook/fdbhook/pkg/plan"
+	"github.com/fdbhook/fdbhook/pkg/manage"
 )
 
 const explainUsage = `Usage: %[1]s explain FILE|-
@@ -51,16 +50,8 @@ func explain(e *Env, args []string) int {
 		return e.fail(err)
 	}
 	defer k.Close()
-	v := hook.PlanView{Reader: k, Files: libvirt.New(e.Libvirt)}
-	var p *plan.Plan
-	if g.Type == "lxc" {
-		var ct plan.Container
-		if ct, err = hook.Container(g.Name, v); err == nil {
-			p, err = plan.StartContainer(cfg, g, v, ct)
-		}
-	} else {
-		p, err = plan.Start(cfg, g, v)
-	}
+	v := manage.HostView{Reader: k, Files: libvirt.New(e.Libvirt)}
+	p, err := manage.StartPlan(cfg, g, v, v)
 	if err != nil {
 		fmt.Fprintf(e.Stderr, "fdbhook: %s: %v\n", g.Name, err)
 		return host.ExitRefused

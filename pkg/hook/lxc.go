@@ -1,14 +1,10 @@
 package hook
 
 import (
-	"fmt"
-
 	"github.com/fdbhook/fdbhook/pkg/events"
-	"github.com/fdbhook/fdbhook/pkg/guest"
-	"github.com/fdbhook/fdbhook/pkg/plan"
 )
 
-var lxcDomain = domainHook{table: events.Lxc, start: (*Runner).lxcStart}
+var lxcDomain = domainHook{table: events.Lxc}
 
 var lxcProgram = program{name: "lxc-hook", usage: lxcUsage, object: "CONTAINER"}
 
@@ -18,55 +14,6 @@ func (r *Runner) RunLxc(args []string) int {
 	return r.dispatch(args, lxcProgram, func(name, op, subop, _ string, dry bool) int {
 		return r.domainHook(lxcDomain, name, op, subop, dry)
 	})
-}
-
-// lxcStart plans a container's start: the NICs' ports are veths whose
-// peers live in the network namespace of the container's init.
-func (r *Runner) lxcStart(ev *event, v PlanView) (*plan.Plan, bool, error) {
-	ct, err := Container(ev.g.Name, v)
-	if err != nil {
-		return nil, false, err
-	}
-	p, err := plan.StartContainer(ev.cfg, ev.g, v, ct)
-	return p, false, err
-}
-
-// Container finds running container name's init in libvirt's live state
-// and the id the host gives its network namespace: what proves which veths
-// are the container's. An init that cannot be found is no error here:
-// every veth of the container is then refused with the reason, and a
-// container without managed NICs starts as before.
-func Container(name string, v PlanView) (plan.Container, error) {
-	pid, why, err := v.Files.ContainerInit(name)
-	if err != nil {
-		return plan.Container{}, fmt.Errorf("reading libvirt's live state of the container: %w", err)
-	}
-	if pid == 0 {
-		return plan.Container{NetnsID: -1, Unknown: why}, nil
-	}
-	id, err := v.Reader.NetnsIDOfPid(pid)
-	if err != nil {
-		return plan.Container{}, fmt.Errorf("container init (pid %d): %w", pid, err)
-	}
-	return plan.Container{InitPid: pid, NetnsID: id}, nil
-}
-
-// Containers proves, for each of the running containers, which veths are
-// its own (Container), for the admin commands and the watcher. A
-// container whose proof cannot be read (stopping: its init gone between
-// the live state and the kernel's answer) gets no namespace id and the
-// reason, so its veths are refused with it, instead of failing the whole
-// report or reconcile.
-func Containers(running []*guest.Guest, v PlanView) map[string]plan.Container {
-	out := make(map[string]plan.Container, len(running))
-	for _, g := range running {
-		ct, err := Container(g.Name, v)
-		if err != nil {
-			ct = plan.Container{NetnsID: -1, Unknown: err.Error()}
-		}
-		out[g.Name] = ct
-	}
-	return out
 }
 
 const lxcUsage = `Usage:

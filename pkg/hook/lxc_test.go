@@ -2,15 +2,12 @@ package hook
 
 import (
 	"bytes"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/fdbhook/fdbhook/pkg/guest"
 	"github.com/fdbhook/fdbhook/pkg/kernel/kerneltest"
-	"github.com/fdbhook/fdbhook/pkg/libvirt"
 )
 
 // newLxcKernel: bridge fdbtlxbr0 with the captured container's two host
@@ -172,37 +169,5 @@ func TestLxcHelp(t *testing.T) {
 	r = runLxc(t, "", "", nil, nil, newLxcKernel(0), "--version")
 	if r.code != ExitOK || !strings.HasPrefix(r.stdout, "lxc-hook (fdbhook) ") {
 		t.Errorf("--version: exit %d stdout %q", r.code, r.stdout)
-	}
-}
-
-// TestContainersOneStopping: for the admin commands and the watcher, a
-// container whose init is gone when the kernel is asked (it is stopping)
-// has its veths refused with the reason; it fails neither the others'
-// proof nor the whole report.
-func TestContainersOneStopping(t *testing.T) {
-	dir := t.TempDir()
-	lxcDir := filepath.Join(dir, "lxc")
-	os.MkdirAll(lxcDir, 0o755)
-	live := lxcFixture(t, reconnLive)
-	os.WriteFile(filepath.Join(lxcDir, "fdbtlxc1.xml"), live, 0o644)
-	gone := bytes.Replace(bytes.ReplaceAll(live, []byte("fdbtlxc1"), []byte("fdbtlxc2")), []byte("<init pid='31023'"), []byte("<init pid='31099'"), 1)
-	if bytes.Equal(gone, live) || !bytes.Contains(gone, []byte("<init pid='31099'")) {
-		t.Fatal("the fixture changed: no <init pid='31023'> to rewrite")
-	}
-	os.WriteFile(filepath.Join(lxcDir, "fdbtlxc2.xml"), gone, 0o644)
-	k := newLxcKernel(0)
-	k.FailWith(func(c kerneltest.Call) error {
-		if c.Method == "NetnsIDOfPid" && c.Index == 31099 {
-			return fmt.Errorf("network namespace of pid 31099: %w", os.ErrNotExist)
-		}
-		return nil
-	})
-	v := PlanView{Reader: k, Files: libvirt.New(libvirt.Paths{LxcRunDir: lxcDir, ProcDir: filepath.Join(dir, "proc")})}
-	got := Containers([]*guest.Guest{{Name: "fdbtlxc1"}, {Name: "fdbtlxc2"}}, v)
-	if ct := got["fdbtlxc1"]; ct.InitPid != 31023 || ct.NetnsID != 0 || ct.Unknown != "" {
-		t.Errorf("fdbtlxc1: %+v, want init 31023 in namespace id 0", ct)
-	}
-	if ct := got["fdbtlxc2"]; ct.NetnsID != -1 || !strings.Contains(ct.Unknown, "pid 31099") {
-		t.Errorf("fdbtlxc2 (init gone): %+v, want no namespace id and the reason", ct)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/fdbhook/fdbhook/pkg/events"
 	"github.com/fdbhook/fdbhook/pkg/guest"
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
+	"github.com/fdbhook/fdbhook/pkg/manage"
 	"github.com/fdbhook/fdbhook/pkg/plan"
 )
 
@@ -108,7 +109,7 @@ func (r *Runner) bridgePolicy(cfg *config.Config, bridge, op string, dry bool, l
 		}
 		defer unlock()
 	}
-	steps, warning, _, err := plan.BridgePolicy(cfg, PlanView{Reader: k, Files: libvirt.New(r.Libvirt)}, br)
+	steps, warning, _, err := plan.BridgePolicy(cfg, manage.HostView{Reader: k, Files: libvirt.New(r.Libvirt)}, br)
 	if err != nil {
 		return err
 	}

@@ -13,22 +13,20 @@ import (
 	"github.com/fdbhook/fdbhook/pkg/guest"
 	"github.com/fdbhook/fdbhook/pkg/host"
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
+	"github.com/fdbhook/fdbhook/pkg/manage"
 	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/pkg/plan"
 )
 
 // domainHook is what tells the qemu and lxc hooks apart: their table of
-// events (package events) and how a start is planned.
+// events (package events), and whether a start may be a live migration's
+// (libvirt migrates QEMU guests, not containers).
 type domainHook struct {
-	table map[[2]string]events.Op
-	start startPlanner
+	table    map[[2]string]events.Op
+	migrates bool
 }
 
-// startPlanner plans an apply event; incoming reports a live migration to
-// this host, whose entries wait for the resume.
-type startPlanner func(r *Runner, ev *event, v PlanView) (p *plan.Plan, incoming bool, err error)
-
-var qemuDomain = domainHook{table: events.Qemu, start: (*Runner).qemuStart}
+var qemuDomain = domainHook{table: events.Qemu, migrates: true}
 
 // event is one hook call being carried out.
 type event struct {
@@ -123,7 +121,7 @@ func (r *Runner) domainEvent(h domainHook, ev *event) (err error) {
 	if ev.act == events.Apply {
 		prefetch(k, ev.g)
 	}
-	p, incoming, err := r.plan(h, ev, PlanView{Reader: k, Files: libvirt.New(r.Libvirt)})
+	p, incoming, err := r.plan(h, ev, manage.HostView{Reader: k, Files: libvirt.New(r.Libvirt)})
 	if err != nil {
 		return err
 	}
@@ -153,9 +151,9 @@ func (r *Runner) readGuest(ev *event) (*guest.Guest, error) {
 }
 
 // plan makes the event's plan: the hook's start plan, or the stop plan.
-func (r *Runner) plan(h domainHook, ev *event, v PlanView) (p *plan.Plan, incoming bool, err error) {
+func (r *Runner) plan(h domainHook, ev *event, v manage.HostView) (p *plan.Plan, incoming bool, err error) {
 	if ev.act == events.Apply {
-		return h.start(r, ev, v)
+		return r.startPlan(h, ev, v)
 	}
 	p, err = plan.Stop(ev.cfg, ev.g, v)
 	if !ev.dry {
@@ -164,11 +162,12 @@ func (r *Runner) plan(h domainHook, ev *event, v PlanView) (p *plan.Plan, incomi
 	return p, false, err
 }
 
-// qemuStart plans a QEMU guest's start; at start begin, one that is a live
-// migration's destination leaves its entries for the resume.
-func (r *Runner) qemuStart(ev *event, v PlanView) (*plan.Plan, bool, error) {
-	p, err := plan.Start(ev.cfg, ev.g, v)
-	if err != nil || ev.op != "start" {
+// startPlan plans the guest's start (manage.StartPlan); a QEMU guest's
+// start begin that is a live migration's destination leaves its entries
+// for the resume.
+func (r *Runner) startPlan(h domainHook, ev *event, v manage.HostView) (*plan.Plan, bool, error) {
+	p, err := manage.StartPlan(ev.cfg, ev.g, v, v)
+	if err != nil || !h.migrates || ev.op != "start" {
 		return p, false, err
 	}
 	return r.forIncoming(p, v, ev.g, ev.dry, ev.log)

@@ -9,7 +9,6 @@ import (
 	"github.com/fdbhook/fdbhook/pkg/config"
 	"github.com/fdbhook/fdbhook/pkg/guest"
 	"github.com/fdbhook/fdbhook/pkg/host"
-	"github.com/fdbhook/fdbhook/pkg/libvirt"
 	"github.com/fdbhook/fdbhook/pkg/logline"
 	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/pkg/version"
@@ -76,12 +75,6 @@ func prefetch(k model.Kernel, g *guest.Guest) {
 		ports[nic.Target] = append(append(ports[nic.Target], nic.MAC), g.Metadata(nic).ExtraMACs...)
 	}
 	k.Prefetch(ports)
-}
-
-// PlanView joins the kernel and libvirt's files into what the planner reads.
-type PlanView struct {
-	model.Reader
-	*libvirt.Files
 }
 
 // program is what one hook binary is: its name for --version, its --help
