@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/fdbhook/fdbhook/pkg/kernel/kerneltest"
+	"github.com/fdbhook/fdbhook/pkg/libvirt"
 )
 
 func TestIncomingPaused(t *testing.T) {
@@ -35,7 +36,7 @@ func TestIncomingPaused(t *testing.T) {
 	} {
 		dir := t.TempDir()
 		os.WriteFile(filepath.Join(dir, "g.xml"), []byte(tc.xml), 0o644)
-		running, _, _, err := ReadGuests(dir)
+		running, _, err := libvirt.ReadGuests(dir)
 		if got := IncomingGuests(running)["g"]; err != nil || got != tc.want {
 			t.Errorf("%s: incoming = %v, %v; want %v", tc.name, got, err, tc.want)
 		}
@@ -46,7 +47,7 @@ func TestIncomingPaused(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "in.xml"), []byte(`<domstatus state='paused' reason='starting up'><job type='none' async='migration in'/><domain><name>in</name></domain></domstatus>`), 0o644)
 	os.WriteFile(filepath.Join(dir, "run.xml"), []byte(`<domstatus state='running' reason='booted'><domain><name>run</name></domain></domstatus>`), 0o644)
-	running, _, _, err := ReadGuests(dir)
+	running, _, err := libvirt.ReadGuests(dir)
 	if got := IncomingGuests(running); err != nil || len(got) != 1 || !got["in"] {
 		t.Errorf("IncomingGuests = %v, %v; want only guest in", got, err)
 	}

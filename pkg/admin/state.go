@@ -43,17 +43,6 @@ type State struct {
 	owners map[string]string
 }
 
-// ReadGuests reads the guests of a libvirt directory for a State
-// (libvirt.ReadGuests): a file that cannot be read or parsed is reported
-// in notes and skipped; ok is false then.
-func ReadGuests(dir string) (guests []*guest.Guest, ok bool, notes []string, err error) {
-	guests, skipped, err := libvirt.ReadGuests(dir)
-	for _, e := range skipped {
-		notes = append(notes, fmt.Sprintf("%v: skipped", e))
-	}
-	return guests, len(skipped) == 0, notes, err
-}
-
 // view is the plan.View of a State: kernel lookups from the snapshot,
 // networks from libvirt's files, port owners from the running guests.
 type view struct {

@@ -4,14 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/vishvananda/netns"
 
 	"github.com/fdbhook/fdbhook/pkg/admin"
 	"github.com/fdbhook/fdbhook/pkg/config"
-	"github.com/fdbhook/fdbhook/pkg/guest"
 	"github.com/fdbhook/fdbhook/pkg/host"
 	"github.com/fdbhook/fdbhook/pkg/kernel"
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
@@ -77,53 +75,25 @@ func (e *Env) readState(k model.Kernel) (*admin.State, error) {
 	if err != nil {
 		return nil, err
 	}
-	paths := e.Libvirt
 	snap, err := admin.Take(k)
 	if err != nil {
 		return nil, err
 	}
-	st := &admin.State{Config: cfg, Kernel: snap, Networks: libvirt.New(paths)}
-	var notes []string
-	st.Running, st.RunningComplete, notes, err = admin.ReadGuests(paths.QemuRunDir)
+	live, err := manage.ReadLive(e.Libvirt)
 	if err != nil {
 		return nil, err
 	}
+	st := &admin.State{Config: cfg, Kernel: snap, Networks: libvirt.New(e.Libvirt), Running: live.List(),
+		RunningComplete: live.Complete, Notes: live.Notes}
 	st.Incoming = admin.IncomingGuests(st.Running)
-	st.Notes = append(st.Notes, notes...)
-	qemuDefined, lxcDefined := e.DefinedDirs()
-	st.Defined, _, notes, err = admin.ReadGuests(qemuDefined)
-	if err != nil {
+	st.Containers = manage.Prove(st.Running, manage.HostView{Reader: k, Files: libvirt.New(e.Libvirt)})
+	qemu, lxc := e.DefinedDirs()
+	var notes []string
+	if st.Defined, notes, err = manage.ReadDefined(qemu, lxc); err != nil {
 		return nil, err
 	}
 	st.Notes = append(st.Notes, notes...)
-	if err := readContainers(st, k, paths, lxcDefined); err != nil {
-		return nil, err
-	}
 	return st, nil
-}
-
-// readContainers adds the running and defined containers of libvirt's LXC
-// driver to st, with what proves each running one's veths its own.
-func readContainers(st *admin.State, k model.Reader, paths libvirt.Paths, definedDir string) error {
-	running, complete, notes, err := admin.ReadGuests(paths.LxcRunDir)
-	if err != nil {
-		return err
-	}
-	st.Notes = append(st.Notes, notes...)
-	st.RunningComplete = st.RunningComplete && complete
-	for _, g := range running {
-		g.Type = "lxc" // whatever its XML says: it runs under the LXC driver
-	}
-	st.Containers = manage.Prove(running, manage.HostView{Reader: k, Files: libvirt.New(paths)})
-	st.Running = append(st.Running, running...)
-	slices.SortFunc(st.Running, func(a, b *guest.Guest) int { return strings.Compare(a.Name, b.Name) })
-	defined, _, notes, err := admin.ReadGuests(definedDir)
-	if err != nil {
-		return err
-	}
-	st.Notes = append(st.Notes, notes...)
-	st.Defined = append(st.Defined, defined...)
-	return nil
 }
 
 func status(e *Env, args []string) int {

@@ -10,5 +10,5 @@ import (
 // which veths are its own, as the lxc hook does. A container whose proof
 // cannot be read has every veth refused (and retried like any refusal).
 func (w *Watcher) containers(k model.Reader) manage.Proofs {
-	return manage.Prove(w.live.list(), manage.HostView{Reader: k, Files: libvirt.New(w.Libvirt)})
+	return manage.Prove(w.live.List(), manage.HostView{Reader: k, Files: libvirt.New(w.Libvirt)})
 }

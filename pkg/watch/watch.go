@@ -16,6 +16,7 @@ import (
 	"github.com/fdbhook/fdbhook/pkg/config"
 	"github.com/fdbhook/fdbhook/pkg/guest"
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
+	"github.com/fdbhook/fdbhook/pkg/manage"
 	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/pkg/plan"
 	"github.com/fdbhook/fdbhook/pkg/runstate"
@@ -78,7 +79,7 @@ type Watcher struct {
 
 	cfg    *config.Config
 	q      *queue
-	live   *liveGuests
+	live   *manage.Live
 	roams  map[string]map[string]string // guest → MAC → port it was last reported on
 	failed map[string]string            // guest → last error logged
 }
@@ -128,7 +129,7 @@ func (w *Watcher) open() (release func(), err error) {
 	}
 	w.q = newQueue(w.Debounce, w.Clock)
 	w.q.setTimer(w.cfg.Watch.ResyncInterval)
-	w.live = newLiveGuests(w.Libvirt.QemuRunDir, w.Libvirt.LxcRunDir)
+	w.live = manage.NewLive(w.Libvirt)
 	w.roams = map[string]map[string]string{}
 	w.failed = map[string]string{}
 	w.q.resync("start-up", true, false)
@@ -194,12 +195,12 @@ func (w *Watcher) work(ctx context.Context, b batch) {
 	if b.resync {
 		log.Debugf("resync (%s)", strings.Join(b.why, ", "))
 	}
-	if err := w.live.refresh(); err != nil {
+	if err := w.live.Refresh(); err != nil {
 		log.Errorf("reading running guests: %v", err)
 		w.requeue(b)
 		return
 	}
-	for _, n := range w.live.notes {
+	for _, n := range w.live.Notes {
 		log.Debugf("note: %s", n)
 	}
 	todo, ports := w.guestsOf(b)
@@ -235,7 +236,7 @@ func (w *Watcher) work(ctx context.Context, b batch) {
 		return
 	}
 	st := &admin.State{Config: w.cfg, Kernel: snap, Networks: libvirt.New(w.Libvirt),
-		Running: w.live.list(), RunningComplete: w.live.complete, Containers: w.containers(k)}
+		Running: w.live.List(), RunningComplete: w.live.Complete, Containers: w.containers(k)}
 	if b.clean {
 		w.clean(st, k)
 	}
@@ -255,7 +256,7 @@ func (w *Watcher) guestsOf(b batch) (todo map[string]item, ports map[key]item) {
 			continue
 		}
 		if k.name != "" {
-			if g := w.live.owner(k.name); g != "" {
+			if g := w.live.Owner(k.name); g != "" {
 				todo[g] = merge(todo[g], it)
 				continue
 			}
@@ -266,7 +267,7 @@ func (w *Watcher) guestsOf(b batch) (todo map[string]item, ports map[key]item) {
 		ports[k] = it
 	}
 	if b.resync {
-		for _, g := range w.live.list() {
+		for _, g := range w.live.List() {
 			todo[g.Name] = merge(todo[g.Name], item{trigger: Changed, why: "resync"})
 		}
 	}
@@ -286,7 +287,7 @@ func (w *Watcher) portOwners(snap *admin.Snapshot, ports map[key]item, todo map[
 		if l == nil {
 			continue
 		}
-		if g := w.live.owner(l.Name); g != "" {
+		if g := w.live.Owner(l.Name); g != "" {
 			todo[g] = merge(todo[g], it)
 			continue
 		}
@@ -305,7 +306,7 @@ func (w *Watcher) reconcileAll(ctx context.Context, st *admin.State, k model.Ker
 			w.Log.Debugf("stopping with %d guests not reconciled", len(names)-i)
 			break
 		}
-		gs := w.live.get(name)
+		gs := w.live.Get(name)
 		if len(gs) == 0 {
 			delete(w.roams, name)
 			delete(w.failed, name)
@@ -369,7 +370,7 @@ func (w *Watcher) reload() {
 
 // clean deletes stale static entries, as reconcile does, at start-up.
 func (w *Watcher) clean(st *admin.State, k model.Kernel) {
-	defined, _, _, err := admin.ReadGuests(filepath.Join(w.LibvirtEtc, "qemu"))
+	defined, _, err := manage.ReadDefined(filepath.Join(w.LibvirtEtc, "qemu"), filepath.Join(w.LibvirtEtc, "lxc"))
 	if err != nil {
 		w.Log.Errorf("reading guest definitions: %v", err)
 		return
