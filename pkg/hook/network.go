@@ -120,10 +120,7 @@ func (r *Runner) bridgePolicy(cfg *config.Config, bridge, op string, dry bool, l
 		return nil
 	}
 	if dry {
-		fmt.Fprintf(r.Stderr, "dry run (%s): nothing is changed\n", op)
-		for _, s := range steps {
-			fmt.Fprintf(r.Stderr, "  do     %s\n", s)
-		}
+		manage.DryRun(r.Stderr, op, &plan.Plan{Guest: "bridge " + bridge, Steps: steps})
 		return nil
 	}
 	if err := apply.Apply(k, steps); err != nil {

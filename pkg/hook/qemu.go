@@ -3,7 +3,6 @@ package hook
 import (
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/sirupsen/logrus"
 
@@ -126,7 +125,7 @@ func (r *Runner) domainEvent(h domainHook, ev *event) (err error) {
 		return err
 	}
 	if ev.dry {
-		fmt.Fprintf(r.Stderr, "dry run (%s): nothing is changed\n%s", ev.op, p.Format())
+		manage.DryRun(r.Stderr, ev.op, p)
 		return nil
 	}
 	r.logPlan(p, ev.log)
@@ -185,12 +184,8 @@ func (r *Runner) carryOut(ev *event, k model.ReadWriter, p *plan.Plan, incoming 
 		}
 		return nil
 	}
-	if len(p.Refusals) > 0 {
-		msgs := make([]string, len(p.Refusals))
-		for i, rf := range p.Refusals {
-			msgs[i] = rf.Error()
-		}
-		return fmt.Errorf("%s", strings.Join(msgs, "; "))
+	if err := p.Refused(); err != nil {
+		return err
 	}
 	if err := apply.Apply(k, p.Steps); err != nil {
 		return err
