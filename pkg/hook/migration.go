@@ -6,6 +6,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/fdbhook/fdbhook/pkg/guest"
+	"github.com/fdbhook/fdbhook/pkg/manage"
 	"github.com/fdbhook/fdbhook/pkg/plan"
 	"github.com/fdbhook/fdbhook/pkg/runstate"
 )
@@ -41,25 +42,24 @@ func (r *Runner) markIncoming(g *guest.Guest, dry bool, log *logrus.Entry) error
 }
 
 // forIncoming returns the plan a "start begin" carries out: start itself,
-// or its reduction when g is arriving by a live migration that began
-// recently. A stale mark is removed (unless dry) and the start is an
-// ordinary one.
+// or its reduction when g is arriving by live migration (manage.Migration).
+// A stale mark is removed (unless dry) and the start is an ordinary one.
 func (r *Runner) forIncoming(start *plan.Plan, v plan.View, g *guest.Guest, dry bool, log *logrus.Entry) (p *plan.Plan, incoming bool, err error) {
 	d := r.runDir()
-	m, ok, err := d.GetMark(g.Name)
+	mark, err := manage.ReadMark(d, g.Name)
 	if err != nil {
 		log.Warnf("start: %v: starting as an ordinary start", err)
 	}
-	if !ok {
-		return start, false, nil
-	}
-	if m.Phase != runstate.Incoming || !m.Fresh(r.now()) || (m.UUID != "" && g.UUID != "" && m.UUID != g.UUID) {
-		log.Warnf("start: ignoring a stale migration mark (%s since %s): an ordinary start", m.Phase, m.Since.Format(time.RFC3339))
+	a, clear, why := manage.Migration(mark, g, r.now())
+	if clear {
+		log.Warnf("start: ignoring %s: an ordinary start", why)
 		if !dry {
 			if err := d.ClearMark(g.Name); err != nil {
 				log.Warn(err)
 			}
 		}
+	}
+	if a != manage.Arriving {
 		return start, false, nil
 	}
 	_, watcher, err := d.WatcherRunning()

@@ -75,3 +75,12 @@ func Migration(m *runstate.Mark, g *guest.Guest, now time.Time) (a Arrival, clea
 	}
 	return NotArriving, false, ""
 }
+
+// ReadMark reads guest name's migration mark in d; nil when it has none.
+func ReadMark(d runstate.Dir, name string) (*runstate.Mark, error) {
+	m, ok, err := d.GetMark(name)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return &m, nil
+}
