@@ -170,3 +170,23 @@ func TestNICMACNormalisedOnce(t *testing.T) {
 		t.Errorf("NIC 2 (no <mac>): MAC %q, BadMAC %v; want no address and an error", n.MAC, n.BadMAC)
 	}
 }
+
+// TestLiveState: libvirt's live XML says the guest's state, why, and its
+// process; a plain <domain> says none of it.
+func TestLiveState(t *testing.T) {
+	for _, tc := range []struct {
+		xml           string
+		state, reason string
+		pid           int
+	}{
+		{`<domstatus state='running' reason='unpaused' pid='4242'><domain><name>g</name></domain></domstatus>`, "running", "unpaused", 4242},
+		{`<domstatus state='paused' reason='migration'><domain><name>g</name></domain></domstatus>`, "paused", "migration", 0},
+		{`<domstatus state='running' pid='x'><domain><name>g</name></domain></domstatus>`, "running", "", 0},
+		{`<domain><name>g</name></domain>`, "", "", 0},
+	} {
+		g, err := Parse([]byte(tc.xml))
+		if err != nil || g.State != tc.state || g.Reason != tc.reason || g.Pid != tc.pid {
+			t.Errorf("%s: state %q reason %q pid %d (%v); want %q %q %d", tc.xml, g.State, g.Reason, g.Pid, err, tc.state, tc.reason, tc.pid)
+		}
+	}
+}
