@@ -185,8 +185,11 @@ func TestLiveState(t *testing.T) {
 		{`<domain><name>g</name></domain>`, "", "", 0},
 	} {
 		g, err := Parse([]byte(tc.xml))
-		if err != nil || g.State != tc.state || g.Reason != tc.reason || g.Pid != tc.pid {
-			t.Errorf("%s: state %q reason %q pid %d (%v); want %q %q %d", tc.xml, g.State, g.Reason, g.Pid, err, tc.state, tc.reason, tc.pid)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.xml, err)
+		}
+		if g.State != tc.state || g.Reason != tc.reason || g.Pid != tc.pid {
+			t.Errorf("%s: state %q reason %q pid %d; want %q %q %d", tc.xml, g.State, g.Reason, g.Pid, tc.state, tc.reason, tc.pid)
 		}
 	}
 }
