@@ -3,6 +3,7 @@ package watch
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -390,28 +391,48 @@ func TestStartupCleaning(t *testing.T) {
 	}
 }
 
-// TestTriggerDecidesEntries: a start or resume hint, merged with change
-// hints and a resync in any order, writes the guest's entry back on its
-// own tap from where it roamed; change hints alone leave the roam.
-func TestTriggerDecidesEntries(t *testing.T) {
+// TestResumeDecidesEntries: a guest whose live XML says it started or
+// resumed since the watcher last read it gets its entry back on its own
+// tap from where it roamed, whatever hints came and in any order; hints
+// alone (a lifecycle event, a port, a resync) with the live XML as before
+// leave the roam, and so does a resume the live XML does not show yet.
+func TestResumeDecidesEntries(t *testing.T) {
+	nic := "br0:vnet1:" + mac1
 	for _, tc := range []struct {
-		name   string
-		events []Event
-		back   bool
+		name string
+		do   func(r *rig)
+		back bool
 	}{
-		{"changed only", []Event{{Guest: "g1"}, {Port: "eth0"}, {Resync: true}}, false},
-		{"started then changed", []Event{{Guest: "g1", Trigger: Started}, {Guest: "g1"}}, true},
-		{"changed then started", []Event{{Guest: "g1"}, {Guest: "g1", Trigger: Started}}, true},
-		{"started then a resync", []Event{{Guest: "g1", Trigger: Started}, {Resync: true}}, true},
-		{"a port hint then started", []Event{{Port: "vnet1"}, {Guest: "g1", Trigger: Started}}, true},
+		{"hints only", func(r *rig) {
+			for _, e := range []Event{{Guest: "g1"}, {Port: "eth0"}, {Port: "vnet1"}, {Resync: true}} {
+				r.emit(e)
+			}
+		}, false},
+		{"paused, then resumed", func(r *rig) { r.resumed("g1", nic) }, true},
+		{"paused and resumed between two looks", func(r *rig) {
+			r.guest("g1", "running:unpaused", nic)
+			r.emit(Event{Port: "vnet1"})
+		}, true},
+		{"restarted between two looks", func(r *rig) {
+			os.WriteFile(filepath.Join(r.dir, "run/qemu/g1.xml"), []byte(liveXMLPid("g1", 2, nic)), 0o600)
+			r.emit(Event{Resync: true})
+		}, true},
+		{"resumed, hints and a resync merged", func(r *rig) {
+			r.resumed("g1", nic)
+			r.emit(Event{Port: "vnet1"})
+			r.emit(Event{Resync: true})
+		}, true},
+		{"a resume event before the live XML shows it", func(r *rig) {
+			r.guest("g1", "paused:user", nic)
+			r.emit(Event{Guest: "g1", Why: "lifecycle Suspended"})
+			r.settle()
+			r.emit(Event{Guest: "g1", Why: "lifecycle Resumed"})
+		}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := startedWithG1(t)
 			r.k.AddStatic(mac1, "eth0")
-			for _, e := range tc.events {
-				e.Why = "test: " + tc.name
-				r.emit(e)
-			}
+			tc.do(r)
 			r.settle()
 			got := r.k.Static(mac1)
 			if back := slices.Equal(got, []string{"vnet1"}); back != tc.back {
@@ -421,37 +442,39 @@ func TestTriggerDecidesEntries(t *testing.T) {
 	}
 }
 
+// liveXMLPid is liveXML of a running guest whose QEMU process is pid.
+func liveXMLPid(name string, pid int, nics ...string) string {
+	return strings.Replace(liveXML(name, "running", nics...), "pid='1'", fmt.Sprintf("pid='%d'", pid), 1)
+}
+
 // TestIncomingMarkDecisions: a guest marked as arriving by live migration
 // gets no entries while its live XML says it is paused, whatever the hint
-// (a start hint included: libvirt's "started, migrated" comes while the
-// source still runs it), and the ports of its "start begin" (flooding off,
-// learning on); it gets its entries, and its mark is cleared, when libvirt
-// says it resumed after the migration or when its live XML says it runs.
+// (libvirt's "started, migrated" and "resumed, migrated" come while the
+// live XML may still say paused), and the ports of its "start begin"
+// (flooding off, learning on); it gets its entries, and its mark is
+// cleared, once its live XML says it runs.
 func TestIncomingMarkDecisions(t *testing.T) {
 	incoming := model.Flags{Learning: true}
 	for _, tc := range []struct {
 		name    string
 		state   string
 		phase   runstate.Phase
-		trigger Trigger
 		entries bool
 	}{
-		{"paused, changed", "paused", runstate.Pending, Changed, false},
-		{"paused, started", "paused", runstate.Pending, Started, false},
-		{"paused, incoming phase", "paused", runstate.Incoming, Changed, false},
-		{"paused, resumed migrated", "paused", runstate.Pending, Migrated, true},
-		{"running, changed", "running", runstate.Pending, Changed, true},
+		{"paused", "paused:migration/migration in", runstate.Pending, false},
+		{"paused, incoming phase", "paused:starting up", runstate.Incoming, false},
+		{"paused by the user", "paused:user", runstate.Pending, false},
+		{"running", "running:migrated", runstate.Pending, true},
+		{"running post-copy", "running:postcopy/migration in", runstate.Pending, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRig(t, twoBridges)
 			r.k.Add(kerneltest.Tap("vnet1", "br0", incoming))
 			r.guest("g1", tc.state, "br0:vnet1:"+mac1)
 			r.runDir.PutMark(runstate.Mark{Guest: "g1", Phase: tc.phase, Since: epoch})
-			if tc.state == "running" {
-				r.start()
-			} else {
-				r.start()
-				r.emit(Event{Guest: "g1", Trigger: tc.trigger, Why: "test"})
+			r.start()
+			for _, why := range []string{"lifecycle Started detail 1", "lifecycle Resumed detail 1", "test"} {
+				r.emit(Event{Guest: "g1", Why: why})
 				r.settle()
 			}
 			_, marked, _ := r.runDir.GetMark("g1")
@@ -464,31 +487,39 @@ func TestIncomingMarkDecisions(t *testing.T) {
 			if f, _ := r.k.Flags("vnet1"); f != incoming || len(r.k.Static(mac1)) != 0 || !marked {
 				t.Errorf("vnet1 has %v, entries %v, mark left %v; want %v, none, and the mark", f, r.k.Static(mac1), marked, incoming)
 			}
+			r.guest("g1", "running:migrated", "br0:vnet1:"+mac1)
+			r.emit(Event{Guest: "g1", Why: "test: live XML rewritten"})
+			r.waitFor("entries once the live XML says it runs", r.managed("vnet1", mac1))
+			if _, marked, _ := r.runDir.GetMark("g1"); marked {
+				t.Error("the mark is left once the guest runs here")
+			}
 		})
 	}
 }
 
 // TestStoppedGuestIsForgotten: what the watcher remembers of a guest (a
-// failure logged, a roam reported) goes with its stop, so that the same
-// failure or roam after its next start is logged again.
+// failure logged) goes with its stop, so that the same failure after its
+// next start is logged again; without a stop it is logged once.
 func TestStoppedGuestIsForgotten(t *testing.T) {
 	r := startedWithG1(t)
-	r.k.AddStatic(mac1, "eth0")
-	r.emit(Event{Guest: "g1", Why: "test"})
+	gone := "br0:vnet5:" + mac2 // a NIC whose tap does not exist: refused
+	failures := func() int { return strings.Count(r.log.String(), "error: guest g1:") }
+	r.guest("g1", "running", "br0:vnet1:"+mac1, gone)
+	r.emit(Event{Guest: "g1", Why: "test: hotplug"})
 	r.settle()
-	r.emit(Event{Guest: "g1", Why: "test"})
+	r.emit(Event{Resync: true, Why: "test"})
 	r.settle()
-	if n := strings.Count(r.log.String(), "duplicate or a spoof"); n != 1 {
-		t.Fatalf("roam reported %d times, want once", n)
+	if n := failures(); n != 1 {
+		t.Fatalf("failure logged %d times, want once:\n%s", n, r.log)
 	}
 	os.Remove(filepath.Join(r.dir, "run/qemu/g1.xml"))
 	r.emit(Event{Guest: "g1", Why: "test: stopped"})
 	r.settle()
-	r.guest("g1", "running", "br0:vnet1:"+mac1)
+	r.guest("g1", "running", "br0:vnet1:"+mac1, gone)
 	r.emit(Event{Guest: "g1", Why: "test: started again"})
 	r.settle()
-	if n := strings.Count(r.log.String(), "duplicate or a spoof"); n != 2 {
-		t.Errorf("the roam after the restart reported %d times in all, want twice:\n%s", n, r.log)
+	if n := failures(); n != 2 {
+		t.Errorf("the failure after the restart logged %d times in all, want twice:\n%s", n, r.log)
 	}
 }
 
@@ -514,7 +545,7 @@ func TestRoamReportedOncePerPlace(t *testing.T) {
 	if n := count(); n != 2 || !strings.Contains(r.log.String(), "is on eth1") {
 		t.Fatalf("the roam on to eth1 reported %d times in all, want twice:\n%s", n, r.log)
 	}
-	r.emit(Event{Guest: "g1", Trigger: Started, Why: "test: resumed"})
+	r.resumed("g1", "br0:vnet1:"+mac1)
 	r.settle()
 	hint()
 	r.k.AddStatic(mac1, "eth0")

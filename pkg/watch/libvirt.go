@@ -197,31 +197,12 @@ func (ev *domainEvents) forward(ctx context.Context, l *golibvirt.Libvirt, emit 
 	}
 }
 
-// lifecycleEvent maps a libvirt lifecycle event to a hint.
-//
-// RESUMED with detail MIGRATED or POSTCOPY is the moment an incoming
-// migration's guest runs here: it gets its entries and its mark is
-// cleared. STARTED with detail MIGRATED comes when the incoming QEMU is
-// set up, still paused while the source runs: it is an ordinary change,
-// and the migration mark keeps the entries back until the live XML says
-// the guest runs (or the resume event comes). Any other start or resume
-// rewrites the guest's entries on its own taps, even where they roamed.
+// lifecycleEvent maps a libvirt lifecycle event to a hint naming its
+// guest. What the event says (started, resumed, migrated) is not acted
+// on: the worker reads the guest's live XML, where libvirt writes the
+// same, and decides from that (manage.Started, manage.Migration).
 func lifecycleEvent(guest string, ev, detail int32) Event {
-	e := Event{Guest: guest, Why: lifecycleName(ev, detail)}
-	switch golibvirt.DomainEventType(ev) {
-	case golibvirt.DomainEventStarted:
-		if golibvirt.DomainEventStartedDetailType(detail) != golibvirt.DomainEventStartedMigrated {
-			e.Trigger = Started
-		}
-	case golibvirt.DomainEventResumed:
-		switch golibvirt.DomainEventResumedDetailType(detail) {
-		case golibvirt.DomainEventResumedMigrated, golibvirt.DomainEventResumedPostcopy:
-			e.Trigger = Migrated
-		default:
-			e.Trigger = Started
-		}
-	}
-	return e
+	return Event{Guest: guest, Why: lifecycleName(ev, detail)}
 }
 
 func lifecycleName(ev, detail int32) string {

@@ -6,35 +6,6 @@ import (
 	"time"
 )
 
-// Trigger is what a reconcile of a guest was asked for.
-type Trigger int
-
-const (
-	// Changed: something about the guest changed. Its ports are put back
-	// as a start leaves them, except that an entry that roamed to another
-	// port is reported, not moved back: while the guest runs here a roam
-	// means another port sent its MAC (a duplicate or a spoof), and while
-	// it is paused or migrating away a roam is expected.
-	Changed Trigger = iota
-	// Started: the guest started or resumed here. Its entries are written
-	// on its own taps even where they had roamed.
-	Started
-	// Migrated: an incoming migration finished here (resumed with detail
-	// migrated or post-copy). The guest gets everything a start gives it,
-	// and its migration mark is cleared.
-	Migrated
-)
-
-func (t Trigger) String() string {
-	switch t {
-	case Started:
-		return "started"
-	case Migrated:
-		return "migrated"
-	}
-	return "changed"
-}
-
 // key names what a queued reconcile is about: a guest, or a port whose
 // guest is not known yet (a hotplugged tap shows up before libvirt
 // rewrites the guest's live XML).
@@ -45,8 +16,7 @@ type key struct {
 }
 
 type item struct {
-	trigger Trigger
-	due     time.Time
+	due time.Time
 	// attempt counts the failed reconciles of this key in a row.
 	attempt int
 	why     string
@@ -94,22 +64,21 @@ func (q *queue) poke() {
 }
 
 // add asks for a reconcile of k after the debounce; a key already waiting
-// keeps the stronger trigger and the earlier due time.
-func (q *queue) add(k key, t Trigger, why string) {
-	q.addAt(k, t, why, q.clock.Now().Add(q.debounce), 0)
+// keeps the earlier due time.
+func (q *queue) add(k key, why string) {
+	q.addAt(k, why, q.clock.Now().Add(q.debounce), 0)
 }
 
-func (q *queue) addAt(k key, t Trigger, why string, due time.Time, attempt int) {
+func (q *queue) addAt(k key, why string, due time.Time, attempt int) {
 	q.mu.Lock()
 	if it, ok := q.items[k]; ok {
-		it.trigger = max(it.trigger, t)
 		if due.Before(it.due) {
 			it.due = due
 		}
 		it.attempt = max(it.attempt, attempt)
 		q.items[k] = it
 	} else {
-		q.items[k] = item{trigger: t, due: due, attempt: attempt, why: why}
+		q.items[k] = item{due: due, attempt: attempt, why: why}
 	}
 	q.mu.Unlock()
 	q.poke()
@@ -122,7 +91,7 @@ const maxBackoffShift = 6
 // retry puts k back after a backoff that doubles with every attempt.
 func (q *queue) retry(k key, it item, backoff time.Duration) {
 	it.attempt++
-	q.addAt(k, it.trigger, it.why, q.clock.Now().Add(backoff<<min(it.attempt-1, maxBackoffShift)), it.attempt)
+	q.addAt(k, it.why, q.clock.Now().Add(backoff<<min(it.attempt-1, maxBackoffShift)), it.attempt)
 }
 
 // resync asks for a reconcile of every running guest.

@@ -19,7 +19,7 @@ func takeAt(q *queue, c *fakeClock, at time.Duration) (batch, time.Duration) {
 func TestQueueDebounce(t *testing.T) {
 	c := newFakeClock()
 	q := newQueue(15*ms, c)
-	q.add(key{name: "g1"}, Changed, "test")
+	q.add(key{name: "g1"}, "test")
 	if b, wait := takeAt(q, c, 15*ms-1); !b.empty() || wait != 1 {
 		t.Fatalf("1 ns before the debounce: batch %+v, wait %v; want nothing yet and a wait of 1ns", b, wait)
 	}
@@ -38,10 +38,10 @@ func TestQueueDebounce(t *testing.T) {
 func TestQueueBurstKeepsTheFirstDueTime(t *testing.T) {
 	c := newFakeClock()
 	q := newQueue(15*ms, c)
-	q.add(key{name: "g1"}, Changed, "first")
+	q.add(key{name: "g1"}, "first")
 	for at := ms; at < 15*ms; at += ms {
 		c.AdvanceTo(epoch.Add(at))
-		q.add(key{name: "g1"}, Changed, "again")
+		q.add(key{name: "g1"}, "again")
 	}
 	b, _ := takeAt(q, c, 15*ms)
 	it, ok := b.items[key{name: "g1"}]
@@ -53,34 +53,18 @@ func TestQueueBurstKeepsTheFirstDueTime(t *testing.T) {
 	}
 }
 
-// TestQueueMergeKeepsTheStrongerTrigger: two requests for one key make
-// one, whatever their order: migrated over started over changed, the
-// higher attempt count, and a port key apart from the guest key of the
-// same name.
-func TestQueueMergeKeepsTheStrongerTrigger(t *testing.T) {
-	for _, tc := range []struct{ a, b, want Trigger }{
-		{Changed, Changed, Changed},
-		{Changed, Started, Started}, {Started, Changed, Started},
-		{Changed, Migrated, Migrated}, {Migrated, Changed, Migrated},
-		{Started, Migrated, Migrated}, {Migrated, Started, Migrated},
-	} {
-		c := newFakeClock()
-		q := newQueue(15*ms, c)
-		q.add(key{name: "g1"}, tc.a, "a")
-		q.add(key{name: "g1"}, tc.b, "b")
-		q.add(key{port: true, name: "g1"}, Changed, "a port named like the guest")
-		b, _ := takeAt(q, c, 15*ms)
-		if got := b.items[key{name: "g1"}].trigger; got != tc.want || len(b.items) != 2 {
-			t.Errorf("%v then %v: batch %+v, want %v and the port apart", tc.a, tc.b, b.items, tc.want)
-		}
-	}
+// TestQueueMerge: two requests for one key make one, with the higher
+// attempt count and the first reason; a port key stays apart from the
+// guest key of the same name.
+func TestQueueMerge(t *testing.T) {
 	c := newFakeClock()
 	q := newQueue(15*ms, c)
-	q.retry(key{name: "g1"}, item{attempt: 2}, 10*ms)
-	q.add(key{name: "g1"}, Changed, "an event meanwhile")
+	q.retry(key{name: "g1"}, item{attempt: 2, why: "retry"}, 10*ms)
+	q.add(key{name: "g1"}, "an event meanwhile")
+	q.add(key{port: true, name: "g1"}, "a port named like the guest")
 	b, _ := takeAt(q, c, time.Second)
-	if got := b.items[key{name: "g1"}]; got.attempt != 3 {
-		t.Errorf("an event merged into a retry: attempt %d, want 3 (the retry's)", got.attempt)
+	if got := b.items[key{name: "g1"}]; got.attempt != 3 || got.why != "retry" || len(b.items) != 2 {
+		t.Errorf("an event merged into a retry: %+v (batch %+v), want attempt 3, the retry's reason, and the port apart", got, b.items)
 	}
 }
 
@@ -90,7 +74,7 @@ func TestQueueBackoff(t *testing.T) {
 	want := []time.Duration{100, 200, 400, 800, 1600, 3200, 6400, 6400, 6400}
 	c := newFakeClock()
 	q := newQueue(15*ms, c)
-	it := item{trigger: Started, why: "test"}
+	it := item{why: "test"}
 	for i, w := range want {
 		start := c.Now()
 		q.retry(key{name: "g1"}, it, 100*ms)
@@ -103,8 +87,8 @@ func TestQueueBackoff(t *testing.T) {
 		if !ok {
 			t.Fatalf("retry %d: not due after %v", i+1, w*ms)
 		}
-		if got.attempt != i+1 || got.trigger != Started || got.why != "test" {
-			t.Fatalf("retry %d: item %+v, want attempt %d with the trigger and reason kept", i+1, got, i+1)
+		if got.attempt != i+1 || got.why != "test" {
+			t.Fatalf("retry %d: item %+v, want attempt %d with the reason kept", i+1, got, i+1)
 		}
 		it = got
 	}
@@ -127,7 +111,7 @@ func TestQueueDelayedResync(t *testing.T) {
 		t.Fatalf("batch %+v: want the delayed resync with its clean-up, the reload and both reasons", b)
 	}
 
-	q.add(key{name: "g1"}, Changed, "test")
+	q.add(key{name: "g1"}, "test")
 	q.resync("connected to libvirt", false, false)
 	b, _ = q.take(c.Now())
 	if !b.resync || b.clean || b.reload || len(b.items) != 0 {
@@ -170,7 +154,7 @@ func TestQueueTimer(t *testing.T) {
 func TestQueueNextWaitsOnTheClock(t *testing.T) {
 	c := newFakeClock()
 	q := newQueue(15*ms, c)
-	q.add(key{name: "g1"}, Changed, "test")
+	q.add(key{name: "g1"}, "test")
 	got := make(chan batch)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -24,16 +24,16 @@ import (
 
 // Event is a hint from a source: something about a guest, a port, or
 // everything may have changed. The worker decides what to do from the
-// live XML and the kernel, never from the event.
+// live XML and the kernel, never from the event: whether the guest
+// started or resumed here since it was last seen (manage.Started), is
+// arriving by live migration or has arrived (manage.Migration), or is
+// migrating away.
 type Event struct {
 	// Guest names a guest; Port (or PortIndex) a network device whose
 	// guest is looked up.
 	Guest     string
 	Port      string
 	PortIndex int
-	// Trigger is Changed unless the guest started, resumed or finished an
-	// incoming migration here.
-	Trigger Trigger
 	// Resync asks for a reconcile of every running guest (events may have
 	// been lost); Reload re-reads the configuration first.
 	Resync bool
@@ -82,6 +82,11 @@ type Watcher struct {
 	live   *manage.Live
 	roams  map[string]map[string]string // guest → MAC → port it was last reported on
 	failed map[string]string            // guest → last error logged
+	// seen is what each running guest's live XML said when it was last
+	// reconciled, by seenKey; primed once the running guests were first
+	// read (a guest running at start-up did not start then).
+	seen   map[string]manage.Sighting
+	primed bool
 }
 
 // Defaults for the Watcher's tunables.
@@ -132,6 +137,7 @@ func (w *Watcher) open() (release func(), err error) {
 	w.live = manage.NewLive(w.Libvirt)
 	w.roams = map[string]map[string]string{}
 	w.failed = map[string]string{}
+	w.seen = map[string]manage.Sighting{}
 	w.q.resync("start-up", true, false)
 	return release, nil
 }
@@ -177,11 +183,11 @@ func (w *Watcher) emit(e Event) {
 	case e.Resync || e.Reload:
 		w.q.resync(e.Why, false, e.Reload)
 	case e.Guest != "":
-		w.q.add(key{name: e.Guest}, e.Trigger, e.Why)
+		w.q.add(key{name: e.Guest}, e.Why)
 	case e.Port != "":
-		w.q.add(key{port: true, name: e.Port}, e.Trigger, e.Why)
+		w.q.add(key{port: true, name: e.Port}, e.Why)
 	case e.PortIndex != 0:
-		w.q.add(key{port: true, index: e.PortIndex}, e.Trigger, e.Why)
+		w.q.add(key{port: true, index: e.PortIndex}, e.Why)
 	}
 }
 
@@ -203,6 +209,7 @@ func (w *Watcher) work(ctx context.Context, b batch) {
 	for _, n := range w.live.Notes {
 		log.Debugf("note: %s", n)
 	}
+	w.prime()
 	todo, ports := w.guestsOf(b)
 	if len(todo) == 0 && len(ports) == 0 && !b.clean {
 		w.done(nil, b.resync)
@@ -268,7 +275,7 @@ func (w *Watcher) guestsOf(b batch) (todo map[string]item, ports map[key]item) {
 	}
 	if b.resync {
 		for _, g := range w.live.List() {
-			todo[g.Name] = merge(todo[g.Name], item{trigger: Changed, why: "resync"})
+			todo[g.Name] = merge(todo[g.Name], item{why: "resync"})
 		}
 	}
 	return todo, ports
@@ -310,12 +317,17 @@ func (w *Watcher) reconcileAll(ctx context.Context, st *admin.State, k model.Ker
 		if len(gs) == 0 {
 			delete(w.roams, name)
 			delete(w.failed, name)
+			for k := range w.seen {
+				if strings.HasSuffix(k, "/"+name) { // libvirt's names have no '/'
+					delete(w.seen, k)
+				}
+			}
 			continue
 		}
 		it := todo[name]
 		var errs []error
 		for _, g := range gs {
-			if err := w.reconcile(st, k, g, it.trigger); err != nil {
+			if err := w.reconcile(st, k, g); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -329,7 +341,6 @@ func (w *Watcher) reconcileAll(ctx context.Context, st *admin.State, k model.Ker
 }
 
 func merge(a, b item) item {
-	a.trigger = max(a.trigger, b.trigger)
 	a.attempt = max(a.attempt, b.attempt)
 	if a.why == "" {
 		a.why = b.why
@@ -432,6 +443,10 @@ func (w *Watcher) failure(name string, it item, err error) {
 // entryMode says which static entries a reconcile may write.
 type entryMode int
 
+func (m entryMode) String() string {
+	return [...]string{keepRoams: "changed", allEntries: "started", noEntries: "incoming"}[m]
+}
+
 const (
 	// keepRoams: write missing entries; leave roamed ones where they are.
 	keepRoams entryMode = iota
@@ -444,15 +459,15 @@ const (
 )
 
 // reconcile brings one guest's ports to what its start leaves.
-func (w *Watcher) reconcile(st *admin.State, k model.Kernel, g *guest.Guest, t Trigger) error {
+func (w *Watcher) reconcile(st *admin.State, k model.Kernel, g *guest.Guest) error {
 	log := w.Log.WithField("guest", g.Name)
-	mode, mark, clearMark := w.entryMode(g, t, log)
+	mode, why, clearMark := w.entryMode(g, log)
 	var roamed []plan.Step
 	gr := admin.ReconcileGuest(st, k, g, false, func(p *plan.Plan, v plan.View) (*plan.Plan, error) {
 		if mode == noEntries {
 			// What its "start begin" did, learning on included: the
 			// guest's announcement at the resume must be learned here
-			// before the resume event reaches this watcher.
+			// before the watcher reads that it runs.
 			return plan.Incoming(p, v, true)
 		}
 		roamed = mode.filter(p)
@@ -462,52 +477,75 @@ func (w *Watcher) reconcile(st *admin.State, k model.Kernel, g *guest.Guest, t T
 		return gr.Err
 	}
 	delete(w.failed, g.Name)
+	w.seen[seenKey(g)] = manage.Sight(g)
 	for _, s := range gr.Changes {
-		log.Infof("%s: %s", t, s)
+		log.Infof("%s: %s", mode, s)
 	}
 	for _, warn := range gr.Warnings {
 		log.Warn(warn)
 	}
 	w.reportRoams(g, roamed, log)
 	if mode == noEntries && len(gr.Changes) == 0 {
-		log.Debugf("incoming migration (%s since %s): entries are written when it resumes here", mark.Phase, mark.Since.Format(time.RFC3339))
+		log.Debugf("%s", why)
 	}
 	if clearMark {
 		if err := w.RunDir.ClearMark(g.Name); err != nil {
 			log.Warnf("%v", err)
 		} else {
-			log.Infof("incoming migration finished: entries written, mark cleared")
+			log.Infof("%s: mark cleared", why)
 		}
 	}
 	return nil
 }
 
-// entryMode says which entries a reconcile of g, triggered by t, writes:
-// all of them after a start, only missing ones otherwise, none while g is
-// paused as the destination of a live migration (its mark in the run
-// directory). clearMark is set once that migration is over here: the
-// guest resumed (or runs, the resume event missed).
-func (w *Watcher) entryMode(g *guest.Guest, t Trigger, log *logrus.Entry) (mode entryMode, mark runstate.Mark, clearMark bool) {
+// entryMode says which entries a reconcile of g writes, from what its live
+// XML says now and said when it was last reconciled: all of them when it
+// started or resumed here since (manage.Started) or has just arrived by
+// live migration, none while it is paused as a live migration's
+// destination, only missing ones otherwise (manage.Migration). clearMark
+// is set when its migration mark is to go: the migration is over here, or
+// the mark is stale; why says which.
+func (w *Watcher) entryMode(g *guest.Guest, log *logrus.Entry) (mode entryMode, why string, clearMark bool) {
 	mode = keepRoams
-	if t >= Started {
+	if prev, seen := w.seen[seenKey(g)]; manage.Started(seenOrNil(prev, seen), g) {
 		mode = allEntries
 	}
-	mark, marked, err := w.RunDir.GetMark(g.Name)
+	mark, err := manage.ReadMark(w.RunDir, g.Name)
 	if err != nil {
 		log.Warnf("%v: ignoring it", err)
 	}
-	switch {
-	case !marked:
-	case t == Migrated:
-		clearMark = true
-	case g.State == "running":
-		// The resume event was missed (the watcher was not running, or
-		// libvirt reconnected): the guest runs here now.
-		mode, clearMark = allEntries, true
-	default:
+	a, clearMark, why := manage.Migration(mark, g, w.Clock.Now())
+	switch a {
+	case manage.Arriving:
 		mode = noEntries
+	case manage.Arrived:
+		mode = allEntries
 	}
-	return mode, mark, clearMark
+	return mode, why, clearMark
+}
+
+// prime records, the first time the running guests are read, what each
+// one's live XML says: a guest that runs when the watcher starts did not
+// start then (its hook gave it its entries).
+func (w *Watcher) prime() {
+	if w.primed {
+		return
+	}
+	for _, g := range w.live.List() {
+		w.seen[seenKey(g)] = manage.Sight(g)
+	}
+	w.primed = true
+}
+
+// seenKey names a running guest among those the watcher has seen: a QEMU
+// guest and a container may share a name.
+func seenKey(g *guest.Guest) string { return g.Type + "/" + g.Name }
+
+func seenOrNil(s manage.Sighting, ok bool) *manage.Sighting {
+	if !ok {
+		return nil
+	}
+	return &s
 }
 
 // filter drops from a start plan the entry steps mode does not write, and

@@ -112,16 +112,18 @@ func (r *rig) config(text string) {
 }
 
 // liveXML is a running guest's live XML as libvirt writes it; nics are
-// "bridge:target:mac". A state "STATE/JOB" adds libvirt's <job
-// async='JOB'> (e.g. "paused/migration out").
+// "bridge:target:mac". state is "STATE[:REASON][/JOB]": libvirt's state
+// and its reason (booted when none), and <job async='JOB'> (e.g.
+// "paused:migration/migration in").
 func liveXML(name, state string, nics ...string) string {
 	state, job, _ := strings.Cut(state, "/")
+	state, reason, _ := strings.Cut(state, ":")
 	d := lab.Domain{Name: name}
 	for _, n := range nics {
 		f := strings.SplitN(n, ":", 3)
 		d.NICs = append(d.NICs, lab.NIC{Bridge: f[0], Target: f[1], MAC: f[2], Alias: "-"})
 	}
-	return d.Live(lab.Status{State: state, Pid: 1, Job: job})
+	return d.Live(lab.Status{State: state, Reason: reason, Pid: 1, Job: job})
 }
 
 // guest writes a running guest's live XML (liveXML) as libvirt does: a
@@ -135,6 +137,17 @@ func (r *rig) guest(name, state string, nics ...string) {
 	if err := os.Rename(path+".new", path); err != nil {
 		r.t.Fatal(err)
 	}
+}
+
+// resumed writes guest name's live XML as libvirt does when it pauses the
+// guest and then resumes it, each with its hint, settling in between.
+func (r *rig) resumed(name string, nics ...string) {
+	r.t.Helper()
+	r.guest(name, "paused:user", nics...)
+	r.emit(Event{Guest: name, Why: "test: paused"})
+	r.settle()
+	r.guest(name, "running:unpaused", nics...)
+	r.emit(Event{Guest: name, Why: "test: resumed"})
 }
 
 // start opens the watcher (its lock, the configuration, the start-up
@@ -310,7 +323,7 @@ func TestRoamReportedNotReverted(t *testing.T) {
 	if got := r.k.Static(mac1); !slices.Equal(got, []string{"eth0"}) {
 		t.Fatalf("roamed entry moved back while the guest runs: on %v", got)
 	}
-	r.emit(Event{Guest: "g1", Trigger: Started, Why: "test: resumed"})
+	r.resumed("g1", "br0:vnet1:"+mac1)
 	r.waitFor("the entry back on the guest's tap after a resume", r.managed("vnet1", mac1))
 }
 
@@ -364,7 +377,8 @@ func TestIncomingMigration(t *testing.T) {
 	if _, ok, _ := r.runDir.GetMark("g1"); !ok {
 		t.Fatal("the mark was cleared before the resume")
 	}
-	r.emit(Event{Guest: "g1", Trigger: Migrated, Why: "test: resumed migrated"})
+	r.guest("g1", "running:migrated", "br0:vnet1:"+mac1)
+	r.emit(Event{Guest: "g1", Why: "test: live XML rewritten at the resume"})
 	r.waitFor("entries at the resume", r.managed("vnet1", mac1))
 	r.waitFor("the mark cleared", func() bool { _, ok, _ := r.runDir.GetMark("g1"); return !ok })
 }
@@ -419,35 +433,29 @@ func TestBurstIsOneReconcile(t *testing.T) {
 	c := newFakeClock()
 	q := newQueue(10*time.Millisecond, c)
 	for i := 0; i < 100; i++ {
-		q.add(key{name: "g1"}, Changed, "burst")
+		q.add(key{name: "g1"}, "burst")
 	}
-	q.add(key{name: "g1"}, Started, "resume")
-	q.add(key{name: "g2"}, Changed, "other")
+	q.add(key{name: "g2"}, "other")
 	c.Advance(10 * time.Millisecond)
 	b, _ := q.take(c.Now())
-	if len(b.items) != 2 || b.items[key{name: "g1"}].trigger != Started {
-		t.Fatalf("batch = %+v; want g1 (started) and g2 once each", b.items)
+	if len(b.items) != 2 || b.items[key{name: "g1"}].why != "burst" {
+		t.Fatalf("batch = %+v; want g1 and g2 once each", b.items)
 	}
 	if q.len() != 0 {
 		t.Fatalf("%d keys left", q.len())
 	}
 }
 
-func TestLifecycleMapping(t *testing.T) {
+// TestLifecycleHints: a lifecycle event names its guest and says what it
+// was, and nothing more: the worker reads the rest from the live XML.
+func TestLifecycleHints(t *testing.T) {
 	for _, c := range []struct {
 		ev, detail int32
-		want       Trigger
-	}{
-		{2, 0, Started},  // started booted
-		{2, 1, Changed},  // started migrated: still paused, the mark decides
-		{4, 0, Started},  // resumed unpaused
-		{4, 1, Migrated}, // resumed migrated
-		{4, 3, Migrated}, // resumed post-copy
-		{3, 0, Changed},  // suspended
-		{5, 0, Changed},  // stopped
-	} {
-		if got := lifecycleEvent("g", c.ev, c.detail); got.Trigger != c.want || got.Guest != "g" {
-			t.Errorf("lifecycle %d/%d -> %v for %q, want %v", c.ev, c.detail, got.Trigger, got.Guest, c.want)
+		want       string
+	}{{2, 0, "Started"}, {2, 1, "Started"}, {4, 1, "Resumed"}, {3, 0, "Suspended"}, {5, 0, "Stopped"}} {
+		e := lifecycleEvent("g", c.ev, c.detail)
+		if e != (Event{Guest: "g", Why: e.Why}) || !strings.Contains(e.Why, c.want) {
+			t.Errorf("lifecycle %d/%d -> %+v, want a hint for g saying %s", c.ev, c.detail, e, c.want)
 		}
 	}
 }
@@ -457,7 +465,7 @@ func TestIdleResyncWritesNothing(t *testing.T) {
 	r.settle()
 	before := r.k.Writes()
 	r.emit(Event{Resync: true, Why: "test: timer"})
-	r.emit(Event{Guest: "g1", Trigger: Started, Why: "test: resumed"})
+	r.emit(Event{Guest: "g1", Why: "test: lifecycle resumed"})
 	r.settle()
 	if n := r.k.Writes() - before; n != 0 {
 		t.Errorf("a resync of a managed guest wrote %d times", n)
