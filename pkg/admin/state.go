@@ -30,7 +30,7 @@ type State struct {
 	// Defined are the persistent definitions (running or not).
 	Defined []*guest.Guest
 	// Incoming are the running guests paused as the destination of a live
-	// migration (IncomingGuests): their ports wait for the resume.
+	// migration (manage.Arrivals): their ports wait for the resume.
 	Incoming map[string]bool
 	// Containers proves, for each running container of libvirt's LXC
 	// driver (by name), which veths are its own (manage.Prove).

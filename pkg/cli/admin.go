@@ -85,7 +85,7 @@ func (e *Env) readState(k model.Kernel) (*admin.State, error) {
 	}
 	st := &admin.State{Config: cfg, Kernel: snap, Networks: libvirt.New(e.Libvirt), Running: live.List(),
 		RunningComplete: live.Complete, Notes: live.Notes}
-	st.Incoming = admin.IncomingGuests(st.Running)
+	st.Incoming = manage.Arrivals(st.Running, e.RunDir, e.Clock())
 	st.Containers = manage.Prove(st.Running, manage.HostView{Reader: k, Files: libvirt.New(e.Libvirt)})
 	qemu, lxc := e.DefinedDirs()
 	var notes []string

@@ -84,3 +84,18 @@ func ReadMark(d runstate.Dir, name string) (*runstate.Mark, error) {
 	}
 	return &m, nil
 }
+
+// Arrivals decides (Migration) for each running guest of live whether it
+// is arriving by live migration, with its mark in d, at now: the guests
+// whose ports wait for their resume here. A mark that cannot be read
+// counts as none.
+func Arrivals(running []*guest.Guest, d runstate.Dir, now time.Time) map[string]bool {
+	out := map[string]bool{}
+	for _, g := range running {
+		mark, _ := ReadMark(d, g.Name)
+		if a, _, _ := Migration(mark, g, now); a == Arriving {
+			out[g.Name] = true
+		}
+	}
+	return out
+}

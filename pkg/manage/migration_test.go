@@ -1,10 +1,13 @@
 package manage
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/fdbhook/fdbhook/pkg/guest"
+	"github.com/fdbhook/fdbhook/pkg/libvirt"
 	"github.com/fdbhook/fdbhook/pkg/runstate"
 	"github.com/fdbhook/fdbhook/test/lab"
 )
@@ -67,5 +70,52 @@ func TestMigration(t *testing.T) {
 		if (a != NotArriving || clear) && why == "" {
 			t.Errorf("%s: no reason given", tc.name)
 		}
+	}
+}
+
+// TestArrivalsFromLiveXML: without a migration mark, a guest is arriving
+// when libvirt's live XML says it is paused as a migration's destination
+// (its job, not one inside the domain); the source of a migration is not,
+// and says it is migrating away.
+func TestArrivalsFromLiveXML(t *testing.T) {
+	none := runstate.Dir(t.TempDir())
+	now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	const domain = `<domain type='qemu'><name>g</name></domain>`
+	for _, tc := range []struct {
+		name     string
+		xml      string
+		want     bool
+		outgoing bool
+	}{
+		{"destination before the resume (libvirt 9.0)", `<domstatus state='paused' reason='starting up' pid='6591'>
+  <taint flag='high-privileges'/>
+  <job type='none' async='migration in' phase='prepare' flags='0x1' asyncStarted='1796011189918'/>` + domain + `</domstatus>`, true, false},
+		{"destination, reason migration", `<domstatus state='paused' reason='migration' pid='1'><job type='none' async='migration in' phase='finish3'/>` + domain + `</domstatus>`, true, false},
+		{"source of a migration", `<domstatus state='running' reason='booted' pid='6535'><job type='none' async='migration out' phase='begin3'/>` + domain + `</domstatus>`, false, true},
+		{"source paused for the switch-over", `<domstatus state='paused' reason='migration' pid='1'><job type='none' async='migration out' phase='perform3'/>` + domain + `</domstatus>`, false, true},
+		{"post-copy destination runs", `<domstatus state='running' reason='postcopy' pid='1'><job type='none' async='migration in' phase='finish3'/>` + domain + `</domstatus>`, false, false},
+		{"paused by the user", `<domstatus state='paused' reason='user' pid='1'>` + domain + `</domstatus>`, false, false},
+		{"running, no job", `<domstatus state='running' reason='booted' pid='1'>` + domain + `</domstatus>`, false, false},
+		{"job inside the domain is not libvirt's", `<domstatus state='paused' reason='user' pid='1'><domain><job async='migration in'/></domain></domstatus>`, false, false},
+		{"an outgoing job inside the domain is not libvirt's", `<domstatus state='running' reason='booted' pid='1'><domain><name>g</name><job async='migration out'/></domain></domstatus>`, false, false},
+		{"inactive XML", domain, false, false},
+		{"broken", `<domstatus state='paused'`, false, false},
+	} {
+		dir := t.TempDir()
+		os.WriteFile(filepath.Join(dir, "g.xml"), []byte(tc.xml), 0o644)
+		running, _, err := libvirt.ReadGuests(dir)
+		if got := Arrivals(running, none, now)["g"]; err != nil || got != tc.want {
+			t.Errorf("%s: incoming = %v, %v; want %v", tc.name, got, err, tc.want)
+		}
+		if got := len(running) == 1 && running[0].OutgoingMigration; got != tc.outgoing {
+			t.Errorf("%s: outgoing = %v; want %v", tc.name, got, tc.outgoing)
+		}
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "in.xml"), []byte(`<domstatus state='paused' reason='starting up'><job type='none' async='migration in'/><domain><name>in</name></domain></domstatus>`), 0o644)
+	os.WriteFile(filepath.Join(dir, "run.xml"), []byte(`<domstatus state='running' reason='booted'><domain><name>run</name></domain></domstatus>`), 0o644)
+	running, _, err := libvirt.ReadGuests(dir)
+	if got := Arrivals(running, none, now); err != nil || len(got) != 1 || !got["in"] {
+		t.Errorf("Arrivals = %v, %v; want only guest in", got, err)
 	}
 }
