@@ -223,6 +223,7 @@ func doctor(e *Env, args []string) int {
 		Daemons:        func() ([]admin.Daemon, error) { return admin.Daemons(e.RunDir) },
 		LxcDriver:      admin.LxcDriverInstalled,
 		Identify:       admin.Identify,
+		Syslog:         admin.SyslogReachable,
 		Version:        version.Version,
 	})
 	checks = append(checks, watcherCheck(watcherReport(e)))

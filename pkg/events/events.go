@@ -81,7 +81,9 @@ var Network = map[[2]string]Op{
 }
 
 // Acts reports whether table acts on (op, subop).
-func Acts(table map[[2]string]Op, op, subop string) bool { return table[[2]string{op, subop}].Act != Ignore }
+func Acts(table map[[2]string]Op, op, subop string) bool {
+	return table[[2]string{op, subop}].Act != Ignore
+}
 
 // Ignored reports whether args, a hook binary's arguments after the
 // program name, are a libvirt call of an event table does not act on:

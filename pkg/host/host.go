@@ -19,6 +19,9 @@ const (
 	EnvLibvirtSock = "FDBHOOK_LIBVIRT_SOCK" // libvirt's socket, DefaultSockets
 	EnvDryRun      = "FDBHOOK_DRY_RUN"      // a dry run, when set to anything but "", 0, no or false
 	EnvLogLevel    = "FDBHOOK_LOG_LEVEL"    // the log level, on stderr too, instead of log_level
+	// EnvJournal is systemd's, not fdbhook's: set for a service whose
+	// standard error the journal keeps.
+	EnvJournal = "JOURNAL_STREAM"
 )
 
 // The defaults: where things are on a host as the packages install them.
@@ -60,6 +63,8 @@ type Host struct {
 	// and shows that level on stderr too.
 	DryRun   bool
 	LogLevel string
+	// StderrKept says that the journal keeps standard error (systemd).
+	StderrKept bool
 }
 
 // FromEnv resolves the host from the environment: each path is its
@@ -82,6 +87,7 @@ func FromEnv(getenv func(string) string) Host {
 		Sockets:     DefaultSockets,
 		DryRun:      truthy(getenv(EnvDryRun)),
 		LogLevel:    getenv(EnvLogLevel),
+		StderrKept:  getenv(EnvJournal) != "",
 	}
 	if s := getenv(EnvLibvirtSock); s != "" {
 		h.Sockets = []string{s}

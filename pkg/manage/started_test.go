@@ -9,7 +9,9 @@ import (
 // TestStarted pins when a guest counts as started or resumed since it was
 // last seen, from its live XML alone.
 func TestStarted(t *testing.T) {
-	seen := func(state, reason string, pid int) *Sighting { return &Sighting{State: state, Reason: reason, Pid: pid} }
+	seen := func(state, reason string, pid int) *Sighting {
+		return &Sighting{State: state, Reason: reason, Pid: pid}
+	}
 	for _, tc := range []struct {
 		name  string
 		prev  *Sighting

@@ -52,7 +52,7 @@ func Main(env host.Env, args []string, metrics MetricsServer) int {
 	if code, done := parseArgs(env.Program, args, env.Stdout, env.Stderr); done {
 		return code
 	}
-	cfg, log, err := loadConfig(env.Config, env.LogLevel, env.Stderr)
+	cfg, log, err := loadConfig(env.Config, env.LogLevel, env.Stderr, env.StderrKept)
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "%s: watch: %v\n", env.Program, err)
 		return host.ExitConfig

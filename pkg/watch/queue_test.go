@@ -95,26 +95,26 @@ func TestQueueBackoff(t *testing.T) {
 }
 
 // TestQueueDelayedResync: a resync put off (a retry after a failure) is
-// not due before its delay, keeps its clean-up and reload, and an earlier
+// not due before its delay, keeps a reload asked meanwhile, and an earlier
 // request does not bring it forward; a resync asked without delay is due
 // at once and takes every key that is due with it.
 func TestQueueDelayedResync(t *testing.T) {
 	c := newFakeClock()
 	q := newQueue(15*ms, c)
-	q.resyncAfter(80*ms, "retry", true, false)
-	q.resync("netlink: ENOBUFS", false, true)
+	q.resyncAfter(80*ms, "retry", false)
+	q.resync("netlink: ENOBUFS", true)
 	if b, wait := takeAt(q, c, 80*ms-1); !b.empty() || wait != 1 {
 		t.Fatalf("before the delay: batch %+v, wait %v", b, wait)
 	}
 	b, _ := takeAt(q, c, 80*ms)
-	if !b.resync || !b.clean || !b.reload || len(b.why) != 2 {
-		t.Fatalf("batch %+v: want the delayed resync with its clean-up, the reload and both reasons", b)
+	if !b.resync || !b.reload || len(b.why) != 2 {
+		t.Fatalf("batch %+v: want the delayed resync with the reload and both reasons", b)
 	}
 
 	q.add(key{name: "g1"}, "test")
-	q.resync("connected to libvirt", false, false)
+	q.resync("connected to libvirt", false)
 	b, _ = q.take(c.Now())
-	if !b.resync || b.clean || b.reload || len(b.items) != 0 {
+	if !b.resync || b.reload || len(b.items) != 0 {
 		t.Fatalf("an immediate resync: batch %+v, want a plain resync and g1 left for its debounce", b)
 	}
 	b, _ = takeAt(q, c, 95*ms)
@@ -135,7 +135,7 @@ func TestQueueTimer(t *testing.T) {
 	}
 	for _, at := range []time.Duration{time.Minute, 2 * time.Minute} {
 		b, wait := takeAt(q, c, at)
-		if !b.resync || b.clean || len(b.why) != 1 || b.why[0] != "timer" || wait != time.Minute {
+		if !b.resync || b.reload || len(b.why) != 1 || b.why[0] != "timer" || wait != time.Minute {
 			t.Fatalf("at %v: batch %+v, next in %v; want the timer's resync and the next a minute later", at, b, wait)
 		}
 	}
@@ -171,7 +171,7 @@ func TestQueueNextWaitsOnTheClock(t *testing.T) {
 	if d := c.nextWait(t, "next with g1 waiting"); d != 15*ms {
 		t.Fatalf("next sleeps %v, want the 15ms debounce", d)
 	}
-	q.resync("test", false, false)
+	q.resync("test", false)
 	if b := <-got; !b.resync || len(b.items) != 0 {
 		t.Fatalf("woken by a resync: %+v", b)
 	}

@@ -471,3 +471,18 @@ func TestIdleResyncWritesNothing(t *testing.T) {
 		t.Errorf("a resync of a managed guest wrote %d times", n)
 	}
 }
+
+// TestResyncCleansStale: a stale entry that appears while the watcher runs
+// (a guest gone without its stop hook, an entry written by hand) goes at
+// the next resync, not only at the watcher's start.
+func TestResyncCleansStale(t *testing.T) {
+	r := startedWithG1(t)
+	orphan := kerneltest.Tap("vnet9", "br0", kerneltest.Managed)
+	orphan.Carrier = false
+	r.k.Add(orphan)
+	r.k.AddStatic(mac9, "vnet9")
+	r.settle()
+	r.emit(Event{Resync: true, Why: "test: timer"})
+	r.waitFor("the stale entry on vnet9 deleted at the resync", func() bool { return len(r.k.Static(mac9)) == 0 })
+	r.waitFor("vnet9 given learning and flooding back", func() bool { f, _ := r.k.Flags("vnet9"); return f == kerneltest.Learning })
+}
