@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fdbhook/fdbhook/pkg/manage"
+
 	"github.com/fdbhook/fdbhook/pkg/guest"
 	"github.com/fdbhook/fdbhook/pkg/kernel/kerneltest"
 )
@@ -53,8 +55,8 @@ func TestStatusKnowsExtraMACs(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]EntryReport{
-		macVRRP:             {MAC: macVRRP, Port: "vnet1", State: EntryOK, Guest: "g1", NIC: "net0"},
-		"00:00:5e:00:01:0b": {MAC: "00:00:5e:00:01:0b", Port: "eth0", State: EntryRoamed, Guest: "g6", NIC: "net0"},
+		macVRRP:             {MAC: macVRRP, Port: "vnet1", State: manage.EntryOK, Guest: "g1", NIC: "net0"},
+		"00:00:5e:00:01:0b": {MAC: "00:00:5e:00:01:0b", Port: "eth0", State: manage.EntryRoamed, Guest: "g6", NIC: "net0"},
 	}
 	for _, e := range rep.Bridges[0].Entries {
 		w, ok := want[e.MAC]
@@ -80,12 +82,12 @@ func TestStatusKnowsExtraMACs(t *testing.T) {
 // MAC alone as a stranger's, and moves one that roamed back to its port.
 func TestReconcileKnowsExtraMACs(t *testing.T) {
 	k, running := extraMACHost(t)
-	res, err := Reconcile(state(t, k, cfgBr0, running, running), k, false)
+	res, err := manage.Reconcile(state(t, k, cfgBr0, running, running), k, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var b bytes.Buffer
-	res.Format(&b)
+	FormatResult(&b, res)
 	if strings.Contains(b.String(), "left alone") || res.Failed != 0 {
 		t.Errorf("reconcile:\n%s", b.String())
 	}

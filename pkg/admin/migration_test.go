@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fdbhook/fdbhook/pkg/manage"
+
 	"github.com/fdbhook/fdbhook/pkg/kernel/kerneltest"
 )
 
@@ -31,7 +33,7 @@ func TestIncomingGuestWaits(t *testing.T) {
 	if !strings.Contains(out.String(), "(incoming migration)") || !strings.Contains(out.String(), "vnet2 (g2 net0): incoming live migration") {
 		t.Errorf("status does not show the incoming migration:\n%s", out.String())
 	}
-	res, err := Reconcile(st, k, false)
+	res, err := manage.Reconcile(st, k, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +44,7 @@ func TestIncomingGuestWaits(t *testing.T) {
 		t.Errorf("reconcile changed the incoming guest's port: %s", got)
 	}
 	out.Reset()
-	res.Format(&out)
+	FormatResult(&out, res)
 	if !strings.Contains(out.String(), "guest g2: left alone: paused for an incoming live migration") {
 		t.Errorf("reconcile does not say why g2 is left alone:\n%s", out.String())
 	}
@@ -54,7 +56,7 @@ func TestIncomingGuestWaits(t *testing.T) {
 	if rep, _ := Status(st, nil); !slices.ContainsFunc(rep.Problems, func(p Problem) bool { return p.Guest == "g2" }) {
 		t.Errorf("once running, g2's missing entry is not a problem: %+v", rep.Problems)
 	}
-	if _, err := Reconcile(st, k, false); err != nil {
+	if _, err := manage.Reconcile(st, k, false); err != nil {
 		t.Fatal(err)
 	}
 	if got := k.Static(macG2); !slices.Equal(got, []string{"vnet2"}) {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fdbhook/fdbhook/pkg/manage"
+
 	"github.com/fdbhook/fdbhook/pkg/guest"
 	"github.com/fdbhook/fdbhook/pkg/kernel/kerneltest"
 	"github.com/fdbhook/fdbhook/pkg/model"
@@ -83,8 +85,8 @@ func TestStatusFlagsEveryProblem(t *testing.T) {
 			t.Errorf("vnet1: %+v, want g1 net0 managed", p)
 		}
 	}
-	wantKinds := map[string]string{"eth0": KindUplink, "vnet1": KindGuest, "vnet2": KindGuest, "vnet3": KindGuest,
-		"vnet5": KindGuest, "vnet8": KindOther, "vnet9": KindOther}
+	wantKinds := map[string]string{"eth0": manage.KindUplink, "vnet1": manage.KindGuest, "vnet2": manage.KindGuest, "vnet3": manage.KindGuest,
+		"vnet5": manage.KindGuest, "vnet8": manage.KindOther, "vnet9": manage.KindOther}
 	for name, kind := range wantKinds {
 		if kinds[name] != kind {
 			t.Errorf("port %s is %q, want %q", name, kinds[name], kind)
@@ -95,8 +97,8 @@ func TestStatusFlagsEveryProblem(t *testing.T) {
 		states[e.MAC+" "+e.Port] = e.State
 	}
 	wantStates := map[string]string{
-		macG1 + " vnet1": EntryOK, macG5 + " eth0": EntryRoamed, macO8 + " vnet8": EntryUnknown,
-		macO9 + " vnet9": EntryStale, macG4 + " eth0": EntryStale, macLAN + " eth0": EntryUnknown,
+		macG1 + " vnet1": manage.EntryOK, macG5 + " eth0": manage.EntryRoamed, macO8 + " vnet8": manage.EntryUnknown,
+		macO9 + " vnet9": manage.EntryStale, macG4 + " eth0": manage.EntryStale, macLAN + " eth0": manage.EntryUnknown,
 	}
 	if len(states) != len(wantStates) {
 		t.Errorf("static entries %v, want %v (the bridge's local entry is not static)", states, wantStates)
@@ -240,7 +242,7 @@ func TestLockedPortsInStatusAndCleanUp(t *testing.T) {
 		p.Carrier, p.LockCapable = false, true
 		k.AddStatic(fmt.Sprintf("52:54:00:00:01:%02x", i+1), name)
 	}
-	res, err := Reconcile(state(t, k, cfgBr0, running, defined), k, false)
+	res, err := manage.Reconcile(state(t, k, cfgBr0, running, defined), k, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +252,7 @@ func TestLockedPortsInStatusAndCleanUp(t *testing.T) {
 	} {
 		if got := k.Device(tap).Flags; got != want {
 			var out bytes.Buffer
-			res.Format(&out)
+			FormatResult(&out, res)
 			t.Errorf("orphan tap %s has %s after reconcile, want %s:\n%s", tap, got, want, out.String())
 		}
 	}

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fdbhook/fdbhook/pkg/manage"
+
 	"github.com/fdbhook/fdbhook/pkg/config"
 	"github.com/fdbhook/fdbhook/pkg/guest"
 	"github.com/fdbhook/fdbhook/pkg/kernel/kerneltest"
@@ -32,18 +34,18 @@ type noNetworks struct{}
 
 func (noNetworks) Network(string) (*model.Network, error) { return nil, nil }
 
-func state(t *testing.T, k *kerneltest.Kernel, cfgText string, running, defined []*guest.Guest) *State {
+func state(t *testing.T, k *kerneltest.Kernel, cfgText string, running, defined []*guest.Guest) *manage.State {
 	t.Helper()
 	cfg, err := config.Parse([]byte(cfgText))
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.Path = "/etc/fdbhook/fdbhook.toml"
-	snap, err := Take(k)
+	snap, err := manage.Take(k)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &State{Config: cfg, Kernel: snap, Networks: noNetworks{}, Running: running, RunningComplete: true, Defined: defined}
+	return &manage.State{Config: cfg, Kernel: snap, Networks: noNetworks{}, Running: running, RunningComplete: true, Defined: defined}
 }
 
 const (

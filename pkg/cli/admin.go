@@ -59,7 +59,7 @@ func (e *Env) fail(err error) int {
 // state opens the kernel connection and reads the configuration, the
 // kernel and libvirt's files. The caller calls done to close the
 // connection; on error it is already closed and done is nil.
-func (e *Env) state() (st *admin.State, k model.Kernel, done func(), err error) {
+func (e *Env) state() (st *manage.State, k model.Kernel, done func(), err error) {
 	if k, err = e.OpenKernel(); err != nil {
 		return nil, nil, nil, err
 	}
@@ -70,12 +70,8 @@ func (e *Env) state() (st *admin.State, k model.Kernel, done func(), err error) 
 	return st, k, k.Close, nil
 }
 
-func (e *Env) readState(k model.Kernel) (*admin.State, error) {
+func (e *Env) readState(k model.Kernel) (*manage.State, error) {
 	cfg, err := e.LoadConfig()
-	if err != nil {
-		return nil, err
-	}
-	snap, err := admin.Take(k)
 	if err != nil {
 		return nil, err
 	}
@@ -83,16 +79,13 @@ func (e *Env) readState(k model.Kernel) (*admin.State, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := &admin.State{Config: cfg, Kernel: snap, Networks: libvirt.New(e.Libvirt), Running: live.List(),
-		RunningComplete: live.Complete, Notes: live.Notes}
-	st.Incoming = manage.Arrivals(st.Running, e.RunDir, e.Clock())
-	st.Containers = manage.Prove(st.Running, manage.HostView{Reader: k, Files: libvirt.New(e.Libvirt)})
-	qemu, lxc := e.DefinedDirs()
-	var notes []string
-	if st.Defined, notes, err = manage.ReadDefined(qemu, lxc); err != nil {
+	st, err := manage.ReadState(e.Host, cfg, k, live, e.Clock())
+	if err != nil {
 		return nil, err
 	}
-	st.Notes = append(st.Notes, notes...)
+	if _, err := st.Definitions(); err != nil { // now: their notes come first
+		return nil, err
+	}
 	return st, nil
 }
 
@@ -170,12 +163,12 @@ func reconcile(e *Env, args []string) int {
 	if !st.Config.Present || st.Config.Empty() {
 		fmt.Fprintf(e.Stdout, "note: %s lists no bridges or networks: nothing is managed\n", st.Config.Path)
 	}
-	res, err := admin.Reconcile(st, k, dry)
+	res, err := manage.Reconcile(st, k, dry)
 	e.recordReconcile(dry, res, err)
 	if err != nil {
 		return e.fail(err)
 	}
-	res.Format(e.Stdout)
+	admin.FormatResult(e.Stdout, res)
 	if !dry {
 		settleMarks(e, st, res)
 	}
@@ -187,7 +180,7 @@ func reconcile(e *Env, args []string) int {
 
 // recordReconcile writes the outcome of a reconcile that was not a dry run
 // to the run directory, where the metrics read the last one.
-func (e *Env) recordReconcile(dry bool, res *admin.Result, err error) {
+func (e *Env) recordReconcile(dry bool, res *manage.Result, err error) {
 	if dry || e.RunDir == "" {
 		return
 	}

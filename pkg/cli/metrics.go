@@ -1,8 +1,8 @@
 package cli
 
 import (
-	"github.com/fdbhook/fdbhook/pkg/admin"
 	"github.com/fdbhook/fdbhook/pkg/host"
+	"github.com/fdbhook/fdbhook/pkg/manage"
 	"github.com/fdbhook/fdbhook/pkg/metrics"
 	"github.com/fdbhook/fdbhook/pkg/version"
 )
@@ -26,7 +26,7 @@ Whatever could be read is written; exit status 3 on a bad configuration
 // /metrics: metrics.Handler(e.metricsSource()).
 func (e *Env) metricsSource() metrics.Source {
 	return metrics.Source{
-		State: func() (*admin.State, func(), error) {
+		State: func() (*manage.State, func(), error) {
 			st, _, done, err := e.state()
 			return st, done, err
 		},

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/fdbhook/fdbhook/pkg/admin"
+	"github.com/fdbhook/fdbhook/pkg/manage"
 )
 
 // markOrphanAge is how old the mark of a guest that is not running here
@@ -17,7 +17,7 @@ const markOrphanAge = 10 * time.Second
 // incoming migration that finished while no watcher ran), and those of
 // guests not running here at all (libvirt refused the migration after
 // "migrate begin", before any guest existed to stop).
-func settleMarks(e *Env, st *admin.State, res *admin.Result) {
+func settleMarks(e *Env, st *manage.State, res *manage.Result) {
 	d := e.RunDir
 	marks, err := d.Marks()
 	if err != nil {

@@ -82,3 +82,9 @@ func Prove(running []*guest.Guest, p Prover) Proofs {
 	}
 	return out
 }
+
+// startPlan plans a running guest's start as its hook does (StartPlan), a
+// container with the state's proof.
+func (st *State) startPlan(g *guest.Guest, v plan.View) (*plan.Plan, error) {
+	return StartPlan(st.Config, g, v, st.Containers)
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/fdbhook/fdbhook/pkg/admin"
+	"github.com/fdbhook/fdbhook/pkg/manage"
 	"github.com/fdbhook/fdbhook/pkg/runstate"
 )
 
@@ -26,7 +27,7 @@ const TextfileName = "fdbhook.prom"
 type Source struct {
 	// State reads the configuration, the kernel and libvirt's files, as
 	// 'fdbhook status' does; done releases what it opened.
-	State func() (st *admin.State, done func(), err error)
+	State func() (st *manage.State, done func(), err error)
 	// RunDir holds the hook run counts, the watcher's lock and the last
 	// reconcile's record.
 	RunDir runstate.Dir
@@ -48,7 +49,7 @@ const (
 )
 
 var (
-	entryStates   = []string{admin.EntryOK, admin.EntryRoamed, admin.EntryStale, admin.EntryUnknown}
+	entryStates   = []string{manage.EntryOK, manage.EntryRoamed, manage.EntryStale, manage.EntryUnknown}
 	portStates    = []string{PortManaged, PortUnmanaged, PortExcluded}
 	problemKinds  = []string{admin.ProblemBridge, admin.ProblemVlan, admin.ProblemPortFlags, admin.ProblemNoEntry, admin.ProblemRoamed, admin.ProblemStale, admin.ProblemPromisc, admin.ProblemRefused, admin.ProblemGuestError}
 	promiscErrors = []string{admin.PromiscVlanOff, admin.PromiscBridge, admin.PromiscPortsLearning, admin.PromiscByHand, admin.PromiscDevice}
@@ -215,8 +216,8 @@ func FromReport(rep *admin.Report) []prometheus.Metric {
 		ports := map[string]int{}
 		for _, p := range b.Ports {
 			switch {
-			case p.Kind != admin.KindGuest:
-				if p.Kind == admin.KindUplink {
+			case p.Kind != manage.KindGuest:
+				if p.Kind == manage.KindUplink {
 					reason := p.PromiscReason
 					if p.Promiscuity == 0 {
 						reason = ""

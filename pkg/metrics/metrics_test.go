@@ -21,6 +21,7 @@ import (
 	"github.com/fdbhook/fdbhook/pkg/config"
 	"github.com/fdbhook/fdbhook/pkg/guest"
 	"github.com/fdbhook/fdbhook/pkg/kernel/kerneltest"
+	"github.com/fdbhook/fdbhook/pkg/manage"
 	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/pkg/runstate"
 	"github.com/fdbhook/fdbhook/test/lab"
@@ -52,7 +53,7 @@ func domain(t *testing.T, name, target, mac string, optOut bool) *guest.Guest {
 // g1 on vnet1 managed with its entry; g2 on vnet2 still learning, its
 // entry roamed to eth0; g3 on vnet3 opted out; a stale entry on vnet7,
 // a tap no running guest owns.
-func world(t *testing.T) func() (*admin.State, func(), error) {
+func world(t *testing.T) func() (*manage.State, func(), error) {
 	k := kerneltest.New()
 	k.Add(&model.Link{Name: "br0", Type: "bridge", VlanCapable: true})
 	k.Add(kerneltest.Uplink("eth0", "br0"))
@@ -71,18 +72,18 @@ func world(t *testing.T) func() (*admin.State, func(), error) {
 }
 
 // stateOf reads the state of kernel k with br0 managed and running guests.
-func stateOf(t *testing.T, k *kerneltest.Kernel, running ...*guest.Guest) func() (*admin.State, func(), error) {
+func stateOf(t *testing.T, k *kerneltest.Kernel, running ...*guest.Guest) func() (*manage.State, func(), error) {
 	t.Helper()
 	cfg, err := config.Parse([]byte("bridges = [\"br0\"]\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return func() (*admin.State, func(), error) {
-		snap, err := admin.Take(k)
+	return func() (*manage.State, func(), error) {
+		snap, err := manage.Take(k)
 		if err != nil {
 			return nil, nil, err
 		}
-		return &admin.State{Config: cfg, Kernel: snap, Networks: noNetworks{}, Running: running, RunningComplete: true}, func() {}, nil
+		return &manage.State{Config: cfg, Kernel: snap, Networks: noNetworks{}, Running: running, RunningComplete: true}, func() {}, nil
 	}
 }
 
@@ -199,7 +200,7 @@ func TestTextfile(t *testing.T) {
 	if len(ents) != 1 {
 		t.Errorf("dir holds %d files, want only %s", len(ents), TextfileName)
 	}
-	src.State = func() (*admin.State, func(), error) { return nil, nil, errors.New("no kernel") }
+	src.State = func() (*manage.State, func(), error) { return nil, nil, errors.New("no kernel") }
 	err = WriteTextfile(dir, src)
 	if err == nil || !strings.Contains(err.Error(), "no kernel") {
 		t.Fatalf("WriteTextfile with a failing read = %v, want the error", err)
@@ -261,7 +262,7 @@ func TestHandler(t *testing.T) {
 	d := runstate.Dir(t.TempDir())
 	fail := false
 	state := world(t)
-	src := Source{RunDir: d, Version: "1.2.3", State: func() (*admin.State, func(), error) {
+	src := Source{RunDir: d, Version: "1.2.3", State: func() (*manage.State, func(), error) {
 		if fail {
 			return nil, nil, errors.New("no kernel")
 		}

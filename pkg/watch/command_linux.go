@@ -71,14 +71,9 @@ func Main(env host.Env, args []string, metrics MetricsServer) int {
 		}()
 	}
 	w := &Watcher{
-		Log:         log,
-		ConfigPath:  env.Config,
-		Libvirt:     env.Libvirt,
-		LibvirtEtc:  env.LibvirtEtc,
-		RunDir:      env.RunDir,
-		LockPath:    env.Lock,
-		LockTimeout: env.LockTimeout,
-		OpenKernel:  env.OpenKernel,
+		Log:        log,
+		Host:       env.Host,
+		OpenKernel: env.OpenKernel,
 		Sources: []Source{
 			&Libvirt{Sockets: env.Sockets, Log: log},
 			&Netlink{NS: netns.None(), Log: log},

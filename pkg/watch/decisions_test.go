@@ -194,8 +194,8 @@ func TestFailuresRequeueTheBatch(t *testing.T) {
 			return func() { os.Remove(dir); os.Rename(dir+".away", dir) }
 		}},
 		{"hooks' lock", func(r *rig) func() {
-			r.w.LockTimeout = 10 * time.Millisecond
-			f, err := os.OpenFile(r.w.LockPath, os.O_RDWR|os.O_CREATE, 0o600)
+			r.w.Host.LockTimeout = 10 * time.Millisecond
+			f, err := os.OpenFile(r.w.Host.Lock, os.O_RDWR|os.O_CREATE, 0o600)
 			if err != nil {
 				t.Fatal(err)
 			}

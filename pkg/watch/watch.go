@@ -12,10 +12,9 @@ import (
 
 	"github.com/sirupsen/logrus"
 
-	"github.com/fdbhook/fdbhook/pkg/admin"
 	"github.com/fdbhook/fdbhook/pkg/config"
 	"github.com/fdbhook/fdbhook/pkg/guest"
-	"github.com/fdbhook/fdbhook/pkg/libvirt"
+	"github.com/fdbhook/fdbhook/pkg/host"
 	"github.com/fdbhook/fdbhook/pkg/manage"
 	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/pkg/plan"
@@ -52,19 +51,13 @@ type Source interface {
 // Watcher is the controller. Fill it in and call Run.
 type Watcher struct {
 	Log *logrus.Logger
-	// ConfigPath is the configuration file, re-read on Reload events.
-	ConfigPath string
-	// Libvirt are libvirt's state files; LibvirtEtc holds the persistent
-	// definitions (qemu/*.xml), read for the start-up clean-up.
-	Libvirt    libvirt.Paths
-	LibvirtEtc string
-	// RunDir holds the watcher's lock and the migration marks.
-	RunDir runstate.Dir
-	// LockPath is the hooks' run lock, held around every batch of work.
-	LockPath    string
-	LockTimeout time.Duration
-	OpenKernel  func() (model.Kernel, error)
-	Sources     []Source
+	// Host is where everything is: the configuration (read again on
+	// Reload events), libvirt's files, the run directory (the watcher's
+	// lock, the migration marks) and the hooks' run lock, held around
+	// every batch of work.
+	Host       host.Host
+	OpenKernel func() (model.Kernel, error)
+	Sources    []Source
 	// Debounce delays a reconcile after its first event, so a burst is
 	// one reconcile. Backoff is the first retry delay of a failed guest,
 	// doubled on every retry, at most MaxAttempts times in a row.
@@ -106,7 +99,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 	}
 	defer release()
 	defer w.startSources(ctx)()
-	w.Log.Infof("watching: configuration %s, resync every %s, %d sources", w.ConfigPath, w.cfg.Watch.ResyncInterval, len(w.Sources))
+	w.Log.Infof("watching: configuration %s, resync every %s, %d sources", w.Host.Config, w.cfg.Watch.ResyncInterval, len(w.Sources))
 	for {
 		b, ok := w.q.next(ctx)
 		if !ok {
@@ -123,18 +116,18 @@ func (w *Watcher) Run(ctx context.Context) error {
 // lock back.
 func (w *Watcher) open() (release func(), err error) {
 	w.setDefaults()
-	cfg, err := config.Load(w.ConfigPath)
+	cfg, err := config.Load(w.Host.Config)
 	if err != nil {
 		return nil, err
 	}
 	w.cfg = cfg
-	release, err = w.RunDir.HoldWatcher(w.Clock.Now())
+	release, err = w.Host.RunDir.HoldWatcher(w.Clock.Now())
 	if err != nil {
 		return nil, err
 	}
 	w.q = newQueue(w.Debounce, w.Clock)
 	w.q.setTimer(w.cfg.Watch.ResyncInterval)
-	w.live = manage.NewLive(w.Libvirt)
+	w.live = manage.NewLive(w.Host.Libvirt)
 	w.roams = map[string]map[string]string{}
 	w.failed = map[string]string{}
 	w.seen = map[string]manage.Sighting{}
@@ -222,7 +215,7 @@ func (w *Watcher) work(ctx context.Context, b batch) {
 		w.done(nil, b.resync)
 		return
 	}
-	unlock, err := runstate.Lock(ctx, w.LockPath, w.LockTimeout)
+	unlock, err := runstate.Lock(ctx, w.Host.Lock, w.Host.LockTimeout)
 	if err != nil {
 		if ctx.Err() == nil {
 			log.Errorf("%v", err)
@@ -238,18 +231,16 @@ func (w *Watcher) work(ctx context.Context, b batch) {
 		return
 	}
 	defer k.Close()
-	snap, err := admin.Take(k)
+	st, err := manage.ReadState(w.Host, w.cfg, k, w.live, w.Clock.Now())
 	if err != nil {
 		log.Errorf("reading the kernel's devices: %v", err)
 		w.requeue(b)
 		return
 	}
-	st := &admin.State{Config: w.cfg, Kernel: snap, Networks: libvirt.New(w.Libvirt),
-		Running: w.live.List(), RunningComplete: w.live.Complete, Containers: w.containers(k)}
 	if b.resync {
 		w.clean(st, k)
 	}
-	w.portOwners(snap, ports, todo)
+	w.portOwners(st.Kernel, ports, todo)
 	done := w.reconcileAll(ctx, st, k, todo)
 	w.done(done, b.resync)
 }
@@ -287,7 +278,7 @@ func (w *Watcher) guestsOf(b batch) (todo map[string]item, ports map[key]item) {
 // not place: a port some guest's live XML names goes to that guest's
 // item in todo, any other to unknownPort; a port gone is left to its
 // guest's events or the resync.
-func (w *Watcher) portOwners(snap *admin.Snapshot, ports map[key]item, todo map[string]item) {
+func (w *Watcher) portOwners(snap *manage.Snapshot, ports map[key]item, todo map[string]item) {
 	for k, it := range ports {
 		l := snap.Device(k.name)
 		if k.index != 0 {
@@ -308,7 +299,7 @@ func (w *Watcher) portOwners(snap *admin.Snapshot, ports map[key]item, todo map[
 // ends, and returns those it brought in line. A guest no longer running
 // is forgotten (its stop hook cleans up); one that fails is retried
 // (failure).
-func (w *Watcher) reconcileAll(ctx context.Context, st *admin.State, k model.Kernel, todo map[string]item) (done []string) {
+func (w *Watcher) reconcileAll(ctx context.Context, st *manage.State, k model.Kernel, todo map[string]item) (done []string) {
 	names := slices.Sorted(maps.Keys(todo))
 	for i, name := range names {
 		if ctx.Err() != nil {
@@ -397,7 +388,7 @@ func (w *Watcher) requeue(b batch) {
 // reload reads the configuration again; a broken file keeps the old one.
 // A new [watch] resync restarts the timer with it.
 func (w *Watcher) reload() {
-	cfg, err := config.Load(w.ConfigPath)
+	cfg, err := config.Load(w.Host.Config)
 	if err != nil {
 		w.Log.Errorf("configuration not reloaded, keeping the previous one: %v", err)
 		return
@@ -410,14 +401,14 @@ func (w *Watcher) reload() {
 }
 
 // clean deletes stale static entries, as reconcile does, at every resync.
-func (w *Watcher) clean(st *admin.State, k model.Kernel) {
-	defined, _, err := manage.ReadDefined(filepath.Join(w.LibvirtEtc, "qemu"), filepath.Join(w.LibvirtEtc, "lxc"))
+func (w *Watcher) clean(st *manage.State, k model.Kernel) {
+	defined, _, err := manage.ReadDefined(filepath.Join(w.Host.LibvirtEtc, "qemu"), filepath.Join(w.Host.LibvirtEtc, "lxc"))
 	if err != nil {
 		w.Log.Errorf("reading guest definitions: %v", err)
 		return
 	}
 	st.Defined = defined
-	res, err := admin.CleanStale(st, k, false)
+	res, err := manage.CleanStale(st, k, false)
 	if err != nil {
 		w.Log.Errorf("cleaning stale entries: %v", err)
 		return
@@ -489,11 +480,11 @@ const (
 )
 
 // reconcile brings one guest's ports to what its start leaves.
-func (w *Watcher) reconcile(st *admin.State, k model.Kernel, g *guest.Guest) error {
+func (w *Watcher) reconcile(st *manage.State, k model.Kernel, g *guest.Guest) error {
 	log := w.Log.WithField("guest", g.Name)
 	mode, why, clearMark := w.entryMode(g, log)
 	var roamed []roam
-	gr := admin.ReconcileGuest(st, k, g, false, func(p *plan.Plan, v plan.View) (*plan.Plan, error) {
+	gr := manage.ReconcileGuest(st, k, g, false, func(p *plan.Plan, v plan.View) (*plan.Plan, error) {
 		if mode == noEntries {
 			// What its "start begin" did, learning on included: the
 			// guest's announcement at the resume must be learned here
@@ -520,7 +511,7 @@ func (w *Watcher) reconcile(st *admin.State, k model.Kernel, g *guest.Guest) err
 		log.Debugf("%s", why)
 	}
 	if clearMark {
-		if err := w.RunDir.ClearMark(g.Name); err != nil {
+		if err := w.Host.RunDir.ClearMark(g.Name); err != nil {
 			log.Warnf("%v", err)
 		} else {
 			log.Infof("%s: mark cleared", why)
@@ -541,7 +532,7 @@ func (w *Watcher) entryMode(g *guest.Guest, log *logrus.Entry) (mode entryMode, 
 	if prev, seen := w.seen[seenKey(g)]; manage.Started(seenOrNil(prev, seen), g) {
 		mode = allEntries
 	}
-	mark, err := manage.ReadMark(w.RunDir, g.Name)
+	mark, err := manage.ReadMark(w.Host.RunDir, g.Name)
 	if err != nil {
 		log.Warnf("%v: ignoring it", err)
 	}
@@ -582,14 +573,14 @@ func seenOrNil(s manage.Sighting, ok bool) *manage.Sighting {
 // roam is an entry left where it roamed, and why (admin.DecideMAC).
 type roam struct {
 	step plan.Step
-	d    admin.MACDecision
+	d    manage.MACDecision
 }
 
 // filter drops from a start plan the entry steps already in place, and
 // those whose entries stay where they roamed (admin.DecideMAC: only a
 // start or resume writes them back, except from another guest's port that
 // learned them); it returns the latter, for reportRoams.
-func (mode entryMode) filter(st *admin.State, g *guest.Guest, p *plan.Plan) (roamed []roam, err error) {
+func (mode entryMode) filter(st *manage.State, g *guest.Guest, p *plan.Plan) (roamed []roam, err error) {
 	p.Steps = slices.DeleteFunc(p.Steps, func(s plan.Step) bool {
 		if s.Kind != plan.AddEntry || err != nil {
 			return false
@@ -599,11 +590,11 @@ func (mode entryMode) filter(st *admin.State, g *guest.Guest, p *plan.Plan) (roa
 			// nothing: a resync of an idle host writes nothing.
 			return true
 		}
-		var d admin.MACDecision
-		d, err = st.DecideMAC(admin.MACQuestion{Guest: g.Name, NIC: s.NIC, MAC: s.MAC,
+		var d manage.MACDecision
+		d, err = st.DecideMAC(manage.MACQuestion{Guest: g.Name, NIC: s.NIC, MAC: s.MAC,
 			Port: st.Kernel.DeviceByIndex(s.PortIndex), Bridge: st.Kernel.DeviceByIndex(s.BridgeIndex),
 			Rewrite: mode == allEntries, OutgoingMigration: g.OutgoingMigration})
-		if err != nil || d.Action != admin.LeaveEntry {
+		if err != nil || d.Action != manage.LeaveEntry {
 			return false
 		}
 		roamed = append(roamed, roam{step: s, d: d})

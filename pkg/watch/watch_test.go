@@ -13,8 +13,8 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/fdbhook/fdbhook/pkg/host"
 	"github.com/fdbhook/fdbhook/pkg/kernel/kerneltest"
-	"github.com/fdbhook/fdbhook/pkg/libvirt"
 	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/pkg/runstate"
 	"github.com/fdbhook/fdbhook/test/lab"
@@ -81,18 +81,17 @@ func newRig(t *testing.T, cfg string) *rig {
 	r.k.Add(kerneltest.Uplink("eth0", "br0"))
 	lg := logrus.New()
 	lg.Out, lg.Level, lg.Formatter = r.log, logrus.DebugLevel, logFormat
+	h := host.FromEnv(func(key string) string {
+		return map[string]string{host.EnvLibvirtRun: filepath.Join(dir, "run"), host.EnvLibvirtEtc: filepath.Join(dir, "etc")}[key]
+	})
+	h.Config, h.RunDir, h.Lock, h.LockTimeout = r.cfgPath, r.runDir, filepath.Join(dir, "fdbhook/lock"), time.Second
+	h.Libvirt.ProcDir = filepath.Join(dir, "proc")
 	r.w = &Watcher{
 		Log:        lg,
-		ConfigPath: r.cfgPath,
-		Libvirt: libvirt.Paths{NetworkDirs: []string{filepath.Join(r.dir, "run/network")}, QemuRunDir: filepath.Join(r.dir, "run/qemu"),
-			LxcRunDir: filepath.Join(r.dir, "run/lxc"), ProcDir: filepath.Join(r.dir, "proc")},
-		LibvirtEtc:  filepath.Join(r.dir, "etc"),
-		RunDir:      r.runDir,
-		LockPath:    filepath.Join(r.dir, "fdbhook/lock"),
-		LockTimeout: time.Second,
-		OpenKernel:  func() (model.Kernel, error) { return r.k, nil },
-		Backoff:     20 * time.Millisecond,
-		Clock:       r.clock,
+		Host:       h,
+		OpenKernel: func() (model.Kernel, error) { return r.k, nil },
+		Backoff:    20 * time.Millisecond,
+		Clock:      r.clock,
 		Processed: func(guests []string, resync bool) {
 			r.batches++
 			if resync {

@@ -1,13 +1,14 @@
-package admin
+package manage
 
 import (
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/fdbhook/fdbhook/pkg/config"
 	"github.com/fdbhook/fdbhook/pkg/guest"
+	"github.com/fdbhook/fdbhook/pkg/host"
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
-	"github.com/fdbhook/fdbhook/pkg/manage"
 	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/pkg/plan"
 )
@@ -28,14 +29,17 @@ type State struct {
 	// be read: a tap may then belong to a guest we do not know of, so no
 	// entry is called stale for lack of an owner.
 	RunningComplete bool
-	// Defined are the persistent definitions (running or not).
-	Defined []*guest.Guest
+	// Defined are the persistent definitions (running or not); when nil,
+	// they are read from definedDirs when first needed (the watcher needs
+	// them only for its clean-ups).
+	Defined     []*guest.Guest
+	definedDirs []string
 	// Incoming are the running guests paused as the destination of a live
-	// migration (manage.Arrivals): their ports wait for the resume.
+	// migration (Arrivals): their ports wait for the resume.
 	Incoming map[string]bool
 	// Containers proves, for each running container of libvirt's LXC
-	// driver (by name), which veths are its own (manage.Prove).
-	Containers manage.Proofs
+	// driver (by name), which veths are its own (Prove).
+	Containers Proofs
 	// Notes are things worth telling that are not problems.
 	Notes []string
 
@@ -44,6 +48,42 @@ type State struct {
 	// when first needed (Running must not change after that).
 	owners map[string]string
 	claims map[string][]Claim
+}
+
+// ReadState reads everything the decisions about running guests are made
+// from, once, for every program that makes them (the fdbhook command's
+// status, reconcile and metrics, and the watcher): the configuration cfg,
+// the kernel through k (one snapshot), libvirt's files on h, the running
+// guests of both drivers (live, refreshed by the caller), which of them
+// are arriving by live migration (their marks on h, at now), which veths
+// are each container's own, and the definitions of both drivers.
+func ReadState(h host.Host, cfg *config.Config, k model.Reader, live *Live, now time.Time) (*State, error) {
+	snap, err := Take(k)
+	if err != nil {
+		return nil, err
+	}
+	st := &State{Config: cfg, Kernel: snap, Networks: libvirt.New(h.Libvirt), Running: live.List(),
+		RunningComplete: live.Complete, Notes: slices.Clone(live.Notes)}
+	st.Incoming = Arrivals(st.Running, h.RunDir, now)
+	st.Containers = Prove(st.Running, HostView{Reader: k, Files: libvirt.New(h.Libvirt)})
+	qemu, lxc := h.DefinedDirs()
+	st.definedDirs = []string{qemu, lxc}
+	return st, nil
+}
+
+// Definitions are the definitions of both drivers, read the first time
+// they are needed; notes of files skipped go to the state's notes.
+func (st *State) Definitions() ([]*guest.Guest, error) {
+	if st.Defined != nil || st.definedDirs == nil {
+		return st.Defined, nil
+	}
+	defined, notes, err := ReadDefined(st.definedDirs...)
+	if err != nil {
+		return nil, err
+	}
+	st.Defined, st.definedDirs = defined, nil
+	st.Notes = append(st.Notes, notes...)
+	return st.Defined, nil
 }
 
 // view is the plan.View of a State: kernel lookups from the snapshot,
@@ -76,29 +116,29 @@ func (st *State) portOwners() map[string]string {
 	return st.owners
 }
 
-// managedBridge is a bridge status looks at, and why.
-type managedBridge struct {
-	name    string
-	sources []string // "bridges", "network NAME", "guest NICs"
-	managed bool
+// ManagedBridge is a bridge status looks at, and why.
+type ManagedBridge struct {
+	Name    string
+	Sources []string // "bridges", "network NAME", "guest NICs"
+	Managed bool
 }
 
 // bridges lists the managed bridges: "bridges", then the bridges of
 // "networks" as libvirt's files name them. Networks that cannot be
 // resolved go to notes.
-func (st *State) bridges() ([]*managedBridge, []string) {
-	var out []*managedBridge
+func (st *State) Bridges() ([]*ManagedBridge, []string) {
+	var out []*ManagedBridge
 	var notes []string
 	add := func(name, source string) {
 		for _, b := range out {
-			if b.name == name {
-				if !slices.Contains(b.sources, source) {
-					b.sources = append(b.sources, source)
+			if b.Name == name {
+				if !slices.Contains(b.Sources, source) {
+					b.Sources = append(b.Sources, source)
 				}
 				return
 			}
 		}
-		out = append(out, &managedBridge{name: name, sources: []string{source}, managed: true})
+		out = append(out, &ManagedBridge{Name: name, Sources: []string{source}, Managed: true})
 	}
 	for _, b := range st.Config.Bridges {
 		add(b, "bridges")

@@ -1,4 +1,4 @@
-package admin
+package manage
 
 import (
 	"fmt"
@@ -9,8 +9,8 @@ import (
 	"github.com/fdbhook/fdbhook/pkg/plan"
 )
 
-// nicRef is one NIC of a running guest that has a host-side port.
-type nicRef struct {
+// NICRef is one NIC of a running guest that has a host-side port.
+type NICRef struct {
 	Guest string
 	NIC   string // alias, e.g. net0
 	MAC   string
@@ -22,39 +22,45 @@ type nicRef struct {
 	Why     string
 }
 
-func (r *nicRef) label() string { return r.Guest + " " + r.NIC }
+func (r *NICRef) Label() string { return r.Guest + " " + r.NIC }
 
-// guestPlan is the start plan of one running guest.
-type guestPlan struct {
-	g   *guest.Guest
-	p   *plan.Plan
-	err error
+// GuestPlan is the start plan of one running guest.
+type GuestPlan struct {
+	Guest *guest.Guest
+	Plan  *plan.Plan
+	Err   error
 }
 
-// analysis joins the running guests' NICs, their start plans and the
-// kernel's state.
-type analysis struct {
-	st      *State
-	plans   []guestPlan
-	byPort  map[string]*nicRef   // port name → running guest's NIC
-	byMAC   map[string][]*nicRef // MAC → running guests' NICs
+// Analysis joins the running guests' NICs, their start plans and the
+// kernel's state: what status reports and what decides which static
+// entries are stale (Classify).
+type Analysis struct {
+	State   *State
+	Plans   []GuestPlan
+	byPort  map[string]*NICRef   // port name → running guest's NIC
+	byMAC   map[string][]*NICRef // MAC → running guests' NICs
 	defined map[string]string    // MAC → a defined guest that is not running
 }
 
-// analyze plans every running guest's start against the snapshot.
-func analyze(st *State) *analysis {
-	a := &analysis{st: st, byPort: map[string]*nicRef{}, byMAC: map[string][]*nicRef{}, defined: map[string]string{}}
+// Analyze plans every running guest's start against the snapshot; it
+// fails only when the definitions cannot be read.
+func Analyze(st *State) (*Analysis, error) {
+	defined, err := st.Definitions()
+	if err != nil {
+		return nil, err
+	}
+	a := &Analysis{State: st, byPort: map[string]*NICRef{}, byMAC: map[string][]*NICRef{}, defined: map[string]string{}}
 	v := st.view()
 	running := map[string]bool{}
 	for _, g := range st.Running {
 		running[g.Name] = true
 		p, err := st.startPlan(g, v)
-		a.plans = append(a.plans, guestPlan{g: g, p: p, err: err})
+		a.Plans = append(a.Plans, GuestPlan{Guest: g, Plan: p, Err: err})
 		for _, n := range g.NICs {
 			if n.BadMAC != nil {
 				continue
 			}
-			ref := &nicRef{Guest: g.Name, NIC: n.Label(), MAC: n.MAC, MACs: append([]string{n.MAC}, g.Metadata(n).ExtraMACs...), Port: n.Target}
+			ref := &NICRef{Guest: g.Name, NIC: n.Label(), MAC: n.MAC, MACs: append([]string{n.MAC}, g.Metadata(n).ExtraMACs...), Port: n.Target}
 			ref.Managed, ref.Why = planned(p, err, n.Label())
 			if n.Target != "" {
 				a.byPort[n.Target] = ref
@@ -64,7 +70,7 @@ func analyze(st *State) *analysis {
 			}
 		}
 	}
-	for _, g := range st.Defined {
+	for _, g := range defined {
 		if running[g.Name] {
 			continue
 		}
@@ -76,7 +82,7 @@ func analyze(st *State) *analysis {
 			}
 		}
 	}
-	return a
+	return a, nil
 }
 
 // planned reports whether plan p manages the NIC labelled nic, or why not.
@@ -110,7 +116,7 @@ const (
 )
 
 // portKind classifies a bridge port.
-func (a *analysis) portKind(p *model.Link) (string, *nicRef) {
+func (a *Analysis) PortKind(p *model.Link) (string, *NICRef) {
 	if !p.IsGuestPort() {
 		return KindUplink, nil
 	}
@@ -121,7 +127,7 @@ func (a *analysis) portKind(p *model.Link) (string, *nicRef) {
 }
 
 // device names a port's device kind in a word.
-func device(l *model.Link) string {
+func Device(l *model.Link) string {
 	switch {
 	case l.IsTap():
 		return "tap"
@@ -147,8 +153,8 @@ const (
 // reconcile may delete it. It errs on the side of "unknown": only entries
 // on a tap no running guest holds, and entries on an uplink for the MAC of
 // a guest that is defined but not running, are stale.
-func (a *analysis) classify(e model.Entry) (state string, owner *nicRef, why string) {
-	port := a.st.Kernel.DeviceByIndex(e.PortIndex)
+func (a *Analysis) Classify(e model.Entry) (state string, owner *NICRef, why string) {
+	port := a.State.Kernel.DeviceByIndex(e.PortIndex)
 	if port == nil {
 		return EntryUnknown, nil, fmt.Sprintf("port %d no longer exists", e.PortIndex)
 	}
@@ -157,19 +163,19 @@ func (a *analysis) classify(e model.Entry) (state string, owner *nicRef, why str
 		if ref := a.byPort[port.Name]; ref != nil {
 			if slices.Contains(ref.MACs, e.MAC) {
 				if k := a.keeperOf(ref, e.MAC, port); k != nil {
-					return EntryRoamed, k, fmt.Sprintf("%s's MAC is on %s, the port of %s, which has it too but does not keep it (a duplicate MAC)", k.label(), port.Name, ref.label())
+					return EntryRoamed, k, fmt.Sprintf("%s's MAC is on %s, the port of %s, which has it too but does not keep it (a duplicate MAC)", k.Label(), port.Name, ref.Label())
 				}
 				return EntryOK, ref, ""
 			}
 			if len(refs) > 0 {
-				return EntryRoamed, owning(refs), fmt.Sprintf("%s's MAC is on %s, the port of %s", owning(refs).label(), port.Name, ref.label())
+				return EntryRoamed, owning(refs), fmt.Sprintf("%s's MAC is on %s, the port of %s", owning(refs).Label(), port.Name, ref.Label())
 			}
-			return EntryUnknown, nil, fmt.Sprintf("on %s's port, but no running guest has this MAC (an address behind the guest?)", ref.label())
+			return EntryUnknown, nil, fmt.Sprintf("on %s's port, but no running guest has this MAC (an address behind the guest?)", ref.Label())
 		}
 		switch {
 		case !port.IsTap():
-			return EntryUnknown, nil, fmt.Sprintf("%s is a %s no running guest owns; fdbhook never writes entries there", port.Name, device(port))
-		case !a.st.RunningComplete:
+			return EntryUnknown, nil, fmt.Sprintf("%s is a %s no running guest owns; fdbhook never writes entries there", port.Name, Device(port))
+		case !a.State.RunningComplete:
 			return EntryUnknown, nil, fmt.Sprintf("no known running guest owns tap %s, but some live XML could not be read", port.Name)
 		case port.Carrier:
 			return EntryUnknown, nil, fmt.Sprintf("no running guest owns tap %s, but a process holds it open (a guest starting?)", port.Name)
@@ -178,7 +184,7 @@ func (a *analysis) classify(e model.Entry) (state string, owner *nicRef, why str
 	}
 	if len(refs) > 0 {
 		o := owning(refs)
-		return EntryRoamed, o, fmt.Sprintf("%s's MAC is on %s %s instead of its port %s", o.label(), device(port), port.Name, o.Port)
+		return EntryRoamed, o, fmt.Sprintf("%s's MAC is on %s %s instead of its port %s", o.Label(), Device(port), port.Name, o.Port)
 	}
 	if g, ok := a.defined[e.MAC]; ok {
 		return EntryStale, nil, fmt.Sprintf("guest %s has this MAC and is not running", g)
@@ -189,12 +195,12 @@ func (a *analysis) classify(e model.Entry) (state string, owner *nicRef, why str
 // keeperOf returns the running guest's NIC that keeps mac when it is not
 // ref's, whose port (on its bridge) holds the entry: a duplicate MAC
 // (DecideMAC); nil when ref keeps it.
-func (a *analysis) keeperOf(ref *nicRef, mac string, port *model.Link) *nicRef {
-	br := a.st.Kernel.DeviceByIndex(port.MasterIndex)
+func (a *Analysis) keeperOf(ref *NICRef, mac string, port *model.Link) *NICRef {
+	br := a.State.Kernel.DeviceByIndex(port.MasterIndex)
 	if br == nil {
 		return nil
 	}
-	d, err := a.st.DecideMAC(MACQuestion{Guest: ref.Guest, NIC: ref.NIC, MAC: mac, Port: port, Bridge: br, Rewrite: true})
+	d, err := a.State.DecideMAC(MACQuestion{Guest: ref.Guest, NIC: ref.NIC, MAC: mac, Port: port, Bridge: br, Rewrite: true})
 	if err != nil || d.Action != RefuseNIC || d.Owner == nil {
 		return nil
 	}
@@ -203,8 +209,8 @@ func (a *analysis) keeperOf(ref *nicRef, mac string, port *model.Link) *nicRef {
 
 // owning picks, of the running guests' NICs with a MAC, the one managed
 // first: the one whose entry it is when the MAC is a duplicate.
-func owning(refs []*nicRef) *nicRef {
-	if i := slices.IndexFunc(refs, func(r *nicRef) bool { return r.Managed }); i >= 0 {
+func owning(refs []*NICRef) *NICRef {
+	if i := slices.IndexFunc(refs, func(r *NICRef) bool { return r.Managed }); i >= 0 {
 		return refs[i]
 	}
 	return refs[0]
@@ -212,8 +218,27 @@ func owning(refs []*nicRef) *nicRef {
 
 // staticEntries returns the bridge's static entries on its ports (not on
 // the bridge device itself).
-func staticEntries(all []model.Entry, br *model.Link) []model.Entry {
+func StaticEntries(all []model.Entry, br *model.Link) []model.Entry {
 	return slices.DeleteFunc(slices.Clone(all), func(e model.Entry) bool {
 		return !e.Static() || e.PortIndex == br.Index
 	})
+}
+
+// Bridges are the managed bridges (State.Bridges) and the bridges the
+// running guests' managed ports are really on: the kernel is the truth for
+// a network NIC whose bridge moved. notes say which networks could not be
+// resolved.
+func (a *Analysis) Bridges() (bridges []*ManagedBridge, notes []string) {
+	bridges, notes = a.State.Bridges()
+	for _, gp := range a.Plans {
+		if gp.Err != nil {
+			continue
+		}
+		for _, s := range gp.Plan.Steps {
+			if s.Kind == plan.AddEntry && !slices.ContainsFunc(bridges, func(b *ManagedBridge) bool { return b.Name == s.Bridge }) {
+				bridges = append(bridges, &ManagedBridge{Name: s.Bridge, Sources: []string{"guest NICs"}, Managed: true})
+			}
+		}
+	}
+	return bridges, notes
 }
