@@ -23,16 +23,16 @@ func TestStartAtTheConfigBounds(t *testing.T) {
 		extra string
 		code  int
 	}{
-		{"[watch]\nresync = \"5s\"\n", ExitOK},
-		{"[watch]\nresync = \"24h\"\n", ExitOK},
-		{"[watch]\nresync = \"4s\"\n", ExitConfig},
-		{"[watch]\nresync = \"25h\"\n", ExitConfig},
-		{"[watch]\nmetrics = \"127.0.0.1:1\"\n", ExitOK},
-		{"[watch]\nmetrics = \"[::1]:65535\"\n", ExitOK},
-		{"[watch]\nmetrics = \"unix:/run/fdbhook/metrics.sock\"\n", ExitOK},
-		{"[watch]\nmetrics = \"127.0.0.1:0\"\n", ExitConfig},
-		{"[bridge.abcdefghijklmno]\nsticky = false\n", ExitOK},
-		{"[bridge.abcdefghijklmnop]\nsticky = false\n", ExitConfig},
+		{"[watch]\nresync = \"5s\"\n", host.ExitOK},
+		{"[watch]\nresync = \"24h\"\n", host.ExitOK},
+		{"[watch]\nresync = \"4s\"\n", host.ExitConfig},
+		{"[watch]\nresync = \"25h\"\n", host.ExitConfig},
+		{"[watch]\nmetrics = \"127.0.0.1:1\"\n", host.ExitOK},
+		{"[watch]\nmetrics = \"[::1]:65535\"\n", host.ExitOK},
+		{"[watch]\nmetrics = \"unix:/run/fdbhook/metrics.sock\"\n", host.ExitOK},
+		{"[watch]\nmetrics = \"127.0.0.1:0\"\n", host.ExitConfig},
+		{"[bridge.abcdefghijklmno]\nsticky = false\n", host.ExitOK},
+		{"[bridge.abcdefghijklmnop]\nsticky = false\n", host.ExitConfig},
 	} {
 		r := runQemu(t, cfgBr0+tc.extra, startXML, nil, "t2", "start", "begin", "-")
 		if r.code != tc.code {
@@ -40,7 +40,7 @@ func TestStartAtTheConfigBounds(t *testing.T) {
 			continue
 		}
 		want := ""
-		if tc.code == ExitOK {
+		if tc.code == host.ExitOK {
 			want = applied
 		}
 		if got := strings.Join(r.kernel.WriteLog(), " "); got != want {
@@ -88,7 +88,7 @@ func TestIncomingMarkAge(t *testing.T) {
 			t.Fatal(err)
 		}
 		r := runAt(t, dir, since.Add(tc.age), startXML, cfgBr0, "t2", "start", "begin", "-")
-		if got := strings.Join(r.kernel.WriteLog(), " "); r.code != ExitOK || got != tc.writes {
+		if got := strings.Join(r.kernel.WriteLog(), " "); r.code != host.ExitOK || got != tc.writes {
 			t.Errorf("mark %v old: exit %d, writes %q, want %q", tc.age, r.code, got, tc.writes)
 		}
 		m, ok, _ := runstate.Dir(dir).GetMark("t2")
@@ -108,7 +108,7 @@ func TestMigrateBeginDryRun(t *testing.T) {
 	for _, args := range [][]string{{"--dry-run", "t2", "migrate", "begin", "-"}, {"-n", "t2", "migrate", "begin", "-"}} {
 		dir := t.TempDir()
 		r := runAt(t, dir, now, startXML, cfgBr0, args...)
-		if _, ok, _ := runstate.Dir(dir).GetMark("t2"); ok || r.code != ExitOK || len(r.kernel.WriteLog()) != 0 {
+		if _, ok, _ := runstate.Dir(dir).GetMark("t2"); ok || r.code != host.ExitOK || len(r.kernel.WriteLog()) != 0 {
 			t.Errorf("%v: exit %d, mark written %v, writes %v; want exit 0 and nothing", args, r.code, ok, r.kernel.WriteLog())
 		}
 	}
@@ -116,7 +116,7 @@ func TestMigrateBeginDryRun(t *testing.T) {
 	stale := runstate.Mark{Guest: "t2", Phase: runstate.Incoming, Since: now.Add(-time.Hour)}
 	runstate.Dir(dir).PutMark(stale)
 	r := runAt(t, dir, now, startXML, cfgBr0, "--dry-run", "t2", "start", "begin", "-")
-	if m, ok, _ := runstate.Dir(dir).GetMark("t2"); !ok || m.Phase != runstate.Incoming || r.code != ExitOK || len(r.kernel.WriteLog()) != 0 {
+	if m, ok, _ := runstate.Dir(dir).GetMark("t2"); !ok || m.Phase != runstate.Incoming || r.code != host.ExitOK || len(r.kernel.WriteLog()) != 0 {
 		t.Errorf("dry run of a start with a stale mark: exit %d, writes %v, mark %+v (present %v); want the mark untouched",
 			r.code, r.kernel.WriteLog(), m, ok)
 	}
@@ -135,7 +135,7 @@ func TestIncomingStartRefused(t *testing.T) {
 	for _, tc := range []struct {
 		cfg  string
 		code int
-	}{{cfgBr0, ExitRefused}, {cfgBr0 + "on_error = \"warn\"\n", ExitOK}} {
+	}{{cfgBr0, host.ExitRefused}, {cfgBr0 + "on_error = \"warn\"\n", host.ExitOK}} {
 		dir := t.TempDir()
 		runAt(t, dir, now, noTarget, tc.cfg, "t2", "migrate", "begin", "-")
 		r := runAt(t, dir, now.Add(time.Second), noTarget, tc.cfg, "t2", "start", "begin", "-")

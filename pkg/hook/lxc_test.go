@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fdbhook/fdbhook/pkg/host"
 	"github.com/fdbhook/fdbhook/pkg/kernel/kerneltest"
 )
 
@@ -89,7 +90,7 @@ func TestLxcOperationTable(t *testing.T) {
 			stdin = lxcFixture(t, "lxc-fdbtlxc1-"+tc.op+"-"+tc.subop+".xml")
 		}
 		r := runLxc(t, cfgLxc, tc.state, stdin, nil, k, "fdbtlxc1", tc.op, tc.subop, "-")
-		if r.code != ExitOK || r.stdout != "" || r.stderr != "" {
+		if r.code != host.ExitOK || r.stdout != "" || r.stderr != "" {
 			t.Errorf("%s %s: exit %d stdout %q stderr %q", tc.op, tc.subop, r.code, r.stdout, r.stderr)
 		}
 		if got := strings.Join(r.kernel.WriteLog(), " "); got != tc.writes {
@@ -112,18 +113,18 @@ func TestLxcRefusals(t *testing.T) {
 		code            int
 		stderr          string
 	}{
-		{"peer in the host namespace", startedLive, "started", started, -1, ExitRefused,
+		{"peer in the host namespace", startedLive, "started", started, -1, host.ExitRefused,
 			"fdbhook: fdbtlxc1: 52:54:00:4c:58:01 on fdbtlxbr0: veth fdbtlxv1a has its peer in the host's network namespace, not in the container's (init pid 31023): refusing to touch it; "},
-		{"peer in another namespace", startedLive, "started", started, 3, ExitRefused,
+		{"peer in another namespace", startedLive, "started", started, 3, host.ExitRefused,
 			"veth fdbtlxv1a has its peer in network namespace id 3, not in the container's (init pid 31023)"},
-		{"uplink veth as target", startedLive, "started", uplinkTarget, 0, ExitRefused,
+		{"uplink veth as target", startedLive, "started", uplinkTarget, 0, host.ExitRefused,
 			"52:54:00:4c:58:02 on fdbtlxbr0: veth fdbtlxup0 has its peer in the host's network namespace"},
-		{"tap as target", startedLive, "started", tapTarget, 0, ExitRefused,
+		{"tap as target", startedLive, "started", tapTarget, 0, host.ExitRefused,
 			"vnet7 is a tap, not a container's veth: refusing to touch it"},
-		{"no live state", "", "started", started, 0, ExitRefused,
+		{"no live state", "", "started", started, 0, host.ExitRefused,
 			"cannot prove veth fdbtlxv1a is the container's: libvirt has no live state for container fdbtlxc1"},
-		{"refused at reconnect", reconnLive, "reconnect", started, -1, ExitOK, "could kill the guest"},
-		{"warn", startedLive, "started", started, -1, ExitOK, "on_error = \"warn\""},
+		{"refused at reconnect", reconnLive, "reconnect", started, -1, host.ExitOK, "could kill the guest"},
+		{"warn", startedLive, "started", started, -1, host.ExitOK, "on_error = \"warn\""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			k := newLxcKernel(tc.peerNS)
@@ -135,7 +136,7 @@ func TestLxcRefusals(t *testing.T) {
 			if r.code != tc.code || !strings.Contains(r.stderr, tc.stderr) || r.stdout != "" {
 				t.Errorf("exit %d stderr %q stdout %q; want exit %d, stderr with %q", r.code, r.stderr, r.stdout, tc.code, tc.stderr)
 			}
-			if tc.code != ExitOK && strings.Count(strings.TrimSpace(r.stderr), "\n") > 0 {
+			if tc.code != host.ExitOK && strings.Count(strings.TrimSpace(r.stderr), "\n") > 0 {
 				t.Errorf("failure is not one line: %q", r.stderr)
 			}
 			if len(r.kernel.WriteLog()) != 0 {
@@ -151,23 +152,23 @@ func TestLxcRefusals(t *testing.T) {
 func TestLxcUnmanagedAndDry(t *testing.T) {
 	started := lxcFixture(t, "lxc-fdbtlxc1-started-begin.xml")
 	r := runLxc(t, cfgBr0, "", started, nil, newLxcKernel(-1), "fdbtlxc1", "started", "begin", "-")
-	if r.code != ExitOK || r.stderr != "" || len(r.kernel.WriteLog()) != 0 {
+	if r.code != host.ExitOK || r.stderr != "" || len(r.kernel.WriteLog()) != 0 {
 		t.Errorf("unmanaged bridge: exit %d stderr %q writes %v", r.code, r.stderr, r.kernel.WriteLog())
 	}
 	r = runLxc(t, cfgLxc, startedLive, started, map[string]string{"FDBHOOK_DRY_RUN": "1"}, newLxcKernel(0), "fdbtlxc1", "started", "begin", "-")
 	want := "do     interface 0: fdb replace 52:54:00:4c:58:01 dev fdbtlxv1a master fdbtlxbr0 static"
-	if r.code != ExitOK || !strings.Contains(r.stderr, want) || len(r.kernel.WriteLog()) != 0 || r.stdout != "" {
+	if r.code != host.ExitOK || !strings.Contains(r.stderr, want) || len(r.kernel.WriteLog()) != 0 || r.stdout != "" {
 		t.Errorf("dry run: exit %d writes %v stderr %q, want %q", r.code, r.kernel.WriteLog(), r.stderr, want)
 	}
 }
 
 func TestLxcHelp(t *testing.T) {
 	r := runLxc(t, "", "", nil, nil, newLxcKernel(0), "--help")
-	if r.code != ExitOK || !strings.Contains(r.stdout, "/etc/libvirt/hooks/lxc.d/fdbhook") || !strings.Contains(r.stdout, "started begin") {
+	if r.code != host.ExitOK || !strings.Contains(r.stdout, "/etc/libvirt/hooks/lxc.d/fdbhook") || !strings.Contains(r.stdout, "started begin") {
 		t.Errorf("--help: exit %d stdout %q", r.code, r.stdout)
 	}
 	r = runLxc(t, "", "", nil, nil, newLxcKernel(0), "--version")
-	if r.code != ExitOK || !strings.HasPrefix(r.stdout, "lxc-hook (fdbhook) ") {
+	if r.code != host.ExitOK || !strings.HasPrefix(r.stdout, "lxc-hook (fdbhook) ") {
 		t.Errorf("--version: exit %d stdout %q", r.code, r.stdout)
 	}
 }

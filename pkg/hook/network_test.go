@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fdbhook/fdbhook/pkg/host"
 	"github.com/fdbhook/fdbhook/pkg/kernel/kerneltest"
 )
 
@@ -57,7 +58,7 @@ func TestNetworkPolicy(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := runNetwork(t, tc.cfg, tc.stdin, tc.kernel, "hostbr", tc.op, tc.subop, "-")
-			if r.code != ExitOK || r.stdout != "" {
+			if r.code != host.ExitOK || r.stdout != "" {
 				t.Errorf("exit %d stdout %q", r.code, r.stdout)
 			}
 			if got := strings.Join(r.kernel.WriteLog(), " "); got != tc.writes {
@@ -82,12 +83,12 @@ func TestNetworkFailures(t *testing.T) {
 		code      int
 		stderr    string
 	}{
-		{"bad config fails start", "networks = 1", start, kerneltest.T2Host(), []string{"hostbr", "start", "begin", "-"}, ExitConfig, "fdbhook: network hostbr: "},
-		{"bad config ignored at stop", "networks = 1", start, kerneltest.T2Host(), []string{"hostbr", "stopped", "end", "-"}, ExitOK, ""},
-		{"bad xml", cfgPolicy, []byte("<hookData><network>"), kerneltest.T2Host(), []string{"hostbr", "start", "begin", "-"}, ExitInput, "fdbhook: network hostbr: bad network XML: "},
-		{"bridge is a device", cfgPolicy, start, notBridge, []string{"hostbr", "start", "begin", "-"}, ExitOK, "br0 is a physical device, not a bridge"},
-		{"usage", cfgPolicy, nil, kerneltest.T2Host(), []string{"hostbr"}, ExitUsage, "not a hook call: expected NETWORK OPERATION SUB-OPERATION EXTRA, got 1 arguments"},
-		{"help", "", nil, kerneltest.T2Host(), []string{"--help"}, ExitOK, ""},
+		{"bad config fails start", "networks = 1", start, kerneltest.T2Host(), []string{"hostbr", "start", "begin", "-"}, host.ExitConfig, "fdbhook: network hostbr: "},
+		{"bad config ignored at stop", "networks = 1", start, kerneltest.T2Host(), []string{"hostbr", "stopped", "end", "-"}, host.ExitOK, ""},
+		{"bad xml", cfgPolicy, []byte("<hookData><network>"), kerneltest.T2Host(), []string{"hostbr", "start", "begin", "-"}, host.ExitInput, "fdbhook: network hostbr: bad network XML: "},
+		{"bridge is a device", cfgPolicy, start, notBridge, []string{"hostbr", "start", "begin", "-"}, host.ExitOK, "br0 is a physical device, not a bridge"},
+		{"usage", cfgPolicy, nil, kerneltest.T2Host(), []string{"hostbr"}, host.ExitUsage, "not a hook call: expected NETWORK OPERATION SUB-OPERATION EXTRA, got 1 arguments"},
+		{"help", "", nil, kerneltest.T2Host(), []string{"--help"}, host.ExitOK, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := runNetwork(t, tc.cfg, tc.stdin, tc.kernel, tc.args...)

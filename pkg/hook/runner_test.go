@@ -119,7 +119,7 @@ func TestOperationTable(t *testing.T) {
 	} {
 		r := runHook(t, (*Runner).RunQemu, "qemu-hook", cfgBr0, startXML, nil,
 			withRoamed(kerneltest.T2Host(), "52:54:00:aa:cc:01"), "t2", tc.op, tc.subop, "-")
-		if r.code != ExitOK || r.stdout != "" || r.stderr != "" {
+		if r.code != host.ExitOK || r.stdout != "" || r.stderr != "" {
 			t.Errorf("%s %s: exit %d stdout %q stderr %q", tc.op, tc.subop, r.code, r.stdout, r.stderr)
 		}
 		if got := strings.Join(r.kernel.WriteLog(), " "); got != tc.writes {
@@ -150,28 +150,28 @@ func TestFailures(t *testing.T) {
 		code   int
 		stderr string
 	}{
-		{"missing device", cfgBr0, noTarget, nil, []string{"t2", "start", "begin", "-"}, ExitRefused,
+		{"missing device", cfgBr0, noTarget, nil, []string{"t2", "start", "begin", "-"}, host.ExitRefused,
 			"fdbhook: t2: 52:54:00:aa:cc:03 on br0: device vnet99 does not exist\n"},
-		{"missing device warn", cfgBr0 + "on_error = \"warn\"\n", noTarget, nil, []string{"t2", "start", "begin", "-"}, ExitOK,
+		{"missing device warn", cfgBr0 + "on_error = \"warn\"\n", noTarget, nil, []string{"t2", "start", "begin", "-"}, host.ExitOK,
 			"on_error = \"warn\": the guest starts with its ports unmanaged"},
-		{"missing device reconnect", cfgBr0, noTarget, nil, []string{"t2", "reconnect", "begin", "-"}, ExitOK,
+		{"missing device reconnect", cfgBr0, noTarget, nil, []string{"t2", "reconnect", "begin", "-"}, host.ExitOK,
 			"could kill the guest"},
-		{"bad xml", cfgBr0, []byte("<domain>"), nil, []string{"t2", "start", "begin", "-"}, ExitInput,
+		{"bad xml", cfgBr0, []byte("<domain>"), nil, []string{"t2", "start", "begin", "-"}, host.ExitInput,
 			"fdbhook: t2: bad domain XML: "},
-		{"empty stdin", cfgBr0, nil, nil, []string{"t2", "start", "begin", "-"}, ExitInput,
+		{"empty stdin", cfgBr0, nil, nil, []string{"t2", "start", "begin", "-"}, host.ExitInput,
 			"fdbhook: t2: bad domain XML: standard input is empty\n"},
-		{"bad config", "on_error = 1\n", startXML, nil, []string{"t2", "start", "begin", "-"}, ExitConfig,
+		{"bad config", "on_error = 1\n", startXML, nil, []string{"t2", "start", "begin", "-"}, host.ExitConfig,
 			"fdbhook.toml: "},
-		{"bad config at stop", "on_error = 1\n", startXML, nil, []string{"t2", "stopped", "end", "-"}, ExitOK,
+		{"bad config at stop", "on_error = 1\n", startXML, nil, []string{"t2", "stopped", "end", "-"}, host.ExitOK,
 			"fdbhook: error: stopped end: "},
-		{"bad log level env", cfgBr0, startXML, map[string]string{"FDBHOOK_LOG_LEVEL": "loud"}, []string{"t2", "start", "begin", "-"}, ExitConfig,
+		{"bad log level env", cfgBr0, startXML, map[string]string{"FDBHOOK_LOG_LEVEL": "loud"}, []string{"t2", "start", "begin", "-"}, host.ExitConfig,
 			"FDBHOOK_LOG_LEVEL"},
-		{"no config", "", startXML, nil, []string{"t2", "start", "begin", "-"}, ExitOK, ""},
-		{"too few args", cfgBr0, startXML, nil, []string{"t2", "start", "begin"}, ExitUsage, "not a hook call: expected DOMAIN OPERATION SUB-OPERATION EXTRA, got 3 arguments"},
-		{"too many args", cfgBr0, startXML, nil, []string{"t2", "start", "begin", "-", "x"}, ExitUsage, "got 5"},
-		{"no args", cfgBr0, nil, nil, nil, ExitUsage, "got 0 arguments"},
-		{"admin command", cfgBr0, nil, nil, []string{"status"}, ExitUsage, "see 'fdbhook --help'"},
-		{"explain", cfgBr0, startXML, nil, []string{"explain", "-"}, ExitUsage, "'fdbhook COMMAND'"},
+		{"no config", "", startXML, nil, []string{"t2", "start", "begin", "-"}, host.ExitOK, ""},
+		{"too few args", cfgBr0, startXML, nil, []string{"t2", "start", "begin"}, host.ExitUsage, "not a hook call: expected DOMAIN OPERATION SUB-OPERATION EXTRA, got 3 arguments"},
+		{"too many args", cfgBr0, startXML, nil, []string{"t2", "start", "begin", "-", "x"}, host.ExitUsage, "got 5"},
+		{"no args", cfgBr0, nil, nil, nil, host.ExitUsage, "got 0 arguments"},
+		{"admin command", cfgBr0, nil, nil, []string{"status"}, host.ExitUsage, "see 'fdbhook --help'"},
+		{"explain", cfgBr0, startXML, nil, []string{"explain", "-"}, host.ExitUsage, "'fdbhook COMMAND'"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// t2's first MAC has roamed to the uplink: a stop that read the
@@ -190,10 +190,10 @@ func TestFailures(t *testing.T) {
 			if r.stdout != "" {
 				t.Errorf("stdout %q, want nothing", r.stdout)
 			}
-			if tc.code != ExitOK && strings.Count(strings.TrimSpace(r.stderr), "\n") > 0 {
+			if tc.code != host.ExitOK && strings.Count(strings.TrimSpace(r.stderr), "\n") > 0 {
 				t.Errorf("failure is not one line: %q", r.stderr)
 			}
-			if tc.code != ExitOK || strings.Contains(tc.name, "warn") || strings.Contains(tc.name, "reconnect") ||
+			if tc.code != host.ExitOK || strings.Contains(tc.name, "warn") || strings.Contains(tc.name, "reconnect") ||
 				strings.Contains(tc.name, "at stop") {
 				if len(r.kernel.WriteLog()) != 0 {
 					t.Errorf("kernel written on failure: %v", r.kernel.WriteLog())
@@ -260,7 +260,7 @@ func TestDryRun(t *testing.T) {
 			env["FDBHOOK_DRY_RUN"] = "1"
 		}
 		r := runQemu(t, cfgBr0, startXML, env, args...)
-		if r.code != ExitOK || r.stdout != "" || len(r.kernel.WriteLog()) != 0 {
+		if r.code != host.ExitOK || r.stdout != "" || len(r.kernel.WriteLog()) != 0 {
 			t.Errorf("%v: exit %d stdout %q writes %v", args, r.code, r.stdout, r.kernel.WriteLog())
 		}
 		for _, want := range []string{"fdb replace 52:54:00:aa:cc:01 dev guest-t2-a master br0 static",
@@ -274,11 +274,11 @@ func TestDryRun(t *testing.T) {
 
 func TestHelpAndVersion(t *testing.T) {
 	r := runQemu(t, "", nil, nil, "--help")
-	if r.code != ExitOK || !strings.Contains(r.stdout, "qemu-hook DOMAIN OPERATION SUB-OPERATION EXTRA") || !strings.Contains(r.stdout, "Exit codes:") {
+	if r.code != host.ExitOK || !strings.Contains(r.stdout, "qemu-hook DOMAIN OPERATION SUB-OPERATION EXTRA") || !strings.Contains(r.stdout, "Exit codes:") {
 		t.Errorf("--help: %d %q", r.code, r.stdout)
 	}
 	r = runQemu(t, "", nil, nil, "--version")
-	if r.code != ExitOK || !strings.HasPrefix(r.stdout, "qemu-hook (fdbhook) ") {
+	if r.code != host.ExitOK || !strings.HasPrefix(r.stdout, "qemu-hook (fdbhook) ") {
 		t.Errorf("--version: %d %q", r.code, r.stdout)
 	}
 }
@@ -292,14 +292,14 @@ func TestIgnoredOpsReadNothing(t *testing.T) {
 		op, subop string
 		code      int
 	}{
-		{"prepare", "begin", ExitOK}, {"started", "begin", ExitOK}, {"shutdown", "begin", ExitOK},
-		{"start", "begin", ExitConfig},
+		{"prepare", "begin", host.ExitOK}, {"started", "begin", host.ExitOK}, {"shutdown", "begin", host.ExitOK},
+		{"start", "begin", host.ExitConfig},
 	} {
 		r := runQemu(t, "on_error = 1\n", startXML, env, "t2", tc.op, tc.subop, "-")
 		if r.code != tc.code || r.opened {
 			t.Errorf("%s %s: exit %d (want %d), kernel opened %v, stderr %q", tc.op, tc.subop, r.code, tc.code, r.opened, r.stderr)
 		}
-		if tc.code == ExitOK && r.stderr != "" {
+		if tc.code == host.ExitOK && r.stderr != "" {
 			t.Errorf("%s %s: stderr %q, want nothing", tc.op, tc.subop, r.stderr)
 		}
 	}
@@ -313,8 +313,8 @@ func TestNetworkHookFailuresCounted(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := runHook(t, (*Runner).RunNetwork, "network-hook", "on_error = 1\n", netXML, nil, kerneltest.T2Host(), "hostbr", "start", "begin", "-")
-	if r.code != ExitConfig {
-		t.Fatalf("exit %d, want %d (stderr %q)", r.code, ExitConfig, r.stderr)
+	if r.code != host.ExitConfig {
+		t.Fatalf("exit %d, want %d (stderr %q)", r.code, host.ExitConfig, r.stderr)
 	}
 	got, err := r.runDir.HookRuns()
 	if err != nil {
