@@ -15,7 +15,6 @@ import (
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
 	"github.com/fdbhook/fdbhook/pkg/manage"
 	"github.com/fdbhook/fdbhook/pkg/model"
-	"github.com/fdbhook/fdbhook/pkg/runstate"
 	"github.com/fdbhook/fdbhook/pkg/version"
 )
 
@@ -170,7 +169,13 @@ func reconcile(e *Env, args []string) int {
 	}
 	admin.FormatResult(e.Stdout, res)
 	if !dry {
-		settleMarks(e, st, res)
+		removed, errs := manage.SettleMarks(e.RunDir, st, res, e.Clock())
+		for _, line := range removed {
+			fmt.Fprintln(e.Stdout, line)
+		}
+		for _, err := range errs {
+			fmt.Fprintf(e.Stderr, "%s: %v\n", e.Program, err)
+		}
 	}
 	if res.Failed > 0 {
 		return host.ExitRefused
@@ -178,20 +183,13 @@ func reconcile(e *Env, args []string) int {
 	return host.ExitOK
 }
 
-// recordReconcile writes the outcome of a reconcile that was not a dry run
-// to the run directory, where the metrics read the last one.
+// recordReconcile records the outcome of a reconcile that was not a dry
+// run (manage.RecordReconcile).
 func (e *Env) recordReconcile(dry bool, res *manage.Result, err error) {
-	if dry || e.RunDir == "" {
+	if dry {
 		return
 	}
-	rec := runstate.Reconcile{Time: e.Clock()}
-	if res != nil {
-		rec.Guests, rec.Failed = len(res.Guests), res.Failed
-	}
-	if err != nil {
-		rec.Err = err.Error()
-	}
-	if werr := e.RunDir.PutReconcile(rec); werr != nil {
+	if werr := manage.RecordReconcile(e.RunDir, res, err, e.Clock()); werr != nil {
 		fmt.Fprintf(e.Stderr, "%s: warning: recording the reconcile: %v\n", e.Program, werr)
 	}
 }
