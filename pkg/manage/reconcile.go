@@ -131,7 +131,7 @@ func ReconcileGuest(st *State, w model.ReadWriter, g *guest.Guest, dry bool, adj
 		if on := s.NIC + " on " + s.Port; s.Kind == plan.AddEntry && !slices.Contains(gr.Managed, on) {
 			gr.Managed = append(gr.Managed, on)
 		}
-		if changes(st.Kernel, s) {
+		if changes(s) {
 			gr.Changes = append(gr.Changes, s)
 		}
 	}
@@ -153,24 +153,9 @@ func ReconcileGuest(st *State, w model.ReadWriter, g *guest.Guest, dry bool, adj
 	return gr
 }
 
-// changes reports whether step s would change the kernel as the snapshot
-// has it (an AddEntry for an entry that is already there changes nothing).
-func changes(k *Snapshot, s plan.Step) bool {
-	if s.Kind != plan.AddEntry {
-		return true
-	}
-	br := k.DeviceByIndex(s.BridgeIndex)
-	if br == nil {
-		return true
-	}
-	entries, err := k.Entries(br, s.MAC)
-	if err != nil {
-		return true
-	}
-	return !slices.ContainsFunc(entries, func(e model.Entry) bool {
-		return e.PortIndex == s.PortIndex && e.Static() && e.Vlan == 0
-	})
-}
+// changes reports whether step s would change the kernel: an entry
+// already in place (InPlace) does not.
+func changes(s plan.Step) bool { return s.Kind != plan.AddEntry || !InPlace(s) }
 
 // cleanBridge deletes the bridge's stale static entries and gives the taps
 // they were on (which no running guest owns) learning and flooding back
@@ -234,4 +219,56 @@ func (res *Result) do(w model.Writer, k *Snapshot, step plan.Step, done, would s
 	}
 	k.Record(step)
 	return r
+}
+
+// Roam is an entry left where it roamed, and why (DecideMAC).
+type Roam struct {
+	Step     plan.Step
+	Decision MACDecision
+}
+
+// KeepRoams drops from g's start plan p the entry steps already in place
+// (InPlace), and those whose entries stay where they roamed (DecideMAC:
+// only a start or resume, rewrite, writes them back, except from another
+// guest's port that learned them); it returns the latter. What the watcher
+// gives a running guest whose hints say something changed.
+func (st *State) KeepRoams(g *guest.Guest, p *plan.Plan, rewrite bool) (roamed []Roam, err error) {
+	p.Steps = slices.DeleteFunc(p.Steps, func(s plan.Step) bool {
+		if s.Kind != plan.AddEntry || err != nil {
+			return false
+		}
+		if InPlace(s) {
+			// Rewriting an entry that is already right changes
+			// nothing: a resync of an idle host writes nothing.
+			return true
+		}
+		var d MACDecision
+		d, err = st.DecideMAC(MACQuestion{Guest: g.Name, NIC: s.NIC, MAC: s.MAC,
+			Port: st.Kernel.DeviceByIndex(s.PortIndex), Bridge: st.Kernel.DeviceByIndex(s.BridgeIndex),
+			Rewrite: rewrite, OutgoingMigration: g.OutgoingMigration})
+		if err != nil || d.Action != LeaveEntry {
+			return false
+		}
+		roamed = append(roamed, Roam{Step: s, Decision: d})
+		return true
+	})
+	return roamed, err
+}
+
+// InPlace reports whether an AddEntry step's entry is already exactly what
+// it writes: static, on the step's port, sticky as asked, not learned by a
+// controller (extern_learn), and the MAC on no other port of the bridge.
+// Rewriting such an entry changes nothing.
+func InPlace(s plan.Step) bool {
+	found := false
+	for _, e := range s.PriorEntries {
+		switch {
+		case e.Local():
+		case e.PortIndex != s.PortIndex || !e.Static() || e.NTFlags&model.NTFExtLearn != 0:
+			return false
+		case e.Vlan == 0:
+			found = (e.NTFlags&model.NTFSticky != 0) == s.Sticky
+		}
+	}
+	return found
 }

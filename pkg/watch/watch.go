@@ -483,7 +483,7 @@ const (
 func (w *Watcher) reconcile(st *manage.State, k model.Kernel, g *guest.Guest) error {
 	log := w.Log.WithField("guest", g.Name)
 	mode, why, clearMark := w.entryMode(g, log)
-	var roamed []roam
+	var roamed []manage.Roam
 	gr := manage.ReconcileGuest(st, k, g, false, func(p *plan.Plan, v plan.View) (*plan.Plan, error) {
 		if mode == noEntries {
 			// What its "start begin" did, learning on included: the
@@ -492,7 +492,7 @@ func (w *Watcher) reconcile(st *manage.State, k model.Kernel, g *guest.Guest) er
 			return plan.Incoming(p, v, true)
 		}
 		var err error
-		roamed, err = mode.filter(st, g, p)
+		roamed, err = st.KeepRoams(g, p, mode == allEntries)
 		return p, err
 	})
 	if gr.Err != nil {
@@ -570,74 +570,24 @@ func seenOrNil(s manage.Sighting, ok bool) *manage.Sighting {
 	return &s
 }
 
-// roam is an entry left where it roamed, and why (admin.DecideMAC).
-type roam struct {
-	step plan.Step
-	d    manage.MACDecision
-}
-
-// filter drops from a start plan the entry steps already in place, and
-// those whose entries stay where they roamed (admin.DecideMAC: only a
-// start or resume writes them back, except from another guest's port that
-// learned them); it returns the latter, for reportRoams.
-func (mode entryMode) filter(st *manage.State, g *guest.Guest, p *plan.Plan) (roamed []roam, err error) {
-	p.Steps = slices.DeleteFunc(p.Steps, func(s plan.Step) bool {
-		if s.Kind != plan.AddEntry || err != nil {
-			return false
-		}
-		if inPlace(s) {
-			// Rewriting an entry that is already right changes
-			// nothing: a resync of an idle host writes nothing.
-			return true
-		}
-		var d manage.MACDecision
-		d, err = st.DecideMAC(manage.MACQuestion{Guest: g.Name, NIC: s.NIC, MAC: s.MAC,
-			Port: st.Kernel.DeviceByIndex(s.PortIndex), Bridge: st.Kernel.DeviceByIndex(s.BridgeIndex),
-			Rewrite: mode == allEntries, OutgoingMigration: g.OutgoingMigration})
-		if err != nil || d.Action != manage.LeaveEntry {
-			return false
-		}
-		roamed = append(roamed, roam{step: s, d: d})
-		return true
-	})
-	return roamed, err
-}
-
-// inPlace reports whether the step's entry is already exactly what it
-// writes: static, on the step's port, sticky as asked, and the MAC on no
-// other port of the bridge.
-func inPlace(s plan.Step) bool {
-	found := false
-	for _, e := range s.PriorEntries {
-		switch {
-		case e.Local():
-		case e.PortIndex != s.PortIndex || !e.Static() || e.NTFlags&model.NTFExtLearn != 0:
-			return false
-		case e.Vlan == 0:
-			found = (e.NTFlags&model.NTFSticky != 0) == s.Sticky
-		}
-	}
-	return found
-}
-
 // reportRoams logs each roam once, and forgets those that ended: as
 // information on the source of a live migration (its MACs move to the
 // uplink when the destination resumes the guest and announces it), as a
 // warning otherwise.
-func (w *Watcher) reportRoams(g *guest.Guest, roamed []roam, log *logrus.Entry) {
+func (w *Watcher) reportRoams(g *guest.Guest, roamed []manage.Roam, log *logrus.Entry) {
 	guest := g.Name
 	now := map[string]string{}
 	for _, r := range roamed {
-		s, on := r.step, r.d.Roamed.Port
+		s, on := r.Step, r.Decision.Roamed.Port
 		now[s.MAC] = on
 		if w.roams[guest][s.MAC] == on {
 			continue
 		}
 		if g.OutgoingMigration {
-			log.Infof("%s: %s", s.NIC, r.d.Why)
+			log.Infof("%s: %s", s.NIC, r.Decision.Why)
 			continue
 		}
-		log.Warnf("%s: %s", s.NIC, r.d.Why)
+		log.Warnf("%s: %s", s.NIC, r.Decision.Why)
 	}
 	if len(now) == 0 {
 		delete(w.roams, guest)
