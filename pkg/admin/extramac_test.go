@@ -5,10 +5,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/fdbhook/fdbhook/pkg/manage"
-
 	"github.com/fdbhook/fdbhook/pkg/guest"
 	"github.com/fdbhook/fdbhook/pkg/kernel/kerneltest"
+	"github.com/fdbhook/fdbhook/pkg/manage"
+	"github.com/fdbhook/fdbhook/test/lab"
 )
 
 const macVRRP = "00:00:5e:00:01:0a"
@@ -27,23 +27,21 @@ func extraMACHost(t *testing.T) (*kerneltest.Kernel, []*guest.Guest) {
 	k.AddStatic(macVRRP, "vnet1")
 	k.AddStatic(macG5, "vnet6")
 	k.AddStatic("00:00:5e:00:01:0b", "eth0")
-	g, err := guest.Parse([]byte(`<domstatus state='running' pid='1'><domain type='kvm'><name>g1</name>
-<metadata><fdbhook:fdb xmlns:fdbhook="urn:fdbhook:1"><fdbhook:interface mac="` + macG1 + `">
-<fdbhook:mac address="` + macVRRP + `"/></fdbhook:interface></fdbhook:fdb></metadata>
-<devices><interface type='bridge'><mac address='` + macG1 + `'/><source bridge='br0'/><target dev='vnet1'/><alias name='net0'/></interface></devices>
-</domain></domstatus>`))
+	return k, []*guest.Guest{withExtraMAC(t, "g1", "vnet1", macG1, macVRRP), withExtraMAC(t, "g6", "vnet6", macG5, "00:00:5e:00:01:0b")}
+}
+
+// withExtraMAC is a running guest with one NIC on br0 and the extra MAC
+// its metadata declares for it.
+func withExtraMAC(t *testing.T, name, target, mac, extra string) *guest.Guest {
+	t.Helper()
+	d := lab.Domain{Name: name, NICs: lab.BridgeNICs("br0", target+"/"+mac),
+		Metadata: `<fdbhook:fdb xmlns:fdbhook="urn:fdbhook:1"><fdbhook:interface mac="` + mac + `">` +
+			`<fdbhook:mac address="` + extra + `"/></fdbhook:interface></fdbhook:fdb>`}
+	g, err := guest.Parse([]byte(d.Live(lab.Status{Pid: 1})))
 	if err != nil {
 		t.Fatal(err)
 	}
-	g6, err := guest.Parse([]byte(`<domstatus state='running' pid='1'><domain type='kvm'><name>g6</name>
-<metadata><fdbhook:fdb xmlns:fdbhook="urn:fdbhook:1"><fdbhook:interface mac="` + macG5 + `">
-<fdbhook:mac address="00:00:5e:00:01:0b"/></fdbhook:interface></fdbhook:fdb></metadata>
-<devices><interface type='bridge'><mac address='` + macG5 + `'/><source bridge='br0'/><target dev='vnet6'/><alias name='net0'/></interface></devices>
-</domain></domstatus>`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k, []*guest.Guest{g, g6}
+	return g
 }
 
 // TestStatusKnowsExtraMACs: a MAC declared in a guest's metadata is that

@@ -6,9 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/fdbhook/fdbhook/pkg/manage"
-
 	"github.com/fdbhook/fdbhook/pkg/kernel/kerneltest"
+	"github.com/fdbhook/fdbhook/pkg/manage"
 )
 
 // TestIncomingGuestWaits: g2 of world() (learning, no entry) is paused as

@@ -8,10 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fdbhook/fdbhook/pkg/manage"
-
 	"github.com/fdbhook/fdbhook/pkg/guest"
 	"github.com/fdbhook/fdbhook/pkg/kernel/kerneltest"
+	"github.com/fdbhook/fdbhook/pkg/manage"
 	"github.com/fdbhook/fdbhook/pkg/model"
 )
 

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/fdbhook/fdbhook/pkg/manage"
-
 	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/pkg/plan"
 )

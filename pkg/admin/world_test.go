@@ -5,11 +5,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/fdbhook/fdbhook/pkg/manage"
-
 	"github.com/fdbhook/fdbhook/pkg/config"
 	"github.com/fdbhook/fdbhook/pkg/guest"
 	"github.com/fdbhook/fdbhook/pkg/kernel/kerneltest"
+	"github.com/fdbhook/fdbhook/pkg/manage"
 	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/test/lab"
 )

@@ -2,20 +2,13 @@ package guest
 
 import (
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/fdbhook/fdbhook/test/lab"
 )
 
-func fixture(t testing.TB, name string) []byte {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join("..", "..", "testdata", "libvirt-9.0", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data
-}
+func fixture(t testing.TB, name string) []byte { return lab.Recorded(t, "libvirt-9.0", name) }
 
 func TestParseStartFixture(t *testing.T) {
 	g, err := Parse(fixture(t, "qemu-t2-start-begin.xml"))

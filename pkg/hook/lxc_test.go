@@ -9,6 +9,7 @@ import (
 
 	"github.com/fdbhook/fdbhook/pkg/host"
 	"github.com/fdbhook/fdbhook/pkg/kernel/kerneltest"
+	"github.com/fdbhook/fdbhook/test/lab"
 )
 
 // newLxcKernel: bridge fdbtlxbr0 with the captured container's two host
@@ -34,14 +35,7 @@ func newLxcKernel(peerNS int) *kerneltest.Kernel {
 	return k
 }
 
-func lxcFixture(t *testing.T, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "libvirt-9.0-lxc", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
+func lxcFixture(t *testing.T, name string) []byte { return lab.Recorded(t, "libvirt-9.0-lxc", name) }
 
 // runLxc runs the lxc hook with libvirt's live state file state (none when
 // "") and the controller 31022 having the container's init 31023 as its

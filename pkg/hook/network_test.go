@@ -2,13 +2,12 @@ package hook
 
 import (
 	"bytes"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/fdbhook/fdbhook/pkg/host"
 	"github.com/fdbhook/fdbhook/pkg/kernel/kerneltest"
+	"github.com/fdbhook/fdbhook/test/lab"
 )
 
 func runNetwork(t *testing.T, cfg string, stdin []byte, k *kerneltest.Kernel, args ...string) run {
@@ -16,14 +15,7 @@ func runNetwork(t *testing.T, cfg string, stdin []byte, k *kerneltest.Kernel, ar
 	return runHook(t, (*Runner).RunNetwork, "network-hook", cfg, stdin, nil, k, args...)
 }
 
-func netFixture(t *testing.T, name string) []byte {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join("..", "..", "testdata", "libvirt-9.0", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data
-}
+func netFixture(t *testing.T, name string) []byte { return lab.Recorded(t, "libvirt-9.0", name) }
 
 const cfgPolicy = "networks = [\"hostbr\"]\n[bridge.br0]\nvlan_filtering = \"enable\"\n"
 

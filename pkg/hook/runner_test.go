@@ -139,39 +139,45 @@ func TestStartWrites(t *testing.T) {
 	}
 }
 
+// hookCall is one call of a hook in a table: its configuration, standard
+// input, environment and arguments.
+type hookCall struct {
+	name  string
+	cfg   string
+	stdin []byte
+	env   map[string]string
+	args  []string
+}
+
 func TestFailures(t *testing.T) {
 	noTarget := bytes.Replace(startXML, []byte("<target dev='vnet7'/>"), []byte("<target dev='vnet99'/>"), 1)
 	for _, tc := range []struct {
-		name   string
-		cfg    string
-		stdin  []byte
-		env    map[string]string
-		args   []string
+		hookCall
 		code   int
 		stderr string
 	}{
-		{"missing device", cfgBr0, noTarget, nil, []string{"t2", "start", "begin", "-"}, host.ExitRefused,
+		{hookCall{"missing device", cfgBr0, noTarget, nil, []string{"t2", "start", "begin", "-"}}, host.ExitRefused,
 			"fdbhook: t2: 52:54:00:aa:cc:03 on br0: device vnet99 does not exist\n"},
-		{"missing device warn", cfgBr0 + "on_error = \"warn\"\n", noTarget, nil, []string{"t2", "start", "begin", "-"}, host.ExitOK,
+		{hookCall{"missing device warn", cfgBr0 + "on_error = \"warn\"\n", noTarget, nil, []string{"t2", "start", "begin", "-"}}, host.ExitOK,
 			"on_error = \"warn\": the guest starts with its ports unmanaged"},
-		{"missing device reconnect", cfgBr0, noTarget, nil, []string{"t2", "reconnect", "begin", "-"}, host.ExitOK,
+		{hookCall{"missing device reconnect", cfgBr0, noTarget, nil, []string{"t2", "reconnect", "begin", "-"}}, host.ExitOK,
 			"could kill the guest"},
-		{"bad xml", cfgBr0, []byte("<domain>"), nil, []string{"t2", "start", "begin", "-"}, host.ExitInput,
+		{hookCall{"bad xml", cfgBr0, []byte("<domain>"), nil, []string{"t2", "start", "begin", "-"}}, host.ExitInput,
 			"fdbhook: t2: bad domain XML: "},
-		{"empty stdin", cfgBr0, nil, nil, []string{"t2", "start", "begin", "-"}, host.ExitInput,
+		{hookCall{"empty stdin", cfgBr0, nil, nil, []string{"t2", "start", "begin", "-"}}, host.ExitInput,
 			"fdbhook: t2: bad domain XML: standard input is empty\n"},
-		{"bad config", "on_error = 1\n", startXML, nil, []string{"t2", "start", "begin", "-"}, host.ExitConfig,
+		{hookCall{"bad config", "on_error = 1\n", startXML, nil, []string{"t2", "start", "begin", "-"}}, host.ExitConfig,
 			"fdbhook.toml: "},
-		{"bad config at stop", "on_error = 1\n", startXML, nil, []string{"t2", "stopped", "end", "-"}, host.ExitOK,
+		{hookCall{"bad config at stop", "on_error = 1\n", startXML, nil, []string{"t2", "stopped", "end", "-"}}, host.ExitOK,
 			"fdbhook: error: stopped end: "},
-		{"bad log level env", cfgBr0, startXML, map[string]string{"FDBHOOK_LOG_LEVEL": "loud"}, []string{"t2", "start", "begin", "-"}, host.ExitConfig,
+		{hookCall{"bad log level env", cfgBr0, startXML, map[string]string{"FDBHOOK_LOG_LEVEL": "loud"}, []string{"t2", "start", "begin", "-"}}, host.ExitConfig,
 			"FDBHOOK_LOG_LEVEL"},
-		{"no config", "", startXML, nil, []string{"t2", "start", "begin", "-"}, host.ExitOK, ""},
-		{"too few args", cfgBr0, startXML, nil, []string{"t2", "start", "begin"}, host.ExitUsage, "not a hook call: expected DOMAIN OPERATION SUB-OPERATION EXTRA, got 3 arguments"},
-		{"too many args", cfgBr0, startXML, nil, []string{"t2", "start", "begin", "-", "x"}, host.ExitUsage, "got 5"},
-		{"no args", cfgBr0, nil, nil, nil, host.ExitUsage, "got 0 arguments"},
-		{"admin command", cfgBr0, nil, nil, []string{"status"}, host.ExitUsage, "see 'fdbhook --help'"},
-		{"explain", cfgBr0, startXML, nil, []string{"explain", "-"}, host.ExitUsage, "'fdbhook COMMAND'"},
+		{hookCall{"no config", "", startXML, nil, []string{"t2", "start", "begin", "-"}}, host.ExitOK, ""},
+		{hookCall{"too few args", cfgBr0, startXML, nil, []string{"t2", "start", "begin"}}, host.ExitUsage, "not a hook call: expected DOMAIN OPERATION SUB-OPERATION EXTRA, got 3 arguments"},
+		{hookCall{"too many args", cfgBr0, startXML, nil, []string{"t2", "start", "begin", "-", "x"}}, host.ExitUsage, "got 5"},
+		{hookCall{"no args", cfgBr0, nil, nil, nil}, host.ExitUsage, "got 0 arguments"},
+		{hookCall{"admin command", cfgBr0, nil, nil, []string{"status"}}, host.ExitUsage, "see 'fdbhook --help'"},
+		{hookCall{"explain", cfgBr0, startXML, nil, []string{"explain", "-"}}, host.ExitUsage, "'fdbhook COMMAND'"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// t2's first MAC has roamed to the uplink: a stop that read the
@@ -211,25 +217,21 @@ func TestRunCounts(t *testing.T) {
 	badMeta := bytes.Replace(startXML, []byte("<metadata>"),
 		[]byte(`<metadata><fdbhook:fdb xmlns:fdbhook="urn:fdbhook:1" manage="maybe"/>`), 1)
 	for _, tc := range []struct {
-		name  string
-		cfg   string
-		stdin []byte
-		env   map[string]string
-		args  []string
-		want  map[string]runstate.RunCount
+		hookCall
+		want map[string]runstate.RunCount
 	}{
-		{"start", "", startXML, nil, []string{"t2", "start", "begin", "-"}, map[string]runstate.RunCount{"start": {Runs: 1}}},
-		{"bad config (exit 3)", "on_error = 1\n", startXML, nil, []string{"t2", "start", "begin", "-"}, map[string]runstate.RunCount{"start": {Runs: 1, Failed: 1}}},
-		{"bad log level (exit 3)", "", startXML, map[string]string{"FDBHOOK_LOG_LEVEL": "loud"}, []string{"t2", "start", "begin", "-"}, map[string]runstate.RunCount{"start": {Runs: 1, Failed: 1}}},
-		{"bad metadata (exit 4)", "", badMeta, nil, []string{"t2", "start", "begin", "-"}, map[string]runstate.RunCount{"start": {Runs: 1, Failed: 1}}},
-		{"bad xml (exit 4)", "", []byte("<domain>"), nil, []string{"t2", "start", "begin", "-"}, map[string]runstate.RunCount{"start": {Runs: 1, Failed: 1}}},
-		{"bad config at stop", "on_error = 1\n", startXML, nil, []string{"t2", "stopped", "end", "-"}, map[string]runstate.RunCount{"stopped": {Runs: 1, Failed: 1}}},
-		{"failed start", "", noTarget, nil, []string{"t2", "start", "begin", "-"}, map[string]runstate.RunCount{"start": {Runs: 1, Failed: 1}}},
-		{"failed reconnect", "", noTarget, nil, []string{"t2", "reconnect", "begin", "-"}, map[string]runstate.RunCount{"reconnect": {Runs: 1, Failed: 1}}},
-		{"stopped", "", startXML, nil, []string{"t2", "stopped", "end", "-"}, map[string]runstate.RunCount{"stopped": {Runs: 1}}},
-		{"migrate", "", startXML, nil, []string{"t2", "migrate", "begin", "-"}, map[string]runstate.RunCount{"migrate": {Runs: 1}}},
-		{"ignored", "", startXML, nil, []string{"t2", "prepare", "begin", "-"}, map[string]runstate.RunCount{}},
-		{"dry run", "", startXML, map[string]string{"FDBHOOK_DRY_RUN": "1"}, []string{"t2", "start", "begin", "-"}, map[string]runstate.RunCount{}},
+		{hookCall{"start", "", startXML, nil, []string{"t2", "start", "begin", "-"}}, map[string]runstate.RunCount{"start": {Runs: 1}}},
+		{hookCall{"bad config (exit 3)", "on_error = 1\n", startXML, nil, []string{"t2", "start", "begin", "-"}}, map[string]runstate.RunCount{"start": {Runs: 1, Failed: 1}}},
+		{hookCall{"bad log level (exit 3)", "", startXML, map[string]string{"FDBHOOK_LOG_LEVEL": "loud"}, []string{"t2", "start", "begin", "-"}}, map[string]runstate.RunCount{"start": {Runs: 1, Failed: 1}}},
+		{hookCall{"bad metadata (exit 4)", "", badMeta, nil, []string{"t2", "start", "begin", "-"}}, map[string]runstate.RunCount{"start": {Runs: 1, Failed: 1}}},
+		{hookCall{"bad xml (exit 4)", "", []byte("<domain>"), nil, []string{"t2", "start", "begin", "-"}}, map[string]runstate.RunCount{"start": {Runs: 1, Failed: 1}}},
+		{hookCall{"bad config at stop", "on_error = 1\n", startXML, nil, []string{"t2", "stopped", "end", "-"}}, map[string]runstate.RunCount{"stopped": {Runs: 1, Failed: 1}}},
+		{hookCall{"failed start", "", noTarget, nil, []string{"t2", "start", "begin", "-"}}, map[string]runstate.RunCount{"start": {Runs: 1, Failed: 1}}},
+		{hookCall{"failed reconnect", "", noTarget, nil, []string{"t2", "reconnect", "begin", "-"}}, map[string]runstate.RunCount{"reconnect": {Runs: 1, Failed: 1}}},
+		{hookCall{"stopped", "", startXML, nil, []string{"t2", "stopped", "end", "-"}}, map[string]runstate.RunCount{"stopped": {Runs: 1}}},
+		{hookCall{"migrate", "", startXML, nil, []string{"t2", "migrate", "begin", "-"}}, map[string]runstate.RunCount{"migrate": {Runs: 1}}},
+		{hookCall{"ignored", "", startXML, nil, []string{"t2", "prepare", "begin", "-"}}, map[string]runstate.RunCount{}},
+		{hookCall{"dry run", "", startXML, map[string]string{"FDBHOOK_DRY_RUN": "1"}, []string{"t2", "start", "begin", "-"}}, map[string]runstate.RunCount{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := cfgBr0

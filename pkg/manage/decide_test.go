@@ -17,14 +17,7 @@ import (
 	"github.com/fdbhook/fdbhook/test/lab"
 )
 
-func lxcFixture(t *testing.T, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "libvirt-9.0-lxc", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
+func lxcFixture(t *testing.T, name string) []byte { return lab.Recorded(t, "libvirt-9.0-lxc", name) }
 
 // lxcHost is libvirt's LXC run directory with container fdbtlxc1 (init
 // 31023, in the network namespace the host gives id 0) and fdbtlxc2,

@@ -22,6 +22,14 @@ const MaxPrepare = 10 * time.Minute
 // Dir is a run directory.
 type Dir string
 
+// Mark records one guest's incoming migration.
+type Mark struct {
+	Guest string    `json:"guest"`
+	UUID  string    `json:"uuid,omitempty"`
+	Phase Phase     `json:"phase"`
+	Since time.Time `json:"since"` // when "migrate begin" ran
+}
+
 // Phase is how far an incoming migration has come on this host.
 type Phase string
 
@@ -33,14 +41,6 @@ const (
 	// the resume, when the guest's CPUs start here.
 	Pending Phase = "pending"
 )
-
-// Mark records one guest's incoming migration.
-type Mark struct {
-	Guest string    `json:"guest"`
-	UUID  string    `json:"uuid,omitempty"`
-	Phase Phase     `json:"phase"`
-	Since time.Time `json:"since"` // when "migrate begin" ran
-}
 
 // Fresh reports whether an Incoming mark is young enough, at now, to make a
 // "start begin" the start of an incoming migration.

@@ -129,7 +129,7 @@ func (s *Libvirt) session(ctx context.Context, emit func(Event)) error {
 		// they still have until the disconnect closes their channels.
 		disconnect(l)
 		cancel()
-		drainEvents(ev.lifecycle, ev.added, ev.removed)
+		drain(time.After(500*time.Millisecond), drained(ev.lifecycle), drained(ev.added), drained(ev.removed))
 	}()
 	if err := ev.subscribe(sctx, l, path); err != nil {
 		return err
@@ -227,30 +227,6 @@ func connect(l *golibvirt.Libvirt, timeout time.Duration) error {
 			}
 		}()
 		return errors.New("no answer")
-	}
-}
-
-// drainEvents reads the event channels until they are closed, for at most
-// half a second.
-func drainEvents(lifecycle <-chan golibvirt.DomainEventLifecycleMsg, added, removed <-chan any) {
-	deadline := time.After(500 * time.Millisecond)
-	for lifecycle != nil || added != nil || removed != nil {
-		select {
-		case _, ok := <-lifecycle:
-			if !ok {
-				lifecycle = nil
-			}
-		case _, ok := <-added:
-			if !ok {
-				added = nil
-			}
-		case _, ok := <-removed:
-			if !ok {
-				removed = nil
-			}
-		case <-deadline:
-			return
-		}
 	}
 }
 

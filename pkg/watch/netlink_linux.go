@@ -112,7 +112,7 @@ func openSubscription(ns netns.NsHandle, rcvbuf int) (*subscription, error) {
 	if err := netlink.NeighSubscribeWithOptions(sub.neighs, sub.done, netlink.NeighSubscribeOptions{
 		Namespace: &ns, ErrorCallback: report, ReceiveBufferSize: rcvbuf}); err != nil {
 		close(sub.done)
-		drain(sub.links, nil)
+		drain(nil, drained(sub.links))
 		return nil, err
 	}
 	return sub, nil
@@ -129,45 +129,29 @@ func (sub *subscription) forward(ctx context.Context, emit func(Event)) error {
 		case <-ctx.Done():
 		case err = <-sub.errs:
 		case u, ok := <-sub.links:
-			if !ok {
-				open--
-				continue
-			}
-			if e, ok := linkEvent(u); ok {
-				emit(e)
-			}
+			open -= relay(u, ok, linkEvent, emit)
 		case u, ok := <-sub.neighs:
-			if !ok {
-				open--
-				continue
-			}
-			if e, ok := neighEvent(u); ok {
-				emit(e)
-			}
+			open -= relay(u, ok, neighEvent, emit)
 		}
 	}
 	close(sub.done)
-	drain(sub.links, sub.neighs)
+	drain(nil, drained(sub.links), drained(sub.neighs))
 	if err == nil && ctx.Err() == nil {
 		err = errors.New("subscription closed")
 	}
 	return err
 }
 
-// drain reads both channels until the library closes them.
-func drain(links chan netlink.LinkUpdate, neighs chan netlink.NeighUpdate) {
-	for links != nil || neighs != nil {
-		select {
-		case _, ok := <-links:
-			if !ok {
-				links = nil
-			}
-		case _, ok := <-neighs:
-			if !ok {
-				neighs = nil
-			}
-		}
+// relay emits the hint a notification u names, if any. It returns 1
+// when the channel was closed (ok false), 0 otherwise.
+func relay[T any](u T, ok bool, hint func(T) (Event, bool), emit func(Event)) int {
+	if !ok {
+		return 1
 	}
+	if e, ok := hint(u); ok {
+		emit(e)
+	}
+	return 0
 }
 
 // linkEvent names the port a link notification is about. Every link

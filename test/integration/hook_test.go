@@ -22,14 +22,7 @@ import (
 const defaultConfig = "bridges = [\"br0\"]\n"
 
 // fixture reads a libvirt 9.0 capture from testdata.
-func fixture(t *testing.T, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(repoRoot, "testdata", "libvirt-9.0", name))
-	if err != nil {
-		t.Fatalf("fixture: %v", err)
-	}
-	return b
-}
+func fixture(t *testing.T, name string) []byte { return testlab.Recorded(t, "libvirt-9.0", name) }
 
 // call is one run of the qemu-hook binary.
 type call struct {
