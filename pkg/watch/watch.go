@@ -336,7 +336,7 @@ func (w *Watcher) reconcileAll(ctx context.Context, st *manage.State, k model.Ke
 // withSharers adds to todo the running guests that have a MAC of a guest
 // in todo on one of their NICs (its own or a declared extra one), before
 // or after the refresh: which of them keeps a duplicate MAC may change
-// when one of them starts, stops or changes its ports (admin.DecideMAC).
+// when one of them starts, stops or changes its ports (manage.DecideMAC).
 func withSharers(todo map[string]item, lists ...[]*guest.Guest) {
 	byMAC := map[string][]string{}
 	macsOf := map[string][]string{}
