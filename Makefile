@@ -9,7 +9,7 @@ export CGO_ENABLED = 0
 export PATH := /usr/local/go/bin:$(PATH)
 
 .PHONY: all build deps check unit integration fuzz e2e vm migration packages packages-test fleet \
-        test demo demo-clean bench clean
+        distro test demo demo-clean bench clean
 
 all: build
 
@@ -73,8 +73,15 @@ packages-test: packages
 fleet: packages
 	test/fleet/run.sh
 
+# The .deb on a stock Debian 13 host (systemd, AppArmor enforcing, Debian's
+# libvirt) booted under qemu TCG from a cached image: install, guests,
+# watcher, doctor, upgrade from the old link layout, remove, purge.
+# FDBHOOK_DISTRO_SUITE=bookworm boots Debian 12 instead.
+distro: packages
+	test/distro/run.sh
+
 # The whole suite, as CI runs it.
-test: check unit integration fuzz vm migration packages-test fleet
+test: check unit integration fuzz vm migration packages-test fleet distro
 
 demo: build
 	test/e2e/demo.sh

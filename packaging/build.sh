@@ -9,6 +9,9 @@
 #   FDBHOOK_PKG_CONFIG      configuration file to ship (default: packaging/fdbhook.toml)
 #   FDBHOOK_PKG_DIST        output directory (default: dist)
 #   FDBHOOK_PKG_MAINTAINER  Maintainer/Packager field
+#   FDBHOOK_PKG_NFPM        nfpm recipe (default: packaging/nfpm.yaml; test/distro
+#                           builds an older release's layout with its own)
+#   FDBHOOK_PKG_FORMATS     which packages to build (default: "deb rpm")
 #   GOARCH                  target architecture (default: go env GOARCH)
 set -euo pipefail
 
@@ -29,6 +32,8 @@ version=$(packaging/version.sh)
 arch=${GOARCH:-$(go env GOARCH)}
 config=${FDBHOOK_PKG_CONFIG:-packaging/fdbhook.toml}
 dist=${FDBHOOK_PKG_DIST:-dist}
+recipe=${FDBHOOK_PKG_NFPM:-packaging/nfpm.yaml}
+formats=${FDBHOOK_PKG_FORMATS:-deb rpm}
 
 for b in bin/qemu-hook bin/network-hook bin/lxc-hook bin/fdbhook; do
 	[ -x "$b" ] || die "$b is missing: run 'make build' first"
@@ -36,6 +41,10 @@ done
 [ -f LICENSE ] || die "LICENSE is missing at the top of the tree; the packages must ship the license (Apache-2.0)"
 [ -f README.md ] || die "README.md is missing at the top of the tree; the packages ship it in /usr/share/doc/fdbhook"
 [ -f "$config" ] || die "configuration file $config is missing"
+[ -f "$recipe" ] || die "nfpm recipe $recipe is missing"
+for packager in $formats; do
+	case $packager in deb | rpm) ;; *) die "FDBHOOK_PKG_FORMATS: unknown package format $packager (deb, rpm)" ;; esac
+done
 
 # Both packages are made from one copy of the inputs, so that a bin/ or
 # README.md rewritten meanwhile (a shared checkout) cannot split them.
@@ -65,8 +74,8 @@ fi
 
 mkdir -p "$dist"
 rm -f "$dist"/fdbhook_*.deb "$dist"/fdbhook-*.rpm "$dist"/fdbhook-inputs.sha256
-for packager in deb rpm; do
-	if ! out=$(go run "$nfpm" package --config packaging/nfpm.yaml --packager "$packager" --target "$dist/" 2>&1); then
+for packager in $formats; do
+	if ! out=$(go run "$nfpm" package --config "$recipe" --packager "$packager" --target "$dist/" 2>&1); then
 		printf '%s\n' "$out" >&2
 		die "nfpm failed to build the $packager package"
 	fi
@@ -77,7 +86,11 @@ done
 	fdbhook-metrics.service fdbhook-metrics.timer fdbhook.rules.yml) \
 	>"$dist/fdbhook-inputs.sha256"
 
-for p in "$dist"/fdbhook_*.deb "$dist"/fdbhook-*.rpm; do
+for packager in $formats; do
+	case $packager in
+	deb) p=$(echo "$dist"/fdbhook_*.deb) ;;
+	rpm) p=$(echo "$dist"/fdbhook-*.rpm) ;;
+	esac
 	[ -f "$p" ] || die "nfpm wrote no package matching $p"
 	printf 'packaging: %s (%s bytes)\n' "$p" "$(stat -c %s "$p")"
 done

@@ -84,8 +84,10 @@ src=$work/src
 mkdir -p "$src/bin"
 cp --parents packaging/build.sh packaging/version.sh packaging/nfpm.yaml packaging/scripts/*.sh \
 	packaging/testdata/*.xml "$src/"
-cp "$work/deb/usr/libexec/fdbhook/qemu-hook" "$work/deb/usr/libexec/fdbhook/network-hook" "$work/deb/usr/libexec/fdbhook/lxc-hook" \
-	"$work/deb/usr/sbin/fdbhook" "$src/bin/"
+cp "$work/deb/etc/libvirt/hooks/qemu.d/fdbhook" "$src/bin/qemu-hook"
+cp "$work/deb/etc/libvirt/hooks/network.d/fdbhook" "$src/bin/network-hook"
+cp "$work/deb/etc/libvirt/hooks/lxc.d/fdbhook" "$src/bin/lxc-hook"
+cp "$work/deb/usr/sbin/fdbhook" "$src/bin/"
 cp "$work/deb/usr/share/doc/fdbhook/README.md" "$work/deb/usr/share/doc/fdbhook/LICENSE" "$src/"
 cp "$work/deb/etc/fdbhook/fdbhook.toml" "$work/deb/usr/share/doc/fdbhook/copyright" "$src/packaging/"
 gzip -dc "$work/deb/usr/share/man/man8/fdbhook.8.gz" >"$src/packaging/fdbhook.8"
@@ -470,14 +472,14 @@ check "a managed-looking guest port fdbtpkgtap0 is set up" port_state
 expected_files() {
 	cat <<EOF
 /usr/libexec/fdbhook|directory|755|root:root
-/usr/libexec/fdbhook/qemu-hook|regular file|755|root:root
-/usr/libexec/fdbhook/network-hook|regular file|755|root:root
-/usr/libexec/fdbhook/lxc-hook|regular file|755|root:root
 /usr/sbin/fdbhook|regular file|755|root:root
 /lib/systemd/system/fdbhook.service|regular file|644|root:root
 /etc/libvirt/hooks/qemu.d|directory|755|root:root
 /etc/libvirt/hooks/network.d|directory|755|root:root
 /etc/libvirt/hooks/lxc.d|directory|755|root:root
+/etc/libvirt/hooks/qemu.d/fdbhook|regular file|755|root:root
+/etc/libvirt/hooks/network.d/fdbhook|regular file|755|root:root
+/etc/libvirt/hooks/lxc.d/fdbhook|regular file|755|root:root
 /etc/fdbhook|directory|755|root:root
 /etc/fdbhook/fdbhook.toml|regular file|644|root:root
 /usr/share/man/man8/fdbhook.8.gz|regular file|644|root:root
@@ -494,9 +496,9 @@ EOF
 }
 expected_links() {
 	cat <<EOF
-/etc/libvirt/hooks/qemu.d/fdbhook|/usr/libexec/fdbhook/qemu-hook
-/etc/libvirt/hooks/network.d/fdbhook|/usr/libexec/fdbhook/network-hook
-/etc/libvirt/hooks/lxc.d/fdbhook|/usr/libexec/fdbhook/lxc-hook
+/usr/libexec/fdbhook/qemu-hook|/etc/libvirt/hooks/qemu.d/fdbhook
+/usr/libexec/fdbhook/network-hook|/etc/libvirt/hooks/network.d/fdbhook
+/usr/libexec/fdbhook/lxc-hook|/etc/libvirt/hooks/lxc.d/fdbhook
 EOF
 }
 
@@ -583,6 +585,13 @@ fi
 qd=/etc/libvirt/hooks/qemu.d/fdbhook
 nd=/etc/libvirt/hooks/network.d/fdbhook
 ld=/etc/libvirt/hooks/lxc.d/fdbhook
+# The hooks are regular files, as they are in the .deb.
+hooks_as_packaged() {
+	local h
+	for h in "$qd" "$nd" "$ld"; do
+		[ -f "$h" ] && [ ! -L "$h" ] && cmp -s "$h" "$work/deb$h" || return 1
+	done
+}
 if out=$(env -i PATH=/usr/bin:/bin "$qd" --version 2>&1) && [ -n "$out" ]; then
 	pass "$qd --version: $out"
 else
@@ -716,9 +725,7 @@ if [ "${FDBHOOK_PKG_E2E:-}" = 1 ]; then
 		fail "FDBHOOK_E2E_HOOKS=installed make e2e"
 	fi
 	check "the e2e suite left the admin's config as it was" cmp -s /etc/fdbhook/fdbhook.toml "$work/edited.toml"
-	check "the e2e suite left the installed hooks in place" \
-		test "$(readlink "$qd")" = /usr/libexec/fdbhook/qemu-hook -a "$(readlink "$nd")" = /usr/libexec/fdbhook/network-hook \
-		-a "$(readlink "$ld")" = /usr/libexec/fdbhook/lxc-hook
+	check "the e2e suite left the installed hooks in place" hooks_as_packaged
 	# Its cleanup removes every fdbt* link, this test's port included.
 	setup_port
 else
@@ -824,18 +831,18 @@ expect_eq "rpm: modes, owners, flags, link targets, digests" \
 drwxr-xr-x root:root  /etc/fdbhook
 -rw-r--r-- root:root cn /etc/fdbhook/fdbhook.toml  $(insum fdbhook.toml)
 drwxr-xr-x root:root  /etc/libvirt/hooks/lxc.d
-l--------- root:root  /etc/libvirt/hooks/lxc.d/fdbhook /usr/libexec/fdbhook/lxc-hook
+-rwxr-xr-x root:root  /etc/libvirt/hooks/lxc.d/fdbhook  $(insum lxc-hook)
 drwxr-xr-x root:root  /etc/libvirt/hooks/network.d
-l--------- root:root  /etc/libvirt/hooks/network.d/fdbhook /usr/libexec/fdbhook/network-hook
+-rwxr-xr-x root:root  /etc/libvirt/hooks/network.d/fdbhook  $(insum network-hook)
 drwxr-xr-x root:root  /etc/libvirt/hooks/qemu.d
-l--------- root:root  /etc/libvirt/hooks/qemu.d/fdbhook /usr/libexec/fdbhook/qemu-hook
+-rwxr-xr-x root:root  /etc/libvirt/hooks/qemu.d/fdbhook  $(insum qemu-hook)
 -rw-r--r-- root:root  /lib/systemd/system/fdbhook-metrics.service  $(insum fdbhook-metrics.service)
 -rw-r--r-- root:root  /lib/systemd/system/fdbhook-metrics.timer  $(insum fdbhook-metrics.timer)
 -rw-r--r-- root:root  /lib/systemd/system/fdbhook.service  $(insum fdbhook.service)
 drwxr-xr-x root:root  /usr/libexec/fdbhook
--rwxr-xr-x root:root  /usr/libexec/fdbhook/lxc-hook  $(insum lxc-hook)
--rwxr-xr-x root:root  /usr/libexec/fdbhook/network-hook  $(insum network-hook)
--rwxr-xr-x root:root  /usr/libexec/fdbhook/qemu-hook  $(insum qemu-hook)
+l--------- root:root  /usr/libexec/fdbhook/lxc-hook /etc/libvirt/hooks/lxc.d/fdbhook
+l--------- root:root  /usr/libexec/fdbhook/network-hook /etc/libvirt/hooks/network.d/fdbhook
+l--------- root:root  /usr/libexec/fdbhook/qemu-hook /etc/libvirt/hooks/qemu.d/fdbhook
 -rwxr-xr-x root:root  /usr/sbin/fdbhook  $(insum fdbhook)
 drwxr-xr-x root:root  /usr/share/doc/fdbhook
 -rw-r--r-- root:root l /usr/share/doc/fdbhook/LICENSE  $(insum LICENSE)
@@ -868,7 +875,9 @@ mkdir "$rroot"
 rpm --root "$rroot" --initdb
 if out=$(rpm_root -i --noscripts "$rpm"); then pass "rpm -i"; else fail "rpm -i" "$out"; fi
 if out=$(rpm_root -V fdbhook) && [ -z "$out" ]; then pass "rpm -V: clean"; else fail "rpm -V: clean" "$out"; fi
-expect_eq "rpm: qemu.d/fdbhook links to the hook" "$(readlink "$rroot/etc/libvirt/hooks/qemu.d/fdbhook")" /usr/libexec/fdbhook/qemu-hook
+check "rpm: qemu.d/fdbhook is the hook program itself, not a link" \
+	test -f "$rroot/etc/libvirt/hooks/qemu.d/fdbhook" -a ! -L "$rroot/etc/libvirt/hooks/qemu.d/fdbhook"
+expect_eq "rpm: /usr/libexec/fdbhook/qemu-hook links to it" "$(readlink "$rroot/usr/libexec/fdbhook/qemu-hook")" /etc/libvirt/hooks/qemu.d/fdbhook
 echo '# fdbt admin edit' >>"$rroot/etc/fdbhook/fdbhook.toml"
 cp "$rroot/etc/fdbhook/fdbhook.toml" "$work/rpm-edited.toml"
 next_rpm=$(echo "$work"/next/fdbhook-*.rpm)
@@ -878,7 +887,7 @@ check "rpm -U: the admin's edit survives" cmp -s "$rroot/etc/fdbhook/fdbhook.tom
 check "rpm -U: the new default is beside it as fdbhook.toml.rpmnew" cmp -s "$rroot/etc/fdbhook/fdbhook.toml.rpmnew" "$work/next.toml"
 if out=$(rpm_root -e --noscripts fdbhook); then pass "rpm -e"; else fail "rpm -e" "$out"; fi
 check "rpm -e: the hook and its link are gone" \
-	test ! -e "$rroot/usr/libexec/fdbhook/qemu-hook" -a ! -L "$rroot/etc/libvirt/hooks/qemu.d/fdbhook"
+	test ! -e "$rroot/etc/libvirt/hooks/qemu.d/fdbhook" -a ! -L "$rroot/usr/libexec/fdbhook/qemu-hook"
 check "rpm -e: the admin's edit is kept as fdbhook.toml.rpmsave" cmp -s "$rroot/etc/fdbhook/fdbhook.toml.rpmsave" "$work/rpm-edited.toml"
 
 # ---------------------------------------------------------------------------

@@ -82,9 +82,16 @@ type System struct {
 	LibvirtVersion func() (version, source string, err error)
 	// Daemons lists the running libvirt daemons.
 	Daemons func() ([]Daemon, error)
+	// HooksSince is since when the package's hooks (DRIVER.d/fdbhook) have
+	// been installed, as recorded when an upgrade replaced them (runstate's
+	// HooksSince); nil or not ok: their ctime says it.
+	HooksSince func() (time.Time, bool)
 	// LxcDriver reports whether libvirt's LXC driver is installed: the lxc
 	// hook is checked only then (nil: it is not).
 	LxcDriver func() bool
+	// Exec says what, beyond mode bits, keeps libvirt's daemons from
+	// executing the hooks (noexec mounts, AppArmor); nil: not checked.
+	Exec ExecPolicy
 	// Identify returns the fdbhook program ("qemu-hook", "network-hook")
 	// the file at path is and its version, or "" when it is not fdbhook.
 	Identify func(path string) (program, version string)
@@ -177,12 +184,14 @@ type hookSpec struct {
 	// something under libvirt, and missingWhy what then goes unmanaged.
 	missing    Level
 	missingWhy string
+	// object is what fails to start when libvirt cannot run the hook.
+	object string
 }
 
 var hookSpecs = []hookSpec{
-	{"qemu", "qemu-hook", []string{"libvirtd", "virtqemud"}, Fail, "no guest start is managed"},
-	{"network", "network-hook", []string{"libvirtd", "virtnetworkd"}, Warn, "bridge policy (vlan_filtering) is applied at the first guest start instead of at network start"},
-	{"lxc", "lxc-hook", []string{"libvirtd", "virtlxcd"}, Warn, "no start of a container of libvirt's LXC driver is managed"},
+	{"qemu", "qemu-hook", []string{"libvirtd", "virtqemud"}, Fail, "no guest start is managed", "guest"},
+	{"network", "network-hook", []string{"libvirtd", "virtnetworkd"}, Warn, "bridge policy (vlan_filtering) is applied at the first guest start instead of at network start", "network"},
+	{"lxc", "lxc-hook", []string{"libvirtd", "virtlxcd"}, Warn, "no start of a container of libvirt's LXC driver is managed", "container"},
 }
 
 // installedHookChecks asks, for each hook fdbhook provides, whether
@@ -372,7 +381,7 @@ func (s *hookScan) candidate(path string) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		if target, _ := os.Readlink(path); strings.Contains(target, "fdbhook") || strings.Contains(path, "fdbhook") {
-			s.add(Fail, "%s is a broken link to %s: reinstall fdbhook", path, target)
+			s.add(Fail, "%s", brokenLink(path, target))
 		}
 		return
 	}
@@ -392,10 +401,19 @@ func (s *hookScan) candidate(path string) {
 	if version != "" && s.sys.Version != "" && version != s.sys.Version {
 		s.add(Warn, "%s is version %s but this program is %s: reinstall one or the other", path, version, s.sys.Version)
 	}
+	installed := changed(lfi)
+	if s.sys.HooksSince != nil && path == filepath.Join(s.sys.HooksDir, s.h.driver+".d", "fdbhook") {
+		if since, ok := s.sys.HooksSince(); ok && since.Before(installed) {
+			installed = since
+		}
+	}
 	for _, d := range s.daemons {
 		if slices.Contains(s.h.daemons, d.Name) {
-			s.active(d, path, changed(lfi))
+			s.active(d, path, installed)
 		}
+	}
+	if s.sys.Exec != nil {
+		s.out = append(s.out, execChecks(s.sys.Exec, s.h, path, s.daemons)...)
 	}
 }
 
@@ -408,7 +426,7 @@ func (s *hookScan) usable(path, prog string, fi fs.FileInfo) bool {
 		s.add(Fail, "%s runs %s; the %s hook must be %s", path, prog, s.h.driver, s.h.program)
 		return false
 	case !executable(fi):
-		s.add(Fail, "%s is not an executable file: libvirt skips it (chmod 755 %s)", path, path)
+		s.add(Fail, "%s", notExecutable(path))
 		return false
 	}
 	if c, bad := ownedBy(path, s.sys.Owner); bad {

@@ -236,6 +236,28 @@ func TestDoctorReloadedDaemon(t *testing.T) {
 	}
 }
 
+// An upgrade replaces the hook files: their ctime is new, the package's
+// record says since when its hooks have been there.
+func TestDoctorHooksSinceUpgrade(t *testing.T) {
+	sys, dir := fakeSystem(t)
+	installQemuHook(t, sys, dir, "bridges = [\"br0\"]\n")
+	started := time.Now().Add(-time.Hour)
+	sys.Daemons = func() ([]Daemon, error) { return []Daemon{{Name: "libvirtd", PID: 42, Started: started}}, nil }
+	for _, c := range []struct {
+		since time.Time
+		ok    bool
+		level Level
+		text  string
+	}{
+		{level: Warn, text: "libvirtd (pid 42) started"}, // no record
+		{since: started.Add(-time.Hour), ok: true, level: OK, text: "active: libvirtd (pid 42) started at"},
+		{since: started.Add(time.Minute), ok: true, level: Warn, text: "libvirtd (pid 42) started"},
+	} {
+		sys.HooksSince = func() (time.Time, bool) { return c.since, c.ok }
+		expect(t, Doctor(sys), "qemu hook", c.level, c.text)
+	}
+}
+
 func TestDoctorHookProblems(t *testing.T) {
 	sys, dir := fakeSystem(t)
 	writeFile(t, sys.ConfigPath, "bridges = [\"br0\"]\n", 0o644)

@@ -48,7 +48,7 @@ func withExtraMAC(t *testing.T, name, target, mac, extra string) *guest.Guest {
 // guest's: ok on its port, roamed elsewhere, never "unknown".
 func TestStatusKnowsExtraMACs(t *testing.T) {
 	k, running := extraMACHost(t)
-	rep, err := Status(state(t, k, cfgBr0, running, running), nil)
+	rep, err := Status(state(t, k, cfgBr0, running, running), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,7 @@ func TestIncomingGuestWaits(t *testing.T) {
 	k, running, defined := world(t)
 	st := state(t, k, cfgBr0, running, defined)
 	st.Incoming = map[string]bool{"g2": true}
-	rep, err := Status(st, nil)
+	rep, err := Status(st, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func TestIncomingGuestWaits(t *testing.T) {
 	}
 	// Resumed here: an ordinary running guest.
 	st = state(t, k, cfgBr0, running, defined)
-	if rep, _ := Status(st, nil); !slices.ContainsFunc(rep.Problems, func(p Problem) bool { return p.Guest == "g2" }) {
+	if rep, _ := Status(st, nil, nil); !slices.ContainsFunc(rep.Problems, func(p Problem) bool { return p.Guest == "g2" }) {
 		t.Errorf("once running, g2's missing entry is not a problem: %+v", rep.Problems)
 	}
 	if _, err := manage.Reconcile(st, k, false); err != nil {

@@ -50,7 +50,7 @@ func TestReconcileFixesWhatStatusFlags(t *testing.T) {
 		t.Errorf("reconcile took %d link dumps and %d FDB dumps, want 1 and 1", k.Count("Links"), k.Count("BridgeEntries"))
 	}
 	// After reconcile, status finds nothing left to do.
-	rep, err := Status(state(t, k, cfgBr0, running, defined), nil)
+	rep, err := Status(state(t, k, cfgBr0, running, defined), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +183,7 @@ func TestReconcileEnablesConfiguredVlanFiltering(t *testing.T) {
 	k.AddStatic(macG1, "vnet1")
 	running := []*guest.Guest{domain(t, "g1", nil, "bridge:br0:vnet1:"+macG1)}
 	cfg := cfgBr0 + "\n[bridge.br0]\nvlan_filtering = \"enable\"\n"
-	rep, err := Status(state(t, k, cfg, running, nil), nil)
+	rep, err := Status(state(t, k, cfg, running, nil), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

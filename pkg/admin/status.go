@@ -99,6 +99,7 @@ const (
 	ProblemPromisc    = "uplink-promiscuous" // an uplink stays promiscuous although every guest port is managed
 	ProblemRefused    = "refused"            // a start would refuse a NIC
 	ProblemGuestError = "guest-error"        // a guest could not be planned at all
+	ProblemHook       = "hook"               // libvirt cannot run an installed hook
 )
 
 // Why an uplink stays promiscuous, as PortReport.PromiscReason.
@@ -125,8 +126,10 @@ type Problem struct {
 }
 
 // Status reports every managed bridge (or only the bridges named in only,
-// managed or not) with its ports, static entries and problems.
-func Status(st *manage.State, only []string) (*Report, error) {
+// managed or not) with its ports, static entries and problems, and what
+// keeps libvirt from running the installed hooks (hooks: HookExecChecks;
+// nil when not checked).
+func Status(st *manage.State, hooks []Check, only []string) (*Report, error) {
 	a, err := manage.Analyze(st) // reads the definitions: their notes first
 	if err != nil {
 		return nil, err
@@ -146,6 +149,14 @@ func Status(st *manage.State, only []string) (*Report, error) {
 		rep.Notes = append(rep.Notes, notes...)
 	}
 	guestProblems(a, rep, shown, len(only) > 0)
+	for _, c := range hooks {
+		switch c.Level {
+		case Fail:
+			rep.Problems = append(rep.Problems, Problem{Kind: ProblemHook, Text: c.Name + ": " + c.Text})
+		case Warn:
+			rep.Notes = append(rep.Notes, c.Name+": "+c.Text)
+		}
+	}
 	return rep, nil
 }
 

@@ -34,7 +34,7 @@ func problemKinds(rep *Report) map[string][]string {
 func TestStatusFlagsEveryProblem(t *testing.T) {
 	k, running, defined := world(t)
 	st := state(t, k, cfgBr0, running, defined)
-	rep, err := Status(st, nil)
+	rep, err := Status(st, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +130,7 @@ func TestStatusIncompleteLiveXMLCallsNoTapStale(t *testing.T) {
 	k, running, defined := world(t)
 	st := state(t, k, cfgBr0, running, defined)
 	st.RunningComplete = false
-	rep, err := Status(st, nil)
+	rep, err := Status(st, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +180,7 @@ func TestStatusUplinkPromiscuity(t *testing.T) {
 				tc.setup(k)
 			}
 			g1 := domain(t, "g1", nil, "bridge:br0:vnet1:"+macG1)
-			rep, err := Status(state(t, k, cfgBr0, []*guest.Guest{g1}, nil), nil)
+			rep, err := Status(state(t, k, cfgBr0, []*guest.Guest{g1}, nil), nil, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -218,7 +218,7 @@ func TestLockedPortsInStatusAndCleanUp(t *testing.T) {
 	k, running, defined := world(t)
 	v2 := k.Device("vnet2")
 	v2.LockCapable, v2.Flags.Locked = true, true
-	rep, err := Status(state(t, k, cfgBr0, running, defined), nil)
+	rep, err := Status(state(t, k, cfgBr0, running, defined), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

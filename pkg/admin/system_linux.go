@@ -87,7 +87,7 @@ func LibvirtVersion() (version, source string, err error) {
 }
 
 // libvirtDaemons are the daemons that run hooks.
-var libvirtDaemons = []string{"libvirtd", "virtqemud", "virtnetworkd"}
+var libvirtDaemons = []string{"libvirtd", "virtqemud", "virtnetworkd", "virtlxcd"}
 
 // userHZ is the unit of /proc/PID/stat's start time. It is 100 on every
 // Linux architecture fdbhook is built for.

@@ -69,6 +69,15 @@ func (e *Env) state() (st *manage.State, k model.Kernel, done func(), err error)
 	return st, k, k.Close, nil
 }
 
+// hookChecks are the checks of the installed hooks, for a report
+// (status, the metrics); none when the Env has no HookChecks.
+func (e *Env) hookChecks() []admin.Check {
+	if e.HookChecks == nil {
+		return nil
+	}
+	return e.HookChecks(e.Host)
+}
+
 func (e *Env) readState(k model.Kernel) (*manage.State, error) {
 	cfg, err := e.LoadConfig()
 	if err != nil {
@@ -108,7 +117,7 @@ func status(e *Env, args []string) int {
 		return e.fail(err)
 	}
 	defer done()
-	rep, err := admin.Status(st, only)
+	rep, err := admin.Status(st, e.hookChecks(), only)
 	if err != nil {
 		return e.fail(err)
 	}
@@ -212,7 +221,9 @@ func doctor(e *Env, args []string) int {
 		Probe:          func() admin.Probe { return admin.ProbeKernel(kernel.DefaultTimeout) },
 		LibvirtVersion: admin.LibvirtVersion,
 		Daemons:        func() ([]admin.Daemon, error) { return admin.Daemons(e.RunDir) },
+		HooksSince:     e.RunDir.HooksSince,
 		LxcDriver:      admin.LxcDriverInstalled,
+		Exec:           admin.HostExecPolicy(),
 		Identify:       admin.Identify,
 		Syslog:         admin.SyslogReachable,
 		Version:        version.Version,

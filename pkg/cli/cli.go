@@ -7,6 +7,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/fdbhook/fdbhook/pkg/admin"
 	"github.com/fdbhook/fdbhook/pkg/host"
 	"github.com/fdbhook/fdbhook/pkg/version"
 	"github.com/fdbhook/fdbhook/pkg/watch"
@@ -49,6 +50,10 @@ var Commands = []Command{
 // temporary paths.
 type Env struct {
 	host.Env
+	// HookChecks checks what keeps libvirt from running the hooks
+	// installed on the host (admin.HookExecChecks), for status and the
+	// metrics; nil: not checked.
+	HookChecks func(host.Host) []admin.Check
 }
 
 // Main runs the fdbhook command line (the arguments after the program name)

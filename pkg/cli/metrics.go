@@ -30,8 +30,9 @@ func (e *Env) metricsSource() metrics.Source {
 			st, _, done, err := e.state()
 			return st, done, err
 		},
-		RunDir:  e.RunDir,
-		Version: version.Version,
+		HookChecks: e.hookChecks,
+		RunDir:     e.RunDir,
+		Version:    version.Version,
 	}
 }
 

@@ -28,6 +28,9 @@ type Source struct {
 	// State reads the configuration, the kernel and libvirt's files, as
 	// 'fdbhook status' does; done releases what it opened.
 	State func() (st *manage.State, done func(), err error)
+	// HookChecks checks what keeps libvirt from running the installed
+	// hooks (admin.HookExecChecks), as status does; nil: not checked.
+	HookChecks func() []admin.Check
 	// RunDir holds the hook run counts, the watcher's lock and the last
 	// reconcile's record.
 	RunDir runstate.Dir
@@ -51,7 +54,7 @@ const (
 var (
 	entryStates   = []string{manage.EntryOK, manage.EntryRoamed, manage.EntryStale, manage.EntryUnknown}
 	portStates    = []string{PortManaged, PortUnmanaged, PortExcluded}
-	problemKinds  = []string{admin.ProblemBridge, admin.ProblemVlan, admin.ProblemPortFlags, admin.ProblemNoEntry, admin.ProblemRoamed, admin.ProblemStale, admin.ProblemPromisc, admin.ProblemRefused, admin.ProblemGuestError}
+	problemKinds  = []string{admin.ProblemBridge, admin.ProblemVlan, admin.ProblemPortFlags, admin.ProblemNoEntry, admin.ProblemRoamed, admin.ProblemStale, admin.ProblemPromisc, admin.ProblemRefused, admin.ProblemGuestError, admin.ProblemHook}
 	promiscErrors = []string{admin.PromiscVlanOff, admin.PromiscBridge, admin.PromiscPortsLearning, admin.PromiscByHand, admin.PromiscDevice}
 )
 
@@ -192,7 +195,11 @@ func (c *Collector) report() (*admin.Report, error) {
 		return nil, err
 	}
 	defer done()
-	return admin.Status(st, nil)
+	var hooks []admin.Check
+	if c.src.HookChecks != nil {
+		hooks = c.src.HookChecks()
+	}
+	return admin.Status(st, hooks, nil)
 }
 
 // FromReport turns a status report into the per-bridge metrics and the

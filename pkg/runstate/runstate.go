@@ -172,3 +172,24 @@ func (d Dir) Reload(daemon string) (pid int, at time.Time, ok bool) {
 	}
 	return pid, time.Unix(sec, 0), true
 }
+
+// HooksSincePath is where the package's pre-install script records, on an
+// upgrade, since when its hooks have been installed: "UNIX-TIME", the
+// ctime of the qemu hook it found. The upgrade replaces the hook files,
+// and their new ctime would make a daemon that has run them since before
+// the upgrade look as if it had started before them.
+func (d Dir) HooksSincePath() string { return filepath.Join(string(d), "hooks-since") }
+
+// HooksSince reads that record; ok is false when there is none or it is
+// damaged.
+func (d Dir) HooksSince() (at time.Time, ok bool) {
+	data, err := os.ReadFile(d.HooksSincePath())
+	if err != nil {
+		return time.Time{}, false
+	}
+	sec, err := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.Unix(sec, 0), true
+}
