@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	testlab "github.com/fdbhook/fdbhook/test/lab"
 )
 
 // timeline is one migration as the hosts saw it.
@@ -109,11 +111,14 @@ func sameSnapshot(t *testing.T, h *Host, what string, before, after []string) {
 // frames to g's MAC every period, and counts each frame on both taps.
 func measuredMigration(t *testing.T, p *Pair, g Guest, src, dst *Host, period time.Duration, flags ...string) (timeline, map[string]*tally) {
 	t.Helper()
-	srcCount, err := openCounter(src.Net.NetNS, src.Name, g.Tap)
+	srcCount, err := openCounter(t, src, g.Tap)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dstFollow := followTap(dst, g.Tap)
+	// The source's tap goes once the guest has left (checked below: not
+	// before the source paused).
+	srcCount.capture.ExpectGone()
+	dstFollow := followTap(t, dst, g.Tap)
 	s := startSending(t, dst, g.MAC, "nb-"+dst.Name, period)
 	time.Sleep(500 * time.Millisecond)
 	var tl timeline
@@ -138,7 +143,8 @@ func measuredMigration(t *testing.T, p *Pair, g Guest, src, dst *Host, period ti
 	time.Sleep(2 * time.Second)
 	frames := s.Stop()
 	time.Sleep(200 * time.Millisecond)
-	tapSeen, dstGot, dc, instances := dstFollow.Stop()
+	tapSeen, dstGot, dc, dstChanges, instances := dstFollow.Stop()
+	srcChanges := srcCount.capture.Changes()
 	srcGot := srcCount.Stop()
 	if instances == 0 {
 		t.Fatalf("the destination's tap %s never appeared", g.Tap)
@@ -168,6 +174,13 @@ func measuredMigration(t *testing.T, p *Pair, g Guest, src, dst *Host, period ti
 	figure(t, "migration %s -> %s %v: %v (virsh), destination tap up %v before the resume, downtime %v",
 		src.Name, dst.Name, flags, took.Round(time.Millisecond), tl.dstResumed.Sub(tl.tapSeen).Round(time.Millisecond),
 		tl.dstResumed.Sub(tl.srcPaused).Round(time.Millisecond))
+	for _, c := range srcChanges {
+		if c.What == "deleted" && c.At.Before(tl.srcPaused) {
+			t.Errorf("host %s: the source's tap %s was deleted at %s, before the source paused: the guest lost its NIC", src.Name, g.Tap, c.At.Format("15:04:05.000"))
+		}
+	}
+	tapChanges(t, "source tap on "+src.Name, srcChanges, tl, frames, srcGot, dstGot)
+	tapChanges(t, "destination tap on "+dst.Name, dstChanges, tl, frames, srcGot, dstGot)
 	counts := classify(tl, frames, srcGot, dstGot)
 	phases := make([]string, 0, len(counts))
 	for ph := range counts {
@@ -178,6 +191,55 @@ func measuredMigration(t *testing.T, p *Pair, g Guest, src, dst *Host, period ti
 		figure(t, "frames from %s's neighbour, %s: %s", dst.Name, ph[2:], counts[ph])
 	}
 	return tl, counts
+}
+
+// tapChanges prints what happened to a tap during the migration (down,
+// up, carrier, deleted), against the lifecycle events, and where the
+// neighbour's frames sent while it was down went.
+func tapChanges(t *testing.T, what string, changes []testlab.LinkChange, tl timeline, frames []sent, src, dst map[string]time.Time) {
+	t.Helper()
+	if len(changes) == 0 {
+		figure(t, "%s: no change (never down)", what)
+		return
+	}
+	parts := make([]string, len(changes))
+	for i, c := range changes {
+		parts[i] = fmt.Sprintf("%s %s", c.What, tl.relative(c.At))
+	}
+	figure(t, "%s: %s", what, strings.Join(parts, ", "))
+	var down time.Time
+	for _, c := range changes {
+		switch {
+		case c.What == "down" && down.IsZero():
+			down = c.At
+		case c.What == "up" && !down.IsZero():
+			figure(t, "%s down for %v (%s): %s", what, c.At.Sub(down).Round(time.Millisecond), tl.phase(down)[2:],
+				whileDown(frames, down, c.At, src, dst))
+			down = time.Time{}
+		}
+	}
+}
+
+// relative places at against the migration's events: "resume-12ms".
+func (tl timeline) relative(at time.Time) string {
+	return fmt.Sprintf("at the resume%+dms (tap seen%+dms)", at.Sub(tl.dstResumed).Milliseconds(), at.Sub(tl.tapSeen).Milliseconds())
+}
+
+// whileDown says where the frames sent in [from, to) went.
+func whileDown(frames []sent, from, to time.Time, src, dst map[string]time.Time) string {
+	var n, toSrc, toDst int
+	for _, f := range frames {
+		if f.at.Before(from) || !f.at.Before(to) {
+			continue
+		}
+		n++
+		if _, ok := src[f.mark]; ok {
+			toSrc++
+		} else if _, ok := dst[f.mark]; ok {
+			toDst++
+		}
+	}
+	return fmt.Sprintf("of %d frames sent meanwhile %d reached the source's tap, %d the destination's, %d neither", n, toSrc, toDst, n-toSrc-toDst)
 }
 
 // waitGone waits until g is gone from h: not running (no domain, or only
@@ -263,7 +325,7 @@ func liveMigration(t *testing.T, silent, watcher bool) {
 	}
 	waitGone(t, p.A, g)
 	// A neighbour on the source host reaches the guest through the uplink.
-	dst, err := openCounter(p.B.Net.NetNS, p.B.Name, g.Tap)
+	dst, err := openCounter(t, p.B, g.Tap)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -75,7 +75,7 @@ func TestGuestVlans(t *testing.T) {
 	if !waitFor(5*time.Second, func() bool { return strings.Contains(n.bridge("link show dev "+tap), "forwarding") }) {
 		t.Fatalf("%s does not forward: %s", tap, n.bridge("link show dev "+tap))
 	}
-	sock, err := testlab.OpenPacket(wire.ns, "up1")
+	sock, err := testlab.OpenPacket(t, wire.ns, wire.name, "up1")
 	if err != nil {
 		t.Fatal(err)
 	}

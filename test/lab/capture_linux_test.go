@@ -1,0 +1,237 @@
+package lab_test
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fdbhook/fdbhook/test/lab"
+)
+
+// The counters' own tests: a packet socket on a veth in a namespace of
+// the test's own, the device taken down and up, or deleted and made again,
+// while the counters count; what they counted is read back and compared
+// with what was sent.
+
+var suite = &lab.Suite{Name: "lab", Tag: "lab"}
+
+func TestMain(m *testing.M) { os.Exit(suite.Main(m)) }
+
+// pair is a namespace with a veth pair, fdbts0 and fdbtr0, both up: frames sent
+// out of fdbts0 arrive on fdbtr0.
+func pair(t *testing.T) *lab.Namespace {
+	n := lab.NewNamespace(t, suite.NextName())
+	n.Batch("ip", []string{
+		"link add fdbts0 type veth peer name fdbtr0",
+		"link set fdbts0 up",
+		"link set fdbtr0 up",
+		"link set lo up",
+	})
+	n.Exec("sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
+	return n
+}
+
+// marks counts the test frames a capture saw, by mark.
+type marks struct {
+	mu  sync.Mutex
+	got map[string]int
+}
+
+func (m *marks) count(f lab.Captured) {
+	if mark, ok := lab.Marker(f.Frame); ok && !f.Outgoing {
+		m.mu.Lock()
+		m.got[mark]++
+		m.mu.Unlock()
+	}
+}
+
+// with returns how many marks start with prefix.
+func (m *marks) with(prefix string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for k, c := range m.got {
+		if strings.HasPrefix(k, prefix) {
+			n += c
+		}
+	}
+	return n
+}
+
+// send sends n test frames marked prefix-i out of the sender.
+func send(t *testing.T, s *lab.PacketSock, prefix string, n int) {
+	t.Helper()
+	for i := range n {
+		if err := s.Send(lab.Frame(lab.Broadcast, "02:fd:b0:1a:00:01", fmt.Sprintf("%s-%d", prefix, i))); err != nil {
+			t.Fatalf("sending frame %d of %s: %v", i, prefix, err)
+		}
+	}
+}
+
+// waitCount waits up to 5 s until m has want frames marked prefix.
+func waitCount(t *testing.T, m *marks, prefix string, want int) int {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for m.with(prefix) < want && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return m.with(prefix)
+}
+
+func hasChange(changes []lab.LinkChange, what string) bool {
+	for _, c := range changes {
+		if c.What == what {
+			return true
+		}
+	}
+	return false
+}
+
+// recorder is a testing.TB that keeps the failures reported to it, so
+// that a test can check that a counter fails the test it counts for.
+type recorder struct {
+	testing.TB
+	mu     sync.Mutex
+	failed []string
+}
+
+func (r *recorder) Errorf(format string, args ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.failed = append(r.failed, fmt.Sprintf(format, args...))
+}
+
+func (r *recorder) failures() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.failed...)
+}
+
+// TestCountersAcrossDownAndUp takes the device down and up between two
+// bursts: the capture and the packet socket count both bursts whole, log
+// the down and the up, and do not fail.
+func TestCountersAcrossDownAndUp(t *testing.T) {
+	n := pair(t)
+	m := &marks{got: map[string]int{}}
+	c, err := lab.OpenCapture(t, n.NetNS, n.Name, "fdbtr0", m.count)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock, err := lab.OpenPacket(t, n.NetNS, n.Name, "fdbtr0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := lab.OpenPacket(t, n.NetNS, n.Name, "fdbts0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	send(t, tx, "before", 20)
+	if got := waitCount(t, m, "before", 20); got != 20 {
+		t.Fatalf("capture before the down: %d of 20 frames", got)
+	}
+	if got, err := sock.Drain("before-19", 5*time.Second); err != nil || len(got) != 20 {
+		t.Fatalf("packet socket before the down: %d of 20 frames (%v)", len(got), err)
+	}
+
+	n.IP("link", "set", "fdbtr0", "down")
+	deadline := time.Now().Add(5 * time.Second)
+	for !hasChange(c.Changes(), "ENETDOWN") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	n.IP("link", "set", "fdbtr0", "up")
+	if n.Link("fdbtr0").Attrs().Flags&net.FlagUp == 0 {
+		t.Fatal("fdbtr0 is not up again")
+	}
+	send(t, tx, "after", 20)
+	if got := waitCount(t, m, "after", 20); got != 20 {
+		t.Errorf("capture after the down and up: %d of 20 frames, want all: it stopped counting", got)
+	}
+	got, err := sock.Drain("after-19", 5*time.Second)
+	if err != nil || len(got) != 20 {
+		t.Errorf("packet socket after the down and up: %d of 20 frames (%v), want all", len(got), err)
+	}
+
+	changes := c.Changes()
+	for _, want := range []string{"down", "ENETDOWN", "up"} {
+		if !hasChange(changes, want) {
+			t.Errorf("the capture's changes %s lack %q", lab.FormatChanges(changes), want)
+		}
+	}
+	if lost := c.Stop(); lost != "" {
+		t.Errorf("the capture lost a device that only went down and up: %s", lost)
+	}
+	if got := m.with(""); got != 40 {
+		t.Errorf("capture after Stop: %d frames, want 40", got)
+	}
+}
+
+// TestCountersFailWhenTheDeviceIsMadeAgain deletes the device and makes
+// it again under its name while a capture and a packet socket are on it:
+// their sockets receive nothing from then on, without an error, so each
+// must fail its test, saying so, when it is read, instead of counting
+// zero; and a capture told the device may go logs it instead.
+func TestCountersFailWhenTheDeviceIsMadeAgain(t *testing.T) {
+	n := pair(t)
+	m := &marks{got: map[string]int{}}
+	rec := &recorder{TB: t}
+	c, err := lab.OpenCapture(rec, n.NetNS, n.Name, "fdbtr0", m.count)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock, err := lab.OpenPacket(rec, n.NetNS, n.Name, "fdbtr0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mayGo := &recorder{TB: t}
+	expected, err := lab.OpenCapture(mayGo, n.NetNS, n.Name, "fdbtr0", func(lab.Captured) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expected.ExpectGone()
+	before := n.Index("fdbtr0")
+
+	n.IP("link", "del", "fdbts0")
+	n.Batch("ip", []string{"link add fdbts0 type veth peer name fdbtr0", "link set fdbts0 up", "link set fdbtr0 up"})
+	if after := n.Index("fdbtr0"); after == before {
+		t.Fatalf("fdbtr0 was made again with the same ifindex %d: the test cannot tell", after)
+	}
+	tx, err := lab.OpenPacket(t, n.NetNS, n.Name, "fdbts0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	send(t, tx, "lost", 20)
+	time.Sleep(200 * time.Millisecond)
+	if got := m.with("lost"); got != 0 {
+		t.Fatalf("the capture counted %d frames on the new fdbtr0: the kernel's behaviour this test relies on has changed", got)
+	}
+	if got, err := sock.Drain("", 0); err != nil || len(got) != 0 {
+		t.Fatalf("the packet socket received %v (%v) on the new fdbtr0", got, err)
+	}
+	if !hasChange(c.Changes(), "deleted") {
+		t.Errorf("the capture's changes %s lack the deletion", lab.FormatChanges(c.Changes()))
+	}
+
+	if lost := c.Stop(); lost == "" {
+		t.Error("the capture's Stop says it followed a device that was deleted and made again")
+	}
+	sock.Close()
+	failed := rec.failures()
+	if len(failed) != 2 {
+		t.Fatalf("the capture and the packet socket reported %d failures, want one each: %q", len(failed), failed)
+	}
+	for _, f := range failed {
+		if !strings.Contains(f, "lost its device") || !strings.Contains(f, "fdbtr0 (ifindex ") {
+			t.Errorf("failure %q does not say which device was lost", f)
+		}
+	}
+	if lost := expected.Stop(); lost == "" {
+		t.Error("the capture that expected its device to go says it followed it")
+	}
+	if f := mayGo.failures(); len(f) != 0 {
+		t.Errorf("a capture told its device may go failed its test: %q", f)
+	}
+}

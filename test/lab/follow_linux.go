@@ -1,0 +1,299 @@
+package lab
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// What a packet socket bound to one device (by ifindex) does when the
+// device changes, read from the kernel's af_packet.c (packet_notifier) and
+// checked by capture_linux_test.go:
+//   - the device goes down: the socket reports ENETDOWN once, to the next
+//     receive, and receives nothing while the device is down; once the
+//     device is up again the socket receives as before, on its own;
+//   - the device is deleted: the same ENETDOWN, then the socket is bound
+//     to no device at all and receives nothing, ever, without another
+//     error, also when a device of the same name appears (it has another
+//     ifindex).
+// So a counter that stops at the first receive error stops counting at the
+// first down and up, and one that carries on cannot tell from its socket
+// that its device is gone: it would count a silent zero. A device follows
+// the counter's device through the kernel's link notifications, logs what
+// happens to it, and checks it by name when the counter is read.
+
+// LinkChange is one change of a followed device, as the kernel announced
+// it (or as its packet socket reported it).
+type LinkChange struct {
+	At time.Time
+	// What is "down", "up", "carrier off", "carrier on", "ENETDOWN"
+	// (the socket's report), "deleted" or "renamed to NAME".
+	What string
+}
+
+// device follows the device named name in ns, by the ifindex it had when
+// a counter bound a packet socket to it.
+type device struct {
+	tb    testing.TB
+	name  string
+	where string // the namespace, for messages
+	index int
+	h     *netlink.Handle
+
+	mu         sync.Mutex
+	up         bool // IFF_UP
+	carrier    bool // IFF_LOWER_UP
+	changes    []LinkChange
+	lost       string // why it is no longer followed, "" while it is
+	lostAt     time.Time
+	expectGone bool
+
+	stop  chan struct{}
+	ended chan struct{}
+}
+
+// followDevice starts following name in ns: it subscribes to the link
+// notifications first, so that nothing that happens once the caller
+// binds its socket to the returned ifindex is missed.
+func followDevice(tb testing.TB, ns netns.NsHandle, where, name string) (*device, error) {
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return nil, fmt.Errorf("netlink handle in %s: %w", where, err)
+	}
+	d := &device{tb: tb, name: name, where: where, h: h, stop: make(chan struct{}), ended: make(chan struct{})}
+	updates := make(chan netlink.LinkUpdate, 64)
+	err = netlink.LinkSubscribeWithOptions(updates, d.stop, netlink.LinkSubscribeOptions{
+		Namespace: &ns, ErrorCallback: d.notificationsLost})
+	if err != nil {
+		h.Close()
+		return nil, fmt.Errorf("link notifications in %s: %w", where, err)
+	}
+	l, err := h.LinkByName(name)
+	if err != nil {
+		close(d.stop)
+		for range updates {
+		}
+		h.Close()
+		return nil, fmt.Errorf("%s in %s: %w", name, where, err)
+	}
+	d.mu.Lock()
+	d.index = l.Attrs().Index
+	d.up, d.carrier = l.Attrs().RawFlags&unix.IFF_UP != 0, l.Attrs().RawFlags&unix.IFF_LOWER_UP != 0
+	d.mu.Unlock()
+	go func() {
+		defer close(d.ended)
+		for u := range updates {
+			d.update(u)
+		}
+	}()
+	return d, nil
+}
+
+// String names the device in messages: "fdbmigt0 (ifindex 7) in NS".
+func (d *device) String() string {
+	return fmt.Sprintf("%s (ifindex %d) in %s", d.name, d.index, d.where)
+}
+
+// update records what one link notification says of the device.
+func (d *device) update(u netlink.LinkUpdate) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if int(u.Index) != d.index || d.lost != "" {
+		return
+	}
+	if u.Header.Type == unix.RTM_DELLINK {
+		d.record("deleted")
+		d.loseLocked("it was deleted")
+		return
+	}
+	if name := u.Attrs().Name; name != "" && name != d.name {
+		d.record("renamed to " + name)
+		d.loseLocked("it was renamed to " + name)
+		return
+	}
+	up, carrier := u.Flags&unix.IFF_UP != 0, u.Flags&unix.IFF_LOWER_UP != 0
+	if up != d.up {
+		d.up = up
+		d.record(map[bool]string{true: "up", false: "down"}[up])
+	}
+	if carrier != d.carrier {
+		d.carrier = carrier
+		d.record(map[bool]string{true: "carrier on", false: "carrier off"}[carrier])
+	}
+}
+
+// record notes and logs one change; d.mu is held.
+func (d *device) record(what string) {
+	c := LinkChange{At: time.Now(), What: what}
+	d.changes = append(d.changes, c)
+	d.tb.Logf("%s: %s at %s", d, what, c.At.Format("15:04:05.000"))
+}
+
+// loseLocked marks the device as no longer followed; d.mu is held.
+func (d *device) loseLocked(why string) {
+	if d.lost == "" {
+		d.lost, d.lostAt = why, time.Now()
+	}
+}
+
+// socketDown notes the ENETDOWN a packet socket on the device reported.
+func (d *device) socketDown() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.record("ENETDOWN")
+}
+
+// notificationsLost is the subscription's error callback: after an error
+// the subscription ends, and the device is checked by name only, when the
+// counter is read.
+func (d *device) notificationsLost(err error) {
+	select {
+	case <-d.stop: // the subscription's socket was closed by finish
+		return
+	default:
+	}
+	d.tb.Logf("%s: link notifications ended (%v): the device is checked by name only from here", d, err)
+}
+
+// receive reads one frame from fd, a packet socket bound to the device.
+// ok is false when nothing came before the socket's receive timeout, when
+// a signal interrupted, or when the socket reported that the device went
+// down (noted: the socket receives again once the device is up). Any
+// other error ends the counting: the device is then checked by name, and
+// the error says what became of it.
+func (d *device) receive(fd int, buf []byte) (n int, outgoing, ok bool, err error) {
+	n, from, err := unix.Recvfrom(fd, buf, 0)
+	switch {
+	case errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR):
+		return 0, false, false, nil
+	case errors.Is(err, unix.ENETDOWN):
+		d.socketDown()
+		return 0, false, false, nil
+	case err != nil:
+		why := "receiving failed: " + err.Error()
+		if lost := d.check(); lost != "" {
+			why += "; " + lost
+		}
+		d.mu.Lock()
+		d.loseLocked(why)
+		d.mu.Unlock()
+		return 0, false, false, fmt.Errorf("%s: %s", d, why)
+	}
+	ll, _ := from.(*unix.SockaddrLinklayer)
+	return n, ll != nil && ll.Pkttype == unix.PACKET_OUTGOING, true, nil
+}
+
+// check asks the kernel by name whether the device is still the one the
+// socket is bound to, and returns why not, or "".
+func (d *device) check() string {
+	l, err := d.h.LinkByName(d.name)
+	var notFound netlink.LinkNotFoundError
+	switch {
+	case errors.As(err, &notFound) || errors.Is(err, unix.ENODEV):
+		return "there is no " + d.name + " any more"
+	case err != nil:
+		return fmt.Sprintf("looking %s up: %v", d.name, err)
+	case l.Attrs().Index != d.index:
+		return fmt.Sprintf("%s is another device now (ifindex %d): it was deleted and made again", d.name, l.Attrs().Index)
+	}
+	return ""
+}
+
+// Lost returns why the device is no longer followed (deleted, renamed,
+// made again under its name, a receive error), or "" while it is: the
+// counter still counts every frame the device carries.
+func (d *device) Lost() string {
+	d.mu.Lock()
+	lost := d.lost
+	d.mu.Unlock()
+	if lost != "" {
+		return lost
+	}
+	if why := d.check(); why != "" {
+		d.mu.Lock()
+		d.loseLocked(why)
+		lost = d.lost
+		d.mu.Unlock()
+	}
+	return lost
+}
+
+// Changes returns what happened to the device so far, in order.
+func (d *device) Changes() []LinkChange {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]LinkChange(nil), d.changes...)
+}
+
+// ExpectGone says the device may go away before the counter is read (a
+// migrated guest's tap on the source): finish then logs it instead of
+// failing the test.
+func (d *device) ExpectGone() {
+	d.mu.Lock()
+	d.expectGone = true
+	d.mu.Unlock()
+}
+
+// finish stops following and fails the test, saying what happened, when
+// the device was lost while counting and that was not expected. It
+// returns why the device was lost, or "".
+func (d *device) finish() string {
+	lost := d.Lost()
+	close(d.stop)
+	<-d.ended
+	d.h.Close()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch {
+	case lost == "":
+	case d.expectGone:
+		d.tb.Logf("%s: %s, as expected, at %s", d, lost, d.lostAt.Format("15:04:05.000"))
+	default:
+		d.tb.Errorf("%s: the frame counter lost its device: %s (noticed at %s, changes %s): frames from then on were not counted",
+			d, lost, d.lostAt.Format("15:04:05.000"), FormatChanges(d.changes))
+	}
+	return lost
+}
+
+// FormatChanges writes changes as "down 12:00:00.100, up 12:00:00.120".
+func FormatChanges(changes []LinkChange) string {
+	if len(changes) == 0 {
+		return "none"
+	}
+	parts := make([]string, len(changes))
+	for i, c := range changes {
+		parts[i] = c.What + " " + c.At.Format("15:04:05.000")
+	}
+	return strings.Join(parts, ", ")
+}
+
+// bindPacket opens a packet socket for proto (network order) bound to
+// device d, with a receive timeout of timeout.
+func bindPacket(ns netns.NsHandle, d *device, proto uint16, timeout time.Duration) (int, error) {
+	fd := -1
+	err := InNS(ns, func() error {
+		s, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(proto))
+		if err != nil {
+			return err
+		}
+		if err := unix.Bind(s, &unix.SockaddrLinklayer{Protocol: proto, Ifindex: d.index}); err != nil {
+			unix.Close(s)
+			return fmt.Errorf("binding to %s: %w", d, err)
+		}
+		tv := unix.NsecToTimeval(timeout.Nanoseconds())
+		if err := unix.SetsockoptTimeval(s, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+			unix.Close(s)
+			return err
+		}
+		fd = s
+		return nil
+	})
+	return fd, err
+}
