@@ -32,9 +32,11 @@ import (
 // LinkChange is one change of a followed device, as the kernel announced
 // it (or as its packet socket reported it).
 type LinkChange struct {
-	At time.Time
-	// What is "down", "up", "carrier off", "carrier on", "ENETDOWN"
-	// (the socket's report), "deleted" or "renamed to NAME".
+	At      time.Time
+	Ifindex int
+	// What is "made" (a LinkLog's first sight of an ifindex), "down",
+	// "up", "carrier off", "carrier on", "ENETDOWN" (a packet socket's
+	// report), "deleted" or "renamed to NAME".
 	What string
 }
 
@@ -48,52 +50,86 @@ type device struct {
 	h     *netlink.Handle
 
 	mu         sync.Mutex
-	up         bool // IFF_UP
-	carrier    bool // IFF_LOWER_UP
+	flags      uint32 // IFF_UP and IFF_LOWER_UP as last seen
 	changes    []LinkChange
 	lost       string // why it is no longer followed, "" while it is
 	lostAt     time.Time
 	expectGone bool
-
-	stop  chan struct{}
-	ended chan struct{}
+	stop       func() // ends the link notifications
 }
 
 // followDevice starts following name in ns: it subscribes to the link
 // notifications first, so that nothing that happens once the caller
-// binds its socket to the returned ifindex is missed.
+// binds its socket to the returned ifindex is missed. A device that is
+// not up yet (a tap libvirt has just made) is recorded as down: a socket
+// bound to it reports ENETDOWN and receives once it is up.
 func followDevice(tb testing.TB, ns netns.NsHandle, where, name string) (*device, error) {
 	h, err := netlink.NewHandleAt(ns)
 	if err != nil {
 		return nil, fmt.Errorf("netlink handle in %s: %w", where, err)
 	}
-	d := &device{tb: tb, name: name, where: where, h: h, stop: make(chan struct{}), ended: make(chan struct{})}
-	updates := make(chan netlink.LinkUpdate, 64)
-	err = netlink.LinkSubscribeWithOptions(updates, d.stop, netlink.LinkSubscribeOptions{
-		Namespace: &ns, ErrorCallback: d.notificationsLost})
+	d := &device{tb: tb, name: name, where: where, h: h}
+	stop, err := subscribeLinks(ns, d.update, d.notificationsLost)
 	if err != nil {
 		h.Close()
 		return nil, fmt.Errorf("link notifications in %s: %w", where, err)
 	}
 	l, err := h.LinkByName(name)
 	if err != nil {
-		close(d.stop)
-		for range updates {
-		}
+		stop()
 		h.Close()
 		return nil, fmt.Errorf("%s in %s: %w", name, where, err)
 	}
 	d.mu.Lock()
-	d.index = l.Attrs().Index
-	d.up, d.carrier = l.Attrs().RawFlags&unix.IFF_UP != 0, l.Attrs().RawFlags&unix.IFF_LOWER_UP != 0
-	d.mu.Unlock()
+	defer d.mu.Unlock()
+	d.stop, d.index = stop, l.Attrs().Index
+	d.flags = l.Attrs().RawFlags & (unix.IFF_UP | unix.IFF_LOWER_UP)
+	if d.flags&unix.IFF_UP == 0 {
+		d.record("down")
+	}
+	return d, nil
+}
+
+// subscribeLinks hands every link notification of ns to fn, from a
+// goroutine of its own, until stop, which returns once fn has returned
+// for the last time. lost is called when the subscription ends early (an
+// overrun: notifications were lost).
+func subscribeLinks(ns netns.NsHandle, fn func(netlink.LinkUpdate), lost func(error)) (stop func(), err error) {
+	done, ended := make(chan struct{}), make(chan struct{})
+	updates := make(chan netlink.LinkUpdate, 64)
+	err = netlink.LinkSubscribeWithOptions(updates, done, netlink.LinkSubscribeOptions{
+		Namespace: &ns,
+		ErrorCallback: func(err error) {
+			select {
+			case <-done: // stop closed the subscription's socket
+			default:
+				lost(err)
+			}
+		}})
+	if err != nil {
+		return nil, err
+	}
 	go func() {
-		defer close(d.ended)
+		defer close(ended)
 		for u := range updates {
-			d.update(u)
+			fn(u)
 		}
 	}()
-	return d, nil
+	var once sync.Once
+	return func() { once.Do(func() { close(done); <-ended }) }, nil
+}
+
+// flagChanges names what changed between two IFF_ flag sets: "up",
+// "down", "carrier on", "carrier off".
+func flagChanges(was, is uint32) []string {
+	var out []string
+	if (was^is)&unix.IFF_UP != 0 {
+		out = append(out, map[bool]string{true: "up", false: "down"}[is&unix.IFF_UP != 0])
+	}
+	if (was^is)&unix.IFF_LOWER_UP != 0 {
+		out = append(out, map[bool]string{true: "carrier on", false: "carrier off"}[is&unix.IFF_LOWER_UP != 0])
+	}
+	return out
 }
 
 // String names the device in messages: "fdbmigt0 (ifindex 7) in NS".
@@ -105,8 +141,8 @@ func (d *device) String() string {
 func (d *device) update(u netlink.LinkUpdate) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if int(u.Index) != d.index || d.lost != "" {
-		return
+	if int(u.Index) != d.index || d.lost != "" || u.Family == unix.AF_BRIDGE {
+		return // AF_BRIDGE: the bridge's news of its port (a DELLINK when it leaves the bridge)
 	}
 	if u.Header.Type == unix.RTM_DELLINK {
 		d.record("deleted")
@@ -118,20 +154,15 @@ func (d *device) update(u netlink.LinkUpdate) {
 		d.loseLocked("it was renamed to " + name)
 		return
 	}
-	up, carrier := u.Flags&unix.IFF_UP != 0, u.Flags&unix.IFF_LOWER_UP != 0
-	if up != d.up {
-		d.up = up
-		d.record(map[bool]string{true: "up", false: "down"}[up])
+	for _, what := range flagChanges(d.flags, u.Flags) {
+		d.record(what)
 	}
-	if carrier != d.carrier {
-		d.carrier = carrier
-		d.record(map[bool]string{true: "carrier on", false: "carrier off"}[carrier])
-	}
+	d.flags = u.Flags & (unix.IFF_UP | unix.IFF_LOWER_UP)
 }
 
 // record notes and logs one change; d.mu is held.
 func (d *device) record(what string) {
-	c := LinkChange{At: time.Now(), What: what}
+	c := LinkChange{At: time.Now(), Ifindex: d.index, What: what}
 	d.changes = append(d.changes, c)
 	d.tb.Logf("%s: %s at %s", d, what, c.At.Format("15:04:05.000"))
 }
@@ -154,11 +185,6 @@ func (d *device) socketDown() {
 // the subscription ends, and the device is checked by name only, when the
 // counter is read.
 func (d *device) notificationsLost(err error) {
-	select {
-	case <-d.stop: // the subscription's socket was closed by finish
-		return
-	default:
-	}
 	d.tb.Logf("%s: link notifications ended (%v): the device is checked by name only from here", d, err)
 }
 
@@ -246,8 +272,7 @@ func (d *device) ExpectGone() {
 // returns why the device was lost, or "".
 func (d *device) finish() string {
 	lost := d.Lost()
-	close(d.stop)
-	<-d.ended
+	d.stop()
 	d.h.Close()
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -296,4 +321,86 @@ func bindPacket(ns netns.NsHandle, d *device, proto uint16, timeout time.Duratio
 		return nil
 	})
 	return fd, err
+}
+
+// LinkLog records what happens to every device called name in a
+// namespace, whatever its ifindex, from the kernel's link notifications:
+// `ip monitor link` for one name, with the time each notification came.
+type LinkLog struct {
+	name    string
+	mu      sync.Mutex
+	flags   map[int]uint32 // per ifindex, as last seen
+	changes []LinkChange
+	stop    func()
+}
+
+// WatchLinks starts a LinkLog of name in ns, from when it returns; Stop
+// ends it, at the latest when tb ends.
+func WatchLinks(tb testing.TB, ns netns.NsHandle, where, name string) (*LinkLog, error) {
+	l := &LinkLog{name: name, flags: map[int]uint32{}}
+	// A device of that name that exists already was not made now: its
+	// state is known before the notifications start.
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return nil, fmt.Errorf("netlink handle in %s: %w", where, err)
+	}
+	defer h.Close()
+	if link, err := h.LinkByName(name); err == nil {
+		l.flags[link.Attrs().Index] = link.Attrs().RawFlags & (unix.IFF_UP | unix.IFF_LOWER_UP)
+	}
+	stop, err := subscribeLinks(ns, l.update, func(err error) {
+		tb.Errorf("%s in %s: link notifications lost (%v): the log of its changes is incomplete", name, where, err)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("link notifications in %s: %w", where, err)
+	}
+	l.stop = stop
+	tb.Cleanup(func() { l.Stop() })
+	return l, nil
+}
+
+func (l *LinkLog) update(u netlink.LinkUpdate) {
+	if u.Family == unix.AF_BRIDGE {
+		return // the bridge's news of its port, not of the device
+	}
+	at, index := time.Now(), int(u.Index)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	was, known := l.flags[index]
+	if !known && u.Attrs().Name != l.name {
+		return
+	}
+	add := func(what string) { l.changes = append(l.changes, LinkChange{At: at, Ifindex: index, What: what}) }
+	if u.Header.Type == unix.RTM_DELLINK {
+		add("deleted")
+		delete(l.flags, index)
+		return
+	}
+	if name := u.Attrs().Name; name != l.name {
+		add("renamed to " + name)
+		delete(l.flags, index)
+		return
+	}
+	is := u.Flags & (unix.IFF_UP | unix.IFF_LOWER_UP)
+	if !known {
+		add("made")
+		was = ^is // so that its first state is listed
+	}
+	for _, what := range flagChanges(was, is) {
+		add(what)
+	}
+	l.flags[index] = is
+}
+
+// Changes returns what the log recorded so far, in order.
+func (l *LinkLog) Changes() []LinkChange {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]LinkChange(nil), l.changes...)
+}
+
+// Stop ends the log and returns what it recorded, in order.
+func (l *LinkLog) Stop() []LinkChange {
+	l.stop()
+	return l.Changes()
 }

@@ -122,15 +122,14 @@ func (f *tapFollower) seen(idx int) {
 
 // Stop ends following and counting. It returns when the first instance
 // appeared (zero if none did), when each frame first reached any
-// instance, what the guest sent on them together and what happened to
-// the tap (down, up, …), and how many instances there were.
-func (f *tapFollower) Stop() (first time.Time, got map[string]time.Time, merged *tapCounter, changes []testlab.LinkChange, instances int) {
+// instance, what the guest sent on them together, and how many instances
+// there were.
+func (f *tapFollower) Stop() (first time.Time, got map[string]time.Time, merged *tapCounter, instances int) {
 	close(f.stop)
 	<-f.done
 	got = map[string]time.Time{}
 	merged = &tapCounter{host: f.h.Name, dev: f.dev, fromGuest: map[int]time.Time{}, fromGuestN: map[int]int{}}
 	for _, c := range f.counters {
-		changes = append(changes, c.capture.Changes()...)
 		for m, at := range c.Stop() {
 			if prev, ok := got[m]; !ok || at.Before(prev) {
 				got[m] = at
@@ -146,7 +145,7 @@ func (f *tapFollower) Stop() (first time.Time, got map[string]time.Time, merged 
 	if len(f.counters) > 0 {
 		first = f.opened[0]
 	}
-	return first, got, merged, changes, len(f.counters)
+	return first, got, merged, len(f.counters)
 }
 
 // sender plays a neighbour sending test frames to one MAC at a steady

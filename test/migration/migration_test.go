@@ -111,6 +111,14 @@ func sameSnapshot(t *testing.T, h *Host, what string, before, after []string) {
 // frames to g's MAC every period, and counts each frame on both taps.
 func measuredMigration(t *testing.T, p *Pair, g Guest, src, dst *Host, period time.Duration, flags ...string) (timeline, map[string]*tally) {
 	t.Helper()
+	var links [2]*testlab.LinkLog // what the kernel says of the tap on src and dst
+	for i, h := range []*Host{src, dst} {
+		l, err := testlab.WatchLinks(t, h.Net.NetNS, "host "+h.Name, g.Tap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		links[i] = l
+	}
 	srcCount, err := openCounter(t, src, g.Tap)
 	if err != nil {
 		t.Fatal(err)
@@ -143,9 +151,9 @@ func measuredMigration(t *testing.T, p *Pair, g Guest, src, dst *Host, period ti
 	time.Sleep(2 * time.Second)
 	frames := s.Stop()
 	time.Sleep(200 * time.Millisecond)
-	tapSeen, dstGot, dc, dstChanges, instances := dstFollow.Stop()
-	srcChanges := srcCount.capture.Changes()
+	tapSeen, dstGot, dc, instances := dstFollow.Stop()
 	srcGot := srcCount.Stop()
+	srcLinks, dstLinks := links[0].Stop(), links[1].Stop()
 	if instances == 0 {
 		t.Fatalf("the destination's tap %s never appeared", g.Tap)
 	}
@@ -161,6 +169,12 @@ func measuredMigration(t *testing.T, p *Pair, g Guest, src, dst *Host, period ti
 		t.Logf("host %s: the guest sent %v", c.host, sentBy)
 	}
 	tl.tapSeen = tapSeen
+	for _, c := range dstLinks {
+		if c.What == "made" { // the kernel's word, not the 2 ms poll's
+			tl.tapSeen = c.At
+			break
+		}
+	}
 	ev, ok := src.events.WaitFor(g.Name, "Suspended Migrated", tl.begin, 5*time.Second)
 	if !ok {
 		t.Fatalf("no Suspended Migrated event from host %s; events: %v", src.Name, src.events.Since(tl.begin))
@@ -174,13 +188,13 @@ func measuredMigration(t *testing.T, p *Pair, g Guest, src, dst *Host, period ti
 	figure(t, "migration %s -> %s %v: %v (virsh), destination tap up %v before the resume, downtime %v",
 		src.Name, dst.Name, flags, took.Round(time.Millisecond), tl.dstResumed.Sub(tl.tapSeen).Round(time.Millisecond),
 		tl.dstResumed.Sub(tl.srcPaused).Round(time.Millisecond))
-	for _, c := range srcChanges {
+	for _, c := range srcLinks {
 		if c.What == "deleted" && c.At.Before(tl.srcPaused) {
 			t.Errorf("host %s: the source's tap %s was deleted at %s, before the source paused: the guest lost its NIC", src.Name, g.Tap, c.At.Format("15:04:05.000"))
 		}
 	}
-	tapChanges(t, "source tap on "+src.Name, srcChanges, tl, frames, srcGot, dstGot)
-	tapChanges(t, "destination tap on "+dst.Name, dstChanges, tl, frames, srcGot, dstGot)
+	tapChanges(t, "source tap on "+src.Name, srcLinks, tl, frames, srcGot, dstGot)
+	tapChanges(t, "destination tap on "+dst.Name, dstLinks, tl, frames, srcGot, dstGot)
 	counts := classify(tl, frames, srcGot, dstGot)
 	phases := make([]string, 0, len(counts))
 	for ph := range counts {
@@ -193,37 +207,36 @@ func measuredMigration(t *testing.T, p *Pair, g Guest, src, dst *Host, period ti
 	return tl, counts
 }
 
-// tapChanges prints what happened to a tap during the migration (down,
-// up, carrier, deleted), against the lifecycle events, and where the
-// neighbour's frames sent while it was down went.
+// tapChanges prints what the kernel announced of a tap during the
+// migration (made, down, up, carrier, deleted), against the resume, and
+// where the neighbour's frames sent while it was down went.
 func tapChanges(t *testing.T, what string, changes []testlab.LinkChange, tl timeline, frames []sent, src, dst map[string]time.Time) {
 	t.Helper()
 	if len(changes) == 0 {
-		figure(t, "%s: no change (never down)", what)
+		figure(t, "%s: no change", what)
 		return
 	}
 	parts := make([]string, len(changes))
 	for i, c := range changes {
-		parts[i] = fmt.Sprintf("%s %s", c.What, tl.relative(c.At))
+		parts[i] = fmt.Sprintf("%s (ifindex %d) at the resume%+.1fms", c.What, c.Ifindex, ms(c.At.Sub(tl.dstResumed)))
 	}
 	figure(t, "%s: %s", what, strings.Join(parts, ", "))
-	var down time.Time
+	down := map[int]time.Time{}
 	for _, c := range changes {
-		switch {
-		case c.What == "down" && down.IsZero():
-			down = c.At
-		case c.What == "up" && !down.IsZero():
-			figure(t, "%s down for %v (%s): %s", what, c.At.Sub(down).Round(time.Millisecond), tl.phase(down)[2:],
-				whileDown(frames, down, c.At, src, dst))
-			down = time.Time{}
+		switch c.What {
+		case "down":
+			down[c.Ifindex] = c.At
+		case "up":
+			if at, ok := down[c.Ifindex]; ok {
+				figure(t, "%s (ifindex %d) down for %.2fms, %s: %s", what, c.Ifindex, ms(c.At.Sub(at)), tl.phase(at)[2:],
+					whileDown(frames, at, c.At, src, dst))
+				delete(down, c.Ifindex)
+			}
 		}
 	}
 }
 
-// relative places at against the migration's events: "resume-12ms".
-func (tl timeline) relative(at time.Time) string {
-	return fmt.Sprintf("at the resume%+dms (tap seen%+dms)", at.Sub(tl.dstResumed).Milliseconds(), at.Sub(tl.tapSeen).Milliseconds())
-}
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // whileDown says where the frames sent in [from, to) went.
 func whileDown(frames []sent, from, to time.Time, src, dst map[string]time.Time) string {
