@@ -129,19 +129,7 @@ func TestCountersAcrossDownAndUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &marks{got: map[string]int{}}
-	c, err := lab.OpenCapture(t, n.NetNS, n.Name, "fdbtr0", m.count)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sock, err := lab.OpenPacket(t, n.NetNS, n.Name, "fdbtr0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tx, err := lab.OpenPacket(t, n.NetNS, n.Name, "fdbts0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, c, sock, tx := counters(t, n)
 	burst(t, tx, m, sock, "before")
 
 	n.IP("link", "set", "fdbtr0", "down")
@@ -180,19 +168,7 @@ func TestCountersAcrossDownAndUp(t *testing.T) {
 func TestCountersOnADeviceNotUpYet(t *testing.T) {
 	n := pair(t)
 	n.IP("link", "set", "fdbtr0", "down")
-	m := &marks{got: map[string]int{}}
-	c, err := lab.OpenCapture(t, n.NetNS, n.Name, "fdbtr0", m.count)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sock, err := lab.OpenPacket(t, n.NetNS, n.Name, "fdbtr0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tx, err := lab.OpenPacket(t, n.NetNS, n.Name, "fdbts0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, c, sock, tx := counters(t, n)
 	n.IP("link", "set", "fdbtr0", "up")
 	burst(t, tx, m, sock, "up")
 	waitFor(t, "the capture's up", func() bool { return hasChange(c.Changes(), "up") })
@@ -202,6 +178,24 @@ func TestCountersOnADeviceNotUpYet(t *testing.T) {
 	if lost := c.Stop(); lost != "" {
 		t.Errorf("the capture lost a device that came up: %s", lost)
 	}
+}
+
+// counters opens a capture (counting into m) and a packet socket on
+// fdbtr0, and the sender's packet socket on fdbts0.
+func counters(t *testing.T, n *lab.Namespace) (m *marks, c *lab.Capture, sock, tx *lab.PacketSock) {
+	t.Helper()
+	m = &marks{got: map[string]int{}}
+	c, err := lab.OpenCapture(t, n.NetNS, n.Name, "fdbtr0", m.count)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sock, err = lab.OpenPacket(t, n.NetNS, n.Name, "fdbtr0"); err != nil {
+		t.Fatal(err)
+	}
+	if tx, err = lab.OpenPacket(t, n.NetNS, n.Name, "fdbts0"); err != nil {
+		t.Fatal(err)
+	}
+	return m, c, sock, tx
 }
 
 // burst sends 20 frames marked tag-i once frames pass from tx to the
