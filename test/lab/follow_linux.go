@@ -64,7 +64,9 @@ type device struct {
 // not up yet (a tap libvirt has just made) is recorded as down: a socket
 // bound to it reports ENETDOWN and receives once it is up.
 func followDevice(tb testing.TB, ns netns.NsHandle, where, name string) (*device, error) {
-	h, err := netlink.NewHandleAt(ns)
+	// NETLINK_ROUTE alone: test/vm's kernel has no xfrm or netfilter
+	// netlink, which a handle for every family would open.
+	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 	if err != nil {
 		return nil, fmt.Errorf("netlink handle in %s: %w", where, err)
 	}
@@ -340,7 +342,7 @@ func WatchLinks(tb testing.TB, ns netns.NsHandle, where, name string) (*LinkLog,
 	l := &LinkLog{name: name, flags: map[int]uint32{}}
 	// A device of that name that exists already was not made now: its
 	// state is known before the notifications start.
-	h, err := netlink.NewHandleAt(ns)
+	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 	if err != nil {
 		return nil, fmt.Errorf("netlink handle in %s: %w", where, err)
 	}
