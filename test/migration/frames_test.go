@@ -78,8 +78,11 @@ type tapFollower struct {
 	stop     chan struct{}
 	done     chan struct{}
 	counters []*tapCounter // one per instance, in order of appearance
-	indexes  []int
-	opened   []time.Time // when each instance was first seen
+	// downAtBind is how many of them were bound while their tap was not
+	// up yet (their socket reported ENETDOWN), known after Stop.
+	downAtBind int
+	indexes    []int
+	opened     []time.Time // when each instance was first seen
 }
 
 // followTap starts following dev on h, polling every 2 ms.
@@ -130,6 +133,14 @@ func (f *tapFollower) Stop() (first time.Time, got map[string]time.Time, merged 
 	got = map[string]time.Time{}
 	merged = &tapCounter{host: f.h.Name, dev: f.dev, fromGuest: map[int]time.Time{}, fromGuestN: map[int]int{}}
 	for _, c := range f.counters {
+		if changes := c.capture.Changes(); len(changes) > 0 && changes[0].What == "down" {
+			for _, ch := range changes {
+				if ch.What == "ENETDOWN" {
+					f.downAtBind++
+					break
+				}
+			}
+		}
 		for m, at := range c.Stop() {
 			if prev, ok := got[m]; !ok || at.Before(prev) {
 				got[m] = at

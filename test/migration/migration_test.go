@@ -160,6 +160,8 @@ func measuredMigration(t *testing.T, p *Pair, g Guest, src, dst *Host, period ti
 	if instances > 1 {
 		figure(t, "libvirt made the destination's tap %s %d times", g.Tap, instances)
 	}
+	figure(t, "counters bound to the destination's tap before it was up (their socket reported ENETDOWN, then counted on): %d of %d",
+		dstFollow.downAtBind, instances)
 	for _, c := range []*tapCounter{srcCount, dc} {
 		var sentBy []string
 		for et, n := range c.fromGuestN {
