@@ -14,20 +14,24 @@ import (
 )
 
 // What a packet socket bound to one device (by ifindex) does when the
-// device changes, read from the kernel's af_packet.c (packet_notifier) and
-// checked by capture_linux_test.go:
+// device changes, read from the kernel's af_packet.c (packet_do_bind,
+// packet_notifier) and checked by capture_linux_test.go:
 //   - the device goes down: the socket reports ENETDOWN once, to the next
 //     receive, and receives nothing while the device is down; once the
 //     device is up again the socket receives as before, on its own;
+//   - the device is not up yet when the socket is bound to it (a tap
+//     libvirt has just made): the same ENETDOWN, and the socket receives
+//     once the device is up;
 //   - the device is deleted: the same ENETDOWN, then the socket is bound
 //     to no device at all and receives nothing, ever, without another
 //     error, also when a device of the same name appears (it has another
 //     ifindex).
 // So a counter that stops at the first receive error stops counting at the
-// first down and up, and one that carries on cannot tell from its socket
-// that its device is gone: it would count a silent zero. A device follows
-// the counter's device through the kernel's link notifications, logs what
-// happens to it, and checks it by name when the counter is read.
+// first down and up (or at once, bound before its device was up), and one
+// that carries on cannot tell from its socket that its device is gone: it
+// would count a silent zero. A device follows the counter's device through
+// the kernel's link notifications, logs what happens to it, and checks it
+// by name when the counter is read.
 
 // LinkChange is one change of a followed device, as the kernel announced
 // it (or as its packet socket reported it).
