@@ -23,11 +23,15 @@ build:
 deps:
 	@test/deps.sh iproute2 file
 
-# Static checks: formatting, vet, and README figures quoted from bench/results.md.
+# Static checks: formatting, vet, the documentation's figures (quoted from
+# bench/results.md), and every command the README, the man page and the
+# shipped configuration show, run against this tree's binaries (test/docs).
 check:
 	@fmt=$$(gofmt -l cmd pkg test); if [ -n "$$fmt" ]; then echo "gofmt: $$fmt"; exit 1; fi
 	$(GO) vet ./...
 	@test/docs/figures.sh
+	@test/deps.sh groff-base
+	$(GO) test -count=1 ./test/docs/
 
 # Pure tests: parsing, config, planning; and pkg/kernel read back against the
 # netlink library in a throwaway network namespace (root; skipped otherwise).

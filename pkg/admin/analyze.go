@@ -14,7 +14,9 @@ type nicRef struct {
 	Guest string
 	NIC   string // alias, e.g. net0
 	MAC   string
-	Port  string
+	// MACs are the NIC's MAC and the extra MACs its metadata declares.
+	MACs []string
+	Port string
 	// Managed is true when a start would manage the NIC; Why says why not.
 	Managed bool
 	Why     string
@@ -52,13 +54,14 @@ func analyze(st *State) *analysis {
 			if n.BadMAC != nil {
 				continue
 			}
-			mac := n.MAC
-			ref := &nicRef{Guest: g.Name, NIC: n.Label(), MAC: mac, Port: n.Target}
+			ref := &nicRef{Guest: g.Name, NIC: n.Label(), MAC: n.MAC, MACs: append([]string{n.MAC}, g.Metadata(n).ExtraMACs...), Port: n.Target}
 			ref.Managed, ref.Why = planned(p, err, n.Label())
 			if n.Target != "" {
 				a.byPort[n.Target] = ref
 			}
-			a.byMAC[mac] = append(a.byMAC[mac], ref)
+			for _, mac := range ref.MACs {
+				a.byMAC[mac] = append(a.byMAC[mac], ref)
+			}
 		}
 	}
 	for _, g := range st.Defined {
@@ -152,11 +155,14 @@ func (a *analysis) classify(e model.Entry) (state string, owner *nicRef, why str
 	refs := a.byMAC[e.MAC]
 	if port.IsGuestPort() {
 		if ref := a.byPort[port.Name]; ref != nil {
-			if ref.MAC == e.MAC {
+			if slices.Contains(ref.MACs, e.MAC) {
+				if k := a.keeperOf(ref, e.MAC, port); k != nil {
+					return EntryRoamed, k, fmt.Sprintf("%s's MAC is on %s, the port of %s, which has it too but does not keep it (a duplicate MAC)", k.label(), port.Name, ref.label())
+				}
 				return EntryOK, ref, ""
 			}
 			if len(refs) > 0 {
-				return EntryRoamed, refs[0], fmt.Sprintf("%s's MAC is on %s, the port of %s", refs[0].label(), port.Name, ref.label())
+				return EntryRoamed, owning(refs), fmt.Sprintf("%s's MAC is on %s, the port of %s", owning(refs).label(), port.Name, ref.label())
 			}
 			return EntryUnknown, nil, fmt.Sprintf("on %s's port, but no running guest has this MAC (an address behind the guest?)", ref.label())
 		}
@@ -171,12 +177,37 @@ func (a *analysis) classify(e model.Entry) (state string, owner *nicRef, why str
 		return EntryStale, nil, fmt.Sprintf("no running guest owns tap %s", port.Name)
 	}
 	if len(refs) > 0 {
-		return EntryRoamed, refs[0], fmt.Sprintf("%s's MAC is on %s %s instead of its port %s", refs[0].label(), device(port), port.Name, refs[0].Port)
+		o := owning(refs)
+		return EntryRoamed, o, fmt.Sprintf("%s's MAC is on %s %s instead of its port %s", o.label(), device(port), port.Name, o.Port)
 	}
 	if g, ok := a.defined[e.MAC]; ok {
 		return EntryStale, nil, fmt.Sprintf("guest %s has this MAC and is not running", g)
 	}
 	return EntryUnknown, nil, "no known guest has this MAC"
+}
+
+// keeperOf returns the running guest's NIC that keeps mac when it is not
+// ref's, whose port (on its bridge) holds the entry: a duplicate MAC
+// (DecideMAC); nil when ref keeps it.
+func (a *analysis) keeperOf(ref *nicRef, mac string, port *model.Link) *nicRef {
+	br := a.st.Kernel.DeviceByIndex(port.MasterIndex)
+	if br == nil {
+		return nil
+	}
+	d, err := a.st.DecideMAC(MACQuestion{Guest: ref.Guest, NIC: ref.NIC, MAC: mac, Port: port, Bridge: br, Rewrite: true})
+	if err != nil || d.Action != RefuseNIC || d.Owner == nil {
+		return nil
+	}
+	return a.byPort[d.Owner.Port]
+}
+
+// owning picks, of the running guests' NICs with a MAC, the one managed
+// first: the one whose entry it is when the MAC is a duplicate.
+func owning(refs []*nicRef) *nicRef {
+	if i := slices.IndexFunc(refs, func(r *nicRef) bool { return r.Managed }); i >= 0 {
+		return refs[i]
+	}
+	return refs[0]
 }
 
 // staticEntries returns the bridge's static entries on its ports (not on

@@ -87,6 +87,9 @@ type System struct {
 	// Identify returns the fdbhook program ("qemu-hook", "network-hook")
 	// the file at path is and its version, or "" when it is not fdbhook.
 	Identify func(path string) (program, version string)
+	// Syslog reports whether the system log (/dev/log) can be reached;
+	// nil: not checked.
+	Syslog func() error
 	// Version is this binary's version.
 	Version string
 	// Owner is the uid the configuration and the hooks must belong to:
@@ -109,7 +112,19 @@ func Doctor(sys *System) []Check {
 	if cfg != nil {
 		out = append(out, bridgeChecks(cfg, sys.Networks, links, linksOK)...)
 	}
+	if sys.Syslog != nil {
+		out = append(out, syslogCheck(sys.Syslog()))
+	}
 	return out
+}
+
+// syslogCheck says where the hooks' and the watcher's log lines go.
+func syslogCheck(err error) Check {
+	if err == nil {
+		return Check{OK, "log", "the system log is reachable: the hooks log there (facility daemon, tag fdbhook), the watcher too (tag fdbhook-watch)"}
+	}
+	return Check{Warn, "log", fmt.Sprintf("no system log (%v): the hooks' log lines are lost (a refused start still shows its cause in virsh's error), "+
+		"and fdbhook watch logs to standard error only: start a syslog daemon or systemd-journald, or run the watcher as fdbhook.service", err)}
 }
 
 // kernelChecks asks whether this kernel has what fdbhook needs: its
@@ -440,7 +455,7 @@ func bridgeChecks(cfg *config.Config, nets Networks, links []*model.Link, linksO
 		l := byName[bridge]
 		switch {
 		case l == nil:
-			out = append(out, Check{missing, name, fmt.Sprintf("bridge %s%s does not exist", bridge, via)})
+			out = append(out, Check{missing, name, noBridge(cfg, links, bridge, via)})
 		case l.Type != "bridge":
 			out = append(out, Check{Fail, name, fmt.Sprintf("%s%s is %s, not a Linux bridge: fdbhook manages Linux bridges only", bridge, via, l.Describe())})
 		default:
@@ -474,6 +489,27 @@ func bridgeChecks(cfg *config.Config, nets Networks, links []*model.Link, linksO
 		}
 	}
 	return out
+}
+
+// noBridge says that a configured bridge does not exist, where the
+// configuration names it, which bridges do, and what to do.
+func noBridge(cfg *config.Config, links []*model.Link, bridge, via string) string {
+	var have []string
+	for _, l := range links {
+		if l.Type == "bridge" {
+			have = append(have, l.Name)
+		}
+	}
+	slices.Sort(have)
+	there := "there is no Linux bridge on this host"
+	if len(have) > 0 {
+		there = "the Linux bridges here are " + strings.Join(have, ", ")
+	}
+	if via != "" {
+		return fmt.Sprintf("bridge %s%s does not exist (%s): start the network (virsh net-start), or fix its definition", bridge, via, there)
+	}
+	return fmt.Sprintf("bridge %s does not exist (bridges, %s); %s: fix the name there, or create the bridge (ip link add %s type bridge)",
+		bridge, config.Where(cfg.Path, "bridges"), there, bridge)
 }
 
 // parseVersion reads the leading dotted numbers of s ("6.1.0-18-amd64" →

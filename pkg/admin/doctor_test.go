@@ -157,6 +157,9 @@ func TestDoctorInstalledAndConfigured(t *testing.T) {
 		bridge br9 | fail | does not exist
 	`)
 	expect(t, checks, "qemu hook", OK, "-> "+bin+" (qemu-hook 1.0)")
+	// What to do about the missing bridge: the line that names it, the
+	// bridges there are, the command that creates it.
+	expect(t, checks, "bridge br9", Fail, "bridge br9 does not exist (bridges, line 1 of "+sys.ConfigPath+"); the Linux bridges here are br0: fix the name there, or create the bridge (ip link add br9 type bridge)")
 
 	// Another program's hook existed before the daemon started, fdbhook's
 	// came after: libvirt runs the hook directory, no reload needed,
@@ -321,4 +324,14 @@ func TestStartTicks(t *testing.T) {
 	if _, err := startTicks([]byte("1 (x) S 1")); err == nil {
 		t.Error("startTicks of a short line: no error")
 	}
+}
+
+// TestDoctorSyslog: doctor says where the log lines go, and warns when
+// nothing receives them.
+func TestDoctorSyslog(t *testing.T) {
+	sys, _ := fakeSystem(t)
+	sys.Syslog = func() error { return nil }
+	expect(t, Doctor(sys), "log", OK, "the system log is reachable")
+	sys.Syslog = func() error { return errors.New("Unix syslog delivery error") }
+	expect(t, Doctor(sys), "log", Warn, "no system log (Unix syslog delivery error): the hooks' log lines are lost")
 }

@@ -137,8 +137,8 @@ func ReconcileGuest(st *State, w model.ReadWriter, g *guest.Guest, dry bool, adj
 	}
 	gr.Warnings = p.Warnings
 	for _, s := range p.Steps {
-		if s.Kind == plan.AddEntry {
-			gr.Managed = append(gr.Managed, s.NIC+" on "+s.Port)
+		if on := s.NIC + " on " + s.Port; s.Kind == plan.AddEntry && !slices.Contains(gr.Managed, on) {
+			gr.Managed = append(gr.Managed, on)
 		}
 		if changes(st.Kernel, s) {
 			gr.Changes = append(gr.Changes, s)

@@ -155,8 +155,11 @@ func (s *Snapshot) Record(st plan.Step) {
 		if !ok {
 			return // not dumped yet: the dump will show it
 		}
-		m[st.MAC] = append(slices.DeleteFunc(m[st.MAC], func(e model.Entry) bool { return !e.Local() }),
-			model.Entry{MAC: st.MAC, Port: st.Port, PortIndex: st.PortIndex, State: model.NUDNoARP, NTFlags: model.NTFMaster})
+		e := model.Entry{MAC: st.MAC, Port: st.Port, PortIndex: st.PortIndex, State: model.NUDNoARP, NTFlags: model.NTFMaster}
+		if st.Sticky {
+			e.NTFlags |= model.NTFSticky
+		}
+		m[st.MAC] = append(slices.DeleteFunc(m[st.MAC], func(e model.Entry) bool { return !e.Local() }), e)
 	case plan.ExtendEntry:
 		// The kernel copied the entry to each VLAN of the port, which the
 		// snapshot does not know: the next question dumps the FDB again.

@@ -38,9 +38,11 @@ type State struct {
 	// Notes are things worth telling that are not problems.
 	Notes []string
 
-	// owners maps a tap to the running guest naming it, built from Running
-	// at the first plan (Running must not change after that).
+	// owners maps a tap to the running guest naming it, and claims a MAC
+	// to the running guests' NICs that have it, both built from Running
+	// when first needed (Running must not change after that).
 	owners map[string]string
+	claims map[string][]Claim
 }
 
 // ReadGuests reads the guests of a libvirt directory for a State
@@ -55,21 +57,33 @@ func ReadGuests(dir string) (guests []*guest.Guest, ok bool, notes []string, err
 }
 
 // view is the plan.View of a State: kernel lookups from the snapshot,
-// networks from libvirt's files, port owners from the running guests.
+// networks from libvirt's files, port owners from the running guests, and
+// a MAC that several of them have decided by DecideMAC.
 type view struct {
 	*Snapshot
-	nets   Networks
-	owners map[string]string
+	st *State
 }
 
-func (v view) Network(name string) (*model.Network, error) { return v.nets.Network(name) }
-func (v view) PortOwner(port string) (string, error)       { return v.owners[port], nil }
+func (v view) Network(name string) (*model.Network, error) { return v.st.Networks.Network(name) }
+func (v view) PortOwner(port string) (string, error)       { return v.st.portOwners()[port], nil }
 
-func (st *State) view() view {
+// JudgeMAC implements plan.MACJudge.
+func (v view) JudgeMAC(guest, nic, mac string, tap, br *model.Link) (plan.MACJudgement, error) {
+	d, err := v.st.DecideMAC(MACQuestion{Guest: guest, NIC: nic, MAC: mac, Port: tap, Bridge: br, Rewrite: true})
+	if err != nil || d.Action == RefuseNIC {
+		return plan.MACJudgement{Refuse: d.Why}, err
+	}
+	return plan.MACJudgement{Pin: d.Pin, Why: d.Why}, nil
+}
+
+func (st *State) view() view { return view{Snapshot: st.Kernel, st: st} }
+
+// portOwners maps each running guest's port to the guest.
+func (st *State) portOwners() map[string]string {
 	if st.owners == nil {
 		st.owners = libvirt.PortOwners(st.Running)
 	}
-	return view{Snapshot: st.Kernel, nets: st.Networks, owners: st.owners}
+	return st.owners
 }
 
 // managedBridge is a bridge status looks at, and why.

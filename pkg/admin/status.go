@@ -368,15 +368,21 @@ func (r *bridgeReporter) guestPort(p *model.Link, ref *nicRef, static []model.En
 		r.flag(Problem{Kind: ProblemPortFlags, Port: p.Name, Guest: ref.Guest, NIC: ref.NIC, MAC: ref.MAC,
 			Text: fmt.Sprintf("guest port %s (%s) still has %s: run reconcile", p.Name, ref.label(), learnFlood(p.Flags))})
 	}
-	if slices.ContainsFunc(static, func(e model.Entry) bool { return e.PortIndex == p.Index && e.MAC == ref.MAC }) {
-		return
+	for _, mac := range ref.MACs {
+		if slices.ContainsFunc(static, func(e model.Entry) bool { return e.PortIndex == p.Index && e.MAC == mac }) {
+			continue
+		}
+		what := ""
+		if mac != ref.MAC {
+			what = "extra MAC "
+		}
+		text := fmt.Sprintf("guest %s %s (%s%s): no static entry on its port %s", ref.Guest, ref.NIC, what, mac, p.Name)
+		if i := slices.IndexFunc(static, func(e model.Entry) bool { return e.MAC == mac }); i >= 0 {
+			text += fmt.Sprintf(" (its static entry is on %s)", static[i].Port)
+		}
+		r.flag(Problem{Kind: ProblemNoEntry, Port: p.Name, Guest: ref.Guest, NIC: ref.NIC, MAC: mac,
+			Text: text + ": run reconcile"})
 	}
-	text := fmt.Sprintf("guest %s %s (%s): no static entry on its port %s", ref.Guest, ref.NIC, ref.MAC, p.Name)
-	if i := slices.IndexFunc(static, func(e model.Entry) bool { return e.MAC == ref.MAC }); i >= 0 {
-		text += fmt.Sprintf(" (its static entry is on %s)", static[i].Port)
-	}
-	r.flag(Problem{Kind: ProblemNoEntry, Port: p.Name, Guest: ref.Guest, NIC: ref.NIC, MAC: ref.MAC,
-		Text: text + ": run reconcile"})
 }
 
 // entry adds one static entry's row, classified by whose it is, and flags
@@ -396,7 +402,7 @@ func (r *bridgeReporter) entry(e model.Entry, ports []*model.Link, static []mode
 			Text: fmt.Sprintf("stale entry %s: %s: run reconcile", e, why)})
 	case EntryRoamed:
 		if owner.Managed && slices.ContainsFunc(ports, func(p *model.Link) bool { return p.Name == owner.Port }) &&
-			!slices.ContainsFunc(static, func(x model.Entry) bool { return x.Port == owner.Port && x.MAC == owner.MAC }) {
+			!slices.ContainsFunc(static, func(x model.Entry) bool { return x.Port == owner.Port && x.MAC == e.MAC }) {
 			return
 		}
 		r.flag(Problem{Kind: ProblemRoamed, Port: e.Port, Guest: owner.Guest, NIC: owner.NIC, MAC: e.MAC,

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"github.com/fdbhook/fdbhook/pkg/logline"
 	"github.com/fdbhook/fdbhook/pkg/runstate"
 
 	"bytes"
@@ -221,4 +222,14 @@ func LxcDriverInstalled() bool {
 		}
 	}
 	return false
+}
+
+// SyslogReachable reports whether the system log can be reached, as the
+// hooks and the watcher reach it (/dev/log).
+func SyslogReachable() error {
+	h, err := logline.Syslog("fdbhook")
+	if err != nil {
+		return err
+	}
+	return h.Writer.Close()
 }

@@ -281,6 +281,7 @@ func doctor(e *Env, args []string) int {
 		Daemons:        admin.Daemons,
 		LxcDriver:      admin.LxcDriverInstalled,
 		Identify:       admin.Identify,
+		Syslog:         admin.SyslogReachable,
 		Version:        version.Version,
 	})
 	checks = append(checks, watcherCheck(watcherReport(e)))

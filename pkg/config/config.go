@@ -223,6 +223,9 @@ func decode(text string) (*Config, error) {
 		if errors.As(err, &perr) {
 			return nil, fmt.Errorf("line %d: %s", perr.Position.Line, perr.Message)
 		}
+		if hint := typeHint(text); hint != nil {
+			return nil, hint
+		}
 		return nil, err
 	}
 	if un := md.Undecoded(); len(un) > 0 {
@@ -235,10 +238,10 @@ func decode(text string) (*Config, error) {
 	// The decoder accepts an array where a table is expected and drops it;
 	// refuse that rather than silently apply no policy.
 	for _, k := range md.Keys() {
-		if k[0] == "watch" && len(k) == 1 && md.Type(k...) != "Hash" {
-			return nil, fmt.Errorf("watch must be a table ([watch])")
-		}
-		if k[0] == "bridge" && len(k) <= 2 && md.Type(k...) != "Hash" {
+		if (k[0] == "watch" && len(k) == 1 || k[0] == "bridge" && len(k) <= 2) && md.Type(k...) != "Hash" {
+			if hint := typeHint(text); hint != nil {
+				return nil, hint
+			}
 			return nil, fmt.Errorf("%s must be a table ([%s])", k, k)
 		}
 	}

@@ -23,33 +23,43 @@ func (r *Runner) RunNetwork(args []string) int {
 }
 
 // networkHook handles one libvirt network event. An operation the table
-// ignores returns before the configuration is read or the log opened.
+// ignores returns before the configuration is read or the log opened. A
+// run that fails is counted, as operation network-OP.
 func (r *Runner) networkHook(network, op, subop, _ string, dry bool) int {
 	if !events.Network[[2]string{op, subop}] {
 		return ExitOK
 	}
+	code, failed := r.networkRun(network, op, subop, dry)
+	if failed {
+		r.countLocked("network-"+op, true, dry)
+	}
+	return code
+}
+
+func (r *Runner) networkRun(network, op, subop string, dry bool) (code int, failed bool) {
 	cfg, cfgErr, err := r.configure()
 	if err != nil {
 		fmt.Fprintf(r.Stderr, "fdbhook: network %s: %v\n", network, err)
-		return ExitOK
+		return ExitOK, true
 	}
 	log := r.log.WithField("network", network)
 	if cfgErr != nil {
 		// Fail the network start on a broken configuration: guests on it
 		// would fail to start anyway, and this says why earlier.
 		fmt.Fprintf(r.Stderr, "fdbhook: network %s: %v\n", network, cfgErr)
-		return ExitConfig
+		return ExitConfig, true
 	}
 	if err := r.networkEvent(cfg, network, op, dry, log); err != nil {
 		if errors.Is(err, errNetworkInput) {
 			fmt.Fprintf(r.Stderr, "fdbhook: network %s: %v\n", network, err)
-			return ExitInput
+			return ExitInput, true
 		}
 		// Bridge policy is applied again at every guest start; a network
 		// that cannot get it yet still starts.
 		log.Errorf("%s %s: %v", op, subop, err)
+		return ExitOK, true
 	}
-	return ExitOK
+	return ExitOK, false
 }
 
 func (r *Runner) networkEvent(cfg *config.Config, network, op string, dry bool, log *logrus.Entry) error {

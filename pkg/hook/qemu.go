@@ -74,6 +74,8 @@ type event struct {
 	dry    bool
 	log    *logrus.Entry
 	g      *guest.Guest
+	// counted: the run is in the run counts (under the lock).
+	counted bool
 }
 
 // RunQemu runs the qemu hook with the arguments after the program name and
@@ -96,6 +98,7 @@ func (r *Runner) domainHook(h domainHook, domain, op, subop string, dry bool) in
 	cfg, err, logErr := r.configure()
 	if logErr != nil {
 		fmt.Fprintf(r.Stderr, "fdbhook: %s: %v\n", domain, logErr)
+		r.countLocked(op, true, dry)
 		if row.mayFail {
 			return ExitConfig
 		}
@@ -104,6 +107,9 @@ func (r *Runner) domainHook(h domainHook, domain, op, subop string, dry bool) in
 	ev := &event{cfg: cfg, domain: domain, op: op, act: row.act, dry: dry, log: r.log.WithField("guest", domain)}
 	if err == nil {
 		err = r.domainEvent(h, ev)
+	}
+	if err != nil && !ev.counted {
+		r.countLocked(op, true, dry)
 	}
 	return r.exit(ev, subop, row, err)
 }
@@ -140,7 +146,9 @@ func (r *Runner) domainEvent(h domainHook, ev *event) (err error) {
 		return err
 	}
 	if ev.act == markIncoming {
-		return r.markIncoming(ev.g, ev.dry, ev.log)
+		err = r.markIncoming(ev.g, ev.dry, ev.log)
+		ev.counted = r.countLocked(ev.op, err != nil, ev.dry)
+		return err
 	}
 	if !ev.dry {
 		unlock, lerr := r.lock()
@@ -148,7 +156,7 @@ func (r *Runner) domainEvent(h domainHook, ev *event) (err error) {
 			return lerr
 		}
 		defer unlock()
-		defer func() { r.countRun(ev.op, err != nil, ev.log) }() // before unlock: the count needs the lock
+		defer func() { ev.counted = r.countRun(ev.op, err != nil, ev.log) }() // before unlock: the count needs the lock
 	}
 	k, err := r.OpenKernel()
 	if err != nil {
@@ -244,15 +252,40 @@ func (r *Runner) carryOut(ev *event, k model.ReadWriter, p *plan.Plan, incoming 
 }
 
 // countRun adds the run to the counts in the run directory, for the
-// metrics. The caller holds the lock. A count that cannot be written is
-// logged and changes nothing about the run.
-func (r *Runner) countRun(op string, failed bool, log *logrus.Entry) {
+// metrics, and reports whether it did. The caller holds the lock. A count
+// that cannot be written is logged (when log is set) and changes nothing
+// about the run.
+func (r *Runner) countRun(op string, failed bool, log *logrus.Entry) bool {
 	if r.RunDir == "" {
-		return
+		return false
 	}
 	if err := r.RunDir.CountHookRun(op, failed); err != nil {
-		log.Warnf("%s: counting the run: %v", op, err)
+		if log != nil {
+			log.Warnf("%s: counting the run: %v", op, err)
+		}
+		return false
 	}
+	return true
+}
+
+// countLocked counts a run that did not take the lock for its work: one
+// that failed before (a bad configuration, bad input) or needs none (the
+// mark of an incoming migration). It takes the lock for the count, and
+// reports whether it counted. Dry runs are not counted.
+func (r *Runner) countLocked(op string, failed, dry bool) bool {
+	if dry || r.RunDir == "" {
+		return false
+	}
+	unlock, err := r.lock()
+	if err != nil {
+		return false
+	}
+	defer unlock()
+	var log *logrus.Entry
+	if r.log != nil {
+		log = r.log.WithField("operation", op)
+	}
+	return r.countRun(op, failed, log)
 }
 
 func (r *Runner) logPlan(p *plan.Plan, log *logrus.Entry) {

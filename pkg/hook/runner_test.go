@@ -206,26 +206,40 @@ func TestFailures(t *testing.T) {
 	}
 }
 
-// TestRunCounts: runs that took the lock are counted by operation, failed
-// ones as failures too; ignored operations and dry runs are not counted.
+// TestRunCounts: runs are counted by operation, failed ones as failures
+// too, whatever the failure (a kernel refusal, a bad configuration, bad
+// input); ignored operations and dry runs are not counted.
 func TestRunCounts(t *testing.T) {
 	noTarget := bytes.Replace(startXML, []byte("<target dev='vnet7'/>"), []byte("<target dev='vnet99'/>"), 1)
+	badMeta := bytes.Replace(startXML, []byte("<metadata>"),
+		[]byte(`<metadata><fdbhook:fdb xmlns:fdbhook="urn:fdbhook:1" manage="maybe"/>`), 1)
 	for _, tc := range []struct {
 		name  string
+		cfg   string
 		stdin []byte
 		env   map[string]string
 		args  []string
 		want  map[string]runstate.RunCount
 	}{
-		{"start", startXML, nil, []string{"t2", "start", "begin", "-"}, map[string]runstate.RunCount{"start": {Runs: 1}}},
-		{"failed start", noTarget, nil, []string{"t2", "start", "begin", "-"}, map[string]runstate.RunCount{"start": {Runs: 1, Failed: 1}}},
-		{"failed reconnect", noTarget, nil, []string{"t2", "reconnect", "begin", "-"}, map[string]runstate.RunCount{"reconnect": {Runs: 1, Failed: 1}}},
-		{"stopped", startXML, nil, []string{"t2", "stopped", "end", "-"}, map[string]runstate.RunCount{"stopped": {Runs: 1}}},
-		{"ignored", startXML, nil, []string{"t2", "prepare", "begin", "-"}, map[string]runstate.RunCount{}},
-		{"dry run", startXML, map[string]string{"FDBHOOK_DRY_RUN": "1"}, []string{"t2", "start", "begin", "-"}, map[string]runstate.RunCount{}},
+		{"start", "", startXML, nil, []string{"t2", "start", "begin", "-"}, map[string]runstate.RunCount{"start": {Runs: 1}}},
+		{"bad config (exit 3)", "on_error = 1\n", startXML, nil, []string{"t2", "start", "begin", "-"}, map[string]runstate.RunCount{"start": {Runs: 1, Failed: 1}}},
+		{"bad log level (exit 3)", "", startXML, map[string]string{"FDBHOOK_LOG_LEVEL": "loud"}, []string{"t2", "start", "begin", "-"}, map[string]runstate.RunCount{"start": {Runs: 1, Failed: 1}}},
+		{"bad metadata (exit 4)", "", badMeta, nil, []string{"t2", "start", "begin", "-"}, map[string]runstate.RunCount{"start": {Runs: 1, Failed: 1}}},
+		{"bad xml (exit 4)", "", []byte("<domain>"), nil, []string{"t2", "start", "begin", "-"}, map[string]runstate.RunCount{"start": {Runs: 1, Failed: 1}}},
+		{"bad config at stop", "on_error = 1\n", startXML, nil, []string{"t2", "stopped", "end", "-"}, map[string]runstate.RunCount{"stopped": {Runs: 1, Failed: 1}}},
+		{"failed start", "", noTarget, nil, []string{"t2", "start", "begin", "-"}, map[string]runstate.RunCount{"start": {Runs: 1, Failed: 1}}},
+		{"failed reconnect", "", noTarget, nil, []string{"t2", "reconnect", "begin", "-"}, map[string]runstate.RunCount{"reconnect": {Runs: 1, Failed: 1}}},
+		{"stopped", "", startXML, nil, []string{"t2", "stopped", "end", "-"}, map[string]runstate.RunCount{"stopped": {Runs: 1}}},
+		{"migrate", "", startXML, nil, []string{"t2", "migrate", "begin", "-"}, map[string]runstate.RunCount{"migrate": {Runs: 1}}},
+		{"ignored", "", startXML, nil, []string{"t2", "prepare", "begin", "-"}, map[string]runstate.RunCount{}},
+		{"dry run", "", startXML, map[string]string{"FDBHOOK_DRY_RUN": "1"}, []string{"t2", "start", "begin", "-"}, map[string]runstate.RunCount{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := runQemu(t, cfgBr0, tc.stdin, tc.env, tc.args...)
+			cfg := cfgBr0
+			if tc.cfg != "" {
+				cfg = tc.cfg
+			}
+			r := runQemu(t, cfg, tc.stdin, tc.env, tc.args...)
 			got, err := r.runDir.HookRuns()
 			if err != nil {
 				t.Fatal(err)
@@ -291,5 +305,25 @@ func TestIgnoredOpsReadNothing(t *testing.T) {
 		if tc.code == ExitOK && r.stderr != "" {
 			t.Errorf("%s %s: stderr %q, want nothing", tc.op, tc.subop, r.stderr)
 		}
+	}
+}
+
+// TestNetworkHookFailuresCounted: a network start the hook fails (a bad
+// configuration, exit 3) is counted as network-start.
+func TestNetworkHookFailuresCounted(t *testing.T) {
+	netXML, err := os.ReadFile("../../testdata/libvirt-9.0/network-hostbr-start-begin.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := runHook(t, (*Runner).RunNetwork, "network-hook", "on_error = 1\n", netXML, nil, kerneltest.T2Host(), "hostbr", "start", "begin", "-")
+	if r.code != ExitConfig {
+		t.Fatalf("exit %d, want %d (stderr %q)", r.code, ExitConfig, r.stderr)
+	}
+	got, err := r.runDir.HookRuns()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (runstate.RunCount{Runs: 1, Failed: 1}); len(got) != 1 || got["network-start"] != want {
+		t.Errorf("counts %v, want network-start %v", got, want)
 	}
 }

@@ -34,10 +34,11 @@ type Source struct {
 	Version string
 }
 
-// HookOperations are the libvirt operations in which the hook acts; their
-// counters are reported (at 0) before they first run, so that rate() and
-// increase() see the first failure.
-var HookOperations = []string{"start", "reconnect", "attach", "stopped", "release"}
+// HookOperations are the libvirt operations in which the hooks act (the
+// qemu hook's, the lxc hook's started, the network hook's failures as
+// network-OP); their counters are reported (at 0) before they first run,
+// so that rate() and increase() see the first failure.
+var HookOperations = []string{"start", "started", "reconnect", "attach", "migrate", "stopped", "release", "network-start", "network-started"}
 
 // Guest port states of fdbhook_guest_ports.
 const (
@@ -85,10 +86,10 @@ var (
 // watcher's lock, the last reconcile's record.
 var (
 	descHookRuns = desc("hook_runs_total",
-		"libvirt hook runs in which fdbhook acted, since boot, by operation (start, reconnect, attach: apply; stopped, release: clean up).",
+		"libvirt hook runs in which fdbhook acted, since boot, by operation: start (QEMU guests), started (containers), reconnect, attach: apply; migrate: mark an incoming live migration; stopped, release: clean up; network-start, network-started: the network hook, counted when it fails.",
 		"operation")
 	descHookFailures = desc("hook_failures_total",
-		"libvirt hook runs that failed, since boot, by operation; each failure is logged to syslog (tag fdbhook) with guest, NIC, bridge and cause, and a failed start stops the guest from starting (on_error = \"fail\").",
+		"libvirt hook runs that failed, since boot, by operation (as hook_runs_total): a NIC refused, a bad configuration (exit 3), bad input or metadata (exit 4), a kernel error, also when on_error = \"warn\" let the guest start. Each is logged to syslog (tag fdbhook) with guest, NIC, bridge and cause; a failed start stops the guest from starting under on_error = \"fail\".",
 		"operation")
 	descWatcherUp = desc("watcher_up",
 		"1 when the watcher ('fdbhook watch') is running; 0: hotplugged NICs, live bridge changes and migrations are not managed until it is started again.")

@@ -5,6 +5,7 @@ import (
 
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/fdbhook/fdbhook/pkg/config"
 	"github.com/fdbhook/fdbhook/pkg/guest"
@@ -150,7 +151,7 @@ func (s *starter) nic(c candidate) error {
 	}
 	md := s.g.Metadata(c.nic)
 	macs := append([]string{c.mac}, md.ExtraMACs...)
-	prior, ok, err := s.checkDuplicates(c, tap, br, macs)
+	prior, said, ok, err := s.checkDuplicates(c, tap, br, macs)
 	if err != nil || !ok {
 		return err
 	}
@@ -162,7 +163,7 @@ func (s *starter) nic(c candidate) error {
 	if !ok {
 		return nil
 	}
-	return s.emit(c, tap, br, macs, prior, f)
+	return s.emit(c, tap, br, macs, prior, said, f)
 }
 
 func (s *starter) refuse(c candidate, bridge, format string, args ...any) {
@@ -213,10 +214,11 @@ func (s *starter) resolvePort(c candidate) (tap, br *model.Link, ok bool, err er
 }
 
 // checkDuplicates refuses the NIC when one of its MACs is on another NIC of
-// this guest on the same bridge, or has a static entry on another guest's
-// port; otherwise it returns each MAC's entries, which the steps replace.
-func (s *starter) checkDuplicates(c candidate, tap, br *model.Link, macs []string) (prior [][]model.Entry, ok bool, err error) {
-	prior = make([][]model.Entry, len(macs))
+// this guest on the same bridge, or belongs to another guest (judge);
+// otherwise it returns each MAC's entries, which the steps replace, and
+// what the judge said of each.
+func (s *starter) checkDuplicates(c candidate, tap, br *model.Link, macs []string) (prior [][]model.Entry, said []MACJudgement, ok bool, err error) {
+	prior, said = make([][]model.Entry, len(macs)), make([]MACJudgement, len(macs))
 	for i, mac := range macs {
 		what := "duplicate MAC"
 		if i > 0 {
@@ -224,24 +226,63 @@ func (s *starter) checkDuplicates(c candidate, tap, br *model.Link, macs []strin
 		}
 		if other, dup := s.seen[macOnBridge{br.Name, mac}]; dup {
 			s.refuse(c, br.Name, "%s: NIC %s of this guest has it on the same bridge (ports %s and %s)", what, other.nic, other.port, tap.Name)
-			return nil, false, nil
+			return nil, nil, false, nil
 		}
 		entries, err := s.v.Entries(br, mac)
 		if err != nil {
-			return nil, false, fmt.Errorf("%s: reading FDB of %s for %s: %w", c.nic.Label(), br.Name, mac, err)
+			return nil, nil, false, fmt.Errorf("%s: reading FDB of %s for %s: %w", c.nic.Label(), br.Name, mac, err)
 		}
-		if owner, err := duplicateOwner(s.v, entries, tap, br); err != nil {
-			return nil, false, err
-		} else if owner != "" {
-			s.refuse(c, br.Name, "%s: it already has a static entry on %s, another guest's port (this guest's port is %s)", what, owner, tap.Name)
-			return nil, false, nil
+		if said[i], err = s.judge(c, mac, entries, tap, br); err != nil {
+			return nil, nil, false, err
+		}
+		if said[i].Refuse != "" {
+			s.refuse(c, br.Name, "%s: %s", what, said[i].Refuse)
+			return nil, nil, false, nil
 		}
 		prior[i] = entries
 	}
 	for _, mac := range macs {
 		s.seen[macOnBridge{br.Name, mac}] = nicPort{c.nic.Label(), tap.Name}
 	}
-	return prior, true, nil
+	return prior, said, true, nil
+}
+
+// MACJudge is implemented by a View that knows every running guest: the
+// admin commands' and the watcher's. It decides whether a MAC of the
+// guest's NIC on port tap of bridge br is that NIC's, when other running
+// guests have it too (admin.State.DecideMAC). The hooks' View does not
+// implement it: there a static entry on another guest's tap refuses the
+// NIC (at a start, that port is older than the new guest's).
+type MACJudge interface {
+	JudgeMAC(guest, nic, mac string, tap, br *model.Link) (MACJudgement, error)
+}
+
+// MACJudgement is what a MACJudge decided about one MAC.
+type MACJudgement struct {
+	// Refuse says why the NIC may not have the MAC; "" when it may.
+	Refuse string
+	// Pin writes the entry sticky: another running guest has the MAC on
+	// the bridge, and its frames would move a plain static entry.
+	Pin bool
+	// Why is said of the entry's step (the log, the dry run).
+	Why string
+}
+
+// judge decides a MAC through the View's MACJudge, or by the hooks' rule:
+// a static entry for it on another guest's tap refuses the NIC.
+func (s *starter) judge(c candidate, mac string, entries []model.Entry, tap, br *model.Link) (MACJudgement, error) {
+	if j, ok := s.v.(MACJudge); ok {
+		return j.JudgeMAC(s.g.Name, c.nic.Label(), mac, tap, br)
+	}
+	owner, err := duplicateOwner(s.v, entries, tap, br)
+	if err != nil || owner == "" {
+		return MACJudgement{}, err
+	}
+	whose := "another guest's port"
+	if g, err := s.v.PortOwner(owner); err == nil && g != "" {
+		whose = "the port of guest " + g
+	}
+	return MACJudgement{Refuse: fmt.Sprintf("it already has a static entry on %s, %s (this guest's port is %s)", owner, whose, tap.Name)}, nil
 }
 
 // bridgePolicy decides the bridge's policy once, at its first NIC, and
@@ -314,7 +355,7 @@ func (s *starter) features(c candidate, md guest.Interface, tap, br *model.Link,
 
 // emit appends the NIC's steps: its VLANs, its entries, its flags, and on
 // a port it locks, the deletion of what the port learned before.
-func (s *starter) emit(c candidate, tap, br *model.Link, macs []string, prior [][]model.Entry, f features) error {
+func (s *starter) emit(c candidate, tap, br *model.Link, macs []string, prior [][]model.Entry, said []MACJudgement, f features) error {
 	base := Step{NIC: c.nic.Label(), MAC: c.mac, Port: tap.Name, PortIndex: tap.Index, Bridge: br.Name, BridgeIndex: br.Index}
 	if f.vlans != nil {
 		set := base
@@ -323,10 +364,16 @@ func (s *starter) emit(c candidate, tap, br *model.Link, macs []string, prior []
 	}
 	for i, mac := range macs {
 		add := base
-		add.Kind, add.MAC, add.PriorEntries, add.Sticky = AddEntry, mac, prior[i], f.sticky
+		add.Kind, add.MAC, add.PriorEntries = AddEntry, mac, prior[i]
+		add.Sticky = f.sticky || said[i].Pin && br.StickyCapable
+		var why []string
 		if i > 0 {
-			add.Why = "extra MAC"
+			why = append(why, "extra MAC")
 		}
+		if said[i].Why != "" {
+			why = append(why, said[i].Why)
+		}
+		add.Why = strings.Join(why, "; ")
 		s.ports = append(s.ports, add)
 	}
 	// A port found locked stays locked when this guest does not ask for

@@ -21,7 +21,9 @@ func loadConfig(path string, getenv func(string) string, stderr io.Writer) (*con
 	if env := getenv(logline.EnvLevel); env != "" {
 		level = env
 	}
-	log, err := NewLogger(stderr, level, true)
+	// Under systemd, JOURNAL_STREAM says stderr goes to the journal.
+	kept := getenv("JOURNAL_STREAM") != ""
+	log, err := NewLogger(stderr, level, func(tag string) (logrus.Hook, error) { return logline.Syslog(tag) }, kept)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -29,9 +31,12 @@ func loadConfig(path string, getenv func(string) string, stderr io.Writer) (*con
 }
 
 // NewLogger logs "fdbhook watch: [level: ][guest NAME: ]message
-// key=value" to stderr and, when useSyslog is set and syslog is reachable,
-// to the system log.
-func NewLogger(stderr io.Writer, level string, useSyslog bool) (*logrus.Logger, error) {
+// key=value" to stderr and, through the hook syslog returns (nil: none),
+// to the system log. When the system log cannot be reached it says so at
+// once, on stderr, unless stderrKept (the journal keeps it): a watcher
+// started with stderr to /dev/null would otherwise log nowhere without a
+// word.
+func NewLogger(stderr io.Writer, level string, syslog func(tag string) (logrus.Hook, error), stderrKept bool) (*logrus.Logger, error) {
 	lvl, err := logline.ParseLevel(level)
 	if err != nil {
 		return nil, err
@@ -40,11 +45,20 @@ func NewLogger(stderr io.Writer, level string, useSyslog bool) (*logrus.Logger, 
 	log.Out = stderr
 	log.Level = lvl
 	log.Formatter = logFormat
-	if useSyslog {
-		if h, err := logline.Syslog("fdbhook-watch"); err == nil {
-			log.AddHook(h)
-		}
+	if syslog == nil {
+		return log, nil
 	}
+	h, err := syslog("fdbhook-watch")
+	if err != nil && stderrKept {
+		log.Debugf("no system log (%v): logging to standard error, which the journal keeps", err)
+		return log, nil
+	}
+	if err != nil {
+		log.Warnf("no system log (%v): logging to standard error only, so with standard error sent to /dev/null nothing is kept; "+
+			"run it as fdbhook.service (the journal keeps it), send standard error to a file, or start a syslog daemon", err)
+		return log, nil
+	}
+	log.AddHook(h)
 	return log, nil
 }
 

@@ -56,10 +56,10 @@ type item struct {
 // snapshot.
 type batch struct {
 	items map[key]item
-	// resync: reconcile every running guest; clean: also delete stale
-	// entries (start-up only); reload: read the configuration first.
-	resync, clean, reload bool
-	why                   []string
+	// resync: reconcile every running guest and delete stale entries;
+	// reload: read the configuration first.
+	resync, reload bool
+	why            []string
 }
 
 // queue collects reconcile requests keyed by guest (or port). A key
@@ -117,18 +117,17 @@ func (q *queue) retry(k key, it item, backoff time.Duration) {
 }
 
 // resync asks for a reconcile of every running guest.
-func (q *queue) resync(why string, clean, reload bool) {
-	q.resyncAfter(0, why, clean, reload)
+func (q *queue) resync(why string, reload bool) {
+	q.resyncAfter(0, why, reload)
 }
 
 // resyncAfter asks for a resync no sooner than after d.
-func (q *queue) resyncAfter(d time.Duration, why string, clean, reload bool) {
+func (q *queue) resyncAfter(d time.Duration, why string, reload bool) {
 	q.mu.Lock()
 	if due := q.now().Add(d); d > 0 && (!q.pending.resync || due.After(q.resyncDue)) {
 		q.resyncDue = due
 	}
 	q.pending.resync = true
-	q.pending.clean = q.pending.clean || clean
 	q.pending.reload = q.pending.reload || reload
 	q.pending.why = append(q.pending.why, why)
 	q.mu.Unlock()

@@ -109,7 +109,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 	w.live = newLiveGuests(w.Libvirt.QemuRunDir, w.Libvirt.LxcRunDir)
 	w.roams = map[string]map[string]string{}
 	w.failed = map[string]string{}
-	w.q.resync("start-up", true, false)
+	w.q.resync("start-up", false)
 
 	defer w.startSources(ctx)()
 	w.Log.Infof("watching: configuration %s, resync every %s, %d sources", w.ConfigPath, w.cfg.Watch.ResyncInterval, len(w.Sources))
@@ -171,7 +171,7 @@ func (w *Watcher) startSources(ctx context.Context) (stop func()) {
 func (w *Watcher) emit(e Event) {
 	switch {
 	case e.Resync || e.Reload:
-		w.q.resync(e.Why, false, e.Reload)
+		w.q.resync(e.Why, e.Reload)
 	case e.Guest != "":
 		w.q.add(key{name: e.Guest}, e.Trigger, e.Why)
 	case e.Port != "":
@@ -191,6 +191,7 @@ func (w *Watcher) work(ctx context.Context, b batch) {
 	if b.resync {
 		log.Debugf("resync (%s)", strings.Join(b.why, ", "))
 	}
+	before := w.live.list()
 	if err := w.live.refresh(); err != nil {
 		log.Errorf("reading running guests: %v", err)
 		w.requeue(b)
@@ -200,7 +201,8 @@ func (w *Watcher) work(ctx context.Context, b batch) {
 		log.Debugf("note: %s", n)
 	}
 	todo, ports := w.guestsOf(b)
-	if len(todo) == 0 && len(ports) == 0 && !b.clean {
+	withSharers(todo, before, w.live.list())
+	if len(todo) == 0 && len(ports) == 0 && !b.resync {
 		w.done(nil, b.resync)
 		return
 	}
@@ -233,7 +235,7 @@ func (w *Watcher) work(ctx context.Context, b batch) {
 	}
 	st := &admin.State{Config: w.cfg, Kernel: snap, Networks: libvirt.New(w.Libvirt),
 		Running: w.live.list(), RunningComplete: w.live.complete, Containers: w.containers(k)}
-	if b.clean {
+	if b.resync {
 		w.clean(st, k)
 	}
 	w.portOwners(snap, ports, todo)
@@ -324,6 +326,34 @@ func (w *Watcher) reconcileAll(ctx context.Context, st *admin.State, k model.Ker
 	return done
 }
 
+// withSharers adds to todo the running guests that have a MAC of a guest
+// in todo on one of their NICs (its own or a declared extra one), before
+// or after the refresh: which of them keeps a duplicate MAC may change
+// when one of them starts, stops or changes its ports (admin.DecideMAC).
+func withSharers(todo map[string]item, lists ...[]*guest.Guest) {
+	byMAC := map[string][]string{}
+	macsOf := map[string][]string{}
+	for _, list := range lists {
+		for _, g := range list {
+			for _, n := range g.NICs {
+				for _, m := range append([]string{n.MAC}, g.Metadata(n).ExtraMACs...) {
+					byMAC[m] = append(byMAC[m], g.Name)
+					macsOf[g.Name] = append(macsOf[g.Name], m)
+				}
+			}
+		}
+	}
+	for name, it := range maps.Clone(todo) {
+		for _, m := range macsOf[name] {
+			for _, other := range byMAC[m] {
+				if _, queued := todo[other]; !queued {
+					todo[other] = item{trigger: Changed, why: "shares " + m + " with " + name, attempt: it.attempt}
+				}
+			}
+		}
+	}
+}
+
 func merge(a, b item) item {
 	a.trigger = max(a.trigger, b.trigger)
 	a.attempt = max(a.attempt, b.attempt)
@@ -345,7 +375,7 @@ func (w *Watcher) requeue(b batch) {
 		w.q.retry(k, it, w.Backoff)
 	}
 	if b.resync {
-		w.q.resyncAfter(w.Backoff, "retry", b.clean, b.reload)
+		w.q.resyncAfter(w.Backoff, "retry", b.reload)
 	}
 }
 
@@ -360,7 +390,7 @@ func (w *Watcher) reload() {
 	w.Log.Infof("configuration reloaded from %s", cfg.Path)
 }
 
-// clean deletes stale static entries, as reconcile does, at start-up.
+// clean deletes stale static entries, as reconcile does, at every resync.
 func (w *Watcher) clean(st *admin.State, k model.Kernel) {
 	defined, _, _, err := admin.ReadGuests(filepath.Join(w.LibvirtEtc, "qemu"))
 	if err != nil {
@@ -439,7 +469,7 @@ const (
 func (w *Watcher) reconcile(st *admin.State, k model.Kernel, g *guest.Guest, t Trigger) error {
 	log := w.Log.WithField("guest", g.Name)
 	mode, mark, clearMark := w.entryMode(g, t, log)
-	var roamed []plan.Step
+	var roamed []roam
 	gr := admin.ReconcileGuest(st, k, g, false, func(p *plan.Plan, v plan.View) (*plan.Plan, error) {
 		if mode == noEntries {
 			// What its "start begin" did, learning on included: the
@@ -447,8 +477,9 @@ func (w *Watcher) reconcile(st *admin.State, k model.Kernel, g *guest.Guest, t T
 			// before the resume event reaches this watcher.
 			return plan.Incoming(p, v, true)
 		}
-		roamed = mode.filter(p)
-		return p, nil
+		var err error
+		roamed, err = mode.filter(st, g, p)
+		return p, err
 	})
 	if gr.Err != nil {
 		return gr.Err
@@ -502,29 +533,37 @@ func (w *Watcher) entryMode(g *guest.Guest, t Trigger, log *logrus.Entry) (mode 
 	return mode, mark, clearMark
 }
 
-// filter drops from a start plan the entry steps mode does not write, and
-// those already in place, and returns the entries that roamed and that
-// keepRoams leaves where they are, for reportRoams.
-func (mode entryMode) filter(p *plan.Plan) (roamed []plan.Step) {
+// roam is an entry left where it roamed, and why (admin.DecideMAC).
+type roam struct {
+	step plan.Step
+	d    admin.MACDecision
+}
+
+// filter drops from a start plan the entry steps already in place, and
+// those whose entries stay where they roamed (admin.DecideMAC: only a
+// start or resume writes them back, except from another guest's port that
+// learned them); it returns the latter, for reportRoams.
+func (mode entryMode) filter(st *admin.State, g *guest.Guest, p *plan.Plan) (roamed []roam, err error) {
 	p.Steps = slices.DeleteFunc(p.Steps, func(s plan.Step) bool {
-		switch {
-		case s.Kind != plan.AddEntry:
+		if s.Kind != plan.AddEntry || err != nil {
 			return false
-		case inPlace(s):
+		}
+		if inPlace(s) {
 			// Rewriting an entry that is already right changes
 			// nothing: a resync of an idle host writes nothing.
 			return true
-		case mode == allEntries:
+		}
+		var d admin.MACDecision
+		d, err = st.DecideMAC(admin.MACQuestion{Guest: g.Name, NIC: s.NIC, MAC: s.MAC,
+			Port: st.Kernel.DeviceByIndex(s.PortIndex), Bridge: st.Kernel.DeviceByIndex(s.BridgeIndex),
+			Rewrite: mode == allEntries, OutgoingMigration: g.OutgoingMigration})
+		if err != nil || d.Action != admin.LeaveEntry {
 			return false
 		}
-		if on := roamedTo(s); on != nil {
-			s.Entry = *on
-			roamed = append(roamed, s)
-			return true
-		}
-		return false
+		roamed = append(roamed, roam{step: s, d: d})
+		return true
 	})
-	return roamed
+	return roamed, err
 }
 
 // inPlace reports whether the step's entry is already exactly what it
@@ -544,35 +583,24 @@ func inPlace(s plan.Step) bool {
 	return found
 }
 
-// roamedTo returns the static entry for the step's MAC that sits on
-// another port of the bridge, or nil.
-func roamedTo(s plan.Step) *model.Entry {
-	for _, e := range s.PriorEntries {
-		if e.Static() && e.PortIndex != s.PortIndex && e.PortIndex != s.BridgeIndex {
-			return &e
-		}
-	}
-	return nil
-}
-
-// reportRoams logs each roam once, and forgets those that ended. The
-// source of a live migration is told apart: its MACs move to the uplink
-// when the destination resumes the guest and announces it.
-func (w *Watcher) reportRoams(g *guest.Guest, roamed []plan.Step, log *logrus.Entry) {
+// reportRoams logs each roam once, and forgets those that ended: as
+// information on the source of a live migration (its MACs move to the
+// uplink when the destination resumes the guest and announces it), as a
+// warning otherwise.
+func (w *Watcher) reportRoams(g *guest.Guest, roamed []roam, log *logrus.Entry) {
 	guest := g.Name
 	now := map[string]string{}
-	for _, s := range roamed {
-		now[s.MAC] = s.Entry.Port
-		if w.roams[guest][s.MAC] == s.Entry.Port {
+	for _, r := range roamed {
+		s, on := r.step, r.d.Roamed.Port
+		now[s.MAC] = on
+		if w.roams[guest][s.MAC] == on {
 			continue
 		}
 		if g.OutgoingMigration {
-			log.Infof("%s: the static entry for %s moved from the guest's port %s to %s of bridge %s: the guest migrating away announced itself from the destination; its stop here removes the entry",
-				s.NIC, s.MAC, s.Port, s.Entry.Port, s.Bridge)
+			log.Infof("%s: %s", s.NIC, r.d.Why)
 			continue
 		}
-		log.Warnf("%s: the static entry for %s is on %s, not on the guest's port %s of bridge %s: another port sent the guest's MAC (a duplicate or a spoof); left there while the guest runs ('sticky' pins entries)",
-			s.NIC, s.MAC, s.Entry.Port, s.Port, s.Bridge)
+		log.Warnf("%s: %s", s.NIC, r.d.Why)
 	}
 	if len(now) == 0 {
 		delete(w.roams, guest)

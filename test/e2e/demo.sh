@@ -4,8 +4,15 @@
 # On a Debian host: installs libvirt and QEMU when missing, builds the hooks,
 # creates bridge fdbdemo0 with an uplink veth, defines a diskless guest
 # "fdbdemo" with two NICs on it, and shows the bridge's ports and static FDB
-# entries with the guest started once without the hook and once with it. The
-# guest is left running with the hook in place.
+# entries with the guest started once opted out of fdbhook (as without it)
+# and once managed; then a NIC hotplugged while the watcher runs. The guest
+# is left running.
+#
+# With the fdbhook package installed, the demo uses its hooks and its admin
+# command (and its watcher, when fdbhook.service runs) and restarts nothing;
+# otherwise it links this tree's hooks into /etc/libvirt/hooks and restarts
+# libvirtd once, so that libvirtd notices them. It says what it will do
+# before it does it.
 #
 # "clean" removes the guest, the bridge, the hooks the demo linked and puts
 # the admin's /etc/fdbhook/fdbhook.toml back. Running the demo again starts
@@ -140,9 +147,54 @@ table() {
 	done
 }
 
+# The hooks the demo uses: this tree's, linked by the demo ("tree"), or the
+# installed package's ("package"); anything else is someone's own hook.
+hooks_mode() {
+	local h
+	for h in "$QEMU_HOOK" "$NET_HOOK"; do
+		if { [ -e "$h" ] || [ -L "$h" ]; } && ! is_demo_link "$h"; then
+			if "$h" --version 2>/dev/null | grep -q '(fdbhook)'; then
+				echo package
+				return
+			fi
+			die "$h is installed and is not fdbhook's ($(readlink -f "$h")); the demo will not replace it"
+		fi
+	done
+	echo tree
+}
+
+# Adds the demo's bridge to the admin's configuration (kept aside for
+# clean): to a one-line "bridges = [...]", or as a first line.
+add_demo_bridge() {
+	if grep -Eq '^bridges *= *\[ *\]' "$CONFIG"; then
+		sed -i -E "s/^bridges *= *\[ *\]/bridges = [\"$BRIDGE\"]/" "$CONFIG"
+	elif grep -Eq '^bridges *= *\[.*\]' "$CONFIG"; then
+		sed -i -E "s/^bridges *= *\[/bridges = [\"$BRIDGE\", /" "$CONFIG"
+	elif ! grep -Eq '^bridges *=' "$CONFIG"; then
+		sed -i "1i bridges = [\"$BRIDGE\"]" "$CONFIG"
+	else
+		die "$CONFIG lists its bridges over several lines; add \"$BRIDGE\" to them by hand, or move the file aside, and run the demo again"
+	fi
+}
+
 # --- main ----------------------------------------------------------------
 
 if [ "$mode" = up ]; then
+	hooks=$(hooks_mode)
+	say "== make demo =="
+	say "This demo changes this host, as root, until 'make demo-clean':"
+	say "  - installs libvirt and QEMU with apt-get when they are missing, and builds bin/;"
+	say "  - creates bridge $BRIDGE, its uplink veth $UPLINK and network namespace $OUT_NS;"
+	if [ "$hooks" = package ]; then
+		say "  - uses the installed fdbhook package's hooks and admin command; adds $BRIDGE to $CONFIG"
+		say "    (the file is kept aside and put back by make demo-clean); restarts nothing;"
+	else
+		say "  - writes $CONFIG managing $BRIDGE (yours, if any, is kept aside and put back by make demo-clean);"
+		say "  - links $QEMU_HOOK and $NET_HOOK to this tree's bin/ and RESTARTS libvirtd once,"
+		say "    so that it notices them (running guests keep running: libvirtd reconnects to them);"
+	fi
+	say "  - defines and starts guest $GUEST (diskless, 64 MiB), and runs the watcher for a hotplug."
+	say ""
 	test/deps.sh make libvirt-daemon-system qemu-system-x86 iproute2 dnsmasq-base iptables
 	command -v go >/dev/null || die "Go is needed to build the hooks (go.mod asks for $(awk '/^go /{print $2}' go.mod)); install it from https://go.dev/dl/ into /usr/local/go"
 	# "make demo" has built already; run directly, build here.
@@ -161,11 +213,11 @@ if [ "$mode" = clean ]; then
 	exit 0
 fi
 
-for h in "$QEMU_HOOK" "$NET_HOOK"; do
-	if { [ -e "$h" ] || [ -L "$h" ]; } && ! is_demo_link "$h"; then
-		die "$h is already installed ($(readlink -f "$h")); the demo links the hooks of this tree and will not replace it"
-	fi
-done
+hooks=$(hooks_mode)
+ADMIN=$ROOT/bin/fdbhook
+if [ "$hooks" = package ] && [ -x /usr/sbin/fdbhook ]; then
+	ADMIN=/usr/sbin/fdbhook
+fi
 
 mkdir -p "$STATE"
 # Without udev (containers), /dev/kvm is root-only and libvirt then re-probes
@@ -188,12 +240,17 @@ say "bridge $BRIDGE, uplink $UPLINK (its peer $OUT_IF is the 'outside host' in n
 
 mkdir_tracked /etc/fdbhook
 if [ -e "$CONFIG" ]; then cp -a "$CONFIG" "$STATE/config"; else : >"$STATE/no-config"; fi
-cat >"$CONFIG" <<EOF
+if [ "$hooks" = package ] && [ -e "$CONFIG" ]; then
+	add_demo_bridge
+	say "$CONFIG: $BRIDGE added to bridges (the file as it was is kept aside)"
+else
+	cat >"$CONFIG" <<EOF
 # fdbhook demo configuration (test/e2e/demo.sh); "make demo-clean" puts the
 # previous file back.
 bridges = ["$BRIDGE"]
 EOF
-say "$CONFIG: bridges = [\"$BRIDGE\"] (previous file kept aside)"
+	say "$CONFIG: bridges = [\"$BRIDGE\"] (previous file kept aside)"
+fi
 
 xml=$(mktemp)
 trap 'rm -f "$xml"' EXIT
@@ -228,31 +285,48 @@ EOF
 virsh define "$xml" >/dev/null
 say "guest $GUEST defined: diskless, two NICs on $BRIDGE ($TAP_A $MAC_A, $TAP_B $MAC_B)"
 
-# Before: no fdbhook hook installed.
-remove_hooks
+if [ "$hooks" = tree ]; then
+	install_hooks
+	say "hooks linked: $QEMU_HOOK -> $ROOT/bin/qemu-hook, $NET_HOOK -> $ROOT/bin/network-hook"
+	say "restarting libvirtd so that it notices them ..."
+	restart_libvirtd
+else
+	say "hooks: the installed package's ($(readlink -f "$QEMU_HOOK"))"
+fi
+
+# Before: the guest opted out in its metadata, as on a host without fdbhook.
+virsh metadata "$GUEST" urn:fdbhook:1 --key fdbhook --config --set '<fdb manage="no"/>' >/dev/null
 virsh start "$GUEST" >/dev/null
 snapshot before
 virsh destroy "$GUEST" >/dev/null
 
-# After: hooks linked, libvirtd restarted so it sees them, guest started.
-install_hooks
-restart_libvirtd
+# After: the opt-out removed, the guest started again.
+virsh metadata "$GUEST" urn:fdbhook:1 --remove --config >/dev/null
 say ""
-say "hooks linked: $QEMU_HOOK -> $ROOT/bin/qemu-hook, $NET_HOOK -> $ROOT/bin/network-hook; libvirtd restarted"
+say "opt-out removed; guest started again"
 virsh start "$GUEST" >/dev/null
 snapshot after
 table
+say ""
+say "\$ fdbhook status $BRIDGE"
+"$ADMIN" status "$BRIDGE" | sed 's/^/  /' || true
 
 # Between start and stop: a NIC hotplugged while fdbhook watch runs.
 say ""
 say "== fdbhook watch: a NIC hotplugged into the running guest =="
 watch_log=$STATE/watch.log
-FDBHOOK_LOG_LEVEL=info "$ROOT/bin/fdbhook" watch </dev/null >"$watch_log" 2>&1 9>&- &
-watch_pid=$!
-# Whatever happens next, the demo's watcher does not outlive the demo.
-trap 'kill "$watch_pid" 2>/dev/null || true; rm -f "$xml"' EXIT
-for _ in $(seq 100); do grep -q 'connected to libvirt' "$watch_log" && break; sleep 0.1; done
-say "\$ fdbhook watch &   (pid $watch_pid)"
+watch_pid=
+if "$ADMIN" status "$BRIDGE" 2>/dev/null | grep -q '^watcher: running'; then
+	say "the watcher already runs (fdbhook.service): it manages the hotplugged NIC"
+	: >"$watch_log"
+else
+	FDBHOOK_LOG_LEVEL=info "$ADMIN" watch </dev/null >"$watch_log" 2>&1 9>&- &
+	watch_pid=$!
+	# Whatever happens next, the demo's watcher does not outlive the demo.
+	trap 'kill "$watch_pid" 2>/dev/null || true; rm -f "$xml"' EXIT
+	for _ in $(seq 100); do grep -q 'connected to libvirt' "$watch_log" && break; sleep 0.1; done
+	say "\$ fdbhook watch &   (pid $watch_pid)"
+fi
 say "\$ virsh attach-interface $GUEST --type bridge --source $BRIDGE --mac $MAC_C --live"
 virsh attach-interface "$GUEST" --type bridge --source "$BRIDGE" --mac "$MAC_C" --model virtio --live >/dev/null
 tap_c=$(virsh domiflist "$GUEST" | awk -v m="$MAC_C" '$5 == m { print $1 }')
@@ -263,9 +337,11 @@ done
 say "\$ bridge -d link show dev $tap_c; bridge fdb show br $BRIDGE | grep $MAC_C"
 port_flags | awk -v p="$tap_c" '$1 == p { printf "  %-12s learning %-3s  flood %s\n", $1, $2, $3 }'
 bridge fdb show br "$BRIDGE" | grep "$MAC_C" | sed 's/^/  /' || say "  (no entry for $MAC_C)"
-say "watcher log:"
-sed 's/^/  /' "$watch_log"
-kill "$watch_pid"
-wait "$watch_pid" || true
+if [ -n "$watch_pid" ]; then
+	say "watcher log:"
+	sed 's/^/  /' "$watch_log"
+	kill "$watch_pid"
+	wait "$watch_pid" || true
+fi
 say ""
-say "guest $GUEST is left running with the hook (the watcher is stopped); 'make demo-clean' removes the demo"
+say "guest $GUEST is left running, managed; 'make demo-clean' removes the demo"

@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// TestLxcLinkUpBeforeStarted measures the window the README describes for
+// TestLxcLinkUpBeforeStarted measures the window docs/containers.md describes for
 // containers: the lxc hook applies at `started begin`, and libvirt's LXC
 // driver brings the container's side of a NIC up before that when the NIC
 // has an <ip> or <link state='up'/> (lxcContainerRenameAndEnableInterfaces,
@@ -21,7 +21,7 @@ import (
 //
 // sysfs is read every millisecond from before `virsh create` until the
 // veth is managed; the figures are logged, and the test fails if any of
-// the containers does otherwise than the README says.
+// the containers does otherwise than docs/containers.md says.
 func TestLxcLinkUpBeforeStarted(t *testing.T) {
 	timed(t)
 	for _, tc := range []struct {
@@ -102,7 +102,7 @@ func linkUpStart(t *testing.T, what, ip string, wantUpFirst bool) bool {
 			what, w.managed.Sub(w.carrier).Round(time.Millisecond))
 	}
 	if upFirst != wantUpFirst {
-		t.Errorf("%s: carrier before the hook applied: %v, want %v (the README's account of the LXC driver no longer holds)",
+		t.Errorf("%s: carrier before the hook applied: %v, want %v (docs/containers.md's account of the LXC driver no longer holds)",
 			what, upFirst, wantUpFirst)
 	}
 	return true

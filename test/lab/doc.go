@@ -1,9 +1,9 @@
 // Package lab is the harness the kernel test suites (test/integration,
-// test/features, test/admin, test/migration, test/e2e, and test/vm inside
-// its VM) share, and nothing else imports: each suite's TestMain copies
-// the binaries it runs once (a Suite), and each test builds its host in
-// throw-away network namespaces (a Namespace) that are deleted when it
-// ends.
+// test/features, test/admin, test/migration, and test/vm inside its VM)
+// share, with the frame helpers and counters test/e2e uses too: each
+// suite's TestMain copies the binaries it runs once (a Suite), and each
+// test builds its host in throw-away network namespaces (a Namespace) that
+// are deleted when it ends.
 //
 // A Namespace is never entered by the test's own thread: links are made
 // through a netlink handle opened inside it, iproute2 runs with `-n`, and
@@ -15,11 +15,13 @@
 // descriptor (OpenTap) and the network beyond an uplink through a packet
 // socket (OpenPacket); GuestSends counts what a port lets through. A
 // Capture hands every frame a device carries, both ways, to the test (the
-// migration suite counts what the bridge forwards to a guest's tap).
+// migration suite counts what the bridge forwards to a guest's tap), and
+// a TapCounter what a real guest's tap is handed (test/e2e).
 //
-// Every packet socket here follows its device (follow_linux.go): a device
-// that goes down and up is logged and counted across (the socket reports
-// ENETDOWN once, then receives again), and one that is deleted, renamed
+// Every packet socket here but TapCounter's follows its device (follow_linux.go): a device
+// that goes down and up, or is not up yet when the socket is bound, is
+// logged and counted across (the socket reports ENETDOWN once, then
+// receives again once it is up), and one that is deleted, renamed
 // or made again under its name fails the test when the counter is read (a
 // socket bound to a deleted device receives nothing, without an error):
 // a counter never reports a silent zero.

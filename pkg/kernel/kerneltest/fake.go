@@ -383,6 +383,31 @@ func (k *memory) DelStatic(mac, port string) {
 	k.entries = slices.DeleteFunc(k.entries, func(e model.Entry) bool { return e.MAC == mac && e.PortIndex == l.Index })
 }
 
+// Learn is a frame with source MAC mac arriving on port, untagged, as the
+// kernel's br_fdb_update takes it: on a port that learns, the bridge's
+// entry for the MAC (VLAN 0) moves to the port unless it is local or
+// sticky (a static entry that is not sticky moves too), and a MAC without
+// an entry gets a dynamic one; a port that does not learn changes nothing.
+// test/features checks the real kernel against the first two: a frame
+// from the uplink moves a plain static entry and not a sticky one.
+func (k *memory) Learn(port, mac string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	p := k.byName(port)
+	if p == nil || p.MasterIndex == 0 || !p.Flags.Learning {
+		return
+	}
+	for i, e := range k.entries {
+		if e.MAC == mac && e.Vlan == 0 && k.bridgeOf(e.PortIndex) == k.bridgeOf(p.Index) {
+			if !e.Local() && e.NTFlags&model.NTFSticky == 0 {
+				k.entries[i].PortIndex = p.Index
+			}
+			return
+		}
+	}
+	k.entries = append(k.entries, model.Entry{MAC: mac, PortIndex: p.Index, State: nudReachable, NTFlags: model.NTFMaster})
+}
+
 // Flags returns a port's flags; ok is false when it does not exist.
 func (k *memory) Flags(port string) (f model.Flags, ok bool) {
 	k.mu.Lock()
