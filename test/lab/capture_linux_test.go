@@ -329,3 +329,39 @@ func TestCountersFailWhenTheDeviceIsMadeAgain(t *testing.T) {
 		t.Errorf("a capture told its device may go failed its test: %q", f)
 	}
 }
+
+// TestTapCounterCountsBothWays reads a TapCounter back on each end of the
+// pair: on fdbts0 the test frames the device sends (as a bridge's frames
+// to a tap), by mark; on fdbtr0 the frames that come in (as a guest's), by
+// source MAC and EtherType, as many as a plain capture there counted.
+func TestTapCounterCountsBothWays(t *testing.T) {
+	n := pair(t)
+	out, err := lab.OpenTapCounter(t, n.NetNS, n.Name, "fdbts0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := lab.OpenTapCounter(t, n.NetNS, n.Name, "fdbtr0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _, sock, tx := counters(t, n)
+	burst(t, tx, m, sock, "both")
+	time.Sleep(100 * time.Millisecond)
+	all := m.with("")
+	if got := in.FromGuest("02:fd:b0:1a:00:01"); got != all {
+		t.Errorf("the counter on fdbtr0 has %d frames from the sender, the capture %d", got, all)
+	}
+	if got := in.ByType()[lab.EtherType]; got.N != all || got.First.IsZero() {
+		t.Errorf("the counter on fdbtr0 has %+v of EtherType %#04x, want %d", got, lab.EtherType, all)
+	}
+	n20 := 0
+	for mark := range out.Stop() {
+		if strings.HasPrefix(mark, "both-") {
+			n20++
+		}
+	}
+	if n20 != 20 {
+		t.Errorf("the counter on fdbts0 saw %d of the 20 frames it sent", n20)
+	}
+	in.Stop()
+}

@@ -14,11 +14,11 @@
 // TaggedFrame, Marker): the test plays the guest through the tap's file
 // descriptor (OpenTap) and the network beyond an uplink through a packet
 // socket (OpenPacket); GuestSends counts what a port lets through. A
-// Capture hands every frame a device carries, both ways, to the test (the
-// migration suite counts what the bridge forwards to a guest's tap), and
-// a TapCounter what a real guest's tap is handed (test/e2e).
+// Capture hands every frame a device carries, both ways, to the test, and
+// a TapCounter, built on one, counts what a real guest's tap is handed
+// and what the guest sends (test/migration, test/e2e).
 //
-// Every packet socket here but TapCounter's follows its device (follow_linux.go): a device
+// Every packet socket here follows its device (follow_linux.go): a device
 // that goes down and up, or is not up yet when the socket is bound, is
 // logged and counted across (the socket reports ENETDOWN once, then
 // receives again once it is up), and one that is deleted, renamed

@@ -306,10 +306,11 @@ func FormatChanges(changes []LinkChange) string {
 }
 
 // bindPacket opens a packet socket for proto (network order) bound to
-// device d, with a receive timeout of timeout.
+// device d, with a receive timeout of timeout, in ns (netns.None(): the
+// test's own namespace, without entering one).
 func bindPacket(ns netns.NsHandle, d *device, proto uint16, timeout time.Duration) (int, error) {
 	fd := -1
-	err := InNS(ns, func() error {
+	open := func() error {
 		s, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(proto))
 		if err != nil {
 			return err
@@ -325,8 +326,11 @@ func bindPacket(ns netns.NsHandle, d *device, proto uint16, timeout time.Duratio
 		}
 		fd = s
 		return nil
-	})
-	return fd, err
+	}
+	if !ns.IsOpen() {
+		return fd, open()
+	}
+	return fd, InNS(ns, open)
 }
 
 // LinkLog records what happens to every device called name in a

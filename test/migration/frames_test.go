@@ -2,6 +2,7 @@ package migration
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -10,60 +11,26 @@ import (
 	testlab "github.com/fdbhook/fdbhook/test/lab"
 )
 
-// tapCounter records, per test frame, when the bridge forwarded it to one
-// tap: a testlab.Capture on the tap, keeping PACKET_OUTGOING, which is what
-// a frame the bridge sends to the tap is. A paused guest's tap still counts
-// here: its queue fills, the guest gets nothing until it runs. The capture
-// counts across the tap going down and up, and fails the test when it
-// loses the tap (deleted, made again) unless ExpectGone said it may go.
-type tapCounter struct {
-	host, dev string
-	capture   *testlab.Capture
-	mu        sync.Mutex
-	got       map[string]time.Time
-	// fromGuest is when the guest first sent a frame of each EtherType
-	// (0x8035: QEMU's RARP announcement), fromGuestN how many it sent.
-	fromGuest  map[int]time.Time
-	fromGuestN map[int]int
-}
-
-func openCounter(t *testing.T, h *Host, dev string) (*tapCounter, error) {
-	c := &tapCounter{host: h.Name, dev: dev, got: map[string]time.Time{}, fromGuest: map[int]time.Time{}, fromGuestN: map[int]int{}}
-	capture, err := testlab.OpenCapture(t, h.Net.NetNS, "host "+h.Name, dev, c.count)
+// openCounter counts on h's tap dev (testlab.TapCounter: what the bridge
+// forwards to the tap, per test frame, and what the guest sends). A paused
+// guest's tap still counts: its queue fills, the guest gets nothing until
+// it runs.
+func openCounter(t *testing.T, h *Host, dev string) (*testlab.TapCounter, error) {
+	c, err := testlab.OpenTapCounter(t, h.Net.NetNS, "host "+h.Name, dev)
 	if err != nil {
 		return nil, fmt.Errorf("frame counter on %s of host %s: %w", dev, h.Name, err)
 	}
-	c.capture = capture
 	return c, nil
 }
 
-// count records one frame the capture saw.
-func (c *tapCounter) count(f testlab.Captured) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !f.Outgoing { // what the guest sent
-		if len(f.Frame) >= 14 {
-			et := int(f.Frame[12])<<8 | int(f.Frame[13])
-			if _, seen := c.fromGuest[et]; !seen {
-				c.fromGuest[et] = f.At
-			}
-			c.fromGuestN[et]++
-		}
-		return
+// guestSent says what the guest sent, by EtherType, for the log.
+func guestSent(sent map[int]testlab.Sent) []string {
+	var out []string
+	for et, s := range sent {
+		out = append(out, fmt.Sprintf("%d of EtherType %#04x from %s", s.N, et, s.First.Format("15:04:05.000")))
 	}
-	if m, ok := testlab.Marker(f.Frame); ok {
-		if _, seen := c.got[m]; !seen {
-			c.got[m] = f.At
-		}
-	}
-}
-
-// Stop ends counting and returns when each frame arrived.
-func (c *tapCounter) Stop() map[string]time.Time {
-	c.capture.Stop()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.got
+	slices.Sort(out)
+	return out
 }
 
 // tapFollower counts on every instance of a tap name that appears on a
@@ -77,7 +44,7 @@ type tapFollower struct {
 	dev      string
 	stop     chan struct{}
 	done     chan struct{}
-	counters []*tapCounter // one per instance, in order of appearance
+	counters []*testlab.TapCounter // one per instance, in order of appearance
 	// downAtBind is how many of them were bound while their tap was not
 	// up yet (their socket reported ENETDOWN), known after Stop.
 	downAtBind int
@@ -116,10 +83,10 @@ func (f *tapFollower) seen(idx int) {
 		return
 	}
 	if n := len(f.counters); n > 0 {
-		f.counters[n-1].capture.ExpectGone()
+		f.counters[n-1].Capture().ExpectGone()
 	}
 	f.counters = append(f.counters, c)
-	f.indexes = append(f.indexes, c.capture.Ifindex())
+	f.indexes = append(f.indexes, c.Capture().Ifindex())
 	f.opened = append(f.opened, at)
 }
 
@@ -127,13 +94,12 @@ func (f *tapFollower) seen(idx int) {
 // appeared (zero if none did), when each frame first reached any
 // instance, what the guest sent on them together, and how many instances
 // there were.
-func (f *tapFollower) Stop() (first time.Time, got map[string]time.Time, merged *tapCounter, instances int) {
+func (f *tapFollower) Stop() (first time.Time, got map[string]time.Time, sent map[int]testlab.Sent, instances int) {
 	close(f.stop)
 	<-f.done
-	got = map[string]time.Time{}
-	merged = &tapCounter{host: f.h.Name, dev: f.dev, fromGuest: map[int]time.Time{}, fromGuestN: map[int]int{}}
+	got, sent = map[string]time.Time{}, map[int]testlab.Sent{}
 	for _, c := range f.counters {
-		if changes := c.capture.Changes(); len(changes) > 0 && changes[0].What == "down" {
+		if changes := c.Capture().Changes(); len(changes) > 0 && changes[0].What == "down" {
 			for _, ch := range changes {
 				if ch.What == "ENETDOWN" {
 					f.downAtBind++
@@ -146,17 +112,19 @@ func (f *tapFollower) Stop() (first time.Time, got map[string]time.Time, merged 
 				got[m] = at
 			}
 		}
-		for et, n := range c.fromGuestN {
-			merged.fromGuestN[et] += n
-			if prev, ok := merged.fromGuest[et]; !ok || c.fromGuest[et].Before(prev) {
-				merged.fromGuest[et] = c.fromGuest[et]
+		for et, s := range c.ByType() {
+			all, seen := sent[et]
+			all.N += s.N
+			if !seen || s.First.Before(all.First) {
+				all.First = s.First
 			}
+			sent[et] = all
 		}
 	}
 	if len(f.counters) > 0 {
 		first = f.opened[0]
 	}
-	return first, got, merged, len(f.counters)
+	return first, got, sent, len(f.counters)
 }
 
 // sender plays a neighbour sending test frames to one MAC at a steady

@@ -125,7 +125,7 @@ func measuredMigration(t *testing.T, p *Pair, g Guest, src, dst *Host, period ti
 	}
 	// The source's tap goes once the guest has left (checked below: not
 	// before the source paused).
-	srcCount.capture.ExpectGone()
+	srcCount.Capture().ExpectGone()
 	dstFollow := followTap(t, dst, g.Tap)
 	s := startSending(t, dst, g.MAC, "nb-"+dst.Name, period)
 	time.Sleep(500 * time.Millisecond)
@@ -151,7 +151,7 @@ func measuredMigration(t *testing.T, p *Pair, g Guest, src, dst *Host, period ti
 	time.Sleep(2 * time.Second)
 	frames := s.Stop()
 	time.Sleep(200 * time.Millisecond)
-	tapSeen, dstGot, dc, instances := dstFollow.Stop()
+	tapSeen, dstGot, dstSent, instances := dstFollow.Stop()
 	srcGot := srcCount.Stop()
 	srcLinks, dstLinks := links[0].Stop(), links[1].Stop()
 	if instances == 0 {
@@ -162,14 +162,8 @@ func measuredMigration(t *testing.T, p *Pair, g Guest, src, dst *Host, period ti
 	}
 	figure(t, "counters bound to the destination's tap before it was up (their socket reported ENETDOWN, then counted on): %d of %d",
 		dstFollow.downAtBind, instances)
-	for _, c := range []*tapCounter{srcCount, dc} {
-		var sentBy []string
-		for et, n := range c.fromGuestN {
-			sentBy = append(sentBy, fmt.Sprintf("%d of EtherType %#04x from %s", n, et, c.fromGuest[et].Format("15:04:05.000")))
-		}
-		slices.Sort(sentBy)
-		t.Logf("host %s: the guest sent %v", c.host, sentBy)
-	}
+	t.Logf("host %s: the guest sent %v", src.Name, guestSent(srcCount.ByType()))
+	t.Logf("host %s: the guest sent %v", dst.Name, guestSent(dstSent))
 	tl.tapSeen = tapSeen
 	for _, c := range dstLinks {
 		if c.What == "made" { // the kernel's word, not the 2 ms poll's
