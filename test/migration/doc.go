@@ -40,18 +40,18 @@
 // qemuProcessStartCPUs (qemuInterfaceStartDevices) sets only macvtap
 // devices online and adds FDB entries only for networks with
 // macTableManager='libvirt', and QEMU's set_link is not used. The source's
-// tap goes down and is deleted when its QEMU exits. In the 20 live
-// migrations of five runs of make migration (2026-12-06, commit 2e6e964,
-// chatty and silent, with and without the watcher) every destination tap
-// went made, down, carrier off, up, carrier on and nothing else; it was
-// down for 0.01-3.12 ms (chatty 1.25 ms on average, silent 0.78 ms), made
-// 0.37-0.83 s before the resume; the source's tap was deleted 11-33 ms
-// after the resume.
+// tap goes down and is deleted when its QEMU exits. In the 40 live
+// migrations of ten runs of make migration (2026-12-06, five on commit
+// 2e6e964 and five on 248fd9c, chatty and silent, with and without the
+// watcher) every destination tap went made, down, carrier off, up,
+// carrier on and nothing else; it was down for 0.01-4.76 ms (chatty 1.04
+// ms on average, silent 0.72 ms, 20 each), made 0.33-0.83 s before the
+// resume; the source's tap was deleted 10-47 ms after the resume.
 //
 // For the guest that millisecond costs nothing: it runs on the source, the
 // destination's bridge has no entry behind the new tap yet and sends the
-// guest's frames out of the uplink; the 2 frames the neighbour sent while a
-// destination tap was down (of the 20 migrations) reached the guest on the
+// guest's frames out of the uplink; the 5 frames the neighbour sent while a
+// destination tap was down (of the 40 migrations) reached the guest on the
 // source, none was lost. It cost the suite its counts: the destination's
 // counter is opened as soon as a 2 ms poll sees the tap, and a packet
 // socket bound to a device that is not up yet gets ENETDOWN at its first
@@ -60,10 +60,10 @@
 // Why it lost that race with chatty guests only (3 of 3 with the watcher,
 // never silent, before this was found) is not established: the windows of
 // both kinds overlap, and the chatty guest's QEMU takes 74% of a CPU where
-// a silent one takes 5% (sampled every 0.5 s through those runs) on this
-// two-core machine, which shifts the timing of libvirt and of the poll
-// alike. The counters now read on across the window and log it; each test
-// prints how many were bound before the up (0 of 20 in those runs: a
+// a silent one takes 5% (sampled every 0.5 s through the first five runs)
+// on this two-core machine, which shifts the timing of libvirt and of the
+// poll alike. The counters now read on across the window and log it; each
+// test prints how many were bound before the up (0 of 40 in those runs: a
 // counter now subscribes to the link notifications before it binds).
 //
 // Teardown destroys the guests, stops each host's reaper (which stops the
