@@ -42,7 +42,7 @@ unit:
 
 # Netlink tests, each in its own network namespace; needs root.
 integration: build deps
-	$(GO) test -count=1 -v ./test/integration/ ./test/features/ ./test/admin/
+	$(GO) test -count=1 -v ./test/lab/ ./test/integration/ ./test/features/ ./test/admin/
 
 # Bounded fuzzing of the XML-to-plan path and the config parser.
 fuzz:

@@ -65,10 +65,9 @@ func newLab(t *testing.T) *lab {
 		t.Fatalf("opening tap0 as its guest: %v", err)
 	}
 	t.Cleanup(func() { unix.Close(l.tap) })
-	if l.up1, err = testlab.OpenPacket(l.wire.NetNS, "up1"); err != nil {
+	if l.up1, err = testlab.OpenPacket(t, l.wire.NetNS, l.wire.Name, "up1"); err != nil {
 		t.Fatalf("packet socket on up1: %v", err)
 	}
-	t.Cleanup(l.up1.Close)
 	l.waitForwarding("tap0")
 	l.waitForwarding("up0")
 	return l
