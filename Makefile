@@ -23,12 +23,14 @@ build:
 deps:
 	@test/deps.sh iproute2 file
 
-# Static checks: formatting, vet, the documentation's figures (quoted from
-# bench/results.md), and every command the README, the man page and the
-# shipped configuration show, run against this tree's binaries (test/docs).
+# Static checks: formatting, vet (the product, and bench/, a module of its
+# own over it), the documentation's figures (quoted from bench/results.md),
+# and every command the README, the man page and the shipped configuration
+# show, run against this tree's binaries (test/docs).
 check:
-	@fmt=$$(gofmt -l cmd pkg test); if [ -n "$$fmt" ]; then echo "gofmt: $$fmt"; exit 1; fi
+	@fmt=$$(gofmt -l cmd pkg test bench); if [ -n "$$fmt" ]; then echo "gofmt: $$fmt"; exit 1; fi
 	$(GO) vet ./...
+	cd bench && $(GO) vet ./...
 	@test/docs/figures.sh
 	@test/deps.sh groff-base
 	$(GO) test -count=1 ./test/docs/

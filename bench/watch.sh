@@ -18,7 +18,7 @@ die() { log "$*"; exit 1; }
 test/deps.sh libvirt-daemon-system qemu-system-x86 iproute2
 [ -x bin/fdbhook ] || make build
 mkdir -p bench/bin bench/out
-go build -trimpath -o bench/bin/watchbench ./bench/watch
+(cd bench && go build -trimpath -o bin/watchbench ./watch) # bench/ is a module of its own
 
 if [ "${FDBHOOK_TEST_LOCK_HELD:-}" != 1 ]; then
 	exec 9>/run/fdbhook-test.lock

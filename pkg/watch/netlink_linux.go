@@ -24,12 +24,29 @@ type Netlink struct {
 	// RcvBuf is the socket receive buffer; a burst that overflows it is
 	// ENOBUFS and a resync.
 	RcvBuf int
+	// Clock times the pause before subscribing again; nil means
+	// SystemClock.
+	Clock Clock
+
+	// open subscribes (nil: openSubscription); tests give it
+	// subscriptions they feed and fail by hand.
+	open func(ns netns.NsHandle, rcvbuf int) (*subscription, error)
 }
+
+// resubscribeDelay is the pause between a failed subscription and the
+// next: a kernel that refuses subscriptions must not make a busy loop.
+const resubscribeDelay = 100 * time.Millisecond
 
 func (s *Netlink) Name() string { return "netlink" }
 
-// Run subscribes and forwards hints until ctx ends.
+// Run subscribes and forwards hints until ctx ends. A subscription that
+// fails or is lost (ENOBUFS: notifications were dropped) asks for a
+// resync, since events may have been missed, and is made again.
 func (s *Netlink) Run(ctx context.Context, emit func(Event)) {
+	clock := s.Clock
+	if clock == nil {
+		clock = SystemClock{}
+	}
 	first := true
 	for ctx.Err() == nil {
 		err := s.subscribe(ctx, emit, first)
@@ -39,10 +56,8 @@ func (s *Netlink) Run(ctx context.Context, emit func(Event)) {
 		}
 		s.Log.Warnf("netlink: %v; subscribing again and resyncing", err)
 		emit(Event{Resync: true, Why: "netlink: " + err.Error()})
-		select {
-		case <-ctx.Done():
+		if !sleep(clock, resubscribeDelay, ctx.Done()) {
 			return
-		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }
@@ -54,7 +69,11 @@ func (s *Netlink) subscribe(ctx context.Context, emit func(Event), first bool) e
 	if rcvbuf == 0 {
 		rcvbuf = 1 << 20
 	}
-	sub, err := openSubscription(s.NS, rcvbuf)
+	open := s.open
+	if open == nil {
+		open = openSubscription
+	}
+	sub, err := open(s.NS, rcvbuf)
 	if err != nil {
 		return err
 	}
@@ -93,7 +112,7 @@ func openSubscription(ns netns.NsHandle, rcvbuf int) (*subscription, error) {
 	if err := netlink.NeighSubscribeWithOptions(sub.neighs, sub.done, netlink.NeighSubscribeOptions{
 		Namespace: &ns, ErrorCallback: report, ReceiveBufferSize: rcvbuf}); err != nil {
 		close(sub.done)
-		drain(sub.links, nil)
+		drain(nil, drained(sub.links))
 		return nil, err
 	}
 	return sub, nil
@@ -110,45 +129,29 @@ func (sub *subscription) forward(ctx context.Context, emit func(Event)) error {
 		case <-ctx.Done():
 		case err = <-sub.errs:
 		case u, ok := <-sub.links:
-			if !ok {
-				open--
-				continue
-			}
-			if e, ok := linkEvent(u); ok {
-				emit(e)
-			}
+			open -= relay(u, ok, linkEvent, emit)
 		case u, ok := <-sub.neighs:
-			if !ok {
-				open--
-				continue
-			}
-			if e, ok := neighEvent(u); ok {
-				emit(e)
-			}
+			open -= relay(u, ok, neighEvent, emit)
 		}
 	}
 	close(sub.done)
-	drain(sub.links, sub.neighs)
+	drain(nil, drained(sub.links), drained(sub.neighs))
 	if err == nil && ctx.Err() == nil {
 		err = errors.New("subscription closed")
 	}
 	return err
 }
 
-// drain reads both channels until the library closes them.
-func drain(links chan netlink.LinkUpdate, neighs chan netlink.NeighUpdate) {
-	for links != nil || neighs != nil {
-		select {
-		case _, ok := <-links:
-			if !ok {
-				links = nil
-			}
-		case _, ok := <-neighs:
-			if !ok {
-				neighs = nil
-			}
-		}
+// relay emits the hint a notification u names, if any. It returns 1
+// when the channel was closed (ok false), 0 otherwise.
+func relay[T any](u T, ok bool, hint func(T) (Event, bool), emit func(Event)) int {
+	if !ok {
+		return 1
 	}
+	if e, ok := hint(u); ok {
+		emit(e)
+	}
+	return 0
 }
 
 // linkEvent names the port a link notification is about. Every link

@@ -1,13 +1,16 @@
 package watch
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/fdbhook/fdbhook/test/lab"
@@ -26,8 +29,22 @@ func TestNetlinkSourceNamesPorts(t *testing.T) {
 	ns.IP("link", "set", "fdbtwbr", "up")
 	ns.IP("tuntap", "add", "fdbtwtap", "mode", "tap")
 
-	events, stop := runSource(t, &Netlink{NS: ns.NetNS, Log: quietLog()})
-	time.Sleep(100 * time.Millisecond) // subscribed
+	// The library's sockets are bound when its subscribe calls return:
+	// from then on no notification is lost.
+	subscribed := make(chan error, 1)
+	events, stop := runSource(t, &Netlink{NS: ns.NetNS, Log: quietLog(), open: func(n netns.NsHandle, rcvbuf int) (*subscription, error) {
+		sub, err := openSubscription(n, rcvbuf)
+		subscribed <- err
+		return sub, err
+	}})
+	select {
+	case err := <-subscribed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the source did not subscribe")
+	}
 
 	l, err := ns.Handle.LinkByName("fdbtwtap")
 	if err != nil {
@@ -74,4 +91,98 @@ func TestNeighEventFilter(t *testing.T) {
 			t.Errorf("family %d state %#x: hint %v %+v, want %v", c.u.Family, c.u.State, ok, e, c.want)
 		}
 	}
+}
+
+// handSubscription is a subscription the test feeds and fails by hand;
+// end closes its channels, as the library does when its socket fails, and
+// as it does once the source ends the subscription.
+func handSubscription() (sub *subscription, end func()) {
+	sub = &subscription{done: make(chan struct{}), links: make(chan netlink.LinkUpdate),
+		neighs: make(chan netlink.NeighUpdate), errs: make(chan error, 4)}
+	var once sync.Once
+	end = func() {
+		once.Do(func() {
+			close(sub.links)
+			close(sub.neighs)
+		})
+	}
+	go func() {
+		<-sub.done
+		end()
+	}()
+	return sub, end
+}
+
+// TestNetlinkSourceRecovers: a subscription that reports an error
+// (ENOBUFS: the kernel dropped notifications) or that the library closes,
+// and a subscription that cannot be made, each ask for a resync, since
+// events may have been missed, and the source subscribes again after
+// 100 ms (not before), through which hints flow again.
+func TestNetlinkSourceRecovers(t *testing.T) {
+	c := newFakeClock()
+	subs := make(chan *subscription)
+	opened := make(chan error)
+	src := &Netlink{Log: quietLog(), Clock: c, open: func(netns.NsHandle, int) (*subscription, error) {
+		select {
+		case err := <-opened:
+			return nil, err
+		case s := <-subs:
+			return s, nil
+		}
+	}}
+	events, _ := runSource(t, src)
+	give := func(what string, s *subscription) {
+		t.Helper()
+		select {
+		case subs <- s:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: the source did not subscribe", what)
+		}
+	}
+	link := func(s *subscription, name string) {
+		t.Helper()
+		s.links <- netlink.LinkUpdate{Link: &netlink.Tuntap{LinkAttrs: netlink.LinkAttrs{Name: name}}}
+		awaitEvent(t, events, "a hint for "+name, func(e Event) bool { return e.Port == name }, func(e Event) {
+			t.Fatalf("got %+v, want a hint for %s", e, name)
+		})
+	}
+	resyncAfter := func(what, why string) {
+		t.Helper()
+		awaitEvent(t, events, what, func(e Event) bool { return e.Resync && strings.Contains(e.Why, why) }, func(e Event) {
+			t.Fatalf("got %+v, want the resync of %s", e, what)
+		})
+		if d := c.nextWait(t, what); d != 100*time.Millisecond {
+			t.Fatalf("%s: the source waits %v before subscribing again, want 100ms", what, d)
+		}
+		c.Advance(99 * time.Millisecond)
+		extra, _ := handSubscription()
+		select {
+		case subs <- extra:
+			t.Fatalf("%s: subscribed again before 100 ms", what)
+		default:
+		}
+		c.Advance(time.Millisecond)
+	}
+
+	s1, _ := handSubscription()
+	give("the first subscription", s1)
+	link(s1, "vnet1")
+	s1.errs <- unix.ENOBUFS
+	resyncAfter("ENOBUFS", "no buffer space")
+
+	s2, end := handSubscription()
+	give("after ENOBUFS", s2)
+	link(s2, "vnet2")
+	end() // the library ends the subscription (its socket closed)
+	resyncAfter("a closed subscription", "subscription closed")
+
+	select {
+	case opened <- errors.New("netlink socket: too many open files"):
+	case <-time.After(5 * time.Second):
+		t.Fatal("the source did not subscribe after the closed subscription")
+	}
+	resyncAfter("a failed subscription", "too many open files")
+	s3, _ := handSubscription()
+	give("after the failed subscription", s3)
+	link(s3, "vnet3")
 }

@@ -1,9 +1,12 @@
-// Package lab is the harness the kernel test suites (test/integration,
-// test/features, test/admin, test/migration, and test/vm inside its VM)
-// share, with the frame helpers and counters test/e2e uses too: each
-// suite's TestMain copies the binaries it runs once (a Suite), and each
-// test builds its host in throw-away network namespaces (a Namespace) that
-// are deleted when it ends.
+// Package lab is the harness fdbhook's tests share. Every test that needs
+// domain XML, a <domain> or a running guest's live XML, builds it here
+// (Domain, NIC, Status), and every suite reads a bridge port's flags with
+// ReadPortFlags. The kernel test suites (test/integration, test/features,
+// test/admin, test/migration, and test/vm inside its VM) also get their
+// host from it, and test/e2e its frame helpers and counters: each suite's
+// TestMain copies the binaries it runs once (a Suite), and each test
+// builds its host in throw-away network namespaces (a Namespace) that are
+// deleted when it ends.
 //
 // A Namespace is never entered by the test's own thread: links are made
 // through a netlink handle opened inside it, iproute2 runs with `-n`, and
