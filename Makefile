@@ -23,12 +23,14 @@ build:
 deps:
 	@test/deps.sh iproute2 file
 
-# Static checks: formatting, vet, the documentation's figures (quoted from
-# bench/results.md), and every command the README, the man page and the
-# shipped configuration show, run against this tree's binaries (test/docs).
+# Static checks: formatting, vet (the product, and bench/, a module of its
+# own over it), the documentation's figures (quoted from bench/results.md),
+# and every command the README, the man page and the shipped configuration
+# show, run against this tree's binaries (test/docs).
 check:
-	@fmt=$$(gofmt -l cmd pkg test); if [ -n "$$fmt" ]; then echo "gofmt: $$fmt"; exit 1; fi
+	@fmt=$$(gofmt -l cmd pkg test bench); if [ -n "$$fmt" ]; then echo "gofmt: $$fmt"; exit 1; fi
 	$(GO) vet ./...
+	cd bench && $(GO) vet ./...
 	@test/docs/figures.sh
 	@test/deps.sh groff-base
 	$(GO) test -count=1 ./test/docs/
@@ -40,7 +42,7 @@ unit:
 
 # Netlink tests, each in its own network namespace; needs root.
 integration: build deps
-	$(GO) test -count=1 -v ./test/integration/ ./test/features/ ./test/admin/
+	$(GO) test -count=1 -v ./test/lab/ ./test/integration/ ./test/features/ ./test/admin/
 
 # Bounded fuzzing of the XML-to-plan path and the config parser.
 fuzz:

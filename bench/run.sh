@@ -10,7 +10,10 @@
 # BENCH_FLOOD_ROUNDS (3), BENCH_GO_BENCHTIME (200x), BENCH_GO_COUNT (5),
 # BENCH_KERNEL_BENCHTIME (50x),
 # BENCH_PHASES (latency,stop,rss,flood,lxc; "lxc" alone measures the lxc hook
-# beside the qemu hook and replaces only that section of bench/results.md).
+# beside the qemu hook and replaces only that section of bench/results.md),
+# BENCH_ALT_HOOK and BENCH_ALT_NAME (another build of the qemu hook and
+# what to call it: the "alt" phase times it beside bin/qemu-hook, a start
+# with one NIC and prepare begin; "alt" alone replaces only its section).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -25,11 +28,15 @@ test/deps.sh iproute2 xmlstarlet time
 [ -x bin/qemu-hook ] && [ -x bin/lxc-hook ] && [ -x bin/fdbhook ] || make build
 out=bench/out
 mkdir -p "$out" bench/bin
-# Floors, built like the hooks (static, stripped).
-go build -trimpath -ldflags '-s -w' -o bench/bin/noop ./bench/noop
-go build -trimpath -ldflags '-s -w' -o bench/bin/hookinit ./bench/floor/hookinit
-go build -trimpath -ldflags '-s -w' -o bench/bin/noxmlquery ./bench/floor/noxmlquery
-go build -trimpath -o bench/bin/driver ./bench/driver
+# bench/ is a module of its own over the product (bench/go.mod). Floors,
+# built like the hooks (static, stripped), and the driver.
+(
+	cd bench
+	go build -trimpath -ldflags '-s -w' -o bin/noop ./noop
+	go build -trimpath -ldflags '-s -w' -o bin/hookinit ./floor/hookinit
+	go build -trimpath -ldflags '-s -w' -o bin/noxmlquery ./floor/noxmlquery
+	go build -trimpath -o bin/driver ./driver
+)
 
 ns="fdbt-bench-$$"
 made_lxc_dir=
@@ -47,10 +54,10 @@ exec 9>/run/fdbhook-test.lock
 echo "waiting for /run/fdbhook-test.lock" >&2
 flock -w 1800 9 || { echo "bench/run.sh: /run/fdbhook-test.lock held for 30 min" >&2; exit 1; }
 
-phases=${BENCH_PHASES:-latency,stop,rss,flood,lxc}
-if [ "$phases" != lxc ]; then
-echo "== go test -bench ./bench (in-process plan + apply)" >&2
-go test -count "${BENCH_GO_COUNT:-5}" -run '^$' -bench . -benchmem -benchtime "${BENCH_GO_BENCHTIME:-200x}" ./bench/ | tee "$out/gobench.txt" >&2
+phases=${BENCH_PHASES:-latency,stop,rss,flood,lxc,alt}
+if [ "$phases" != lxc ] && [ "$phases" != alt ]; then
+echo "== go test -bench . in bench/ (in-process plan + apply)" >&2
+(cd bench && go test -count "${BENCH_GO_COUNT:-5}" -run '^$' -bench . -benchmem -benchtime "${BENCH_GO_BENCHTIME:-200x}" .) | tee "$out/gobench.txt" >&2
 
 echo "== go test -bench ./pkg/kernel (pkg/kernel beside the netlink library)" >&2
 go test -count "${BENCH_GO_COUNT:-5}" -run '^$' -bench . -benchmem -benchtime "${BENCH_KERNEL_BENCHTIME:-50x}" ./pkg/kernel/ | tee "$out/kernelbench.txt" >&2
@@ -71,11 +78,12 @@ ip netns exec "$ns" unshare -m --propagation private \
 	-hookinit bench/bin/hookinit -noxmlquery bench/bin/noxmlquery -work "$out" \
 	-runs "${BENCH_RUNS:-200}" -stop-runs "${BENCH_STOP_RUNS:-200}" -rss-runs "${BENCH_RSS_RUNS:-20}" \
 	-fdb-entries "${BENCH_FDB_ENTRIES:-10000}" -flood-frames "${BENCH_FLOOD_FRAMES:-20000}" \
-	-flood-rounds "${BENCH_FLOOD_ROUNDS:-3}" -phases "$phases" -o "$out/results.json"
+	-flood-rounds "${BENCH_FLOOD_ROUNDS:-3}" -phases "$phases" -alt-hook "${BENCH_ALT_HOOK:-}" \
+	-alt-name "${BENCH_ALT_NAME:-alt}" -o "$out/results.json"
 
-if [ "$phases" = lxc ]; then
-	bench/bin/driver report -i "$out/results.json" -md bench/results.md -lxc-only
-	echo "wrote the lxc section of bench/results.md" >&2
+if [ "$phases" = lxc ] || [ "$phases" = alt ]; then
+	bench/bin/driver report -i "$out/results.json" -md bench/results.md "-$phases-only"
+	echo "wrote the $phases section of bench/results.md" >&2
 	exit 0
 fi
 

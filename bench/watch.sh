@@ -29,7 +29,7 @@ die() { log "$*"; exit 1; }
 test/deps.sh libvirt-daemon-system qemu-system-x86 iproute2
 make build >/dev/null
 mkdir -p bench/bin bench/out
-go build -trimpath -o bench/bin/watchbench ./bench/watch
+(cd bench && go build -trimpath -o bin/watchbench ./watch) # bench/ is a module of its own
 
 # churn measures the watcher on a busy segment: this tree's beside the one
 # built from BENCH_WATCH_BEFORE (extracted with git archive, built as

@@ -41,7 +41,7 @@ func (b *bench) flood() error {
 	if err != nil {
 		return err
 	}
-	_, outer, err := b.lab.Veth(br, "fu0", "fu1")
+	inner, outer, err := b.lab.Veth(br, "fu0", "fu1")
 	if err != nil {
 		return err
 	}
@@ -92,7 +92,7 @@ func (b *bench) flood() error {
 		if err := b.lab.Check(floodBridge, nics, managed); err != nil {
 			return err
 		}
-		fr, err := b.floodRound(sock, outer, taps, counts)
+		fr, err := b.floodRound(sock, inner, outer, taps, counts)
 		if err != nil {
 			return err
 		}
@@ -110,15 +110,25 @@ type tapCount struct {
 	other atomic.Int64 // anything else
 	// sample is the start of the last other frame, in hex.
 	sample atomic.Value
+	// stopped is the error that ended the reader before the end of the
+	// phase (the tap was deleted under it): its counts are short.
+	stopped atomic.Value
 }
 
-// drain reads every frame the bridge sends to a tap and counts them.
+// drain reads every frame the bridge sends to a tap and counts them, until
+// the file is closed at the end of the phase. A tap that goes down and up
+// is read across (its queue's file stays open); any other end of reading
+// is kept in c.stopped, and the round fails.
 func drain(f *os.File, c *tapCount) {
 	buf := make([]byte, 65536)
 	for {
 		n, err := f.Read(buf)
+		if errors.Is(err, os.ErrClosed) {
+			return
+		}
 		if err != nil {
-			return // closed at the end of the phase
+			c.stopped.Store(fmt.Errorf("reading %s: %w", f.Name(), err))
+			return
 		}
 		if n >= 14 && binary.BigEndian.Uint16(buf[12:14]) == etherType && bytes.Equal(buf[6:12], floodSrc) {
 			c.ours.Add(1)
@@ -157,12 +167,18 @@ func (b *bench) waitForwarding(nics []testbed.NIC) error {
 
 type linkStats struct{ tx, txDrop, rx uint64 }
 
-func (b *bench) stats(names []string) (linkStats, error) {
+// stats sums the counters of links, read again by name: a link made again
+// under its name (its counters started from zero) is an error.
+func (b *bench) stats(links []netlink.Link) (linkStats, error) {
 	var s linkStats
-	for _, n := range names {
+	for _, held := range links {
+		n := held.Attrs().Name
 		l, err := b.lab.Link(n)
 		if err != nil {
-			return s, err
+			return s, fmt.Errorf("%s is gone: %w", n, err)
+		}
+		if l.Attrs().Index != held.Attrs().Index {
+			return s, fmt.Errorf("%s was made again (ifindex %d, now %d): its counters started from zero", n, held.Attrs().Index, l.Attrs().Index)
 		}
 		st := l.Attrs().Statistics
 		if st == nil {
@@ -177,22 +193,18 @@ func (b *bench) stats(names []string) (linkStats, error) {
 
 // floodRound sends floodFrames frames to unknown unicast MACs into the
 // uplink's outer end and counts what reaches the guest taps.
-func (b *bench) floodRound(sock int, outer netlink.Link, taps []netlink.Link, counts []tapCount) (*FloodRound, error) {
-	names := make([]string, len(taps))
-	for i, t := range taps {
-		names[i] = t.Attrs().Name
-	}
+func (b *bench) floodRound(sock int, inner, outer netlink.Link, taps []netlink.Link, counts []tapCount) (*FloodRound, error) {
 	before := make([]int64, len(counts))
 	otherBefore := make([]int64, len(counts))
 	for i := range counts {
 		before[i] = counts[i].ours.Load()
 		otherBefore[i] = counts[i].other.Load()
 	}
-	tapBefore, err := b.stats(names)
+	tapBefore, err := b.stats(taps)
 	if err != nil {
 		return nil, err
 	}
-	upBefore, err := b.stats([]string{"fu0"})
+	upBefore, err := b.stats([]netlink.Link{inner})
 	if err != nil {
 		return nil, err
 	}
@@ -251,11 +263,16 @@ func (b *bench) floodRound(sock int, outer netlink.Link, taps []netlink.Link, co
 		}
 		fr.PerTapMax = max(fr.PerTapMax, d)
 	}
-	tapAfter, err := b.stats(names)
+	for i := range counts {
+		if err, _ := counts[i].stopped.Load().(error); err != nil {
+			return nil, fmt.Errorf("tap %s: its reader stopped, the round's counts are short: %w", taps[i].Attrs().Name, err)
+		}
+	}
+	tapAfter, err := b.stats(taps)
 	if err != nil {
 		return nil, err
 	}
-	upAfter, err := b.stats([]string{"fu0"})
+	upAfter, err := b.stats([]netlink.Link{inner})
 	if err != nil {
 		return nil, err
 	}

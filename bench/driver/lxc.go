@@ -232,15 +232,7 @@ func lxcSection(res *Results) string {
 			if q == nil || l == nil {
 				continue
 			}
-			qm, lm := median(q.Samples), median(l.Samples)
-			qi := quantile(q.Samples, 0.75) - quantile(q.Samples, 0.25)
-			li := quantile(l.Samples, 0.75) - quantile(l.Samples, 0.25)
-			verdict := "within noise"
-			if d := lm - qm; d > max(qi, li) || -d > max(qi, li) {
-				verdict = "**outside noise**"
-			}
-			fmt.Fprintf(&b, "| %d | %s | %s ms | %s ms | %s ms | %s ms | %+.2f ms | %sx | %s |\n", n, mode, f2(qm), f2(qi), f2(lm), f2(li),
-				lm-qm, f2(pairedRatio(l.Samples, q.Samples)), verdict)
+			fmt.Fprintf(&b, "| %d | %s | %s |\n", n, mode, besideCells(q.Samples, l.Samples))
 		}
 	}
 	b.WriteString("\n")
@@ -248,22 +240,27 @@ func lxcSection(res *Results) string {
 }
 
 // spliceLxc writes the lxc section of a run of the lxc phase alone into
-// the report md, in place of the section an earlier run wrote there, or
-// after the start latency chart; the rest of the report stays as it was.
+// the report md (splice).
 func spliceLxc(md string, res *Results) error {
+	return splice(md, res, "### The lxc hook beside the qemu hook\n", lxcSection(res), "BENCH_PHASES=lxc bench/run.sh")
+}
+
+// splice writes a section of a run of one phase alone (how) into the
+// report md, in place of the section (starting with head) an earlier run
+// wrote there, or after the start latency chart; the rest of the report
+// stays as it was.
+func splice(md string, res *Results, head, section, how string) error {
 	data, err := os.ReadFile(md)
 	if err != nil {
 		return err
 	}
 	text := string(data)
-	const head = "### The lxc hook beside the qemu hook\n"
-	section := lxcSection(res)
 	if section == "" {
-		return fmt.Errorf("the results hold no lxc series")
+		return fmt.Errorf("the results hold no series for %q", strings.TrimSpace(head))
 	}
 	m := res.Machine
-	section = strings.Replace(section, "\n\n", fmt.Sprintf("\n\nMeasured on its own (`BENCH_PHASES=lxc bench/run.sh`) on %s, fdbhook %s, load average %s at the start, %s at the end.\n\n",
-		m.Date, m.Version, m.LoadBefore, m.LoadAfter), 1)
+	section = strings.Replace(section, "\n\n", fmt.Sprintf("\n\nMeasured on its own (`%s`) on %s, fdbhook %s, load average %s at the start, %s at the end.\n\n",
+		how, m.Date, m.Version, m.LoadBefore, m.LoadAfter), 1)
 	if i := strings.Index(text, head); i >= 0 {
 		end := strings.Index(text[i+len(head):], "\n#")
 		if end < 0 {

@@ -45,6 +45,8 @@ type opts struct {
 	shell, noop string
 	hookInit    string
 	noXMLQuery  string
+	altHook     string
+	altName     string
 	work        string
 	config      string
 	netns       string
@@ -69,6 +71,8 @@ func measureMain(args []string) error {
 	fs.StringVar(&o.phases, "phases", "latency,stop,rss,flood,lxc", "phases to run, comma-separated")
 	fs.StringVar(&o.hookInit, "hookinit", "bench/bin/hookinit", "a program that only initialises qemu-hook's imports")
 	fs.StringVar(&o.noXMLQuery, "noxmlquery", "bench/bin/noxmlquery", "a program that only initialises the hook's imports less xmlquery")
+	fs.StringVar(&o.altHook, "alt-hook", "", "another build of the qemu hook, timed beside it in the alt phase")
+	fs.StringVar(&o.altName, "alt-name", "alt", "what the alt phase calls the other build")
 	fs.StringVar(&o.work, "work", "bench/out", "directory for configs, inputs and raw samples")
 	fs.StringVar(&o.config, "config", "packaging/fdbhook.toml", "the packaged configuration, comments and all: the hooks read it with the bench's bridges")
 	fs.IntVar(&o.runs, "runs", 200, "timed runs per latency series")
@@ -79,7 +83,10 @@ func measureMain(args []string) error {
 	fs.IntVar(&o.floodRounds, "flood-rounds", 3, "rounds of (unmanaged, managed) flood measurements")
 	out := fs.String("o", "bench/out/results.json", "results file")
 	fs.Parse(args)
-	for _, p := range []*string{&o.hook, &o.lxcHook, &o.admin, &o.shell, &o.noop, &o.hookInit, &o.noXMLQuery, &o.work, &o.config} {
+	for _, p := range []*string{&o.hook, &o.lxcHook, &o.admin, &o.shell, &o.noop, &o.hookInit, &o.noXMLQuery, &o.work, &o.config, &o.altHook} {
+		if *p == "" {
+			continue
+		}
 		abs, err := filepath.Abs(*p)
 		if err != nil {
 			return err
@@ -105,11 +112,12 @@ func measureMain(args []string) error {
 func reportMain(args []string) error {
 	fs := flag.NewFlagSet("report", flag.ExitOnError)
 	in := fs.String("i", "bench/out/results.json", "results of driver measure")
-	gobench := fs.String("gobench", "bench/out/gobench.txt", "output of go test -bench ./bench")
+	gobench := fs.String("gobench", "bench/out/gobench.txt", "output of go test -bench . in bench/")
 	kernelbench := fs.String("kernelbench", "bench/out/kernelbench.txt", "output of go test -bench ./pkg/kernel")
 	md := fs.String("md", "bench/results.md", "Markdown report to write")
 	svg := fs.String("svg", "bench/latency.svg", "latency chart to write")
 	lxcOnly := fs.Bool("lxc-only", false, "the results hold the lxc phase alone: replace that section of -md, leave the rest")
+	altOnly := fs.Bool("alt-only", false, "the results hold the alt phase alone: replace that section of -md, leave the rest")
 	fs.Parse(args)
 	data, err := os.ReadFile(*in)
 	if err != nil {
@@ -121,6 +129,9 @@ func reportMain(args []string) error {
 	}
 	if *lxcOnly {
 		return spliceLxc(*md, &res)
+	}
+	if *altOnly {
+		return spliceAlt(*md, &res)
 	}
 	gb, err := os.ReadFile(*gobench)
 	if err != nil && !os.IsNotExist(err) {

@@ -108,10 +108,11 @@ func measure(o opts) (*Results, error) {
 		{"rss", "peak RSS", b.rss},
 		{"flood", fmt.Sprintf("flood reduction: %d frames x %d rounds", o.floodFrames, o.floodRounds), b.flood},
 		{"lxc", fmt.Sprintf("lxc hook beside the qemu hook: %d interleaved rounds", o.runs), b.lxcLatency},
+		{"alt", fmt.Sprintf("the qemu hook beside its %s build: %d interleaved rounds", o.altName, o.runs), b.altLatency},
 	}
 	want := strings.Split(o.phases, ",")
 	for i, p := range phases {
-		if !slices.Contains(want, p.name) {
+		if !slices.Contains(want, p.name) || p.name == "alt" && o.altHook == "" {
 			continue
 		}
 		progress("%d/%d %s", i+1, len(phases), p.about)
@@ -180,6 +181,13 @@ func (b *bench) sizes() error {
 			return err
 		}
 		b.res.Sizes[filepath.Base(p)] = st.Size()
+	}
+	if b.o.altHook != "" {
+		st, err := os.Stat(b.o.altHook)
+		if err != nil {
+			return err
+		}
+		b.res.Sizes["qemu-hook ("+b.o.altName+")"] = st.Size()
 	}
 	return nil
 }

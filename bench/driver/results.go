@@ -18,6 +18,10 @@ type Results struct {
 	// Lxc holds the lxc hook's started begin beside the qemu hook's
 	// start begin (variants lxc-hook, qemu-hook), interleaved likewise.
 	Lxc []Series
+	// Alt holds another build of the qemu hook (named AltName) beside it:
+	// a start with one NIC, first and steady, and prepare begin.
+	Alt     []Series
+	AltName string
 	// Stop holds the stop, start and reconcile series on the bridge with
 	// an empty FDB and on the one with FDBEntries other static entries.
 	Stop       []Series

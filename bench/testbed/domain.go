@@ -1,8 +1,10 @@
 package testbed
 
 import (
-	"bytes"
 	"fmt"
+	"strings"
+
+	"github.com/fdbhook/fdbhook/test/lab"
 )
 
 // NIC is one bridged guest interface: its MAC and its tap.
@@ -29,21 +31,13 @@ func NICs(prefix string, tag byte, n int) []NIC {
 // with one <interface type='bridge'> on bridge per NIC. A NIC without a tap
 // gets no <target>, as in the XML of a stopped guest.
 func DomainXML(name, bridge string, nics []NIC) []byte {
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "<domain type='kvm' id='7'>\n  <name>%s</name>\n", name)
-	fmt.Fprintf(&b, "  <uuid>0f0b0e0c-0000-4000-8000-%012x</uuid>\n", len(name)*1000+len(nics))
-	b.WriteString("  <memory unit='KiB'>65536</memory>\n  <vcpu placement='static'>1</vcpu>\n")
-	b.WriteString("  <os>\n    <type arch='x86_64' machine='pc-q35-7.2'>hvm</type>\n  </os>\n  <devices>\n")
-	b.WriteString("    <emulator>/usr/bin/qemu-system-x86_64</emulator>\n")
+	d := lab.Domain{Name: name, ID: 7, UUID: fmt.Sprintf("0f0b0e0c-0000-4000-8000-%012x", len(name)*1000+len(nics)),
+		Body: "  <memory unit='KiB'>65536</memory>\n  <vcpu placement='static'>1</vcpu>\n" +
+			"  <os>\n    <type arch='x86_64' machine='pc-q35-7.2'>hvm</type>\n  </os>\n",
+		Devices: "    <emulator>/usr/bin/qemu-system-x86_64</emulator>\n"}
 	for i, n := range nics {
-		fmt.Fprintf(&b, "    <interface type='bridge'>\n      <mac address='%s'/>\n      <source bridge='%s'/>\n", n.MAC, bridge)
-		if n.Tap != "" {
-			fmt.Fprintf(&b, "      <target dev='%s'/>\n", n.Tap)
-		}
-		fmt.Fprintf(&b, "      <model type='virtio'/>\n      <alias name='net%d'/>\n", i)
-		fmt.Fprintf(&b, "      <address type='pci' domain='0x0000' bus='0x%02x' slot='0x%02x' function='0x0'/>\n    </interface>\n",
-			1+i/32, i%32)
+		d.NICs = append(d.NICs, lab.NIC{MAC: n.MAC, Bridge: bridge, Target: n.Tap, Model: "virtio", Alias: "-",
+			Extra: fmt.Sprintf("      <address type='pci' domain='0x0000' bus='0x%02x' slot='0x%02x' function='0x0'/>\n", 1+i/32, i%32)})
 	}
-	b.WriteString("    <memballoon model='virtio'/>\n  </devices>\n</domain>\n")
-	return b.Bytes()
+	return []byte(strings.Replace(d.XML(), "  </devices>", "    <memballoon model='virtio'/>\n  </devices>", 1))
 }

@@ -5,11 +5,12 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"runtime"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/fdbhook/fdbhook/test/lab"
 )
 
 // Lab is one network namespace and a netlink handle in it. Every device a
@@ -49,22 +50,9 @@ func Current(name string) (*Lab, error) {
 // New creates a fresh, unnamed network namespace. It disappears when Close
 // releases the last reference to it, also when the process dies.
 func New() (*Lab, error) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
+	ns, err := lab.NewNetNS()
 	if err != nil {
 		return nil, err
-	}
-	defer orig.Close()
-	ns, err := netns.New()
-	if err != nil {
-		return nil, fmt.Errorf("creating network namespace: %w", err)
-	}
-	if err := netns.Set(orig); err != nil {
-		// The thread is stuck in the new namespace; let it die with the
-		// goroutine rather than serve other goroutines.
-		ns.Close()
-		return nil, fmt.Errorf("returning to the original namespace: %w", err)
 	}
 	h, err := netlink.NewHandleAt(ns)
 	if err != nil {
@@ -83,27 +71,7 @@ func (l *Lab) Close() {
 
 // Do runs f on an OS thread that is inside the lab's namespace: opening
 // /dev/net/tun and fork-exec take the namespace of the calling thread.
-func (l *Lab) Do(f func() error) error {
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	defer orig.Close()
-	if err := netns.Set(l.NS); err != nil {
-		runtime.UnlockOSThread()
-		return fmt.Errorf("entering the lab namespace: %w", err)
-	}
-	ferr := f()
-	if err := netns.Set(orig); err != nil {
-		// Leave the thread locked: it ends with this goroutine instead of
-		// running other goroutines in the wrong namespace.
-		return errors.Join(ferr, err)
-	}
-	runtime.UnlockOSThread()
-	return ferr
-}
+func (l *Lab) Do(f func() error) error { return lab.InNS(l.NS, f) }
 
 // Bridge creates bridge name (STP off, the kernel's default) and sets it up.
 func (l *Lab) Bridge(name string) (netlink.Link, error) {

@@ -28,6 +28,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/fdbhook/fdbhook/pkg/kernel"
+	"github.com/fdbhook/fdbhook/test/lab"
 )
 
 func main() {
@@ -218,17 +219,15 @@ const (
 )
 
 func hotplugXML(ports int) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, `<domain type='qemu'><name>%s</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>
-<os><type arch='x86_64' machine='q35'>hvm</type></os><features><acpi/></features><devices><memballoon model='none'/>
-<interface type='bridge'><mac address='52:54:00:fe:00:00'/><source bridge='%s'/><model type='virtio'/><rom enabled='no'/></interface>
-<controller type='pci' index='0' model='pcie-root'/>
-`, hpGuest, hpBridge)
+	var devices strings.Builder
+	devices.WriteString("    <memballoon model='none'/>\n    <controller type='pci' index='0' model='pcie-root'/>\n")
 	for i := 1; i <= ports; i++ {
-		fmt.Fprintf(&b, "<controller type='pci' index='%d' model='pcie-root-port'/>\n", i)
+		fmt.Fprintf(&devices, "    <controller type='pci' index='%d' model='pcie-root-port'/>\n", i)
 	}
-	b.WriteString("</devices></domain>\n")
-	return b.String()
+	return lab.Domain{Name: hpGuest, Type: "qemu",
+		Body:    "  <memory unit='MiB'>64</memory>\n  <vcpu>1</vcpu>\n  <os><type arch='x86_64' machine='q35'>hvm</type></os>\n  <features><acpi/></features>\n",
+		Devices: devices.String(),
+		NICs:    []lab.NIC{{MAC: "52:54:00:fe:00:00", Bridge: hpBridge, Model: "virtio", Extra: "      <rom enabled='no'/>\n"}}}.XML()
 }
 
 func hotplug(bin string, n int) (err error) {

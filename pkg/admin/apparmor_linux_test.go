@@ -233,12 +233,12 @@ func TestDoctorAndStatusReportAppArmorDenial(t *testing.T) {
 
 	k, running, defined := world(t)
 	st := state(t, k, cfgBr0, running, defined)
-	before, err := Status(st, nil)
+	before, err := Status(st, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st.HookChecks = HookExecChecks(sys.HooksDir, []Daemon{{Name: "libvirtd", PID: 565}}, sys.Exec, false)
-	rep, err := Status(st, nil)
+	hooks := HookExecChecks(sys.HooksDir, []Daemon{{Name: "libvirtd", PID: 565}}, sys.Exec, false)
+	rep, err := Status(st, hooks, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fdbhook/fdbhook/pkg/config"
+	"github.com/fdbhook/fdbhook/pkg/manage"
 	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/pkg/plan"
 )
@@ -70,7 +71,7 @@ type System struct {
 	ConfigPath string
 	// HooksDir is libvirt's hook directory (/etc/libvirt/hooks).
 	HooksDir string
-	Networks Networks
+	Networks manage.Networks
 	// Links dumps the devices of the current network namespace.
 	Links func() ([]*model.Link, error)
 	// Uname returns the kernel's release and machine.
@@ -458,7 +459,7 @@ func executable(fi fs.FileInfo) bool { return fi.Mode().IsRegular() && fi.Mode()
 
 // bridgeChecks checks that every configured bridge exists and is a Linux
 // bridge, and that every configured network resolves to one.
-func bridgeChecks(cfg *config.Config, nets Networks, links []*model.Link, linksOK bool) []Check {
+func bridgeChecks(cfg *config.Config, nets manage.Networks, links []*model.Link, linksOK bool) []Check {
 	var out []Check
 	byName := map[string]*model.Link{}
 	ports := map[int]int{}

@@ -348,6 +348,61 @@ func TestStartTicks(t *testing.T) {
 	}
 }
 
+// networkSet is libvirt's networks as doctor reads them: by name, nil for
+// an undefined one; fail names one whose file cannot be read.
+type networkSet struct {
+	nets map[string]*model.Network
+	fail string
+}
+
+func (n networkSet) Network(name string) (*model.Network, error) {
+	if name == n.fail {
+		return nil, errors.New("/run/libvirt/network/" + name + ".xml: permission denied")
+	}
+	return n.nets[name], nil
+}
+
+// TestDoctorNetworks: each network in "networks" is resolved to its
+// bridge through libvirt's files and judged as a bridge is, except that a
+// network's bridge that does not exist (the network is not started) is a
+// warning, not a failure; a network libvirt manages itself, one it has no
+// definition of and one without a bridge are warnings; one whose file
+// cannot be read fails.
+func TestDoctorNetworks(t *testing.T) {
+	sys, _ := fakeSystem(t)
+	writeFile(t, sys.ConfigPath, "networks = [\"ok\", \"down\", \"nic\", \"mtm\", \"undefined\", \"nobridge\", \"unreadable\"]\n", 0o644)
+	sys.Networks = networkSet{fail: "unreadable", nets: map[string]*model.Network{
+		"ok":       {Name: "ok", Bridge: "br0"},
+		"down":     {Name: "down", Bridge: "virbr9"},
+		"nic":      {Name: "nic", Bridge: "bond0"},
+		"mtm":      {Name: "mtm", Bridge: "br0", MacTableLibvirt: true},
+		"nobridge": {Name: "nobridge"},
+	}}
+	checks := Doctor(sys)
+	expectChecks(t, checks, `
+		network ok | ok | br0 (of network ok) is a Linux bridge with 1 ports, vlan_filtering off
+		network down | warn | bridge virbr9 (of network down) does not exist
+		network nic | fail | bond0 (of network nic) is
+		network mtm | warn | macTableManager='libvirt'
+		network undefined | warn | libvirt has no definition of it
+		network nobridge | warn | names no bridge yet
+		network unreadable | fail | permission denied
+	`)
+	for _, name := range []string{"ok", "down", "mtm", "undefined", "nobridge"} {
+		for _, c := range find(checks, "network "+name) {
+			if c.Level == Fail {
+				t.Errorf("network %s fails doctor: %s", name, c.Text)
+			}
+		}
+	}
+	if len(find(checks, "network mtm")) != 1 {
+		t.Errorf("a network libvirt manages is judged beyond the warning: %v", find(checks, "network mtm"))
+	}
+	if !Failed(checks) {
+		t.Error("doctor does not fail with a network that fails")
+	}
+}
+
 // TestDoctorSyslog: doctor says where the log lines go, and warns when
 // nothing receives them.
 func TestDoctorSyslog(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/fdbhook/fdbhook/pkg/guest"
 	"github.com/fdbhook/fdbhook/pkg/kernel/kerneltest"
+	"github.com/fdbhook/fdbhook/pkg/manage"
 	"github.com/fdbhook/fdbhook/pkg/model"
 )
 
@@ -24,57 +25,55 @@ type dupCase struct {
 	ask               string
 	rewrite, outgoing bool
 
-	action MACAction
-	owner  string // the keeper's guest, for RefuseNIC
+	action manage.MACAction
+	owner  string // the keeper's guest, for manage.RefuseNIC
 	pin    bool
 	why    string // in Why
 }
 
 func TestDecideMAC(t *testing.T) {
-	managedA := func(k *kerneltest.Kernel) { k.SetFlags("vnet1", kerneltest.Managed); k.AddStatic(macG1, "vnet1") }
+	// managedAWith: A's port vnet1 managed, A's MAC's entry on port.
+	managedAWith := func(port string) func(*kerneltest.Kernel) {
+		return func(k *kerneltest.Kernel) { k.SetFlags("vnet1", kerneltest.Managed); k.AddStatic(macG1, port) }
+	}
+	managedA, learnedByB, roamed := managedAWith("vnet1"), managedAWith("vnet2"), managedAWith("eth0")
+	// heldByB: A's MAC's entry on B's managed port vnet2.
+	heldByB := func(k *kerneltest.Kernel) { k.SetFlags("vnet2", kerneltest.Managed); k.AddStatic(macG1, "vnet2") }
 	for _, tc := range []dupCase{
 		{name: "A first, B second: A keeps it, pinned", setup: managedA, b: macG1, ask: "a",
-			action: WriteEntry, pin: true, why: "pinned: guest b (net0 on vnet2) has this MAC too"},
+			action: manage.WriteEntry, pin: true, why: "pinned: guest b (net0 on vnet2) has this MAC too"},
 		{name: "A first, B second: B refused", setup: managedA, b: macG1, ask: "b",
-			action: RefuseNIC, owner: "a", why: "guest a (net0 on vnet1) has it on this bridge too and keeps it; this guest's port vnet2 is left as it is"},
-		{name: "B's port learned A's entry: A takes it back, also between starts", b: macG1, ask: "a",
-			setup:  func(k *kerneltest.Kernel) { k.SetFlags("vnet1", kerneltest.Managed); k.AddStatic(macG1, "vnet2") },
-			action: WriteEntry, pin: true, why: "back from vnet2, the port of guest b, which learned it from a frame"},
-		{name: "B's port learned A's entry: B still refused", b: macG1, ask: "b",
-			setup:  func(k *kerneltest.Kernel) { k.SetFlags("vnet1", kerneltest.Managed); k.AddStatic(macG1, "vnet2") },
-			action: RefuseNIC, owner: "a"},
-		{name: "the holder that does not learn keeps it, though its port is newer", b: macG1, ask: "a",
-			setup:  func(k *kerneltest.Kernel) { k.SetFlags("vnet2", kerneltest.Managed); k.AddStatic(macG1, "vnet2") },
-			action: RefuseNIC, owner: "b"},
+			action: manage.RefuseNIC, owner: "a", why: "guest a (net0 on vnet1) has it on this bridge too and keeps it; this guest's port vnet2 is left as it is"},
+		{name: "B's port learned A's entry: A takes it back, also between starts", b: macG1, ask: "a", setup: learnedByB,
+			action: manage.WriteEntry, pin: true, why: "back from vnet2, the port of guest b, which learned it from a frame"},
+		{name: "B's port learned A's entry: B still refused", b: macG1, ask: "b", setup: learnedByB,
+			action: manage.RefuseNIC, owner: "a"},
+		{name: "the holder that does not learn keeps it, though its port is newer", b: macG1, ask: "a", setup: heldByB,
+			action: manage.RefuseNIC, owner: "b"},
 		{name: "neither managed: the older port keeps it", b: macG1, ask: "b",
-			action: RefuseNIC, owner: "a"},
+			action: manage.RefuseNIC, owner: "a"},
 		{name: "an opted-out duplicate never keeps it, but pins", b: macG1, optOut: true, ask: "a",
 			setup:  func(k *kerneltest.Kernel) { k.AddStatic(macG1, "vnet2") },
-			action: WriteEntry, pin: true, why: "back from vnet2"},
+			action: manage.WriteEntry, pin: true, why: "back from vnet2"},
 		{name: "sticky entries: A keeps it, B refused", b: macG1, ask: "b",
 			setup: func(k *kerneltest.Kernel) {
 				k.SetFlags("vnet1", kerneltest.Managed)
 				k.AddEntry(model.Entry{MAC: macG1, Port: "vnet1", State: model.NUDNoARP, NTFlags: model.NTFMaster | model.NTFSticky})
 			},
-			action: RefuseNIC, owner: "a"},
+			action: manage.RefuseNIC, owner: "a"},
 		{name: "no sticky entries in this kernel: nothing pinned", b: macG1, ask: "a",
 			setup:  func(k *kerneltest.Kernel) { managedA(k); k.Device("br0").StickyCapable = false },
-			action: WriteEntry},
-		{name: "uplink roam while the guest runs: left there", ask: "a",
-			setup:  func(k *kerneltest.Kernel) { k.SetFlags("vnet1", kerneltest.Managed); k.AddStatic(macG1, "eth0") },
-			action: LeaveEntry, why: "a duplicate or a spoof"},
-		{name: "uplink roam, the guest started or resumed: written back", ask: "a", rewrite: true,
-			setup:  func(k *kerneltest.Kernel) { k.SetFlags("vnet1", kerneltest.Managed); k.AddStatic(macG1, "eth0") },
-			action: WriteEntry},
-		{name: "migration out: the announcement's move is left", ask: "a", outgoing: true,
-			setup:  func(k *kerneltest.Kernel) { k.SetFlags("vnet1", kerneltest.Managed); k.AddStatic(macG1, "eth0") },
-			action: LeaveEntry, why: "migrating away"},
-		{name: "a static entry on a managed tap of a guest without the MAC: refused", b: macG2, ask: "a",
-			setup:  func(k *kerneltest.Kernel) { k.SetFlags("vnet2", kerneltest.Managed); k.AddStatic(macG1, "vnet2") },
-			action: RefuseNIC, why: "it already has a static entry on vnet2, the port of guest b"},
-		{name: "a spoofer's learning port took it: written back, not pinned", b: macG2, ask: "a",
-			setup:  func(k *kerneltest.Kernel) { k.SetFlags("vnet1", kerneltest.Managed); k.AddStatic(macG1, "vnet2") },
-			action: WriteEntry, why: "back from vnet2"},
+			action: manage.WriteEntry},
+		{name: "uplink roam while the guest runs: left there", ask: "a", setup: roamed,
+			action: manage.LeaveEntry, why: "a duplicate or a spoof"},
+		{name: "uplink roam, the guest started or resumed: written back", ask: "a", rewrite: true, setup: roamed,
+			action: manage.WriteEntry},
+		{name: "migration out: the announcement's move is left", ask: "a", outgoing: true, setup: roamed,
+			action: manage.LeaveEntry, why: "migrating away"},
+		{name: "a static entry on a managed tap of a guest without the MAC: refused", b: macG2, ask: "a", setup: heldByB,
+			action: manage.RefuseNIC, why: "it already has a static entry on vnet2, the port of guest b"},
+		{name: "a spoofer's learning port took it: written back, not pinned", b: macG2, ask: "a", setup: learnedByB,
+			action: manage.WriteEntry, why: "back from vnet2"},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t) })
 	}
@@ -99,7 +98,7 @@ func (tc dupCase) run(t *testing.T) {
 	}
 	st := state(t, k, cfgBr0, running, nil)
 	port := map[string]string{"a": "vnet1", "b": "vnet2"}[tc.ask]
-	d, err := st.DecideMAC(MACQuestion{Guest: tc.ask, NIC: "net0", MAC: macG1, Port: st.Kernel.Device(port),
+	d, err := st.DecideMAC(manage.MACQuestion{Guest: tc.ask, NIC: "net0", MAC: macG1, Port: st.Kernel.Device(port),
 		Bridge: st.Kernel.Device("br0"), Rewrite: tc.rewrite, OutgoingMigration: tc.outgoing})
 	if err != nil {
 		t.Fatal(err)

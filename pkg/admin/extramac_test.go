@@ -7,6 +7,8 @@ import (
 
 	"github.com/fdbhook/fdbhook/pkg/guest"
 	"github.com/fdbhook/fdbhook/pkg/kernel/kerneltest"
+	"github.com/fdbhook/fdbhook/pkg/manage"
+	"github.com/fdbhook/fdbhook/test/lab"
 )
 
 const macVRRP = "00:00:5e:00:01:0a"
@@ -25,36 +27,34 @@ func extraMACHost(t *testing.T) (*kerneltest.Kernel, []*guest.Guest) {
 	k.AddStatic(macVRRP, "vnet1")
 	k.AddStatic(macG5, "vnet6")
 	k.AddStatic("00:00:5e:00:01:0b", "eth0")
-	g, err := guest.Parse([]byte(`<domstatus state='running' pid='1'><domain type='kvm'><name>g1</name>
-<metadata><fdbhook:fdb xmlns:fdbhook="urn:fdbhook:1"><fdbhook:interface mac="` + macG1 + `">
-<fdbhook:mac address="` + macVRRP + `"/></fdbhook:interface></fdbhook:fdb></metadata>
-<devices><interface type='bridge'><mac address='` + macG1 + `'/><source bridge='br0'/><target dev='vnet1'/><alias name='net0'/></interface></devices>
-</domain></domstatus>`))
+	return k, []*guest.Guest{withExtraMAC(t, "g1", "vnet1", macG1, macVRRP), withExtraMAC(t, "g6", "vnet6", macG5, "00:00:5e:00:01:0b")}
+}
+
+// withExtraMAC is a running guest with one NIC on br0 and the extra MAC
+// its metadata declares for it.
+func withExtraMAC(t *testing.T, name, target, mac, extra string) *guest.Guest {
+	t.Helper()
+	d := lab.Domain{Name: name, NICs: lab.BridgeNICs("br0", target+"/"+mac),
+		Metadata: `<fdbhook:fdb xmlns:fdbhook="urn:fdbhook:1"><fdbhook:interface mac="` + mac + `">` +
+			`<fdbhook:mac address="` + extra + `"/></fdbhook:interface></fdbhook:fdb>`}
+	g, err := guest.Parse([]byte(d.Live(lab.Status{Pid: 1})))
 	if err != nil {
 		t.Fatal(err)
 	}
-	g6, err := guest.Parse([]byte(`<domstatus state='running' pid='1'><domain type='kvm'><name>g6</name>
-<metadata><fdbhook:fdb xmlns:fdbhook="urn:fdbhook:1"><fdbhook:interface mac="` + macG5 + `">
-<fdbhook:mac address="00:00:5e:00:01:0b"/></fdbhook:interface></fdbhook:fdb></metadata>
-<devices><interface type='bridge'><mac address='` + macG5 + `'/><source bridge='br0'/><target dev='vnet6'/><alias name='net0'/></interface></devices>
-</domain></domstatus>`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k, []*guest.Guest{g, g6}
+	return g
 }
 
 // TestStatusKnowsExtraMACs: a MAC declared in a guest's metadata is that
 // guest's: ok on its port, roamed elsewhere, never "unknown".
 func TestStatusKnowsExtraMACs(t *testing.T) {
 	k, running := extraMACHost(t)
-	rep, err := Status(state(t, k, cfgBr0, running, running), nil)
+	rep, err := Status(state(t, k, cfgBr0, running, running), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := map[string]EntryReport{
-		macVRRP:             {MAC: macVRRP, Port: "vnet1", State: EntryOK, Guest: "g1", NIC: "net0"},
-		"00:00:5e:00:01:0b": {MAC: "00:00:5e:00:01:0b", Port: "eth0", State: EntryRoamed, Guest: "g6", NIC: "net0"},
+		macVRRP:             {MAC: macVRRP, Port: "vnet1", State: manage.EntryOK, Guest: "g1", NIC: "net0"},
+		"00:00:5e:00:01:0b": {MAC: "00:00:5e:00:01:0b", Port: "eth0", State: manage.EntryRoamed, Guest: "g6", NIC: "net0"},
 	}
 	for _, e := range rep.Bridges[0].Entries {
 		w, ok := want[e.MAC]
@@ -80,12 +80,12 @@ func TestStatusKnowsExtraMACs(t *testing.T) {
 // MAC alone as a stranger's, and moves one that roamed back to its port.
 func TestReconcileKnowsExtraMACs(t *testing.T) {
 	k, running := extraMACHost(t)
-	res, err := Reconcile(state(t, k, cfgBr0, running, running), k, false)
+	res, err := manage.Reconcile(state(t, k, cfgBr0, running, running), k, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var b bytes.Buffer
-	res.Format(&b)
+	FormatResult(&b, res)
 	if strings.Contains(b.String(), "left alone") || res.Failed != 0 {
 		t.Errorf("reconcile:\n%s", b.String())
 	}

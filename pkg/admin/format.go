@@ -7,6 +7,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/fdbhook/fdbhook/pkg/manage"
 )
 
 // Format writes the report as tables, one per bridge, then the problems
@@ -126,7 +128,7 @@ func (p *PortReport) owner() string {
 		return p.Guest + " " + p.NIC + " " + p.MAC
 	case p.Guest != "":
 		return p.Guest + " " + p.NIC + " " + p.MAC + " (not managed: " + p.Reason + ")"
-	case p.Kind == KindOther:
+	case p.Kind == manage.KindOther:
 		return "(no running guest)"
 	}
 	return "-"

@@ -10,17 +10,18 @@ import (
 
 	"github.com/fdbhook/fdbhook/pkg/guest"
 	"github.com/fdbhook/fdbhook/pkg/kernel/kerneltest"
+	"github.com/fdbhook/fdbhook/pkg/manage"
 	"github.com/fdbhook/fdbhook/pkg/model"
 )
 
 func TestReconcileFixesWhatStatusFlags(t *testing.T) {
 	k, running, defined := world(t)
-	res, err := Reconcile(state(t, k, cfgBr0, running, defined), k, false)
+	res, err := manage.Reconcile(state(t, k, cfgBr0, running, defined), k, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	res.Format(&out)
+	FormatResult(&out, res)
 	t.Log("\n" + out.String())
 	if res.Failed != 0 {
 		t.Errorf("%d guests failed", res.Failed)
@@ -49,7 +50,7 @@ func TestReconcileFixesWhatStatusFlags(t *testing.T) {
 		t.Errorf("reconcile took %d link dumps and %d FDB dumps, want 1 and 1", k.Count("Links"), k.Count("BridgeEntries"))
 	}
 	// After reconcile, status finds nothing left to do.
-	rep, err := Status(state(t, k, cfgBr0, running, defined), nil)
+	rep, err := Status(state(t, k, cfgBr0, running, defined), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +60,7 @@ func TestReconcileFixesWhatStatusFlags(t *testing.T) {
 	}
 	// A second reconcile changes nothing.
 	writes := k.Writes()
-	res, err = Reconcile(state(t, k, cfgBr0, running, defined), k, false)
+	res, err = manage.Reconcile(state(t, k, cfgBr0, running, defined), k, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +69,7 @@ func TestReconcileFixesWhatStatusFlags(t *testing.T) {
 			t.Errorf("second reconcile: guest %s changes %v", g.Guest, g.Changes)
 		}
 	}
-	if slices.ContainsFunc(res.Entries, func(e EntryResult) bool { return e.Action != "left alone" }) {
+	if slices.ContainsFunc(res.Entries, func(e manage.EntryResult) bool { return e.Action != "left alone" }) {
 		t.Errorf("second reconcile cleaned again: %+v", res.Entries)
 	}
 	// Re-adding the same entries (replace) is what start does on a rerun.
@@ -80,7 +81,7 @@ func TestReconcileFixesWhatStatusFlags(t *testing.T) {
 func TestReconcileDryRunChangesNothing(t *testing.T) {
 	k, running, defined := world(t)
 	before := k.State()
-	res, err := Reconcile(state(t, k, cfgBr0, running, defined), k, true)
+	res, err := manage.Reconcile(state(t, k, cfgBr0, running, defined), k, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +89,7 @@ func TestReconcileDryRunChangesNothing(t *testing.T) {
 		t.Errorf("dry run wrote %d times", k.Writes())
 	}
 	var out bytes.Buffer
-	res.Format(&out)
+	FormatResult(&out, res)
 	for _, want := range []string{"dry run: nothing is changed", "would delete stale " + macO9, "guest g2: ok: net0 on vnet2; would change:"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("dry-run report lacks %q:\n%s", want, out.String())
@@ -110,7 +111,7 @@ func TestReconcileDuplicateMACAcrossGuests(t *testing.T) {
 			domain(t, "a", nil, "bridge:br0:vnet1:"+macG1),
 			domain(t, "b", nil, "bridge:br0:vnet2:"+macG1),
 		}
-		res, err := Reconcile(state(t, k, cfgBr0, running, nil), k, dry)
+		res, err := manage.Reconcile(state(t, k, cfgBr0, running, nil), k, dry)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -154,7 +155,7 @@ func TestReconcileScales(t *testing.T) {
 	}
 	st := state(t, k, `bridges = ["br0", "br1"]`, running, nil)
 	start := time.Now()
-	res, err := Reconcile(st, k, false)
+	res, err := manage.Reconcile(st, k, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,14 +183,14 @@ func TestReconcileEnablesConfiguredVlanFiltering(t *testing.T) {
 	k.AddStatic(macG1, "vnet1")
 	running := []*guest.Guest{domain(t, "g1", nil, "bridge:br0:vnet1:"+macG1)}
 	cfg := cfgBr0 + "\n[bridge.br0]\nvlan_filtering = \"enable\"\n"
-	rep, err := Status(state(t, k, cfg, running, nil), nil)
+	rep, err := Status(state(t, k, cfg, running, nil), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if kinds := problemKinds(rep); len(kinds[ProblemVlan]) != 1 {
 		t.Errorf("status problems %v, want %s", kinds, ProblemVlan)
 	}
-	if _, err := Reconcile(state(t, k, cfg, running, nil), k, false); err != nil {
+	if _, err := manage.Reconcile(state(t, k, cfg, running, nil), k, false); err != nil {
 		t.Fatal(err)
 	}
 	if !k.Device("br0").VlanFiltering {
@@ -224,12 +225,12 @@ func TestReconcileLockedPorts(t *testing.T) {
 			p := k.Add(kerneltest.Tap("vnet1", "br0", tc.was))
 			p.LockCapable = tc.lockCapable
 			running := []*guest.Guest{domain(t, "g1", nil, "bridge:br0:vnet1:"+macG1)}
-			res, err := Reconcile(state(t, k, tc.cfg, running, running), k, false)
+			res, err := manage.Reconcile(state(t, k, tc.cfg, running, running), k, false)
 			if err != nil {
 				t.Fatal(err)
 			}
 			var out bytes.Buffer
-			res.Format(&out)
+			FormatResult(&out, res)
 			t.Log("\n" + out.String())
 			switch {
 			case tc.refused == "" && res.Failed != 0:

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fdbhook/fdbhook/pkg/manage"
 	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/pkg/plan"
 )
@@ -125,17 +126,21 @@ type Problem struct {
 }
 
 // Status reports every managed bridge (or only the bridges named in only,
-// managed or not) with its ports, static entries and problems.
-func Status(st *State, only []string) (*Report, error) {
+// managed or not) with its ports, static entries and problems, and what
+// keeps libvirt from running the installed hooks (hooks: HookExecChecks;
+// nil when not checked).
+func Status(st *manage.State, hooks []Check, only []string) (*Report, error) {
+	a, err := manage.Analyze(st) // reads the definitions: their notes first
+	if err != nil {
+		return nil, err
+	}
 	rep := &Report{Config: st.Config.Path, Bridges: []BridgeReport{}, Problems: []Problem{}, Notes: configNotes(st)}
-	managed, notes := st.bridges()
+	managed, notes := a.Bridges()
 	rep.Notes = append(rep.Notes, notes...)
-	a := analyze(st)
-	managed = a.withGuestBridges(managed)
 	shown, notes := shownBridges(managed, only, st.Config.Path)
 	rep.Notes = append(rep.Notes, notes...)
 	for _, mb := range shown {
-		br, probs, notes, err := a.bridgeReport(mb)
+		br, probs, notes, err := bridgeReport(a, mb)
 		if err != nil {
 			return nil, err
 		}
@@ -143,8 +148,8 @@ func Status(st *State, only []string) (*Report, error) {
 		rep.Problems = append(rep.Problems, probs...)
 		rep.Notes = append(rep.Notes, notes...)
 	}
-	a.guestProblems(rep, shown, len(only) > 0)
-	for _, c := range st.HookChecks {
+	guestProblems(a, rep, shown, len(only) > 0)
+	for _, c := range hooks {
 		switch c.Level {
 		case Fail:
 			rep.Problems = append(rep.Problems, Problem{Kind: ProblemHook, Text: c.Name + ": " + c.Text})
@@ -157,7 +162,7 @@ func Status(st *State, only []string) (*Report, error) {
 
 // configNotes says when the configuration manages nothing, then passes on
 // the notes of reading the state.
-func configNotes(st *State) []string {
+func configNotes(st *manage.State) []string {
 	notes := []string{}
 	if !st.Config.Present {
 		notes = append(notes, fmt.Sprintf("%s does not exist: fdbhook manages nothing", st.Config.Path))
@@ -167,38 +172,21 @@ func configNotes(st *State) []string {
 	return append(notes, st.Notes...)
 }
 
-// withGuestBridges adds to managed the bridges the running guests' managed
-// taps are really on: the kernel is the truth for a network NIC whose
-// bridge moved.
-func (a *analysis) withGuestBridges(managed []*managedBridge) []*managedBridge {
-	for _, gp := range a.plans {
-		if gp.err != nil {
-			continue
-		}
-		for _, s := range gp.p.Steps {
-			if s.Kind == plan.AddEntry && !slices.ContainsFunc(managed, func(b *managedBridge) bool { return b.name == s.Bridge }) {
-				managed = append(managed, &managedBridge{name: s.Bridge, sources: []string{"guest NICs"}, managed: true})
-			}
-		}
-	}
-	return managed
-}
-
 // shownBridges picks the bridges to report: all managed ones, or those
 // named in only, in that order; a named bridge that is not managed is
 // shown unjudged, with a note saying so.
-func shownBridges(managed []*managedBridge, only []string, configPath string) ([]*managedBridge, []string) {
+func shownBridges(managed []*manage.ManagedBridge, only []string, configPath string) ([]*manage.ManagedBridge, []string) {
 	if len(only) == 0 {
 		return managed, nil
 	}
-	var shown []*managedBridge
+	var shown []*manage.ManagedBridge
 	var notes []string
 	for _, name := range only {
-		if i := slices.IndexFunc(managed, func(b *managedBridge) bool { return b.name == name }); i >= 0 {
+		if i := slices.IndexFunc(managed, func(b *manage.ManagedBridge) bool { return b.Name == name }); i >= 0 {
 			shown = append(shown, managed[i])
 			continue
 		}
-		shown = append(shown, &managedBridge{name: name})
+		shown = append(shown, &manage.ManagedBridge{Name: name})
 		notes = append(notes, fmt.Sprintf("bridge %s is not managed by %s: shown, nothing flagged", name, configPath))
 	}
 	return shown, notes
@@ -207,25 +195,25 @@ func shownBridges(managed []*managedBridge, only []string, configPath string) ([
 // guestProblems adds what the running guests' start plans say: a guest
 // that cannot be planned (only when every bridge is shown), the NICs a
 // start would refuse on a shown bridge, and the plans' warnings as notes.
-func (a *analysis) guestProblems(rep *Report, shown []*managedBridge, filtered bool) {
+func guestProblems(a *manage.Analysis, rep *Report, shown []*manage.ManagedBridge, filtered bool) {
 	isShown := func(bridge string) bool {
-		return bridge == "" || slices.ContainsFunc(shown, func(b *managedBridge) bool { return b.name == bridge })
+		return bridge == "" || slices.ContainsFunc(shown, func(b *manage.ManagedBridge) bool { return b.Name == bridge })
 	}
-	for _, gp := range a.plans {
-		if gp.err != nil {
+	for _, gp := range a.Plans {
+		if gp.Err != nil {
 			if !filtered {
-				rep.Problems = append(rep.Problems, Problem{Kind: ProblemGuestError, Guest: gp.g.Name,
-					Text: fmt.Sprintf("guest %s: %v", gp.g.Name, gp.err)})
+				rep.Problems = append(rep.Problems, Problem{Kind: ProblemGuestError, Guest: gp.Guest.Name,
+					Text: fmt.Sprintf("guest %s: %v", gp.Guest.Name, gp.Err)})
 			}
 			continue
 		}
-		for _, r := range gp.p.Refusals {
+		for _, r := range gp.Plan.Refusals {
 			if isShown(r.Bridge) {
-				rep.Problems = append(rep.Problems, Problem{Kind: ProblemRefused, Bridge: r.Bridge, Guest: gp.g.Name,
-					NIC: r.NIC, MAC: r.MAC, Text: fmt.Sprintf("guest %s %s: a start would refuse it: %s", gp.g.Name, r.NIC, r.Error())})
+				rep.Problems = append(rep.Problems, Problem{Kind: ProblemRefused, Bridge: r.Bridge, Guest: gp.Guest.Name,
+					NIC: r.NIC, MAC: r.MAC, Text: fmt.Sprintf("guest %s %s: a start would refuse it: %s", gp.Guest.Name, r.NIC, r.Error())})
 			}
 		}
-		for _, w := range gp.p.Warnings {
+		for _, w := range gp.Plan.Warnings {
 			if !slices.Contains(rep.Notes, w) {
 				rep.Notes = append(rep.Notes, w)
 			}
@@ -236,8 +224,8 @@ func (a *analysis) guestProblems(rep *Report, shown []*managedBridge, filtered b
 // bridgeReport reports one bridge: a row per port and per static entry,
 // the problems it shows (flagged only when the bridge is managed) and
 // notes.
-func (a *analysis) bridgeReport(mb *managedBridge) (BridgeReport, []Problem, []string, error) {
-	r := &bridgeReporter{a: a, mb: mb, rep: BridgeReport{Name: mb.name, ManagedBy: mb.sources, Ports: []PortReport{}, Entries: []EntryReport{}}}
+func bridgeReport(a *manage.Analysis, mb *manage.ManagedBridge) (BridgeReport, []Problem, []string, error) {
+	r := &bridgeReporter{a: a, mb: mb, rep: BridgeReport{Name: mb.Name, ManagedBy: mb.Sources, Ports: []PortReport{}, Entries: []EntryReport{}}}
 	if r.rep.ManagedBy == nil {
 		r.rep.ManagedBy = []string{}
 	}
@@ -245,12 +233,12 @@ func (a *analysis) bridgeReport(mb *managedBridge) (BridgeReport, []Problem, []s
 	if br == nil {
 		return r.rep, r.probs, r.notes, nil
 	}
-	all, err := a.st.Kernel.BridgeEntries(br)
+	all, err := a.State.Kernel.BridgeEntries(br)
 	if err != nil {
 		return r.rep, nil, nil, err
 	}
-	static := staticEntries(all, br)
-	ports := a.st.Kernel.Ports(br)
+	static := manage.StaticEntries(all, br)
+	ports := a.State.Kernel.Ports(br)
 	for _, p := range ports {
 		r.port(p, static)
 	}
@@ -264,8 +252,8 @@ func (a *analysis) bridgeReport(mb *managedBridge) (BridgeReport, []Problem, []s
 // bridgeReporter collects the report of one bridge, stage by stage: the
 // bridge device, its ports, its static entries, its uplinks' promiscuity.
 type bridgeReporter struct {
-	a     *analysis
-	mb    *managedBridge
+	a     *manage.Analysis
+	mb    *manage.ManagedBridge
 	rep   BridgeReport
 	probs []Problem
 	notes []string
@@ -280,8 +268,8 @@ type bridgeReporter struct {
 // flag records a problem, on a managed bridge only: a bridge named on the
 // command line but not managed is shown, never judged.
 func (r *bridgeReporter) flag(p Problem) {
-	if r.mb.managed {
-		p.Bridge = r.mb.name
+	if r.mb.Managed {
+		p.Bridge = r.mb.Name
 		r.probs = append(r.probs, p)
 	}
 }
@@ -292,14 +280,14 @@ func (r *bridgeReporter) flag(p Problem) {
 // (the network may not be started yet). It also flags vlan_filtering
 // that is configured but off.
 func (r *bridgeReporter) bridge() *model.Link {
-	name := r.mb.name
-	br := r.a.st.Kernel.Device(name)
+	name := r.mb.Name
+	br := r.a.State.Kernel.Device(name)
 	switch {
 	case br == nil:
-		if slices.Contains(r.mb.sources, "bridges") || !r.mb.managed {
+		if slices.Contains(r.mb.Sources, "bridges") || !r.mb.Managed {
 			r.flag(Problem{Kind: ProblemBridge, Text: fmt.Sprintf("bridge %s does not exist", name)})
 		} else {
-			r.notes = append(r.notes, fmt.Sprintf("bridge %s (%s) does not exist yet (network not started?)", name, strings.Join(r.mb.sources, ", ")))
+			r.notes = append(r.notes, fmt.Sprintf("bridge %s (%s) does not exist yet (network not started?)", name, strings.Join(r.mb.Sources, ", ")))
 		}
 		return nil
 	case br.Type != "bridge":
@@ -309,7 +297,7 @@ func (r *bridgeReporter) bridge() *model.Link {
 	}
 	r.rep.Exists = true
 	r.rep.VlanFiltering, r.rep.VlanSupported, r.rep.Promiscuous = br.VlanFiltering, br.VlanCapable, br.PromiscFlag
-	if plan.VlanPolicy(r.a.st.Config, br) == plan.VlanEnable {
+	if plan.VlanPolicy(r.a.State.Config, br) == plan.VlanEnable {
 		r.flag(Problem{Kind: ProblemVlan, Text: fmt.Sprintf("vlan_filtering = \"enable\" is configured for %s but it is off: run reconcile (or start a guest on it)", br.Name)})
 	}
 	return br
@@ -319,9 +307,9 @@ func (r *bridgeReporter) bridge() *model.Link {
 // destination of a live migration is only noted (it gets its entries at
 // the resume); any other managed guest port is checked by guestPort.
 func (r *bridgeReporter) port(p *model.Link, static []model.Entry) {
-	kind, ref := r.a.portKind(p)
+	kind, ref := r.a.PortKind(p)
 	managed := ref != nil && ref.Managed
-	incoming := managed && r.a.st.Incoming[ref.Guest]
+	incoming := managed && r.a.State.Incoming[ref.Guest]
 	r.rep.Ports = append(r.rep.Ports, portRow(p, kind, ref, incoming))
 	if p.Flags.Learning || p.Flags.Flood {
 		r.autoPorts = append(r.autoPorts, p)
@@ -334,7 +322,7 @@ func (r *bridgeReporter) port(p *model.Link, static []model.Entry) {
 	if incoming {
 		// Not a problem: libvirt pauses the guest here until the
 		// switch-over, and its frames still go to the source.
-		r.notes = append(r.notes, fmt.Sprintf("guest port %s (%s): incoming live migration: the guest is paused here and still runs on the source; its entries are written when it resumes here", p.Name, ref.label()))
+		r.notes = append(r.notes, fmt.Sprintf("guest port %s (%s): incoming live migration: the guest is paused here and still runs on the source; its entries are written when it resumes here", p.Name, ref.Label()))
 		return
 	}
 	r.guestPort(p, ref, static)
@@ -342,8 +330,8 @@ func (r *bridgeReporter) port(p *model.Link, static []model.Entry) {
 
 // portRow is the row of one port; ref is the running guest's NIC on it, if
 // any.
-func portRow(p *model.Link, kind string, ref *nicRef, incoming bool) PortReport {
-	pr := PortReport{Name: p.Name, Index: p.Index, Kind: kind, Device: device(p),
+func portRow(p *model.Link, kind string, ref *manage.NICRef, incoming bool) PortReport {
+	pr := PortReport{Name: p.Name, Index: p.Index, Kind: kind, Device: manage.Device(p),
 		Learning: p.Flags.Learning, Flood: p.Flags.Flood, Promiscuity: p.Promiscuity, Carrier: p.Carrier, Incoming: incoming}
 	if p.LockCapable {
 		locked := p.Flags.Locked
@@ -356,13 +344,13 @@ func portRow(p *model.Link, kind string, ref *nicRef, incoming bool) PortReport 
 }
 
 // portLabel names a port with whose it is, for the promiscuity problem.
-func portLabel(p *model.Link, kind string, ref *nicRef) string {
+func portLabel(p *model.Link, kind string, ref *manage.NICRef) string {
 	switch {
 	case ref != nil && ref.Managed:
-		return fmt.Sprintf("%s (%s)", p.Name, ref.label())
+		return fmt.Sprintf("%s (%s)", p.Name, ref.Label())
 	case ref != nil:
-		return fmt.Sprintf("%s (%s, not managed)", p.Name, ref.label())
-	case kind == KindOther:
+		return fmt.Sprintf("%s (%s, not managed)", p.Name, ref.Label())
+	case kind == manage.KindOther:
 		return fmt.Sprintf("%s (no running guest)", p.Name)
 	}
 	return p.Name
@@ -371,11 +359,11 @@ func portLabel(p *model.Link, kind string, ref *nicRef) string {
 // guestPort flags a managed guest port that lacks what a start gives it:
 // learning and flood off, and the guest's static entry on the port (saying
 // where the entry is instead, when it roamed).
-func (r *bridgeReporter) guestPort(p *model.Link, ref *nicRef, static []model.Entry) {
+func (r *bridgeReporter) guestPort(p *model.Link, ref *manage.NICRef, static []model.Entry) {
 	if p.Flags.Learning || p.Flags.Flood {
 		r.guestsLearning++
 		r.flag(Problem{Kind: ProblemPortFlags, Port: p.Name, Guest: ref.Guest, NIC: ref.NIC, MAC: ref.MAC,
-			Text: fmt.Sprintf("guest port %s (%s) still has %s: run reconcile", p.Name, ref.label(), learnFlood(p.Flags))})
+			Text: fmt.Sprintf("guest port %s (%s) still has %s: run reconcile", p.Name, ref.Label(), p.Flags.LearnFlood())})
 	}
 	for _, mac := range ref.MACs {
 		if slices.ContainsFunc(static, func(e model.Entry) bool { return e.PortIndex == p.Index && e.MAC == mac }) {
@@ -399,17 +387,17 @@ func (r *bridgeReporter) guestPort(p *model.Link, ref *nicRef, static []model.En
 // bridge has no entry of its own is already flagged, by guestPort, as the
 // missing entry.
 func (r *bridgeReporter) entry(e model.Entry, ports []*model.Link, static []model.Entry) {
-	state, owner, why := r.a.classify(e)
+	state, owner, why := r.a.Classify(e)
 	er := EntryReport{MAC: e.MAC, Port: e.Port, Vlan: e.Vlan, Sticky: e.NTFlags&model.NTFSticky != 0, State: state, Why: why}
 	if owner != nil {
 		er.Guest, er.NIC = owner.Guest, owner.NIC
 	}
 	r.rep.Entries = append(r.rep.Entries, er)
 	switch state {
-	case EntryStale:
+	case manage.EntryStale:
 		r.flag(Problem{Kind: ProblemStale, Port: e.Port, MAC: e.MAC,
 			Text: fmt.Sprintf("stale entry %s: %s: run reconcile", e, why)})
-	case EntryRoamed:
+	case manage.EntryRoamed:
 		if owner.Managed && slices.ContainsFunc(ports, func(p *model.Link) bool { return p.Name == owner.Port }) &&
 			!slices.ContainsFunc(static, func(x model.Entry) bool { return x.Port == owner.Port && x.MAC == e.MAC }) {
 			return
@@ -426,7 +414,7 @@ func (r *bridgeReporter) entry(e model.Entry, ports []*model.Link, static []mode
 // can change it, a note when not.
 func (r *bridgeReporter) promiscReasons(br *model.Link, ports []*model.Link) {
 	for i, p := range ports {
-		if r.rep.Ports[i].Kind != KindUplink || p.Promiscuity == 0 {
+		if r.rep.Ports[i].Kind != manage.KindUplink || p.Promiscuity == 0 {
 			continue
 		}
 		switch {
@@ -448,10 +436,6 @@ func (r *bridgeReporter) promiscReasons(br *model.Link, ports []*model.Link) {
 		}
 	}
 }
-
-// learnFlood names a port's learning and flood, the flags a managed guest
-// port must not have; whether it is locked is the port's own column.
-func learnFlood(f model.Flags) model.Flags { return model.Flags{Learning: f.Learning, Flood: f.Flood} }
 
 // promiscWhy explains, after the kernel's br_manage_promisc, why a bridge
 // keeps uplink promiscuous, in words and as a Promisc* code; fixable is

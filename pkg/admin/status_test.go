@@ -10,6 +10,7 @@ import (
 
 	"github.com/fdbhook/fdbhook/pkg/guest"
 	"github.com/fdbhook/fdbhook/pkg/kernel/kerneltest"
+	"github.com/fdbhook/fdbhook/pkg/manage"
 	"github.com/fdbhook/fdbhook/pkg/model"
 )
 
@@ -33,7 +34,7 @@ func problemKinds(rep *Report) map[string][]string {
 func TestStatusFlagsEveryProblem(t *testing.T) {
 	k, running, defined := world(t)
 	st := state(t, k, cfgBr0, running, defined)
-	rep, err := Status(st, nil)
+	rep, err := Status(st, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,8 +84,8 @@ func TestStatusFlagsEveryProblem(t *testing.T) {
 			t.Errorf("vnet1: %+v, want g1 net0 managed", p)
 		}
 	}
-	wantKinds := map[string]string{"eth0": KindUplink, "vnet1": KindGuest, "vnet2": KindGuest, "vnet3": KindGuest,
-		"vnet5": KindGuest, "vnet8": KindOther, "vnet9": KindOther}
+	wantKinds := map[string]string{"eth0": manage.KindUplink, "vnet1": manage.KindGuest, "vnet2": manage.KindGuest, "vnet3": manage.KindGuest,
+		"vnet5": manage.KindGuest, "vnet8": manage.KindOther, "vnet9": manage.KindOther}
 	for name, kind := range wantKinds {
 		if kinds[name] != kind {
 			t.Errorf("port %s is %q, want %q", name, kinds[name], kind)
@@ -95,8 +96,8 @@ func TestStatusFlagsEveryProblem(t *testing.T) {
 		states[e.MAC+" "+e.Port] = e.State
 	}
 	wantStates := map[string]string{
-		macG1 + " vnet1": EntryOK, macG5 + " eth0": EntryRoamed, macO8 + " vnet8": EntryUnknown,
-		macO9 + " vnet9": EntryStale, macG4 + " eth0": EntryStale, macLAN + " eth0": EntryUnknown,
+		macG1 + " vnet1": manage.EntryOK, macG5 + " eth0": manage.EntryRoamed, macO8 + " vnet8": manage.EntryUnknown,
+		macO9 + " vnet9": manage.EntryStale, macG4 + " eth0": manage.EntryStale, macLAN + " eth0": manage.EntryUnknown,
 	}
 	if len(states) != len(wantStates) {
 		t.Errorf("static entries %v, want %v (the bridge's local entry is not static)", states, wantStates)
@@ -129,7 +130,7 @@ func TestStatusIncompleteLiveXMLCallsNoTapStale(t *testing.T) {
 	k, running, defined := world(t)
 	st := state(t, k, cfgBr0, running, defined)
 	st.RunningComplete = false
-	rep, err := Status(st, nil)
+	rep, err := Status(st, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +180,7 @@ func TestStatusUplinkPromiscuity(t *testing.T) {
 				tc.setup(k)
 			}
 			g1 := domain(t, "g1", nil, "bridge:br0:vnet1:"+macG1)
-			rep, err := Status(state(t, k, cfgBr0, []*guest.Guest{g1}, nil), nil)
+			rep, err := Status(state(t, k, cfgBr0, []*guest.Guest{g1}, nil), nil, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -217,7 +218,7 @@ func TestLockedPortsInStatusAndCleanUp(t *testing.T) {
 	k, running, defined := world(t)
 	v2 := k.Device("vnet2")
 	v2.LockCapable, v2.Flags.Locked = true, true
-	rep, err := Status(state(t, k, cfgBr0, running, defined), nil)
+	rep, err := Status(state(t, k, cfgBr0, running, defined), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +241,7 @@ func TestLockedPortsInStatusAndCleanUp(t *testing.T) {
 		p.Carrier, p.LockCapable = false, true
 		k.AddStatic(fmt.Sprintf("52:54:00:00:01:%02x", i+1), name)
 	}
-	res, err := Reconcile(state(t, k, cfgBr0, running, defined), k, false)
+	res, err := manage.Reconcile(state(t, k, cfgBr0, running, defined), k, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +251,7 @@ func TestLockedPortsInStatusAndCleanUp(t *testing.T) {
 	} {
 		if got := k.Device(tap).Flags; got != want {
 			var out bytes.Buffer
-			res.Format(&out)
+			FormatResult(&out, res)
 			t.Errorf("orphan tap %s has %s after reconcile, want %s:\n%s", tap, got, want, out.String())
 		}
 	}

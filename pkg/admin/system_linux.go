@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"github.com/fdbhook/fdbhook/pkg/host"
 	"github.com/fdbhook/fdbhook/pkg/logline"
 	"github.com/fdbhook/fdbhook/pkg/runstate"
 
@@ -97,11 +98,12 @@ const userHZ = 100
 // directory). A daemon that sees another /etc/libvirt than this process
 // (a container's, a test's private libvirt with its own hook directories)
 // is left out; one in another mount namespace that shares it (as under
-// "ip netns exec") is not.
-func Daemons() ([]Daemon, error) { return daemonsIn(runstate.DefaultDir) }
+// "ip netns exec") is not. run is the run directory of the reload records.
+func Daemons(run runstate.Dir) ([]Daemon, error) { return daemonsIn(run) }
 
-// libvirtEtc is the directory whose identity tells a daemon of this host.
-const libvirtEtc = "/etc/libvirt"
+// libvirtEtc is the directory whose identity tells a daemon of this host:
+// libvirt's configuration directory as this process sees it.
+const libvirtEtc = host.DefaultLibvirtEtc
 
 // fileID is a file's device and inode: what tells two paths to one file.
 func fileID(path string) (id [2]uint64, ok bool) {

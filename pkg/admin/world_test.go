@@ -1,7 +1,6 @@
 package admin
 
 import (
-	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -9,33 +8,21 @@ import (
 	"github.com/fdbhook/fdbhook/pkg/config"
 	"github.com/fdbhook/fdbhook/pkg/guest"
 	"github.com/fdbhook/fdbhook/pkg/kernel/kerneltest"
+	"github.com/fdbhook/fdbhook/pkg/manage"
 	"github.com/fdbhook/fdbhook/pkg/model"
+	"github.com/fdbhook/fdbhook/test/lab"
 )
 
-// domain writes a running guest's live XML; nics are "type:source:target:mac".
+// domain is a running guest's live XML, parsed; nics are
+// "type:source:target:mac".
 func domain(t *testing.T, name string, optOut []string, nics ...string) *guest.Guest {
 	t.Helper()
-	var b strings.Builder
-	fmt.Fprintf(&b, "<domstatus state='running' pid='1'><domain type='kvm'><name>%s</name>", name)
-	if len(optOut) > 0 {
-		b.WriteString(`<metadata><fdbhook:fdb xmlns:fdbhook="urn:fdbhook:1">`)
-		for _, m := range optOut {
-			fmt.Fprintf(&b, `<fdbhook:interface mac="%s" manage="no"/>`, m)
-		}
-		b.WriteString(`</fdbhook:fdb></metadata>`)
-	}
-	b.WriteString("<devices>")
-	for i, n := range nics {
+	d := lab.Domain{Name: name, OptOut: optOut}
+	for _, n := range nics {
 		f := strings.Split(n, ":")
-		typ, src, target, mac := f[0], f[1], f[2], strings.Join(f[3:], ":")
-		fmt.Fprintf(&b, "<interface type='%s'><mac address='%s'/><source bridge='%s'/>", typ, mac, src)
-		if target != "" {
-			fmt.Fprintf(&b, "<target dev='%s'/>", target)
-		}
-		fmt.Fprintf(&b, "<alias name='net%d'/></interface>", i)
+		d.NICs = append(d.NICs, lab.NIC{Type: f[0], Bridge: f[1], Target: f[2], MAC: strings.Join(f[3:], ":"), Alias: "-"})
 	}
-	b.WriteString("</devices></domain></domstatus>")
-	g, err := guest.Parse([]byte(b.String()))
+	g, err := guest.Parse([]byte(d.Live(lab.Status{Pid: 1})))
 	if err != nil {
 		t.Fatalf("domain %s: %v", name, err)
 	}
@@ -46,18 +33,18 @@ type noNetworks struct{}
 
 func (noNetworks) Network(string) (*model.Network, error) { return nil, nil }
 
-func state(t *testing.T, k *kerneltest.Kernel, cfgText string, running, defined []*guest.Guest) *State {
+func state(t *testing.T, k *kerneltest.Kernel, cfgText string, running, defined []*guest.Guest) *manage.State {
 	t.Helper()
 	cfg, err := config.Parse([]byte(cfgText))
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.Path = "/etc/fdbhook/fdbhook.toml"
-	snap, err := Take(k)
+	snap, err := manage.Take(k)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &State{Config: cfg, Kernel: snap, Networks: noNetworks{}, Running: running, RunningComplete: true, Defined: defined}
+	return &manage.State{Config: cfg, Kernel: snap, Networks: noNetworks{}, Running: running, RunningComplete: true, Defined: defined}
 }
 
 const (

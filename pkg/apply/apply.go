@@ -77,8 +77,10 @@ func externLearned(e model.Entry) bool { return e.NTFlags&model.NTFExtLearn != 0
 // applyRun carries out steps[i:i+n], one-message steps, pipelined. The
 // kernel acts on every write it is sent, also on those after one that
 // fails: when one fails, every write of the run that the kernel did (or,
-// unanswered, may have done) is undone with the steps before the run, and
-// the error is the first failed step's, as when the steps go one by one.
+// unanswered in time, may have done: the first failure included) is
+// undone with the steps before the run, and the error is the first failed
+// step's, as when the steps go one by one. Undoing a write that was not
+// done changes nothing: its entry is gone already, its flags as they were.
 func applyRun(w model.Writer, steps []plan.Step, i, n int) error {
 	run := steps[i : i+n]
 	// A write that fails before it is queued (a Writer wrapping the
@@ -107,12 +109,16 @@ func applyRun(w model.Writer, steps []plan.Step, i, n int) error {
 	}
 	done := slices.Clone(steps[:i])
 	for j, s := range run {
-		if j != k && (errs[j] == nil || errors.Is(errs[j], unix.EAGAIN)) {
+		if errs[j] == nil || mayBeDone(errs[j]) {
 			done = append(done, s)
 		}
 	}
 	return &StepError{Step: run[k], Err: errs[k], UndoErr: Undo(w, done)}
 }
+
+// mayBeDone reports whether a write that failed with err may have been
+// carried out all the same: the kernel did not answer it in time.
+func mayBeDone(err error) bool { return errors.Is(err, unix.EAGAIN) }
 
 func portVlans(r model.Reader, port int) ([]model.Vlan, error) {
 	v, err := r.PortVlans(port)

@@ -96,3 +96,64 @@ func TestPipelinedApplyPortVanishes(t *testing.T) {
 		t.Errorf("left behind:\n%s\nwant\n%s", got, want)
 	}
 }
+
+// lateAnswers is a kernel that carries out every pipelined write but
+// whose answers to those at the indexes late come after the connection's
+// timeout: their error is EAGAIN, as kernel.Conn reports a batch it did
+// not get the answers of in time.
+type lateAnswers struct {
+	*kerneltest.Kernel
+	late []int
+}
+
+func (l *lateAnswers) Pipeline(write func()) []error {
+	errs := l.Kernel.Pipeline(write)
+	for _, i := range l.late {
+		if i < len(errs) && errs[i] == nil {
+			errs[i] = fmt.Errorf("kernel did not answer within the netlink timeout: %w", unix.EAGAIN)
+		}
+	}
+	return errs
+}
+
+// TestPipelinedApplyLateAnswers: a write the kernel did but answered too
+// late may or may not be done as far as the hook can tell, so when the run
+// fails it is undone with the others, whether it is the first failure (a
+// whole batch timed out) or comes before another failure.
+func TestPipelinedApplyLateAnswers(t *testing.T) {
+	steps := threeNICs()
+	all := make([]int, len(steps))
+	for i := range all {
+		all[i] = i
+	}
+	for _, tc := range []struct {
+		name string
+		late []int
+		fail int // the write that fails outright (call number; 0: none)
+	}{
+		{"the whole batch late", all, 0},
+		{"the first write late", []int{0}, 0},
+		{"a write late, a later one failing", []int{1}, 5},
+		{"a write late after one failing", []int{4}, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fake := newFake()
+			fake.AddEntry(roamed)
+			before := fake.State()
+			if tc.fail > 0 {
+				fake.FailWith(kerneltest.FailAt(tc.fail))
+			}
+			err := Apply(&lateAnswers{Kernel: fake, late: tc.late}, steps)
+			var se *StepError
+			if !errors.As(err, &se) {
+				t.Fatalf("Apply = %v, want a *StepError", err)
+			}
+			if se.UndoErr != nil {
+				t.Errorf("undo failed: %v", se.UndoErr)
+			}
+			if after := fake.State(); after != before {
+				t.Errorf("a write answered late was left done:\nbefore %s\nafter  %s", before, after)
+			}
+		})
+	}
+}

@@ -1,31 +1,21 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
-	"slices"
 	"strings"
-	"time"
 
 	"github.com/vishvananda/netns"
 
 	"github.com/fdbhook/fdbhook/pkg/admin"
 	"github.com/fdbhook/fdbhook/pkg/config"
-	"github.com/fdbhook/fdbhook/pkg/guest"
-	"github.com/fdbhook/fdbhook/pkg/hook"
+	"github.com/fdbhook/fdbhook/pkg/host"
 	"github.com/fdbhook/fdbhook/pkg/kernel"
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
+	"github.com/fdbhook/fdbhook/pkg/manage"
 	"github.com/fdbhook/fdbhook/pkg/model"
-	"github.com/fdbhook/fdbhook/pkg/runstate"
 	"github.com/fdbhook/fdbhook/pkg/version"
-)
-
-// Environment variables that move libvirt's directories for the commands,
-// so tests can give them a fake libvirt.
-const (
-	EnvLibvirtRun = "FDBHOOK_LIBVIRT_RUN" // default /run/libvirt
-	EnvLibvirtEtc = "FDBHOOK_LIBVIRT_ETC" // default /etc/libvirt
 )
 
 const statusUsage = `Usage: %[1]s status [BRIDGE...] [--json]
@@ -59,37 +49,16 @@ be managed.
   --dry-run, -n   print what would change, change nothing
 `
 
-// libvirtPaths returns libvirt's paths: the Env's, unless the environment
-// moves them.
-func (e *Env) libvirtPaths() (paths libvirt.Paths, etc string) {
-	run, etc := e.Getenv(EnvLibvirtRun), e.Getenv(EnvLibvirtEtc)
-	if run == "" && etc == "" {
-		return e.Libvirt, "/etc/libvirt"
-	}
-	if run == "" {
-		run = "/run/libvirt"
-	}
-	if etc == "" {
-		etc = "/etc/libvirt"
-	}
-	return libvirt.Paths{
-		NetworkDirs: []string{filepath.Join(run, "network"), filepath.Join(etc, "qemu", "networks")},
-		QemuRunDir:  filepath.Join(run, "qemu"),
-		LxcRunDir:   filepath.Join(run, "lxc"),
-		ProcDir:     libvirt.DefaultPaths.ProcDir,
-	}, etc
-}
-
 // fail prints err in one line and returns its exit code.
 func (e *Env) fail(err error) int {
 	fmt.Fprintf(e.Stderr, "fdbhook: %v\n", err)
-	return hook.ExitCode(err)
+	return host.ExitCode(err)
 }
 
 // state opens the kernel connection and reads the configuration, the
 // kernel and libvirt's files. The caller calls done to close the
 // connection; on error it is already closed and done is nil.
-func (e *Env) state() (st *admin.State, k model.Kernel, done func(), err error) {
+func (e *Env) state() (st *manage.State, k model.Kernel, done func(), err error) {
 	if k, err = e.OpenKernel(); err != nil {
 		return nil, nil, nil, err
 	}
@@ -100,68 +69,32 @@ func (e *Env) state() (st *admin.State, k model.Kernel, done func(), err error) 
 	return st, k, k.Close, nil
 }
 
-// reportState is state for a report (status, the metrics): with the
-// checks of the installed hooks.
-func (e *Env) reportState() (st *admin.State, done func(), err error) {
-	st, _, done, err = e.state()
-	if err == nil && e.HookChecks != nil {
-		_, etc := e.libvirtPaths()
-		st.HookChecks = e.HookChecks(filepath.Join(etc, "hooks"))
+// hookChecks are the checks of the installed hooks, for a report
+// (status, the metrics); none when the Env has no HookChecks.
+func (e *Env) hookChecks() []admin.Check {
+	if e.HookChecks == nil {
+		return nil
 	}
-	return st, done, err
+	return e.HookChecks(e.Host)
 }
 
-func (e *Env) readState(k model.Kernel) (*admin.State, error) {
-	cfg, err := hook.LoadConfig(e.Getenv)
+func (e *Env) readState(k model.Kernel) (*manage.State, error) {
+	cfg, err := e.LoadConfig()
 	if err != nil {
 		return nil, err
 	}
-	paths, etc := e.libvirtPaths()
-	snap, err := admin.Take(k)
+	live, err := manage.ReadLive(e.Libvirt)
 	if err != nil {
 		return nil, err
 	}
-	st := &admin.State{Config: cfg, Kernel: snap, Networks: libvirt.New(paths)}
-	var notes []string
-	st.Running, st.RunningComplete, notes, err = admin.ReadGuests(paths.QemuRunDir)
+	st, err := manage.ReadState(e.Host, cfg, k, live, e.Clock())
 	if err != nil {
 		return nil, err
 	}
-	st.Incoming = admin.IncomingGuests(st.Running)
-	st.Notes = append(st.Notes, notes...)
-	st.Defined, _, notes, err = admin.ReadGuests(filepath.Join(etc, "qemu"))
-	if err != nil {
-		return nil, err
-	}
-	st.Notes = append(st.Notes, notes...)
-	if err := readContainers(st, k, paths, etc); err != nil {
+	if _, err := st.Definitions(); err != nil { // now: their notes come first
 		return nil, err
 	}
 	return st, nil
-}
-
-// readContainers adds the running and defined containers of libvirt's LXC
-// driver to st, with what proves each running one's veths its own.
-func readContainers(st *admin.State, k model.Reader, paths libvirt.Paths, etc string) error {
-	running, complete, notes, err := admin.ReadGuests(paths.LxcRunDir)
-	if err != nil {
-		return err
-	}
-	st.Notes = append(st.Notes, notes...)
-	st.RunningComplete = st.RunningComplete && complete
-	for _, g := range running {
-		g.Type = "lxc" // whatever its XML says: it runs under the LXC driver
-	}
-	st.Containers = hook.Containers(running, hook.PlanView{Reader: k, Files: libvirt.New(paths)})
-	st.Running = append(st.Running, running...)
-	slices.SortFunc(st.Running, func(a, b *guest.Guest) int { return strings.Compare(a.Name, b.Name) })
-	defined, _, notes, err := admin.ReadGuests(filepath.Join(etc, "lxc"))
-	if err != nil {
-		return err
-	}
-	st.Notes = append(st.Notes, notes...)
-	st.Defined = append(st.Defined, defined...)
-	return nil
 }
 
 func status(e *Env, args []string) int {
@@ -179,12 +112,12 @@ func status(e *Env, args []string) int {
 			only = append(only, a)
 		}
 	}
-	st, done, err := e.reportState()
+	st, _, done, err := e.state()
 	if err != nil {
 		return e.fail(err)
 	}
 	defer done()
-	rep, err := admin.Status(st, only)
+	rep, err := admin.Status(st, e.hookChecks(), only)
 	if err != nil {
 		return e.fail(err)
 	}
@@ -199,15 +132,15 @@ func status(e *Env, args []string) int {
 		rep.Format(e.Stdout)
 	}
 	if len(rep.Problems) > 0 {
-		return hook.ExitRefused
+		return host.ExitRefused
 	}
-	return hook.ExitOK
+	return host.ExitOK
 }
 
 func reconcile(e *Env, args []string) int {
 	e, flush := e.buffered()
 	defer flush()
-	dry := hook.DryRun(e.Getenv)
+	dry := e.DryRun
 	for _, a := range args {
 		switch a {
 		case "--dry-run", "-n":
@@ -219,7 +152,7 @@ func reconcile(e *Env, args []string) int {
 	if !dry {
 		// The same lock as hook runs: a guest starting meanwhile waits,
 		// and is seen by the snapshot or sees what reconcile did.
-		unlock, err := hook.Lock(e.LockPath, e.LockTimeout)
+		unlock, err := e.TakeLock(context.Background())
 		if err != nil {
 			e.recordReconcile(dry, nil, err)
 			return e.fail(err)
@@ -238,35 +171,34 @@ func reconcile(e *Env, args []string) int {
 	if !st.Config.Present || st.Config.Empty() {
 		fmt.Fprintf(e.Stdout, "note: %s lists no bridges or networks: nothing is managed\n", st.Config.Path)
 	}
-	res, err := admin.Reconcile(st, k, dry)
+	res, err := manage.Reconcile(st, k, dry)
 	e.recordReconcile(dry, res, err)
 	if err != nil {
 		return e.fail(err)
 	}
-	res.Format(e.Stdout)
+	admin.FormatResult(e.Stdout, res)
 	if !dry {
-		settleMarks(e, st, res)
+		removed, errs := manage.SettleMarks(e.RunDir, st, res, e.Clock())
+		for _, line := range removed {
+			fmt.Fprintln(e.Stdout, line)
+		}
+		for _, err := range errs {
+			fmt.Fprintf(e.Stderr, "%s: %v\n", e.Program, err)
+		}
 	}
 	if res.Failed > 0 {
-		return hook.ExitRefused
+		return host.ExitRefused
 	}
-	return hook.ExitOK
+	return host.ExitOK
 }
 
-// recordReconcile writes the outcome of a reconcile that was not a dry run
-// to the run directory, where the metrics read the last one.
-func (e *Env) recordReconcile(dry bool, res *admin.Result, err error) {
-	if dry || e.RunDir == "" {
+// recordReconcile records the outcome of a reconcile that was not a dry
+// run (manage.RecordReconcile).
+func (e *Env) recordReconcile(dry bool, res *manage.Result, err error) {
+	if dry {
 		return
 	}
-	rec := runstate.Reconcile{Time: time.Now()}
-	if res != nil {
-		rec.Guests, rec.Failed = len(res.Guests), res.Failed
-	}
-	if err != nil {
-		rec.Err = err.Error()
-	}
-	if werr := e.RunDir.PutReconcile(rec); werr != nil {
+	if werr := manage.RecordReconcile(e.RunDir, res, err, e.Clock()); werr != nil {
 		fmt.Fprintf(e.Stderr, "%s: warning: recording the reconcile: %v\n", e.Program, werr)
 	}
 }
@@ -275,22 +207,21 @@ func doctor(e *Env, args []string) int {
 	if len(args) > 0 {
 		return commandError(e, "doctor", "it takes no arguments")
 	}
-	paths, etc := e.libvirtPaths()
 	k, err := kernel.Open(netns.None(), kernel.DefaultTimeout)
 	if err != nil {
 		return e.fail(err)
 	}
 	defer k.Close()
 	checks := admin.Doctor(&admin.System{
-		ConfigPath:     config.PathFromEnv(e.Getenv),
-		HooksDir:       filepath.Join(etc, "hooks"),
-		Networks:       libvirt.New(paths),
+		ConfigPath:     e.Config,
+		HooksDir:       e.HooksDir(),
+		Networks:       libvirt.New(e.Libvirt),
 		Links:          k.Links,
 		Uname:          admin.Uname,
 		Probe:          func() admin.Probe { return admin.ProbeKernel(kernel.DefaultTimeout) },
 		LibvirtVersion: admin.LibvirtVersion,
-		Daemons:        admin.Daemons,
-		HooksSince:     runstate.Dir(runstate.DefaultDir).HooksSince,
+		Daemons:        func() ([]admin.Daemon, error) { return admin.Daemons(e.RunDir) },
+		HooksSince:     e.RunDir.HooksSince,
 		LxcDriver:      admin.LxcDriverInstalled,
 		Exec:           admin.HostExecPolicy(),
 		Identify:       admin.Identify,
@@ -300,7 +231,7 @@ func doctor(e *Env, args []string) int {
 	checks = append(checks, watcherCheck(watcherReport(e)))
 	admin.FormatChecks(e.Stdout, checks)
 	if admin.Failed(checks) {
-		return hook.ExitRefused
+		return host.ExitRefused
 	}
-	return hook.ExitOK
+	return host.ExitOK
 }

@@ -8,8 +8,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/fdbhook/fdbhook/pkg/admin"
-	"github.com/fdbhook/fdbhook/pkg/hook"
-	"github.com/fdbhook/fdbhook/pkg/model"
+	"github.com/fdbhook/fdbhook/pkg/host"
 	"github.com/fdbhook/fdbhook/pkg/version"
 	"github.com/fdbhook/fdbhook/pkg/watch"
 )
@@ -44,19 +43,17 @@ var Commands = []Command{
 		Usage: metricsUsage, Run: metricsCommand},
 }
 
-// Env is what a command reads, writes and acts on: the hooks' Env (stdio,
-// environment, libvirt's paths, which the environment can move with
-// EnvLibvirtRun and EnvLibvirtEtc, and the hooks' lock, which reconcile
-// takes) and the kernel. main fills it with the real world (NewEnv); tests
-// with buffers, a namespace and temporary paths.
+// Env is what a command reads, writes and acts on: a run on the host
+// (host.Env: stdio, the paths the environment may move, the hooks' lock,
+// which reconcile takes, the clock and the kernel). main fills it with
+// the real world (NewEnv); tests with buffers, a fake kernel and
+// temporary paths.
 type Env struct {
-	hook.Env
-	// OpenKernel connects to the kernel (one connection per command).
-	OpenKernel func() (model.Kernel, error)
-	// HookChecks checks what keeps libvirt from running the installed
-	// hooks in a hooks directory (admin.HookExecChecks), for status and
-	// the metrics; nil: not checked.
-	HookChecks func(hooksDir string) []admin.Check
+	host.Env
+	// HookChecks checks what keeps libvirt from running the hooks
+	// installed on the host (admin.HookExecChecks), for status and the
+	// metrics; nil: not checked.
+	HookChecks func(host.Host) []admin.Check
 }
 
 // Main runs the fdbhook command line (the arguments after the program name)
@@ -71,13 +68,13 @@ func Main(env *Env, args []string) int {
 			return usageError(env, "--help takes no arguments")
 		}
 		help(env.Stdout, env.Program)
-		return hook.ExitOK
+		return host.ExitOK
 	case "--version", "version":
 		if len(args) != 1 {
 			return usageError(env, "--version takes no arguments")
 		}
 		fmt.Fprintf(env.Stdout, "fdbhook %s\n", version.Version)
-		return hook.ExitOK
+		return host.ExitOK
 	}
 	c := find(args[0])
 	if c == nil {
@@ -85,7 +82,7 @@ func Main(env *Env, args []string) int {
 	}
 	if len(args) == 2 && (args[1] == "--help" || args[1] == "-h") {
 		fmt.Fprintf(env.Stdout, c.Usage, env.Program)
-		return hook.ExitOK
+		return host.ExitOK
 	}
 	return c.Run(env, args[1:])
 }
@@ -116,14 +113,14 @@ func usageError(env *Env, why string) int {
 	fmt.Fprintf(env.Stderr, "%s: %s\n\n", env.Program, why)
 	synopsis(env.Stderr, env.Program)
 	fmt.Fprintf(env.Stderr, "\nSee '%s --help' and '%s COMMAND --help'.\n", env.Program, env.Program)
-	return hook.ExitUsage
+	return host.ExitUsage
 }
 
 // commandError prints a command's usage error in one line and returns the
 // exit code for a bad command line.
 func commandError(env *Env, command, why string) int {
 	fmt.Fprintf(env.Stderr, "%s: %s: %s; see '%s %s --help'\n", env.Program, command, why, env.Program, command)
-	return hook.ExitUsage
+	return host.ExitUsage
 }
 
 func synopsis(w io.Writer, program string) {

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/fdbhook/fdbhook/pkg/admin"
-	"github.com/fdbhook/fdbhook/pkg/hook"
+	"github.com/fdbhook/fdbhook/pkg/host"
 	"github.com/fdbhook/fdbhook/pkg/kernel/kerneltest"
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
 	"github.com/fdbhook/fdbhook/pkg/model"
@@ -35,21 +35,12 @@ func run(t *testing.T, cfg string, stdin []byte, args ...string) result {
 	}
 	var out, errb bytes.Buffer
 	k := kerneltest.T2Host()
-	env := &Env{Env: hook.Env{
-		Program: "fdbhook", Stdin: bytes.NewReader(stdin), Stdout: &out, Stderr: &errb,
-		Getenv: func(key string) string {
-			switch key {
-			case "FDBHOOK_CONFIG":
-				return filepath.Join(dir, "fdbhook.toml")
-			case runstate.EnvDir:
-				return filepath.Join(dir, "run")
-			}
-			return ""
-		},
-		Libvirt:  libvirt.Paths{QemuRunDir: dir},
-		LockPath: filepath.Join(dir, "lock"), LockTimeout: time.Second,
-		RunDir: runstate.Dir(filepath.Join(dir, "run")),
-	}, OpenKernel: func() (model.Kernel, error) { return k, nil }}
+	h := host.Default()
+	h.Config, h.RunDir = filepath.Join(dir, "fdbhook.toml"), runstate.Dir(filepath.Join(dir, "run"))
+	h.Libvirt, h.LibvirtEtc = libvirt.Paths{QemuRunDir: dir}, filepath.Join(dir, "etc")
+	h.Lock, h.LockTimeout = filepath.Join(dir, "lock"), time.Second
+	env := &Env{Env: host.Env{Program: "fdbhook", Stdin: bytes.NewReader(stdin), Stdout: &out, Stderr: &errb, Host: h,
+		OpenKernel: func() (model.Kernel, error) { return k, nil }}}
 	code := Main(env, args)
 	return result{code: code, stdout: out.String(), stderr: errb.String(), kernel: k, runDir: env.RunDir}
 }
@@ -60,7 +51,7 @@ const cfgBr0 = "bridges = [\"br0\"]\nnetworks = [\"hostbr\"]\n"
 
 func TestHelpListsEveryCommand(t *testing.T) {
 	r := run(t, "", nil, "--help")
-	if r.code != hook.ExitOK || r.stderr != "" {
+	if r.code != host.ExitOK || r.stderr != "" {
 		t.Fatalf("--help: exit %d stderr %q", r.code, r.stderr)
 	}
 	for _, c := range Commands {
@@ -75,11 +66,11 @@ func TestHelpListsEveryCommand(t *testing.T) {
 			t.Errorf("--help lacks the summary of %s (%q)", c.Name, c.Summary)
 		}
 		h := run(t, "", nil, c.Name, "--help")
-		if h.code != hook.ExitOK || !strings.HasPrefix(h.stdout, "Usage: fdbhook "+c.Name) || len(h.kernel.WriteLog()) != 0 {
+		if h.code != host.ExitOK || !strings.HasPrefix(h.stdout, "Usage: fdbhook "+c.Name) || len(h.kernel.WriteLog()) != 0 {
 			t.Errorf("%s --help: exit %d stdout %q stderr %q", c.Name, h.code, h.stdout, h.stderr)
 		}
 	}
-	if v := run(t, "", nil, "--version"); v.code != hook.ExitOK || !strings.HasPrefix(v.stdout, "fdbhook ") {
+	if v := run(t, "", nil, "--version"); v.code != host.ExitOK || !strings.HasPrefix(v.stdout, "fdbhook ") {
 		t.Errorf("--version: exit %d stdout %q", v.code, v.stdout)
 	}
 }
@@ -103,7 +94,7 @@ func TestBadCommandLine(t *testing.T) {
 		{[]string{"metrics", "--json"}, "metrics: expected no arguments or --textfile DIR"},
 	} {
 		r := run(t, cfgBr0, nil, tc.args...)
-		if r.code != hook.ExitUsage || !strings.Contains(r.stderr, tc.want) || r.stdout != "" {
+		if r.code != host.ExitUsage || !strings.Contains(r.stderr, tc.want) || r.stdout != "" {
 			t.Errorf("%q: exit %d stdout %q stderr %q, want exit 2 and %q", tc.args, r.code, r.stdout, r.stderr, tc.want)
 		}
 		if len(r.kernel.WriteLog()) != 0 {
@@ -121,17 +112,17 @@ func TestBadCommandLine(t *testing.T) {
 
 func TestExplain(t *testing.T) {
 	r := run(t, cfgBr0, startXML, "explain", "-")
-	if r.code != hook.ExitOK || !strings.Contains(r.stdout, "plan for t2:") || !strings.Contains(r.stdout, "dev vnet7 master br0 static") {
+	if r.code != host.ExitOK || !strings.Contains(r.stdout, "plan for t2:") || !strings.Contains(r.stdout, "dev vnet7 master br0 static") {
 		t.Errorf("explain: %d %q %q", r.code, r.stdout, r.stderr)
 	}
 	if len(r.kernel.WriteLog()) != 0 || r.kernel.Count("Close") == 0 {
 		t.Errorf("explain wrote to the kernel (%v) or left it open (closed %v)", r.kernel.WriteLog(), r.kernel.Count("Close") > 0)
 	}
-	if r := run(t, cfgBr0, []byte("<domain>"), "explain", "-"); r.code != hook.ExitInput {
-		t.Errorf("explain of bad XML: exit %d, want %d; stderr %q", r.code, hook.ExitInput, r.stderr)
+	if r := run(t, cfgBr0, []byte("<domain>"), "explain", "-"); r.code != host.ExitInput {
+		t.Errorf("explain of bad XML: exit %d, want %d; stderr %q", r.code, host.ExitInput, r.stderr)
 	}
-	if r := run(t, "on_error = 1\n", startXML, "explain", "-"); r.code != hook.ExitConfig {
-		t.Errorf("explain with a bad configuration: exit %d, want %d; stderr %q", r.code, hook.ExitConfig, r.stderr)
+	if r := run(t, "on_error = 1\n", startXML, "explain", "-"); r.code != host.ExitConfig {
+		t.Errorf("explain with a bad configuration: exit %d, want %d; stderr %q", r.code, host.ExitConfig, r.stderr)
 	}
 }
 
@@ -149,7 +140,7 @@ func TestStatusAndDoctorTellWhetherTheWatcherRuns(t *testing.T) {
 func TestStatusReadsTheKernel(t *testing.T) {
 	r := run(t, cfgBr0, nil, "status")
 	// No guest runs: both taps are someone else's, and learning is no problem.
-	if r.code != hook.ExitOK || !strings.Contains(r.stdout, "bridge br0") ||
+	if r.code != host.ExitOK || !strings.Contains(r.stdout, "bridge br0") ||
 		!strings.Contains(r.stdout, "vnet7       other  tap     on        on") {
 		t.Errorf("status: exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
 	}
@@ -161,12 +152,7 @@ func TestStatusReadsTheKernel(t *testing.T) {
 func TestWatcherReportAndCheck(t *testing.T) {
 	dir := t.TempDir()
 	var errb bytes.Buffer
-	env := &Env{Env: hook.Env{Program: "fdbhook", Stderr: &errb, Getenv: func(k string) string {
-		if k == runstate.EnvDir {
-			return dir
-		}
-		return ""
-	}}}
+	env := &Env{Env: host.Env{Program: "fdbhook", Stderr: &errb, Host: host.Host{RunDir: runstate.Dir(dir)}}}
 	since := time.Unix(1_800_000_000, 0)
 	release, err := runstate.Dir(dir).HoldWatcher(since)
 	if err != nil {
@@ -197,22 +183,22 @@ func TestMetrics(t *testing.T) {
 			t.Errorf("metrics output lacks %q:\n%s", want, r.stdout)
 		}
 	}
-	if r.code != hook.ExitOK || r.stderr != "" || len(r.kernel.WriteLog()) != 0 || r.kernel.Count("Close") == 0 {
+	if r.code != host.ExitOK || r.stderr != "" || len(r.kernel.WriteLog()) != 0 || r.kernel.Count("Close") == 0 {
 		t.Errorf("metrics: exit %d stderr %q writes %v closed %v", r.code, r.stderr, r.kernel.WriteLog(), r.kernel.Count("Close") > 0)
 	}
 	r = run(t, "on_error = 1\n", nil, "metrics")
-	if r.code != hook.ExitConfig || !strings.Contains(r.stdout, "fdbhook_status_success 0") || strings.Count(r.stderr, "\n") != 1 {
+	if r.code != host.ExitConfig || !strings.Contains(r.stdout, "fdbhook_status_success 0") || strings.Count(r.stderr, "\n") != 1 {
 		t.Errorf("metrics with a bad configuration: exit %d, stdout %q, stderr %q; want exit 3, status_success 0, one line", r.code, r.stdout, r.stderr)
 	}
 	dir := t.TempDir()
-	if r := run(t, cfgBr0, nil, "metrics", "--textfile", dir); r.code != hook.ExitOK || r.stdout != "" {
+	if r := run(t, cfgBr0, nil, "metrics", "--textfile", dir); r.code != host.ExitOK || r.stdout != "" {
 		t.Fatalf("metrics --textfile: exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
 	}
 	data, err := os.ReadFile(filepath.Join(dir, "fdbhook.prom"))
 	if err != nil || !strings.Contains(string(data), `fdbhook_bridge_exists{bridge="br0"} 1`) {
 		t.Errorf("fdbhook.prom: %v\n%s", err, data)
 	}
-	if r := run(t, cfgBr0, nil, "metrics", "--textfile", filepath.Join(dir, "missing")); r.code == hook.ExitOK || !strings.Contains(r.stderr, "missing/fdbhook.prom") {
+	if r := run(t, cfgBr0, nil, "metrics", "--textfile", filepath.Join(dir, "missing")); r.code == host.ExitOK || !strings.Contains(r.stderr, "missing/fdbhook.prom") {
 		t.Errorf("metrics --textfile into a missing directory: exit %d stderr %q", r.code, r.stderr)
 	}
 }
@@ -224,7 +210,7 @@ func TestReconcileRecordsItsOutcome(t *testing.T) {
 	before := time.Now().Add(-time.Second)
 	r := run(t, cfgBr0, nil, "reconcile")
 	rec, ok, err := r.runDir.LastReconcile()
-	if r.code != hook.ExitOK || err != nil || !ok || !rec.OK() || rec.Time.Before(before) {
+	if r.code != host.ExitOK || err != nil || !ok || !rec.OK() || rec.Time.Before(before) {
 		t.Errorf("reconcile: exit %d, record %+v ok=%v err=%v", r.code, rec, ok, err)
 	}
 	r = run(t, cfgBr0, nil, "reconcile", "--dry-run")
@@ -233,7 +219,7 @@ func TestReconcileRecordsItsOutcome(t *testing.T) {
 	}
 	r = run(t, "on_error = 1\n", nil, "reconcile")
 	rec, ok, _ = r.runDir.LastReconcile()
-	if r.code != hook.ExitConfig || !ok || rec.OK() || !strings.Contains(rec.Err, "on_error") {
+	if r.code != host.ExitConfig || !ok || rec.OK() || !strings.Contains(rec.Err, "on_error") {
 		t.Errorf("reconcile with a bad configuration: exit %d, record %+v ok=%v", r.code, rec, ok)
 	}
 }

@@ -5,9 +5,9 @@ import (
 	"os"
 
 	"github.com/fdbhook/fdbhook/pkg/guest"
-	"github.com/fdbhook/fdbhook/pkg/hook"
+	"github.com/fdbhook/fdbhook/pkg/host"
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
-	"github.com/fdbhook/fdbhook/pkg/plan"
+	"github.com/fdbhook/fdbhook/pkg/manage"
 )
 
 const explainUsage = `Usage: %[1]s explain FILE|-
@@ -31,46 +31,37 @@ func explain(e *Env, args []string) int {
 		f, err := os.Open(file)
 		if err != nil {
 			fmt.Fprintf(e.Stderr, "fdbhook: %v\n", err)
-			return hook.ExitInput
+			return host.ExitInput
 		}
 		defer f.Close()
 		in = f
 	}
-	cfg, err := hook.LoadConfig(e.Getenv)
+	cfg, err := e.LoadConfig()
 	if err != nil {
 		return e.fail(err)
 	}
 	g, err := guest.Read(in)
 	if err != nil {
 		fmt.Fprintf(e.Stderr, "fdbhook: %s: %v\n", file, err)
-		return hook.ExitInput
+		return host.ExitInput
 	}
 	k, err := e.OpenKernel()
 	if err != nil {
 		return e.fail(err)
 	}
 	defer k.Close()
-	paths, _ := e.libvirtPaths()
-	v := hook.PlanView{Reader: k, Files: libvirt.New(paths)}
-	var p *plan.Plan
-	if g.Type == "lxc" {
-		var ct plan.Container
-		if ct, err = hook.Container(g.Name, v); err == nil {
-			p, err = plan.StartContainer(cfg, g, v, ct)
-		}
-	} else {
-		p, err = plan.Start(cfg, g, v)
-	}
+	v := manage.HostView{Reader: k, Files: libvirt.New(e.Libvirt)}
+	p, err := manage.StartPlan(cfg, g, v, v)
 	if err != nil {
 		fmt.Fprintf(e.Stderr, "fdbhook: %s: %v\n", g.Name, err)
-		return hook.ExitRefused
+		return host.ExitRefused
 	}
 	if !cfg.Present {
 		fmt.Fprintf(e.Stdout, "note: %s does not exist: fdbhook manages nothing\n", cfg.Path)
 	}
 	fmt.Fprint(e.Stdout, p.Format())
 	if len(p.Refusals) > 0 {
-		return hook.ExitRefused
+		return host.ExitRefused
 	}
-	return hook.ExitOK
+	return host.ExitOK
 }

@@ -1,7 +1,8 @@
 package cli
 
 import (
-	"github.com/fdbhook/fdbhook/pkg/hook"
+	"github.com/fdbhook/fdbhook/pkg/host"
+	"github.com/fdbhook/fdbhook/pkg/manage"
 	"github.com/fdbhook/fdbhook/pkg/metrics"
 	"github.com/fdbhook/fdbhook/pkg/version"
 )
@@ -25,9 +26,13 @@ Whatever could be read is written; exit status 3 on a bad configuration
 // /metrics: metrics.Handler(e.metricsSource()).
 func (e *Env) metricsSource() metrics.Source {
 	return metrics.Source{
-		State:   e.reportState,
-		RunDir:  e.RunDir,
-		Version: version.Version,
+		State: func() (*manage.State, func(), error) {
+			st, _, done, err := e.state()
+			return st, done, err
+		},
+		HookChecks: e.hookChecks,
+		RunDir:     e.RunDir,
+		Version:    version.Version,
 	}
 }
 
@@ -44,7 +49,7 @@ func metricsCommand(e *Env, args []string) int {
 		if err := metrics.WriteTextfile(dir, e.metricsSource()); err != nil {
 			return e.fail(err)
 		}
-		return hook.ExitOK
+		return host.ExitOK
 	}
 	reg, c := metrics.NewRegistry(e.metricsSource())
 	mfs, err := reg.Gather()
@@ -57,5 +62,5 @@ func metricsCommand(e *Env, args []string) int {
 	if err != nil {
 		return e.fail(err)
 	}
-	return hook.ExitOK
+	return host.ExitOK
 }

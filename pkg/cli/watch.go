@@ -7,12 +7,11 @@ import (
 
 	"github.com/fdbhook/fdbhook/pkg/admin"
 	"github.com/fdbhook/fdbhook/pkg/metrics"
-	"github.com/fdbhook/fdbhook/pkg/runstate"
 	"github.com/fdbhook/fdbhook/pkg/watch"
 )
 
 func watchCommand(e *Env, args []string) int {
-	return watch.Main(e.Program, args, e.Stdout, e.Stderr, e.Getenv, e.serveMetrics)
+	return watch.Main(e.Env, args, e.serveMetrics)
 }
 
 // serveMetrics listens on addr for the watcher's /metrics, which answer
@@ -28,7 +27,7 @@ func (e *Env) serveMetrics(addr string) (func(context.Context) error, error) {
 
 // watcherReport reads the watcher's lock; nil when it cannot be read.
 func watcherReport(e *Env) *admin.WatcherReport {
-	w, running, err := runstate.FromEnv(e.Getenv).WatcherRunning()
+	w, running, err := e.RunDir.WatcherRunning()
 	if err != nil {
 		fmt.Fprintf(e.Stderr, "%s: %v\n", e.Program, err)
 		return nil

@@ -18,14 +18,6 @@ import (
 	"github.com/BurntSushi/toml"
 )
 
-// DefaultPath is where libvirt's hooks find the configuration: libvirt runs
-// hooks with a minimal environment, so this path is what production reads.
-const DefaultPath = "/etc/fdbhook/fdbhook.toml"
-
-// EnvPath names the environment variable that overrides DefaultPath, for
-// tests and manual runs.
-const EnvPath = "FDBHOOK_CONFIG"
-
 // maxSize bounds the configuration file; a real one is a few hundred bytes.
 const maxSize = 1 << 20
 
@@ -146,15 +138,6 @@ func (e *Error) Unwrap() error { return e.Err }
 func Default(path string) *Config {
 	return &Config{Path: path, OnError: Fail, LogLevel: "info", Bridge: map[string]Bridge{},
 		Watch: Watch{Resync: DefaultResync.String(), ResyncInterval: DefaultResync}}
-}
-
-// PathFromEnv returns the configuration path: $FDBHOOK_CONFIG when set,
-// DefaultPath otherwise.
-func PathFromEnv(getenv func(string) string) string {
-	if p := getenv(EnvPath); p != "" {
-		return p
-	}
-	return DefaultPath
 }
 
 // Load reads and validates the file at path. A missing file is not an error:

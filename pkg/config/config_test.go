@@ -150,18 +150,6 @@ func TestLoadUnreadable(t *testing.T) {
 	}
 }
 
-func TestPathFromEnv(t *testing.T) {
-	env := map[string]string{}
-	get := func(k string) string { return env[k] }
-	if got := PathFromEnv(get); got != DefaultPath {
-		t.Errorf("got %q, want %q", got, DefaultPath)
-	}
-	env[EnvPath] = "/tmp/x.toml"
-	if got := PathFromEnv(get); got != "/tmp/x.toml" {
-		t.Errorf("got %q", got)
-	}
-}
-
 func TestWatchResync(t *testing.T) {
 	c, err := Parse([]byte(`bridges = ["br0"]`))
 	if err != nil {

@@ -44,7 +44,12 @@ type Guest struct {
 	NICs   []NIC
 	// State is the guest's state in libvirt's live XML (<domstatus
 	// state='running'>: running, paused, …); empty for a plain <domain>.
-	State string
+	// Reason is why it is in that state (booted, unpaused, migrated, …),
+	// Pid its QEMU process (a container's controller): together they tell
+	// a guest that started or resumed since they were last read.
+	State  string
+	Reason string
+	Pid    int
 	// IncomingMigration is set when the live XML says the guest is the
 	// destination of a live migration whose CPUs have not started here
 	// yet. libvirt 9.0 writes, from "start begin" to the resume (measured):
@@ -205,7 +210,8 @@ func Parse(data []byte) (*Guest, error) {
 	}
 	g := &Guest{Manage: true, Interfaces: map[string]Interface{}}
 	if root.Data == "domstatus" {
-		g.State = root.SelectAttr("state")
+		g.State, g.Reason = root.SelectAttr("state"), root.SelectAttr("reason")
+		g.Pid, _ = strconv.Atoi(root.SelectAttr("pid")) // 0 when absent or not a number: unknown
 		job := child(root, "job")
 		g.IncomingMigration = g.State == "paused" && job != nil && job.SelectAttr("async") == "migration in"
 		g.OutgoingMigration = job != nil && job.SelectAttr("async") == "migration out"

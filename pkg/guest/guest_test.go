@@ -2,20 +2,13 @@ package guest
 
 import (
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/fdbhook/fdbhook/test/lab"
 )
 
-func fixture(t testing.TB, name string) []byte {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join("..", "..", "testdata", "libvirt-9.0", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data
-}
+func fixture(t testing.TB, name string) []byte { return lab.Recorded(t, "libvirt-9.0", name) }
 
 func TestParseStartFixture(t *testing.T) {
 	g, err := Parse(fixture(t, "qemu-t2-start-begin.xml"))
@@ -168,5 +161,28 @@ func TestNICMACNormalisedOnce(t *testing.T) {
 	}
 	if n := g.NICs[2]; n.MAC != "" || n.BadMAC == nil {
 		t.Errorf("NIC 2 (no <mac>): MAC %q, BadMAC %v; want no address and an error", n.MAC, n.BadMAC)
+	}
+}
+
+// TestLiveState: libvirt's live XML says the guest's state, why, and its
+// process; a plain <domain> says none of it.
+func TestLiveState(t *testing.T) {
+	for _, tc := range []struct {
+		xml           string
+		state, reason string
+		pid           int
+	}{
+		{`<domstatus state='running' reason='unpaused' pid='4242'><domain><name>g</name></domain></domstatus>`, "running", "unpaused", 4242},
+		{`<domstatus state='paused' reason='migration'><domain><name>g</name></domain></domstatus>`, "paused", "migration", 0},
+		{`<domstatus state='running' pid='x'><domain><name>g</name></domain></domstatus>`, "running", "", 0},
+		{`<domain><name>g</name></domain>`, "", "", 0},
+	} {
+		g, err := Parse([]byte(tc.xml))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.xml, err)
+		}
+		if g.State != tc.state || g.Reason != tc.reason || g.Pid != tc.pid {
+			t.Errorf("%s: state %q reason %q pid %d; want %q %q %d", tc.xml, g.State, g.Reason, g.Pid, tc.state, tc.reason, tc.pid)
+		}
 	}
 }

@@ -10,12 +10,15 @@ import (
 )
 
 // TestHookBinariesStayLean: libvirt runs the hook binaries at every guest
-// start, so they link the hook path only: not the admin commands, the
-// watcher's libvirt API client or the metrics library.
+// start, so they link the hook path (pkg/hook and the engine, pkg/manage)
+// only: not the admin commands, their reports, the watcher, its
+// libvirt API client or the metrics library.
 func TestHookBinariesStayLean(t *testing.T) {
 	forbidden := []string{
 		"github.com/fdbhook/fdbhook/pkg/admin",
 		"github.com/fdbhook/fdbhook/pkg/cli",
+		"github.com/fdbhook/fdbhook/pkg/watch",
+		"github.com/fdbhook/fdbhook/pkg/metrics",
 		"github.com/digitalocean/go-libvirt",
 		"github.com/prometheus/",
 	}
@@ -26,8 +29,9 @@ func TestHookBinariesStayLean(t *testing.T) {
 			t.Fatalf("go list -deps ./cmd/%s: %v", bin, err)
 		}
 		deps := strings.Fields(string(out))
-		if len(deps) < 10 || !slices.Contains(deps, "github.com/fdbhook/fdbhook/pkg/hook") {
-			t.Fatalf("go list -deps ./cmd/%s listed %d packages without pkg/hook: %q", bin, len(deps), out)
+		if len(deps) < 10 || !slices.Contains(deps, "github.com/fdbhook/fdbhook/pkg/hook") ||
+			!slices.Contains(deps, "github.com/fdbhook/fdbhook/pkg/manage") {
+			t.Fatalf("go list -deps ./cmd/%s listed %d packages without pkg/hook and the engine: %q", bin, len(deps), out)
 		}
 		for _, d := range deps {
 			for _, f := range forbidden {

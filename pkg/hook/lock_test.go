@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fdbhook/fdbhook/pkg/host"
 	"github.com/fdbhook/fdbhook/pkg/kernel/kerneltest"
 	"github.com/fdbhook/fdbhook/pkg/runstate"
 )
@@ -38,7 +39,7 @@ func TestStartWaitsForTheRunLock(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, stderr, k := start()
-	if code == ExitOK || !strings.Contains(stderr, "held "+lock) || strings.Count(stderr, "\n") != 1 {
+	if code == host.ExitOK || !strings.Contains(stderr, "held "+lock) || strings.Count(stderr, "\n") != 1 {
 		t.Errorf("start while the lock is held: exit %d, stderr %q; want a failure naming the held lock, in one line", code, stderr)
 	}
 	if w := k.WriteLog(); len(w) != 0 {
@@ -47,7 +48,7 @@ func TestStartWaitsForTheRunLock(t *testing.T) {
 	unlock()
 
 	code, stderr, k = start()
-	if code != ExitOK || stderr != "" || len(k.WriteLog()) == 0 {
+	if code != host.ExitOK || stderr != "" || len(k.WriteLog()) == 0 {
 		t.Errorf("start with the lock free: exit %d, stderr %q, writes %q", code, stderr, k.WriteLog())
 	}
 }

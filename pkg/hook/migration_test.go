@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fdbhook/fdbhook/pkg/host"
 	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/pkg/runstate"
 )
@@ -15,7 +16,7 @@ import (
 // dir and returns it, failing t when anything reaches stdout.
 func migrationRun(t *testing.T, dir string, op, subop string) run {
 	t.Helper()
-	r := runQemu(t, cfgBr0, startXML, map[string]string{runstate.EnvDir: dir}, "t2", op, subop, "-")
+	r := runQemu(t, cfgBr0, startXML, map[string]string{host.EnvRunDir: dir}, "t2", op, subop, "-")
 	if r.stdout != "" {
 		t.Errorf("%s %s wrote to stdout (libvirt reads it as the domain XML): %q", op, subop, r.stdout)
 	}
@@ -35,7 +36,7 @@ func TestMigrateBeginMarks(t *testing.T) {
 	dir := t.TempDir()
 	before := time.Now()
 	r := migrationRun(t, dir, "migrate", "begin")
-	if r.code != ExitOK || r.stderr != "" || len(r.kernel.WriteLog()) != 0 {
+	if r.code != host.ExitOK || r.stderr != "" || len(r.kernel.WriteLog()) != 0 {
 		t.Fatalf("migrate begin: exit %d stderr %q writes %v", r.code, r.stderr, r.kernel.WriteLog())
 	}
 	m, ok := mark(t, dir)
@@ -55,14 +56,14 @@ func TestMigrateBeginNeverFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := migrationRun(t, dir, "migrate", "begin")
-	if r.code != ExitOK {
+	if r.code != host.ExitOK {
 		t.Errorf("migrate begin exit %d, want 0 (a failed hook fails the migration)", r.code)
 	}
 	if !strings.Contains(r.stderr, "cannot mark the incoming migration") || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
 		t.Errorf("stderr %q, want one line about the mark", r.stderr)
 	}
-	r = runQemu(t, "", startXML, map[string]string{runstate.EnvDir: t.TempDir()}, "t2", "migrate", "begin", "-")
-	if r.code != ExitOK || r.stdout != "" || r.stderr != "" {
+	r = runQemu(t, "", startXML, map[string]string{host.EnvRunDir: t.TempDir()}, "t2", "migrate", "begin", "-")
+	if r.code != host.ExitOK || r.stdout != "" || r.stderr != "" {
 		t.Errorf("migrate begin without configuration: exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
 	}
 }
@@ -105,7 +106,7 @@ func TestIncomingStart(t *testing.T) {
 				t.Fatal(err)
 			}
 			r := migrationRun(t, dir, "start", "begin")
-			if r.code != ExitOK {
+			if r.code != host.ExitOK {
 				t.Fatalf("start begin: exit %d stderr %q", r.code, r.stderr)
 			}
 			if got := strings.Join(r.kernel.WriteLog(), " "); got != tc.writes {
@@ -133,8 +134,8 @@ func TestIncomingStart(t *testing.T) {
 func TestIncomingDryRunChangesNothing(t *testing.T) {
 	dir := t.TempDir()
 	migrationRun(t, dir, "migrate", "begin")
-	r := runQemu(t, cfgBr0, startXML, map[string]string{runstate.EnvDir: dir}, "--dry-run", "t2", "start", "begin", "-")
-	if r.code != ExitOK || len(r.kernel.WriteLog()) != 0 || r.stdout != "" {
+	r := runQemu(t, cfgBr0, startXML, map[string]string{host.EnvRunDir: dir}, "--dry-run", "t2", "start", "begin", "-")
+	if r.code != host.ExitOK || len(r.kernel.WriteLog()) != 0 || r.stdout != "" {
 		t.Fatalf("dry run: exit %d writes %v stdout %q", r.code, r.kernel.WriteLog(), r.stdout)
 	}
 	for _, want := range []string{"link set dev vnet7 learning on flood off", "incoming live migration"} {
@@ -162,7 +163,7 @@ func TestStopClearsMark(t *testing.T) {
 				t.Fatalf("%s: mark before stop %+v (present %v)", phase, m, ok)
 			}
 			r := migrationRun(t, dir, op, "end")
-			if r.code != ExitOK {
+			if r.code != host.ExitOK {
 				t.Errorf("%s end: exit %d", op, r.code)
 			}
 			if m, ok := mark(t, dir); ok {

@@ -2,12 +2,12 @@ package hook
 
 import (
 	"bytes"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/fdbhook/fdbhook/pkg/host"
 	"github.com/fdbhook/fdbhook/pkg/kernel/kerneltest"
+	"github.com/fdbhook/fdbhook/test/lab"
 )
 
 func runNetwork(t *testing.T, cfg string, stdin []byte, k *kerneltest.Kernel, args ...string) run {
@@ -15,14 +15,7 @@ func runNetwork(t *testing.T, cfg string, stdin []byte, k *kerneltest.Kernel, ar
 	return runHook(t, (*Runner).RunNetwork, "network-hook", cfg, stdin, nil, k, args...)
 }
 
-func netFixture(t *testing.T, name string) []byte {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join("..", "..", "testdata", "libvirt-9.0", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data
-}
+func netFixture(t *testing.T, name string) []byte { return lab.Recorded(t, "libvirt-9.0", name) }
 
 const cfgPolicy = "networks = [\"hostbr\"]\n[bridge.br0]\nvlan_filtering = \"enable\"\n"
 
@@ -57,7 +50,7 @@ func TestNetworkPolicy(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := runNetwork(t, tc.cfg, tc.stdin, tc.kernel, "hostbr", tc.op, tc.subop, "-")
-			if r.code != ExitOK || r.stdout != "" {
+			if r.code != host.ExitOK || r.stdout != "" {
 				t.Errorf("exit %d stdout %q", r.code, r.stdout)
 			}
 			if got := strings.Join(r.kernel.WriteLog(), " "); got != tc.writes {
@@ -82,12 +75,12 @@ func TestNetworkFailures(t *testing.T) {
 		code      int
 		stderr    string
 	}{
-		{"bad config fails start", "networks = 1", start, kerneltest.T2Host(), []string{"hostbr", "start", "begin", "-"}, ExitConfig, "fdbhook: network hostbr: "},
-		{"bad config ignored at stop", "networks = 1", start, kerneltest.T2Host(), []string{"hostbr", "stopped", "end", "-"}, ExitOK, ""},
-		{"bad xml", cfgPolicy, []byte("<hookData><network>"), kerneltest.T2Host(), []string{"hostbr", "start", "begin", "-"}, ExitInput, "fdbhook: network hostbr: bad network XML: "},
-		{"bridge is a device", cfgPolicy, start, notBridge, []string{"hostbr", "start", "begin", "-"}, ExitOK, "br0 is a physical device, not a bridge"},
-		{"usage", cfgPolicy, nil, kerneltest.T2Host(), []string{"hostbr"}, ExitUsage, "not a hook call: expected NETWORK OPERATION SUB-OPERATION EXTRA, got 1 arguments"},
-		{"help", "", nil, kerneltest.T2Host(), []string{"--help"}, ExitOK, ""},
+		{"bad config fails start", "networks = 1", start, kerneltest.T2Host(), []string{"hostbr", "start", "begin", "-"}, host.ExitConfig, "fdbhook: network hostbr: "},
+		{"bad config ignored at stop", "networks = 1", start, kerneltest.T2Host(), []string{"hostbr", "stopped", "end", "-"}, host.ExitOK, ""},
+		{"bad xml", cfgPolicy, []byte("<hookData><network>"), kerneltest.T2Host(), []string{"hostbr", "start", "begin", "-"}, host.ExitInput, "fdbhook: network hostbr: bad network XML: "},
+		{"bridge is a device", cfgPolicy, start, notBridge, []string{"hostbr", "start", "begin", "-"}, host.ExitOK, "br0 is a physical device, not a bridge"},
+		{"usage", cfgPolicy, nil, kerneltest.T2Host(), []string{"hostbr"}, host.ExitUsage, "not a hook call: expected NETWORK OPERATION SUB-OPERATION EXTRA, got 1 arguments"},
+		{"help", "", nil, kerneltest.T2Host(), []string{"--help"}, host.ExitOK, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := runNetwork(t, tc.cfg, tc.stdin, tc.kernel, tc.args...)

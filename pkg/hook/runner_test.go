@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fdbhook/fdbhook/pkg/host"
 	"github.com/fdbhook/fdbhook/pkg/kernel/kerneltest"
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
 	"github.com/fdbhook/fdbhook/pkg/model"
@@ -67,22 +68,18 @@ type testRun struct {
 }
 
 func newTestRun(dir, program string, stdin []byte, env map[string]string, k *kerneltest.Kernel) *testRun {
-	tr := &testRun{res: run{kernel: k, runDir: runstate.Dir(filepath.Join(dir, "run"))}}
-	tr.r = &Runner{Env: Env{
-		Program: program, Stdin: bytes.NewReader(stdin), Stdout: &tr.out, Stderr: &tr.errb,
-		Getenv: func(key string) string {
-			if key == "FDBHOOK_CONFIG" {
-				return filepath.Join(dir, "fdbhook.toml")
-			}
-			if _, set := env[key]; !set && key == "FDBHOOK_RUN_DIR" {
-				return filepath.Join(dir, "run") // never the host's /run/fdbhook
-			}
-			return env[key]
-		},
-		Libvirt:  libvirt.Paths{QemuRunDir: dir, LxcRunDir: filepath.Join(dir, "lxc"), ProcDir: filepath.Join(dir, "proc")},
-		LockPath: filepath.Join(dir, "lock"), LockTimeout: time.Second,
-		RunDir: tr.res.runDir,
-	}, OpenKernel: func() (model.Kernel, error) { tr.res.opened = true; return k, nil }}
+	h := host.FromEnv(func(key string) string { return env[key] })
+	h.Config = filepath.Join(dir, "fdbhook.toml")
+	if _, set := env[host.EnvRunDir]; !set {
+		h.RunDir = runstate.Dir(filepath.Join(dir, "run")) // never the host's /run/fdbhook
+	}
+	h.Libvirt = libvirt.Paths{QemuRunDir: dir, LxcRunDir: filepath.Join(dir, "lxc"), ProcDir: filepath.Join(dir, "proc")}
+	h.Lock, h.LockTimeout = filepath.Join(dir, "lock"), time.Second
+	tr := &testRun{res: run{kernel: k, runDir: h.RunDir}}
+	tr.r = &Runner{Env: host.Env{
+		Program: program, Stdin: bytes.NewReader(stdin), Stdout: &tr.out, Stderr: &tr.errb, Host: h,
+		OpenKernel: func() (model.Kernel, error) { tr.res.opened = true; return k, nil },
+	}}
 	return tr
 }
 
@@ -122,7 +119,7 @@ func TestOperationTable(t *testing.T) {
 	} {
 		r := runHook(t, (*Runner).RunQemu, "qemu-hook", cfgBr0, startXML, nil,
 			withRoamed(kerneltest.T2Host(), "52:54:00:aa:cc:01"), "t2", tc.op, tc.subop, "-")
-		if r.code != ExitOK || r.stdout != "" || r.stderr != "" {
+		if r.code != host.ExitOK || r.stdout != "" || r.stderr != "" {
 			t.Errorf("%s %s: exit %d stdout %q stderr %q", tc.op, tc.subop, r.code, r.stdout, r.stderr)
 		}
 		if got := strings.Join(r.kernel.WriteLog(), " "); got != tc.writes {
@@ -142,39 +139,45 @@ func TestStartWrites(t *testing.T) {
 	}
 }
 
+// hookCall is one call of a hook in a table: its configuration, standard
+// input, environment and arguments.
+type hookCall struct {
+	name  string
+	cfg   string
+	stdin []byte
+	env   map[string]string
+	args  []string
+}
+
 func TestFailures(t *testing.T) {
 	noTarget := bytes.Replace(startXML, []byte("<target dev='vnet7'/>"), []byte("<target dev='vnet99'/>"), 1)
 	for _, tc := range []struct {
-		name   string
-		cfg    string
-		stdin  []byte
-		env    map[string]string
-		args   []string
+		hookCall
 		code   int
 		stderr string
 	}{
-		{"missing device", cfgBr0, noTarget, nil, []string{"t2", "start", "begin", "-"}, ExitRefused,
+		{hookCall{"missing device", cfgBr0, noTarget, nil, []string{"t2", "start", "begin", "-"}}, host.ExitRefused,
 			"fdbhook: t2: 52:54:00:aa:cc:03 on br0: device vnet99 does not exist\n"},
-		{"missing device warn", cfgBr0 + "on_error = \"warn\"\n", noTarget, nil, []string{"t2", "start", "begin", "-"}, ExitOK,
+		{hookCall{"missing device warn", cfgBr0 + "on_error = \"warn\"\n", noTarget, nil, []string{"t2", "start", "begin", "-"}}, host.ExitOK,
 			"on_error = \"warn\": the guest starts with its ports unmanaged"},
-		{"missing device reconnect", cfgBr0, noTarget, nil, []string{"t2", "reconnect", "begin", "-"}, ExitOK,
+		{hookCall{"missing device reconnect", cfgBr0, noTarget, nil, []string{"t2", "reconnect", "begin", "-"}}, host.ExitOK,
 			"could kill the guest"},
-		{"bad xml", cfgBr0, []byte("<domain>"), nil, []string{"t2", "start", "begin", "-"}, ExitInput,
+		{hookCall{"bad xml", cfgBr0, []byte("<domain>"), nil, []string{"t2", "start", "begin", "-"}}, host.ExitInput,
 			"fdbhook: t2: bad domain XML: "},
-		{"empty stdin", cfgBr0, nil, nil, []string{"t2", "start", "begin", "-"}, ExitInput,
+		{hookCall{"empty stdin", cfgBr0, nil, nil, []string{"t2", "start", "begin", "-"}}, host.ExitInput,
 			"fdbhook: t2: bad domain XML: standard input is empty\n"},
-		{"bad config", "on_error = 1\n", startXML, nil, []string{"t2", "start", "begin", "-"}, ExitConfig,
+		{hookCall{"bad config", "on_error = 1\n", startXML, nil, []string{"t2", "start", "begin", "-"}}, host.ExitConfig,
 			"fdbhook.toml: "},
-		{"bad config at stop", "on_error = 1\n", startXML, nil, []string{"t2", "stopped", "end", "-"}, ExitOK,
+		{hookCall{"bad config at stop", "on_error = 1\n", startXML, nil, []string{"t2", "stopped", "end", "-"}}, host.ExitOK,
 			"fdbhook: error: stopped end: "},
-		{"bad log level env", cfgBr0, startXML, map[string]string{"FDBHOOK_LOG_LEVEL": "loud"}, []string{"t2", "start", "begin", "-"}, ExitConfig,
+		{hookCall{"bad log level env", cfgBr0, startXML, map[string]string{"FDBHOOK_LOG_LEVEL": "loud"}, []string{"t2", "start", "begin", "-"}}, host.ExitConfig,
 			"FDBHOOK_LOG_LEVEL"},
-		{"no config", "", startXML, nil, []string{"t2", "start", "begin", "-"}, ExitOK, ""},
-		{"too few args", cfgBr0, startXML, nil, []string{"t2", "start", "begin"}, ExitUsage, "not a hook call: expected DOMAIN OPERATION SUB-OPERATION EXTRA, got 3 arguments"},
-		{"too many args", cfgBr0, startXML, nil, []string{"t2", "start", "begin", "-", "x"}, ExitUsage, "got 5"},
-		{"no args", cfgBr0, nil, nil, nil, ExitUsage, "got 0 arguments"},
-		{"admin command", cfgBr0, nil, nil, []string{"status"}, ExitUsage, "see 'fdbhook --help'"},
-		{"explain", cfgBr0, startXML, nil, []string{"explain", "-"}, ExitUsage, "'fdbhook COMMAND'"},
+		{hookCall{"no config", "", startXML, nil, []string{"t2", "start", "begin", "-"}}, host.ExitOK, ""},
+		{hookCall{"too few args", cfgBr0, startXML, nil, []string{"t2", "start", "begin"}}, host.ExitUsage, "not a hook call: expected DOMAIN OPERATION SUB-OPERATION EXTRA, got 3 arguments"},
+		{hookCall{"too many args", cfgBr0, startXML, nil, []string{"t2", "start", "begin", "-", "x"}}, host.ExitUsage, "got 5"},
+		{hookCall{"no args", cfgBr0, nil, nil, nil}, host.ExitUsage, "got 0 arguments"},
+		{hookCall{"admin command", cfgBr0, nil, nil, []string{"status"}}, host.ExitUsage, "see 'fdbhook --help'"},
+		{hookCall{"explain", cfgBr0, startXML, nil, []string{"explain", "-"}}, host.ExitUsage, "'fdbhook COMMAND'"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// t2's first MAC has roamed to the uplink: a stop that read the
@@ -193,10 +196,10 @@ func TestFailures(t *testing.T) {
 			if r.stdout != "" {
 				t.Errorf("stdout %q, want nothing", r.stdout)
 			}
-			if tc.code != ExitOK && strings.Count(strings.TrimSpace(r.stderr), "\n") > 0 {
+			if tc.code != host.ExitOK && strings.Count(strings.TrimSpace(r.stderr), "\n") > 0 {
 				t.Errorf("failure is not one line: %q", r.stderr)
 			}
-			if tc.code != ExitOK || strings.Contains(tc.name, "warn") || strings.Contains(tc.name, "reconnect") ||
+			if tc.code != host.ExitOK || strings.Contains(tc.name, "warn") || strings.Contains(tc.name, "reconnect") ||
 				strings.Contains(tc.name, "at stop") {
 				if len(r.kernel.WriteLog()) != 0 {
 					t.Errorf("kernel written on failure: %v", r.kernel.WriteLog())
@@ -214,25 +217,21 @@ func TestRunCounts(t *testing.T) {
 	badMeta := bytes.Replace(startXML, []byte("<metadata>"),
 		[]byte(`<metadata><fdbhook:fdb xmlns:fdbhook="urn:fdbhook:1" manage="maybe"/>`), 1)
 	for _, tc := range []struct {
-		name  string
-		cfg   string
-		stdin []byte
-		env   map[string]string
-		args  []string
-		want  map[string]runstate.RunCount
+		hookCall
+		want map[string]runstate.RunCount
 	}{
-		{"start", "", startXML, nil, []string{"t2", "start", "begin", "-"}, map[string]runstate.RunCount{"start": {Runs: 1}}},
-		{"bad config (exit 3)", "on_error = 1\n", startXML, nil, []string{"t2", "start", "begin", "-"}, map[string]runstate.RunCount{"start": {Runs: 1, Failed: 1}}},
-		{"bad log level (exit 3)", "", startXML, map[string]string{"FDBHOOK_LOG_LEVEL": "loud"}, []string{"t2", "start", "begin", "-"}, map[string]runstate.RunCount{"start": {Runs: 1, Failed: 1}}},
-		{"bad metadata (exit 4)", "", badMeta, nil, []string{"t2", "start", "begin", "-"}, map[string]runstate.RunCount{"start": {Runs: 1, Failed: 1}}},
-		{"bad xml (exit 4)", "", []byte("<domain>"), nil, []string{"t2", "start", "begin", "-"}, map[string]runstate.RunCount{"start": {Runs: 1, Failed: 1}}},
-		{"bad config at stop", "on_error = 1\n", startXML, nil, []string{"t2", "stopped", "end", "-"}, map[string]runstate.RunCount{"stopped": {Runs: 1, Failed: 1}}},
-		{"failed start", "", noTarget, nil, []string{"t2", "start", "begin", "-"}, map[string]runstate.RunCount{"start": {Runs: 1, Failed: 1}}},
-		{"failed reconnect", "", noTarget, nil, []string{"t2", "reconnect", "begin", "-"}, map[string]runstate.RunCount{"reconnect": {Runs: 1, Failed: 1}}},
-		{"stopped", "", startXML, nil, []string{"t2", "stopped", "end", "-"}, map[string]runstate.RunCount{"stopped": {Runs: 1}}},
-		{"migrate", "", startXML, nil, []string{"t2", "migrate", "begin", "-"}, map[string]runstate.RunCount{"migrate": {Runs: 1}}},
-		{"ignored", "", startXML, nil, []string{"t2", "prepare", "begin", "-"}, map[string]runstate.RunCount{}},
-		{"dry run", "", startXML, map[string]string{"FDBHOOK_DRY_RUN": "1"}, []string{"t2", "start", "begin", "-"}, map[string]runstate.RunCount{}},
+		{hookCall{"start", "", startXML, nil, []string{"t2", "start", "begin", "-"}}, map[string]runstate.RunCount{"start": {Runs: 1}}},
+		{hookCall{"bad config (exit 3)", "on_error = 1\n", startXML, nil, []string{"t2", "start", "begin", "-"}}, map[string]runstate.RunCount{"start": {Runs: 1, Failed: 1}}},
+		{hookCall{"bad log level (exit 3)", "", startXML, map[string]string{"FDBHOOK_LOG_LEVEL": "loud"}, []string{"t2", "start", "begin", "-"}}, map[string]runstate.RunCount{"start": {Runs: 1, Failed: 1}}},
+		{hookCall{"bad metadata (exit 4)", "", badMeta, nil, []string{"t2", "start", "begin", "-"}}, map[string]runstate.RunCount{"start": {Runs: 1, Failed: 1}}},
+		{hookCall{"bad xml (exit 4)", "", []byte("<domain>"), nil, []string{"t2", "start", "begin", "-"}}, map[string]runstate.RunCount{"start": {Runs: 1, Failed: 1}}},
+		{hookCall{"bad config at stop", "on_error = 1\n", startXML, nil, []string{"t2", "stopped", "end", "-"}}, map[string]runstate.RunCount{"stopped": {Runs: 1, Failed: 1}}},
+		{hookCall{"failed start", "", noTarget, nil, []string{"t2", "start", "begin", "-"}}, map[string]runstate.RunCount{"start": {Runs: 1, Failed: 1}}},
+		{hookCall{"failed reconnect", "", noTarget, nil, []string{"t2", "reconnect", "begin", "-"}}, map[string]runstate.RunCount{"reconnect": {Runs: 1, Failed: 1}}},
+		{hookCall{"stopped", "", startXML, nil, []string{"t2", "stopped", "end", "-"}}, map[string]runstate.RunCount{"stopped": {Runs: 1}}},
+		{hookCall{"migrate", "", startXML, nil, []string{"t2", "migrate", "begin", "-"}}, map[string]runstate.RunCount{"migrate": {Runs: 1}}},
+		{hookCall{"ignored", "", startXML, nil, []string{"t2", "prepare", "begin", "-"}}, map[string]runstate.RunCount{}},
+		{hookCall{"dry run", "", startXML, map[string]string{"FDBHOOK_DRY_RUN": "1"}, []string{"t2", "start", "begin", "-"}}, map[string]runstate.RunCount{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := cfgBr0
@@ -263,7 +262,7 @@ func TestDryRun(t *testing.T) {
 			env["FDBHOOK_DRY_RUN"] = "1"
 		}
 		r := runQemu(t, cfgBr0, startXML, env, args...)
-		if r.code != ExitOK || r.stdout != "" || len(r.kernel.WriteLog()) != 0 {
+		if r.code != host.ExitOK || r.stdout != "" || len(r.kernel.WriteLog()) != 0 {
 			t.Errorf("%v: exit %d stdout %q writes %v", args, r.code, r.stdout, r.kernel.WriteLog())
 		}
 		for _, want := range []string{"fdb replace 52:54:00:aa:cc:01 dev guest-t2-a master br0 static",
@@ -277,11 +276,11 @@ func TestDryRun(t *testing.T) {
 
 func TestHelpAndVersion(t *testing.T) {
 	r := runQemu(t, "", nil, nil, "--help")
-	if r.code != ExitOK || !strings.Contains(r.stdout, "qemu-hook DOMAIN OPERATION SUB-OPERATION EXTRA") || !strings.Contains(r.stdout, "Exit codes:") {
+	if r.code != host.ExitOK || !strings.Contains(r.stdout, "qemu-hook DOMAIN OPERATION SUB-OPERATION EXTRA") || !strings.Contains(r.stdout, "Exit codes:") {
 		t.Errorf("--help: %d %q", r.code, r.stdout)
 	}
 	r = runQemu(t, "", nil, nil, "--version")
-	if r.code != ExitOK || !strings.HasPrefix(r.stdout, "qemu-hook (fdbhook) ") {
+	if r.code != host.ExitOK || !strings.HasPrefix(r.stdout, "qemu-hook (fdbhook) ") {
 		t.Errorf("--version: %d %q", r.code, r.stdout)
 	}
 }
@@ -295,14 +294,14 @@ func TestIgnoredOpsReadNothing(t *testing.T) {
 		op, subop string
 		code      int
 	}{
-		{"prepare", "begin", ExitOK}, {"started", "begin", ExitOK}, {"shutdown", "begin", ExitOK},
-		{"start", "begin", ExitConfig},
+		{"prepare", "begin", host.ExitOK}, {"started", "begin", host.ExitOK}, {"shutdown", "begin", host.ExitOK},
+		{"start", "begin", host.ExitConfig},
 	} {
 		r := runQemu(t, "on_error = 1\n", startXML, env, "t2", tc.op, tc.subop, "-")
 		if r.code != tc.code || r.opened {
 			t.Errorf("%s %s: exit %d (want %d), kernel opened %v, stderr %q", tc.op, tc.subop, r.code, tc.code, r.opened, r.stderr)
 		}
-		if tc.code == ExitOK && r.stderr != "" {
+		if tc.code == host.ExitOK && r.stderr != "" {
 			t.Errorf("%s %s: stderr %q, want nothing", tc.op, tc.subop, r.stderr)
 		}
 	}
@@ -316,8 +315,8 @@ func TestNetworkHookFailuresCounted(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := runHook(t, (*Runner).RunNetwork, "network-hook", "on_error = 1\n", netXML, nil, kerneltest.T2Host(), "hostbr", "start", "begin", "-")
-	if r.code != ExitConfig {
-		t.Fatalf("exit %d, want %d (stderr %q)", r.code, ExitConfig, r.stderr)
+	if r.code != host.ExitConfig {
+		t.Fatalf("exit %d, want %d (stderr %q)", r.code, host.ExitConfig, r.stderr)
 	}
 	got, err := r.runDir.HookRuns()
 	if err != nil {

@@ -233,7 +233,7 @@ func TestNotifierOnBridge(t *testing.T) {
 	if _, err := n.Watch(&Watchlist{Ports: map[int]string{tap.Attrs().Index: "g"}, MACs: map[[6]byte][]string{guestMAC: {"g"}}}); err != nil {
 		t.Fatal(err)
 	}
-	up1, err := testlab.OpenPacket(l.ns, "up1")
+	up1, err := testlab.OpenPacket(t, l.ns, "the uplink's far end", "up1")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,14 +30,6 @@ type Paths struct {
 	ProcDir string
 }
 
-// DefaultPaths are libvirt's system paths.
-var DefaultPaths = Paths{
-	NetworkDirs: []string{"/run/libvirt/network", "/etc/libvirt/qemu/networks"},
-	QemuRunDir:  "/run/libvirt/qemu",
-	LxcRunDir:   "/run/libvirt/lxc",
-	ProcDir:     "/proc",
-}
-
 // Files reads libvirt's state files, caching what it read for one run.
 type Files struct {
 	paths  Paths

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/fdbhook/fdbhook/test/lab"
 )
 
 func write(t *testing.T, path, data string) {
@@ -60,9 +62,8 @@ func TestParseNetworkHookData(t *testing.T) {
 func TestPortOwner(t *testing.T) {
 	dir := t.TempDir()
 	domain := func(name, tap string) string {
-		return `<domstatus state='running'><domain type='qemu'><name>` + name + `</name><devices>` +
-			`<interface type='bridge'><mac address='52:54:00:00:00:01'/><source bridge='br0'/><target dev='` + tap + `'/></interface>` +
-			`</devices></domain></domstatus>`
+		d := lab.Domain{Name: name, NICs: lab.BridgeNICs("br0", tap+"/52:54:00:00:00:01")}
+		return d.Live(lab.Status{})
 	}
 	write(t, filepath.Join(dir, "web1.xml"), domain("web1", "vnet1"))
 	write(t, filepath.Join(dir, "db1.xml"), domain("db1", "vnet2"))

@@ -6,12 +6,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/fdbhook/fdbhook/test/lab"
 )
 
 func liveXML(name, tap string) string {
-	return `<domstatus state='running'><domain type='qemu'><name>` + name + `</name><devices>` +
-		`<interface type='bridge'><mac address='52:54:00:00:00:01'/><source bridge='br0'/><target dev='` + tap + `'/></interface>` +
-		`</devices></domain></domstatus>`
+	return lab.Domain{Name: name, Type: "qemu", NICs: lab.BridgeNICs("br0", tap+"/52:54:00:00:00:01")}.Live(lab.Status{})
 }
 
 func TestReadGuests(t *testing.T) {

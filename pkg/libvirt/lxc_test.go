@@ -5,15 +5,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/fdbhook/fdbhook/test/lab"
 )
 
 func lxcFixture(t *testing.T, name string) string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "libvirt-9.0-lxc", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
+	return string(lab.Recorded(t, "libvirt-9.0-lxc", name))
 }
 
 // TestContainerInit reads libvirt 9.0's live state as captured: at

@@ -12,10 +12,6 @@ import (
 	"github.com/fdbhook/fdbhook/pkg/config"
 )
 
-// EnvLevel names the environment variable whose level, when set,
-// replaces log_level, for tests and manual runs.
-const EnvLevel = "FDBHOOK_LOG_LEVEL"
-
 // ParseLevel reads a level name of log_level or FDBHOOK_LOG_LEVEL, in any
 // case; config.ParseLevel knows the names.
 func ParseLevel(s string) (logrus.Level, error) {

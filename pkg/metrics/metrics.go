@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/fdbhook/fdbhook/pkg/admin"
+	"github.com/fdbhook/fdbhook/pkg/manage"
 	"github.com/fdbhook/fdbhook/pkg/runstate"
 )
 
@@ -26,7 +27,10 @@ const TextfileName = "fdbhook.prom"
 type Source struct {
 	// State reads the configuration, the kernel and libvirt's files, as
 	// 'fdbhook status' does; done releases what it opened.
-	State func() (st *admin.State, done func(), err error)
+	State func() (st *manage.State, done func(), err error)
+	// HookChecks checks what keeps libvirt from running the installed
+	// hooks (admin.HookExecChecks), as status does; nil: not checked.
+	HookChecks func() []admin.Check
 	// RunDir holds the hook run counts, the watcher's lock and the last
 	// reconcile's record.
 	RunDir runstate.Dir
@@ -48,7 +52,7 @@ const (
 )
 
 var (
-	entryStates   = []string{admin.EntryOK, admin.EntryRoamed, admin.EntryStale, admin.EntryUnknown}
+	entryStates   = []string{manage.EntryOK, manage.EntryRoamed, manage.EntryStale, manage.EntryUnknown}
 	portStates    = []string{PortManaged, PortUnmanaged, PortExcluded}
 	problemKinds  = []string{admin.ProblemBridge, admin.ProblemVlan, admin.ProblemPortFlags, admin.ProblemNoEntry, admin.ProblemRoamed, admin.ProblemStale, admin.ProblemPromisc, admin.ProblemRefused, admin.ProblemGuestError, admin.ProblemHook}
 	promiscErrors = []string{admin.PromiscVlanOff, admin.PromiscBridge, admin.PromiscPortsLearning, admin.PromiscByHand, admin.PromiscDevice}
@@ -191,7 +195,11 @@ func (c *Collector) report() (*admin.Report, error) {
 		return nil, err
 	}
 	defer done()
-	return admin.Status(st, nil)
+	var hooks []admin.Check
+	if c.src.HookChecks != nil {
+		hooks = c.src.HookChecks()
+	}
+	return admin.Status(st, hooks, nil)
 }
 
 // FromReport turns a status report into the per-bridge metrics and the
@@ -215,8 +223,8 @@ func FromReport(rep *admin.Report) []prometheus.Metric {
 		ports := map[string]int{}
 		for _, p := range b.Ports {
 			switch {
-			case p.Kind != admin.KindGuest:
-				if p.Kind == admin.KindUplink {
+			case p.Kind != manage.KindGuest:
+				if p.Kind == manage.KindUplink {
 					reason := p.PromiscReason
 					if p.Promiscuity == 0 {
 						reason = ""

@@ -2,7 +2,6 @@ package metrics
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -22,8 +21,10 @@ import (
 	"github.com/fdbhook/fdbhook/pkg/config"
 	"github.com/fdbhook/fdbhook/pkg/guest"
 	"github.com/fdbhook/fdbhook/pkg/kernel/kerneltest"
+	"github.com/fdbhook/fdbhook/pkg/manage"
 	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/pkg/runstate"
+	"github.com/fdbhook/fdbhook/test/lab"
 )
 
 type noNetworks struct{}
@@ -37,13 +38,11 @@ func tap(name string, learning bool) *model.Link {
 
 func domain(t *testing.T, name, target, mac string, optOut bool) *guest.Guest {
 	t.Helper()
-	meta := ""
+	d := lab.Domain{Name: name, NICs: lab.BridgeNICs("br0", target+"/"+mac)}
 	if optOut {
-		meta = `<metadata><fdbhook:fdb xmlns:fdbhook="urn:fdbhook:1" manage="no"/></metadata>`
+		d.Metadata = `<fdbhook:fdb xmlns:fdbhook="urn:fdbhook:1" manage="no"/>`
 	}
-	g, err := guest.Parse([]byte(fmt.Sprintf(`<domstatus state='running' pid='1'><domain type='kvm'><name>%s</name>%s<devices>
-<interface type='bridge'><mac address='%s'/><source bridge='br0'/><target dev='%s'/><alias name='net0'/></interface>
-</devices></domain></domstatus>`, name, meta, mac, target)))
+	g, err := guest.Parse([]byte(d.Live(lab.Status{Pid: 1})))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +53,7 @@ func domain(t *testing.T, name, target, mac string, optOut bool) *guest.Guest {
 // g1 on vnet1 managed with its entry; g2 on vnet2 still learning, its
 // entry roamed to eth0; g3 on vnet3 opted out; a stale entry on vnet7,
 // a tap no running guest owns.
-func world(t *testing.T) func() (*admin.State, func(), error) {
+func world(t *testing.T) func() (*manage.State, func(), error) {
 	k := kerneltest.New()
 	k.Add(&model.Link{Name: "br0", Type: "bridge", VlanCapable: true})
 	k.Add(kerneltest.Uplink("eth0", "br0"))
@@ -66,21 +65,25 @@ func world(t *testing.T) func() (*admin.State, func(), error) {
 	k.AddStatic("52:54:00:00:00:01", "vnet1")
 	k.AddStatic("52:54:00:00:00:02", "eth0")
 	k.AddStatic("52:54:00:00:00:07", "vnet7")
+	return stateOf(t, k,
+		domain(t, "g1", "vnet1", "52:54:00:00:00:01", false),
+		domain(t, "g2", "vnet2", "52:54:00:00:00:02", false),
+		domain(t, "g3", "vnet3", "52:54:00:00:00:03", true))
+}
+
+// stateOf reads the state of kernel k with br0 managed and running guests.
+func stateOf(t *testing.T, k *kerneltest.Kernel, running ...*guest.Guest) func() (*manage.State, func(), error) {
+	t.Helper()
 	cfg, err := config.Parse([]byte("bridges = [\"br0\"]\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	running := []*guest.Guest{
-		domain(t, "g1", "vnet1", "52:54:00:00:00:01", false),
-		domain(t, "g2", "vnet2", "52:54:00:00:00:02", false),
-		domain(t, "g3", "vnet3", "52:54:00:00:00:03", true),
-	}
-	return func() (*admin.State, func(), error) {
-		snap, err := admin.Take(k)
+	return func() (*manage.State, func(), error) {
+		snap, err := manage.Take(k)
 		if err != nil {
 			return nil, nil, err
 		}
-		return &admin.State{Config: cfg, Kernel: snap, Networks: noNetworks{}, Running: running, RunningComplete: true}, func() {}, nil
+		return &manage.State{Config: cfg, Kernel: snap, Networks: noNetworks{}, Running: running, RunningComplete: true}, func() {}, nil
 	}
 }
 
@@ -197,7 +200,7 @@ func TestTextfile(t *testing.T) {
 	if len(ents) != 1 {
 		t.Errorf("dir holds %d files, want only %s", len(ents), TextfileName)
 	}
-	src.State = func() (*admin.State, func(), error) { return nil, nil, errors.New("no kernel") }
+	src.State = func() (*manage.State, func(), error) { return nil, nil, errors.New("no kernel") }
 	err = WriteTextfile(dir, src)
 	if err == nil || !strings.Contains(err.Error(), "no kernel") {
 		t.Fatalf("WriteTextfile with a failing read = %v, want the error", err)
@@ -259,7 +262,7 @@ func TestHandler(t *testing.T) {
 	d := runstate.Dir(t.TempDir())
 	fail := false
 	state := world(t)
-	src := Source{RunDir: d, Version: "1.2.3", State: func() (*admin.State, func(), error) {
+	src := Source{RunDir: d, Version: "1.2.3", State: func() (*manage.State, func(), error) {
 		if fail {
 			return nil, nil, errors.New("no kernel")
 		}
@@ -289,6 +292,30 @@ func TestHandler(t *testing.T) {
 	for _, want := range []string{"fdbhook_status_success 0", `fdbhook_hook_runs_total{operation="start"} 1`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("second scrape lacks %q:\n%s", want, body)
+		}
+	}
+}
+
+// TestPortLackingOnlyItsEntry: a guest port with learning and flooding off
+// whose static entry is missing (deleted by hand, or roamed) is not
+// managed: it counts as unmanaged, like one that still learns.
+func TestPortLackingOnlyItsEntry(t *testing.T) {
+	k := kerneltest.New()
+	k.Add(&model.Link{Name: "br0", Type: "bridge", VlanCapable: true})
+	k.Add(kerneltest.Uplink("eth0", "br0"))
+	k.Add(tap("vnet1", false))
+	k.Add(tap("vnet4", false))
+	k.Add(tap("vnet5", false))
+	k.AddStatic("52:54:00:00:00:01", "vnet1")
+	k.AddStatic("52:54:00:00:00:05", "eth0") // vnet5's entry roamed to the uplink
+	src := Source{State: stateOf(t, k,
+		domain(t, "g1", "vnet1", "52:54:00:00:00:01", false),
+		domain(t, "g4", "vnet4", "52:54:00:00:00:04", false),
+		domain(t, "g5", "vnet5", "52:54:00:00:00:05", false))}
+	reg, _ := NewRegistry(src)
+	for state, n := range map[string]float64{"excluded": 0, "managed": 1, "unmanaged": 2} {
+		if got := value(t, reg, "fdbhook_guest_ports", "state", state); got != n {
+			t.Errorf("fdbhook_guest_ports{state=%q} = %v, want %v", state, got, n)
 		}
 	}
 }

@@ -84,6 +84,10 @@ type Flags struct {
 // String names learning and flood, and locked when it is on.
 func (f Flags) String() string { return f.Words(f.Locked) }
 
+// LearnFlood is learning and flood alone, the flags a managed guest port
+// must not have; whether it is locked is another matter.
+func (f Flags) LearnFlood() Flags { return Flags{Learning: f.Learning, Flood: f.Flood} }
+
 // Words names learning and flood, and locked when withLocked, as
 // iproute2 words ("learning off flood off locked on").
 func (f Flags) Words(withLocked bool) string {

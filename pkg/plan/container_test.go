@@ -1,14 +1,13 @@
 package plan
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/fdbhook/fdbhook/pkg/config"
 	"github.com/fdbhook/fdbhook/pkg/guest"
 	"github.com/fdbhook/fdbhook/pkg/kernel/kerneltest"
+	"github.com/fdbhook/fdbhook/test/lab"
 )
 
 // containerHost: bridge fdbtlxbr0 with the captured container's veths
@@ -31,10 +30,7 @@ func containerHost() *fakeView {
 
 func containerXML(t *testing.T, targets ...string) *guest.Guest {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join("..", "..", "testdata", "libvirt-9.0-lxc", "lxc-fdbtlxc1-started-begin.xml"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	data := lab.Recorded(t, "libvirt-9.0-lxc", "lxc-fdbtlxc1-started-begin.xml")
 	s := string(data)
 	for i, old := range []string{"<target dev='fdbtlxv1a'/>", "<target dev='vnet1'/>"} {
 		if i < len(targets) {

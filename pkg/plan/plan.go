@@ -250,7 +250,7 @@ func (s *starter) checkDuplicates(c candidate, tap, br *model.Link, macs []strin
 // MACJudge is implemented by a View that knows every running guest: the
 // admin commands' and the watcher's. It decides whether a MAC of the
 // guest's NIC on port tap of bridge br is that NIC's, when other running
-// guests have it too (admin.State.DecideMAC). The hooks' View does not
+// guests have it too (manage.State.DecideMAC). The hooks' View does not
 // implement it: there a static entry on another guest's tap refuses the
 // NIC (at a start, that port is older than the new guest's).
 type MACJudge interface {

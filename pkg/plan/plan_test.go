@@ -11,6 +11,7 @@ import (
 	"github.com/fdbhook/fdbhook/pkg/guest"
 	"github.com/fdbhook/fdbhook/pkg/kernel/kerneltest"
 	"github.com/fdbhook/fdbhook/pkg/model"
+	"github.com/fdbhook/fdbhook/test/lab"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -55,14 +56,7 @@ func (f *fakeView) link(name string) *model.Link { return f.Device(name) }
 
 func (f *fakeView) add(l *model.Link) *fakeView { f.Add(l); return f }
 
-func fixture(t *testing.T, name string) []byte {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join("..", "..", "testdata", "libvirt-9.0", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data
-}
+func fixture(t *testing.T, name string) []byte { return lab.Recorded(t, "libvirt-9.0", name) }
 
 func mustConfig(t *testing.T, s string) *config.Config {
 	t.Helper()

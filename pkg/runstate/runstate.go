@@ -13,13 +13,6 @@ import (
 	"time"
 )
 
-// DefaultDir is the run directory of production runs.
-const DefaultDir = "/run/fdbhook"
-
-// EnvDir names the environment variable that overrides DefaultDir, for
-// tests and manual runs (libvirt gives hooks no environment).
-const EnvDir = "FDBHOOK_RUN_DIR"
-
 // MaxPrepare bounds the time from a destination's "migrate begin" to its
 // "start begin" (libvirt runs them a few seconds apart; the memory copy
 // comes after start). A mark older than this at "start begin" was left by
@@ -29,12 +22,12 @@ const MaxPrepare = 10 * time.Minute
 // Dir is a run directory.
 type Dir string
 
-// FromEnv returns the run directory named by FDBHOOK_RUN_DIR, or DefaultDir.
-func FromEnv(getenv func(string) string) Dir {
-	if d := getenv(EnvDir); d != "" {
-		return Dir(d)
-	}
-	return DefaultDir
+// Mark records one guest's incoming migration.
+type Mark struct {
+	Guest string    `json:"guest"`
+	UUID  string    `json:"uuid,omitempty"`
+	Phase Phase     `json:"phase"`
+	Since time.Time `json:"since"` // when "migrate begin" ran
 }
 
 // Phase is how far an incoming migration has come on this host.
@@ -48,14 +41,6 @@ const (
 	// the resume, when the guest's CPUs start here.
 	Pending Phase = "pending"
 )
-
-// Mark records one guest's incoming migration.
-type Mark struct {
-	Guest string    `json:"guest"`
-	UUID  string    `json:"uuid,omitempty"`
-	Phase Phase     `json:"phase"`
-	Since time.Time `json:"since"` // when "migrate begin" ran
-}
 
 // Fresh reports whether an Incoming mark is young enough, at now, to make a
 // "start begin" the start of an incoming migration.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 	"time"
 
@@ -14,23 +13,8 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/fdbhook/fdbhook/pkg/config"
-	"github.com/fdbhook/fdbhook/pkg/kernel"
-	"github.com/fdbhook/fdbhook/pkg/libvirt"
-	"github.com/fdbhook/fdbhook/pkg/model"
-	"github.com/fdbhook/fdbhook/pkg/runstate"
+	"github.com/fdbhook/fdbhook/pkg/host"
 )
-
-// Environment variables for tests and manual runs (production uses the
-// defaults).
-const (
-	EnvLibvirtRun  = "FDBHOOK_LIBVIRT_RUN"  // libvirt's run directory, default /run/libvirt
-	EnvLibvirtEtc  = "FDBHOOK_LIBVIRT_ETC"  // libvirt's configuration directory, default /etc/libvirt
-	EnvLibvirtSock = "FDBHOOK_LIBVIRT_SOCK" // libvirt's socket, default DefaultSockets
-	EnvLockPath    = "FDBHOOK_LOCK"         // the hooks' run lock, default /run/fdbhook/lock
-)
-
-// DefaultLockPath is the hooks' run lock.
-const DefaultLockPath = "/run/fdbhook/lock"
 
 // Usage is the --help of "fdbhook watch".
 const Usage = `Usage: %[1]s watch
@@ -61,27 +45,25 @@ line, 3 bad configuration.
 // the function that answers /metrics there until its context ends.
 type MetricsServer func(addr string) (serve func(context.Context) error, err error)
 
-// Main runs "fdbhook watch" with the arguments after "watch" and returns
-// the exit code. metrics (nil: none) serves [watch] metrics when it is set.
-func Main(program string, args []string, stdout, stderr io.Writer, getenv func(string) string, metrics MetricsServer) int {
-	runDir := runstate.FromEnv(getenv)
-	if code, done := parseArgs(program, args, stdout, stderr); done {
+// Main runs "fdbhook watch" with the arguments after "watch" in the run
+// env and returns the exit code. metrics (nil: none) serves [watch]
+// metrics when it is set.
+func Main(env host.Env, args []string, metrics MetricsServer) int {
+	if code, done := parseArgs(env.Program, args, env.Stdout, env.Stderr); done {
 		return code
 	}
-	cfgPath := config.PathFromEnv(getenv)
-	cfg, log, err := loadConfig(cfgPath, getenv, stderr)
+	cfg, log, err := loadConfig(env.Config, env.LogLevel, env.Stderr, env.StderrKept)
 	if err != nil {
-		fmt.Fprintf(stderr, "%s: watch: %v\n", program, err)
-		return 3
+		fmt.Fprintf(env.Stderr, "%s: watch: %v\n", env.Program, err)
+		return host.ExitConfig
 	}
-	paths, etc, sockets, lockPath := hostPaths(getenv)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if addr := cfg.Watch.Metrics; addr != "" && metrics != nil {
 		wait, err := serveMetrics(ctx, addr, metrics, log)
 		if err != nil {
 			log.Errorf("[watch] metrics = %q: %v", addr, err)
-			return 1
+			return host.ExitRefused
 		}
 		defer func() {
 			stop() // ends serve, whatever ended the watcher
@@ -89,20 +71,13 @@ func Main(program string, args []string, stdout, stderr io.Writer, getenv func(s
 		}()
 	}
 	w := &Watcher{
-		Log:         log,
-		ConfigPath:  cfgPath,
-		Libvirt:     paths,
-		LibvirtEtc:  etc,
-		RunDir:      runDir,
-		LockPath:    lockPath,
-		LockTimeout: 10 * time.Second,
-		OpenKernel: func() (model.Kernel, error) {
-			return kernel.Open(netns.None(), kernel.DefaultTimeout)
-		},
+		Log:        log,
+		Host:       env.Host,
+		OpenKernel: env.OpenKernel,
 		Sources: []Source{
-			&Libvirt{Sockets: sockets, Log: log},
+			&Libvirt{Sockets: env.Sockets, Log: log},
 			&Netlink{NS: netns.None(), Log: log},
-			&Files{GuestDirs: []string{paths.QemuRunDir, paths.LxcRunDir}, ConfigPath: cfgPath, Log: log},
+			&Files{GuestDirs: []string{env.Libvirt.QemuRunDir, env.Libvirt.LxcRunDir}, ConfigPath: env.Config, Log: log},
 			Hangup{},
 		},
 	}
@@ -116,43 +91,13 @@ func parseArgs(program string, args []string, stdout, stderr io.Writer) (code in
 		switch a {
 		case "-h", "--help":
 			fmt.Fprintf(stdout, Usage, program)
-			return 0, true
+			return host.ExitOK, true
 		default:
 			fmt.Fprintf(stderr, "%s: watch: unexpected %q; usage: watch [--help]\n", program, a)
-			return 2, true
+			return host.ExitUsage, true
 		}
 	}
-	return 0, false
-}
-
-// hostPaths says where libvirt's files and sockets and the hooks' lock
-// are: the system's, unless the environment names others (tests, and a
-// libvirt under another prefix).
-func hostPaths(getenv func(string) string) (paths libvirt.Paths, etc string, sockets []string, lockPath string) {
-	run, etc := getenv(EnvLibvirtRun), getenv(EnvLibvirtEtc)
-	if run == "" {
-		run = "/run/libvirt"
-	}
-	if etc == "" {
-		etc = "/etc/libvirt"
-	}
-	paths = libvirt.Paths{
-		NetworkDirs: []string{filepath.Join(run, "network"), filepath.Join(etc, "qemu", "networks")},
-		QemuRunDir:  filepath.Join(run, "qemu"),
-		LxcRunDir:   filepath.Join(run, "lxc"),
-		ProcDir:     libvirt.DefaultPaths.ProcDir,
-	}
-	sockets = DefaultSockets
-	if s := getenv(EnvLibvirtSock); s != "" {
-		sockets = []string{s}
-	} else if run != "/run/libvirt" {
-		sockets = []string{filepath.Join(run, "libvirt-sock"), filepath.Join(run, "virtqemud-sock")}
-	}
-	lockPath = getenv(EnvLockPath)
-	if lockPath == "" {
-		lockPath = DefaultLockPath
-	}
-	return paths, etc, sockets, lockPath
+	return host.ExitOK, false
 }
 
 // serveMetrics starts serving [watch] metrics on addr until ctx ends;
@@ -177,16 +122,17 @@ func serveMetrics(ctx context.Context, addr string, metrics MetricsServer, log *
 	}, nil
 }
 
-// exitCode is the watcher's exit code for the error Run returned: 3 for a
-// configuration Run could not read, 1 for anything else.
+// exitCode is the watcher's exit code for the error Run returned: for a
+// configuration Run could not read, ExitConfig; ExitRefused for anything
+// else.
 func exitCode(err error, log *logrus.Logger) int {
 	if err == nil {
-		return 0
+		return host.ExitOK
 	}
 	log.Errorf("%v", err)
 	var cerr *config.Error
 	if errors.As(err, &cerr) {
-		return 3
+		return host.ExitConfig
 	}
-	return 1
+	return host.ExitRefused
 }

@@ -1,32 +1,30 @@
 package watch
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/fdbhook/fdbhook/pkg/kernel/kerneltest"
+	"github.com/fdbhook/fdbhook/test/lab"
 )
 
 // container writes a running container's live state as libvirt's LXC
 // driver does (<init pid> inside <domstatus>); nics are "bridge:veth:mac".
 func (r *rig) container(name string, initPid int, nics ...string) {
 	r.t.Helper()
-	var b strings.Builder
-	fmt.Fprintf(&b, "<domstatus state='running' reason='booted' pid='%d'><init pid='%d'/><domain type='lxc'><name>%s</name><devices>",
-		initPid-1, initPid, name)
+	d := lab.Domain{Name: name, Type: "lxc"}
 	for _, n := range nics {
 		f := strings.SplitN(n, ":", 3)
-		fmt.Fprintf(&b, "<interface type='bridge'><mac address='%s'/><source bridge='%s'/><target dev='%s'/></interface>", f[2], f[0], f[1])
+		d.NICs = append(d.NICs, lab.NIC{Bridge: f[0], Target: f[1], MAC: f[2]})
 	}
-	b.WriteString("</devices></domain></domstatus>")
 	dir := filepath.Join(r.dir, "run/lxc")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		r.t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, name+".xml"), []byte(b.String()), 0o600); err != nil {
+	live := d.Live(lab.Status{Pid: initPid - 1, Init: initPid})
+	if err := os.WriteFile(filepath.Join(dir, name+".xml"), []byte(live), 0o600); err != nil {
 		r.t.Fatal(err)
 	}
 }

@@ -7,7 +7,7 @@
 // live XML files and of the configuration, a slow timer) only name which
 // guest (or port) may have changed; a single worker then re-reads the
 // guest's live XML and the kernel and runs the hook's planner and applier
-// on it (admin.ReconcileGuest), under the hooks' lock, all or nothing per
+// on it (manage.ReconcileGuest), under the hooks' lock, all or nothing per
 // guest. Keys are de-duplicated while they wait, so a burst of events for
 // one guest is one reconcile; a guest that fails is retried with backoff,
 // a bounded number of times. A full resync runs at start-up, after any

@@ -32,7 +32,7 @@ func (r *rig) startSecond() {
 	r.waitFor("g1 managed", r.managed("vnet1", mac1))
 	r.k.Add(kerneltest.Tap("vnet2", "br0", kerneltest.Learning))
 	r.guest("g2", "running", "br0:vnet2:"+mac1)
-	r.emit(Event{Guest: "g2", Trigger: Started, Why: "test: g2 started"})
+	r.emit(Event{Guest: "g2", Why: "test: g2 started"})
 }
 
 // warnings returns the log's warning lines about mac.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 	"unsafe"
@@ -28,6 +29,8 @@ type Files struct {
 	Log        *logrus.Logger
 	// Rescan is how often a missing directory is looked for (default 5 s).
 	Rescan time.Duration
+	// Clock times the rescans; nil means SystemClock.
+	Clock Clock
 }
 
 func (s *Files) Name() string { return "files" }
@@ -45,7 +48,7 @@ func (s *Files) Run(ctx context.Context, emit func(Event)) {
 	// (below, when ctx ends) wakes the reader.
 	f := os.NewFile(uintptr(fd), "inotify")
 	ws := s.newWatches(fd)
-	ws.add()
+	ws.add(nil)
 	stop := make(chan struct{})
 	go func() {
 		select {
@@ -60,18 +63,22 @@ func (s *Files) Run(ctx context.Context, emit func(Event)) {
 		f.Close()
 		<-readDone
 	}()
-	rescan := s.Rescan
+	rescan, clock := s.Rescan, s.Clock
 	if rescan == 0 {
 		rescan = 5 * time.Second
 	}
-	retry := time.NewTicker(rescan)
-	defer retry.Stop()
+	if clock == nil {
+		clock = SystemClock{}
+	}
+	retry, stopRetry := clock.After(rescan)
+	defer func() { stopRetry() }()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-retry.C:
-			ws.add()
+		case <-retry:
+			ws.add(emit)
+			retry, stopRetry = clock.After(rescan)
 		case data, ok := <-reads:
 			if !ok {
 				return
@@ -144,13 +151,21 @@ func (ws *watches) guestDir(wd int32) bool {
 }
 
 // add watches the directories not watched yet, those that exist now.
-func (ws *watches) add() {
+// A live XML directory watched again after the first try (created, or
+// removed and created again) may already hold files nobody saw written:
+// emit, when not nil, gets a resync for it.
+func (ws *watches) add(emit func(Event)) {
 	for dir, wd := range ws.dirs {
 		if wd >= 0 {
 			continue
 		}
-		if wd, err := unix.InotifyAddWatch(ws.fd, dir, fileEvents|unix.IN_DELETE_SELF|unix.IN_MOVE_SELF); err == nil {
-			ws.dirs[dir] = wd
+		wd, err := unix.InotifyAddWatch(ws.fd, dir, fileEvents|unix.IN_DELETE_SELF|unix.IN_MOVE_SELF)
+		if err != nil {
+			continue
+		}
+		ws.dirs[dir] = wd
+		if emit != nil && slices.Contains(ws.guestDirs, dir) {
+			emit(Event{Resync: true, Why: "live XML directory " + dir + " watched again"})
 		}
 	}
 }

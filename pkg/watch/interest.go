@@ -3,9 +3,9 @@ package watch
 import (
 	"net"
 
-	"github.com/fdbhook/fdbhook/pkg/admin"
 	"github.com/fdbhook/fdbhook/pkg/guest"
 	"github.com/fdbhook/fdbhook/pkg/kernel"
+	"github.com/fdbhook/fdbhook/pkg/manage"
 )
 
 // watching is what a source that follows the guests' ports and MACs
@@ -18,7 +18,7 @@ type watching interface {
 // publish hands the sources that want it the running guests' ports and
 // MACs, as of this batch's live XML and kernel snapshot. A source compares
 // with what it has: an unchanged list costs it nothing.
-func (w *Watcher) publish(snap *admin.Snapshot) {
+func (w *Watcher) publish(snap *manage.Snapshot) {
 	var to []watching
 	for _, s := range w.Sources {
 		if t, ok := s.(watching); ok {
@@ -28,7 +28,7 @@ func (w *Watcher) publish(snap *admin.Snapshot) {
 	if len(to) == 0 {
 		return
 	}
-	wl := watchlist(w.live.list(), snap)
+	wl := watchlist(w.live.List(), snap)
 	for _, t := range to {
 		t.Watch(wl)
 	}
@@ -38,7 +38,7 @@ func (w *Watcher) publish(snap *admin.Snapshot) {
 // the MACs of all their NICs (extra MACs of the metadata included). It
 // lists more than the managed ports (any bridge, opted-out NICs): the
 // watcher only reads what these name, it decides from the live XML.
-func watchlist(guests []*guest.Guest, snap *admin.Snapshot) *kernel.Watchlist {
+func watchlist(guests []*guest.Guest, snap *manage.Snapshot) *kernel.Watchlist {
 	wl := &kernel.Watchlist{Ports: map[int]string{}, MACs: map[[6]byte][]string{}}
 	addMAC := func(s, g string) {
 		hw, err := net.ParseMAC(s)

@@ -41,7 +41,7 @@ func (w *watchingSource) last() *kernel.Watchlist {
 func TestWatcherPublishesWatchlist(t *testing.T) {
 	r := newRig(t, twoBridges)
 	ws := &watchingSource{}
-	r.extra = []Source{ws}
+	r.w.Sources = []Source{ws}
 	r.k.Add(kerneltest.Tap("vnet1", "br0", kerneltest.Learning))
 	r.k.Add(kerneltest.Tap("vnet8", "br2", kerneltest.Learning)) // a bridge not managed: watched all the same
 	r.guest("g1", "running", "br0:vnet1:"+mac1, "br2:vnet8:"+mac9)

@@ -12,10 +12,6 @@ import (
 	"github.com/sirupsen/logrus"
 )
 
-// DefaultSockets are libvirt's sockets, tried in order: the monolithic
-// libvirtd's, then the modular QEMU driver daemon's.
-var DefaultSockets = []string{"/run/libvirt/libvirt-sock", "/run/libvirt/virtqemud-sock"}
-
 // Libvirt is the source of libvirt's domain events: lifecycle (started,
 // suspended, resumed, stopped) and device added / removed. It reconnects
 // with backoff whenever the connection is lost (libvirtd restarted) and
@@ -30,6 +26,13 @@ type Libvirt struct {
 	MinBackoff, MaxBackoff time.Duration
 	// DialTimeout bounds one connection attempt.
 	DialTimeout time.Duration
+	// Clock times the backoff and how long a session lasted; nil means
+	// SystemClock.
+	Clock Clock
+
+	// serve runs one session (nil: session); tests give it sessions
+	// that fail or end as they say.
+	serve func(ctx context.Context, emit func(Event)) error
 }
 
 func (s *Libvirt) Name() string { return "libvirt" }
@@ -48,27 +51,30 @@ func (s *Libvirt) socket() (string, error) {
 const stableSession = 2 * time.Second
 
 // Run connects, serves events until the connection drops, and connects
-// again, until ctx ends.
+// again, until ctx ends. Attempts that fail wait MinBackoff, then twice as
+// long each time, up to MaxBackoff; a session that lasted stableSession
+// starts again from MinBackoff, at once.
 func (s *Libvirt) Run(ctx context.Context, emit func(Event)) {
-	minB, maxB := s.MinBackoff, s.MaxBackoff
-	if minB == 0 {
-		minB = 100 * time.Millisecond
+	minB, maxB := s.backoffs()
+	clock, serve := s.Clock, s.serve
+	if clock == nil {
+		clock = SystemClock{}
 	}
-	if maxB == 0 {
-		maxB = 5 * time.Second
+	if serve == nil {
+		serve = s.session
 	}
 	backoff := minB
 	lastErr := ""
 	for ctx.Err() == nil {
-		began := time.Now()
-		err := s.session(ctx, emit)
+		began := clock.Now()
+		err := serve(ctx, emit)
 		if ctx.Err() != nil {
 			return
 		}
 		if err == nil {
 			s.Log.Warn("lost the connection to libvirt; reconnecting")
 			lastErr = ""
-			if time.Since(began) > stableSession {
+			if clock.Now().Sub(began) >= stableSession {
 				// A session that ran for a while: try again at once.
 				backoff = minB
 				continue
@@ -82,13 +88,23 @@ func (s *Libvirt) Run(ctx context.Context, emit func(Event)) {
 		} else {
 			s.Log.Debugf("libvirt: %v; retrying in %s", err, backoff)
 		}
-		select {
-		case <-ctx.Done():
+		if !sleep(clock, backoff, ctx.Done()) {
 			return
-		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, maxB)
 	}
+}
+
+// backoffs returns the bounds of the delay between attempts.
+func (s *Libvirt) backoffs() (minB, maxB time.Duration) {
+	minB, maxB = s.MinBackoff, s.MaxBackoff
+	if minB == 0 {
+		minB = 100 * time.Millisecond
+	}
+	if maxB == 0 {
+		maxB = 5 * time.Second
+	}
+	return minB, maxB
 }
 
 // session is one connection. It returns nil when an established
@@ -113,7 +129,7 @@ func (s *Libvirt) session(ctx context.Context, emit func(Event)) error {
 		// they still have until the disconnect closes their channels.
 		disconnect(l)
 		cancel()
-		drainEvents(ev.lifecycle, ev.added, ev.removed)
+		drain(time.After(500*time.Millisecond), drained(ev.lifecycle), drained(ev.added), drained(ev.removed))
 	}()
 	if err := ev.subscribe(sctx, l, path); err != nil {
 		return err
@@ -181,31 +197,12 @@ func (ev *domainEvents) forward(ctx context.Context, l *golibvirt.Libvirt, emit 
 	}
 }
 
-// lifecycleEvent maps a libvirt lifecycle event to a hint.
-//
-// RESUMED with detail MIGRATED or POSTCOPY is the moment an incoming
-// migration's guest runs here: it gets its entries and its mark is
-// cleared. STARTED with detail MIGRATED comes when the incoming QEMU is
-// set up, still paused while the source runs: it is an ordinary change,
-// and the migration mark keeps the entries back until the live XML says
-// the guest runs (or the resume event comes). Any other start or resume
-// rewrites the guest's entries on its own taps, even where they roamed.
+// lifecycleEvent maps a libvirt lifecycle event to a hint naming its
+// guest. What the event says (started, resumed, migrated) is not acted
+// on: the worker reads the guest's live XML, where libvirt writes the
+// same, and decides from that (manage.Started, manage.Migration).
 func lifecycleEvent(guest string, ev, detail int32) Event {
-	e := Event{Guest: guest, Why: lifecycleName(ev, detail)}
-	switch golibvirt.DomainEventType(ev) {
-	case golibvirt.DomainEventStarted:
-		if golibvirt.DomainEventStartedDetailType(detail) != golibvirt.DomainEventStartedMigrated {
-			e.Trigger = Started
-		}
-	case golibvirt.DomainEventResumed:
-		switch golibvirt.DomainEventResumedDetailType(detail) {
-		case golibvirt.DomainEventResumedMigrated, golibvirt.DomainEventResumedPostcopy:
-			e.Trigger = Migrated
-		default:
-			e.Trigger = Started
-		}
-	}
-	return e
+	return Event{Guest: guest, Why: lifecycleName(ev, detail)}
 }
 
 func lifecycleName(ev, detail int32) string {
@@ -230,30 +227,6 @@ func connect(l *golibvirt.Libvirt, timeout time.Duration) error {
 			}
 		}()
 		return errors.New("no answer")
-	}
-}
-
-// drainEvents reads the event channels until they are closed, for at most
-// half a second.
-func drainEvents(lifecycle <-chan golibvirt.DomainEventLifecycleMsg, added, removed <-chan any) {
-	deadline := time.After(500 * time.Millisecond)
-	for lifecycle != nil || added != nil || removed != nil {
-		select {
-		case _, ok := <-lifecycle:
-			if !ok {
-				lifecycle = nil
-			}
-		case _, ok := <-added:
-			if !ok {
-				added = nil
-			}
-		case _, ok := <-removed:
-			if !ok {
-				removed = nil
-			}
-		case <-deadline:
-			return
-		}
 	}
 }
 

@@ -1,10 +1,14 @@
 package watch
 
 import (
+	"context"
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -146,48 +150,105 @@ func (f *fakeLibvirtd) lifecycle(guest string, ev, detail uint32) {
 	c.Write(packet(procLife, 2, 0, payload))
 }
 
-func TestLibvirtReconnectsWithBackoffAndResyncs(t *testing.T) {
+// TestLibvirtReconnectsAndResyncs: against a daemon that drops every
+// connection the source keeps trying; once the daemon serves, it connects,
+// asks for a resync (events may have been missed) and forwards events;
+// when libvirtd restarts it connects again and asks for a resync again.
+// The delays between attempts are TestLibvirtBackoff's.
+func TestLibvirtReconnectsAndResyncs(t *testing.T) {
 	d, sock := newFakeLibvirtd(t)
-	src := &Libvirt{Sockets: []string{sock}, Log: quietLog(), MinBackoff: 20 * time.Millisecond, MaxBackoff: 160 * time.Millisecond, DialTimeout: time.Second}
+	c := newFakeClock()
+	src := &Libvirt{Sockets: []string{sock}, Log: quietLog(), DialTimeout: 5 * time.Second, Clock: c}
 	events, _ := runSource(t, src)
 
-	// A daemon that drops every connection: attempts back off.
-	time.Sleep(900 * time.Millisecond)
-	at := d.acceptTimes()
-	if len(at) < 4 {
-		t.Fatalf("%d connection attempts in 900 ms, want at least 4", len(at))
-	}
-	if len(at) > 12 {
-		t.Fatalf("%d connection attempts in 900 ms: no backoff", len(at))
-	}
-	gaps := make([]time.Duration, len(at)-1)
-	for i := range gaps {
-		gaps[i] = at[i+1].Sub(at[i])
-	}
-	if gaps[0] > 80*time.Millisecond || gaps[len(gaps)-1] < 120*time.Millisecond {
-		t.Errorf("gaps between attempts %v: want from about 20ms growing to the 160ms cap", gaps)
-	}
-	t.Logf("gaps between attempts: %v", gaps)
-	select {
-	case e := <-events:
-		t.Fatalf("event %+v without a connection", e)
-	default:
+	for i := range 3 {
+		c.nextWait(t, fmt.Sprintf("attempt %d failing", i+1))
+		if n := len(d.acceptTimes()); n != i+1 {
+			t.Fatalf("%d connections after %d attempts", n, i+1)
+		}
+		select {
+		case e := <-events:
+			t.Fatalf("event %+v without a connection", e)
+		default:
+		}
+		if i < 2 {
+			c.Advance(5 * time.Second)
+		}
 	}
 
 	// The daemon is back: a connection, and a resync for what was missed.
 	d.setDrop(false)
+	c.Advance(5 * time.Second)
 	expect := func(what string, ok func(Event) bool) {
 		t.Helper()
 		awaitEvent(t, events, what, ok, func(e Event) { t.Fatalf("got %+v, want %s", e, what) })
 	}
 	expect("a resync after connecting", func(e Event) bool { return e.Resync })
 	d.lifecycle("g1", 4, 1) // resumed, migrated
-	expect("g1 migrated", func(e Event) bool { return e.Guest == "g1" && e.Trigger == Migrated })
+	expect("a hint for g1", func(e Event) bool { return e.Guest == "g1" && strings.Contains(e.Why, "Resumed") })
 
 	// libvirtd restarts: the connection drops, the source reconnects and
 	// asks for a resync again.
+	c.Advance(time.Minute) // a session that lasted: reconnect at once
 	d.closeAll()
 	expect("a resync after reconnecting", func(e Event) bool { return e.Resync })
 	d.lifecycle("g2", 2, 0) // started, booted
-	expect("g2 started", func(e Event) bool { return e.Guest == "g2" && e.Trigger == Started })
+	expect("a hint for g2", func(e Event) bool { return e.Guest == "g2" && strings.Contains(e.Why, "Started") })
+}
+
+// TestLibvirtBackoff pins the delays between connection attempts: from
+// 100 ms, doubled after each failed attempt, at most 5 s; a session that
+// lasted 2 s or more is followed by an attempt at once, and the delays
+// start again from 100 ms; one that ended sooner counts as a failure.
+func TestLibvirtBackoff(t *testing.T) {
+	c := newFakeClock()
+	sessions := make(chan func() error)
+	src := &Libvirt{Log: quietLog(), Clock: c, serve: func(ctx context.Context, emit func(Event)) error {
+		select {
+		case s := <-sessions:
+			return s()
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}}
+	runSource(t, src)
+	session := func(what string, s func() error) {
+		t.Helper()
+		select {
+		case sessions <- s:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: the source did not try to connect", what)
+		}
+	}
+	refused := func() error { return errors.New("connection refused") }
+	lasting := func(d time.Duration) func() error {
+		return func() error { c.Advance(d); return nil }
+	}
+	waits := func(want ...time.Duration) {
+		t.Helper()
+		for i, w := range want {
+			session(fmt.Sprintf("attempt %d", i+1), refused)
+			got := c.nextWait(t, "after a refused attempt")
+			if got != w {
+				t.Fatalf("wait %d after refused attempts = %v, want %v", i+1, got, w)
+			}
+			c.Advance(got)
+		}
+	}
+	waits(100*time.Millisecond, 200*time.Millisecond, 400*time.Millisecond, 800*time.Millisecond,
+		1600*time.Millisecond, 3200*time.Millisecond, 5*time.Second, 5*time.Second)
+
+	session("a session that lasts 2 s", lasting(2*time.Second))
+	session("the attempt right after it", refused)
+	if got := c.nextWait(t, "after the lasting session"); got != 100*time.Millisecond {
+		t.Fatalf("after a lasting session the delays start again from %v, want 100ms", got)
+	}
+	c.Advance(100 * time.Millisecond)
+
+	session("a session that ends at once", lasting(2*time.Second-time.Millisecond))
+	if got := c.nextWait(t, "after a short session"); got != 200*time.Millisecond {
+		t.Fatalf("a session that ended after 1.999 s waits %v, want 200ms (a failure)", got)
+	}
+	c.Advance(200 * time.Millisecond)
+	waits(400 * time.Millisecond)
 }

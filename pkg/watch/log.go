@@ -10,19 +10,18 @@ import (
 )
 
 // loadConfig reads the configuration at start (the worker reads it again
-// on every change) and opens the log at its log_level, or at
-// FDBHOOK_LOG_LEVEL when that is set.
-func loadConfig(path string, getenv func(string) string, stderr io.Writer) (*config.Config, *logrus.Logger, error) {
+// on every change) and opens the log at its log_level, or at envLevel
+// (FDBHOOK_LOG_LEVEL) when that is set; kept says the journal keeps
+// stderr (under systemd).
+func loadConfig(path, envLevel string, stderr io.Writer, kept bool) (*config.Config, *logrus.Logger, error) {
 	cfg, err := config.Load(path)
 	if err != nil {
 		return nil, nil, err
 	}
 	level := cfg.LogLevel
-	if env := getenv(logline.EnvLevel); env != "" {
-		level = env
+	if envLevel != "" {
+		level = envLevel
 	}
-	// Under systemd, JOURNAL_STREAM says stderr goes to the journal.
-	kept := getenv("JOURNAL_STREAM") != ""
 	log, err := NewLogger(stderr, level, func(tag string) (logrus.Hook, error) { return logline.Syslog(tag) }, kept)
 	if err != nil {
 		return nil, nil, err

@@ -35,8 +35,10 @@ type Netlink struct {
 	Log *logrus.Logger
 	// RcvBuf is the socket's receive buffer; 0 is kernel.DefaultNotifyBuffer.
 	RcvBuf int
-	// Now is the clock; nil means time.Now.
-	Now func() time.Time
+	// Clock times the holdoffs between resyncs for lost notifications
+	// and the pause before opening a failed socket again; nil means
+	// SystemClock.
+	Clock Clock
 	// open opens the socket; nil means kernel.OpenNotifier (tests fake it).
 	open func() (notes, error)
 
@@ -48,6 +50,10 @@ type Netlink struct {
 	received, kept, losses, resyncs int64
 }
 
+// resubscribeDelay is the pause between a failed socket and the next: a
+// kernel that refuses subscriptions must not make a busy loop.
+const resubscribeDelay = 100 * time.Millisecond
+
 func (s *Netlink) Name() string { return "netlink" }
 
 // Holdoffs between resyncs for lost notifications (lostNotes).
@@ -58,8 +64,8 @@ const (
 
 // Run listens and forwards hints until ctx ends.
 func (s *Netlink) Run(ctx context.Context, emit func(Event)) {
-	if s.Now == nil {
-		s.Now = time.Now
+	if s.Clock == nil {
+		s.Clock = SystemClock{}
 	}
 	defer func() {
 		s.Log.Infof("netlink: %d notifications received, %d of them read as hints; %d losses (ENOBUFS), %d resyncs for them",
@@ -72,10 +78,8 @@ func (s *Netlink) Run(ctx context.Context, emit func(Event)) {
 		}
 		s.Log.Warnf("netlink: %v; subscribing again and resyncing", err)
 		emit(Event{Resync: true, Why: "netlink: " + err.Error()})
-		select {
-		case <-ctx.Done():
+		if !sleep(s.Clock, resubscribeDelay, ctx.Done()) {
 			return
-		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }
@@ -122,11 +126,11 @@ func (s *Netlink) listen(ctx context.Context, emit func(Event), first bool) erro
 		switch {
 		case err == nil:
 		case errors.Is(err, kernel.ErrOverrun):
-			if lost.lost(s.Now()) {
+			if lost.lost(s.Clock.Now()) {
 				s.resync(emit, lost)
 			}
 		case errors.Is(err, os.ErrDeadlineExceeded):
-			if lost.due(s.Now()) {
+			if lost.due(s.Clock.Now()) {
 				s.resync(emit, lost)
 			}
 		case ctx.Err() != nil:

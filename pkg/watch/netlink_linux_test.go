@@ -2,6 +2,7 @@ package watch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -147,6 +148,133 @@ func (f *fakeNotes) SetDeadline(t time.Time) error {
 func (f *fakeNotes) Counts() (int64, int64, int64) { return 0, 0, 0 }
 func (f *fakeNotes) Close() error                  { f.once.Do(func() { close(f.closed) }); return nil }
 
+// varClock is a Clock that reads the time a fakeNotes script sets; the
+// listen loop never waits on it.
+type varClock struct{ t *time.Time }
+
+func (c varClock) Now() time.Time { return *c.t }
+func (c varClock) After(time.Duration) (<-chan time.Time, func()) {
+	panic("the listen loop waited on the clock")
+}
+
+// handNotes is a socket the test drives one Receive at a time: each
+// function sent on recv is one call's work.
+type handNotes struct {
+	recv   chan func(h func(*kernel.Note)) error
+	closed chan struct{}
+	once   sync.Once
+}
+
+func newHandNotes() *handNotes {
+	return &handNotes{recv: make(chan func(h func(*kernel.Note)) error), closed: make(chan struct{})}
+}
+
+func (f *handNotes) Receive(h func(*kernel.Note)) error {
+	select {
+	case do := <-f.recv:
+		return do(h)
+	case <-f.closed:
+		return os.ErrClosed
+	}
+}
+
+func (f *handNotes) Watch(*kernel.Watchlist) (kernel.FilterReport, error) {
+	return kernel.FilterReport{}, nil
+}
+func (f *handNotes) SetDeadline(time.Time) error   { return nil }
+func (f *handNotes) Counts() (int64, int64, int64) { return 0, 0, 0 }
+func (f *handNotes) Close() error                  { f.once.Do(func() { close(f.closed) }); return nil }
+
+// TestNetlinkSourceRecovers: a socket that fails, and a socket that
+// cannot be opened, each ask for a resync, since events may have been
+// missed, and the source opens a socket again after 100 ms (not before),
+// through which hints flow again. Lost notifications (ENOBUFS) ask for a
+// resync too, but keep the socket.
+func TestNetlinkSourceRecovers(t *testing.T) {
+	c := newFakeClock()
+	socks := make(chan notes)
+	openErr := make(chan error)
+	src := &Netlink{Log: quietLog(), Clock: c, open: func() (notes, error) {
+		select {
+		case err := <-openErr:
+			return nil, err
+		case n := <-socks:
+			return n, nil
+		}
+	}}
+	events, _ := runSource(t, src)
+	give := func(what string, n notes) {
+		t.Helper()
+		select {
+		case socks <- n:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: the source did not open a socket", what)
+		}
+	}
+	do := func(n *handNotes, f func(h func(*kernel.Note)) error) {
+		t.Helper()
+		select {
+		case n.recv <- f:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the source does not read its socket")
+		}
+	}
+	link := func(n *handNotes, name string) {
+		t.Helper()
+		do(n, func(h func(*kernel.Note)) error {
+			h(&kernel.Note{Kind: kernel.NoteLink, Name: []byte(name)})
+			return nil
+		})
+		awaitEvent(t, events, "a hint for "+name, func(e Event) bool { return e.Port == name }, func(e Event) {
+			t.Fatalf("got %+v, want a hint for %s", e, name)
+		})
+	}
+	resync := func(what, why string) {
+		t.Helper()
+		awaitEvent(t, events, what, func(e Event) bool { return e.Resync && strings.Contains(e.Why, why) }, func(e Event) {
+			t.Fatalf("got %+v, want the resync of %s", e, what)
+		})
+	}
+	reopenAfter := func(what, why string) {
+		t.Helper()
+		resync(what, why)
+		if d := c.nextWait(t, what); d != 100*time.Millisecond {
+			t.Fatalf("%s: the source waits %v before opening a socket again, want 100ms", what, d)
+		}
+		c.Advance(99 * time.Millisecond)
+		select {
+		case socks <- newHandNotes():
+			t.Fatalf("%s: opened a socket again before 100 ms", what)
+		default:
+		}
+		c.Advance(time.Millisecond)
+	}
+
+	n1 := newHandNotes()
+	give("the first socket", n1)
+	link(n1, "vnet1")
+	do(n1, func(func(*kernel.Note)) error { return kernel.ErrOverrun })
+	resync("lost notifications", "lost")
+	link(n1, "vnet2") // the same socket, still read
+	do(n1, func(func(*kernel.Note)) error { return errors.New("recvmsg: connection reset") })
+	reopenAfter("a failed socket", "connection reset")
+
+	n2 := newHandNotes()
+	give("after the failed socket", n2)
+	link(n2, "vnet3")
+	do(n2, func(func(*kernel.Note)) error { return errors.New("recvmsg: bad message") })
+	reopenAfter("a second failed socket", "bad message")
+	select {
+	case openErr <- errors.New("netlink socket: too many open files"):
+	case <-time.After(5 * time.Second):
+		t.Fatal("the source did not open a socket after the second failure")
+	}
+	reopenAfter("a socket that cannot be opened", "too many open files")
+	n3 := newHandNotes()
+	give("after the failed open", n3)
+	link(n3, "vnet4")
+}
+
 // TestNetlinkLossesCoalesce: a storm of lost notifications is one resync
 // at once and one at the end of each holdoff (1 s, then 2 s), not one per
 // ENOBUFS; the deadline the socket is given is the pending resync's; after
@@ -168,7 +296,7 @@ func TestNetlinkLossesCoalesce(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	f := &fakeNotes{clock: &clock, steps: steps, idle: cancel, closed: make(chan struct{})}
-	s := &Netlink{Log: quietLog(), Now: func() time.Time { return clock }, open: func() (notes, error) { return f, nil }}
+	s := &Netlink{Log: quietLog(), Clock: varClock{&clock}, open: func() (notes, error) { return f, nil }}
 	var resyncs []time.Duration
 	err := s.listen(ctx, func(e Event) {
 		if e.Resync {
@@ -236,7 +364,7 @@ func TestNetlinkSourceFollowsGuests(t *testing.T) {
 	src := &Netlink{NS: ns.NetNS, Log: quietLog()}
 	src.Watch(&kernel.Watchlist{Ports: map[int]string{tap: "g"}, MACs: map[[6]byte][]string{[6]byte(hw): {"g"}}})
 	events, stop := runSource(t, src)
-	up, err := lab.OpenPacket(ns.NetNS, "fdbtwu1")
+	up, err := lab.OpenPacket(t, ns.NetNS, "the uplink's far end", "fdbtwu1")
 	if err != nil {
 		t.Fatal(err)
 	}

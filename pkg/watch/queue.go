@@ -6,35 +6,6 @@ import (
 	"time"
 )
 
-// Trigger is what a reconcile of a guest was asked for.
-type Trigger int
-
-const (
-	// Changed: something about the guest changed. Its ports are put back
-	// as a start leaves them, except that an entry that roamed to another
-	// port is reported, not moved back: while the guest runs here a roam
-	// means another port sent its MAC (a duplicate or a spoof), and while
-	// it is paused or migrating away a roam is expected.
-	Changed Trigger = iota
-	// Started: the guest started or resumed here. Its entries are written
-	// on its own taps even where they had roamed.
-	Started
-	// Migrated: an incoming migration finished here (resumed with detail
-	// migrated or post-copy). The guest gets everything a start gives it,
-	// and its migration mark is cleared.
-	Migrated
-)
-
-func (t Trigger) String() string {
-	switch t {
-	case Started:
-		return "started"
-	case Migrated:
-		return "migrated"
-	}
-	return "changed"
-}
-
 // key names what a queued reconcile is about: a guest, or a port whose
 // guest is not known yet (a hotplugged tap shows up before libvirt
 // rewrites the guest's live XML).
@@ -45,8 +16,7 @@ type key struct {
 }
 
 type item struct {
-	trigger Trigger
-	due     time.Time
+	due time.Time
 	// attempt counts the failed reconciles of this key in a row.
 	attempt int
 	why     string
@@ -65,20 +35,25 @@ type batch struct {
 // queue collects reconcile requests keyed by guest (or port). A key
 // waiting to be worked on absorbs later requests for it: one reconcile
 // serves a burst. Requests become due after a short debounce; a failed
-// key is put back with a backoff.
+// key is put back with a backoff. It also keeps the resync timer: a
+// resync of everything every interval.
 type queue struct {
 	mu      sync.Mutex
 	items   map[key]item
 	pending batch
 	// resyncDue delays a pending resync (one retried after a failure).
 	resyncDue time.Time
-	debounce  time.Duration
-	now       func() time.Time
-	wake      chan struct{}
+	// every is the resync timer's interval (0: none); timerDue is when it
+	// fires next.
+	every    time.Duration
+	timerDue time.Time
+	debounce time.Duration
+	clock    Clock
+	wake     chan struct{}
 }
 
-func newQueue(debounce time.Duration, now func() time.Time) *queue {
-	return &queue{items: map[key]item{}, debounce: debounce, now: now, wake: make(chan struct{}, 1)}
+func newQueue(debounce time.Duration, clock Clock) *queue {
+	return &queue{items: map[key]item{}, debounce: debounce, clock: clock, wake: make(chan struct{}, 1)}
 }
 
 func (q *queue) poke() {
@@ -89,31 +64,34 @@ func (q *queue) poke() {
 }
 
 // add asks for a reconcile of k after the debounce; a key already waiting
-// keeps the stronger trigger and the earlier due time.
-func (q *queue) add(k key, t Trigger, why string) {
-	q.addAt(k, t, why, q.now().Add(q.debounce), 0)
+// keeps the earlier due time.
+func (q *queue) add(k key, why string) {
+	q.addAt(k, why, q.clock.Now().Add(q.debounce), 0)
 }
 
-func (q *queue) addAt(k key, t Trigger, why string, due time.Time, attempt int) {
+func (q *queue) addAt(k key, why string, due time.Time, attempt int) {
 	q.mu.Lock()
 	if it, ok := q.items[k]; ok {
-		it.trigger = max(it.trigger, t)
 		if due.Before(it.due) {
 			it.due = due
 		}
 		it.attempt = max(it.attempt, attempt)
 		q.items[k] = it
 	} else {
-		q.items[k] = item{trigger: t, due: due, attempt: attempt, why: why}
+		q.items[k] = item{due: due, attempt: attempt, why: why}
 	}
 	q.mu.Unlock()
 	q.poke()
 }
 
+// maxBackoffShift caps the doubling of a retry's backoff: the seventh
+// retry and later wait 64 times the first one.
+const maxBackoffShift = 6
+
 // retry puts k back after a backoff that doubles with every attempt.
 func (q *queue) retry(k key, it item, backoff time.Duration) {
 	it.attempt++
-	q.addAt(k, it.trigger, it.why, q.now().Add(backoff<<min(it.attempt-1, 6)), it.attempt)
+	q.addAt(k, it.why, q.clock.Now().Add(backoff<<min(it.attempt-1, maxBackoffShift)), it.attempt)
 }
 
 // resync asks for a reconcile of every running guest.
@@ -124,7 +102,7 @@ func (q *queue) resync(why string, reload bool) {
 // resyncAfter asks for a resync no sooner than after d.
 func (q *queue) resyncAfter(d time.Duration, why string, reload bool) {
 	q.mu.Lock()
-	if due := q.now().Add(d); d > 0 && (!q.pending.resync || due.After(q.resyncDue)) {
+	if due := q.clock.Now().Add(d); d > 0 && (!q.pending.resync || due.After(q.resyncDue)) {
 		q.resyncDue = due
 	}
 	q.pending.resync = true
@@ -134,58 +112,79 @@ func (q *queue) resyncAfter(d time.Duration, why string, reload bool) {
 	q.poke()
 }
 
-// next waits until something is due, the timer fires (then it returns a
-// resync) or ctx ends (ok false).
-func (q *queue) next(ctx context.Context, timer <-chan time.Time) (b batch, ok bool) {
+// setTimer makes the resync timer fire every d from now on (0: never).
+func (q *queue) setTimer(d time.Duration) {
+	q.mu.Lock()
+	q.every, q.timerDue = d, q.clock.Now().Add(d)
+	q.mu.Unlock()
+	q.poke()
+}
+
+// take removes and returns what is due at now: the keys whose time has
+// come, and a resync when one was asked for and its delay is over or the
+// timer fired. wait is how long until the next key, delayed resync or
+// timer is due (-1: nothing waits).
+func (q *queue) take(now time.Time) (b batch, wait time.Duration) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	wait = -1
+	soonest := func(due time.Time) {
+		if d := due.Sub(now); wait < 0 || d < wait {
+			wait = d
+		}
+	}
+	if q.pending.resync && q.resyncDue.After(now) {
+		soonest(q.resyncDue)
+	} else if q.pending.resync {
+		b = q.pending
+		q.pending, q.resyncDue = batch{}, time.Time{}
+	}
+	if q.every > 0 && !q.timerDue.After(now) {
+		b.resync = true
+		b.why = append(b.why, "timer")
+		q.timerDue = now.Add(q.every)
+	}
+	if q.every > 0 {
+		soonest(q.timerDue)
+	}
+	for k, it := range q.items {
+		if it.due.After(now) {
+			soonest(it.due)
+			continue
+		}
+		if b.items == nil {
+			b.items = map[key]item{}
+		}
+		b.items[k] = it
+		delete(q.items, k)
+	}
+	return b, wait
+}
+
+// empty reports whether a batch holds no work.
+func (b batch) empty() bool { return !b.resync && len(b.items) == 0 }
+
+// next waits until something is due and returns it, or until ctx ends (ok
+// false).
+func (q *queue) next(ctx context.Context) (b batch, ok bool) {
 	for {
-		q.mu.Lock()
-		now := q.now()
-		var wait time.Duration = -1
-		if q.pending.resync {
-			if d := q.resyncDue.Sub(now); d > 0 {
-				wait = d
-			} else {
-				b = q.pending
-				q.pending, q.resyncDue = batch{}, time.Time{}
-			}
-		}
-		for k, it := range q.items {
-			if !it.due.After(now) {
-				if b.items == nil {
-					b.items = map[key]item{}
-				}
-				b.items[k] = it
-				delete(q.items, k)
-			} else if d := it.due.Sub(now); wait < 0 || d < wait {
-				wait = d
-			}
-		}
-		q.mu.Unlock()
-		if b.resync || len(b.items) > 0 {
+		b, wait := q.take(q.clock.Now())
+		if !b.empty() {
 			return b, true
 		}
 		var after <-chan time.Time
-		var t *time.Timer
+		stop := func() {}
 		if wait >= 0 {
-			t = time.NewTimer(wait)
-			after = t.C
+			after, stop = q.clock.After(wait)
 		}
-		fired := false
 		select {
 		case <-ctx.Done():
 		case <-q.wake:
 		case <-after:
-		case <-timer:
-			fired = true
 		}
-		if t != nil {
-			t.Stop()
-		}
-		switch {
-		case ctx.Err() != nil:
+		stop()
+		if ctx.Err() != nil {
 			return batch{}, false
-		case fired:
-			return batch{resync: true, why: []string{"timer"}}, true
 		}
 	}
 }
@@ -195,4 +194,20 @@ func (q *queue) len() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return len(q.items)
+}
+
+// nextDue is when the earliest key or asked-for resync is due, the timer
+// left out; ok is false when none waits.
+func (q *queue) nextDue() (due time.Time, ok bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.pending.resync {
+		due, ok = q.resyncDue, true
+	}
+	for _, it := range q.items {
+		if !ok || it.due.Before(due) {
+			due, ok = it.due, true
+		}
+	}
+	return due, ok
 }

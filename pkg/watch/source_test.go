@@ -28,8 +28,8 @@ func runSource(t *testing.T, src Source) (events <-chan Event, stop func()) {
 			cancel()
 			select {
 			case <-ended:
-			case <-time.After(time.Second):
-				t.Errorf("the %s source did not stop within a second", src.Name())
+			case <-time.After(10 * time.Second):
+				t.Errorf("the %s source did not stop within 10 s", src.Name())
 			}
 		})
 	}
@@ -44,11 +44,12 @@ func quietLog() *logrus.Logger {
 	return log
 }
 
-// awaitEvent waits up to two seconds for an event that ok accepts; other,
+// awaitEvent waits up to ten seconds (a bound for a loaded machine, not a
+// timing) for an event that ok accepts; other,
 // when set, is told of every event before it that ok does not accept.
 func awaitEvent(t *testing.T, events <-chan Event, what string, ok func(Event) bool, other func(Event)) {
 	t.Helper()
-	deadline := time.After(2 * time.Second)
+	deadline := time.After(10 * time.Second)
 	for {
 		select {
 		case e := <-events:

@@ -12,10 +12,10 @@ import (
 
 	"github.com/sirupsen/logrus"
 
-	"github.com/fdbhook/fdbhook/pkg/admin"
 	"github.com/fdbhook/fdbhook/pkg/config"
 	"github.com/fdbhook/fdbhook/pkg/guest"
-	"github.com/fdbhook/fdbhook/pkg/libvirt"
+	"github.com/fdbhook/fdbhook/pkg/host"
+	"github.com/fdbhook/fdbhook/pkg/manage"
 	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/pkg/plan"
 	"github.com/fdbhook/fdbhook/pkg/runstate"
@@ -23,16 +23,16 @@ import (
 
 // Event is a hint from a source: something about a guest, a port, or
 // everything may have changed. The worker decides what to do from the
-// live XML and the kernel, never from the event.
+// live XML and the kernel, never from the event: whether the guest
+// started or resumed here since it was last seen (manage.Started), is
+// arriving by live migration or has arrived (manage.Migration), or is
+// migrating away.
 type Event struct {
 	// Guest names a guest; Port (or PortIndex) a network device whose
 	// guest is looked up.
 	Guest     string
 	Port      string
 	PortIndex int
-	// Trigger is Changed unless the guest started, resumed or finished an
-	// incoming migration here.
-	Trigger Trigger
 	// Resync asks for a reconcile of every running guest (events may have
 	// been lost); Reload re-reads the configuration first.
 	Resync bool
@@ -51,36 +51,35 @@ type Source interface {
 // Watcher is the controller. Fill it in and call Run.
 type Watcher struct {
 	Log *logrus.Logger
-	// ConfigPath is the configuration file, re-read on Reload events.
-	ConfigPath string
-	// Libvirt are libvirt's state files; LibvirtEtc holds the persistent
-	// definitions (qemu/*.xml), read for the start-up clean-up.
-	Libvirt    libvirt.Paths
-	LibvirtEtc string
-	// RunDir holds the watcher's lock and the migration marks.
-	RunDir runstate.Dir
-	// LockPath is the hooks' run lock, held around every batch of work.
-	LockPath    string
-	LockTimeout time.Duration
-	OpenKernel  func() (model.Kernel, error)
-	Sources     []Source
+	// Host is where everything is: the configuration (read again on
+	// Reload events), libvirt's files, the run directory (the watcher's
+	// lock, the migration marks) and the hooks' run lock, held around
+	// every batch of work.
+	Host       host.Host
+	OpenKernel func() (model.Kernel, error)
+	Sources    []Source
 	// Debounce delays a reconcile after its first event, so a burst is
 	// one reconcile. Backoff is the first retry delay of a failed guest,
 	// doubled on every retry, at most MaxAttempts times in a row.
 	Debounce    time.Duration
 	Backoff     time.Duration
 	MaxAttempts int
-	// Now is the clock; nil means time.Now.
-	Now func() time.Time
+	// Clock is the watcher's time; nil means SystemClock.
+	Clock Clock
 	// Processed, when set, is called after every batch (for tests and
 	// benchmarks): which guests were reconciled, and whether a resync ran.
 	Processed func(guests []string, resync bool)
 
 	cfg    *config.Config
 	q      *queue
-	live   *liveGuests
+	live   *manage.Live
 	roams  map[string]map[string]string // guest → MAC → port it was last reported on
 	failed map[string]string            // guest → last error logged
+	// seen is what each running guest's live XML said when it was last
+	// reconciled, by seenKey; primed once the running guests were first
+	// read (a guest running at start-up did not start then).
+	seen   map[string]manage.Sighting
+	primed bool
 }
 
 // Defaults for the Watcher's tunables.
@@ -94,48 +93,52 @@ const (
 // events until ctx ends. It returns nil after a clean shutdown: every
 // source stopped and the lock released.
 func (w *Watcher) Run(ctx context.Context) error {
-	w.setDefaults()
-	cfg, err := config.Load(w.ConfigPath)
-	if err != nil {
-		return err
-	}
-	w.cfg = cfg
-	release, err := w.RunDir.HoldWatcher(w.Now())
+	release, err := w.open()
 	if err != nil {
 		return err
 	}
 	defer release()
-	w.q = newQueue(w.Debounce, w.Now)
-	w.live = newLiveGuests(w.Libvirt.QemuRunDir, w.Libvirt.LxcRunDir)
-	w.roams = map[string]map[string]string{}
-	w.failed = map[string]string{}
-	w.q.resync("start-up", false)
-
 	defer w.startSources(ctx)()
-	w.Log.Infof("watching: configuration %s, resync every %s, %d sources", w.ConfigPath, w.cfg.Watch.ResyncInterval, len(w.Sources))
-
-	ticker := time.NewTicker(w.cfg.Watch.ResyncInterval)
-	defer ticker.Stop()
-	interval := w.cfg.Watch.ResyncInterval
+	w.Log.Infof("watching: configuration %s, resync every %s, %d sources", w.Host.Config, w.cfg.Watch.ResyncInterval, len(w.Sources))
 	for {
-		b, ok := w.q.next(ctx, ticker.C)
+		b, ok := w.q.next(ctx)
 		if !ok {
 			break
 		}
 		w.work(ctx, b)
-		if w.cfg.Watch.ResyncInterval != interval {
-			interval = w.cfg.Watch.ResyncInterval
-			ticker.Reset(interval)
-		}
 	}
 	w.Log.Info("stopping")
 	return nil
 }
 
+// open reads the configuration, takes the watcher lock and asks for the
+// start-up resync; release gives the
+// lock back.
+func (w *Watcher) open() (release func(), err error) {
+	w.setDefaults()
+	cfg, err := config.Load(w.Host.Config)
+	if err != nil {
+		return nil, err
+	}
+	w.cfg = cfg
+	release, err = w.Host.RunDir.HoldWatcher(w.Clock.Now())
+	if err != nil {
+		return nil, err
+	}
+	w.q = newQueue(w.Debounce, w.Clock)
+	w.q.setTimer(w.cfg.Watch.ResyncInterval)
+	w.live = manage.NewLive(w.Host.Libvirt)
+	w.roams = map[string]map[string]string{}
+	w.failed = map[string]string{}
+	w.seen = map[string]manage.Sighting{}
+	w.q.resync("start-up", false)
+	return release, nil
+}
+
 // setDefaults fills in the tunables left zero.
 func (w *Watcher) setDefaults() {
-	if w.Now == nil {
-		w.Now = time.Now
+	if w.Clock == nil {
+		w.Clock = SystemClock{}
 	}
 	if w.Debounce == 0 {
 		w.Debounce = DefaultDebounce
@@ -173,11 +176,11 @@ func (w *Watcher) emit(e Event) {
 	case e.Resync || e.Reload:
 		w.q.resync(e.Why, e.Reload)
 	case e.Guest != "":
-		w.q.add(key{name: e.Guest}, e.Trigger, e.Why)
+		w.q.add(key{name: e.Guest}, e.Why)
 	case e.Port != "":
-		w.q.add(key{port: true, name: e.Port}, e.Trigger, e.Why)
+		w.q.add(key{port: true, name: e.Port}, e.Why)
 	case e.PortIndex != 0:
-		w.q.add(key{port: true, index: e.PortIndex}, e.Trigger, e.Why)
+		w.q.add(key{port: true, index: e.PortIndex}, e.Why)
 	}
 }
 
@@ -191,17 +194,18 @@ func (w *Watcher) work(ctx context.Context, b batch) {
 	if b.resync {
 		log.Debugf("resync (%s)", strings.Join(b.why, ", "))
 	}
-	before := w.live.list()
-	if err := w.live.refresh(); err != nil {
+	before := w.live.List()
+	if err := w.live.Refresh(); err != nil {
 		log.Errorf("reading running guests: %v", err)
 		w.requeue(b)
 		return
 	}
-	for _, n := range w.live.notes {
+	for _, n := range w.live.Notes {
 		log.Debugf("note: %s", n)
 	}
+	w.prime()
 	todo, ports := w.guestsOf(b)
-	withSharers(todo, before, w.live.list())
+	withSharers(todo, before, w.live.List())
 	if len(todo) == 0 && len(ports) == 0 && !b.resync {
 		w.done(nil, b.resync)
 		return
@@ -211,7 +215,7 @@ func (w *Watcher) work(ctx context.Context, b batch) {
 		w.done(nil, b.resync)
 		return
 	}
-	unlock, err := runstate.Lock(ctx, w.LockPath, w.LockTimeout)
+	unlock, err := runstate.Lock(ctx, w.Host.Lock, w.Host.LockTimeout)
 	if err != nil {
 		if ctx.Err() == nil {
 			log.Errorf("%v", err)
@@ -227,21 +231,19 @@ func (w *Watcher) work(ctx context.Context, b batch) {
 		return
 	}
 	defer k.Close()
-	snap, err := admin.Take(k)
+	st, err := manage.ReadState(w.Host, w.cfg, k, w.live, w.Clock.Now())
 	if err != nil {
 		log.Errorf("reading the kernel's devices: %v", err)
 		w.requeue(b)
 		return
 	}
-	snap.LookUp() // a busy bridge's FDB is not dumped for every batch
-	st := &admin.State{Config: w.cfg, Kernel: snap, Networks: libvirt.New(w.Libvirt),
-		Running: w.live.list(), RunningComplete: w.live.complete, Containers: w.containers(k)}
+	st.Kernel.LookUp() // a busy bridge's FDB is not dumped for every batch
 	if b.resync {
 		w.clean(st, k)
 	}
-	w.portOwners(snap, ports, todo)
+	w.portOwners(st.Kernel, ports, todo)
 	done := w.reconcileAll(ctx, st, k, todo)
-	w.publish(snap)
+	w.publish(st.Kernel)
 	w.done(done, b.resync)
 }
 
@@ -256,7 +258,7 @@ func (w *Watcher) guestsOf(b batch) (todo map[string]item, ports map[key]item) {
 			continue
 		}
 		if k.name != "" {
-			if g := w.live.owner(k.name); g != "" {
+			if g := w.live.Owner(k.name); g != "" {
 				todo[g] = merge(todo[g], it)
 				continue
 			}
@@ -267,8 +269,8 @@ func (w *Watcher) guestsOf(b batch) (todo map[string]item, ports map[key]item) {
 		ports[k] = it
 	}
 	if b.resync {
-		for _, g := range w.live.list() {
-			todo[g.Name] = merge(todo[g.Name], item{trigger: Changed, why: "resync"})
+		for _, g := range w.live.List() {
+			todo[g.Name] = merge(todo[g.Name], item{why: "resync"})
 		}
 	}
 	return todo, ports
@@ -278,7 +280,7 @@ func (w *Watcher) guestsOf(b batch) (todo map[string]item, ports map[key]item) {
 // not place: a port some guest's live XML names goes to that guest's
 // item in todo, any other to unknownPort; a port gone is left to its
 // guest's events or the resync.
-func (w *Watcher) portOwners(snap *admin.Snapshot, ports map[key]item, todo map[string]item) {
+func (w *Watcher) portOwners(snap *manage.Snapshot, ports map[key]item, todo map[string]item) {
 	for k, it := range ports {
 		l := snap.Device(k.name)
 		if k.index != 0 {
@@ -287,7 +289,7 @@ func (w *Watcher) portOwners(snap *admin.Snapshot, ports map[key]item, todo map[
 		if l == nil {
 			continue
 		}
-		if g := w.live.owner(l.Name); g != "" {
+		if g := w.live.Owner(l.Name); g != "" {
 			todo[g] = merge(todo[g], it)
 			continue
 		}
@@ -299,23 +301,28 @@ func (w *Watcher) portOwners(snap *admin.Snapshot, ports map[key]item, todo map[
 // ends, and returns those it brought in line. A guest no longer running
 // is forgotten (its stop hook cleans up); one that fails is retried
 // (failure).
-func (w *Watcher) reconcileAll(ctx context.Context, st *admin.State, k model.Kernel, todo map[string]item) (done []string) {
+func (w *Watcher) reconcileAll(ctx context.Context, st *manage.State, k model.Kernel, todo map[string]item) (done []string) {
 	names := slices.Sorted(maps.Keys(todo))
 	for i, name := range names {
 		if ctx.Err() != nil {
 			w.Log.Debugf("stopping with %d guests not reconciled", len(names)-i)
 			break
 		}
-		gs := w.live.get(name)
+		gs := w.live.Get(name)
 		if len(gs) == 0 {
 			delete(w.roams, name)
 			delete(w.failed, name)
+			for k := range w.seen {
+				if strings.HasSuffix(k, "/"+name) { // libvirt's names have no '/'
+					delete(w.seen, k)
+				}
+			}
 			continue
 		}
 		it := todo[name]
 		var errs []error
 		for _, g := range gs {
-			if err := w.reconcile(st, k, g, it.trigger); err != nil {
+			if err := w.reconcile(st, k, g); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -331,7 +338,7 @@ func (w *Watcher) reconcileAll(ctx context.Context, st *admin.State, k model.Ker
 // withSharers adds to todo the running guests that have a MAC of a guest
 // in todo on one of their NICs (its own or a declared extra one), before
 // or after the refresh: which of them keeps a duplicate MAC may change
-// when one of them starts, stops or changes its ports (admin.DecideMAC).
+// when one of them starts, stops or changes its ports (manage.DecideMAC).
 func withSharers(todo map[string]item, lists ...[]*guest.Guest) {
 	byMAC := map[string][]string{}
 	macsOf := map[string][]string{}
@@ -349,7 +356,7 @@ func withSharers(todo map[string]item, lists ...[]*guest.Guest) {
 		for _, m := range macsOf[name] {
 			for _, other := range byMAC[m] {
 				if _, queued := todo[other]; !queued {
-					todo[other] = item{trigger: Changed, why: "shares " + m + " with " + name, attempt: it.attempt}
+					todo[other] = item{why: "shares " + m + " with " + name, attempt: it.attempt}
 				}
 			}
 		}
@@ -357,7 +364,6 @@ func withSharers(todo map[string]item, lists ...[]*guest.Guest) {
 }
 
 func merge(a, b item) item {
-	a.trigger = max(a.trigger, b.trigger)
 	a.attempt = max(a.attempt, b.attempt)
 	if a.why == "" {
 		a.why = b.why
@@ -382,25 +388,29 @@ func (w *Watcher) requeue(b batch) {
 }
 
 // reload reads the configuration again; a broken file keeps the old one.
+// A new [watch] resync restarts the timer with it.
 func (w *Watcher) reload() {
-	cfg, err := config.Load(w.ConfigPath)
+	cfg, err := config.Load(w.Host.Config)
 	if err != nil {
 		w.Log.Errorf("configuration not reloaded, keeping the previous one: %v", err)
 		return
+	}
+	if cfg.Watch.ResyncInterval != w.cfg.Watch.ResyncInterval {
+		w.q.setTimer(cfg.Watch.ResyncInterval)
 	}
 	w.cfg = cfg
 	w.Log.Infof("configuration reloaded from %s", cfg.Path)
 }
 
 // clean deletes stale static entries, as reconcile does, at every resync.
-func (w *Watcher) clean(st *admin.State, k model.Kernel) {
-	defined, _, _, err := admin.ReadGuests(filepath.Join(w.LibvirtEtc, "qemu"))
+func (w *Watcher) clean(st *manage.State, k model.Kernel) {
+	defined, _, err := manage.ReadDefined(filepath.Join(w.Host.LibvirtEtc, "qemu"), filepath.Join(w.Host.LibvirtEtc, "lxc"))
 	if err != nil {
 		w.Log.Errorf("reading guest definitions: %v", err)
 		return
 	}
 	st.Defined = defined
-	res, err := admin.CleanStale(st, k, false)
+	res, err := manage.CleanStale(st, k, false)
 	if err != nil {
 		w.Log.Errorf("cleaning stale entries: %v", err)
 		return
@@ -456,6 +466,10 @@ func (w *Watcher) failure(name string, it item, err error) {
 // entryMode says which static entries a reconcile may write.
 type entryMode int
 
+func (m entryMode) String() string {
+	return [...]string{keepRoams: "changed", allEntries: "started", noEntries: "incoming"}[m]
+}
+
 const (
 	// keepRoams: write missing entries; leave roamed ones where they are.
 	keepRoams entryMode = iota
@@ -468,141 +482,114 @@ const (
 )
 
 // reconcile brings one guest's ports to what its start leaves.
-func (w *Watcher) reconcile(st *admin.State, k model.Kernel, g *guest.Guest, t Trigger) error {
+func (w *Watcher) reconcile(st *manage.State, k model.Kernel, g *guest.Guest) error {
 	log := w.Log.WithField("guest", g.Name)
-	mode, mark, clearMark := w.entryMode(g, t, log)
-	var roamed []roam
-	gr := admin.ReconcileGuest(st, k, g, false, func(p *plan.Plan, v plan.View) (*plan.Plan, error) {
+	mode, why, clearMark := w.entryMode(g, log)
+	var roamed []manage.Roam
+	gr := manage.ReconcileGuest(st, k, g, false, func(p *plan.Plan, v plan.View) (*plan.Plan, error) {
 		if mode == noEntries {
 			// What its "start begin" did, learning on included: the
 			// guest's announcement at the resume must be learned here
-			// before the resume event reaches this watcher.
+			// before the watcher reads that it runs.
 			return plan.Incoming(p, v, true)
 		}
 		var err error
-		roamed, err = mode.filter(st, g, p)
+		roamed, err = st.KeepRoams(g, p, mode == allEntries)
 		return p, err
 	})
 	if gr.Err != nil {
 		return gr.Err
 	}
 	delete(w.failed, g.Name)
+	w.seen[seenKey(g)] = manage.Sight(g)
 	for _, s := range gr.Changes {
-		log.Infof("%s: %s", t, s)
+		log.Infof("%s: %s", mode, s)
 	}
 	for _, warn := range gr.Warnings {
 		log.Warn(warn)
 	}
 	w.reportRoams(g, roamed, log)
 	if mode == noEntries && len(gr.Changes) == 0 {
-		log.Debugf("incoming migration (%s since %s): entries are written when it resumes here", mark.Phase, mark.Since.Format(time.RFC3339))
+		log.Debugf("%s", why)
 	}
 	if clearMark {
-		if err := w.RunDir.ClearMark(g.Name); err != nil {
+		if err := w.Host.RunDir.ClearMark(g.Name); err != nil {
 			log.Warnf("%v", err)
 		} else {
-			log.Infof("incoming migration finished: entries written, mark cleared")
+			log.Infof("%s: mark cleared", why)
 		}
 	}
 	return nil
 }
 
-// entryMode says which entries a reconcile of g, triggered by t, writes:
-// all of them after a start, only missing ones otherwise, none while g is
-// paused as the destination of a live migration (its mark in the run
-// directory). clearMark is set once that migration is over here: the
-// guest resumed (or runs, the resume event missed).
-func (w *Watcher) entryMode(g *guest.Guest, t Trigger, log *logrus.Entry) (mode entryMode, mark runstate.Mark, clearMark bool) {
+// entryMode says which entries a reconcile of g writes, from what its live
+// XML says now and said when it was last reconciled: all of them when it
+// started or resumed here since (manage.Started) or has just arrived by
+// live migration, none while it is paused as a live migration's
+// destination, only missing ones otherwise (manage.Migration). clearMark
+// is set when its migration mark is to go: the migration is over here, or
+// the mark is stale; why says which.
+func (w *Watcher) entryMode(g *guest.Guest, log *logrus.Entry) (mode entryMode, why string, clearMark bool) {
 	mode = keepRoams
-	if t >= Started {
+	if prev, seen := w.seen[seenKey(g)]; manage.Started(seenOrNil(prev, seen), g) {
 		mode = allEntries
 	}
-	mark, marked, err := w.RunDir.GetMark(g.Name)
+	mark, err := manage.ReadMark(w.Host.RunDir, g.Name)
 	if err != nil {
 		log.Warnf("%v: ignoring it", err)
 	}
-	switch {
-	case !marked:
-	case t == Migrated:
-		clearMark = true
-	case g.State == "running":
-		// The resume event was missed (the watcher was not running, or
-		// libvirt reconnected): the guest runs here now.
-		mode, clearMark = allEntries, true
-	default:
+	a, clearMark, why := manage.Migration(mark, g, w.Clock.Now())
+	switch a {
+	case manage.Arriving:
 		mode = noEntries
+	case manage.Arrived:
+		mode = allEntries
 	}
-	return mode, mark, clearMark
+	return mode, why, clearMark
 }
 
-// roam is an entry left where it roamed, and why (admin.DecideMAC).
-type roam struct {
-	step plan.Step
-	d    admin.MACDecision
-}
-
-// filter drops from a start plan the entry steps already in place, and
-// those whose entries stay where they roamed (admin.DecideMAC: only a
-// start or resume writes them back, except from another guest's port that
-// learned them); it returns the latter, for reportRoams.
-func (mode entryMode) filter(st *admin.State, g *guest.Guest, p *plan.Plan) (roamed []roam, err error) {
-	p.Steps = slices.DeleteFunc(p.Steps, func(s plan.Step) bool {
-		if s.Kind != plan.AddEntry || err != nil {
-			return false
-		}
-		if inPlace(s) {
-			// Rewriting an entry that is already right changes
-			// nothing: a resync of an idle host writes nothing.
-			return true
-		}
-		var d admin.MACDecision
-		d, err = st.DecideMAC(admin.MACQuestion{Guest: g.Name, NIC: s.NIC, MAC: s.MAC,
-			Port: st.Kernel.DeviceByIndex(s.PortIndex), Bridge: st.Kernel.DeviceByIndex(s.BridgeIndex),
-			Rewrite: mode == allEntries, OutgoingMigration: g.OutgoingMigration})
-		if err != nil || d.Action != admin.LeaveEntry {
-			return false
-		}
-		roamed = append(roamed, roam{step: s, d: d})
-		return true
-	})
-	return roamed, err
-}
-
-// inPlace reports whether the step's entry is already exactly what it
-// writes: static, on the step's port, sticky as asked, and the MAC on no
-// other port of the bridge.
-func inPlace(s plan.Step) bool {
-	found := false
-	for _, e := range s.PriorEntries {
-		switch {
-		case e.Local():
-		case e.PortIndex != s.PortIndex || !e.Static() || e.NTFlags&model.NTFExtLearn != 0:
-			return false
-		case e.Vlan == 0:
-			found = (e.NTFlags&model.NTFSticky != 0) == s.Sticky
-		}
+// prime records, the first time the running guests are read, what each
+// one's live XML says: a guest that runs when the watcher starts did not
+// start then (its hook gave it its entries).
+func (w *Watcher) prime() {
+	if w.primed {
+		return
 	}
-	return found
+	for _, g := range w.live.List() {
+		w.seen[seenKey(g)] = manage.Sight(g)
+	}
+	w.primed = true
+}
+
+// seenKey names a running guest among those the watcher has seen: a QEMU
+// guest and a container may share a name.
+func seenKey(g *guest.Guest) string { return g.Type + "/" + g.Name }
+
+func seenOrNil(s manage.Sighting, ok bool) *manage.Sighting {
+	if !ok {
+		return nil
+	}
+	return &s
 }
 
 // reportRoams logs each roam once, and forgets those that ended: as
 // information on the source of a live migration (its MACs move to the
 // uplink when the destination resumes the guest and announces it), as a
 // warning otherwise.
-func (w *Watcher) reportRoams(g *guest.Guest, roamed []roam, log *logrus.Entry) {
+func (w *Watcher) reportRoams(g *guest.Guest, roamed []manage.Roam, log *logrus.Entry) {
 	guest := g.Name
 	now := map[string]string{}
 	for _, r := range roamed {
-		s, on := r.step, r.d.Roamed.Port
+		s, on := r.Step, r.Decision.Roamed.Port
 		now[s.MAC] = on
 		if w.roams[guest][s.MAC] == on {
 			continue
 		}
 		if g.OutgoingMigration {
-			log.Infof("%s: %s", s.NIC, r.d.Why)
+			log.Infof("%s: %s", s.NIC, r.Decision.Why)
 			continue
 		}
-		log.Warnf("%s: %s", s.NIC, r.d.Why)
+		log.Warnf("%s: %s", s.NIC, r.Decision.Why)
 	}
 	if len(now) == 0 {
 		delete(w.roams, guest)

@@ -3,7 +3,6 @@ package watch
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,10 +13,11 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/fdbhook/fdbhook/pkg/host"
 	"github.com/fdbhook/fdbhook/pkg/kernel/kerneltest"
-	"github.com/fdbhook/fdbhook/pkg/libvirt"
 	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/pkg/runstate"
+	"github.com/fdbhook/fdbhook/test/lab"
 )
 
 const (
@@ -25,20 +25,6 @@ const (
 	mac2 = "52:54:00:00:00:02"
 	mac9 = "52:54:00:00:00:09"
 )
-
-// hand is a Source the test drives.
-type hand struct {
-	ready chan struct{}
-	once  sync.Once
-	fn    func(Event)
-}
-
-func (h *hand) Name() string { return "test" }
-func (h *hand) Run(ctx context.Context, emit func(Event)) {
-	h.fn = emit
-	h.once.Do(func() { close(h.ready) })
-	<-ctx.Done()
-}
 
 // syncBuf is a log buffer the worker writes while the test reads.
 type syncBuf struct {
@@ -57,21 +43,24 @@ func (s *syncBuf) String() string {
 	return s.b.String()
 }
 
+// rig is a watcher over a fake kernel and a fake libvirt directory, on a
+// fake clock, driven by the test step by step: events go straight into
+// its queue (emit), and the test runs what is due (step), or everything
+// until the watcher is idle, moving the clock to each due time (settle).
+// Nothing runs in a goroutine of its own.
 type rig struct {
 	t       *testing.T
 	k       *kerneltest.Kernel
 	dir     string
 	cfgPath string
 	runDir  runstate.Dir
-	src     *hand
-	extra   []Source // more sources, beside src
+	clock   *fakeClock
 	log     *syncBuf
 	w       *Watcher
-	stop    context.CancelFunc
-	done    chan error
-	mu      sync.Mutex
 	batches int
 	resyncs int
+	// reconciled lists the guests each batch brought in line.
+	reconciled [][]string
 }
 
 // newRig builds a host: br0 and br1 managed (br2 not), uplink eth0 on
@@ -83,13 +72,34 @@ func newRig(t *testing.T, cfg string) *rig {
 		os.MkdirAll(filepath.Join(dir, d), 0o755)
 	}
 	r := &rig{t: t, k: kerneltest.New(), dir: dir, cfgPath: filepath.Join(dir, "fdbhook.toml"),
-		runDir: runstate.Dir(filepath.Join(dir, "fdbhook")), src: &hand{ready: make(chan struct{})}, log: &syncBuf{}}
+		runDir: runstate.Dir(filepath.Join(dir, "fdbhook")), clock: newFakeClock(), log: &syncBuf{}}
 	r.config(cfg)
 	r.k.Add(&model.Link{Name: "lo", Type: "device"})
 	for _, br := range []string{"br0", "br1", "br2"} {
 		r.k.Add(kerneltest.Bridge(br))
 	}
 	r.k.Add(kerneltest.Uplink("eth0", "br0"))
+	lg := logrus.New()
+	lg.Out, lg.Level, lg.Formatter = r.log, logrus.DebugLevel, logFormat
+	h := host.FromEnv(func(key string) string {
+		return map[string]string{host.EnvLibvirtRun: filepath.Join(dir, "run"), host.EnvLibvirtEtc: filepath.Join(dir, "etc")}[key]
+	})
+	h.Config, h.RunDir, h.Lock, h.LockTimeout = r.cfgPath, r.runDir, filepath.Join(dir, "fdbhook/lock"), time.Second
+	h.Libvirt.ProcDir = filepath.Join(dir, "proc")
+	r.w = &Watcher{
+		Log:        lg,
+		Host:       h,
+		OpenKernel: func() (model.Kernel, error) { return r.k, nil },
+		Backoff:    20 * time.Millisecond,
+		Clock:      r.clock,
+		Processed: func(guests []string, resync bool) {
+			r.batches++
+			if resync {
+				r.resyncs++
+			}
+			r.reconciled = append(r.reconciled, guests)
+		},
+	}
 	return r
 }
 
@@ -100,25 +110,27 @@ func (r *rig) config(text string) {
 	}
 }
 
-// guest writes a running guest's live XML, as libvirt does (a rename);
-// nics are "bridge:target:mac". A state "STATE/JOB" adds libvirt's
-// <job async='JOB'> (e.g. "paused/migration out").
+// liveXML is a running guest's live XML as libvirt writes it; nics are
+// "bridge:target:mac". state is "STATE[:REASON][/JOB]": libvirt's state
+// and its reason (booted when none), and <job async='JOB'> (e.g.
+// "paused:migration/migration in").
+func liveXML(name, state string, nics ...string) string {
+	state, job, _ := strings.Cut(state, "/")
+	state, reason, _ := strings.Cut(state, ":")
+	d := lab.Domain{Name: name}
+	for _, n := range nics {
+		f := strings.SplitN(n, ":", 3)
+		d.NICs = append(d.NICs, lab.NIC{Bridge: f[0], Target: f[1], MAC: f[2], Alias: "-"})
+	}
+	return d.Live(lab.Status{State: state, Reason: reason, Pid: 1, Job: job})
+}
+
+// guest writes a running guest's live XML (liveXML) as libvirt does: a
+// new file renamed over the old one.
 func (r *rig) guest(name, state string, nics ...string) {
 	r.t.Helper()
-	var b strings.Builder
-	state, job, _ := strings.Cut(state, "/")
-	fmt.Fprintf(&b, "<domstatus state='%s' reason='booted' pid='1'>", state)
-	if job != "" {
-		fmt.Fprintf(&b, "<job type='none' async='%s'/>", job)
-	}
-	fmt.Fprintf(&b, "<domain type='qemu'><name>%s</name><devices>", name)
-	for i, n := range nics {
-		f := strings.SplitN(n, ":", 3)
-		fmt.Fprintf(&b, "<interface type='bridge'><mac address='%s'/><source bridge='%s'/><target dev='%s'/><alias name='net%d'/></interface>", f[2], f[0], f[1], i)
-	}
-	b.WriteString("</devices></domain></domstatus>")
 	path := filepath.Join(r.dir, "run/qemu", name+".xml")
-	if err := os.WriteFile(path+".new", []byte(b.String()), 0o600); err != nil {
+	if err := os.WriteFile(path+".new", []byte(liveXML(name, state, nics...)), 0o600); err != nil {
 		r.t.Fatal(err)
 	}
 	if err := os.Rename(path+".new", path); err != nil {
@@ -126,84 +138,76 @@ func (r *rig) guest(name, state string, nics ...string) {
 	}
 }
 
+// resumed writes guest name's live XML as libvirt does when it pauses the
+// guest and then resumes it, each with its hint, settling in between.
+func (r *rig) resumed(name string, nics ...string) {
+	r.t.Helper()
+	r.guest(name, "paused:user", nics...)
+	r.emit(Event{Guest: name, Why: "test: paused"})
+	r.settle()
+	r.guest(name, "running:unpaused", nics...)
+	r.emit(Event{Guest: name, Why: "test: resumed"})
+}
+
+// start opens the watcher (its lock, the configuration, the start-up
+// resync) and runs it until it is idle.
 func (r *rig) start() {
 	r.t.Helper()
-	lg := logrus.New()
-	lg.Out, lg.Level, lg.Formatter = r.log, logrus.DebugLevel, logFormat
-	r.w = &Watcher{
-		Log:        lg,
-		ConfigPath: r.cfgPath,
-		Libvirt: libvirt.Paths{NetworkDirs: []string{filepath.Join(r.dir, "run/network")}, QemuRunDir: filepath.Join(r.dir, "run/qemu"),
-			LxcRunDir: filepath.Join(r.dir, "run/lxc"), ProcDir: filepath.Join(r.dir, "proc")},
-		LibvirtEtc:  filepath.Join(r.dir, "etc"),
-		RunDir:      r.runDir,
-		LockPath:    filepath.Join(r.dir, "fdbhook/lock"),
-		LockTimeout: time.Second,
-		OpenKernel:  func() (model.Kernel, error) { return r.k, nil },
-		Sources:     append([]Source{r.src}, r.extra...),
-		Backoff:     20 * time.Millisecond,
-		Processed: func(_ []string, resync bool) {
-			r.mu.Lock()
-			r.batches++
-			if resync {
-				r.resyncs++
-			}
-			r.mu.Unlock()
-		},
+	release, err := r.w.open()
+	if err != nil {
+		r.t.Fatalf("open: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r.stop, r.done = cancel, make(chan error, 1)
-	go func() { r.done <- r.w.Run(ctx) }()
-	select {
-	case <-r.src.ready:
-	case err := <-r.done:
-		r.t.Fatalf("Run ended at once: %v", err)
-	case <-time.After(2 * time.Second):
-		r.t.Fatal("the watcher did not start its sources")
-	}
-	r.t.Cleanup(r.shutdown)
-	r.waitFor("the start-up resync", func() bool { r.mu.Lock(); defer r.mu.Unlock(); return r.resyncs > 0 })
+	r.t.Cleanup(release)
+	r.settle()
 }
 
-func (r *rig) shutdown() {
-	if r.stop == nil {
-		return
+func (r *rig) emit(e Event) { r.w.emit(e) }
+
+// step works on what is due now, without moving the clock; it reports
+// whether there was anything.
+func (r *rig) step() bool {
+	b, _ := r.w.q.take(r.clock.Now())
+	if b.empty() {
+		return false
 	}
-	r.stop()
-	r.stop = nil
-	select {
-	case err := <-r.done:
-		if err != nil {
-			r.t.Errorf("Run: %v", err)
-		}
-	case <-time.After(time.Second):
-		r.t.Error("Run did not return within a second of its context ending")
-	}
+	r.w.work(context.Background(), b)
+	return true
 }
 
-func (r *rig) emit(e Event) { r.src.fn(e) }
-
-// waitFor polls cond for up to two seconds.
-func (r *rig) waitFor(what string, cond func() bool) {
-	r.t.Helper()
-	deadline := time.Now().Add(2 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			r.t.Fatalf("timed out waiting for %s; log:\n%s", what, r.log.String())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// settle waits until the watcher has been idle for a while, so that a
-// test can check that something did NOT happen.
+// settle runs the watcher until nothing waits in its queue but the resync
+// timer, moving the clock to each key's (or retried resync's) due time.
 func (r *rig) settle() {
 	r.t.Helper()
-	time.Sleep(150 * time.Millisecond)
-	for r.w.q.len() > 0 {
-		time.Sleep(20 * time.Millisecond)
+	for range 1000 {
+		if r.step() {
+			continue
+		}
+		due, ok := r.w.q.nextDue()
+		if !ok {
+			return
+		}
+		r.clock.AdvanceTo(due)
 	}
-	time.Sleep(50 * time.Millisecond)
+	r.t.Fatalf("the watcher is still busy after 1000 batches; log:\n%s", r.log.String())
+}
+
+// waitFor settles the watcher and checks cond.
+func (r *rig) waitFor(what string, cond func() bool) {
+	r.t.Helper()
+	r.settle()
+	if !cond() {
+		r.t.Fatalf("not so once the watcher settled: %s; log:\n%s", what, r.log.String())
+	}
+}
+
+// orphan adds tap vnet9 on br0, managed, which no running guest names and
+// no process holds open, with a static entry for mac9: what a guest that
+// is gone left behind.
+func (r *rig) orphan() {
+	orphan := kerneltest.Tap("vnet9", "br0", kerneltest.Managed)
+	orphan.Carrier = false
+	r.k.Add(orphan)
+	r.k.AddStatic(mac9, "vnet9")
 }
 
 func (r *rig) managed(port, mac string) func() bool {
@@ -230,21 +234,11 @@ func startedWithG1(t *testing.T) *rig {
 func TestStartupManagesRunningGuestsAndCleansStale(t *testing.T) {
 	r := newRig(t, twoBridges)
 	r.k.Add(kerneltest.Tap("vnet1", "br0", kerneltest.Learning))
-	orphan := kerneltest.Tap("vnet9", "br0", kerneltest.Managed)
-	orphan.Carrier = false
-	r.k.Add(orphan)
-	r.k.AddStatic(mac9, "vnet9")
+	r.orphan()
 	r.guest("g1", "running", "br0:vnet1:"+mac1)
 	r.start()
 	r.waitFor("g1 managed", r.managed("vnet1", mac1))
 	r.waitFor("the stale entry on vnet9 deleted", func() bool { return len(r.k.Static(mac9)) == 0 })
-	if w, running, _ := r.runDir.WatcherRunning(); !running || w.PID != os.Getpid() {
-		t.Errorf("watcher lock while running: %+v running=%v", w, running)
-	}
-	r.shutdown()
-	if _, running, _ := r.runDir.WatcherRunning(); running {
-		t.Error("the watcher lock is still held after Run returned")
-	}
 }
 
 func TestHealsDrift(t *testing.T) {
@@ -268,7 +262,10 @@ func TestHotplugBeforeLiveXML(t *testing.T) {
 	// names a tap no guest has yet.
 	r.k.Add(kerneltest.Tap("vnet2", "br0", kerneltest.Learning))
 	r.emit(Event{Port: "vnet2", Why: "test: tap created"})
-	time.Sleep(30 * time.Millisecond)
+	r.clock.Advance(r.w.Debounce)
+	if !r.step() {
+		t.Fatal("the port's event was not due after the debounce")
+	}
 	if f, _ := r.k.Flags("vnet2"); f != kerneltest.Learning {
 		t.Fatalf("vnet2 changed before any guest named it: %v", f)
 	}
@@ -325,7 +322,7 @@ func TestRoamReportedNotReverted(t *testing.T) {
 	if got := r.k.Static(mac1); !slices.Equal(got, []string{"eth0"}) {
 		t.Fatalf("roamed entry moved back while the guest runs: on %v", got)
 	}
-	r.emit(Event{Guest: "g1", Trigger: Started, Why: "test: resumed"})
+	r.resumed("g1", "br0:vnet1:"+mac1)
 	r.waitFor("the entry back on the guest's tap after a resume", r.managed("vnet1", mac1))
 }
 
@@ -379,7 +376,8 @@ func TestIncomingMigration(t *testing.T) {
 	if _, ok, _ := r.runDir.GetMark("g1"); !ok {
 		t.Fatal("the mark was cleared before the resume")
 	}
-	r.emit(Event{Guest: "g1", Trigger: Migrated, Why: "test: resumed migrated"})
+	r.guest("g1", "running:migrated", "br0:vnet1:"+mac1)
+	r.emit(Event{Guest: "g1", Why: "test: live XML rewritten at the resume"})
 	r.waitFor("entries at the resume", r.managed("vnet1", mac1))
 	r.waitFor("the mark cleared", func() bool { _, ok, _ := r.runDir.GetMark("g1"); return !ok })
 }
@@ -431,54 +429,33 @@ func TestRefusedGuestIsRetriedThenLoggedOnce(t *testing.T) {
 }
 
 func TestBurstIsOneReconcile(t *testing.T) {
-	q := newQueue(10*time.Millisecond, time.Now)
+	c := newFakeClock()
+	q := newQueue(10*time.Millisecond, c)
 	for i := 0; i < 100; i++ {
-		q.add(key{name: "g1"}, Changed, "burst")
+		q.add(key{name: "g1"}, "burst")
 	}
-	q.add(key{name: "g1"}, Started, "resume")
-	q.add(key{name: "g2"}, Changed, "other")
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	b, ok := q.next(ctx, nil)
-	if !ok || len(b.items) != 2 || b.items[key{name: "g1"}].trigger != Started {
-		t.Fatalf("batch = %+v, %v; want g1 (started) and g2 once each", b.items, ok)
+	q.add(key{name: "g2"}, "other")
+	c.Advance(10 * time.Millisecond)
+	b, _ := q.take(c.Now())
+	if len(b.items) != 2 || b.items[key{name: "g1"}].why != "burst" {
+		t.Fatalf("batch = %+v; want g1 and g2 once each", b.items)
 	}
 	if q.len() != 0 {
 		t.Fatalf("%d keys left", q.len())
 	}
 }
 
-func TestLifecycleMapping(t *testing.T) {
+// TestLifecycleHints: a lifecycle event names its guest and says what it
+// was, and nothing more: the worker reads the rest from the live XML.
+func TestLifecycleHints(t *testing.T) {
 	for _, c := range []struct {
 		ev, detail int32
-		want       Trigger
-	}{
-		{2, 0, Started},  // started booted
-		{2, 1, Changed},  // started migrated: still paused, the mark decides
-		{4, 0, Started},  // resumed unpaused
-		{4, 1, Migrated}, // resumed migrated
-		{4, 3, Migrated}, // resumed post-copy
-		{3, 0, Changed},  // suspended
-		{5, 0, Changed},  // stopped
-	} {
-		if got := lifecycleEvent("g", c.ev, c.detail); got.Trigger != c.want || got.Guest != "g" {
-			t.Errorf("lifecycle %d/%d -> %v for %q, want %v", c.ev, c.detail, got.Trigger, got.Guest, c.want)
+		want       string
+	}{{2, 0, "Started"}, {2, 1, "Started"}, {4, 1, "Resumed"}, {3, 0, "Suspended"}, {5, 0, "Stopped"}} {
+		e := lifecycleEvent("g", c.ev, c.detail)
+		if e != (Event{Guest: "g", Why: e.Why}) || !strings.Contains(e.Why, c.want) {
+			t.Errorf("lifecycle %d/%d -> %+v, want a hint for g saying %s", c.ev, c.detail, e, c.want)
 		}
-	}
-}
-
-func TestDelayedResync(t *testing.T) {
-	q := newQueue(time.Millisecond, time.Now)
-	q.resyncAfter(80*time.Millisecond, "retry", false)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	t0 := time.Now()
-	b, ok := q.next(ctx, nil)
-	if !ok || !b.resync {
-		t.Fatalf("batch %+v, %v: want the delayed resync", b, ok)
-	}
-	if d := time.Since(t0); d < 70*time.Millisecond {
-		t.Fatalf("the resync came after %v, before its delay", d)
 	}
 }
 
@@ -487,7 +464,7 @@ func TestIdleResyncWritesNothing(t *testing.T) {
 	r.settle()
 	before := r.k.Writes()
 	r.emit(Event{Resync: true, Why: "test: timer"})
-	r.emit(Event{Guest: "g1", Trigger: Started, Why: "test: resumed"})
+	r.emit(Event{Guest: "g1", Why: "test: lifecycle resumed"})
 	r.settle()
 	if n := r.k.Writes() - before; n != 0 {
 		t.Errorf("a resync of a managed guest wrote %d times", n)

@@ -65,31 +65,18 @@ type nic struct{ bridge, tap, mac string }
 // the live <domain> when running, the bare definition otherwise. optOut
 // lists MACs the guest's metadata opts out.
 func domain(name string, running bool, optOut []string, nics ...nic) string {
-	var b strings.Builder
-	if running {
-		b.WriteString("<domstatus state='running' reason='booted' pid='1'>\n")
-	}
-	fmt.Fprintf(&b, "<domain type='kvm'>\n  <name>%s</name>\n", name)
-	if len(optOut) > 0 {
-		b.WriteString("  <metadata>\n    <fdbhook:fdb xmlns:fdbhook=\"urn:fdbhook:1\">\n")
-		for _, m := range optOut {
-			fmt.Fprintf(&b, "      <fdbhook:interface mac=\"%s\" manage=\"no\"/>\n", m)
-		}
-		b.WriteString("    </fdbhook:fdb>\n  </metadata>\n")
-	}
-	b.WriteString("  <devices>\n")
-	for i, n := range nics {
-		fmt.Fprintf(&b, "    <interface type='bridge'>\n      <mac address='%s'/>\n      <source bridge='%s'/>\n", n.mac, n.bridge)
+	d := testlab.Domain{Name: name, OptOut: optOut}
+	for _, n := range nics {
+		ln := testlab.NIC{MAC: n.mac, Bridge: n.bridge}
 		if running && n.tap != "" {
-			fmt.Fprintf(&b, "      <target dev='%s'/>\n      <alias name='net%d'/>\n", n.tap, i)
+			ln.Target, ln.Alias = n.tap, "-"
 		}
-		b.WriteString("    </interface>\n")
+		d.NICs = append(d.NICs, ln)
 	}
-	b.WriteString("  </devices>\n</domain>\n")
 	if running {
-		b.WriteString("</domstatus>\n")
+		return d.Live(testlab.Status{Pid: 1})
 	}
-	return b.String()
+	return d.XML()
 }
 
 // running writes a running guest's live XML; defined its definition.
@@ -108,24 +95,11 @@ type port struct{ learning, flood bool }
 func (p port) String() string { return fmt.Sprintf("learning %v flood %v", p.learning, p.flood) }
 
 // portFlags reads a port's flags through netlink and, independently,
-// through `bridge -d link show`, and fails the test if they disagree.
+// iproute2 (lab.PortFlags), failing the test when they disagree.
 func (l *lab) portFlags(name string) port {
 	l.t.Helper()
-	link, err := l.Handle.LinkByName(name)
-	if err != nil {
-		l.t.Fatalf("netlink: %s: %v", name, err)
-	}
-	pi, err := l.Handle.LinkGetProtinfo(link)
-	if err != nil {
-		l.t.Fatalf("netlink: protinfo of %s: %v", name, err)
-	}
-	nl := port{pi.Learning, pi.Flood}
-	out := l.Bridge("-d", "link", "show", "dev", name)
-	ip := port{strings.Contains(out, "learning on"), strings.Contains(out, " flood on")}
-	if nl != ip {
-		l.t.Fatalf("%s: netlink says %s, iproute2 says %s:\n%s", name, nl, ip, out)
-	}
-	return nl
+	f := l.PortFlags(name)
+	return port{f.Learning, f.Flood}
 }
 
 // static returns the bridge's static entries as "MAC PORT", read through

@@ -127,7 +127,7 @@ func startNeighbour(t *testing.T, dst net.HardwareAddr, period time.Duration) (s
 		t.Fatal(err)
 	}
 	defer ns.Close()
-	s, err := testlab.OpenPacket(ns, outIf)
+	s, err := testlab.OpenPacket(t, ns, outNS, outIf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,10 +168,9 @@ func startNeighbour(t *testing.T, dst net.HardwareAddr, period time.Duration) (s
 // the test ends.
 func openTapCounter(t *testing.T, tap string) *testlab.TapCounter {
 	t.Helper()
-	c, err := testlab.OpenTapCounter(netns.None(), tap)
+	c, err := testlab.OpenTapCounter(t, netns.None(), "the host's namespace", tap)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Stop() })
 	return c
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	testlab "github.com/fdbhook/fdbhook/test/lab"
 )
 
 // TestLxcLinkUpBeforeStarted measures the window docs/containers.md describes for
@@ -55,16 +57,11 @@ func TestLxcLinkUpBeforeStarted(t *testing.T) {
 func linkUpStart(t *testing.T, what, ip string, wantUpFirst bool) bool {
 	t.Helper()
 	const name, veth, mac = "fdbtlxc3", "fdbtlxc3a", "52:54:00:fd:0c:31"
-	xml := fmt.Sprintf(`<domain type='lxc'>
-  <name>%s</name>
-  <memory unit='MiB'>64</memory>
-  <os><type>exe</type><init>/bin/sh</init><initarg>-c</initarg><initarg>exec sleep 3600</initarg></os>
-  <devices>
-    <console type='pty'/>
-    <interface type='bridge'><mac address='%s'/><source bridge='%s'/><target dev='%s'/>%s</interface>
-  </devices>
-</domain>
-`, name, mac, bridge0, veth, ip)
+	d := testlab.Domain{Name: name, Type: "lxc",
+		Body:    "  <memory unit='MiB'>64</memory>\n  <os><type>exe</type><init>/bin/sh</init><initarg>-c</initarg><initarg>exec sleep 3600</initarg></os>\n",
+		Devices: "    <console type='pty'/>\n",
+		NICs:    []testlab.NIC{{MAC: mac, Bridge: bridge0, Target: veth, Extra: ip}}}
+	xml := d.XML()
 	file := t.TempDir() + "/" + name + ".xml"
 	if err := os.WriteFile(file, []byte(xml), 0o644); err != nil {
 		t.Fatal(err)

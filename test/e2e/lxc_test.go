@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fdbhook/fdbhook/test/lab"
 )
 
 // Containers of libvirt's LXC driver (lxc:///system): application
@@ -43,28 +45,14 @@ func containerXML(name string, nics []nic) string {
 	if err != nil {
 		ip = "/sbin/ip"
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, `<domain type='lxc'>
-  <name>%s</name>
-  <memory unit='MiB'>64</memory>
-  <os>
-    <type>exe</type>
-    <init>/bin/sh</init>
-    <initarg>-c</initarg>
-    <initarg>for i in /sys/class/net/eth*; do %s link set dev "${i##*/}" up; done; exec sleep 3600</initarg>
-  </os>
-  <devices>
-    <console type='pty'/>
-`, name, ip)
+	d := lab.Domain{Name: name, Type: "lxc",
+		Body: fmt.Sprintf("  <memory unit='MiB'>64</memory>\n  <os>\n    <type>exe</type>\n    <init>/bin/sh</init>\n"+
+			"    <initarg>-c</initarg>\n    <initarg>for i in /sys/class/net/eth*; do %s link set dev \"${i##*/}\" up; done; exec sleep 3600</initarg>\n  </os>\n", ip),
+		Devices: "    <console type='pty'/>\n"}
 	for _, n := range nics {
-		fmt.Fprintf(&b, "    <interface type='%s'><mac address='%s'/><source bridge='%s'/>", n.typ, n.mac, n.source)
-		if n.target != "" {
-			fmt.Fprintf(&b, "<target dev='%s'/>", n.target)
-		}
-		b.WriteString("</interface>\n")
+		d.NICs = append(d.NICs, n.lab())
 	}
-	b.WriteString("  </devices>\n</domain>\n")
-	return b.String()
+	return d.XML()
 }
 
 // startContainer creates a transient container and destroys it when the

@@ -86,9 +86,19 @@ func sendFrames(nsName, ifName string, dst, src net.HardwareAddr, n int) error {
 	return <-errc
 }
 
+// tapSample is one reading of a tap's counters: tx_packets + tx_dropped
+// through netlink and through sysfs, with the tap's ifindex (a tap made
+// again under its name starts its counters from zero) and its carrier
+// changes (a tap that went down and up kept its counters).
+type tapSample struct {
+	nl, sys        uint64
+	ifindex        int
+	carrierChanges uint64
+}
+
 // txCount is what the host counted as handed to a tap: tx_packets plus
-// tx_dropped, through netlink.
-func (k *kernel) txCount(t *testing.T, tap string) uint64 {
+// tx_dropped, through netlink, and the tap's ifindex.
+func (k *kernel) txCount(t *testing.T, tap string) (uint64, int) {
 	t.Helper()
 	l, err := k.h.LinkByName(tap)
 	if err != nil {
@@ -98,38 +108,36 @@ func (k *kernel) txCount(t *testing.T, tap string) uint64 {
 	if s == nil {
 		t.Fatalf("netlink: %s: no statistics", tap)
 	}
-	return s.TxPackets + s.TxDropped
+	return s.TxPackets + s.TxDropped, l.Attrs().Index
 }
 
-// sysfsTxCount reads the same counters from /sys, the independent witness.
-func sysfsTxCount(t *testing.T, tap string) uint64 {
+// sysfsCount reads a counter of a tap from /sys, the independent witness.
+func sysfsCount(t *testing.T, tap, name string) uint64 {
 	t.Helper()
-	var sum uint64
-	for _, c := range []string{"tx_packets", "tx_dropped"} {
-		b, err := os.ReadFile("/sys/class/net/" + tap + "/statistics/" + c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sum += v
+	b, err := os.ReadFile("/sys/class/net/" + tap + "/" + name)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return sum
+	v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
 
 // counts samples every tap's counter through netlink and sysfs. A stray
 // frame can arrive between the two reads, so a sample counts only when
 // netlink reads the same before and after sysfs.
-func (k *kernel) counts(t *testing.T, taps []string) map[string][2]uint64 {
+func (k *kernel) counts(t *testing.T, taps []string) map[string]tapSample {
 	t.Helper()
-	m := map[string][2]uint64{}
+	m := map[string]tapSample{}
 	for _, tap := range taps {
 		for try := 0; ; try++ {
-			nl, sys := k.txCount(t, tap), sysfsTxCount(t, tap)
-			if again := k.txCount(t, tap); again == nl || try == 20 {
-				m[tap] = [2]uint64{nl, sys}
+			nl, index := k.txCount(t, tap)
+			sys := sysfsCount(t, tap, "statistics/tx_packets") + sysfsCount(t, tap, "statistics/tx_dropped")
+			carrier := sysfsCount(t, tap, "carrier_changes")
+			if again, _ := k.txCount(t, tap); again == nl || try == 20 {
+				m[tap] = tapSample{nl: nl, sys: sys, ifindex: index, carrierChanges: carrier}
 				break
 			}
 		}
@@ -145,7 +153,9 @@ const stray = 2
 // deliver sends n frames to dst from the outside host and returns, per tap,
 // how many frames the bridge handed it (netlink; sysfs must agree). It waits
 // until the counters of the taps in expect have reached n, then a little more
-// so that late frames to other taps are seen too.
+// so that late frames to other taps are seen too. A tap made again
+// meanwhile fails the test (its counters started from zero); one that went
+// down and up is logged.
 func (k *kernel) deliver(t *testing.T, dst net.HardwareAddr, n int, taps, expect []string) map[string]uint64 {
 	t.Helper()
 	before := k.counts(t, taps)
@@ -155,7 +165,7 @@ func (k *kernel) deliver(t *testing.T, dst net.HardwareAddr, n int, taps, expect
 	waitFor(5*time.Second, func() bool {
 		now := k.counts(t, taps)
 		for _, tap := range expect {
-			if now[tap][0]-before[tap][0] < uint64(n) {
+			if now[tap].ifindex == before[tap].ifindex && now[tap].nl-before[tap].nl < uint64(n) {
 				return false
 			}
 		}
@@ -165,7 +175,14 @@ func (k *kernel) deliver(t *testing.T, dst net.HardwareAddr, n int, taps, expect
 	after := k.counts(t, taps)
 	d := map[string]uint64{}
 	for _, tap := range taps {
-		nl, sys := after[tap][0]-before[tap][0], after[tap][1]-before[tap][1]
+		b, a := before[tap], after[tap]
+		if a.ifindex != b.ifindex {
+			t.Fatalf("%s was made again while frames were counted (ifindex %d, now %d): its counters started from zero", tap, b.ifindex, a.ifindex)
+		}
+		if a.carrierChanges != b.carrierChanges {
+			t.Logf("%s: carrier changed %d times while frames were counted (down and up; the counters went on)", tap, a.carrierChanges-b.carrierChanges)
+		}
+		nl, sys := a.nl-b.nl, a.sys-b.sys
 		if nl != sys {
 			t.Errorf("%s: netlink counted %d frames, sysfs %d", tap, nl, sys)
 		}

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fdbhook/fdbhook/test/lab"
 )
 
 const (
@@ -63,25 +65,11 @@ func guestOS(t *testing.T) (kernel, initrd, serial string) {
 }
 
 func unplugXML(kernel, initrd, serial string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, `<domain type='qemu'>
-  <name>%s</name>
-  <memory unit='MiB'>256</memory>
-  <vcpu>1</vcpu>
-  <os><type arch='x86_64' machine='q35'>hvm</type><kernel>%s</kernel><initrd>%s</initrd>
-    <cmdline>console=ttyS0 panic=-1 quiet</cmdline></os>
-  <features><acpi/></features>
-  <devices>
-    <memballoon model='none'/>
-    <serial type='file'><source path='%s'/><target port='0'/></serial>
-    <interface type='bridge'><mac address='%s'/><source bridge='%s'/><model type='virtio'/><rom enabled='no'/></interface>
-    <controller type='pci' index='0' model='pcie-root'/>
-`, uGuest, kernel, initrd, serial, uMAC0, bridge0)
-	for i := 1; i <= 12; i++ {
-		fmt.Fprintf(&b, "    <controller type='pci' index='%d' model='pcie-root-port'/>\n", i)
-	}
-	b.WriteString("  </devices>\n</domain>\n")
-	return b.String()
+	body := strings.Replace(hotplugBody(fmt.Sprintf("<kernel>%s</kernel><initrd>%s</initrd>\n    <cmdline>console=ttyS0 panic=-1 quiet</cmdline>", kernel, initrd)),
+		"<memory unit='MiB'>64</memory>", "<memory unit='MiB'>256</memory>", 1)
+	return lab.Domain{Name: uGuest, Type: "qemu", Body: body,
+		Devices: fmt.Sprintf("    <memballoon model='none'/>\n    <serial type='file'><source path='%s'/><target port='0'/></serial>\n", serial) + rootPorts(12),
+		NICs:    []lab.NIC{{MAC: uMAC0, Bridge: bridge0, Model: "virtio", Extra: "      <rom enabled='no'/>\n"}}}.XML()
 }
 
 // staticOn lists the MACs with a static entry on bridge (iproute2).

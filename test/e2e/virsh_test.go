@@ -5,7 +5,6 @@ package e2e
 import (
 	"bytes"
 	"encoding/xml"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fdbhook/fdbhook/test/lab"
 )
 
 // virsh runs virsh against the system daemon's QEMU driver and returns
@@ -72,30 +73,27 @@ type nic struct {
 // (No <controller type='usb' model='none'/>: libvirt 9.0 adds an alias to it
 // on restore, which would show as a change of the live XML.)
 func domainXML(name string, nics []nic) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, `<domain type='qemu'>
-  <name>%s</name>
-  <memory unit='MiB'>64</memory>
-  <vcpu>1</vcpu>
-  <os><type arch='x86_64'>hvm</type></os>
-  <devices>
-    <memballoon model='none'/>
-`, name)
+	d := lab.Domain{Name: name, Type: "qemu",
+		Body:    "  <memory unit='MiB'>64</memory>\n  <vcpu>1</vcpu>\n  <os><type arch='x86_64'>hvm</type></os>\n",
+		Devices: "    <memballoon model='none'/>\n"}
 	for _, n := range nics {
-		fmt.Fprintf(&b, "    <interface type='%s'>\n      <mac address='%s'/>\n", n.typ, n.mac)
-		switch n.typ {
-		case "bridge":
-			fmt.Fprintf(&b, "      <source bridge='%s'/>\n", n.source)
-		case "network":
-			fmt.Fprintf(&b, "      <source network='%s'/>\n", n.source)
-		}
-		if n.target != "" {
-			fmt.Fprintf(&b, "      <target dev='%s'/>\n", n.target)
-		}
-		b.WriteString("      <model type='rtl8139'/>\n      <rom enabled='no'/>\n    </interface>\n")
+		ln := n.lab()
+		ln.Model, ln.Extra = "rtl8139", "      <rom enabled='no'/>\n"
+		d.NICs = append(d.NICs, ln)
 	}
-	b.WriteString("  </devices>\n</domain>\n")
-	return b.String()
+	return d.XML()
+}
+
+// lab is the NIC in the shared harness's terms.
+func (n nic) lab() lab.NIC {
+	ln := lab.NIC{Type: n.typ, MAC: n.mac, Target: n.target}
+	switch n.typ {
+	case "bridge":
+		ln.Bridge = n.source
+	case "network":
+		ln.Network = n.source
+	}
+	return ln
 }
 
 // defineGuest defines a persistent guest. The suite's teardown removes it;

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fdbhook/fdbhook/test/lab"
 )
 
 // The watcher scenario's names.
@@ -28,22 +30,26 @@ const (
 // PCIe root ports (the i440fx default refuses: "Bus 'pci.0' does not
 // support hotplugging").
 func hotplugXML(name, mac string) string {
+	return lab.Domain{Name: name, Type: "qemu", Body: hotplugBody(""),
+		Devices: "    <memballoon model='none'/>\n" + rootPorts(8),
+		NICs:    []lab.NIC{{MAC: mac, Bridge: bridge0, Model: "virtio", Extra: "      <rom enabled='no'/>\n"}}}.XML()
+}
+
+// hotplugBody is a q35 guest with ACPI, with os (kernel, initrd, command
+// line) inside <os>.
+func hotplugBody(os string) string {
+	return "  <memory unit='MiB'>64</memory>\n  <vcpu>1</vcpu>\n  <os><type arch='x86_64' machine='q35'>hvm</type>" + os +
+		"</os>\n  <features><acpi/></features>\n"
+}
+
+// rootPorts are the PCIe root complex and n spare root ports: slots for
+// hotplugged NICs.
+func rootPorts(n int) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, `<domain type='qemu'>
-  <name>%s</name>
-  <memory unit='MiB'>64</memory>
-  <vcpu>1</vcpu>
-  <os><type arch='x86_64' machine='q35'>hvm</type></os>
-  <features><acpi/></features>
-  <devices>
-    <memballoon model='none'/>
-    <interface type='bridge'><mac address='%s'/><source bridge='%s'/><model type='virtio'/><rom enabled='no'/></interface>
-`, name, mac, bridge0)
 	b.WriteString("    <controller type='pci' index='0' model='pcie-root'/>\n")
-	for i := 1; i <= 8; i++ {
+	for i := 1; i <= n; i++ {
 		fmt.Fprintf(&b, "    <controller type='pci' index='%d' model='pcie-root-port'/>\n", i)
 	}
-	b.WriteString("  </devices>\n</domain>\n")
 	return b.String()
 }
 

@@ -65,10 +65,9 @@ func newLab(t *testing.T) *lab {
 		t.Fatalf("opening tap0 as its guest: %v", err)
 	}
 	t.Cleanup(func() { unix.Close(l.tap) })
-	if l.up1, err = testlab.OpenPacket(l.wire.NetNS, "up1"); err != nil {
+	if l.up1, err = testlab.OpenPacket(t, l.wire.NetNS, l.wire.Name, "up1"); err != nil {
 		t.Fatalf("packet socket on up1: %v", err)
 	}
-	t.Cleanup(l.up1.Close)
 	l.waitForwarding("tap0")
 	l.waitForwarding("up0")
 	return l
@@ -127,21 +126,8 @@ func (l *lab) start(config, metadata string) {
 
 // domainXML is a running guest with one NIC on br0 through tap0.
 func domainXML(metadata string) string {
-	return `<domain type='kvm' id='7'>
-  <name>fdbt-g1</name>
-  <uuid>5f0c5d4e-7f11-4a4e-9a55-0d0a0c0ffee1</uuid>
-  <metadata>` + metadata + `</metadata>
-  <devices>
-    <interface type='bridge'>
-      <mac address='` + guestMAC + `'/>
-      <source bridge='br0'/>
-      <target dev='tap0'/>
-      <model type='virtio'/>
-      <alias name='net0'/>
-    </interface>
-  </devices>
-</domain>
-`
+	return testlab.Domain{Name: "fdbt-g1", ID: 7, UUID: "5f0c5d4e-7f11-4a4e-9a55-0d0a0c0ffee1", Metadata: metadata,
+		NICs: []testlab.NIC{{MAC: guestMAC, Bridge: "br0", Target: "tap0", Model: "virtio", Alias: "net0"}}}.XML()
 }
 
 // entry is a bridge entry as both witnesses report it.
@@ -198,8 +184,9 @@ func (l *lab) entryOf(mac string) entry {
 	return nl
 }
 
-// portFlags reads tap0's flags through the project's netlink code and
-// through `ip -d -j link show`, and fails the test when they disagree.
+// portFlags reads a port's flags through the netlink library and
+// iproute2 (lab.PortFlags) and through the project's own netlink code, and
+// fails the test when they disagree.
 func (l *lab) portFlags(port string) model.Flags {
 	l.t.Helper()
 	c, err := kernel.Open(l.host.NetNS, 2*time.Second)
@@ -211,22 +198,9 @@ func (l *lab) portFlags(port string) model.Flags {
 	if err != nil || link == nil {
 		l.t.Fatalf("%s: %v", port, err)
 	}
-	var links []struct {
-		Linkinfo struct {
-			InfoSlaveData struct {
-				Learning bool `json:"learning"`
-				Flood    bool `json:"flood"`
-				Locked   bool `json:"locked"`
-			} `json:"info_slave_data"`
-		} `json:"linkinfo"`
-	}
-	if err := json.Unmarshal(l.host.Exec("ip", "-d", "-j", "link", "show", "dev", port), &links); err != nil || len(links) != 1 {
-		l.t.Fatalf("ip -d -j link show dev %s: %v", port, err)
-	}
-	sd := links[0].Linkinfo.InfoSlaveData
-	ip := model.Flags{Learning: sd.Learning, Flood: sd.Flood, Locked: sd.Locked}
-	if link.Flags != ip {
-		l.t.Fatalf("%s flags: netlink says %v, iproute2 says %v", port, link.Flags, ip)
+	f := l.host.PortFlags(port)
+	if ip := (model.Flags{Learning: f.Learning, Flood: f.Flood, Locked: f.Locked}); link.Flags != ip {
+		l.t.Fatalf("%s flags: the project's netlink code says %v, the library and iproute2 say %v", port, link.Flags, ip)
 	}
 	if !link.LockCapable {
 		l.t.Skipf("this kernel reports no IFLA_BRPORT_LOCKED for %s (needs Linux 5.18+)", port)

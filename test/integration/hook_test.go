@@ -10,9 +10,11 @@ import (
 	"time"
 
 	"github.com/fdbhook/fdbhook/pkg/hook"
+	"github.com/fdbhook/fdbhook/pkg/host"
 	"github.com/fdbhook/fdbhook/pkg/kernel"
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
 	"github.com/fdbhook/fdbhook/pkg/model"
+	"github.com/fdbhook/fdbhook/pkg/runstate"
 	testlab "github.com/fdbhook/fdbhook/test/lab"
 )
 
@@ -20,14 +22,7 @@ import (
 const defaultConfig = "bridges = [\"br0\"]\n"
 
 // fixture reads a libvirt 9.0 capture from testdata.
-func fixture(t *testing.T, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(repoRoot, "testdata", "libvirt-9.0", name))
-	if err != nil {
-		t.Fatalf("fixture: %v", err)
-	}
-	return b
-}
+func fixture(t *testing.T, name string) []byte { return testlab.Recorded(t, "libvirt-9.0", name) }
 
 // call is one run of the qemu-hook binary.
 type call struct {
@@ -166,45 +161,15 @@ type nic struct {
 
 // domain renders live domain XML like libvirt 9.0 passes to the hook.
 func domain(name, metadata string, nics ...nic) []byte {
-	var b strings.Builder
-	fmt.Fprintf(&b, "<domain type='qemu' id='7'>\n  <name>%s</name>\n  <uuid>%s</uuid>\n", name, uuidFor(name))
-	if metadata != "" {
-		fmt.Fprintf(&b, "  <metadata>\n    %s\n  </metadata>\n", metadata)
+	d := testlab.Domain{Name: name, Type: "qemu", ID: 7, UUID: uuidFor(name), Metadata: metadata,
+		Body: "  <memory unit='KiB'>65536</memory>\n  <vcpu placement='static'>1</vcpu>\n" +
+			"  <os>\n    <type arch='x86_64' machine='pc-i440fx-7.2'>hvm</type>\n  </os>\n",
+		Devices: "    <emulator>/usr/bin/qemu-system-x86_64</emulator>\n"}
+	for _, n := range nics {
+		d.NICs = append(d.NICs, testlab.NIC{Type: n.Type, MAC: n.MAC, Bridge: n.Bridge, Network: n.Network, Target: n.Target,
+			VirtualPort: n.VirtualPort, Model: "virtio", Extra: n.Extra, Alias: "-"})
 	}
-	b.WriteString("  <memory unit='KiB'>65536</memory>\n  <vcpu placement='static'>1</vcpu>\n")
-	b.WriteString("  <os>\n    <type arch='x86_64' machine='pc-i440fx-7.2'>hvm</type>\n  </os>\n")
-	b.WriteString("  <devices>\n    <emulator>/usr/bin/qemu-system-x86_64</emulator>\n")
-	for i, n := range nics {
-		typ := n.Type
-		if typ == "" {
-			typ = "bridge"
-		}
-		fmt.Fprintf(&b, "    <interface type='%s'>\n", typ)
-		if n.MAC != "" {
-			fmt.Fprintf(&b, "      <mac address='%s'/>\n", n.MAC)
-		}
-		if n.Bridge != "" || n.Network != "" {
-			b.WriteString("      <source")
-			if n.Network != "" {
-				fmt.Fprintf(&b, " network='%s'", n.Network)
-			}
-			if n.Bridge != "" {
-				fmt.Fprintf(&b, " bridge='%s'", n.Bridge)
-			}
-			b.WriteString("/>\n")
-		}
-		if n.VirtualPort != "" {
-			fmt.Fprintf(&b, "      <virtualport type='%s'/>\n", n.VirtualPort)
-		}
-		if n.Target != "" {
-			fmt.Fprintf(&b, "      <target dev='%s'/>\n", n.Target)
-		}
-		b.WriteString("      <model type='virtio'/>\n")
-		b.WriteString(n.Extra)
-		fmt.Fprintf(&b, "      <alias name='net%d'/>\n    </interface>\n", i)
-	}
-	b.WriteString("  </devices>\n</domain>\n")
-	return []byte(b.String())
+	return []byte(d.XML())
 }
 
 // stopped returns nics as libvirt passes them at stop: no target devices.
@@ -272,17 +237,16 @@ func (p *inProcess) live(t *testing.T, name string, dom []byte) {
 func (p *inProcess) run(t *testing.T, stdin []byte, args ...string) result {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	env := map[string]string{"FDBHOOK_CONFIG": p.config}
-	r := &hook.Runner{
-		Env: hook.Env{
-			Program:     "qemu-hook",
-			Stdin:       bytes.NewReader(stdin),
-			Stdout:      &stdout,
-			Stderr:      &stderr,
-			Getenv:      func(k string) string { return env[k] },
-			Libvirt:     libvirt.Paths{NetworkDirs: []string{p.netDir}, QemuRunDir: p.qemuRunDir},
-			LockPath:    p.lockPath,
-			LockTimeout: p.lockWait,
+	r := &hook.Runner{Env: host.Env{
+		Program: "qemu-hook",
+		Stdin:   bytes.NewReader(stdin),
+		Stdout:  &stdout,
+		Stderr:  &stderr,
+		Host: host.Host{
+			Config:  p.config,
+			RunDir:  runstate.Dir(filepath.Join(filepath.Dir(p.config), "run")),
+			Libvirt: libvirt.Paths{NetworkDirs: []string{p.netDir}, QemuRunDir: p.qemuRunDir},
+			Lock:    p.lockPath, LockTimeout: p.lockWait,
 		},
 		OpenKernel: func() (model.Kernel, error) {
 			k, err := kernel.Open(p.l.NetNS, time.Second)
@@ -291,7 +255,7 @@ func (p *inProcess) run(t *testing.T, stdin []byte, args ...string) result {
 			}
 			return p.wrap(k), nil
 		},
-	}
+	}}
 	start := time.Now()
 	code := r.RunQemu(args)
 	res := result{Code: code, Stdout: stdout.String(), Stderr: stderr.String(), Took: time.Since(start)}

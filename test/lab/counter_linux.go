@@ -1,97 +1,70 @@
 package lab
 
 import (
-	"errors"
-	"fmt"
 	"net"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
 )
 
-// TapCounter watches one device, a guest's tap, with a packet socket for
-// every protocol (ETH_P_ALL: only such a socket sees outgoing frames): the
+// TapCounter counts on one device, a guest's tap, through a Capture: the
 // test frames the bridge forwards to it (PACKET_OUTGOING), each with when
-// it first came, and the frames the guest sends, by source MAC. A paused
-// or driverless guest's tap still counts here: its queue fills, the guest
-// gets nothing until it reads.
+// it first came, and the frames the guest sends, by source MAC and by
+// EtherType. A paused or driverless guest's tap still counts here: its
+// queue fills, the guest gets nothing until it reads. Like every Capture
+// it counts across its tap going down and up, and fails the test when it
+// loses the tap (unless ExpectGone).
 type TapCounter struct {
-	fd      int
+	capture *Capture
 	mu      sync.Mutex
 	marks   map[string]time.Time
 	sources map[string]int
-	done    chan struct{}
-	stopped chan struct{}
+	types   map[int]Sent
+}
+
+// Sent is what the guest sent of one kind: how many frames, and when the
+// first came.
+type Sent struct {
+	N     int
+	First time.Time
 }
 
 // OpenTapCounter starts counting on dev in ns (netns.None(): the test's
-// own namespace).
-func OpenTapCounter(ns netns.NsHandle, dev string) (*TapCounter, error) {
-	c := &TapCounter{marks: map[string]time.Time{}, sources: map[string]int{}, done: make(chan struct{}), stopped: make(chan struct{})}
-	open := func() error {
-		ifi, err := net.InterfaceByName(dev)
-		if err != nil {
-			return err
-		}
-		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ALL)))
-		if err != nil {
-			return err
-		}
-		if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifi.Index}); err != nil {
-			unix.Close(fd)
-			return err
-		}
-		tv := unix.NsecToTimeval((50 * time.Millisecond).Nanoseconds())
-		unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
-		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20)
-		c.fd = fd
-		return nil
-	}
-	var err error
-	if ns.IsOpen() {
-		err = InNS(ns, open)
-	} else {
-		err = open()
-	}
+// own namespace; called where in messages) until Stop, at the latest when
+// tb ends.
+func OpenTapCounter(tb testing.TB, ns netns.NsHandle, where, dev string) (*TapCounter, error) {
+	c := &TapCounter{marks: map[string]time.Time{}, sources: map[string]int{}, types: map[int]Sent{}}
+	capture, err := OpenCapture(tb, ns, where, dev, c.count)
 	if err != nil {
-		return nil, fmt.Errorf("packet socket on %s: %w", dev, err)
+		return nil, err
 	}
-	go c.loop()
+	c.capture = capture
 	return c, nil
 }
 
-func (c *TapCounter) loop() {
-	defer close(c.stopped)
-	buf := make([]byte, 2048)
-	for {
-		select {
-		case <-c.done:
-			return
-		default:
+func (c *TapCounter) count(f Captured) {
+	if len(f.Frame) < 14 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !f.Outgoing { // the guest sent it
+		c.sources[net.HardwareAddr(f.Frame[6:12]).String()]++
+		et := int(f.Frame[12])<<8 | int(f.Frame[13])
+		s := c.types[et]
+		if s.N == 0 {
+			s.First = f.At
 		}
-		n, from, err := unix.Recvfrom(c.fd, buf, 0)
-		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
-			continue
+		s.N++
+		c.types[et] = s
+		return
+	}
+	if m, ok := Marker(f.Frame); ok {
+		if _, seen := c.marks[m]; !seen {
+			c.marks[m] = f.At
 		}
-		if err != nil {
-			return // the device went away
-		}
-		ll, ok := from.(*unix.SockaddrLinklayer)
-		if !ok || n < 14 {
-			continue
-		}
-		now := time.Now()
-		c.mu.Lock()
-		if ll.Pkttype != unix.PACKET_OUTGOING {
-			c.sources[net.HardwareAddr(buf[6:12]).String()]++
-		} else if m, ok := Marker(buf[:n]); ok {
-			if _, seen := c.marks[m]; !seen {
-				c.marks[m] = now
-			}
-		}
-		c.mu.Unlock()
 	}
 }
 
@@ -102,16 +75,27 @@ func (c *TapCounter) FromGuest(mac string) int {
 	return c.sources[mac]
 }
 
-// Stop ends counting (a second call changes nothing) and returns when each
-// test frame reached the device.
-func (c *TapCounter) Stop() map[string]time.Time {
-	select {
-	case <-c.done:
-	default:
-		close(c.done)
-		<-c.stopped
-		unix.Close(c.fd)
+// ByType is what the guest has sent so far, by EtherType (0x8035: QEMU's
+// RARP announcement of a migrated guest).
+func (c *TapCounter) ByType() map[int]Sent {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[int]Sent, len(c.types))
+	for et, s := range c.types {
+		out[et] = s
 	}
+	return out
+}
+
+// Capture is the capture the counter reads: its device's changes, its
+// ifindex, ExpectGone.
+func (c *TapCounter) Capture() *Capture { return c.capture }
+
+// Stop ends counting (a second call changes nothing) and returns when each
+// test frame reached the device. It fails the test when the counter lost
+// its device (see Capture.Stop).
+func (c *TapCounter) Stop() map[string]time.Time {
+	c.capture.Stop()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.marks

@@ -2,7 +2,6 @@ package lab
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"net"
 	"testing"
@@ -74,38 +73,45 @@ func Marker(f []byte) (mark string, ok bool) {
 
 // PacketSock is an AF_PACKET socket on one device for EtherType: it plays
 // the network beyond that device, receiving what comes out of it and
-// sending into it.
+// sending into it. It follows its device as a Capture does: Drain reads
+// on across a down and up (logged), and Close and GuestSends fail the
+// test when the device was deleted, renamed or made again meanwhile.
 type PacketSock struct {
 	FD      int
 	Ifindex int
+
+	dev *device
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
-// OpenPacket opens a PacketSock on dev in ns.
-func OpenPacket(ns netns.NsHandle, dev string) (*PacketSock, error) {
-	var s *PacketSock
-	err := InNS(ns, func() error {
-		ifi, err := net.InterfaceByName(dev)
-		if err != nil {
-			return err
-		}
-		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(EtherType)))
-		if err != nil {
-			return err
-		}
-		if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(EtherType), Ifindex: ifi.Index}); err != nil {
-			unix.Close(fd)
-			return err
-		}
-		s = &PacketSock{FD: fd, Ifindex: ifi.Index}
-		return nil
-	})
-	return s, err
+// OpenPacket opens a PacketSock on dev in ns (called where in messages),
+// closed at the latest when tb ends.
+func OpenPacket(tb testing.TB, ns netns.NsHandle, where, dev string) (*PacketSock, error) {
+	d, err := followDevice(tb, ns, where, dev)
+	if err != nil {
+		return nil, err
+	}
+	fd, err := bindPacket(ns, d, htons(EtherType), time.Millisecond)
+	if err != nil {
+		d.finish()
+		return nil, err
+	}
+	s := &PacketSock{FD: fd, Ifindex: d.index, dev: d}
+	tb.Cleanup(s.Close)
+	return s, nil
 }
 
-// Close closes the socket.
-func (s *PacketSock) Close() { unix.Close(s.FD) }
+// Close closes the socket; it fails the test when the socket lost its
+// device while open. Later calls do nothing.
+func (s *PacketSock) Close() {
+	if s.FD < 0 {
+		return
+	}
+	unix.Close(s.FD)
+	s.FD = -1
+	s.dev.finish()
+}
 
 // Send transmits frame out of the device, as the network beyond it would.
 func (s *PacketSock) Send(frame []byte) error {
@@ -114,7 +120,9 @@ func (s *PacketSock) Send(frame []byte) error {
 
 // Drain returns the marks of the test frames that arrive until one
 // carrying until does, or wait passes (incoming only, not the socket's
-// own). until "" drains what is queued now.
+// own). until "" drains what is queued now. The device going down and up
+// meanwhile is logged and read across; an error says that the socket
+// lost its device.
 func (s *PacketSock) Drain(until string, wait time.Duration) ([]string, error) {
 	deadline := time.Now().Add(wait)
 	var got []string
@@ -128,19 +136,16 @@ func (s *PacketSock) Drain(until string, wait time.Duration) ([]string, error) {
 		if err := unix.SetsockoptTimeval(s.FD, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
 			return got, err
 		}
-		n, from, err := unix.Recvfrom(s.FD, buf, 0)
+		n, outgoing, ok, err := s.dev.receive(s.FD, buf)
 		switch {
-		case errors.Is(err, unix.EINTR):
-			continue
-		case errors.Is(err, unix.EAGAIN):
+		case err != nil:
+			return got, err
+		case !ok:
 			if until == "" || time.Now().After(deadline) {
 				return got, nil
 			}
 			continue
-		case err != nil:
-			return got, err
-		}
-		if ll, ok := from.(*unix.SockaddrLinklayer); ok && ll.Pkttype == unix.PACKET_OUTGOING {
+		case outgoing:
 			continue
 		}
 		if m, ok := Marker(buf[:n]); ok {
@@ -184,8 +189,12 @@ func (s *PacketSock) GuestSends(tb testing.TB, tapFD int, barrierSrc string, src
 	if err != nil {
 		tb.Fatal(err)
 	}
+	if lost := s.dev.Lost(); lost != "" {
+		tb.Fatalf("%s: the packet socket lost its device: %s", s.dev, lost)
+	}
 	if len(got) == 0 || got[len(got)-1] != barrier {
-		tb.Fatalf("the barrier frame from %s did not leave the bridge within %v: the lab does not forward (got %v)", barrierSrc, wait, got)
+		tb.Fatalf("the barrier frame from %s did not leave the bridge within %v: the lab does not forward (got %v; %s: changes %s)",
+			barrierSrc, wait, got, s.dev, FormatChanges(s.dev.Changes()))
 	}
 	seen := map[string]bool{}
 	passed := map[string]int{}

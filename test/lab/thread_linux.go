@@ -37,6 +37,52 @@ func InNS(ns netns.NsHandle, fn func() error) error {
 	return <-errc
 }
 
+// NewNetNS creates a fresh, unnamed network namespace, on a thread of its
+// own that goes back to its namespace (or ends) afterwards: the caller's
+// thread never moves. The namespace lives as long as a handle to it.
+func NewNetNS() (netns.NsHandle, error) {
+	type made struct {
+		ns  netns.NsHandle
+		err error
+	}
+	ch := make(chan made, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			runtime.UnlockOSThread()
+			ch <- made{netns.None(), err}
+			return
+		}
+		defer orig.Close()
+		ns, err := netns.New() // enters it
+		if err != nil {
+			runtime.UnlockOSThread()
+			ch <- made{netns.None(), fmt.Errorf("creating network namespace: %w", err)}
+			return
+		}
+		if err := netns.Set(orig); err != nil {
+			ns.Close()
+			ch <- made{netns.None(), fmt.Errorf("returning to the original namespace: %w", err)}
+			return // the thread stays locked and ends with the goroutine
+		}
+		runtime.UnlockOSThread()
+		ch <- made{ns, nil}
+	}()
+	m := <-ch
+	return m.ns, m.err
+}
+
+// InNamed is InNS for the named network namespace name (ip netns).
+func InNamed(name string, fn func() error) error {
+	ns, err := netns.GetFromName(name)
+	if err != nil {
+		return fmt.Errorf("network namespace %s: %w", name, err)
+	}
+	defer ns.Close()
+	return InNS(ns, fn)
+}
+
 // OpenTap attaches to the existing persistent tap name in ns, as QEMU does
 // with the tap libvirt made (TUNSETIFF IFF_TAP|IFF_NO_PI), and returns the
 // file descriptor: the guest's end of the tap.

@@ -214,7 +214,7 @@ func withoutMarks(state []string) []string {
 // it, at: at least 99 of 100 frames.
 func reachable(t *testing.T, from, at *Host, g Guest) {
 	t.Helper()
-	c, err := openCounter(at.Net.NetNS, at.Name, g.Tap)
+	c, err := openCounter(t, at, g.Tap)
 	if err != nil {
 		t.Fatal(err)
 	}

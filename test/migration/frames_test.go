@@ -1,152 +1,65 @@
 package migration
 
 import (
-	"errors"
 	"fmt"
-	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
-
 	testlab "github.com/fdbhook/fdbhook/test/lab"
 )
 
-// tapCounter records, per test frame, when the bridge forwarded it to one
-// tap: a packet socket for every protocol (ETH_P_ALL: only those see
-// outgoing frames) keeping PACKET_OUTGOING, which is what a frame the
-// bridge sends to the tap is. A paused guest's tap still counts here: its
-// queue fills, the guest gets nothing until it runs.
-type tapCounter struct {
-	host, dev string
-	fd        int
-	opened    time.Time
-	mu        sync.Mutex
-	got       map[string]time.Time
-	// fromGuest is when the guest first sent a frame of each EtherType
-	// (0x8035: QEMU's RARP announcement), fromGuestN how many it sent.
-	fromGuest  map[int]time.Time
-	fromGuestN map[int]int
-	done       chan struct{}
-	stopped    chan struct{}
-}
-
-func openCounter(ns netns.NsHandle, host, dev string) (*tapCounter, error) {
-	c := &tapCounter{host: host, dev: dev, got: map[string]time.Time{}, fromGuest: map[int]time.Time{}, fromGuestN: map[int]int{}, done: make(chan struct{}), stopped: make(chan struct{})}
-	err := testlab.InNS(ns, func() error {
-		ifi, err := net.InterfaceByName(dev)
-		if err != nil {
-			return err
-		}
-		all := int(htons(unix.ETH_P_ALL))
-		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, all)
-		if err != nil {
-			return err
-		}
-		if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifi.Index}); err != nil {
-			unix.Close(fd)
-			return err
-		}
-		tv := unix.NsecToTimeval((50 * time.Millisecond).Nanoseconds())
-		unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
-		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20)
-		c.fd = fd
-		return nil
-	})
+// openCounter counts on h's tap dev (testlab.TapCounter: what the bridge
+// forwards to the tap, per test frame, and what the guest sends). A paused
+// guest's tap still counts: its queue fills, the guest gets nothing until
+// it runs.
+func openCounter(t *testing.T, h *Host, dev string) (*testlab.TapCounter, error) {
+	c, err := testlab.OpenTapCounter(t, h.Net.NetNS, "host "+h.Name, dev)
 	if err != nil {
-		return nil, fmt.Errorf("packet socket on %s of host %s: %w", dev, host, err)
+		return nil, fmt.Errorf("frame counter on %s of host %s: %w", dev, h.Name, err)
 	}
-	c.opened = time.Now()
-	go c.loop()
 	return c, nil
 }
 
-func htons(v uint16) uint16 { return v<<8 | v>>8 }
-
-func (c *tapCounter) loop() {
-	defer close(c.stopped)
-	buf := make([]byte, 2048)
-	for {
-		select {
-		case <-c.done:
-			return
-		default:
-		}
-		n, from, err := unix.Recvfrom(c.fd, buf, 0)
-		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil { // the tap went away
-			return
-		}
-		now := time.Now()
-		ll, ok := from.(*unix.SockaddrLinklayer)
-		if !ok {
-			continue
-		}
-		if ll.Pkttype != unix.PACKET_OUTGOING { // what the guest sent
-			if n >= 14 {
-				et := int(buf[12])<<8 | int(buf[13])
-				c.mu.Lock()
-				if _, seen := c.fromGuest[et]; !seen {
-					c.fromGuest[et] = now
-				}
-				c.fromGuestN[et]++
-				c.mu.Unlock()
-			}
-			continue
-		}
-		if m, ok := testlab.Marker(buf[:n]); ok {
-			c.mu.Lock()
-			if _, seen := c.got[m]; !seen {
-				c.got[m] = now
-			}
-			c.mu.Unlock()
-		}
+// guestSent says what the guest sent, by EtherType, for the log.
+func guestSent(sent map[int]testlab.Sent) []string {
+	var out []string
+	for et, s := range sent {
+		out = append(out, fmt.Sprintf("%d of EtherType %#04x from %s", s.N, et, s.First.Format("15:04:05.000")))
 	}
-}
-
-// Stop ends counting and returns when each frame arrived.
-func (c *tapCounter) Stop() map[string]time.Time {
-	close(c.done)
-	<-c.stopped
-	unix.Close(c.fd)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.got
+	slices.Sort(out)
+	return out
 }
 
 // tapFollower counts on every instance of a tap name that appears on a
 // host while it runs: libvirt may create a destination's tap more than
 // once, and a packet socket stays bound to the device it was opened on.
+// An instance may go once a newer one has appeared; the last one must
+// last until Stop.
 type tapFollower struct {
+	t        *testing.T
 	h        *Host
 	dev      string
 	stop     chan struct{}
 	done     chan struct{}
-	counters []*tapCounter // one per instance, in order of appearance
-	indexes  []int
+	counters []*testlab.TapCounter // one per instance, in order of appearance
+	// downAtBind is how many of them were bound while their tap was not
+	// up yet (their socket reported ENETDOWN), known after Stop.
+	downAtBind int
+	indexes    []int
+	opened     []time.Time // when each instance was first seen
 }
 
 // followTap starts following dev on h, polling every 2 ms.
-func followTap(h *Host, dev string) *tapFollower {
-	f := &tapFollower{h: h, dev: dev, stop: make(chan struct{}), done: make(chan struct{})}
+func followTap(t *testing.T, h *Host, dev string) *tapFollower {
+	f := &tapFollower{t: t, h: h, dev: dev, stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(f.done)
 		for {
 			if l, err := h.Net.Handle.LinkByName(dev); err == nil && l != nil {
-				idx := l.Attrs().Index
-				if len(f.indexes) == 0 || f.indexes[len(f.indexes)-1] != idx {
-					seen := time.Now()
-					if c, err := openCounter(h.Net.NetNS, h.Name, dev); err == nil {
-						c.opened = seen
-						f.counters = append(f.counters, c)
-						f.indexes = append(f.indexes, idx)
-					}
-				}
+				f.seen(l.Attrs().Index)
 			}
 			select {
 			case <-f.stop:
@@ -158,32 +71,60 @@ func followTap(h *Host, dev string) *tapFollower {
 	return f
 }
 
+// seen opens a counter on the instance idx of the tap unless it has one.
+func (f *tapFollower) seen(idx int) {
+	if n := len(f.indexes); n > 0 && f.indexes[n-1] == idx {
+		return
+	}
+	at := time.Now()
+	c, err := openCounter(f.t, f.h, f.dev)
+	if err != nil {
+		f.t.Logf("host %s: %s (ifindex %d) went before a counter was on it: %v", f.h.Name, f.dev, idx, err)
+		return
+	}
+	if n := len(f.counters); n > 0 {
+		f.counters[n-1].Capture().ExpectGone()
+	}
+	f.counters = append(f.counters, c)
+	f.indexes = append(f.indexes, c.Capture().Ifindex())
+	f.opened = append(f.opened, at)
+}
+
 // Stop ends following and counting. It returns when the first instance
 // appeared (zero if none did), when each frame first reached any
 // instance, what the guest sent on them together, and how many instances
 // there were.
-func (f *tapFollower) Stop() (first time.Time, got map[string]time.Time, merged *tapCounter, instances int) {
+func (f *tapFollower) Stop() (first time.Time, got map[string]time.Time, sent map[int]testlab.Sent, instances int) {
 	close(f.stop)
 	<-f.done
-	got = map[string]time.Time{}
-	merged = &tapCounter{host: f.h.Name, dev: f.dev, fromGuest: map[int]time.Time{}, fromGuestN: map[int]int{}}
+	got, sent = map[string]time.Time{}, map[int]testlab.Sent{}
 	for _, c := range f.counters {
+		if changes := c.Capture().Changes(); len(changes) > 0 && changes[0].What == "down" {
+			for _, ch := range changes {
+				if ch.What == "ENETDOWN" {
+					f.downAtBind++
+					break
+				}
+			}
+		}
 		for m, at := range c.Stop() {
 			if prev, ok := got[m]; !ok || at.Before(prev) {
 				got[m] = at
 			}
 		}
-		for et, n := range c.fromGuestN {
-			merged.fromGuestN[et] += n
-			if prev, ok := merged.fromGuest[et]; !ok || c.fromGuest[et].Before(prev) {
-				merged.fromGuest[et] = c.fromGuest[et]
+		for et, s := range c.ByType() {
+			all, seen := sent[et]
+			all.N += s.N
+			if !seen || s.First.Before(all.First) {
+				all.First = s.First
 			}
+			sent[et] = all
 		}
 	}
 	if len(f.counters) > 0 {
-		first = f.counters[0].opened
+		first = f.opened[0]
 	}
-	return first, got, merged, len(f.counters)
+	return first, got, sent, len(f.counters)
 }
 
 // sender plays a neighbour sending test frames to one MAC at a steady
@@ -206,7 +147,7 @@ type sent struct {
 // startSending sends a frame to dst every period from h's neighbour.
 func startSending(t *testing.T, h *Host, dst, tag string, period time.Duration) *sender {
 	t.Helper()
-	sock, err := testlab.OpenPacket(h.Nb.NetNS, "eth0")
+	sock, err := testlab.OpenPacket(t, h.Nb.NetNS, h.Nb.Name, "eth0")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,12 +1,13 @@
 package migration
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fdbhook/fdbhook/test/lab"
 )
 
 // Guest is a diskless TCG guest with one virtio NIC on br0.
@@ -20,28 +21,15 @@ type Guest struct {
 }
 
 func (g Guest) XML() string {
-	rom := ""
+	nic := lab.NIC{MAC: g.MAC, Bridge: "br0", Target: g.Tap, Model: "virtio"}
 	if g.Silent {
-		rom = "<rom enabled='no'/>"
+		nic.Extra = "      <rom enabled='no'/>\n"
 	}
-	return fmt.Sprintf(`<domain type='qemu'>
-  <name>%s</name>
-  <memory unit='MiB'>64</memory>
-  <vcpu>1</vcpu>
-  <os><type arch='x86_64' machine='pc'>hvm</type><boot dev='network'/></os>
-  <devices>
-    <emulator>/usr/bin/qemu-system-x86_64</emulator>
-    <interface type='bridge'>
-      <mac address='%s'/>
-      <source bridge='br0'/>
-      <target dev='%s'/>
-      <model type='virtio'/>
-      %s
-    </interface>
-    <memballoon model='none'/>
-  </devices>
-</domain>
-`, g.Name, g.MAC, g.Tap, rom)
+	return lab.Domain{Name: g.Name, Type: "qemu",
+		Body: "  <memory unit='MiB'>64</memory>\n  <vcpu>1</vcpu>\n" +
+			"  <os><type arch='x86_64' machine='pc'>hvm</type><boot dev='network'/></os>\n",
+		Devices: "    <emulator>/usr/bin/qemu-system-x86_64</emulator>\n    <memballoon model='none'/>\n",
+		NICs:    []lab.NIC{nic}}.XML()
 }
 
 // writeXML writes the guest's XML to a file in dir and returns its path.
@@ -92,23 +80,17 @@ func (h *Host) staticEntries(t *testing.T, mac string) []string {
 	return out
 }
 
-// portFlags returns "learning on flood off" for a port of br0, as
-// iproute2's bridge shows it, or "" when there is no such port.
+// portFlags returns "learning on flood off" for a port of br0, as the
+// netlink library and iproute2's bridge agree it is (lab.ReadPortFlags),
+// or "" when there is no such port or they cannot tell.
 func (h *Host) portFlags(t *testing.T, port string) string {
 	t.Helper()
-	out, err := h.Net.Run(nil, nil, "bridge", "-d", "link", "show", "dev", port)
-	if err != nil || strings.TrimSpace(out.Stdout) == "" {
-		return ""
+	f, err := lab.ReadPortFlags(h.Net.Handle, func(args ...string) (string, error) {
+		out, err := h.Net.Run(nil, nil, append([]string{"bridge"}, args...)...)
+		return out.Stdout, err
+	}, port)
+	if err != nil {
+		return "" // the port is gone, or not yet made
 	}
-	f := strings.Fields(out.Stdout)
-	var learning, flood string
-	for i := 0; i+1 < len(f); i++ {
-		switch f[i] {
-		case "learning":
-			learning = f[i+1]
-		case "flood":
-			flood = f[i+1]
-		}
-	}
-	return "learning " + learning + " flood " + flood
+	return strings.TrimSuffix(strings.TrimSuffix(f.String(), " locked off"), " locked on")
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	testlab "github.com/fdbhook/fdbhook/test/lab"
 )
 
 // timeline is one migration as the hosts saw it.
@@ -109,11 +111,22 @@ func sameSnapshot(t *testing.T, h *Host, what string, before, after []string) {
 // frames to g's MAC every period, and counts each frame on both taps.
 func measuredMigration(t *testing.T, p *Pair, g Guest, src, dst *Host, period time.Duration, flags ...string) (timeline, map[string]*tally) {
 	t.Helper()
-	srcCount, err := openCounter(src.Net.NetNS, src.Name, g.Tap)
+	var links [2]*testlab.LinkLog // what the kernel says of the tap on src and dst
+	for i, h := range []*Host{src, dst} {
+		l, err := testlab.WatchLinks(t, h.Net.NetNS, "host "+h.Name, g.Tap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		links[i] = l
+	}
+	srcCount, err := openCounter(t, src, g.Tap)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dstFollow := followTap(dst, g.Tap)
+	// The source's tap goes once the guest has left (checked below: not
+	// before the source paused).
+	srcCount.Capture().ExpectGone()
+	dstFollow := followTap(t, dst, g.Tap)
 	s := startSending(t, dst, g.MAC, "nb-"+dst.Name, period)
 	time.Sleep(500 * time.Millisecond)
 	var tl timeline
@@ -138,23 +151,26 @@ func measuredMigration(t *testing.T, p *Pair, g Guest, src, dst *Host, period ti
 	time.Sleep(2 * time.Second)
 	frames := s.Stop()
 	time.Sleep(200 * time.Millisecond)
-	tapSeen, dstGot, dc, instances := dstFollow.Stop()
+	tapSeen, dstGot, dstSent, instances := dstFollow.Stop()
 	srcGot := srcCount.Stop()
+	srcLinks, dstLinks := links[0].Stop(), links[1].Stop()
 	if instances == 0 {
 		t.Fatalf("the destination's tap %s never appeared", g.Tap)
 	}
 	if instances > 1 {
 		figure(t, "libvirt made the destination's tap %s %d times", g.Tap, instances)
 	}
-	for _, c := range []*tapCounter{srcCount, dc} {
-		var sentBy []string
-		for et, n := range c.fromGuestN {
-			sentBy = append(sentBy, fmt.Sprintf("%d of EtherType %#04x from %s", n, et, c.fromGuest[et].Format("15:04:05.000")))
-		}
-		slices.Sort(sentBy)
-		t.Logf("host %s: the guest sent %v", c.host, sentBy)
-	}
+	figure(t, "counters bound to the destination's tap before it was up (their socket reported ENETDOWN, then counted on): %d of %d",
+		dstFollow.downAtBind, instances)
+	t.Logf("host %s: the guest sent %v", src.Name, guestSent(srcCount.ByType()))
+	t.Logf("host %s: the guest sent %v", dst.Name, guestSent(dstSent))
 	tl.tapSeen = tapSeen
+	for _, c := range dstLinks {
+		if c.What == "made" { // the kernel's word, not the 2 ms poll's
+			tl.tapSeen = c.At
+			break
+		}
+	}
 	ev, ok := src.events.WaitFor(g.Name, "Suspended Migrated", tl.begin, 5*time.Second)
 	if !ok {
 		t.Fatalf("no Suspended Migrated event from host %s; events: %v", src.Name, src.events.Since(tl.begin))
@@ -168,6 +184,13 @@ func measuredMigration(t *testing.T, p *Pair, g Guest, src, dst *Host, period ti
 	figure(t, "migration %s -> %s %v: %v (virsh), destination tap up %v before the resume, downtime %v",
 		src.Name, dst.Name, flags, took.Round(time.Millisecond), tl.dstResumed.Sub(tl.tapSeen).Round(time.Millisecond),
 		tl.dstResumed.Sub(tl.srcPaused).Round(time.Millisecond))
+	for _, c := range srcLinks {
+		if c.What == "deleted" && c.At.Before(tl.srcPaused) {
+			t.Errorf("host %s: the source's tap %s was deleted at %s, before the source paused: the guest lost its NIC", src.Name, g.Tap, c.At.Format("15:04:05.000"))
+		}
+	}
+	tapChanges(t, "source tap on "+src.Name, srcLinks, tl, frames, srcGot, dstGot)
+	tapChanges(t, "destination tap on "+dst.Name, dstLinks, tl, frames, srcGot, dstGot)
 	counts := classify(tl, frames, srcGot, dstGot)
 	phases := make([]string, 0, len(counts))
 	for ph := range counts {
@@ -178,6 +201,54 @@ func measuredMigration(t *testing.T, p *Pair, g Guest, src, dst *Host, period ti
 		figure(t, "frames from %s's neighbour, %s: %s", dst.Name, ph[2:], counts[ph])
 	}
 	return tl, counts
+}
+
+// tapChanges prints what the kernel announced of a tap during the
+// migration (made, down, up, carrier, deleted), against the resume, and
+// where the neighbour's frames sent while it was down went.
+func tapChanges(t *testing.T, what string, changes []testlab.LinkChange, tl timeline, frames []sent, src, dst map[string]time.Time) {
+	t.Helper()
+	if len(changes) == 0 {
+		figure(t, "%s: no change", what)
+		return
+	}
+	parts := make([]string, len(changes))
+	for i, c := range changes {
+		parts[i] = fmt.Sprintf("%s (ifindex %d) at the resume%+.1fms", c.What, c.Ifindex, ms(c.At.Sub(tl.dstResumed)))
+	}
+	figure(t, "%s: %s", what, strings.Join(parts, ", "))
+	down := map[int]time.Time{}
+	for _, c := range changes {
+		switch c.What {
+		case "down":
+			down[c.Ifindex] = c.At
+		case "up":
+			if at, ok := down[c.Ifindex]; ok {
+				figure(t, "%s (ifindex %d) down for %.2fms, %s: %s", what, c.Ifindex, ms(c.At.Sub(at)), tl.phase(at)[2:],
+					whileDown(frames, at, c.At, src, dst))
+				delete(down, c.Ifindex)
+			}
+		}
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// whileDown says where the frames sent in [from, to) went.
+func whileDown(frames []sent, from, to time.Time, src, dst map[string]time.Time) string {
+	var n, toSrc, toDst int
+	for _, f := range frames {
+		if f.at.Before(from) || !f.at.Before(to) {
+			continue
+		}
+		n++
+		if _, ok := src[f.mark]; ok {
+			toSrc++
+		} else if _, ok := dst[f.mark]; ok {
+			toDst++
+		}
+	}
+	return fmt.Sprintf("of %d frames sent meanwhile %d reached the source's tap, %d the destination's, %d neither", n, toSrc, toDst, n-toSrc-toDst)
 }
 
 // waitGone waits until g is gone from h: not running (no domain, or only
@@ -263,7 +334,7 @@ func liveMigration(t *testing.T, silent, watcher bool) {
 	}
 	waitGone(t, p.A, g)
 	// A neighbour on the source host reaches the guest through the uplink.
-	dst, err := openCounter(p.B.Net.NetNS, p.B.Name, g.Tap)
+	dst, err := openCounter(t, p.B, g.Tap)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,11 @@
 # test catches is reported as SURVIVED and makes the run exit 1. Not part
 # of `make test` (about 15 minutes); needs root, like the suites it runs.
 #
-# Usage: test/mutation/run.sh [PATTERN]   (only patches whose name matches)
+# Usage: test/mutation/run.sh [PATTERN]   (only patches whose name matches
+#                                          PATTERN, an extended regex)
+#
+# Each patch's line says, per suite it names, the tests that failed; the
+# run ends with a table of every patch and the suites that caught it.
 #
 # Suites a patch can name on its "Suites:" line:
 #   unit         go test ./pkg/... ./cmd/...
@@ -83,19 +87,20 @@ if [ "${MUTATION_SKIP_BASELINE:-}" != 1 ]; then
 	done
 fi
 
-survived=0 total=0
+survived=0 total=0 table=()
 for patch in "$here"/patches/*.patch; do
 	name=$(basename "$patch" .patch)
-	[[ -z $pattern || $name == *$pattern* ]] || continue
+	[[ -z $pattern ]] || grep -qE -- "$pattern" <<<"$name" || continue
 	total=$((total + 1))
 	rm -rf "$work/m"
 	cp -a "$work/base" "$work/m"
 	if ! (cd "$work/m" && git apply "$patch"); then
 		echo "$name -> PATCH DOES NOT APPLY (the code it mutates moved: update the patch)"
+		table+=("$(printf '%-40s %s' "$name" "DOES NOT APPLY")")
 		survived=$((survived + 1))
 		continue
 	fi
-	caught=()
+	caught=() by=()
 	for s in $(sed -n 's/^Suites: //p' "$patch"); do
 		rc=0
 		res=$(run_suite "$work/m" "$s" "$work/$name-$s.log") || rc=$?
@@ -103,6 +108,7 @@ for patch in "$here"/patches/*.patch; do
 			caught+=("$s: MUTANT DOES NOT BUILD")
 		elif [ -n "$res" ]; then
 			caught+=("$s: $res")
+			by+=("$s")
 		else
 			caught+=("$s: -")
 		fi
@@ -115,6 +121,10 @@ for patch in "$here"/patches/*.patch; do
 	fi
 	printf '%s (%s) -> %s\n' "$name" "$verdict" "$(printf '%s; ' "${caught[@]}" | sed 's/; $//')"
 	printf '    %s\n' "$(sed -n 's/^Mutation: //p' "$patch")"
+	table+=("$(printf '%-40s %s' "$name" "${by[*]:-SURVIVED}")")
 done
+echo
+printf '%-40s %s\n' "patch" "caught by"
+printf '%s\n' "${table[@]}"
 echo "mutation: $((total - survived)) of $total mutations caught"
 [ "$survived" = 0 ]

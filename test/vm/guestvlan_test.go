@@ -75,7 +75,7 @@ func TestGuestVlans(t *testing.T) {
 	if !waitFor(5*time.Second, func() bool { return strings.Contains(n.bridge("link show dev "+tap), "forwarding") }) {
 		t.Fatalf("%s does not forward: %s", tap, n.bridge("link show dev "+tap))
 	}
-	sock, err := testlab.OpenPacket(wire.ns, "up1")
+	sock, err := testlab.OpenPacket(t, wire.ns, wire.name, "up1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,10 @@ func TestGuestVlans(t *testing.T) {
 		if err := sock.Send(testlab.TaggedFrame(mac, wireMAC, 20, barrier)); err != nil {
 			t.Fatalf("sending the barrier frame: %v", err)
 		}
-		frames := gvRead(g, barrier, 10*time.Second)
+		frames, err := gvRead(g, barrier, 10*time.Second)
+		if err != nil {
+			t.Fatalf("reading %s as its guest: %v", tap, err)
+		}
 		if frames[barrier] == nil {
 			t.Fatalf("the barrier frame on VLAN 20 did not reach the guest within 10s")
 		}
@@ -156,27 +159,34 @@ func withMetadata(xml []byte, md string) []byte {
 }
 
 // gvRead returns the test frames the tap delivers to its guest, by mark,
-// until the one carrying until arrives or wait passes.
-func gvRead(fd int, until string, wait time.Duration) map[string][]byte {
+// until the one carrying until arrives or wait passes. A failed read (the
+// tap was deleted under its reader, EBADFD) is an error, not fewer frames.
+func gvRead(fd int, until string, wait time.Duration) (map[string][]byte, error) {
 	got := map[string][]byte{}
 	deadline := time.Now().Add(wait)
 	buf := make([]byte, 2048)
 	for {
 		left := time.Until(deadline)
 		if left <= 0 {
-			return got
+			return got, nil
 		}
 		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
 		k, err := unix.Poll(pfd, int(left.Milliseconds())+1)
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
-		if err != nil || k == 0 {
-			return got
+		if err != nil {
+			return got, fmt.Errorf("poll: %w", err)
+		}
+		if k == 0 {
+			return got, nil
 		}
 		k, err = unix.Read(fd, buf)
+		if errors.Is(err, unix.EINTR) || errors.Is(err, unix.EAGAIN) {
+			continue
+		}
 		if err != nil {
-			return got
+			return got, fmt.Errorf("read: %w", err)
 		}
 		f := buf[:k]
 		m, ok := testlab.Marker(f)
@@ -185,7 +195,7 @@ func gvRead(fd int, until string, wait time.Duration) map[string][]byte {
 		}
 		got[m] = slices.Clone(f)
 		if m == until {
-			return got
+			return got, nil
 		}
 	}
 }

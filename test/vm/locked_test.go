@@ -41,7 +41,7 @@ func TestLockedPortDropsSpoofedFrames(t *testing.T) {
 		t.Fatalf("opening %s as its guest: %v", tap, err)
 	}
 	defer unix.Close(g)
-	up, err := testlab.OpenPacket(wire.ns, "fdbtpeer")
+	up, err := testlab.OpenPacket(t, wire.ns, wire.name, "fdbtpeer")
 	if err != nil {
 		t.Fatalf("packet socket on fdbtpeer: %v", err)
 	}

@@ -12,17 +12,16 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
-	"text/template"
 	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/fdbhook/fdbhook/test/lab"
 	testlab "github.com/fdbhook/fdbhook/test/lab"
 )
 
@@ -160,26 +159,13 @@ func (n *testNS) vlanFiltering(br string) bool {
 // and `bridge -d link`, and fails the test if they disagree.
 func (n *testNS) portFlags(dev string) (learning, flood bool) {
 	n.t.Helper()
-	pi, err := n.h.LinkGetProtinfo(n.link(dev))
+	f, err := lab.ReadPortFlags(n.h, func(args ...string) (string, error) {
+		return n.bridge(strings.Join(args, " ")), nil
+	}, dev)
 	if err != nil {
-		n.t.Fatalf("netlink: protinfo of %s: %v", dev, err)
+		n.t.Fatal(err)
 	}
-	out := n.bridge("-d link show dev " + dev)
-	for _, f := range []struct {
-		name string
-		nl   bool
-	}{{"learning", pi.Learning}, {"flood", pi.Flood}} {
-		// Whole words: "flood" must not match "mcast_flood" or "bcast_flood".
-		m := regexp.MustCompile(`(?:^|\s)` + f.name + ` (on|off)\b`).FindStringSubmatch(out)
-		if m == nil {
-			n.t.Fatalf("no %q in bridge -d link show dev %s:\n%s", f.name, dev, out)
-		}
-		on := m[1] == "on"
-		if on != f.nl {
-			n.t.Fatalf("%s %s: netlink says %v, bridge -d link says %v", dev, f.name, f.nl, on)
-		}
-	}
-	return pi.Learning, pi.Flood
+	return f.Learning, f.Flood
 }
 
 // fdbEntry is one bridge forwarding database entry, from netlink or from
@@ -356,21 +342,38 @@ type domain struct {
 	NICs []nic
 }
 
-//go:embed testdata/domain.xml.tmpl
-var domainTmplText string
-
-var domainTmpl = template.Must(template.New("domain").Funcs(template.FuncMap{
-	"add": func(a, b int) int { return a + b },
-}).Parse(domainTmplText))
-
+// xml renders the domain as libvirt 9.0 passes it to the hook.
 func (d domain) xml(t *testing.T) []byte {
 	t.Helper()
-	var b bytes.Buffer
-	if err := domainTmpl.Execute(&b, d); err != nil {
-		t.Fatalf("domain template: %v", err)
+	ld := lab.Domain{Name: d.Name, Type: "qemu", ID: d.ID, UUID: d.UUID, Body: vmBody,
+		Devices: "    <emulator>/usr/bin/qemu-system-x86_64</emulator>\n" +
+			"    <controller type='pci' index='0' model='pci-root'>\n      <alias name='pci.0'/>\n    </controller>\n"}
+	for i, n := range d.NICs {
+		ld.NICs = append(ld.NICs, lab.NIC{MAC: n.MAC, Bridge: n.Bridge, Target: n.Tap, Model: "virtio", Alias: "-",
+			Extra: fmt.Sprintf("      <address type='pci' domain='0x0000' bus='0x00' slot='0x%02x' function='0x0'/>\n", i+2)})
 	}
-	return b.Bytes()
+	x := ld.XML()
+	// The balloon and the security label follow the NICs, as libvirt writes them.
+	x = strings.Replace(x, "  </devices>\n", "    <memballoon model='virtio'>\n      <alias name='balloon0'/>\n"+
+		"      <address type='pci' domain='0x0000' bus='0x00' slot='0x0f' function='0x0'/>\n    </memballoon>\n  </devices>\n"+
+		"  <seclabel type='dynamic' model='dac' relabel='yes'>\n    <label>+64055:+64055</label>\n"+
+		"    <imagelabel>+64055:+64055</imagelabel>\n  </seclabel>\n", 1)
+	return []byte(x)
 }
+
+// vmBody is what libvirt writes between a guest's name and its devices.
+const vmBody = `  <memory unit='KiB'>65536</memory>
+  <currentMemory unit='KiB'>65536</currentMemory>
+  <vcpu placement='static'>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc-i440fx-7.2'>hvm</type>
+    <boot dev='hd'/>
+  </os>
+  <clock offset='utc'/>
+  <on_poweroff>destroy</on_poweroff>
+  <on_reboot>restart</on_reboot>
+  <on_crash>destroy</on_crash>
+`
 
 // writeConfig writes an fdbhook.toml for the test and returns its path.
 func writeConfig(t *testing.T, toml string) string {
@@ -480,42 +483,14 @@ func sendFrame(t *testing.T, nsName, dev string, src net.HardwareAddr) {
 }
 
 // socketIn opens an AF_PACKET socket inside network namespace nsName; the
-// socket stays in that namespace. The work runs on a locked thread of its own
-// that is unlocked only once it is back in its original namespace; otherwise
-// it ends with its goroutine and is never reused.
+// socket stays in that namespace.
 func socketIn(nsName string) (int, error) {
-	type result struct {
-		fd  int
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			ch <- result{-1, err}
-			return
-		}
-		defer orig.Close()
-		target, err := netns.GetFromName(nsName)
-		if err != nil {
-			runtime.UnlockOSThread()
-			ch <- result{-1, err}
-			return
-		}
-		defer target.Close()
-		if err := netns.Set(target); err != nil {
-			ch <- result{-1, err}
-			return
-		}
-		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, 0)
-		if netns.Set(orig) == nil {
-			runtime.UnlockOSThread()
-		}
-		ch <- result{fd, err}
-	}()
-	r := <-ch
-	return r.fd, r.err
+	fd := -1
+	err := lab.InNamed(nsName, func() (err error) {
+		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, 0)
+		return err
+	})
+	return fd, err
 }
 
 func ifIndexIn(nsName, dev string) (int, error) {

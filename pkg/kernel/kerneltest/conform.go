@@ -54,46 +54,82 @@ func Conform(t *testing.T, real Side) {
 	if !br.VlanCapable {
 		t.Log("this kernel has no bridge VLAN filtering: the VLAN writes are compared as refusals, the entries for VLAN 0 only")
 	}
-	idx := map[string]int{}
+	idx := devices{}
 	for _, n := range ConformanceDevices {
 		if idx[n] = fake.Index(n); idx[n] == 0 {
 			t.Fatalf("the kernel has no %s", n)
 		}
 	}
-	static := func(mac, port string, vlan int) model.Entry {
-		return model.Entry{MAC: mac, PortIndex: idx[port], Vlan: vlan, State: model.NUDNoARP, NTFlags: model.NTFMaster}
+	for i, st := range idx.steps() {
+		errReal, errFake := st.do(real), st.do(sim)
+		if errno(errReal) != errno(errFake) {
+			t.Errorf("step %d, %s: the kernel says %v, the fake %v", i+1, st.what, errReal, errFake)
+		}
+		got, want := describe(t, sim.Read(t)), describe(t, real.Read(t))
+		if got != want {
+			t.Fatalf("step %d, %s: the fake reads back\n%s\nthe kernel\n%s", i+1, st.what, got, want)
+		}
 	}
+}
+
+// conformStep is one write of the sequence, done the same way on either
+// side.
+type conformStep struct {
+	what string
+	do   func(s Side) error
+}
+
+// devices are the indexes of ConformanceDevices.
+type devices map[string]int
+
+// static is a static entry for mac on port, for vlan.
+func (idx devices) static(mac, port string, vlan int) model.Entry {
+	return model.Entry{MAC: mac, PortIndex: idx[port], Vlan: vlan, State: model.NUDNoARP, NTFlags: model.NTFMaster}
+}
+
+// steps is Conform's sequence: entries, then port flags and VLANs, then
+// devices leaving.
+func (idx devices) steps() []conformStep {
+	return slices.Concat(idx.entrySteps(), idx.portSteps(), idx.leavingSteps())
+}
+
+// entrySteps writes and deletes entries, some refused.
+func (idx devices) entrySteps() []conformStep {
 	a, b, c, d := conformanceMACs[0], conformanceMACs[1], conformanceMACs[2], conformanceMACs[3]
-	sticky := static(b, "fdbtk0", 0)
+	sticky := idx.static(b, "fdbtk0", 0)
 	sticky.NTFlags |= model.NTFSticky
 	ext := model.Entry{MAC: d, PortIndex: idx["up0"], State: nudReachable, NTFlags: model.NTFMaster | model.NTFExtLearn}
-	vlan10 := []model.Vlan{{ID: 10}}
-	pvid20 := []model.Vlan{{ID: 20, Pvid: true, Untagged: true}}
-
-	steps := []struct {
-		what string
-		do   func(s Side) error
-	}{
-		{"replace a on fdbtk0", func(s Side) error { return s.W.ReplaceEntry(static(a, "fdbtk0", 0)) }},
-		{"replace a on up0: the entry moves", func(s Side) error { return s.W.ReplaceEntry(static(a, "up0", 0)) }},
-		{"replace a on up0 again", func(s Side) error { return s.W.ReplaceEntry(static(a, "up0", 0)) }},
-		{"replace a on q1, on br1: br0's entry stays", func(s Side) error { return s.W.ReplaceEntry(static(a, "q1", 0)) }},
+	return []conformStep{
+		{"replace a on fdbtk0", func(s Side) error { return s.W.ReplaceEntry(idx.static(a, "fdbtk0", 0)) }},
+		{"replace a on up0: the entry moves", func(s Side) error { return s.W.ReplaceEntry(idx.static(a, "up0", 0)) }},
+		{"replace a on up0 again", func(s Side) error { return s.W.ReplaceEntry(idx.static(a, "up0", 0)) }},
+		{"replace a on q1, on br1: br0's entry stays", func(s Side) error { return s.W.ReplaceEntry(idx.static(a, "q1", 0)) }},
 		{"replace b sticky on fdbtk0", func(s Side) error { return s.W.ReplaceEntry(sticky) }},
-		{"replace b on p1, not sticky", func(s Side) error { return s.W.ReplaceEntry(static(b, "p1", 0)) }},
-		{"delete a on fdbtk0, where it is not", func(s Side) error { return s.W.DeleteEntry(static(a, "fdbtk0", 0)) }},
-		{"delete a on up0", func(s Side) error { return s.W.DeleteEntry(static(a, "up0", 0)) }},
-		{"delete a on up0 again", func(s Side) error { return s.W.DeleteEntry(static(a, "up0", 0)) }},
+		{"replace b on p1, not sticky", func(s Side) error { return s.W.ReplaceEntry(idx.static(b, "p1", 0)) }},
+		{"delete a on fdbtk0, where it is not", func(s Side) error { return s.W.DeleteEntry(idx.static(a, "fdbtk0", 0)) }},
+		{"delete a on up0", func(s Side) error { return s.W.DeleteEntry(idx.static(a, "up0", 0)) }},
+		{"delete a on up0 again", func(s Side) error { return s.W.DeleteEntry(idx.static(a, "up0", 0)) }},
 		{"replace on a missing device", func(s Side) error {
 			return s.W.ReplaceEntry(model.Entry{MAC: a, PortIndex: 1 << 20, State: model.NUDNoARP})
 		}},
 		{"delete on a missing device", func(s Side) error { return s.W.DeleteEntry(model.Entry{MAC: a, PortIndex: 1 << 20}) }},
-		{"replace on a device without a bridge", func(s Side) error { return s.W.ReplaceEntry(static(a, "up1", 0)) }},
-		{"replace for a VLAN the port does not have", func(s Side) error { return s.W.ReplaceEntry(static(c, "p2", 10)) }},
-		{"delete for a VLAN the entry is not in", func(s Side) error { return s.W.DeleteEntry(static(b, "p1", 10)) }},
-		{"delete on a device without a bridge", func(s Side) error { return s.W.DeleteEntry(static(a, "up1", 0)) }},
+		{"replace on a device without a bridge", func(s Side) error { return s.W.ReplaceEntry(idx.static(a, "up1", 0)) }},
+		{"replace for a VLAN the port does not have", func(s Side) error { return s.W.ReplaceEntry(idx.static(c, "p2", 10)) }},
+		{"delete for a VLAN the entry is not in", func(s Side) error { return s.W.DeleteEntry(idx.static(b, "p1", 10)) }},
+		{"delete on a device without a bridge", func(s Side) error { return s.W.DeleteEntry(idx.static(a, "up1", 0)) }},
 		{"replace without a state", func(s Side) error { return s.W.ReplaceEntry(model.Entry{MAC: c, PortIndex: idx["p2"]}) }},
 		{"replace d extern_learn on up0", func(s Side) error { return s.W.ReplaceEntry(ext) }},
-		{"replace d static on fdbtk0: moves, keeps extern_learn", func(s Side) error { return s.W.ReplaceEntry(static(d, "fdbtk0", 0)) }},
+		{"replace d static on fdbtk0: moves, keeps extern_learn", func(s Side) error { return s.W.ReplaceEntry(idx.static(d, "fdbtk0", 0)) }},
+	}
+}
+
+// portSteps sets port flags, port VLANs and vlan_filtering, and writes
+// entries for the VLANs.
+func (idx devices) portSteps() []conformStep {
+	c := conformanceMACs[2]
+	vlan10 := []model.Vlan{{ID: 10}}
+	pvid20 := []model.Vlan{{ID: 20, Pvid: true, Untagged: true}}
+	return []conformStep{
 		{"learning and flood off on fdbtk0", func(s Side) error { return s.W.SetPortFlags(idx["fdbtk0"], model.Flags{}, false) }},
 		{"learning on flood off on p1", func(s Side) error { return s.W.SetPortFlags(idx["p1"], model.Flags{Learning: true}, false) }},
 		{"fdbtk0 locked", func(s Side) error { return s.W.SetPortFlags(idx["fdbtk0"], model.Flags{Locked: true}, true) }},
@@ -106,37 +142,34 @@ func Conform(t *testing.T, real Side) {
 		{"add VLAN 10 to a missing device", func(s Side) error { return s.W.AddPortVlans(1<<20, vlan10) }},
 		{"add VLAN 10 to p2", func(s Side) error { return s.W.AddPortVlans(idx["p2"], vlan10) }},
 		{"make VLAN 20 p2's pvid", func(s Side) error { return s.W.AddPortVlans(idx["p2"], pvid20) }},
-		{"replace c on p2: VLAN 0 and p2's VLANs", func(s Side) error { return s.W.ReplaceEntry(static(c, "p2", 0)) }},
-		{"replace c on p2 for VLAN 10", func(s Side) error { return s.W.ReplaceEntry(static(c, "p2", 10)) }},
-		{"delete c on p2 for VLAN 10", func(s Side) error { return s.W.DeleteEntry(static(c, "p2", 10)) }},
+		{"replace c on p2: VLAN 0 and p2's VLANs", func(s Side) error { return s.W.ReplaceEntry(idx.static(c, "p2", 0)) }},
+		{"replace c on p2 for VLAN 10", func(s Side) error { return s.W.ReplaceEntry(idx.static(c, "p2", 10)) }},
+		{"delete c on p2 for VLAN 10", func(s Side) error { return s.W.DeleteEntry(idx.static(c, "p2", 10)) }},
 		{"delete VLAN 10 from p2", func(s Side) error { return s.W.DelPortVlans(idx["p2"], vlan10) }},
 		{"delete VLAN 10 from p2 again", func(s Side) error { return s.W.DelPortVlans(idx["p2"], vlan10) }},
-		{"replace c on p1", func(s Side) error { return s.W.ReplaceEntry(static(c, "p1", 0)) }},
+		{"replace c on p1", func(s Side) error { return s.W.ReplaceEntry(idx.static(c, "p1", 0)) }},
 		{"vlan_filtering on", func(s Side) error { return s.W.SetVlanFiltering(idx["br0"], true) }},
 		{"vlan_filtering off", func(s Side) error { return s.W.SetVlanFiltering(idx["br0"], false) }},
+	}
+}
+
+// leavingSteps takes devices off the bridges, and pipelines writes.
+func (idx devices) leavingSteps() []conformStep {
+	a, b, c, d := conformanceMACs[0], conformanceMACs[1], conformanceMACs[2], conformanceMACs[3]
+	return []conformStep{
 		{"p1 leaves the bridge: its entries go, its flags are reset", func(s Side) error { return s.Release("p1") }},
-		{"replace a on p2", func(s Side) error { return s.W.ReplaceEntry(static(a, "p2", 0)) }},
+		{"replace a on p2", func(s Side) error { return s.W.ReplaceEntry(idx.static(a, "p2", 0)) }},
 		{"p2 is deleted: its entries go", func(s Side) error { return s.Remove("p2") }},
 		{"br1 is deleted: q1 is on no bridge and its entries are gone", func(s Side) error { return s.Remove("br1") }},
 		{"pipelined: a replace, a write to a missing device, flags, a delete of an absent entry", func(s Side) error {
 			return answers(s.W.Pipeline(func() {
-				s.W.ReplaceEntry(static(b, "fdbtk0", 0))
+				s.W.ReplaceEntry(idx.static(b, "fdbtk0", 0))
 				s.W.ReplaceEntry(model.Entry{MAC: c, PortIndex: 1 << 20, State: model.NUDNoARP})
 				s.W.SetPortFlags(idx["up0"], model.Flags{Flood: true}, false)
-				s.W.DeleteEntry(static(c, "fdbtk0", 0))
+				s.W.DeleteEntry(idx.static(c, "fdbtk0", 0))
 			}))
 		}},
-		{"delete d on fdbtk0", func(s Side) error { return s.W.DeleteEntry(static(d, "fdbtk0", 0)) }},
-	}
-	for i, st := range steps {
-		errReal, errFake := st.do(real), st.do(sim)
-		if errno(errReal) != errno(errFake) {
-			t.Errorf("step %d, %s: the kernel says %v, the fake %v", i+1, st.what, errReal, errFake)
-		}
-		got, want := describe(t, sim.Read(t)), describe(t, real.Read(t))
-		if got != want {
-			t.Fatalf("step %d, %s: the fake reads back\n%s\nthe kernel\n%s", i+1, st.what, got, want)
-		}
+		{"delete d on fdbtk0", func(s Side) error { return s.W.DeleteEntry(idx.static(d, "fdbtk0", 0)) }},
 	}
 }
 

@@ -569,34 +569,35 @@ func (k *memory) PortVlans(portIndex int) ([]model.Vlan, error) {
 // setVlanFiltering switches a bridge's vlan_filtering; a kernel without
 // bridge VLANs refuses either way.
 func (k *memory) setVlanFiltering(bridgeIndex int, on bool) error {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	l := k.byIndex(bridgeIndex)
-	switch {
-	case l == nil:
-		return unix.ENODEV
-	case !l.VlanCapable:
-		return unix.EOPNOTSUPP
-	}
-	l.VlanFiltering = on
-	return nil
+	return k.change(bridgeIndex, func(l *model.Link) bool { return l.VlanCapable },
+		func(l *model.Link) { l.VlanFiltering = on })
 }
 
-// setPortFlags sets learning and flood, and locked when withLocked.
+// setPortFlags sets learning and flood, and locked when withLocked; a
+// link outside any bridge has no port flags.
 func (k *memory) setPortFlags(portIndex int, f model.Flags, withLocked bool) error {
+	return k.change(portIndex, func(l *model.Link) bool { return l.MasterIndex != 0 },
+		func(l *model.Link) {
+			if !withLocked {
+				f.Locked = l.Flags.Locked
+			}
+			l.Flags = f
+		})
+}
+
+// change applies set to the link with the index, as the kernel would:
+// ENODEV when there is none, EOPNOTSUPP when it cannot take the change.
+func (k *memory) change(index int, can func(*model.Link) bool, set func(*model.Link)) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	l := k.byIndex(portIndex)
+	l := k.byIndex(index)
 	switch {
 	case l == nil:
 		return unix.ENODEV
-	case l.MasterIndex == 0:
+	case !can(l):
 		return unix.EOPNOTSUPP
 	}
-	if !withLocked {
-		f.Locked = l.Flags.Locked
-	}
-	l.Flags = f
+	set(l)
 	return nil
 }
 
