@@ -37,6 +37,20 @@ func main() {
 	n := flag.Int("n", 30, "hotplug: hotplugs and drifts")
 	guests := flag.Int("guests", 300, "idle: simulated guests")
 	idle := flag.Duration("idle", 2*time.Minute, "idle: how long to measure")
+	var co churnOpts
+	before := flag.String("before", "", "churn: the watcher to compare with (an fdbhook binary built from an earlier commit)")
+	flag.StringVar(&co.beforeCommit, "before-commit", "", "churn: the commit -before was built from")
+	rates := flag.String("rates", "0,1000,5000,20000", "churn: new MACs per second on the uplink, one column each")
+	flag.IntVar(&co.guests, "churn-guests", 500, "churn: simulated guests")
+	flag.IntVar(&co.nics, "nics", 2, "churn: NICs per guest")
+	flag.DurationVar(&co.warmup, "warmup", 13*time.Second, "churn: churn before the window, for the table to fill")
+	flag.DurationVar(&co.window, "window", 65*time.Second, "churn: the measured window")
+	flag.IntVar(&co.probes, "probes", 5, "churn: hotplugs and drifts in the window")
+	flag.DurationVar(&co.ageing, "ageing", 10*time.Second, "churn: the bridge's ageing time")
+	flag.StringVar(&co.profile, "profile", "", "churn: directory for the window's profiles (the binaries are bench/watchprof builds)")
+	flag.BoolVar(&co.perf, "perf", false, "churn: also run perf record over the window (with -profile)")
+	flag.StringVar(&co.logLevel, "log-level", "info", "churn: the watchers' log_level")
+	flag.StringVar(&co.keep, "keep-logs", "", "churn: a directory to keep each watcher's log in")
 	flag.Parse()
 	var err error
 	switch *mode {
@@ -44,13 +58,33 @@ func main() {
 		err = hotplug(*bin, *n)
 	case "idle":
 		err = idleRun(*bin, *guests, *idle)
+	case "churn":
+		if co.rates, err = parseRates(*rates); err == nil {
+			co.variants = []variant{{"after", *bin}}
+			if *before != "" {
+				co.variants = []variant{{"before", *before}, {"after", *bin}}
+			}
+			err = churn(co)
+		}
 	default:
-		err = fmt.Errorf("-mode must be hotplug or idle")
+		err = fmt.Errorf("-mode must be hotplug, idle or churn")
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "bench/watch: %v\n", err)
 		os.Exit(1)
 	}
+}
+
+func parseRates(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("-rates: %q is not a rate", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 func sh(name string, args ...string) error {
@@ -68,6 +102,12 @@ type watcher struct {
 }
 
 func startWatcher(bin, dir string, extraEnv ...string) (*watcher, error) {
+	return startWatcherWith(func(c *exec.Cmd) error { return c.Start() }, bin, dir, extraEnv...)
+}
+
+// startWatcherWith is startWatcher with start starting the command (in
+// another network namespace, for the churn mode).
+func startWatcherWith(start func(*exec.Cmd) error, bin, dir string, extraEnv ...string) (*watcher, error) {
 	logPath := filepath.Join(dir, "watch.log")
 	f, err := os.Create(logPath)
 	if err != nil {
@@ -79,7 +119,7 @@ func startWatcher(bin, dir string, extraEnv ...string) (*watcher, error) {
 		"FDBHOOK_CONFIG=" + filepath.Join(dir, "fdbhook.toml"),
 		"FDBHOOK_RUN_DIR=" + filepath.Join(dir, "run-fdbhook")}, extraEnv...)
 	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
+	if err := start(cmd); err != nil {
 		return nil, err
 	}
 	return &watcher{cmd: cmd, log: logPath}, nil
@@ -153,13 +193,7 @@ func managed(k *kernel.Conn, port, bridge, mac string) bool {
 
 // waitManaged polls every millisecond for up to 5 s.
 func waitManaged(k *kernel.Conn, port, bridge, mac string, t0 time.Time) (time.Duration, error) {
-	for !managed(k, port, bridge, mac) {
-		if time.Since(t0) > 5*time.Second {
-			return 0, fmt.Errorf("%s (%s) not managed 5 s later", port, mac)
-		}
-		time.Sleep(time.Millisecond)
-	}
-	return time.Since(t0), nil
+	return waitManagedFor(k, port, bridge, mac, t0, 5*time.Second)
 }
 
 type stats struct{ median, p90, worst time.Duration }

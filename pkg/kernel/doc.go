@@ -18,4 +18,14 @@
 // measures it beside this package's: `go test -bench . ./pkg/kernel` (root);
 // bench/results.md has the figures. The comment on each request says which
 // library call does the same work, or that none does.
+//
+// The watcher's notifications are the exception to that: Notifier reads
+// them on a socket of its own, parsed in place from one buffer, because on
+// a bridge whose uplink is on a busy segment the kernel sends thousands a
+// second and the library's NeighSubscribe allocates a NeighUpdate for each
+// and hands it through a channel. A classic BPF socket filter compiled
+// from FDBRules (the one table of what the watcher needs: static and locked
+// entries, entries on guests' ports or for guests' MACs) drops the rest in
+// the kernel, before it takes a place in the socket's buffer. The constants
+// are the library's and x/sys/unix's where they have them.
 package kernel

@@ -161,7 +161,7 @@ func changes(s plan.Step) bool { return s.Kind != plan.AddEntry || !InPlace(s) }
 // they were on (which no running guest owns) learning and flooding back
 // once no static entry is left on them, as a guest's stop does.
 func (res *Result) cleanBridge(a *Analysis, br *model.Link, w model.Writer) error {
-	all, err := a.State.Kernel.BridgeEntries(br)
+	all, err := a.staleCandidates(br)
 	if err != nil {
 		return err
 	}

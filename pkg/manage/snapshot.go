@@ -20,6 +20,9 @@ type Snapshot struct {
 	byName   map[string]*model.Link
 	byMaster map[int][]*model.Link
 	fdb      map[int]map[string][]model.Entry // bridge index → MAC → entries
+	// looked holds, after LookUp, the entries read one MAC at a time,
+	// by bridge index and MAC (lookup.go).
+	looked map[int]map[string][]model.Entry
 }
 
 // Take dumps every device through r. FDB dumps follow, one per bridge,
@@ -72,8 +75,13 @@ func (s *Snapshot) PortVlans(portIndex int) ([]model.Vlan, error) { return s.r.P
 // NetnsIDOfPid implements plan.View: it asks the kernel.
 func (s *Snapshot) NetnsIDOfPid(pid int) (int, error) { return s.r.NetnsIDOfPid(pid) }
 
-// Prefetch implements plan.View: the snapshot has read ahead already.
-func (s *Snapshot) Prefetch(map[string][]string) {}
+// Prefetch implements plan.View: the snapshot has read ahead already,
+// unless it looks entries up (LookUp): then the kernel reads ahead.
+func (s *Snapshot) Prefetch(ports map[string][]string) {
+	if s.looked != nil {
+		s.r.Prefetch(ports)
+	}
+}
 
 // Ports returns the devices enslaved to bridge, sorted by name.
 func (s *Snapshot) Ports(bridge *model.Link) []*model.Link { return s.byMaster[bridge.Index] }
@@ -103,6 +111,9 @@ func (s *Snapshot) bridgeFDB(bridge *model.Link) (map[string][]model.Entry, erro
 
 // Entries implements plan.View: the entries for mac on bridge, every VLAN.
 func (s *Snapshot) Entries(bridge *model.Link, mac string) ([]model.Entry, error) {
+	if s.lookingUp(bridge) {
+		return s.lookUp(bridge, mac)
+	}
 	m, err := s.bridgeFDB(bridge)
 	if err != nil {
 		return nil, err
@@ -112,6 +123,9 @@ func (s *Snapshot) Entries(bridge *model.Link, mac string) ([]model.Entry, error
 
 // PortEntries implements plan.View.
 func (s *Snapshot) PortEntries(bridge, port *model.Link) ([]model.Entry, error) {
+	if s.lookingUp(bridge) {
+		return s.r.PortEntries(bridge, port)
+	}
 	all, err := s.BridgeEntries(bridge)
 	if err != nil {
 		return nil, err
@@ -141,6 +155,7 @@ func (s *Snapshot) BridgeEntries(bridge *model.Link) ([]model.Entry, error) {
 // entry, and on a VLAN-filtering bridge writes the port's VLANs too); a
 // deleted entry without a VLAN takes the port's per-VLAN copies with it.
 func (s *Snapshot) Record(st plan.Step) {
+	s.forgetLooked(st)
 	switch st.Kind {
 	case plan.EnableVlanFiltering:
 		if b := s.links[st.BridgeIndex]; b != nil {
@@ -182,4 +197,7 @@ func (s *Snapshot) Record(st plan.Step) {
 // Forget drops what the snapshot knows of a bridge's FDB; the next question
 // dumps it again. For when the kernel's state is no longer known, e.g.
 // after an undo that failed.
-func (s *Snapshot) Forget(bridgeIndex int) { delete(s.fdb, bridgeIndex) }
+func (s *Snapshot) Forget(bridgeIndex int) {
+	delete(s.fdb, bridgeIndex)
+	delete(s.looked, bridgeIndex)
+}

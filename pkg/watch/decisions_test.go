@@ -337,9 +337,10 @@ func TestLiveXMLReplacedInOneTick(t *testing.T) {
 	r.waitFor("the guest managed once its file reads again", r.managed("vnet2", mac1))
 }
 
-// TestFailedFDBReadIsNotNoEntries: an FDB dump that fails is an error,
-// retried, never an empty table: nothing is written from it, and once the
-// dump works the guest, whose entry is in place, needs no write.
+// TestFailedFDBReadIsNotNoEntries: an FDB read that fails (the per-MAC
+// lookup the watcher's batches make, or a dump) is an error, retried,
+// never an empty table: nothing is written from it, and once the read
+// works the guest, whose entry is in place, needs no write.
 func TestFailedFDBReadIsNotNoEntries(t *testing.T) {
 	r := startedWithG1(t)
 	before := r.k.Writes()
@@ -348,7 +349,7 @@ func TestFailedFDBReadIsNotNoEntries(t *testing.T) {
 	r.k.FailWith(func(c kerneltest.Call) error {
 		mu.Lock()
 		defer mu.Unlock()
-		if c.Method == "BridgeEntries" && fail > 0 {
+		if slices.Contains([]string{"Entries", "PortEntries", "BridgeEntries"}, c.Method) && fail > 0 {
 			fail--
 			return kerneltest.Injected(c)
 		}

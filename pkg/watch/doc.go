@@ -11,8 +11,14 @@
 // guest. Keys are de-duplicated while they wait, so a burst of events for
 // one guest is one reconcile; a guest that fails is retried with backoff,
 // a bounded number of times. A full resync runs at start-up, after any
-// sign of lost events (netlink ENOBUFS, a libvirt reconnect) and on the
-// timer.
+// sign of lost events (netlink ENOBUFS, at most one per holdoff while
+// losses go on; a libvirt reconnect) and on the timer.
+//
+// Its cost follows the guests, not the bridges' FDB traffic: the netlink
+// source's socket filter keeps only the FDB notifications that concern the
+// running guests' ports and MACs (the watchlist the worker gives it after
+// every batch) or static and locked entries, and a batch looks FDB
+// entries up per MAC instead of dumping a bridge's FDB.
 //
 // Only cmd/fdbhook imports this package: the hook binaries must not link
 // libvirt's RPC client.

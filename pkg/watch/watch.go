@@ -237,11 +237,13 @@ func (w *Watcher) work(ctx context.Context, b batch) {
 		w.requeue(b)
 		return
 	}
+	st.Kernel.LookUp() // a busy bridge's FDB is not dumped for every batch
 	if b.resync {
 		w.clean(st, k)
 	}
 	w.portOwners(st.Kernel, ports, todo)
 	done := w.reconcileAll(ctx, st, k, todo)
+	w.publish(st.Kernel)
 	w.done(done, b.resync)
 }
 

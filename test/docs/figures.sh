@@ -2,13 +2,13 @@
 # Checks that every measured figure in the documentation (README.md and
 # docs/*.md) appears in the committed bench/results.md: figures are quotes
 # of a run, never typed by hand. A figure is a number with a decimal point
-# and a unit: ms, x, MiB. docs/performance.md must quote the run (at least
+# and a unit: ms, x, MiB, %. docs/performance.md must quote the run (at least
 # one figure). Prints each figure not found and exits 1 when there is one.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 results=bench/results.md
 missing=0 checked=0
-figures() { grep -oE '[0-9]+\.[0-9]+ ?(ms|x|MiB)\b' "$@" | sort -u || true; }
+figures() { grep -oE '[0-9]+\.[0-9]+ ?((ms|x|MiB)\b|%)' "$@" | sort -u || true; }
 [ -n "$(figures docs/performance.md)" ] || { echo "docs/performance.md quotes no figure of $results" >&2; exit 1; }
 while read -r fig; do
 	[ -n "$fig" ] || continue
