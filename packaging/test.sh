@@ -208,6 +208,7 @@ cleanup() {
 			FDBHOOK_NO_RELOAD=1 run_dpkg "$work/cleanup.log" --purge fdbhook ||
 				echo "packages: could not purge the test's fdbhook package" >&2
 		fi
+		[ "$(pkg_state)" = not-installed ] && "$root"/test/package-leftover.sh clear
 		ip link del fdbtpkgtap0 2>/dev/null
 		ip link del fdbtpkgbr0 2>/dev/null
 		ip link del fdbtpkgbr1 2>/dev/null
@@ -394,11 +395,9 @@ else
 	fi
 fi
 
-status=$(pkg_state)
-if [ "$status" != not-installed ]; then
-	echo "packages: an fdbhook package is already on this host (status: $status); the test installs and purges its own, so remove it first (dpkg -P fdbhook)" >&2
-	exit 1
-fi
+# An admin's package stays; one an interrupted run left is purged.
+"$root"/test/package-leftover.sh check packages || exit 1
+"$root"/test/package-leftover.sh mark packages
 touched=yes
 
 # Move aside what the test could clobber; cleanup() puts it back.

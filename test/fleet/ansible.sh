@@ -34,9 +34,9 @@ if [ "${FDBHOOK_TEST_LOCK_HELD:-}" != 1 ]; then
 fi
 test/deps.sh ansible python3-apt iproute2
 
-if dpkg-query -W -f='${Status}' fdbhook 2>/dev/null | grep -q 'install ok installed'; then
-	die "the fdbhook package is installed on this host; this test installs its own and would remove it afterwards: remove it first (dpkg -P fdbhook)"
-fi
+# An admin's package stays; one an interrupted run left is purged.
+"$PWD"/test/package-leftover.sh check ansible || exit 1
+"$PWD"/test/package-leftover.sh mark ansible
 
 CONFIG=/etc/fdbhook/fdbhook.toml
 work=$(mktemp -d /tmp/fdbt-ansible.XXXXXX)
@@ -45,7 +45,11 @@ config_saved=
 cleanup() {
 	local rc=$?
 	set +e
-	dpkg -P fdbhook >"$work/purge.log" 2>&1 || cat "$work/purge.log" >&2
+	if dpkg -P fdbhook >"$work/purge.log" 2>&1; then
+		"$PWD"/test/package-leftover.sh clear
+	else
+		cat "$work/purge.log" >&2
+	fi
 	rm -f /var/cache/fdbhook-"$(basename "$deb")"
 	if [ -n "$config_saved" ]; then
 		mkdir -p /etc/fdbhook
