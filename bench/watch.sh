@@ -40,7 +40,7 @@ churn() {
 		-probes "${BENCH_WATCH_PROBES:-5}")
 	if [ -n "$profile" ]; then
 		mkdir -p "$profile"
-		go build -trimpath -o bench/bin/watchprof ./bench/watchprof
+		(cd bench && go build -trimpath -o bin/watchprof ./watchprof) # bench/ is a module of its own
 		after=bench/bin/watchprof
 		args+=(-profile "$profile")
 		[ "${BENCH_WATCH_PERF:-}" != 1 ] || { test/deps.sh linux-perf; args+=(-perf); }
