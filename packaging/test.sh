@@ -351,6 +351,17 @@ expect_eq "deb: conffiles" "$(cat "$work/control/conffiles")" /etc/fdbhook/fdbho
 for s in preinst:preinstall postinst:postinstall prerm:preremove postrm:postremove; do
 	check "deb: ${s%%:*} is packaging/scripts/${s#*:}.sh" cmp -s "$work/control/${s%%:*}" "$src/packaging/scripts/${s#*:}.sh"
 done
+# A link's mode in the .deb is the recipe's, not taken from the building
+# host's file at the link's target (which differs where fdbhook is
+# installed): the same tree builds the same package on every host.
+expect_eq "deb: the links in /usr/libexec/fdbhook are lrwxrwxrwx root/root" \
+	"$(dpkg-deb -c "$deb" | awk '$6 ~ /^\.\/usr\/libexec\/fdbhook\/./ { print $1, $2, $6 }')" "$(
+		cat <<EOF
+lrwxrwxrwx root/root ./usr/libexec/fdbhook/lxc-hook
+lrwxrwxrwx root/root ./usr/libexec/fdbhook/network-hook
+lrwxrwxrwx root/root ./usr/libexec/fdbhook/qemu-hook
+EOF
+	)"
 
 section "build a higher version with a changed default configuration"
 
