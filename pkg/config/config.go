@@ -43,6 +43,35 @@ const (
 	Enable VlanFiltering = "enable"
 )
 
+// UndeclaredMACs says what fdbhook does about the source MACs a guest
+// sends from that it did not declare (nested guests, macvlan, VRRP): with
+// learning and unicast flooding off their inbound frames are not delivered.
+type UndeclaredMACs string
+
+const (
+	// Ignore manages the port as always (learning off, flood off): frames
+	// to an undeclared MAC are silently lost.
+	Ignore UndeclaredMACs = "ignore"
+	// Report locks the port with MAC Authentication Bypass (learning on,
+	// flood off, locked on, mab on, Linux 6.2+): the kernel drops frames
+	// from an undeclared MAC and shows the MAC as a locked entry, which
+	// fdbhook reports.
+	Report UndeclaredMACs = "report"
+)
+
+// ParseUndeclaredMACs is the one place that knows the values of
+// undeclared_macs and of the metadata's undeclared-macs attribute; "" is
+// Ignore.
+func ParseUndeclaredMACs(s string) (UndeclaredMACs, error) {
+	switch u := UndeclaredMACs(s); u {
+	case "":
+		return Ignore, nil
+	case Ignore, Report:
+		return u, nil
+	}
+	return "", fmt.Errorf("%q: want \"ignore\" or \"report\"", s)
+}
+
 // Bridge is the policy of one managed bridge.
 type Bridge struct {
 	VlanFiltering VlanFiltering `toml:"vlan_filtering"`
@@ -53,6 +82,10 @@ type Bridge struct {
 	// Sticky writes the guests' entries with NTF_STICKY, so that frames on
 	// other ports cannot move them. A guest's or NIC's metadata overrides it.
 	Sticky bool `toml:"sticky"`
+	// UndeclaredMACs is what is done about source MACs the bridge's guests
+	// did not declare ("ignore", the default, or "report"). A guest's or
+	// NIC's metadata overrides it.
+	UndeclaredMACs UndeclaredMACs `toml:"undeclared_macs"`
 }
 
 // Config is a validated configuration.
@@ -299,6 +332,11 @@ func (c *Config) validate() error {
 		default:
 			return fmt.Errorf("[bridge.%s] vlan_filtering = %q: want \"enable\" or \"leave\"", name, b.VlanFiltering)
 		}
+		u, err := ParseUndeclaredMACs(string(b.UndeclaredMACs))
+		if err != nil {
+			return fmt.Errorf("[bridge.%s] undeclared_macs = %w", name, err)
+		}
+		b.UndeclaredMACs = u
 		c.Bridge[name] = b
 	}
 	return nil
@@ -348,6 +386,9 @@ func (c *Config) Policy(name string) Bridge {
 	b, ok := c.Bridge[name]
 	if !ok || b.VlanFiltering == "" {
 		b.VlanFiltering = Leave
+	}
+	if b.UndeclaredMACs == "" {
+		b.UndeclaredMACs = Ignore
 	}
 	return b
 }

@@ -42,6 +42,20 @@ vlan_filtering = "enable"
 	}
 }
 
+// TestUndeclaredMACs: "ignore" is the default, the key and its absence
+// mean the same, and "report" is read per bridge.
+func TestUndeclaredMACs(t *testing.T) {
+	c, err := Parse([]byte("bridges = [\"br0\", \"br1\", \"br2\"]\n[bridge.br0]\nundeclared_macs = \"report\"\n[bridge.br1]\nundeclared_macs = \"ignore\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for br, want := range map[string]UndeclaredMACs{"br0": Report, "br1": Ignore, "br2": Ignore, "unlisted": Ignore} {
+		if got := c.Policy(br).UndeclaredMACs; got != want {
+			t.Errorf("%s undeclared_macs = %q, want %q", br, got, want)
+		}
+	}
+}
+
 func TestParseDefaults(t *testing.T) {
 	c, err := Parse(nil)
 	if err != nil {
@@ -77,6 +91,8 @@ func TestParseErrors(t *testing.T) {
 		{"log_level value", `log_level = "loud"`, `log_level = "loud"`},
 		{"vlan_filtering value", "[bridge.br0]\nvlan_filtering = \"on\"", `vlan_filtering = "on"`},
 		{"vlan_filtering bool", "[bridge.br0]\nvlan_filtering = true", `line 2: vlan_filtering = true: bridge.br0.vlan_filtering is "enable" or "leave", quoted: write vlan_filtering = "enable"`},
+		{"undeclared_macs value", "[bridge.br0]\nundeclared_macs = \"follow\"", `[bridge.br0] undeclared_macs = "follow": want "ignore" or "report"`},
+		{"undeclared_macs bool", "[bridge.br0]\nundeclared_macs = true", `line 2: undeclared_macs = true: bridge.br0.undeclared_macs is "ignore" or "report", quoted: write undeclared_macs = "report"`},
 		{"bridge name too long", `bridges = ["abcdefghijklmnop"]`, "not a valid interface name"},
 		{"bridge name slash", `bridges = ["br/0"]`, "not a valid interface name"},
 		{"bridge name empty", `bridges = [""]`, "not a valid interface name"},

@@ -34,18 +34,19 @@ var keyKinds = map[string]struct {
 	want string // what the value is, in words
 	eg   string // an example of the right value
 }{
-	"bridges":                 {kList, "a list of bridge names", `["br0"]`},
-	"networks":                {kList, "a list of libvirt network names", `["default"]`},
-	"on_error":                {kString, `"fail" or "warn", quoted`, `"fail"`},
-	"log_level":               {kString, "a quoted level", `"info"`},
-	"bridge":                  {kTables, "a table per bridge", ""},
-	"bridge.*":                {kTable, "a table of settings for one bridge", ""},
-	"bridge.*.vlan_filtering": {kString, `"enable" or "leave", quoted`, `"enable"`},
-	"bridge.*.lock_ports":     {kBool, "true or false, not quoted", "true"},
-	"bridge.*.sticky":         {kBool, "true or false, not quoted", "true"},
-	"watch":                   {kTable, "a table", ""},
-	"watch.resync":            {kString, "a quoted duration", `"60s"`},
-	"watch.metrics":           {kString, "a quoted address", `"127.0.0.1:9568"`},
+	"bridges":                  {kList, "a list of bridge names", `["br0"]`},
+	"networks":                 {kList, "a list of libvirt network names", `["default"]`},
+	"on_error":                 {kString, `"fail" or "warn", quoted`, `"fail"`},
+	"log_level":                {kString, "a quoted level", `"info"`},
+	"bridge":                   {kTables, "a table per bridge", ""},
+	"bridge.*":                 {kTable, "a table of settings for one bridge", ""},
+	"bridge.*.vlan_filtering":  {kString, `"enable" or "leave", quoted`, `"enable"`},
+	"bridge.*.lock_ports":      {kBool, "true or false, not quoted", "true"},
+	"bridge.*.sticky":          {kBool, "true or false, not quoted", "true"},
+	"bridge.*.undeclared_macs": {kString, `"ignore" or "report", quoted`, `"report"`},
+	"watch":                    {kTable, "a table", ""},
+	"watch.resync":             {kString, "a quoted duration", `"60s"`},
+	"watch.metrics":            {kString, "a quoted address", `"127.0.0.1:9568"`},
 }
 
 // typeHint looks for a key of text whose value has the wrong type and
