@@ -41,7 +41,11 @@ type Guest struct {
 	// bridge's configured policy.
 	Lock   Setting
 	Sticky Setting
-	NICs   []NIC
+	// UndeclaredMACs is the guest-wide undeclared-macs attribute
+	// (<fdbhook:fdb undeclared-macs="ignore|report">); "" leaves the
+	// bridge's undeclared_macs.
+	UndeclaredMACs string
+	NICs           []NIC
 	// State is the guest's state in libvirt's live XML (<domstatus
 	// state='running'>: running, paused, …); empty for a plain <domain>.
 	// Reason is why it is in that state (booted, unpaused, migrated, …),
@@ -106,6 +110,9 @@ type Interface struct {
 	// Lock and Sticky override the guest's and the bridge's settings.
 	Lock   Setting
 	Sticky Setting
+	// UndeclaredMACs ("ignore", "report"; "" when absent) overrides the
+	// guest's and the bridge's undeclared_macs.
+	UndeclaredMACs string
 	// Pvid is the untagged VLAN of the NIC's port (0: not declared).
 	Pvid int
 	// Vlans are the tagged VLANs of the port, sorted, without Pvid.
@@ -290,6 +297,9 @@ func (g *Guest) parseMetadata(md *xmlquery.Node) error {
 		if g.Sticky, err = settingAttr(el, "sticky"); err != nil {
 			return err
 		}
+		if g.UndeclaredMACs, err = undeclaredAttr(el); err != nil {
+			return err
+		}
 		for c := el.FirstChild; c != nil; c = c.NextSibling {
 			if c.Type != xmlquery.ElementNode {
 				continue
@@ -326,6 +336,9 @@ func parseInterface(el *xmlquery.Node, mac string) (Interface, error) {
 		return m, err
 	}
 	if m.Sticky, err = settingAttr(el, "sticky"); err != nil {
+		return m, err
+	}
+	if m.UndeclaredMACs, err = undeclaredAttr(el); err != nil {
 		return m, err
 	}
 	if v := el.SelectAttr("pvid"); v != "" {
@@ -373,6 +386,17 @@ func settingAttr(el *xmlquery.Node, name string) (Setting, error) {
 		return No, nil
 	default:
 		return Unset, fmt.Errorf("%s=%q: want \"yes\" or \"no\"", name, v)
+	}
+}
+
+// undeclaredAttr reads the undeclared-macs attribute: "ignore", "report",
+// or "" when absent (the values of the configuration's undeclared_macs).
+func undeclaredAttr(el *xmlquery.Node) (string, error) {
+	switch v := el.SelectAttr("undeclared-macs"); v {
+	case "", "ignore", "report":
+		return v, nil
+	default:
+		return "", fmt.Errorf("undeclared-macs=%q: want \"ignore\" or \"report\"", v)
 	}
 }
 
