@@ -128,7 +128,7 @@ func (pl *probeLab) read(index int) (*model.Link, error) {
 
 // flags turns learning and unicast_flood off and reads them back.
 func (pl *probeLab) flags() error {
-	if err := pl.k.SetPortFlags(pl.port.Index, model.Flags{}, false); err != nil {
+	if err := pl.k.SetPortFlags(pl.port.Index, model.Flags{}, false, false); err != nil {
 		return err
 	}
 	l, err := pl.read(pl.port.Index)
@@ -183,7 +183,7 @@ func (pl *probeLab) locked() error {
 	if err != nil {
 		return err
 	}
-	if err := pl.k.SetPortFlags(pl.port.Index, model.Flags{Learning: l.Flags.Learning, Flood: l.Flags.Flood, Locked: true}, true); err != nil {
+	if err := pl.k.SetPortFlags(pl.port.Index, model.Flags{Learning: l.Flags.Learning, Flood: l.Flags.Flood, Locked: true}, true, false); err != nil {
 		return err
 	}
 	l, err = pl.read(pl.port.Index)

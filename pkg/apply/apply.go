@@ -202,7 +202,7 @@ func do(w model.Writer, s plan.Step) error {
 	case plan.DelVlans, plan.AddVlans:
 		return changeVlans(w, s)
 	case plan.SetFlags:
-		return w.SetPortFlags(s.PortIndex, s.Flags, s.WithLocked)
+		return w.SetPortFlags(s.PortIndex, s.Flags, s.WithLocked, s.WithMab)
 	case plan.ExtendEntry:
 		return w.ReplaceEntry(s.Entry)
 	case plan.DelEntry:
@@ -224,7 +224,7 @@ func Undo(w model.Writer, done []plan.Step) error {
 		case plan.AddEntry:
 			err = undoEntry(w, s)
 		case plan.SetFlags:
-			err = w.SetPortFlags(s.PortIndex, s.Prior, s.WithLocked)
+			err = w.SetPortFlags(s.PortIndex, s.Prior, s.WithLocked, s.WithMab)
 		case plan.DelEntry:
 			err = w.ReplaceEntry(s.Entry)
 		case plan.SetVlans:
