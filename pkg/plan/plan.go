@@ -138,7 +138,21 @@ type starter struct {
 // entry and the flags, less what the kernel cannot do.
 type features struct {
 	lock, sticky bool
-	vlans        []model.Vlan
+	// report locks the port with MAB (undeclared_macs = "report").
+	report bool
+	vlans  []model.Vlan
+}
+
+// UndeclaredMACs is what is done about the source MACs a NIC sends from
+// undeclared: the NIC's metadata beats the guest's, which beats the
+// bridge's undeclared_macs. The one place that decides it.
+func UndeclaredMACs(cfg *config.Config, g *guest.Guest, nic guest.NIC, bridge string) config.UndeclaredMACs {
+	for _, v := range []string{g.Metadata(nic).UndeclaredMACs, g.UndeclaredMACs} {
+		if v != "" {
+			return config.UndeclaredMACs(v)
+		}
+	}
+	return cfg.Policy(bridge).UndeclaredMACs
 }
 
 // nic plans one candidate NIC, in stages: resolve its port, check its MACs
@@ -328,6 +342,15 @@ func (s *starter) features(c candidate, md guest.Interface, tap, br *model.Link,
 		}
 		f.lock = false
 	}
+	if UndeclaredMACs(s.cfg, s.g, c.nic, br.Name) == config.Report {
+		// Never a refusal: reporting is for the admin's eyes, and without
+		// it the NIC is managed as it always was.
+		f.report = tap.MabCapable
+		if !f.report {
+			s.p.Warnings = append(s.p.Warnings, fmt.Sprintf("%s %s on %s, port %s: this kernel has no MAC Authentication Bypass (Linux 6.2+): undeclared MACs cannot be detected (undeclared_macs = \"report\")",
+				c.nic.Label(), c.mac, br.Name, tap.Name))
+		}
+	}
 	f.sticky = md.Sticky.Or(s.g.Sticky.Or(pol.Sticky))
 	if f.sticky && !br.StickyCapable {
 		if s.cannot(c, br.Name, "cannot write sticky entries: this kernel has no sticky bridge entries (NTF_STICKY, Linux 4.20+)") {
@@ -377,25 +400,30 @@ func (s *starter) emit(c candidate, tap, br *model.Link, macs []string, prior []
 		s.ports = append(s.ports, add)
 	}
 	// A port found locked stays locked when this guest does not ask for
-	// it: someone else (an 802.1X authenticator) may have locked it.
-	want := model.Flags{Locked: f.lock || tap.Flags.Locked}
+	// it: someone else (an 802.1X authenticator) may have locked it; not
+	// one with MAB on, which a guest's report mode locked.
+	want := model.Flags{Locked: f.lock || tap.Flags.Locked && !tap.Flags.Mab}
+	if f.report {
+		want = model.Reporting
+	}
 	if tap.Flags != want {
 		set := base
-		set.Kind, set.Flags, set.Prior, set.WithLocked = SetFlags, want, tap.Flags, tap.LockCapable
+		set.Kind, set.Flags, set.Prior, set.WithLocked, set.WithMab = SetFlags, want, tap.Flags, tap.LockCapable, tap.MabCapable
 		s.ports = append(s.ports, set)
 	}
-	if !f.lock {
+	if !f.lock && !f.report {
 		return nil
 	}
 	// A locked port passes every source MAC that has an entry on it,
 	// learned ones too: drop those the port learned before learning went
-	// off, or they pass until they age out.
+	// off (or before it was locked, in report mode), or they pass until
+	// they age out. Locked entries pass nothing, and are the report.
 	learned, err := s.v.PortEntries(br, tap)
 	if err != nil {
 		return fmt.Errorf("%s: reading FDB entries of %s: %w", c.nic.Label(), tap.Name, err)
 	}
 	for _, e := range learned {
-		if e.Static() || e.Local() || e.NTFlags&model.NTFExtLearn != 0 || e.PortIndex != tap.Index || slices.Contains(macs, e.MAC) {
+		if e.Static() || e.Local() || e.Locked() || e.NTFlags&model.NTFExtLearn != 0 || e.PortIndex != tap.Index || slices.Contains(macs, e.MAC) {
 			continue
 		}
 		del := base

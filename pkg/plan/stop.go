@@ -164,9 +164,11 @@ func (s *stopper) restorePort(pp *persistentPort) error {
 			return nil
 		}
 	}
+	// MAB goes off with the rest: a report-mode port would otherwise keep
+	// it, and the kernel flushes the port's locked entries then.
 	if defaults := (model.Flags{Learning: true, Flood: true}); port.Flags != defaults {
 		s.p.Steps = append(s.p.Steps, Step{Kind: SetFlags, Port: port.Name, PortIndex: port.Index, Bridge: br.Name,
-			BridgeIndex: br.Index, Flags: defaults, Prior: port.Flags, WithLocked: port.LockCapable, NIC: "port " + port.Name})
+			BridgeIndex: br.Index, Flags: defaults, Prior: port.Flags, WithLocked: port.LockCapable, WithMab: port.MabCapable, NIC: "port " + port.Name})
 	}
 	if pp.vlans != nil && br.VlanCapable {
 		s.p.Steps = append(s.p.Steps, restoreVlans(br, port, pp.vlans)...)
