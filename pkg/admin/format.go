@@ -73,6 +73,7 @@ func (b *BridgeReport) format(w io.Writer) {
 		fmt.Fprintln(tw, "  (no ports)")
 	}
 	tw.Flush()
+	b.formatUndeclared(w)
 	if len(b.Entries) == 0 {
 		fmt.Fprintln(w, "  no static entries")
 		return
@@ -89,6 +90,35 @@ func (b *BridgeReport) format(w io.Writer) {
 			state += " (sticky)"
 		}
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", e.MAC, e.Port, vlan, state, e.owner())
+	}
+	tw.Flush()
+}
+
+// formatUndeclared writes the undeclared MACs of the bridge's managed
+// guest ports, when there are any: a table, and what to do about them.
+func (b *BridgeReport) formatUndeclared(w io.Writer) {
+	var rows []string
+	for _, p := range b.Ports {
+		for _, u := range p.Undeclared {
+			seen := "-"
+			if u.LastSeen > 0 {
+				seen = (time.Duration(u.LastSeen) * time.Second).String() + " ago"
+			}
+			vlan := "-"
+			if u.Vlan != 0 {
+				vlan = strconv.Itoa(u.Vlan)
+			}
+			rows = append(rows, fmt.Sprintf("  %s\t%s\t%s\t%s %s\t%s\n", u.MAC, p.Name, vlan, p.Guest, p.NIC, seen))
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "  undeclared MACs (%d): the guests send from them, their frames are dropped; declare the ones they should have as extra MACs\n", len(rows))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  UNDECLARED MAC\tPORT\tVLAN\tGUEST\tLAST SEEN")
+	for _, r := range rows {
+		fmt.Fprint(tw, r)
 	}
 	tw.Flush()
 }

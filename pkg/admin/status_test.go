@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fdbhook/fdbhook/pkg/guest"
 	"github.com/fdbhook/fdbhook/pkg/kernel/kerneltest"
@@ -254,5 +255,47 @@ func TestLockedPortsInStatusAndCleanUp(t *testing.T) {
 			FormatResult(&out, res)
 			t.Errorf("orphan tap %s has %s after reconcile, want %s:\n%s", tap, got, want, out.String())
 		}
+	}
+}
+
+// TestStatusReportsUndeclaredMACs: on a managed guest port in report mode
+// (learning on, flood off, locked, MAB), the locked entries are listed as
+// the guest NIC's undeclared MACs, in the table and in --json, and are no
+// problem; nor are the port's flags.
+func TestStatusReportsUndeclaredMACs(t *testing.T) {
+	k, running, defined := world(t)
+	v1 := k.Device("vnet1")
+	v1.LockCapable, v1.MabCapable, v1.Flags = true, true, model.Reporting
+	const nested = "02:aa:00:00:00:01"
+	k.Learn("vnet1", nested) // a nested guest's frame: the kernel locks its MAC
+	k.AddEntry(model.Entry{MAC: "00:00:5e:00:01:0a", Port: "vnet1", State: 0x02, NTFlags: model.NTFMaster,
+		FlagsExt: model.NTFExtLocked, Updated: 42 * time.Second})
+	rep, err := Status(state(t, k, cfgBr0+"\n[bridge.br0]\nundeclared_macs = \"report\"", running, defined), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range rep.Problems {
+		if p.Port == "vnet1" {
+			t.Errorf("problem on vnet1: %s", p.Text)
+		}
+	}
+	i := slices.IndexFunc(rep.Bridges[0].Ports, func(p PortReport) bool { return p.Name == "vnet1" })
+	want := []UndeclaredMAC{{MAC: "00:00:5e:00:01:0a", LastSeen: 42}, {MAC: nested}}
+	if got := rep.Bridges[0].Ports[i].Undeclared; !slices.Equal(got, want) {
+		t.Errorf("vnet1's undeclared MACs %+v, want %+v", got, want)
+	}
+	var out bytes.Buffer
+	rep.Format(&out)
+	for _, w := range []string{"undeclared MACs (2)", "00:00:5e:00:01:0a  vnet1  -     g1 net0  42s ago", nested + "  vnet1  -     g1 net0  -"} {
+		if !strings.Contains(out.String(), w) {
+			t.Errorf("status lacks %q:\n%s", w, out.String())
+		}
+	}
+	js, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(js), `"undeclared_macs":[{"mac":"00:00:5e:00:01:0a","last_seen_seconds":42},{"mac":"`+nested+`"}]`) {
+		t.Errorf("--json lacks vnet1's undeclared MACs:\n%s", js)
 	}
 }

@@ -94,6 +94,11 @@ type Flags struct {
 // String names learning and flood, and locked when it is on.
 func (f Flags) String() string { return f.Words(f.Locked) }
 
+// Learns reports whether the port takes entries from the frames it
+// receives, moving or adding dynamic ones: it learns and is not locked (a
+// locked port adds at most locked entries, and moves nothing).
+func (f Flags) Learns() bool { return f.Learning && !f.Locked }
+
 // Reporting are the flags of a managed guest port whose undeclared source
 // MACs are reported (undeclared_macs = "report"): it learns, but only
 // locked entries, since it is locked and has MAB.
