@@ -70,11 +70,14 @@ type Watcher struct {
 	// benchmarks): which guests were reconciled, and whether a resync ran.
 	Processed func(guests []string, resync bool)
 
-	cfg    *config.Config
-	q      *queue
-	live   *manage.Live
-	roams  map[string]map[string]string // guest → MAC → port it was last reported on
-	failed map[string]string            // guest → last error logged
+	cfg   *config.Config
+	q     *queue
+	live  *manage.Live
+	roams map[string]map[string]string // guest → MAC → port it was last reported on
+	// undeclared is, per guest, the undeclared MACs already logged, as
+	// "NIC port MAC" (reportUndeclared).
+	undeclared map[string]map[string]bool
+	failed     map[string]string // guest → last error logged
 	// seen is what each running guest's live XML said when it was last
 	// reconciled, by seenKey; primed once the running guests were first
 	// read (a guest running at start-up did not start then).
@@ -129,6 +132,7 @@ func (w *Watcher) open() (release func(), err error) {
 	w.q.setTimer(w.cfg.Watch.ResyncInterval)
 	w.live = manage.NewLive(w.Host.Libvirt)
 	w.roams = map[string]map[string]string{}
+	w.undeclared = map[string]map[string]bool{}
 	w.failed = map[string]string{}
 	w.seen = map[string]manage.Sighting{}
 	w.q.resync("start-up", false)
@@ -311,6 +315,7 @@ func (w *Watcher) reconcileAll(ctx context.Context, st *manage.State, k model.Ke
 		gs := w.live.Get(name)
 		if len(gs) == 0 {
 			delete(w.roams, name)
+			delete(w.undeclared, name)
 			delete(w.failed, name)
 			for k := range w.seen {
 				if strings.HasSuffix(k, "/"+name) { // libvirt's names have no '/'
@@ -509,6 +514,7 @@ func (w *Watcher) reconcile(st *manage.State, k model.Kernel, g *guest.Guest) er
 		log.Warn(warn)
 	}
 	w.reportRoams(g, roamed, log)
+	w.reportUndeclared(st, g, log)
 	if mode == noEntries && len(gr.Changes) == 0 {
 		log.Debugf("%s", why)
 	}
@@ -595,5 +601,47 @@ func (w *Watcher) reportRoams(g *guest.Guest, roamed []manage.Roam, log *logrus.
 		delete(w.roams, guest)
 	} else {
 		w.roams[guest] = now
+	}
+}
+
+// reportUndeclared logs, once, each undeclared MAC a guest's NIC sends
+// from: a locked entry on the NIC's port where it has MAB (undeclared_macs
+// = "report"), which the kernel makes for a source MAC the port drops. An
+// entry that is gone (aged out, declared, MAB off) is forgotten, so that
+// its return is logged again. A port that cannot be read is left for the
+// next reconcile.
+func (w *Watcher) reportUndeclared(st *manage.State, g *guest.Guest, log *logrus.Entry) {
+	now := map[string]bool{}
+	for _, nic := range g.NICs {
+		port := st.Kernel.Device(nic.Target)
+		if nic.Target == "" || port == nil || !port.Flags.Mab || !g.Manages(nic) {
+			continue
+		}
+		br := st.Kernel.DeviceByIndex(port.MasterIndex)
+		if br == nil {
+			continue
+		}
+		entries, err := st.Kernel.PortEntries(br, port)
+		if err != nil {
+			log.Debugf("%s: reading the FDB entries of %s: %v", nic.Label(), port.Name, err)
+			maps.Copy(now, w.undeclared[g.Name])
+			continue
+		}
+		for _, e := range entries {
+			if !e.Locked() || e.PortIndex != port.Index {
+				continue
+			}
+			k := nic.Label() + " " + port.Name + " " + e.MAC
+			if !now[k] && !w.undeclared[g.Name][k] {
+				log.Infof("guest %s NIC %s on %s sends from undeclared MAC %s: its inbound frames are not delivered, and its own are dropped (undeclared_macs = \"report\"; declare it as an extra MAC if it is the guest's)",
+					g.Name, nic.Label(), port.Name, e.MAC)
+			}
+			now[k] = true
+		}
+	}
+	if len(now) == 0 {
+		delete(w.undeclared, g.Name)
+	} else {
+		w.undeclared[g.Name] = now
 	}
 }
