@@ -217,6 +217,7 @@ func doctor(e *Env, args []string) int {
 		HooksDir:       e.HooksDir(),
 		Networks:       libvirt.New(e.Libvirt),
 		Links:          k.Links,
+		PortVlans:      k.PortVlans,
 		Uname:          admin.Uname,
 		Probe:          func() admin.Probe { return admin.ProbeKernel(kernel.DefaultTimeout) },
 		LibvirtVersion: admin.LibvirtVersion,
