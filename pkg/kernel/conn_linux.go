@@ -535,8 +535,10 @@ func parseEntry(m []byte) (*model.Entry, int, error) {
 		return nil, 0, fmt.Errorf("parsing FDB entry: %w", err)
 	}
 	e := &model.Entry{MAC: n.HardwareAddr.String(), PortIndex: n.LinkIndex, Vlan: n.Vlan,
-		State: n.State, NTFlags: n.Flags, FlagsExt: n.FlagsExt,
-		Updated: time.Duration(n.Updated) * time.Second / userHZ}
+		State: n.State, NTFlags: n.Flags, FlagsExt: n.FlagsExt}
+	if e.Locked() {
+		e.Updated = time.Duration(n.Updated) * time.Second / userHZ
+	}
 	if n.MasterIndex != 0 {
 		e.NTFlags |= unix.NTF_MASTER
 	}

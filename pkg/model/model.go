@@ -168,9 +168,10 @@ type Entry struct {
 	NTFlags int
 	// FlagsExt is the raw NDA_FLAGS_EXT (NTFExtLocked).
 	FlagsExt int
-	// Updated is how long ago the kernel last updated the entry (for a
-	// locked one, last saw a frame from the MAC): NDA_CACHEINFO's
-	// ndm_updated; 0 when the kernel did not say.
+	// Updated, for a locked entry, is how long ago the kernel last saw a
+	// frame from the MAC (NDA_CACHEINFO's ndm_updated); 0 when it did not
+	// say, and for every other entry: a field that changes from one read
+	// to the next would make two reads of the same entry differ.
 	Updated time.Duration
 }
 
