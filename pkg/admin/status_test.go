@@ -299,3 +299,29 @@ func TestStatusReportsUndeclaredMACs(t *testing.T) {
 		t.Errorf("--json lacks vnet1's undeclared MACs:\n%s", js)
 	}
 }
+
+// TestReconcileRestoresOrphanReportingPort: a tap a report-mode guest left
+// behind (learning on, flood off, locked, MAB, its locked entries) is
+// given the defaults back by reconcile's clean-up, MAB off included, which
+// takes its locked entries with it.
+func TestReconcileRestoresOrphanReportingPort(t *testing.T) {
+	k, running, defined := world(t)
+	p := k.Add(kerneltest.Tap("fdbto1", "br0", model.Reporting))
+	p.Carrier, p.LockCapable, p.MabCapable = false, true, true
+	k.AddStatic("52:54:00:00:01:01", "fdbto1")
+	k.Learn("fdbto1", "02:aa:00:00:00:02")
+	res, err := manage.Reconcile(state(t, k, cfgBr0, running, defined), k, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := k.Device("fdbto1").Flags; got != kerneltest.Learning {
+		var out bytes.Buffer
+		FormatResult(&out, res)
+		t.Errorf("orphan tap fdbto1 has %s after reconcile, want %s:\n%s", got.WordsMab(true, true), kerneltest.Learning, out.String())
+	}
+	for _, e := range k.AllEntries() {
+		if e.Port == "fdbto1" {
+			t.Errorf("entry %s left on the orphan tap", e)
+		}
+	}
+}
