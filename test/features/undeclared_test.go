@@ -192,3 +192,42 @@ func (l *lab) undeclared(config string) []string {
 	}
 	return out
 }
+
+// TestUndeclaredMACStopAndDeclare: in report mode, declaring the MAC the
+// guest sent from as an extra MAC (a start with the metadata) replaces its
+// locked entry with a static one, and the MAC passes; at stop, the tap
+// that outlived the guest gets learning and flooding back, unlocked and
+// without MAB, and the kernel keeps no locked entry on it.
+func TestUndeclaredMACStopAndDeclare(t *testing.T) {
+	l := newLab(t)
+	config := "bridges = [\"br0\"]\n[bridge.br0]\nundeclared_macs = \"report\"\n"
+	l.start(config, "")
+	l.portFlagsMab("tap0") // skips without MAB
+	const other = "02:00:00:fd:b0:78"
+	l.guestSends(nestedMAC, other)
+	for _, mac := range []string{nestedMAC, other} {
+		if e := l.lockedEntry(mac); e == nil || !e.Locked() {
+			t.Fatalf("entry for %s = %+v, want a locked one on tap0", mac, e)
+		}
+	}
+	declared := `<fdbhook:fdb ` + ns + `><fdbhook:interface mac="` + guestMAC + `"><fdbhook:mac address="` + nestedMAC + `"/></fdbhook:interface></fdbhook:fdb>`
+	l.start(config, declared)
+	if e := l.lockedEntry(nestedMAC); e == nil || e.Locked() || !e.Static() || e.Port != "tap0" {
+		t.Errorf("entry for the declared %s = %+v, want static on tap0", nestedMAC, e)
+	}
+	if got := l.guestSends(nestedMAC); !slices.Equal(got, []string{nestedMAC}) {
+		t.Errorf("frames that left the bridge came from %v, want %s (declared, it passes)", got, nestedMAC)
+	}
+
+	if r := l.hook(config, domainXML(declared), nil, "fdbt-g1", "stopped", "end", "-"); r.Code != 0 {
+		t.Fatalf("stop: %s", r)
+	}
+	if f := l.portFlagsMab("tap0"); f != (model.Flags{Learning: true, Flood: true}) {
+		t.Errorf("after stop tap0 is %s, want learning on flood on locked off mab off", f.WordsMab(true, true))
+	}
+	for _, mac := range []string{guestMAC, nestedMAC, other} {
+		if e := l.lockedEntry(mac); e != nil {
+			t.Errorf("after stop, entry %s still there", e)
+		}
+	}
+}
