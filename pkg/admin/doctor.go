@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/fdbhook/fdbhook/pkg/config"
+	"github.com/fdbhook/fdbhook/pkg/guest"
 	"github.com/fdbhook/fdbhook/pkg/manage"
 	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/pkg/plan"
@@ -102,6 +103,9 @@ type System struct {
 	// Identify returns the fdbhook program ("qemu-hook", "network-hook")
 	// the file at path is and its version, or "" when it is not fdbhook.
 	Identify func(path string) (program, version string)
+	// Guests returns the defined guests (QEMU and LXC), whose metadata may
+	// ask for undeclared_macs = "report"; nil: not checked.
+	Guests func() ([]*guest.Guest, error)
 	// Syslog reports whether the system log (/dev/log) can be reached;
 	// nil: not checked.
 	Syslog func() error
@@ -120,7 +124,7 @@ func Doctor(sys *System) []Check {
 	out, probe, links, linksOK := kernelChecks(sys)
 	cfg, cfgChecks := configChecks(sys.ConfigPath, sys.Owner)
 	out = append(out, cfgChecks...)
-	out = append(out, mabCheck(probe, cfg)...)
+	out = append(out, mabCheck(probe, cfg, sys.Guests)...)
 	libvirtFound, libvirtOut := libvirtChecks(sys)
 	out = append(out, libvirtOut...)
 	manages := cfg != nil && cfg.Present && !cfg.Empty()
@@ -169,9 +173,9 @@ func kernelChecks(sys *System) (out []Check, probe Probe, links []*model.Link, l
 // undeclared_macs = "report" needs: a warning when a bridge asks for it
 // and the kernel has none (the ports are then managed as with "ignore",
 // and nothing shows the MACs the guests lose traffic to), a line that
-// fails nothing otherwise. A guest's metadata may ask for it too: doctor
-// reads no guests, the plan warns of it at the start.
-func mabCheck(p Probe, cfg *config.Config) []Check {
+// fails nothing otherwise. Who asks: a bridge's configuration, or a
+// defined guest's metadata (guests; nil: not read).
+func mabCheck(p Probe, cfg *config.Config, guests func() ([]*guest.Guest, error)) []Check {
 	if p.Err != nil {
 		return nil // probeChecks said so
 	}
@@ -180,6 +184,15 @@ func mabCheck(p Probe, cfg *config.Config) []Check {
 		for _, b := range slices.Sorted(maps.Keys(cfg.Bridge)) {
 			if cfg.Bridge[b].UndeclaredMACs == config.Report {
 				asking = append(asking, "[bridge."+b+"]")
+			}
+		}
+	}
+	if guests != nil {
+		gs, _ := guests() // unreadable definitions: other checks say so
+		for _, g := range gs {
+			if g.UndeclaredMACs == string(config.Report) || slices.ContainsFunc(slices.Collect(maps.Values(g.Interfaces)),
+				func(m guest.Interface) bool { return m.UndeclaredMACs == string(config.Report) }) {
+				asking = append(asking, "guest "+g.Name)
 			}
 		}
 	}

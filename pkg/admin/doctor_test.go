@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fdbhook/fdbhook/pkg/guest"
 	"github.com/fdbhook/fdbhook/pkg/model"
 )
 
@@ -427,6 +428,14 @@ func TestDoctorMAB(t *testing.T) {
 	writeFile(t, sys.ConfigPath, "bridges = [\"br0\"]\n", 0o644)
 	checks = Doctor(sys)
 	expect(t, checks, "mac authentication bypass", OK, "not supported (needs kernel 6.2+")
+
+	// A defined guest's NIC asks for it in its metadata.
+	g := domain(t, "web1", nil, "bridge:br0:vnet0:"+macG1)
+	g.Interfaces[macG1] = guest.Interface{MAC: macG1, Manage: true, UndeclaredMACs: "report"}
+	sys.Guests = func() ([]*guest.Guest, error) { return []*guest.Guest{g}, nil }
+	checks = Doctor(sys)
+	expect(t, checks, "mac authentication bypass", Warn, `undeclared_macs = "report" (guest web1): undeclared-MAC detection is unavailable`)
+	sys.Guests = nil
 
 	sys.Probe = func() Probe { return Probe{} }
 	writeFile(t, sys.ConfigPath, "bridges = [\"br0\"]\n[bridge.br0]\nundeclared_macs = \"report\"\n", 0o644)
