@@ -91,7 +91,7 @@ type Flags struct {
 	Mab bool
 }
 
-// String names learning and flood, and locked when it is on.
+// String names learning and flood, and locked and mab when they are on.
 func (f Flags) String() string { return f.Words(f.Locked) }
 
 // Learns reports whether the port takes entries from the frames it
@@ -109,8 +109,9 @@ var Reporting = Flags{Learning: true, Locked: true, Mab: true}
 // MAB (Reporting), where the kernel learns nothing but locked entries.
 func (f Flags) Managed() bool { return !f.Flood && (!f.Learning || f.Locked && f.Mab) }
 
-// LearnFlood is learning and flood alone, the flags a managed guest port
-// must not have; whether it is locked is another matter.
+// LearnFlood is learning and flood alone, as a problem with a managed
+// guest port's flags names them (Managed judges them); whether it is
+// locked is another matter.
 func (f Flags) LearnFlood() Flags { return Flags{Learning: f.Learning, Flood: f.Flood} }
 
 // Words names learning and flood, locked when withLocked, and mab when it
