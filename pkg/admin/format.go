@@ -66,6 +66,9 @@ func (b *BridgeReport) format(w io.Writer) {
 		if p.Locked != nil {
 			locked = onOff(*p.Locked)
 		}
+		if p.Mab != nil && *p.Mab {
+			locked += "+mab" // undeclared_macs = "report"
+		}
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", p.Name, p.Kind, p.Device,
 			onOff(p.Learning), onOff(p.Flood), locked, p.Promiscuity, p.owner())
 	}

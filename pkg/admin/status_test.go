@@ -286,7 +286,8 @@ func TestStatusReportsUndeclaredMACs(t *testing.T) {
 	}
 	var out bytes.Buffer
 	rep.Format(&out)
-	for _, w := range []string{"undeclared MACs (2)", "00:00:5e:00:01:0a  vnet1  -     g1 net0  42s ago", nested + "  vnet1  -     g1 net0  -"} {
+	for _, w := range []string{"vnet1  guest   tap     on        off    on+mab  1        g1 net0",
+		"undeclared MACs (2)", "00:00:5e:00:01:0a  vnet1  -     g1 net0  42s ago", nested + "  vnet1  -     g1 net0  -"} {
 		if !strings.Contains(out.String(), w) {
 			t.Errorf("status lacks %q:\n%s", w, out.String())
 		}
