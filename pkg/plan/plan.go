@@ -347,8 +347,8 @@ func (s *starter) features(c candidate, md guest.Interface, tap, br *model.Link,
 		// it the NIC is managed as it always was.
 		f.report = tap.MabCapable
 		if !f.report {
-			s.p.Warnings = append(s.p.Warnings, fmt.Sprintf("%s %s on %s, port %s: this kernel has no MAC Authentication Bypass (Linux 6.2+): undeclared MACs cannot be detected (undeclared_macs = \"report\")",
-				c.nic.Label(), c.mac, br.Name, tap.Name))
+			s.p.Warnings = append(s.p.Warnings, fmt.Sprintf("guest %s %s %s on %s, port %s: this kernel has no MAC Authentication Bypass (Linux 6.2+): undeclared MACs cannot be detected (undeclared_macs = \"report\"); the port is managed as with \"ignore\"",
+				s.g.Name, c.nic.Label(), c.mac, br.Name, tap.Name))
 		}
 	}
 	f.sticky = md.Sticky.Or(s.g.Sticky.Or(pol.Sticky))

@@ -53,7 +53,7 @@ func TestReportPlans(t *testing.T) {
 			want: []string{"dev guest-t2-a learning on flood off locked on mab on", "dev vnet7 learning off flood off (was"}},
 			host: mabHost, flags: &model.Reporting, mab: true},
 		{planCase: planCase{name: "report-no-mab", config: reportCfg, xml: start,
-			want: []string{"warn   net0 52:54:00:aa:cc:01 on br0, port guest-t2-a: this kernel has no MAC Authentication Bypass (Linux 6.2+): undeclared MACs cannot be detected",
+			want: []string{"warn   guest t2 net0 52:54:00:aa:cc:01 on br0, port guest-t2-a: this kernel has no MAC Authentication Bypass (Linux 6.2+): undeclared MACs cannot be detected",
 				"net0: link set dev guest-t2-a learning off flood off (was"}},
 			host: modernHost, flags: &model.Flags{}},
 		{planCase: planCase{name: "report-keeps-locked-entries", config: reportCfg, xml: start,
