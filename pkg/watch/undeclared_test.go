@@ -44,3 +44,30 @@ func TestUndeclaredMACLoggedOnce(t *testing.T) {
 	r.emit(Event{PortIndex: idx, Why: "test: locked entry again"})
 	r.waitFor("a second line about "+nested+" once it came back", func() bool { return lines() == 2 })
 }
+
+// TestNoMABWarnedOnce: report mode on a kernel without MAB manages the
+// port as "ignore" does, and the plan's warning is logged once, not at
+// every resync; after a reconcile without it, it is logged again.
+func TestNoMABWarnedOnce(t *testing.T) {
+	report := twoBridges + "[bridge.br0]\nundeclared_macs = \"report\"\n"
+	r := newRig(t, report)
+	r.k.Add(kerneltest.Tap("vnet1", "br0", kerneltest.Learning)).LockCapable = true
+	r.guest("g1", "running", "br0:vnet1:"+mac1)
+	r.start()
+	r.waitFor("g1 managed as with ignore", r.managed("vnet1", mac1))
+	const warning = "guest g1 net0 " + mac1 + " on br0, port vnet1: this kernel has no MAC Authentication Bypass"
+	count := func() int { return strings.Count(r.log.String(), warning) }
+	for range 3 {
+		r.emit(Event{Resync: true, Why: "test: timer"})
+		r.settle()
+	}
+	if n := count(); n != 1 {
+		t.Errorf("the warning was logged %d times over 4 reconciles, want once; log:\n%s", n, r.log.String())
+	}
+	r.config(twoBridges)
+	r.emit(Event{Reload: true, Why: "test: configuration changed"})
+	r.settle()
+	r.config(report)
+	r.emit(Event{Reload: true, Why: "test: configuration changed"})
+	r.waitFor("the warning logged again once report mode is back", func() bool { return count() == 2 })
+}

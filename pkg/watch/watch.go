@@ -75,8 +75,10 @@ type Watcher struct {
 	live  *manage.Live
 	roams map[string]map[string]string // guest → MAC → port it was last reported on
 	// undeclared is, per guest, the undeclared MACs already logged, as
-	// "NIC port MAC" (reportUndeclared).
+	// "NIC port MAC" (reportUndeclared); warned the plan warnings already
+	// logged (warnOnce).
 	undeclared map[string]map[string]bool
+	warned     map[string]map[string]bool
 	failed     map[string]string // guest → last error logged
 	// seen is what each running guest's live XML said when it was last
 	// reconciled, by seenKey; primed once the running guests were first
@@ -133,6 +135,7 @@ func (w *Watcher) open() (release func(), err error) {
 	w.live = manage.NewLive(w.Host.Libvirt)
 	w.roams = map[string]map[string]string{}
 	w.undeclared = map[string]map[string]bool{}
+	w.warned = map[string]map[string]bool{}
 	w.failed = map[string]string{}
 	w.seen = map[string]manage.Sighting{}
 	w.q.resync("start-up", false)
@@ -316,6 +319,7 @@ func (w *Watcher) reconcileAll(ctx context.Context, st *manage.State, k model.Ke
 		if len(gs) == 0 {
 			delete(w.roams, name)
 			delete(w.undeclared, name)
+			delete(w.warned, name)
 			delete(w.failed, name)
 			for k := range w.seen {
 				if strings.HasSuffix(k, "/"+name) { // libvirt's names have no '/'
@@ -510,9 +514,7 @@ func (w *Watcher) reconcile(st *manage.State, k model.Kernel, g *guest.Guest) er
 	for _, s := range gr.Changes {
 		log.Infof("%s: %s", mode, s)
 	}
-	for _, warn := range gr.Warnings {
-		log.Warn(warn)
-	}
+	w.warnOnce(g.Name, gr.Warnings, log)
 	w.reportRoams(g, roamed, log)
 	w.reportUndeclared(st, g, log)
 	if mode == noEntries && len(gr.Changes) == 0 {
@@ -643,5 +645,24 @@ func (w *Watcher) reportUndeclared(st *manage.State, g *guest.Guest, log *logrus
 		delete(w.undeclared, g.Name)
 	} else {
 		w.undeclared[g.Name] = now
+	}
+}
+
+// warnOnce logs each of a guest's plan warnings (an option the kernel
+// cannot honour: no MAB for undeclared_macs = "report", no locked ports
+// under on_error = "warn", …) once, not at every resync, and again only
+// after a reconcile without it.
+func (w *Watcher) warnOnce(guest string, warnings []string, log *logrus.Entry) {
+	now := map[string]bool{}
+	for _, warn := range warnings {
+		if !w.warned[guest][warn] && !now[warn] {
+			log.Warn(warn)
+		}
+		now[warn] = true
+	}
+	if len(now) == 0 {
+		delete(w.warned, guest)
+	} else {
+		w.warned[guest] = now
 	}
 }
