@@ -42,9 +42,10 @@ func TestFakeConforms(t *testing.T) {
 }
 
 // frameOnUp0 returns the real side's Frame: the first call brings br0, up0
-// and its far end up1 up; each sends a frame from mac out of up1, so that
-// it arrives on up0, and returns once the bridge has an entry for mac, or
-// after 200 ms (a frame the bridge takes no entry from).
+// and its far end up1 up and waits for up0's carrier (the bridge forwards
+// on it from then on: no STP); each sends a frame from mac out of up1, so
+// that it arrives on up0, and returns once the bridge has an entry for
+// mac, or after a second (a frame the bridge takes no entry from).
 func (l *lab) frameOnUp0(t *testing.T) func(mac string) error {
 	var up1 *testlab.PacketSock
 	return func(mac string) error {
@@ -53,6 +54,9 @@ func (l *lab) frameOnUp0(t *testing.T) func(mac string) error {
 				if err := l.h.LinkSetUp(link(t, l.h, d)); err != nil {
 					return fmt.Errorf("setting %s up: %w", d, err)
 				}
+			}
+			if err := l.waitCarrier("up0", 5*time.Second); err != nil {
+				return err
 			}
 			var err error
 			if up1, err = testlab.OpenPacket(t, l.ns, "up0's far end", "up1"); err != nil {
@@ -66,12 +70,27 @@ func (l *lab) frameOnUp0(t *testing.T) func(mac string) error {
 		if err != nil {
 			return err
 		}
-		for deadline := time.Now().Add(200 * time.Millisecond); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
 			if es, err := l.c.Entries(br, mac); err != nil || len(es) > 0 {
 				return err
 			}
 		}
 		return nil
+	}
+}
+
+// waitCarrier waits until port has carrier, at most wait.
+func (l *lab) waitCarrier(port string, wait time.Duration) error {
+	for deadline := time.Now().Add(wait); ; time.Sleep(10 * time.Millisecond) {
+		p, err := l.c.Link(port)
+		switch {
+		case err != nil:
+			return err
+		case p != nil && p.Carrier:
+			return nil
+		case time.Now().After(deadline):
+			return fmt.Errorf("%s has no carrier after %s", port, wait)
+		}
 	}
 }
 
