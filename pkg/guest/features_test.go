@@ -47,13 +47,13 @@ func TestFeatureMetadata(t *testing.T) {
 
 	// undeclared-macs: the NIC's beats the guest's; absent is "".
 	g, err = Parse(with(`<f:fdb xmlns:f="urn:fdbhook:1" undeclared-macs="report">` +
-		`<f:interface mac="52:54:00:aa:cc:01" undeclared-macs="ignore"/><f:interface mac="52:54:00:aa:cc:03"/></f:fdb>`))
+		`<f:interface mac="52:54:00:aa:cc:01" undeclared-macs="ignore"/><f:interface mac="52:54:00:aa:cc:02" undeclared-macs="follow"/><f:interface mac="52:54:00:aa:cc:03"/></f:fdb>`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g.UndeclaredMACs != "report" || g.Metadata(g.NICs[0]).UndeclaredMACs != "ignore" || g.Metadata(g.NICs[2]).UndeclaredMACs != "" {
-		t.Errorf("undeclared-macs: guest %q, net0 %q, net2 %q; want report, ignore, \"\"",
-			g.UndeclaredMACs, g.Metadata(g.NICs[0]).UndeclaredMACs, g.Metadata(g.NICs[2]).UndeclaredMACs)
+	if g.UndeclaredMACs != "report" || g.Metadata(g.NICs[0]).UndeclaredMACs != "ignore" || g.Metadata(g.NICs[1]).UndeclaredMACs != "follow" || g.Metadata(g.NICs[2]).UndeclaredMACs != "" {
+		t.Errorf("undeclared-macs: guest %q, net0 %q, net1 %q, net2 %q; want report, ignore, follow, \"\"",
+			g.UndeclaredMACs, g.Metadata(g.NICs[0]).UndeclaredMACs, g.Metadata(g.NICs[1]).UndeclaredMACs, g.Metadata(g.NICs[2]).UndeclaredMACs)
 	}
 
 	const pre = `<f:fdb xmlns:f="urn:fdbhook:1"><f:interface mac="52:54:00:aa:cc:01" `
@@ -61,8 +61,8 @@ func TestFeatureMetadata(t *testing.T) {
 		"bad guest lock":       {`<f:fdb xmlns:f="urn:fdbhook:1" lock="true"/>`, `lock="true"`},
 		"bad guest sticky":     {`<f:fdb xmlns:f="urn:fdbhook:1" sticky="1"/>`, `sticky="1"`},
 		"bad nic lock":         {pre + `lock="on"/></f:fdb>`, `lock="on"`},
-		"bad guest undeclared": {`<f:fdb xmlns:f="urn:fdbhook:1" undeclared-macs="yes"/>`, `undeclared-macs="yes": want "ignore" or "report"`},
-		"bad nic undeclared":   {pre + `undeclared-macs="follow"/></f:fdb>`, `undeclared-macs="follow"`},
+		"bad guest undeclared": {`<f:fdb xmlns:f="urn:fdbhook:1" undeclared-macs="yes"/>`, `undeclared-macs="yes": want "ignore", "report" or "follow"`},
+		"bad nic undeclared":   {pre + `undeclared-macs="learn"/></f:fdb>`, `undeclared-macs="learn"`},
 		"pvid zero":            {pre + `pvid="0"/></f:fdb>`, "not a VLAN ID"},
 		"pvid 4095":            {pre + `pvid="4095"/></f:fdb>`, "not a VLAN ID"},
 		"pvid text":            {pre + `pvid="ten"/></f:fdb>`, "not a VLAN ID"},

@@ -42,7 +42,7 @@ type Guest struct {
 	Lock   Setting
 	Sticky Setting
 	// UndeclaredMACs is the guest-wide undeclared-macs attribute
-	// (<fdbhook:fdb undeclared-macs="ignore|report">); "" leaves the
+	// (<fdbhook:fdb undeclared-macs="ignore|report|follow">); "" leaves the
 	// bridge's undeclared_macs.
 	UndeclaredMACs string
 	NICs           []NIC
@@ -110,7 +110,7 @@ type Interface struct {
 	// Lock and Sticky override the guest's and the bridge's settings.
 	Lock   Setting
 	Sticky Setting
-	// UndeclaredMACs ("ignore", "report"; "" when absent) overrides the
+	// UndeclaredMACs ("ignore", "report", "follow"; "" when absent) overrides the
 	// guest's and the bridge's undeclared_macs.
 	UndeclaredMACs string
 	// Pvid is the untagged VLAN of the NIC's port (0: not declared).
@@ -390,13 +390,14 @@ func settingAttr(el *xmlquery.Node, name string) (Setting, error) {
 }
 
 // undeclaredAttr reads the undeclared-macs attribute: "ignore", "report",
-// or "" when absent (the values of the configuration's undeclared_macs).
+// "follow", or "" when absent (the values of the configuration's
+// undeclared_macs).
 func undeclaredAttr(el *xmlquery.Node) (string, error) {
 	switch v := el.SelectAttr("undeclared-macs"); v {
-	case "", "ignore", "report":
+	case "", "ignore", "report", "follow":
 		return v, nil
 	default:
-		return "", fmt.Errorf("undeclared-macs=%q: want \"ignore\" or \"report\"", v)
+		return "", fmt.Errorf("undeclared-macs=%q: want \"ignore\", \"report\" or \"follow\"", v)
 	}
 }
 
