@@ -120,6 +120,41 @@ type Interface struct {
 	// ExtraMACs are further source MACs the NIC sends from (VRRP virtual
 	// MACs, a nested guest): they get static entries on the same port.
 	ExtraMACs []string
+	// Followed are the MACs the watcher authorised for the NIC under
+	// undeclared_macs = "follow" in the guest's present life (from the run
+	// directory, never from the XML: SetFollowed); they get static
+	// entries like ExtraMACs. FollowFull: the NIC reached its bridge's
+	// follow_max, and its port's MAC Authentication Bypass stays off.
+	Followed   []string
+	FollowFull bool
+}
+
+// MACs are the NIC's source MACs that get static entries on its port: its
+// own, its extra MACs, and the MACs it follows.
+func (m Interface) MACs() []string {
+	return append(append([]string{m.MAC}, m.ExtraMACs...), m.Followed...)
+}
+
+// SetFollowed gives the NIC with MAC nicMAC the followed MACs macs (those
+// it declares are left out) and FollowFull full, replacing earlier ones.
+func (g *Guest) SetFollowed(nicMAC string, macs []string, full bool) {
+	m, ok := g.Interfaces[nicMAC]
+	if !ok {
+		if len(macs) == 0 && !full {
+			return
+		}
+		m = Interface{MAC: nicMAC, Manage: true}
+	}
+	m.Followed, m.FollowFull = nil, full
+	for _, mac := range macs {
+		if mac != nicMAC && !slices.Contains(m.ExtraMACs, mac) && !slices.Contains(m.Followed, mac) {
+			m.Followed = append(m.Followed, mac)
+		}
+	}
+	if g.Interfaces == nil {
+		g.Interfaces = map[string]Interface{}
+	}
+	g.Interfaces[nicMAC] = m
 }
 
 // HasVlans reports whether the metadata declares VLANs for the NIC.
