@@ -180,32 +180,44 @@ func mabCheck(p Probe, cfg *config.Config, guests func() ([]*guest.Guest, error)
 		return nil // probeChecks said so
 	}
 	var asking []string
+	follow := false // someone asks for "follow", not only "report"
+	ask := func(who string, u config.UndeclaredMACs) {
+		if u.Detects() {
+			asking = append(asking, who)
+			follow = follow || u == config.Follow
+		}
+	}
 	if cfg != nil {
 		for _, b := range slices.Sorted(maps.Keys(cfg.Bridge)) {
-			if cfg.Bridge[b].UndeclaredMACs == config.Report {
-				asking = append(asking, "[bridge."+b+"]")
-			}
+			ask("[bridge."+b+"]", cfg.Bridge[b].UndeclaredMACs)
 		}
 	}
 	if guests != nil {
 		gs, _ := guests() // unreadable definitions: other checks say so
 		for _, g := range gs {
-			if g.UndeclaredMACs == string(config.Report) || slices.ContainsFunc(slices.Collect(maps.Values(g.Interfaces)),
-				func(m guest.Interface) bool { return m.UndeclaredMACs == string(config.Report) }) {
-				asking = append(asking, "guest "+g.Name)
+			u := config.UndeclaredMACs(g.UndeclaredMACs)
+			for _, m := range g.Interfaces {
+				if config.UndeclaredMACs(m.UndeclaredMACs).Detects() && !u.Detects() || m.UndeclaredMACs == string(config.Follow) {
+					u = config.UndeclaredMACs(m.UndeclaredMACs)
+				}
 			}
+			ask("guest "+g.Name, u)
 		}
+	}
+	mode := `undeclared_macs = "report"`
+	if follow {
+		mode = `undeclared_macs = "report" or "follow"`
 	}
 	switch {
 	case p.Mab == nil && len(asking) > 0:
-		return []Check{{OK, "mac authentication bypass", "supported (kernel 6.2+): undeclared_macs = \"report\" (" + strings.Join(asking, ", ") + ") shows the MACs guests send from undeclared"}}
+		return []Check{{OK, "mac authentication bypass", "supported (kernel 6.2+): " + mode + " (" + strings.Join(asking, ", ") + ") shows the MACs guests send from undeclared"}}
 	case p.Mab == nil:
-		return []Check{{OK, "mac authentication bypass", "supported (kernel 6.2+): optional, undeclared_macs = \"report\" can show the MACs guests send from undeclared"}}
+		return []Check{{OK, "mac authentication bypass", "supported (kernel 6.2+): optional, undeclared_macs = \"report\" can show the MACs guests send from undeclared, \"follow\" authorise them"}}
 	case len(asking) > 0:
-		return []Check{{Warn, "mac authentication bypass", fmt.Sprintf("undeclared_macs = \"report\" (%s): undeclared-MAC detection is unavailable on this kernel, it needs MAC Authentication Bypass (Linux 6.2+) (%v); the ports are managed as with \"ignore\": "+
-			"declare the MACs the guests send from as extra MACs in their metadata (<fdbhook:mac address=\"…\"/> in <fdbhook:interface>)", strings.Join(asking, ", "), p.Mab)}}
+		return []Check{{Warn, "mac authentication bypass", fmt.Sprintf("%s (%s): undeclared-MAC detection is unavailable on this kernel, it needs MAC Authentication Bypass (Linux 6.2+) (%v); the ports are managed as with \"ignore\": "+
+			"declare the MACs the guests send from as extra MACs in their metadata (<fdbhook:mac address=\"…\"/> in <fdbhook:interface>)", mode, strings.Join(asking, ", "), p.Mab)}}
 	}
-	return []Check{{OK, "mac authentication bypass", fmt.Sprintf("not supported (needs kernel 6.2+; %v): optional, only undeclared_macs = \"report\" uses it, and nothing asks for it", p.Mab)}}
+	return []Check{{OK, "mac authentication bypass", fmt.Sprintf("not supported (needs kernel 6.2+; %v): optional, only undeclared_macs = \"report\" and \"follow\" use it, and nothing asks for it", p.Mab)}}
 }
 
 // uplinkVlanChecks warns, for each bridge configured with vlan_filtering =

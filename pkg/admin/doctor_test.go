@@ -435,7 +435,14 @@ func TestDoctorMAB(t *testing.T) {
 	sys.Guests = func() ([]*guest.Guest, error) { return []*guest.Guest{g}, nil }
 	checks = Doctor(sys)
 	expect(t, checks, "mac authentication bypass", Warn, `undeclared_macs = "report" (guest web1): undeclared-MAC detection is unavailable`)
+	g.UndeclaredMACs = "follow"
+	checks = Doctor(sys)
+	expect(t, checks, "mac authentication bypass", Warn, `undeclared_macs = "report" or "follow" (guest web1): undeclared-MAC detection is unavailable`)
 	sys.Guests = nil
+
+	writeFile(t, sys.ConfigPath, "bridges = [\"br0\"]\n[bridge.br0]\nundeclared_macs = \"follow\"\n", 0o644)
+	checks = Doctor(sys)
+	expect(t, checks, "mac authentication bypass", Warn, `undeclared_macs = "report" or "follow" ([bridge.br0]): undeclared-MAC detection is unavailable on this kernel`)
 
 	sys.Probe = func() Probe { return Probe{} }
 	writeFile(t, sys.ConfigPath, "bridges = [\"br0\"]\n[bridge.br0]\nundeclared_macs = \"report\"\n", 0o644)

@@ -72,6 +72,10 @@ const DefaultFollowMax = 8
 // (guest.MaxExtraMACs, which this package does not import).
 const MaxFollowMax = 64
 
+// Detects reports whether the mode locks the port with MAB, so that the
+// kernel shows undeclared MACs as locked entries (Report and Follow).
+func (u UndeclaredMACs) Detects() bool { return u == Report || u == Follow }
+
 // ParseUndeclaredMACs is the one place that knows the values of
 // undeclared_macs and of the metadata's undeclared-macs attribute; "" is
 // Ignore.

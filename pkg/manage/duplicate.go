@@ -207,7 +207,7 @@ func (st *State) claimsOn(mac string, br *model.Link) []Claim {
 					continue
 				}
 				c := Claim{Guest: g.Name, NIC: n.Label(), Port: n.Target, Manages: g.Manage && g.Manages(n)}
-				for _, m := range append([]string{n.MAC}, g.Metadata(n).ExtraMACs...) {
+				for _, m := range g.Metadata(n).MACs() {
 					st.claims[m] = append(st.claims[m], c)
 				}
 			}

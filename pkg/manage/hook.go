@@ -130,7 +130,7 @@ func prefetch(k model.Kernel, g *guest.Guest) {
 		if nic.Target == "" || nic.BadMAC != nil {
 			continue
 		}
-		ports[nic.Target] = append(append(ports[nic.Target], nic.MAC), g.Metadata(nic).ExtraMACs...)
+		ports[nic.Target] = append(ports[nic.Target], g.Metadata(nic).MACs()...)
 	}
 	k.Prefetch(ports)
 }

@@ -164,7 +164,7 @@ func (s *starter) nic(c candidate) error {
 		return err
 	}
 	md := s.g.Metadata(c.nic)
-	macs := append([]string{c.mac}, md.ExtraMACs...)
+	macs := md.MACs()
 	prior, said, ok, err := s.checkDuplicates(c, tap, br, macs)
 	if err != nil || !ok {
 		return err
@@ -177,7 +177,7 @@ func (s *starter) nic(c candidate) error {
 	if !ok {
 		return nil
 	}
-	return s.emit(c, tap, br, macs, prior, said, f)
+	return s.emit(c, md, tap, br, macs, prior, said, f)
 }
 
 func (s *starter) refuse(c candidate, bridge, format string, args ...any) {
@@ -342,13 +342,20 @@ func (s *starter) features(c candidate, md guest.Interface, tap, br *model.Link,
 		}
 		f.lock = false
 	}
-	if UndeclaredMACs(s.cfg, s.g, c.nic, br.Name) == config.Report {
-		// Never a refusal: reporting is for the admin's eyes, and without
-		// it the NIC is managed as it always was.
+	if u := UndeclaredMACs(s.cfg, s.g, c.nic, br.Name); u.Detects() {
+		// Never a refusal: reporting is for the admin's eyes, following
+		// needs the watcher anyway, and without either the NIC is managed
+		// as it always was.
 		f.report = tap.MabCapable
 		if !f.report {
-			s.p.Warnings = append(s.p.Warnings, fmt.Sprintf("guest %s %s %s on %s, port %s: this kernel has no MAC Authentication Bypass (Linux 6.2+): undeclared MACs cannot be detected (undeclared_macs = \"report\"); the port is managed as with \"ignore\"",
-				s.g.Name, c.nic.Label(), c.mac, br.Name, tap.Name))
+			s.p.Warnings = append(s.p.Warnings, fmt.Sprintf("guest %s %s %s on %s, port %s: this kernel has no MAC Authentication Bypass (Linux 6.2+): undeclared MACs cannot be detected (undeclared_macs = %q); the port is managed as with \"ignore\"",
+				s.g.Name, c.nic.Label(), c.mac, br.Name, tap.Name, u))
+		}
+		if f.report && u == config.Follow && md.FollowFull {
+			// The NIC sent from more MACs than follow_max: MAB off, so
+			// that the kernel makes no more locked entries, and the port
+			// locked, so that only the MACs with entries pass.
+			f.report, f.lock = false, tap.LockCapable
 		}
 	}
 	f.sticky = md.Sticky.Or(s.g.Sticky.Or(pol.Sticky))
@@ -378,7 +385,7 @@ func (s *starter) features(c candidate, md guest.Interface, tap, br *model.Link,
 
 // emit appends the NIC's steps: its VLANs, its entries, its flags, and on
 // a port it locks, the deletion of what the port learned before.
-func (s *starter) emit(c candidate, tap, br *model.Link, macs []string, prior [][]model.Entry, said []MACJudgement, f features) error {
+func (s *starter) emit(c candidate, md guest.Interface, tap, br *model.Link, macs []string, prior [][]model.Entry, said []MACJudgement, f features) error {
 	base := Step{NIC: c.nic.Label(), MAC: c.mac, Port: tap.Name, PortIndex: tap.Index, Bridge: br.Name, BridgeIndex: br.Index}
 	if f.vlans != nil {
 		set := base
@@ -390,7 +397,10 @@ func (s *starter) emit(c candidate, tap, br *model.Link, macs []string, prior []
 		add.Kind, add.MAC, add.PriorEntries = AddEntry, mac, prior[i]
 		add.Sticky = f.sticky || said[i].Pin && br.StickyCapable
 		var why []string
-		if i > 0 {
+		switch {
+		case slices.Contains(md.Followed, mac):
+			why = append(why, "followed MAC")
+		case i > 0:
 			why = append(why, "extra MAC")
 		}
 		if said[i].Why != "" {

@@ -76,7 +76,7 @@ func (s *stopper) keys(cfg *config.Config, cands []candidate) []macOnBridge {
 			bridges = cfg.Bridges
 			s.p.Notes = append(s.p.Notes, fmt.Sprintf("%s: bridge of network %s unknown: searching every configured bridge", c.nic.Label(), c.nic.Network))
 		}
-		for _, mac := range append([]string{c.mac}, md.ExtraMACs...) {
+		for _, mac := range md.MACs() {
 			s.macs[mac] = true
 			for _, b := range bridges {
 				if k := (macOnBridge{b, mac}); !slices.Contains(keys, k) {

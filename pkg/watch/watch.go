@@ -354,7 +354,7 @@ func withSharers(todo map[string]item, lists ...[]*guest.Guest) {
 	for _, list := range lists {
 		for _, g := range list {
 			for _, n := range g.NICs {
-				for _, m := range append([]string{n.MAC}, g.Metadata(n).ExtraMACs...) {
+				for _, m := range g.Metadata(n).MACs() {
 					byMAC[m] = append(byMAC[m], g.Name)
 					macsOf[g.Name] = append(macsOf[g.Name], m)
 				}
