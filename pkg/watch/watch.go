@@ -494,6 +494,10 @@ const (
 func (w *Watcher) reconcile(st *manage.State, k model.Kernel, g *guest.Guest) error {
 	log := w.Log.WithField("guest", g.Name)
 	mode, why, clearMark := w.entryMode(g, log)
+	var claimed map[string]string
+	if mode != noEntries {
+		claimed = w.follow(st, g, log)
+	}
 	var roamed []manage.Roam
 	gr := manage.ReconcileGuest(st, k, g, false, func(p *plan.Plan, v plan.View) (*plan.Plan, error) {
 		if mode == noEntries {
@@ -516,7 +520,7 @@ func (w *Watcher) reconcile(st *manage.State, k model.Kernel, g *guest.Guest) er
 	}
 	w.warnOnce(g.Name, gr.Warnings, log)
 	w.reportRoams(g, roamed, log)
-	w.reportUndeclared(st, g, log)
+	w.reportUndeclared(st, g, claimed, log)
 	if mode == noEntries && len(gr.Changes) == 0 {
 		log.Debugf("%s", why)
 	}
@@ -606,18 +610,59 @@ func (w *Watcher) reportRoams(g *guest.Guest, roamed []manage.Roam, log *logrus.
 	}
 }
 
+// follow authorises, under undeclared_macs = "follow", the MACs g's NICs
+// send from undeclared (manage.State.Follow): it records them in the run
+// directory and gives them to g, whose plan then writes their static
+// entries; a NIC past follow_max is recorded full, and its plan turns MAB
+// off. It logs what it followed and each overflow (once: a full NIC
+// follows nothing more), and returns the refusals of claimed MACs, by
+// "port MAC", for reportUndeclared to log once. Nothing is followed when
+// the record cannot be written.
+func (w *Watcher) follow(st *manage.State, g *guest.Guest, log *logrus.Entry) map[string]string {
+	next, outs, changed, err := st.Follow(g)
+	if err != nil {
+		log.Debugf("following undeclared MACs: %v", err)
+		return nil
+	}
+	if changed {
+		if err := w.Host.RunDir.PutFollowed(next); err != nil {
+			log.Warnf("%v: following no MAC", err)
+			return nil
+		}
+		for _, n := range g.NICs {
+			if n.BadMAC == nil {
+				fn := next.NICs[n.MAC]
+				g.SetFollowed(n.MAC, fn.MACs, fn.Full)
+			}
+		}
+	}
+	claimed := map[string]string{}
+	for _, o := range outs {
+		switch o.Kind {
+		case manage.Claimed:
+			claimed[o.Port+" "+o.MAC] = o.String()
+		case manage.Overflow:
+			log.Warnf("guest %s %s", g.Name, o)
+		default:
+			log.Infof("guest %s %s", g.Name, o)
+		}
+	}
+	return claimed
+}
+
 // reportUndeclared logs, once, each undeclared MAC a guest's NIC sends
 // from: a locked entry on the NIC's port where it has MAB (undeclared_macs
-// = "report"), which the kernel makes for a source MAC the port drops. An
+// = "report", or "follow" and claimed elsewhere: claimed says why, by
+// "port MAC"), which the kernel makes for a source MAC the port drops. An
 // entry that is gone (aged out, declared, MAB off) is forgotten, so that
 // its return is logged again. A port that cannot be read is left for the
 // next reconcile.
-func (w *Watcher) reportUndeclared(st *manage.State, g *guest.Guest, log *logrus.Entry) {
+func (w *Watcher) reportUndeclared(st *manage.State, g *guest.Guest, claimed map[string]string, log *logrus.Entry) {
 	now := map[string]bool{}
 	for _, nic := range g.NICs {
-		port := st.Kernel.Device(nic.Target)
-		if nic.Target == "" || port == nil || !port.Flags.Mab || !g.Manages(nic) {
-			continue
+		port, md := st.Kernel.Device(nic.Target), g.Metadata(nic)
+		if nic.Target == "" || port == nil || !port.Flags.Mab || !g.Manages(nic) || md.FollowFull {
+			continue // a full NIC's overflow was logged, and MAB is off now
 		}
 		br := st.Kernel.DeviceByIndex(port.MasterIndex)
 		if br == nil {
@@ -630,11 +675,15 @@ func (w *Watcher) reportUndeclared(st *manage.State, g *guest.Guest, log *logrus
 			continue
 		}
 		for _, e := range entries {
-			if !e.Locked() || e.PortIndex != port.Index {
-				continue
+			if !e.Locked() || e.PortIndex != port.Index || slices.Contains(md.MACs(), e.MAC) {
+				continue // followed just now: its static entry replaced it
 			}
 			k := nic.Label() + " " + port.Name + " " + e.MAC
-			if !now[k] && !w.undeclared[g.Name][k] {
+			switch {
+			case now[k] || w.undeclared[g.Name][k]:
+			case claimed[port.Name+" "+e.MAC] != "":
+				log.Warnf("guest %s %s", g.Name, claimed[port.Name+" "+e.MAC])
+			default:
 				log.Infof("guest %s NIC %s on %s sends from undeclared MAC %s: its inbound frames are not delivered, and its own are dropped (undeclared_macs = \"report\"; declare it as an extra MAC if it is the guest's)",
 					g.Name, nic.Label(), port.Name, e.MAC)
 			}
