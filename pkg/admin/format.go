@@ -77,6 +77,7 @@ func (b *BridgeReport) format(w io.Writer) {
 	}
 	tw.Flush()
 	b.formatUndeclared(w)
+	b.formatFollowed(w)
 	if len(b.Entries) == 0 {
 		fmt.Fprintln(w, "  no static entries")
 		return
@@ -95,6 +96,33 @@ func (b *BridgeReport) format(w io.Writer) {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", e.MAC, e.Port, vlan, state, e.owner())
 	}
 	tw.Flush()
+}
+
+// formatFollowed writes the MACs the bridge's managed guest NICs follow
+// (undeclared_macs = "follow"), when there are any, and the NICs that
+// reached follow_max.
+func (b *BridgeReport) formatFollowed(w io.Writer) {
+	var rows, full []string
+	for _, p := range b.Ports {
+		for _, m := range p.Followed {
+			rows = append(rows, fmt.Sprintf("  %s\t%s\t%s %s\n", m, p.Name, p.Guest, p.NIC))
+		}
+		if p.FollowFull {
+			full = append(full, fmt.Sprintf("%s %s on %s", p.Guest, p.NIC, p.Name))
+		}
+	}
+	if len(rows) > 0 {
+		fmt.Fprintf(w, "  followed MACs (%d): the guests sent from them undeclared, and the watcher authorised them until the guest stops\n", len(rows))
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  FOLLOWED MAC\tPORT\tGUEST")
+		for _, r := range rows {
+			fmt.Fprint(tw, r)
+		}
+		tw.Flush()
+	}
+	for _, f := range full {
+		fmt.Fprintf(w, "  %s sent from more MACs than follow_max: it follows no more, MAB is off on its port until the guest stops\n", f)
+	}
 }
 
 // formatUndeclared writes the undeclared MACs of the bridge's managed

@@ -82,6 +82,13 @@ type PortReport struct {
 	// frames the kernel drops (undeclared_macs = "report"). Not a problem
 	// of fdbhook's: the admin declares them as extra MACs, or not.
 	Undeclared []UndeclaredMAC `json:"undeclared_macs,omitempty"`
+	// Followed are, on a managed guest port, the MACs the watcher
+	// authorised for the guest's NIC (undeclared_macs = "follow"): they
+	// have static entries like declared MACs, until the guest stops.
+	// FollowFull: the NIC sent from more MACs than follow_max, and its
+	// port's MAB is off until the guest stops.
+	Followed   []string `json:"followed_macs,omitempty"`
+	FollowFull bool     `json:"follow_max_reached,omitempty"`
 }
 
 // UndeclaredMAC is one locked entry on a managed guest port.
@@ -342,7 +349,9 @@ func (r *bridgeReporter) port(p *model.Link, static, all []model.Entry) {
 		return
 	}
 	r.managedPorts = append(r.managedPorts, p.Name)
-	r.rep.Ports[len(r.rep.Ports)-1].Undeclared = Undeclared(all, p)
+	row := &r.rep.Ports[len(r.rep.Ports)-1]
+	row.Undeclared = Undeclared(all, p)
+	row.Followed, row.FollowFull = slices.Clone(ref.Followed), ref.FollowFull
 	if p.Flags.Mab {
 		r.reporting++
 	}

@@ -301,6 +301,46 @@ func TestStatusReportsUndeclaredMACs(t *testing.T) {
 	}
 }
 
+// TestStatusShowsFollowedMACs: the MACs a guest NIC follows are listed as
+// such, in the table and in --json, with their static entries ok (not
+// unknown on the guest's port), and a NIC past follow_max is said to be.
+func TestStatusShowsFollowedMACs(t *testing.T) {
+	k, running, defined := world(t)
+	v1 := k.Device("vnet1")
+	v1.LockCapable, v1.MabCapable, v1.Flags = true, true, model.Flags{Locked: true}
+	const nested = "02:aa:00:00:00:01"
+	k.AddStatic(nested, "vnet1")
+	running[0].SetFollowed(macG1, []string{nested}, true)
+	rep, err := Status(state(t, k, cfgBr0+"\n[bridge.br0]\nundeclared_macs = \"follow\"", running, defined), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range rep.Problems {
+		if p.Port == "vnet1" || p.MAC == nested {
+			t.Errorf("problem: %s", p.Text)
+		}
+	}
+	for _, e := range rep.Bridges[0].Entries {
+		if e.MAC == nested && e.State != manage.EntryOK {
+			t.Errorf("the followed MAC's entry is %s, want ok", e.State)
+		}
+	}
+	var out bytes.Buffer
+	rep.Format(&out)
+	for _, w := range []string{"followed MACs (1)", nested + "  vnet1  g1 net0", "g1 net0 on vnet1 sent from more MACs than follow_max"} {
+		if !strings.Contains(out.String(), w) {
+			t.Errorf("status lacks %q:\n%s", w, out.String())
+		}
+	}
+	js, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(js), `"followed_macs":["`+nested+`"],"follow_max_reached":true`) {
+		t.Errorf("--json lacks vnet1's followed MACs:\n%s", js)
+	}
+}
+
 // TestReconcileRestoresOrphanReportingPort: a tap a report-mode guest left
 // behind (learning on, flood off, locked, MAB, its locked entries) is
 // given the defaults back by reconcile's clean-up, MAB off included, which
