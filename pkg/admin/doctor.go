@@ -195,6 +195,8 @@ func mabCheck(p Probe, cfg *config.Config, guests func() ([]*guest.Guest, error)
 	if guests != nil {
 		gs, _ := guests() // unreadable definitions: other checks say so
 		for _, g := range gs {
+			// The guest asks when it or one of its NICs does; a NIC's
+			// "follow" names the mode in the line.
 			u := config.UndeclaredMACs(g.UndeclaredMACs)
 			for _, m := range g.Interfaces {
 				if config.UndeclaredMACs(m.UndeclaredMACs).Detects() && !u.Detects() || m.UndeclaredMACs == string(config.Follow) {

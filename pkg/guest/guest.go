@@ -42,8 +42,8 @@ type Guest struct {
 	Lock   Setting
 	Sticky Setting
 	// UndeclaredMACs is the guest-wide undeclared-macs attribute
-	// (<fdbhook:fdb undeclared-macs="ignore|report|follow">); "" leaves the
-	// bridge's undeclared_macs.
+	// (<fdbhook:fdb undeclared-macs="ignore|report|follow">); "" leaves
+	// the bridge's undeclared_macs.
 	UndeclaredMACs string
 	NICs           []NIC
 	// State is the guest's state in libvirt's live XML (<domstatus
@@ -110,8 +110,8 @@ type Interface struct {
 	// Lock and Sticky override the guest's and the bridge's settings.
 	Lock   Setting
 	Sticky Setting
-	// UndeclaredMACs ("ignore", "report", "follow"; "" when absent) overrides the
-	// guest's and the bridge's undeclared_macs.
+	// UndeclaredMACs ("ignore", "report", "follow"; "" when absent)
+	// overrides the guest's and the bridge's undeclared_macs.
 	UndeclaredMACs string
 	// Pvid is the untagged VLAN of the NIC's port (0: not declared).
 	Pvid int
