@@ -23,7 +23,7 @@ func TestUndeclaredMACLoggedOnce(t *testing.T) {
 
 	const nested = "02:00:00:00:0e:01"
 	lines := func() int {
-		return strings.Count(r.log.String(), "guest g1 NIC net0 on vnet1 sends from undeclared MAC "+nested+": its inbound frames are not delivered")
+		return strings.Count(r.log.String(), "guest g1 NIC net0 on vnet1 sends from undeclared MAC "+nested+": the port drops its frames from that MAC")
 	}
 	idx := r.k.Index("vnet1")
 	r.k.Learn("vnet1", nested)

@@ -684,7 +684,7 @@ func (w *Watcher) reportUndeclared(st *manage.State, g *guest.Guest, claimed map
 			case claimed[port.Name+" "+e.MAC] != "":
 				log.Warnf("guest %s %s", g.Name, claimed[port.Name+" "+e.MAC])
 			default:
-				log.Infof("guest %s NIC %s on %s sends from undeclared MAC %s: its inbound frames are not delivered, and its own are dropped (undeclared_macs = \"report\"; declare it as an extra MAC if it is the guest's)",
+				log.Infof("guest %s NIC %s on %s sends from undeclared MAC %s: the port drops its frames from that MAC (undeclared_macs = \"report\"; declare it as an extra MAC if it is the guest's)",
 					g.Name, nic.Label(), port.Name, e.MAC)
 			}
 			now[k] = true
