@@ -163,7 +163,7 @@ func (c *cell) driftProbe(i int) (time.Duration, error) {
 	if err != nil || l == nil {
 		return 0, fmt.Errorf("drift %d: %s: %v", i, n.Tap, err)
 	}
-	if err := c.k.SetPortFlags(l.Index, model.Flags{Learning: true, Flood: true}, false); err != nil {
+	if err := c.k.SetPortFlags(l.Index, model.Flags{Learning: true, Flood: true}, false, false); err != nil {
 		return 0, fmt.Errorf("drift %d: learning and flood on for %s: %w", i, n.Tap, err)
 	}
 	d, err := waitManagedFor(c.k, n.Tap, churnBridge, n.MAC, time.Now(), probeLimit)

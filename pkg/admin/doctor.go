@@ -1,10 +1,12 @@
 package admin
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"github.com/fdbhook/fdbhook/pkg/config"
+	"github.com/fdbhook/fdbhook/pkg/guest"
 	"github.com/fdbhook/fdbhook/pkg/manage"
 	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/pkg/plan"
@@ -63,6 +66,7 @@ type Probe struct {
 	Static        error // a static (NUD_NOARP) master entry
 	Sticky        error // a sticky static entry
 	Locked        error // a locked port
+	Mab           error // MAC Authentication Bypass on a locked port
 	VlanFiltering error // vlan_filtering on a bridge
 }
 
@@ -74,6 +78,10 @@ type System struct {
 	Networks manage.Networks
 	// Links dumps the devices of the current network namespace.
 	Links func() ([]*model.Link, error)
+	// PortVlans returns the VLANs of a bridge port (by index), for the
+	// uplinks of a bridge configured with vlan_filtering = "enable"; nil:
+	// not checked.
+	PortVlans func(index int) ([]model.Vlan, error)
 	// Uname returns the kernel's release and machine.
 	Uname func() (release, machine string, err error)
 	// Probe tries the kernel's bridge features in a private namespace.
@@ -95,6 +103,9 @@ type System struct {
 	// Identify returns the fdbhook program ("qemu-hook", "network-hook")
 	// the file at path is and its version, or "" when it is not fdbhook.
 	Identify func(path string) (program, version string)
+	// Guests returns the defined guests (QEMU and LXC), whose metadata may
+	// ask for undeclared_macs = "report"; nil: not checked.
+	Guests func() ([]*guest.Guest, error)
 	// Syslog reports whether the system log (/dev/log) can be reached;
 	// nil: not checked.
 	Syslog func() error
@@ -110,15 +121,17 @@ type System struct {
 // stages: the kernel, the configuration, libvirt, the installed hooks, the
 // configured bridges and networks.
 func Doctor(sys *System) []Check {
-	out, links, linksOK := kernelChecks(sys)
+	out, probe, links, linksOK := kernelChecks(sys)
 	cfg, cfgChecks := configChecks(sys.ConfigPath, sys.Owner)
 	out = append(out, cfgChecks...)
+	out = append(out, mabCheck(probe, cfg, sys.Guests)...)
 	libvirtFound, libvirtOut := libvirtChecks(sys)
 	out = append(out, libvirtOut...)
 	manages := cfg != nil && cfg.Present && !cfg.Empty()
 	out = append(out, installedHookChecks(sys, manages && libvirtFound)...)
 	if cfg != nil {
 		out = append(out, bridgeChecks(cfg, sys.Networks, links, linksOK)...)
+		out = append(out, uplinkVlanChecks(cfg, sys.PortVlans, links, linksOK)...)
 	}
 	if sys.Syslog != nil {
 		out = append(out, syslogCheck(sys.Syslog()))
@@ -138,8 +151,9 @@ func syslogCheck(err error) Check {
 // kernelChecks asks whether this kernel has what fdbhook needs: its
 // version (3.17+ takes an uplink out of promiscuous mode), and the bridge
 // features a throwaway bridge shows. It returns the devices it read for
-// the later stages; linksOK is false when they could not be read.
-func kernelChecks(sys *System) (out []Check, links []*model.Link, linksOK bool) {
+// the later stages, and what the probe found; linksOK is false when they
+// could not be read.
+func kernelChecks(sys *System) (out []Check, probe Probe, links []*model.Link, linksOK bool) {
 	if rel, mach, err := sys.Uname(); err != nil {
 		out = append(out, Check{Warn, "kernel", fmt.Sprintf("uname: %v", err)})
 	} else if olderThan(parseVersion(rel), 3, 17) {
@@ -151,7 +165,93 @@ func kernelChecks(sys *System) (out []Check, links []*model.Link, linksOK bool) 
 	if err != nil {
 		out = append(out, Check{Fail, "kernel", fmt.Sprintf("reading network devices: %v", err)})
 	}
-	return append(out, probeChecks(sys.Probe(), links)...), links, err == nil
+	probe = sys.Probe()
+	return append(out, probeChecks(probe, links)...), probe, links, err == nil
+}
+
+// mabCheck says whether the kernel has MAC Authentication Bypass, which
+// undeclared_macs = "report" needs: a warning when a bridge asks for it
+// and the kernel has none (the ports are then managed as with "ignore",
+// and nothing shows the MACs the guests lose traffic to), a line that
+// fails nothing otherwise. Who asks: a bridge's configuration, or a
+// defined guest's metadata (guests; nil: not read).
+func mabCheck(p Probe, cfg *config.Config, guests func() ([]*guest.Guest, error)) []Check {
+	if p.Err != nil {
+		return nil // probeChecks said so
+	}
+	var asking []string
+	follow := false // someone asks for "follow", not only "report"
+	ask := func(who string, u config.UndeclaredMACs) {
+		if u.Detects() {
+			asking = append(asking, who)
+			follow = follow || u == config.Follow
+		}
+	}
+	if cfg != nil {
+		for _, b := range slices.Sorted(maps.Keys(cfg.Bridge)) {
+			ask("[bridge."+b+"]", cfg.Bridge[b].UndeclaredMACs)
+		}
+	}
+	if guests != nil {
+		gs, _ := guests() // unreadable definitions: other checks say so
+		for _, g := range gs {
+			// The guest asks when it or one of its NICs does; a NIC's
+			// "follow" names the mode in the line.
+			u := config.UndeclaredMACs(g.UndeclaredMACs)
+			for _, m := range g.Interfaces {
+				if config.UndeclaredMACs(m.UndeclaredMACs).Detects() && !u.Detects() || m.UndeclaredMACs == string(config.Follow) {
+					u = config.UndeclaredMACs(m.UndeclaredMACs)
+				}
+			}
+			ask("guest "+g.Name, u)
+		}
+	}
+	mode := `undeclared_macs = "report"`
+	if follow {
+		mode = `undeclared_macs = "report" or "follow"`
+	}
+	switch {
+	case p.Mab == nil && len(asking) > 0:
+		return []Check{{OK, "mac authentication bypass", "supported (kernel 6.2+): " + mode + " (" + strings.Join(asking, ", ") + ") shows the MACs guests send from undeclared"}}
+	case p.Mab == nil:
+		return []Check{{OK, "mac authentication bypass", "supported (kernel 6.2+): optional, undeclared_macs = \"report\" can show the MACs guests send from undeclared, \"follow\" authorise them"}}
+	case len(asking) > 0:
+		return []Check{{Warn, "mac authentication bypass", fmt.Sprintf("%s (%s): undeclared-MAC detection is unavailable on this kernel, it needs MAC Authentication Bypass (Linux 6.2+) (%v); the ports are managed as with \"ignore\": "+
+			"declare the MACs the guests send from as extra MACs in their metadata (<fdbhook:mac address=\"…\"/> in <fdbhook:interface>)", mode, strings.Join(asking, ", "), p.Mab)}}
+	}
+	return []Check{{OK, "mac authentication bypass", fmt.Sprintf("not supported (needs kernel 6.2+; %v): optional, only undeclared_macs = \"report\" and \"follow\" use it, and nothing asks for it", p.Mab)}}
+}
+
+// uplinkVlanChecks warns, for each bridge configured with vlan_filtering =
+// "enable", of each port that is no guest's (an uplink) and is a member of
+// the bridge's default VLAN alone, untagged: once vlan_filtering is on,
+// the bridge drops the tagged frames of every other VLAN on it, silently.
+func uplinkVlanChecks(cfg *config.Config, portVlans func(int) ([]model.Vlan, error), links []*model.Link, linksOK bool) []Check {
+	if portVlans == nil || !linksOK {
+		return nil
+	}
+	var out []Check
+	for _, br := range links {
+		if br.Type != "bridge" || !br.VlanCapable || cfg.Policy(br.Name).VlanFiltering != config.Enable {
+			continue
+		}
+		pvid := cmp.Or(br.DefaultPvid, 1)
+		for _, p := range links {
+			if p.MasterIndex != br.Index || p.IsGuestPort() {
+				continue
+			}
+			vl, err := portVlans(p.Index)
+			switch {
+			case err != nil:
+				out = append(out, Check{Warn, "bridge " + br.Name, fmt.Sprintf("reading the VLANs of %s: %v", p.Name, err)})
+			case len(vl) == 1 && vl[0] == (model.Vlan{ID: pvid, Pvid: true, Untagged: true}):
+				out = append(out, Check{Warn, "bridge " + br.Name, fmt.Sprintf("[bridge.%s] vlan_filtering = \"enable\": uplink %s is a member of VLAN %d alone, untagged (the bridge's default): "+
+					"once vlan_filtering is on, the tagged frames of every other VLAN are dropped on it; if it carries tagged VLANs, add them (bridge vlan add dev %s vid 10-20), or write vlan_filtering = \"leave\"",
+					br.Name, p.Name, pvid, p.Name)})
+			}
+		}
+	}
+	return out
 }
 
 // libvirtChecks asks whether libvirt is installed, and new enough (6.5+)

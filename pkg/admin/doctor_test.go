@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fdbhook/fdbhook/pkg/guest"
 	"github.com/fdbhook/fdbhook/pkg/model"
 )
 
@@ -411,4 +412,78 @@ func TestDoctorSyslog(t *testing.T) {
 	expect(t, Doctor(sys), "log", OK, "the system log is reachable")
 	sys.Syslog = func() error { return errors.New("Unix syslog delivery error") }
 	expect(t, Doctor(sys), "log", Warn, "no system log (Unix syslog delivery error): the hooks' log lines are lost")
+}
+
+// TestDoctorMAB: a kernel without MAC Authentication Bypass is a warning
+// that names what to do when a bridge asks for undeclared_macs =
+// "report", and an optional feature otherwise; never a failure.
+func TestDoctorMAB(t *testing.T) {
+	sys, _ := fakeSystem(t)
+	sys.Probe = func() Probe { return Probe{Mab: errors.New("the kernel does not report the mab flag")} }
+	writeFile(t, sys.ConfigPath, "bridges = [\"br0\"]\n[bridge.br0]\nundeclared_macs = \"report\"\n", 0o644)
+	checks := Doctor(sys)
+	expect(t, checks, "mac authentication bypass", Warn, `undeclared_macs = "report" ([bridge.br0]): undeclared-MAC detection is unavailable on this kernel, it needs MAC Authentication Bypass (Linux 6.2+)`)
+	expect(t, checks, "mac authentication bypass", Warn, `declare the MACs the guests send from as extra MACs in their metadata (<fdbhook:mac address="…"/>`)
+
+	writeFile(t, sys.ConfigPath, "bridges = [\"br0\"]\n", 0o644)
+	checks = Doctor(sys)
+	expect(t, checks, "mac authentication bypass", OK, "not supported (needs kernel 6.2+")
+
+	// A defined guest's NIC asks for it in its metadata.
+	g := domain(t, "web1", nil, "bridge:br0:vnet0:"+macG1)
+	g.Interfaces[macG1] = guest.Interface{MAC: macG1, Manage: true, UndeclaredMACs: "report"}
+	sys.Guests = func() ([]*guest.Guest, error) { return []*guest.Guest{g}, nil }
+	checks = Doctor(sys)
+	expect(t, checks, "mac authentication bypass", Warn, `undeclared_macs = "report" (guest web1): undeclared-MAC detection is unavailable`)
+	g.UndeclaredMACs = "follow"
+	checks = Doctor(sys)
+	expect(t, checks, "mac authentication bypass", Warn, `undeclared_macs = "report" or "follow" (guest web1): undeclared-MAC detection is unavailable`)
+	sys.Guests = nil
+
+	writeFile(t, sys.ConfigPath, "bridges = [\"br0\"]\n[bridge.br0]\nundeclared_macs = \"follow\"\n", 0o644)
+	checks = Doctor(sys)
+	expect(t, checks, "mac authentication bypass", Warn, `undeclared_macs = "report" or "follow" ([bridge.br0]): undeclared-MAC detection is unavailable on this kernel`)
+
+	sys.Probe = func() Probe { return Probe{} }
+	writeFile(t, sys.ConfigPath, "bridges = [\"br0\"]\n[bridge.br0]\nundeclared_macs = \"report\"\n", 0o644)
+	checks = Doctor(sys)
+	expect(t, checks, "mac authentication bypass", OK, `supported (kernel 6.2+): undeclared_macs = "report" ([bridge.br0])`)
+	if len(find(checks, "mac authentication bypass")) != 1 {
+		t.Errorf("want one MAB line:\n%s", formatted(checks))
+	}
+}
+
+// TestDoctorUplinkDefaultVlanOnly: with vlan_filtering = "enable", an
+// uplink that is a member of the bridge's default VLAN alone, untagged,
+// is warned of (its tagged frames of other VLANs are dropped once the
+// bridge filters); not a guest's tap, not an uplink with tagged VLANs,
+// not a bridge left alone.
+func TestDoctorUplinkDefaultVlanOnly(t *testing.T) {
+	sys, _ := fakeSystem(t)
+	sys.Links = func() ([]*model.Link, error) {
+		return []*model.Link{{Name: "br0", Index: 2, Type: "bridge", VlanCapable: true, DefaultPvid: 1},
+			{Name: "eth0", Index: 3, Type: "device", MasterIndex: 2},
+			{Name: "bond1", Index: 4, Type: "bond", MasterIndex: 2},
+			{Name: "vnet0", Index: 5, Type: "tuntap", TunMode: "tap", MasterIndex: 2}}, nil
+	}
+	vlans := map[int][]model.Vlan{
+		3: {{ID: 1, Pvid: true, Untagged: true}},
+		4: {{ID: 1, Pvid: true, Untagged: true}, {ID: 10}},
+		5: {{ID: 1, Pvid: true, Untagged: true}},
+	}
+	sys.PortVlans = func(i int) ([]model.Vlan, error) { return vlans[i], nil }
+	writeFile(t, sys.ConfigPath, "bridges = [\"br0\"]\n[bridge.br0]\nvlan_filtering = \"enable\"\n", 0o644)
+	checks := Doctor(sys)
+	expect(t, checks, "bridge br0", Warn, `[bridge.br0] vlan_filtering = "enable": uplink eth0 is a member of VLAN 1 alone, untagged (the bridge's default): once vlan_filtering is on, the tagged frames of every other VLAN are dropped on it`)
+	for _, c := range find(checks, "bridge br0") {
+		if c.Level == Fail || strings.Contains(c.Text, "bond1") || strings.Contains(c.Text, "vnet0") {
+			t.Errorf("unexpected check: %s %s", c.Level, c.Text)
+		}
+	}
+	writeFile(t, sys.ConfigPath, "bridges = [\"br0\"]\n", 0o644)
+	for _, c := range find(Doctor(sys), "bridge br0") {
+		if strings.Contains(c.Text, "uplink") {
+			t.Errorf("vlan_filtering left alone, still warned: %s", c.Text)
+		}
+	}
 }

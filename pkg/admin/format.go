@@ -66,6 +66,9 @@ func (b *BridgeReport) format(w io.Writer) {
 		if p.Locked != nil {
 			locked = onOff(*p.Locked)
 		}
+		if p.Mab != nil && *p.Mab {
+			locked += "+mab" // undeclared_macs = "report"
+		}
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", p.Name, p.Kind, p.Device,
 			onOff(p.Learning), onOff(p.Flood), locked, p.Promiscuity, p.owner())
 	}
@@ -73,6 +76,8 @@ func (b *BridgeReport) format(w io.Writer) {
 		fmt.Fprintln(tw, "  (no ports)")
 	}
 	tw.Flush()
+	b.formatUndeclared(w)
+	b.formatFollowed(w)
 	if len(b.Entries) == 0 {
 		fmt.Fprintln(w, "  no static entries")
 		return
@@ -89,6 +94,62 @@ func (b *BridgeReport) format(w io.Writer) {
 			state += " (sticky)"
 		}
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", e.MAC, e.Port, vlan, state, e.owner())
+	}
+	tw.Flush()
+}
+
+// formatFollowed writes the MACs the bridge's managed guest NICs follow
+// (undeclared_macs = "follow"), when there are any, and the NICs that
+// reached follow_max.
+func (b *BridgeReport) formatFollowed(w io.Writer) {
+	var rows, full []string
+	for _, p := range b.Ports {
+		for _, m := range p.Followed {
+			rows = append(rows, fmt.Sprintf("  %s\t%s\t%s %s\n", m, p.Name, p.Guest, p.NIC))
+		}
+		if p.FollowFull {
+			full = append(full, fmt.Sprintf("%s %s on %s", p.Guest, p.NIC, p.Name))
+		}
+	}
+	if len(rows) > 0 {
+		fmt.Fprintf(w, "  followed MACs (%d): the guests sent from them undeclared, and the watcher authorised them until the guest stops\n", len(rows))
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  FOLLOWED MAC\tPORT\tGUEST")
+		for _, r := range rows {
+			fmt.Fprint(tw, r)
+		}
+		tw.Flush()
+	}
+	for _, f := range full {
+		fmt.Fprintf(w, "  %s sent from more MACs than follow_max: it follows no more, MAB is off on its port until the guest stops\n", f)
+	}
+}
+
+// formatUndeclared writes the undeclared MACs of the bridge's managed
+// guest ports, when there are any: a table, and what to do about them.
+func (b *BridgeReport) formatUndeclared(w io.Writer) {
+	var rows []string
+	for _, p := range b.Ports {
+		for _, u := range p.Undeclared {
+			seen := "-"
+			if u.LastSeen > 0 {
+				seen = (time.Duration(u.LastSeen) * time.Second).String() + " ago"
+			}
+			vlan := "-"
+			if u.Vlan != 0 {
+				vlan = strconv.Itoa(u.Vlan)
+			}
+			rows = append(rows, fmt.Sprintf("  %s\t%s\t%s\t%s %s\t%s\n", u.MAC, p.Name, vlan, p.Guest, p.NIC, seen))
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "  undeclared MACs (%d): the guests send from them, their frames are dropped; declare the ones they should have as extra MACs\n", len(rows))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  UNDECLARED MAC\tPORT\tVLAN\tGUEST\tLAST SEEN")
+	for _, r := range rows {
+		fmt.Fprint(tw, r)
 	}
 	tw.Flush()
 }

@@ -82,6 +82,7 @@ func ProbeKernel(timeout time.Duration) Probe {
 		Static:        pl.static(),
 		Sticky:        pl.sticky(),
 		Locked:        pl.locked(),
+		Mab:           pl.mab(),
 		VlanFiltering: pl.vlanFiltering(),
 	}
 }
@@ -128,7 +129,7 @@ func (pl *probeLab) read(index int) (*model.Link, error) {
 
 // flags turns learning and unicast_flood off and reads them back.
 func (pl *probeLab) flags() error {
-	if err := pl.k.SetPortFlags(pl.port.Index, model.Flags{}, false); err != nil {
+	if err := pl.k.SetPortFlags(pl.port.Index, model.Flags{}, false, false); err != nil {
 		return err
 	}
 	l, err := pl.read(pl.port.Index)
@@ -183,7 +184,7 @@ func (pl *probeLab) locked() error {
 	if err != nil {
 		return err
 	}
-	if err := pl.k.SetPortFlags(pl.port.Index, model.Flags{Learning: l.Flags.Learning, Flood: l.Flags.Flood, Locked: true}, true); err != nil {
+	if err := pl.k.SetPortFlags(pl.port.Index, model.Flags{Learning: l.Flags.Learning, Flood: l.Flags.Flood, Locked: true}, true, false); err != nil {
 		return err
 	}
 	l, err = pl.read(pl.port.Index)
@@ -194,6 +195,28 @@ func (pl *probeLab) locked() error {
 		return errors.New("the kernel does not report the locked flag")
 	case !l.Flags.Locked:
 		return errors.New("read back unlocked")
+	}
+	return nil
+}
+
+// mab turns MAC Authentication Bypass on, with learning and locked, which
+// MAB needs, and reads it back; a kernel that does not report the flag
+// (before Linux 6.2) is never sent it.
+func (pl *probeLab) mab() error {
+	l, err := pl.read(pl.port.Index)
+	switch {
+	case err != nil:
+		return err
+	case !l.MabCapable:
+		return errors.New("the kernel does not report the mab flag")
+	}
+	if err := pl.k.SetPortFlags(pl.port.Index, model.Reporting, true, true); err != nil {
+		return err
+	}
+	if l, err = pl.read(pl.port.Index); err != nil {
+		return err
+	} else if l.Flags != model.Reporting {
+		return fmt.Errorf("read back as %s", l.Flags.WordsMab(true, true))
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -56,6 +57,9 @@ type PortReport struct {
 	Learning bool  `json:"learning"`
 	Flood    bool  `json:"flood"`
 	Locked   *bool `json:"locked,omitempty"`
+	// Mab is MAC Authentication Bypass (on in undeclared_macs = "report"
+	// mode); omitted when the kernel does not report it.
+	Mab *bool `json:"mab,omitempty"`
 	// Promiscuity is the kernel's count: 0 means the device filters
 	// unicast by its own MAC table.
 	Promiscuity int `json:"promiscuity"`
@@ -73,6 +77,27 @@ type PortReport struct {
 	// Incoming: the guest is paused as the destination of a live
 	// migration; the port gets its entries when the guest resumes here.
 	Incoming bool `json:"incoming_migration,omitempty"`
+	// Undeclared are, on a managed guest port, the source MACs the guest
+	// sent from that it did not declare: the port's locked entries, whose
+	// frames the kernel drops (undeclared_macs = "report"). Not a problem
+	// of fdbhook's: the admin declares them as extra MACs, or not.
+	Undeclared []UndeclaredMAC `json:"undeclared_macs,omitempty"`
+	// Followed are, on a managed guest port, the MACs the watcher
+	// authorised for the guest's NIC (undeclared_macs = "follow"): they
+	// have static entries like declared MACs, until the guest stops.
+	// FollowFull: the NIC sent from more MACs than follow_max, and its
+	// port's MAB is off until the guest stops.
+	Followed   []string `json:"followed_macs,omitempty"`
+	FollowFull bool     `json:"follow_max_reached,omitempty"`
+}
+
+// UndeclaredMAC is one locked entry on a managed guest port.
+type UndeclaredMAC struct {
+	MAC  string `json:"mac"`
+	Vlan int    `json:"vlan,omitempty"`
+	// LastSeen is how long ago, in seconds, the kernel last saw a frame
+	// from the MAC (NDA_CACHEINFO); omitted when it did not say.
+	LastSeen int `json:"last_seen_seconds,omitempty"`
 }
 
 // EntryReport is one static FDB entry on a bridge port.
@@ -106,6 +131,7 @@ const (
 const (
 	PromiscNoManagedPorts = "no_managed_guest_ports"        // nothing on the bridge is managed: expected
 	PromiscGuestsLearning = "guest_ports_learning"          // a managed guest port learns or floods: reconcile
+	PromiscReporting      = "guest_ports_reporting"         // managed guest ports have MAB (undeclared_macs = "report"), so they learn: expected
 	PromiscKernel         = "kernel_without_vlan_filtering" // nothing on this host can change it
 	PromiscVlanOff        = "vlan_filtering_off"            // the bridge does not filter VLANs
 	PromiscBridge         = "bridge_promiscuous"            // promiscuous mode set on the bridge device
@@ -240,7 +266,7 @@ func bridgeReport(a *manage.Analysis, mb *manage.ManagedBridge) (BridgeReport, [
 	static := manage.StaticEntries(all, br)
 	ports := a.State.Kernel.Ports(br)
 	for _, p := range ports {
-		r.port(p, static)
+		r.port(p, static, all)
 	}
 	for _, e := range static {
 		r.entry(e, ports, static)
@@ -263,6 +289,8 @@ type bridgeReporter struct {
 	autoPorts      []*model.Link // learning or flooding: the kernel's "auto" ports
 	autoLabels     []string
 	guestsLearning int
+	// reporting counts the managed guest ports in report mode (MAB on).
+	reporting int
 }
 
 // flag records a problem, on a managed bridge only: a bridge named on the
@@ -305,8 +333,10 @@ func (r *bridgeReporter) bridge() *model.Link {
 
 // port adds one port's row. A managed guest port whose guest is the paused
 // destination of a live migration is only noted (it gets its entries at
-// the resume); any other managed guest port is checked by guestPort.
-func (r *bridgeReporter) port(p *model.Link, static []model.Entry) {
+// the resume); any other managed guest port is checked by guestPort, and
+// its locked entries (all holds the bridge's entries) listed as its
+// undeclared MACs.
+func (r *bridgeReporter) port(p *model.Link, static, all []model.Entry) {
 	kind, ref := r.a.PortKind(p)
 	managed := ref != nil && ref.Managed
 	incoming := managed && r.a.State.Incoming[ref.Guest]
@@ -319,6 +349,12 @@ func (r *bridgeReporter) port(p *model.Link, static []model.Entry) {
 		return
 	}
 	r.managedPorts = append(r.managedPorts, p.Name)
+	row := &r.rep.Ports[len(r.rep.Ports)-1]
+	row.Undeclared = Undeclared(all, p)
+	row.Followed, row.FollowFull = slices.Clone(ref.Followed), ref.FollowFull
+	if p.Flags.Mab {
+		r.reporting++
+	}
 	if incoming {
 		// Not a problem: libvirt pauses the guest here until the
 		// switch-over, and its frames still go to the source.
@@ -336,6 +372,10 @@ func portRow(p *model.Link, kind string, ref *manage.NICRef, incoming bool) Port
 	if p.LockCapable {
 		locked := p.Flags.Locked
 		pr.Locked = &locked
+	}
+	if p.MabCapable {
+		mab := p.Flags.Mab
+		pr.Mab = &mab
 	}
 	if ref != nil {
 		pr.Guest, pr.NIC, pr.MAC, pr.Managed, pr.Reason = ref.Guest, ref.NIC, ref.MAC, ref.Managed, ref.Why
@@ -356,11 +396,28 @@ func portLabel(p *model.Link, kind string, ref *manage.NICRef) string {
 	return p.Name
 }
 
+// Undeclared returns the locked entries on port p among entries, sorted by
+// MAC: the source MACs its guest sent from undeclared, when the port has
+// MAB (undeclared_macs = "report").
+func Undeclared(entries []model.Entry, p *model.Link) []UndeclaredMAC {
+	var out []UndeclaredMAC
+	for _, e := range entries {
+		if e.Locked() && e.PortIndex == p.Index {
+			out = append(out, UndeclaredMAC{MAC: e.MAC, Vlan: e.Vlan, LastSeen: int(e.Updated / time.Second)})
+		}
+	}
+	slices.SortFunc(out, func(a, b UndeclaredMAC) int {
+		return cmp.Or(strings.Compare(a.MAC, b.MAC), cmp.Compare(a.Vlan, b.Vlan))
+	})
+	return out
+}
+
 // guestPort flags a managed guest port that lacks what a start gives it:
-// learning and flood off, and the guest's static entry on the port (saying
-// where the entry is instead, when it roamed).
+// flood off and learning off (or on, locked with MAB, in report mode), and
+// the guest's static entry on the port (saying where the entry is
+// instead, when it roamed).
 func (r *bridgeReporter) guestPort(p *model.Link, ref *manage.NICRef, static []model.Entry) {
-	if p.Flags.Learning || p.Flags.Flood {
+	if !p.Flags.Managed() {
 		r.guestsLearning++
 		r.flag(Problem{Kind: ProblemPortFlags, Port: p.Name, Guest: ref.Guest, NIC: ref.NIC, MAC: ref.MAC,
 			Text: fmt.Sprintf("guest port %s (%s) still has %s: run reconcile", p.Name, ref.Label(), p.Flags.LearnFlood())})
@@ -423,6 +480,13 @@ func (r *bridgeReporter) promiscReasons(br *model.Link, ports []*model.Link) {
 			continue
 		case r.guestsLearning > 0:
 			r.rep.Ports[i].PromiscReason = PromiscGuestsLearning
+			continue
+		case r.reporting > 0:
+			// The kernel counts a port that learns as one that needs the
+			// uplink promiscuous, locked or not.
+			r.rep.Ports[i].PromiscReason = PromiscReporting
+			r.notes = append(r.notes, fmt.Sprintf("uplink %s stays promiscuous (promiscuity %d): %d managed guest port(s) report undeclared MACs (undeclared_macs = \"report\"), and a port with MAC Authentication Bypass learns",
+				p.Name, p.Promiscuity, r.reporting))
 			continue
 		}
 		why, code, fixable := promiscWhy(br, p, r.autoPorts, r.autoLabels)

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fdbhook/fdbhook/pkg/guest"
 	"github.com/fdbhook/fdbhook/pkg/kernel/kerneltest"
@@ -253,6 +254,115 @@ func TestLockedPortsInStatusAndCleanUp(t *testing.T) {
 			var out bytes.Buffer
 			FormatResult(&out, res)
 			t.Errorf("orphan tap %s has %s after reconcile, want %s:\n%s", tap, got, want, out.String())
+		}
+	}
+}
+
+// TestStatusReportsUndeclaredMACs: on a managed guest port in report mode
+// (learning on, flood off, locked, MAB), the locked entries are listed as
+// the guest NIC's undeclared MACs, in the table and in --json, and are no
+// problem; nor are the port's flags.
+func TestStatusReportsUndeclaredMACs(t *testing.T) {
+	k, running, defined := world(t)
+	v1 := k.Device("vnet1")
+	v1.LockCapable, v1.MabCapable, v1.Flags = true, true, model.Reporting
+	const nested = "02:aa:00:00:00:01"
+	k.Learn("vnet1", nested) // a nested guest's frame: the kernel locks its MAC
+	k.AddEntry(model.Entry{MAC: "00:00:5e:00:01:0a", Port: "vnet1", State: 0x02, NTFlags: model.NTFMaster,
+		FlagsExt: model.NTFExtLocked, Updated: 42 * time.Second})
+	rep, err := Status(state(t, k, cfgBr0+"\n[bridge.br0]\nundeclared_macs = \"report\"", running, defined), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range rep.Problems {
+		if p.Port == "vnet1" {
+			t.Errorf("problem on vnet1: %s", p.Text)
+		}
+	}
+	i := slices.IndexFunc(rep.Bridges[0].Ports, func(p PortReport) bool { return p.Name == "vnet1" })
+	want := []UndeclaredMAC{{MAC: "00:00:5e:00:01:0a", LastSeen: 42}, {MAC: nested}}
+	if got := rep.Bridges[0].Ports[i].Undeclared; !slices.Equal(got, want) {
+		t.Errorf("vnet1's undeclared MACs %+v, want %+v", got, want)
+	}
+	var out bytes.Buffer
+	rep.Format(&out)
+	for _, w := range []string{"vnet1  guest   tap     on        off    on+mab  1        g1 net0",
+		"undeclared MACs (2)", "00:00:5e:00:01:0a  vnet1  -     g1 net0  42s ago", nested + "  vnet1  -     g1 net0  -"} {
+		if !strings.Contains(out.String(), w) {
+			t.Errorf("status lacks %q:\n%s", w, out.String())
+		}
+	}
+	js, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(js), `"undeclared_macs":[{"mac":"00:00:5e:00:01:0a","last_seen_seconds":42},{"mac":"`+nested+`"}]`) {
+		t.Errorf("--json lacks vnet1's undeclared MACs:\n%s", js)
+	}
+}
+
+// TestStatusShowsFollowedMACs: the MACs a guest NIC follows are listed as
+// such, in the table and in --json, with their static entries ok (not
+// unknown on the guest's port), and a NIC past follow_max is said to be.
+func TestStatusShowsFollowedMACs(t *testing.T) {
+	k, running, defined := world(t)
+	v1 := k.Device("vnet1")
+	v1.LockCapable, v1.MabCapable, v1.Flags = true, true, model.Flags{Locked: true}
+	const nested = "02:aa:00:00:00:01"
+	k.AddStatic(nested, "vnet1")
+	running[0].SetFollowed(macG1, []string{nested}, true)
+	rep, err := Status(state(t, k, cfgBr0+"\n[bridge.br0]\nundeclared_macs = \"follow\"", running, defined), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range rep.Problems {
+		if p.Port == "vnet1" || p.MAC == nested {
+			t.Errorf("problem: %s", p.Text)
+		}
+	}
+	for _, e := range rep.Bridges[0].Entries {
+		if e.MAC == nested && e.State != manage.EntryOK {
+			t.Errorf("the followed MAC's entry is %s, want ok", e.State)
+		}
+	}
+	var out bytes.Buffer
+	rep.Format(&out)
+	for _, w := range []string{"followed MACs (1)", nested + "  vnet1  g1 net0", "g1 net0 on vnet1 sent from more MACs than follow_max"} {
+		if !strings.Contains(out.String(), w) {
+			t.Errorf("status lacks %q:\n%s", w, out.String())
+		}
+	}
+	js, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(js), `"followed_macs":["`+nested+`"],"follow_max_reached":true`) {
+		t.Errorf("--json lacks vnet1's followed MACs:\n%s", js)
+	}
+}
+
+// TestReconcileRestoresOrphanReportingPort: a tap a report-mode guest left
+// behind (learning on, flood off, locked, MAB, its locked entries) is
+// given the defaults back by reconcile's clean-up, MAB off included, which
+// takes its locked entries with it.
+func TestReconcileRestoresOrphanReportingPort(t *testing.T) {
+	k, running, defined := world(t)
+	p := k.Add(kerneltest.Tap("fdbto1", "br0", model.Reporting))
+	p.Carrier, p.LockCapable, p.MabCapable = false, true, true
+	k.AddStatic("52:54:00:00:01:01", "fdbto1")
+	k.Learn("fdbto1", "02:aa:00:00:00:02")
+	res, err := manage.Reconcile(state(t, k, cfgBr0, running, defined), k, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := k.Device("fdbto1").Flags; got != kerneltest.Learning {
+		var out bytes.Buffer
+		FormatResult(&out, res)
+		t.Errorf("orphan tap fdbto1 has %s after reconcile, want %s:\n%s", got.WordsMab(true, true), kerneltest.Learning, out.String())
+	}
+	for _, e := range k.AllEntries() {
+		if e.Port == "fdbto1" {
+			t.Errorf("entry %s left on the orphan tap", e)
 		}
 	}
 }

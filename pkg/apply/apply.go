@@ -202,7 +202,7 @@ func do(w model.Writer, s plan.Step) error {
 	case plan.DelVlans, plan.AddVlans:
 		return changeVlans(w, s)
 	case plan.SetFlags:
-		return w.SetPortFlags(s.PortIndex, s.Flags, s.WithLocked)
+		return w.SetPortFlags(s.PortIndex, s.Flags, s.WithLocked, s.WithMab)
 	case plan.ExtendEntry:
 		return w.ReplaceEntry(s.Entry)
 	case plan.DelEntry:
@@ -224,7 +224,7 @@ func Undo(w model.Writer, done []plan.Step) error {
 		case plan.AddEntry:
 			err = undoEntry(w, s)
 		case plan.SetFlags:
-			err = w.SetPortFlags(s.PortIndex, s.Prior, s.WithLocked)
+			err = w.SetPortFlags(s.PortIndex, s.Prior, s.WithLocked, s.WithMab)
 		case plan.DelEntry:
 			err = w.ReplaceEntry(s.Entry)
 		case plan.SetVlans:
@@ -241,7 +241,10 @@ func Undo(w model.Writer, done []plan.Step) error {
 
 // undoEntry removes the entry AddEntry wrote and puts back what it replaced.
 // VLAN 0 entries go back first: re-adding one writes the port's per-VLAN
-// copies too, and the exact per-VLAN entries restored after it win.
+// copies too, and the exact per-VLAN entries restored after it win. A
+// locked entry is not put back: no write can make one (the kernel does,
+// at the MAC's next frame), and written back it would be a dynamic entry,
+// which lets the MAC through the locked port it was dropped on.
 func undoEntry(w model.Writer, s plan.Step) error {
 	err := w.DeleteEntry(model.Entry{MAC: s.MAC, Port: s.Port, PortIndex: s.PortIndex})
 	if gone(err) {
@@ -250,6 +253,9 @@ func undoEntry(w model.Writer, s plan.Step) error {
 	prior := slices.Clone(s.PriorEntries)
 	slices.SortStableFunc(prior, func(a, b model.Entry) int { return a.Vlan - b.Vlan })
 	for _, e := range prior {
+		if e.Locked() {
+			continue
+		}
 		if e2 := w.ReplaceEntry(e); e2 != nil && !gone(e2) {
 			err = errors.Join(err, e2)
 		}

@@ -149,3 +149,33 @@ func TestCleanupTreatsGoneAsDone(t *testing.T) {
 		t.Errorf("Cleanup = %v, want the injected failure reported", err)
 	}
 }
+
+// TestUndoLeavesLockedEntryOut: a start whose entry replaced another
+// port's locked entry (a MAC that port's guest sent from undeclared, under
+// undeclared_macs = "report") and then fails does not write the locked
+// entry back: it would come back as a dynamic entry, which a locked port
+// passes.
+func TestUndoLeavesLockedEntryOut(t *testing.T) {
+	k := newFake()
+	const mac = "52:54:00:00:00:0e"
+	locked := model.Entry{MAC: mac, Port: "vnet11", PortIndex: 11, State: 0x02, NTFlags: model.NTFMaster, FlagsExt: model.NTFExtLocked}
+	k.AddEntry(locked)
+	base := plan.Step{NIC: "net0", MAC: mac, Port: "vnet10", PortIndex: 10, Bridge: "br0", BridgeIndex: 2}
+	add, set := base, base
+	add.Kind, add.PriorEntries = plan.AddEntry, []model.Entry{locked}
+	set.Kind, set.Prior = plan.SetFlags, kerneltest.Learning
+	k.FailWith(func(c kerneltest.Call) error {
+		if c.Method == "SetPortFlags" {
+			return kerneltest.Injected(c)
+		}
+		return nil
+	})
+	if err := Apply(k, []plan.Step{add, set}); err == nil {
+		t.Fatal("Apply succeeded, want the injected failure")
+	}
+	for _, e := range k.AllEntries() {
+		if e.MAC == mac {
+			t.Errorf("after the undo %s has %s, want no entry (the kernel locks it again at its next frame)", mac, e)
+		}
+	}
+}

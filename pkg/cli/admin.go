@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	"github.com/vishvananda/netns"
 
 	"github.com/fdbhook/fdbhook/pkg/admin"
 	"github.com/fdbhook/fdbhook/pkg/config"
+	"github.com/fdbhook/fdbhook/pkg/guest"
 	"github.com/fdbhook/fdbhook/pkg/host"
 	"github.com/fdbhook/fdbhook/pkg/kernel"
 	"github.com/fdbhook/fdbhook/pkg/libvirt"
@@ -203,6 +205,13 @@ func (e *Env) recordReconcile(dry bool, res *manage.Result, err error) {
 	}
 }
 
+// definedGuests reads the guests libvirt has defined, of both drivers
+// (doctor asks whose metadata wants undeclared_macs = "report").
+func (e *Env) definedGuests() ([]*guest.Guest, error) {
+	gs, _, err := manage.ReadDefined(filepath.Join(e.LibvirtEtc, "qemu"), filepath.Join(e.LibvirtEtc, "lxc"))
+	return gs, err
+}
+
 func doctor(e *Env, args []string) int {
 	if len(args) > 0 {
 		return commandError(e, "doctor", "it takes no arguments")
@@ -217,6 +226,7 @@ func doctor(e *Env, args []string) int {
 		HooksDir:       e.HooksDir(),
 		Networks:       libvirt.New(e.Libvirt),
 		Links:          k.Links,
+		PortVlans:      k.PortVlans,
 		Uname:          admin.Uname,
 		Probe:          func() admin.Probe { return admin.ProbeKernel(kernel.DefaultTimeout) },
 		LibvirtVersion: admin.LibvirtVersion,
@@ -226,6 +236,7 @@ func doctor(e *Env, args []string) int {
 		Exec:           admin.HostExecPolicy(),
 		Identify:       admin.Identify,
 		Syslog:         admin.SyslogReachable,
+		Guests:         e.definedGuests,
 		Version:        version.Version,
 	})
 	checks = append(checks, watcherCheck(watcherReport(e)))

@@ -43,6 +43,52 @@ const (
 	Enable VlanFiltering = "enable"
 )
 
+// UndeclaredMACs says what fdbhook does about the source MACs a guest
+// sends from that it did not declare (nested guests, macvlan, VRRP): with
+// learning and unicast flooding off their inbound frames are not delivered.
+type UndeclaredMACs string
+
+const (
+	// Ignore manages the port as always (learning off, flood off): frames
+	// to an undeclared MAC are silently lost.
+	Ignore UndeclaredMACs = "ignore"
+	// Report locks the port with MAC Authentication Bypass (learning on,
+	// flood off, locked on, mab on, Linux 6.2+): the kernel drops frames
+	// from an undeclared MAC and shows the MAC as a locked entry, which
+	// fdbhook reports.
+	Report UndeclaredMACs = "report"
+	// Follow locks the port with MAB as Report does, and the watcher
+	// authorises each MAC the guest sends from (a static entry on its
+	// port), up to the bridge's follow_max per NIC, unless another guest
+	// or port claims it.
+	Follow UndeclaredMACs = "follow"
+)
+
+// DefaultFollowMax is how many MACs one NIC may have followed when the
+// bridge does not set follow_max.
+const DefaultFollowMax = 8
+
+// MaxFollowMax bounds follow_max: the bound on a NIC's extra MACs
+// (guest.MaxExtraMACs, which this package does not import).
+const MaxFollowMax = 64
+
+// Detects reports whether the mode locks the port with MAB, so that the
+// kernel shows undeclared MACs as locked entries (Report and Follow).
+func (u UndeclaredMACs) Detects() bool { return u == Report || u == Follow }
+
+// ParseUndeclaredMACs is the one place that knows the values of
+// undeclared_macs and of the metadata's undeclared-macs attribute; "" is
+// Ignore.
+func ParseUndeclaredMACs(s string) (UndeclaredMACs, error) {
+	switch u := UndeclaredMACs(s); u {
+	case "":
+		return Ignore, nil
+	case Ignore, Report, Follow:
+		return u, nil
+	}
+	return "", fmt.Errorf("%q: want \"ignore\", \"report\" or \"follow\"", s)
+}
+
 // Bridge is the policy of one managed bridge.
 type Bridge struct {
 	VlanFiltering VlanFiltering `toml:"vlan_filtering"`
@@ -53,6 +99,17 @@ type Bridge struct {
 	// Sticky writes the guests' entries with NTF_STICKY, so that frames on
 	// other ports cannot move them. A guest's or NIC's metadata overrides it.
 	Sticky bool `toml:"sticky"`
+	// UndeclaredMACs is what is done about source MACs the bridge's guests
+	// did not declare ("ignore", the default, "report" or "follow"). A
+	// guest's or NIC's metadata overrides it.
+	UndeclaredMACs UndeclaredMACs `toml:"undeclared_macs"`
+	// FollowMax is how many MACs one guest NIC on the bridge may have
+	// followed (undeclared_macs = "follow"), 1 to MaxFollowMax; 0 in the
+	// file means DefaultFollowMax.
+	FollowMax int `toml:"follow_max"`
+	// followMaxSet: the file sets follow_max (so 0 is refused, not the
+	// default).
+	followMaxSet bool
 }
 
 // Config is a validated configuration.
@@ -232,6 +289,10 @@ func decode(text string) (*Config, error) {
 	if c.Bridge == nil {
 		c.Bridge = map[string]Bridge{}
 	}
+	for name, b := range c.Bridge {
+		b.followMaxSet = md.IsDefined("bridge", name, "follow_max")
+		c.Bridge[name] = b
+	}
 	return c, c.validate()
 }
 
@@ -299,6 +360,18 @@ func (c *Config) validate() error {
 		default:
 			return fmt.Errorf("[bridge.%s] vlan_filtering = %q: want \"enable\" or \"leave\"", name, b.VlanFiltering)
 		}
+		u, err := ParseUndeclaredMACs(string(b.UndeclaredMACs))
+		if err != nil {
+			return fmt.Errorf("[bridge.%s] undeclared_macs = %w", name, err)
+		}
+		b.UndeclaredMACs = u
+		switch {
+		case b.FollowMax == 0 && !b.followMaxSet:
+			b.FollowMax = DefaultFollowMax
+		case b.FollowMax < 1 || b.FollowMax > MaxFollowMax:
+			return fmt.Errorf("[bridge.%s] follow_max = %d: want 1 to %d", name, b.FollowMax, MaxFollowMax)
+		}
+		b.followMaxSet = false
 		c.Bridge[name] = b
 	}
 	return nil
@@ -348,6 +421,12 @@ func (c *Config) Policy(name string) Bridge {
 	b, ok := c.Bridge[name]
 	if !ok || b.VlanFiltering == "" {
 		b.VlanFiltering = Leave
+	}
+	if b.UndeclaredMACs == "" {
+		b.UndeclaredMACs = Ignore
+	}
+	if b.FollowMax == 0 {
+		b.FollowMax = DefaultFollowMax
 	}
 	return b
 }

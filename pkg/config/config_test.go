@@ -42,6 +42,37 @@ vlan_filtering = "enable"
 	}
 }
 
+// TestFollowMax: follow_max is read per bridge, 8 when absent, and its
+// bounds 1 and 64 are accepted.
+func TestFollowMax(t *testing.T) {
+	c, err := Parse([]byte("bridges = [\"br0\", \"br1\", \"br2\"]\n[bridge.br0]\nundeclared_macs = \"follow\"\nfollow_max = 1\n[bridge.br1]\nfollow_max = 64\n[bridge.br2]\nsticky = true\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for br, want := range map[string]int{"br0": 1, "br1": 64, "br2": DefaultFollowMax, "unlisted": DefaultFollowMax} {
+		if got := c.Policy(br).FollowMax; got != want {
+			t.Errorf("%s follow_max = %d, want %d", br, got, want)
+		}
+	}
+	if got := c.Policy("br0").UndeclaredMACs; got != Follow {
+		t.Errorf("br0 undeclared_macs = %q, want follow", got)
+	}
+}
+
+// TestUndeclaredMACs: "ignore" is the default, the key and its absence
+// mean the same, and "report" is read per bridge.
+func TestUndeclaredMACs(t *testing.T) {
+	c, err := Parse([]byte("bridges = [\"br0\", \"br1\", \"br2\"]\n[bridge.br0]\nundeclared_macs = \"report\"\n[bridge.br1]\nundeclared_macs = \"ignore\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for br, want := range map[string]UndeclaredMACs{"br0": Report, "br1": Ignore, "br2": Ignore, "unlisted": Ignore} {
+		if got := c.Policy(br).UndeclaredMACs; got != want {
+			t.Errorf("%s undeclared_macs = %q, want %q", br, got, want)
+		}
+	}
+}
+
 func TestParseDefaults(t *testing.T) {
 	c, err := Parse(nil)
 	if err != nil {
@@ -77,6 +108,12 @@ func TestParseErrors(t *testing.T) {
 		{"log_level value", `log_level = "loud"`, `log_level = "loud"`},
 		{"vlan_filtering value", "[bridge.br0]\nvlan_filtering = \"on\"", `vlan_filtering = "on"`},
 		{"vlan_filtering bool", "[bridge.br0]\nvlan_filtering = true", `line 2: vlan_filtering = true: bridge.br0.vlan_filtering is "enable" or "leave", quoted: write vlan_filtering = "enable"`},
+		{"undeclared_macs value", "[bridge.br0]\nundeclared_macs = \"learn\"", `[bridge.br0] undeclared_macs = "learn": want "ignore", "report" or "follow"`},
+		{"undeclared_macs bool", "[bridge.br0]\nundeclared_macs = true", `line 2: undeclared_macs = true: bridge.br0.undeclared_macs is "ignore", "report" or "follow", quoted: write undeclared_macs = "report"`},
+		{"follow_max zero", "[bridge.br0]\nfollow_max = 0", `[bridge.br0] follow_max = 0: want 1 to 64`},
+		{"follow_max negative", "[bridge.br0]\nfollow_max = -1", `[bridge.br0] follow_max = -1: want 1 to 64`},
+		{"follow_max too many", "[bridge.br0]\nfollow_max = 65", `[bridge.br0] follow_max = 65: want 1 to 64`},
+		{"follow_max quoted", "[bridge.br0]\nfollow_max = \"8\"", `line 2: follow_max = "8": bridge.br0.follow_max is a whole number, not quoted: write follow_max = 8`},
 		{"bridge name too long", `bridges = ["abcdefghijklmnop"]`, "not a valid interface name"},
 		{"bridge name slash", `bridges = ["br/0"]`, "not a valid interface name"},
 		{"bridge name empty", `bridges = [""]`, "not a valid interface name"},

@@ -23,6 +23,7 @@ const (
 	kString kind = iota
 	kList
 	kBool
+	kInt
 	kTable
 	kTables // a table of tables: [bridge.NAME]
 )
@@ -34,18 +35,20 @@ var keyKinds = map[string]struct {
 	want string // what the value is, in words
 	eg   string // an example of the right value
 }{
-	"bridges":                 {kList, "a list of bridge names", `["br0"]`},
-	"networks":                {kList, "a list of libvirt network names", `["default"]`},
-	"on_error":                {kString, `"fail" or "warn", quoted`, `"fail"`},
-	"log_level":               {kString, "a quoted level", `"info"`},
-	"bridge":                  {kTables, "a table per bridge", ""},
-	"bridge.*":                {kTable, "a table of settings for one bridge", ""},
-	"bridge.*.vlan_filtering": {kString, `"enable" or "leave", quoted`, `"enable"`},
-	"bridge.*.lock_ports":     {kBool, "true or false, not quoted", "true"},
-	"bridge.*.sticky":         {kBool, "true or false, not quoted", "true"},
-	"watch":                   {kTable, "a table", ""},
-	"watch.resync":            {kString, "a quoted duration", `"60s"`},
-	"watch.metrics":           {kString, "a quoted address", `"127.0.0.1:9568"`},
+	"bridges":                  {kList, "a list of bridge names", `["br0"]`},
+	"networks":                 {kList, "a list of libvirt network names", `["default"]`},
+	"on_error":                 {kString, `"fail" or "warn", quoted`, `"fail"`},
+	"log_level":                {kString, "a quoted level", `"info"`},
+	"bridge":                   {kTables, "a table per bridge", ""},
+	"bridge.*":                 {kTable, "a table of settings for one bridge", ""},
+	"bridge.*.vlan_filtering":  {kString, `"enable" or "leave", quoted`, `"enable"`},
+	"bridge.*.lock_ports":      {kBool, "true or false, not quoted", "true"},
+	"bridge.*.sticky":          {kBool, "true or false, not quoted", "true"},
+	"bridge.*.undeclared_macs": {kString, `"ignore", "report" or "follow", quoted`, `"report"`},
+	"bridge.*.follow_max":      {kInt, "a whole number, not quoted", "8"},
+	"watch":                    {kTable, "a table", ""},
+	"watch.resync":             {kString, "a quoted duration", `"60s"`},
+	"watch.metrics":            {kString, "a quoted address", `"127.0.0.1:9568"`},
 }
 
 // typeHint looks for a key of text whose value has the wrong type and
@@ -99,6 +102,9 @@ func hasKind(v any, k kind) bool {
 	case kBool:
 		_, ok := v.(bool)
 		return ok
+	case kInt:
+		_, ok := v.(int64)
+		return ok
 	case kList:
 		l, ok := v.([]any)
 		return ok && !slices.ContainsFunc(l, func(x any) bool { _, s := x.(string); return !s })
@@ -132,6 +138,13 @@ func wrongType(text string, path []string, v any, k kind, want, eg string) error
 		fix = path[len(path)-1] + " = " + eg
 		if s, ok := v.(string); ok && (s == "false" || s == "no") {
 			fix = path[len(path)-1] + " = false"
+		}
+	case kInt:
+		fix = path[len(path)-1] + " = " + eg
+		if s, ok := v.(string); ok {
+			if _, err := strconv.Atoi(s); err == nil {
+				fix = path[len(path)-1] + " = " + s
+			}
 		}
 	case kTables:
 		fix = "[bridge.br0] with the bridge's settings below it"

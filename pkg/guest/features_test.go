@@ -45,25 +45,38 @@ func TestFeatureMetadata(t *testing.T) {
 		t.Errorf("default-namespace metadata = %+v", m)
 	}
 
+	// undeclared-macs: the NIC's beats the guest's; absent is "".
+	g, err = Parse(with(`<f:fdb xmlns:f="urn:fdbhook:1" undeclared-macs="report">` +
+		`<f:interface mac="52:54:00:aa:cc:01" undeclared-macs="ignore"/><f:interface mac="52:54:00:aa:cc:02" undeclared-macs="follow"/><f:interface mac="52:54:00:aa:cc:03"/></f:fdb>`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.UndeclaredMACs != "report" || g.Metadata(g.NICs[0]).UndeclaredMACs != "ignore" || g.Metadata(g.NICs[1]).UndeclaredMACs != "follow" || g.Metadata(g.NICs[2]).UndeclaredMACs != "" {
+		t.Errorf("undeclared-macs: guest %q, net0 %q, net1 %q, net2 %q; want report, ignore, follow, \"\"",
+			g.UndeclaredMACs, g.Metadata(g.NICs[0]).UndeclaredMACs, g.Metadata(g.NICs[1]).UndeclaredMACs, g.Metadata(g.NICs[2]).UndeclaredMACs)
+	}
+
 	const pre = `<f:fdb xmlns:f="urn:fdbhook:1"><f:interface mac="52:54:00:aa:cc:01" `
 	for name, tc := range map[string]struct{ md, want string }{
-		"bad guest lock":      {`<f:fdb xmlns:f="urn:fdbhook:1" lock="true"/>`, `lock="true"`},
-		"bad guest sticky":    {`<f:fdb xmlns:f="urn:fdbhook:1" sticky="1"/>`, `sticky="1"`},
-		"bad nic lock":        {pre + `lock="on"/></f:fdb>`, `lock="on"`},
-		"pvid zero":           {pre + `pvid="0"/></f:fdb>`, "not a VLAN ID"},
-		"pvid 4095":           {pre + `pvid="4095"/></f:fdb>`, "not a VLAN ID"},
-		"pvid text":           {pre + `pvid="ten"/></f:fdb>`, "not a VLAN ID"},
-		"vlans backwards":     {pre + `vlans="30-20"/></f:fdb>`, "runs backwards"},
-		"vlans out of range":  {pre + `vlans="10,4095"/></f:fdb>`, "not a VLAN ID"},
-		"vlans empty item":    {pre + `vlans="10,,20"/></f:fdb>`, "not a VLAN ID"},
-		"vlans overlap":       {pre + `vlans="10-20,15"/></f:fdb>`, "VLAN 15 given twice"},
-		"pvid also tagged":    {pre + `pvid="10" vlans="5-15"/></f:fdb>`, "both the pvid and tagged"},
-		"extra mac bad":       {pre + `><f:mac address="zz"/></f:interface></f:fdb>`, "not a 48-bit"},
-		"extra mac multicast": {pre + `><f:mac address="01:00:5e:00:00:01"/></f:interface></f:fdb>`, "multicast"},
-		"extra mac is nic":    {pre + `><f:mac address="52:54:00:AA:CC:01"/></f:interface></f:fdb>`, "given twice"},
-		"extra mac twice":     {pre + `><f:mac address="00:00:5e:00:01:0a"/><f:mac address="00:00:5e:00:01:0a"/></f:interface></f:fdb>`, "given twice"},
-		"unknown child":       {pre + `><f:vlan id="3"/></f:interface></f:fdb>`, "unknown element <vlan>"},
-		"too many extra macs": {pre + ">" + strings.Repeat(`<f:mac address="00:00:5e:00:01:0a"/>`, 1) + manyMACs(MaxExtraMACs) + `</f:interface></f:fdb>`, "more than 64"},
+		"bad guest lock":       {`<f:fdb xmlns:f="urn:fdbhook:1" lock="true"/>`, `lock="true"`},
+		"bad guest sticky":     {`<f:fdb xmlns:f="urn:fdbhook:1" sticky="1"/>`, `sticky="1"`},
+		"bad nic lock":         {pre + `lock="on"/></f:fdb>`, `lock="on"`},
+		"bad guest undeclared": {`<f:fdb xmlns:f="urn:fdbhook:1" undeclared-macs="yes"/>`, `undeclared-macs="yes": want "ignore", "report" or "follow"`},
+		"bad nic undeclared":   {pre + `undeclared-macs="learn"/></f:fdb>`, `undeclared-macs="learn"`},
+		"pvid zero":            {pre + `pvid="0"/></f:fdb>`, "not a VLAN ID"},
+		"pvid 4095":            {pre + `pvid="4095"/></f:fdb>`, "not a VLAN ID"},
+		"pvid text":            {pre + `pvid="ten"/></f:fdb>`, "not a VLAN ID"},
+		"vlans backwards":      {pre + `vlans="30-20"/></f:fdb>`, "runs backwards"},
+		"vlans out of range":   {pre + `vlans="10,4095"/></f:fdb>`, "not a VLAN ID"},
+		"vlans empty item":     {pre + `vlans="10,,20"/></f:fdb>`, "not a VLAN ID"},
+		"vlans overlap":        {pre + `vlans="10-20,15"/></f:fdb>`, "VLAN 15 given twice"},
+		"pvid also tagged":     {pre + `pvid="10" vlans="5-15"/></f:fdb>`, "both the pvid and tagged"},
+		"extra mac bad":        {pre + `><f:mac address="zz"/></f:interface></f:fdb>`, "not a 48-bit"},
+		"extra mac multicast":  {pre + `><f:mac address="01:00:5e:00:00:01"/></f:interface></f:fdb>`, "multicast"},
+		"extra mac is nic":     {pre + `><f:mac address="52:54:00:AA:CC:01"/></f:interface></f:fdb>`, "given twice"},
+		"extra mac twice":      {pre + `><f:mac address="00:00:5e:00:01:0a"/><f:mac address="00:00:5e:00:01:0a"/></f:interface></f:fdb>`, "given twice"},
+		"unknown child":        {pre + `><f:vlan id="3"/></f:interface></f:fdb>`, "unknown element <vlan>"},
+		"too many extra macs":  {pre + ">" + strings.Repeat(`<f:mac address="00:00:5e:00:01:0a"/>`, 1) + manyMACs(MaxExtraMACs) + `</f:interface></f:fdb>`, "more than 64"},
 	} {
 		if _, err := Parse(with(tc.md)); !errors.Is(err, ErrInput) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: Parse = %v, want ErrInput containing %q", name, err, tc.want)

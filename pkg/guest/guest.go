@@ -41,7 +41,11 @@ type Guest struct {
 	// bridge's configured policy.
 	Lock   Setting
 	Sticky Setting
-	NICs   []NIC
+	// UndeclaredMACs is the guest-wide undeclared-macs attribute
+	// (<fdbhook:fdb undeclared-macs="ignore|report|follow">); "" leaves
+	// the bridge's undeclared_macs.
+	UndeclaredMACs string
+	NICs           []NIC
 	// State is the guest's state in libvirt's live XML (<domstatus
 	// state='running'>: running, paused, …); empty for a plain <domain>.
 	// Reason is why it is in that state (booted, unpaused, migrated, …),
@@ -106,6 +110,9 @@ type Interface struct {
 	// Lock and Sticky override the guest's and the bridge's settings.
 	Lock   Setting
 	Sticky Setting
+	// UndeclaredMACs ("ignore", "report", "follow"; "" when absent)
+	// overrides the guest's and the bridge's undeclared_macs.
+	UndeclaredMACs string
 	// Pvid is the untagged VLAN of the NIC's port (0: not declared).
 	Pvid int
 	// Vlans are the tagged VLANs of the port, sorted, without Pvid.
@@ -113,6 +120,41 @@ type Interface struct {
 	// ExtraMACs are further source MACs the NIC sends from (VRRP virtual
 	// MACs, a nested guest): they get static entries on the same port.
 	ExtraMACs []string
+	// Followed are the MACs the watcher authorised for the NIC under
+	// undeclared_macs = "follow" in the guest's present life (from the run
+	// directory, never from the XML: SetFollowed); they get static
+	// entries like ExtraMACs. FollowFull: the NIC reached its bridge's
+	// follow_max, and its port's MAC Authentication Bypass stays off.
+	Followed   []string
+	FollowFull bool
+}
+
+// MACs are the NIC's source MACs that get static entries on its port: its
+// own, its extra MACs, and the MACs it follows.
+func (m Interface) MACs() []string {
+	return append(append([]string{m.MAC}, m.ExtraMACs...), m.Followed...)
+}
+
+// SetFollowed gives the NIC with MAC nicMAC the followed MACs macs (those
+// it declares are left out) and FollowFull full, replacing earlier ones.
+func (g *Guest) SetFollowed(nicMAC string, macs []string, full bool) {
+	m, ok := g.Interfaces[nicMAC]
+	if !ok {
+		if len(macs) == 0 && !full {
+			return
+		}
+		m = Interface{MAC: nicMAC, Manage: true}
+	}
+	m.Followed, m.FollowFull = nil, full
+	for _, mac := range macs {
+		if mac != nicMAC && !slices.Contains(m.ExtraMACs, mac) && !slices.Contains(m.Followed, mac) {
+			m.Followed = append(m.Followed, mac)
+		}
+	}
+	if g.Interfaces == nil {
+		g.Interfaces = map[string]Interface{}
+	}
+	g.Interfaces[nicMAC] = m
 }
 
 // HasVlans reports whether the metadata declares VLANs for the NIC.
@@ -290,6 +332,9 @@ func (g *Guest) parseMetadata(md *xmlquery.Node) error {
 		if g.Sticky, err = settingAttr(el, "sticky"); err != nil {
 			return err
 		}
+		if g.UndeclaredMACs, err = undeclaredAttr(el); err != nil {
+			return err
+		}
 		for c := el.FirstChild; c != nil; c = c.NextSibling {
 			if c.Type != xmlquery.ElementNode {
 				continue
@@ -326,6 +371,9 @@ func parseInterface(el *xmlquery.Node, mac string) (Interface, error) {
 		return m, err
 	}
 	if m.Sticky, err = settingAttr(el, "sticky"); err != nil {
+		return m, err
+	}
+	if m.UndeclaredMACs, err = undeclaredAttr(el); err != nil {
 		return m, err
 	}
 	if v := el.SelectAttr("pvid"); v != "" {
@@ -373,6 +421,18 @@ func settingAttr(el *xmlquery.Node, name string) (Setting, error) {
 		return No, nil
 	default:
 		return Unset, fmt.Errorf("%s=%q: want \"yes\" or \"no\"", name, v)
+	}
+}
+
+// undeclaredAttr reads the undeclared-macs attribute: "ignore", "report",
+// "follow", or "" when absent (the values of the configuration's
+// undeclared_macs).
+func undeclaredAttr(el *xmlquery.Node) (string, error) {
+	switch v := el.SelectAttr("undeclared-macs"); v {
+	case "", "ignore", "report", "follow":
+		return v, nil
+	default:
+		return "", fmt.Errorf("undeclared-macs=%q: want \"ignore\", \"report\" or \"follow\"", v)
 	}
 }
 

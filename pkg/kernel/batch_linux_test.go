@@ -83,7 +83,7 @@ func TestPrefetchAnswersAsTheCalls(t *testing.T) {
 		t.Errorf("Prefetch kept no entries of %s", portMAC(0))
 	}
 	// A write through the connection ends what Prefetch read.
-	if err := l.c.SetPortFlags(idx[1], model.Flags{}, false); err != nil {
+	if err := l.c.SetPortFlags(idx[1], model.Flags{}, false, false); err != nil {
 		t.Fatal(err)
 	}
 	if p, err := l.c.Link("fdbtp1"); err != nil || p.Flags != (model.Flags{}) {
@@ -112,7 +112,7 @@ func TestPipeline(t *testing.T) {
 				_ = l.c.ReplaceEntry(model.Entry{MAC: "not a MAC", PortIndex: port})
 			}
 			_ = l.c.ReplaceEntry(model.Entry{MAC: portMAC(i), PortIndex: port, State: model.NUDNoARP, NTFlags: model.NTFMaster})
-			_ = l.c.SetPortFlags(port, model.Flags{}, false)
+			_ = l.c.SetPortFlags(port, model.Flags{}, false, false)
 		}
 	})
 	if len(errs) != 2*len(idx)+2 {

@@ -75,7 +75,7 @@ func BenchmarkPortFlags(b *testing.B) {
 	b.Run("conn", func(b *testing.B) {
 		for range b.N {
 			for _, port := range idx {
-				if err := l.c.SetPortFlags(port, model.Flags{}, false); err != nil {
+				if err := l.c.SetPortFlags(port, model.Flags{}, false, false); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -85,7 +85,7 @@ func BenchmarkPortFlags(b *testing.B) {
 		for range b.N {
 			for _, err := range l.c.Pipeline(func() {
 				for _, port := range idx {
-					_ = l.c.SetPortFlags(port, model.Flags{}, false)
+					_ = l.c.SetPortFlags(port, model.Flags{}, false, false)
 				}
 			}) {
 				if err != nil {

@@ -397,7 +397,7 @@ func (a *linkAttrs) port(l *model.Link) error {
 	l.MasterType = a.slaveKind
 	if a.slaveKind == "bridge" && a.slaveData != nil {
 		var err error
-		l.Flags, l.LockCapable, err = parsePortFlags(a.slaveData)
+		l.Flags, l.LockCapable, l.MabCapable, err = parsePortFlags(a.slaveData)
 		if err != nil {
 			return fmt.Errorf("parsing bridge port flags of %s: %w", l.Name, err)
 		}
@@ -422,9 +422,9 @@ func eachAttr(b []byte, f func(typ uint16, val []byte)) error {
 }
 
 // parsePortFlags reads a bridge port's flags from its slave data, and
-// whether the kernel reports IFLA_BRPORT_LOCKED at all (5.18+): a kernel
-// that reports it can lock the port.
-func parsePortFlags(b []byte) (f model.Flags, lockCapable bool, err error) {
+// whether the kernel reports IFLA_BRPORT_LOCKED (5.18+) and IFLA_BRPORT_MAB
+// (6.2+) at all: a kernel that reports one can set it.
+func parsePortFlags(b []byte) (f model.Flags, lockCapable, mabCapable bool, err error) {
 	err = eachAttr(b, func(typ uint16, val []byte) {
 		if len(val) < 1 {
 			return
@@ -437,9 +437,12 @@ func parsePortFlags(b []byte) (f model.Flags, lockCapable bool, err error) {
 		case unix.IFLA_BRPORT_LOCKED:
 			f.Locked = val[0] != 0
 			lockCapable = true
+		case unix.IFLA_BRPORT_MAB:
+			f.Mab = val[0] != 0
+			mabCapable = true
 		}
 	})
-	return f, lockCapable, err
+	return f, lockCapable, mabCapable, err
 }
 
 // Entries returns the FDB entries for mac on bridge for VLAN 0 and, when the
@@ -517,17 +520,25 @@ func fdbGetResult(replies []reply, i int, err error) (*model.Entry, error) {
 	return e, err
 }
 
+// userHZ is the unit of NDA_CACHEINFO's times (clock_t, USER_HZ ticks a
+// second: 100 on every Linux architecture fdbhook builds for).
+const userHZ = 100
+
 // parseEntry parses an FDB entry and returns the bridge it belongs to (its
 // NDA_MASTER; 0 for a device's own "self" entries). The kernel does not
 // set NTF_MASTER in what it reports, only NDA_MASTER: the entry gets the
 // flag here, as `bridge fdb` shows "master".
+
 func parseEntry(m []byte) (*model.Entry, int, error) {
 	n, err := netlink.NeighDeserialize(m)
 	if err != nil {
 		return nil, 0, fmt.Errorf("parsing FDB entry: %w", err)
 	}
 	e := &model.Entry{MAC: n.HardwareAddr.String(), PortIndex: n.LinkIndex, Vlan: n.Vlan,
-		State: n.State, NTFlags: n.Flags}
+		State: n.State, NTFlags: n.Flags, FlagsExt: n.FlagsExt}
+	if e.Locked() {
+		e.Updated = time.Duration(n.Updated) * time.Second / userHZ
+	}
 	if n.MasterIndex != 0 {
 		e.NTFlags |= unix.NTF_MASTER
 	}

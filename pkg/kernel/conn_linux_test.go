@@ -97,7 +97,7 @@ func TestLinkReads(t *testing.T) {
 		MasterIndex: l.br.Attrs().Index, MasterType: "bridge", Flags: model.Flags{Learning: true, Flood: true},
 		PeerNetnsID: -1}
 	got := *tap
-	got.LockCapable, got.Promiscuity, got.PromiscFlag, got.Carrier = false, 0, false, false
+	got.LockCapable, got.MabCapable, got.Promiscuity, got.PromiscFlag, got.Carrier = false, false, 0, false, false
 	if got != want {
 		t.Errorf("Link(fdbtk0) = %+v\nwant %+v", got, want)
 	}
@@ -162,7 +162,7 @@ func TestEntryWrites(t *testing.T) {
 func TestSetPortFlags(t *testing.T) {
 	l := newLab(t)
 	for _, f := range []model.Flags{{}, {Learning: true}, {Flood: true}, {Learning: true, Flood: true}} {
-		if err := l.c.SetPortFlags(l.tap.Attrs().Index, f, false); err != nil {
+		if err := l.c.SetPortFlags(l.tap.Attrs().Index, f, false, false); err != nil {
 			t.Fatal(err)
 		}
 		pi, err := l.h.LinkGetProtinfo(l.tap)

@@ -17,11 +17,13 @@ func boolAttr(b bool) []byte {
 	return []byte{0}
 }
 
-// SetPortFlags sets learning, unicast_flood and, when withLocked, locked
-// of a bridge port in one RTM_SETLINK (IFLA_PROTINFO) message, so the port
-// never has one without the others. The netlink library has no call that
+// SetPortFlags sets learning, unicast_flood, locked when withLocked and
+// mab when withMab of a bridge port in one RTM_SETLINK (IFLA_PROTINFO)
+// message, so the port never has one without the others (the kernel
+// refuses MAB on a port that does not learn or is not locked, and checks
+// that after the whole message). The netlink library has no call that
 // sets these together, hence the raw request.
-func (c *Conn) SetPortFlags(portIndex int, f model.Flags, withLocked bool) error {
+func (c *Conn) SetPortFlags(portIndex int, f model.Flags, withLocked, withMab bool) error {
 	msg := nl.NewIfInfomsg(unix.AF_BRIDGE)
 	msg.Index = int32(portIndex)
 	proto := nl.NewRtAttr(unix.IFLA_PROTINFO|unix.NLA_F_NESTED, nil)
@@ -29,6 +31,9 @@ func (c *Conn) SetPortFlags(portIndex int, f model.Flags, withLocked bool) error
 	proto.AddRtAttr(unix.IFLA_BRPORT_UNICAST_FLOOD, boolAttr(f.Flood))
 	if withLocked {
 		proto.AddRtAttr(unix.IFLA_BRPORT_LOCKED, boolAttr(f.Locked))
+	}
+	if withMab {
+		proto.AddRtAttr(unix.IFLA_BRPORT_MAB, boolAttr(f.Mab))
 	}
 	return c.write(c.request(unix.RTM_SETLINK, unix.NLM_F_ACK, msg, proto))
 }

@@ -14,9 +14,14 @@ type NICRef struct {
 	Guest string
 	NIC   string // alias, e.g. net0
 	MAC   string
-	// MACs are the NIC's MAC and the extra MACs its metadata declares.
+	// MACs are the NIC's MAC, the extra MACs its metadata declares and
+	// the MACs it follows (undeclared_macs = "follow").
 	MACs []string
-	Port string
+	// Followed are the MACs it follows, also in MACs; FollowFull: it
+	// reached follow_max, and its port's MAB is off.
+	Followed   []string
+	FollowFull bool
+	Port       string
 	// Managed is true when a start would manage the NIC; Why says why not.
 	Managed bool
 	Why     string
@@ -60,7 +65,7 @@ func Analyze(st *State) (*Analysis, error) {
 			if n.BadMAC != nil {
 				continue
 			}
-			ref := &NICRef{Guest: g.Name, NIC: n.Label(), MAC: n.MAC, MACs: append([]string{n.MAC}, g.Metadata(n).ExtraMACs...), Port: n.Target}
+			ref := &NICRef{Guest: g.Name, NIC: n.Label(), MAC: n.MAC, MACs: g.Metadata(n).MACs(), Followed: g.Metadata(n).Followed, FollowFull: g.Metadata(n).FollowFull, Port: n.Target}
 			ref.Managed, ref.Why = planned(p, err, n.Label())
 			if n.Target != "" {
 				a.byPort[n.Target] = ref

@@ -130,7 +130,7 @@ func (st *State) decideRoam(q MACQuestion, d *MACDecision) {
 	}
 	owner := st.portOwners()[port.Name]
 	switch {
-	case owner != "" && port.IsGuestPort() && port.Flags.Learning:
+	case owner != "" && port.IsGuestPort() && port.Flags.Learns():
 		d.Why = fmt.Sprintf("back from %s, the port of guest %s, which learned it from a frame", port.Name, owner)
 		if len(d.Others) > 0 {
 			d.Why += "; " + pinWhy(*d)
@@ -177,7 +177,7 @@ func (st *State) keeper(claims []Claim, entries []model.Entry) *Claim {
 			continue
 		}
 		holds := slices.ContainsFunc(entries, func(e model.Entry) bool { return e.Static() && e.PortIndex == p.Index })
-		rs = append(rs, ranked{c: c, holds: holds, learns: p.Flags.Learning, index: p.Index})
+		rs = append(rs, ranked{c: c, holds: holds, learns: p.Flags.Learns(), index: p.Index})
 	}
 	if len(rs) == 0 {
 		return nil
@@ -207,7 +207,7 @@ func (st *State) claimsOn(mac string, br *model.Link) []Claim {
 					continue
 				}
 				c := Claim{Guest: g.Name, NIC: n.Label(), Port: n.Target, Manages: g.Manage && g.Manages(n)}
-				for _, m := range append([]string{n.MAC}, g.Metadata(n).ExtraMACs...) {
+				for _, m := range g.Metadata(n).MACs() {
 					st.claims[m] = append(st.claims[m], c)
 				}
 			}

@@ -75,6 +75,7 @@ func Hook(env *host.Env, cfg *config.Config, ev Event) (counted bool, err error)
 // clears its migration mark (unless dry): whether the migration finished,
 // failed or was cancelled, nothing is due any more.
 func hookPlan(env *host.Env, cfg *config.Config, ev Event, k model.Kernel, v HostView) (p *plan.Plan, incoming bool, err error) {
+	followedForHook(env.RunDir, ev)
 	if ev.Act == events.Apply {
 		prefetch(k, ev.Guest)
 		if p, err = StartPlan(cfg, ev.Guest, v, v); err != nil || !ev.Migrates || ev.Op != "start" {
@@ -98,6 +99,7 @@ func carryOut(env *host.Env, ev Event, k model.ReadWriter, p *plan.Plan, incomin
 		if err := apply.Cleanup(k, p.Steps); err != nil {
 			return err
 		}
+		clearFollowed(env.RunDir, ev)
 		if len(p.Steps) > 0 {
 			ev.Log.Infof("%s: cleaned up %d leftover entries/ports", ev.Op, len(p.Steps))
 		}
@@ -130,7 +132,7 @@ func prefetch(k model.Kernel, g *guest.Guest) {
 		if nic.Target == "" || nic.BadMAC != nil {
 			continue
 		}
-		ports[nic.Target] = append(append(ports[nic.Target], nic.MAC), g.Metadata(nic).ExtraMACs...)
+		ports[nic.Target] = append(ports[nic.Target], g.Metadata(nic).MACs()...)
 	}
 	k.Prefetch(ports)
 }

@@ -192,12 +192,13 @@ func (res *Result) cleanBridge(a *Analysis, br *model.Link, w model.Writer) erro
 			return err
 		}
 		// A port that learns and floods is left as it is, locked or not:
-		// fdbhook never locks a port without turning both off.
+		// fdbhook never locks a port without turning flooding off. MAB goes
+		// off with the rest (a report-mode port had it).
 		if port.Flags.LearnFlood() == defaults || slices.ContainsFunc(left, model.Entry.Static) {
 			continue
 		}
 		step := plan.Step{Kind: plan.SetFlags, NIC: "port " + port.Name, Port: port.Name, PortIndex: port.Index,
-			Bridge: br.Name, BridgeIndex: br.Index, Flags: defaults, Prior: port.Flags, WithLocked: port.LockCapable}
+			Bridge: br.Name, BridgeIndex: br.Index, Flags: defaults, Prior: port.Flags, WithLocked: port.LockCapable, WithMab: port.MabCapable}
 		r := res.do(w, a.State.Kernel, step, "restored", "would restore")
 		r.Why = "no running guest owns " + port.Name
 		res.Entries = append(res.Entries, r)

@@ -54,7 +54,8 @@ type State struct {
 // from, once, for every program that makes them (the fdbhook command's
 // status, reconcile and metrics, and the watcher): the configuration cfg,
 // the kernel through k (one snapshot), libvirt's files on h, the running
-// guests of both drivers (live, refreshed by the caller), which of them
+// guests of both drivers (live, refreshed by the caller) with the MACs
+// their records on h say they follow (AttachFollowed), which of them
 // are arriving by live migration (their marks on h, at now), which veths
 // are each container's own, and the definitions of both drivers.
 func ReadState(h host.Host, cfg *config.Config, k model.Reader, live *Live, now time.Time) (*State, error) {
@@ -64,6 +65,9 @@ func ReadState(h host.Host, cfg *config.Config, k model.Reader, live *Live, now 
 	}
 	st := &State{Config: cfg, Kernel: snap, Networks: libvirt.New(h.Libvirt), Running: live.List(),
 		RunningComplete: live.Complete, Notes: slices.Clone(live.Notes)}
+	for _, err := range AttachFollowed(h.RunDir, st.Running) {
+		st.Notes = append(st.Notes, err.Error())
+	}
 	st.Incoming = Arrivals(st.Running, h.RunDir, now)
 	st.Containers = Prove(st.Running, HostView{Reader: k, Files: libvirt.New(h.Libvirt)})
 	qemu, lxc := h.DefinedDirs()

@@ -79,8 +79,17 @@ var (
 		"Static FDB entries on the bridge's ports, by state: ok (on its guest's port); roamed (a running guest's MAC on another port, e.g. the uplink after a migration); stale (left by a guest that is gone); unknown (not fdbhook's, never deleted). 'fdbhook reconcile' fixes roamed and stale.",
 		"bridge", "state")
 	descPromisc = desc("uplink_promiscuous",
-		"1 when the bridge's uplink port is still promiscuous (copies every frame to the bridge), 0 when it filters. reason says why: no_managed_guest_ports and kernel_without_vlan_filtering are expected; guest_ports_learning: run 'fdbhook reconcile'; the others ('fdbhook status' explains them) should be fixed.",
+		"1 when the bridge's uplink port is still promiscuous (copies every frame to the bridge), 0 when it filters. reason says why: no_managed_guest_ports, kernel_without_vlan_filtering and guest_ports_reporting (guest ports with MAB for undeclared_macs = \"report\" learn) are expected; guest_ports_learning: run 'fdbhook reconcile'; the others ('fdbhook status' explains them) should be fixed.",
 		"bridge", "port", "reason")
+	descUndeclared = desc("undeclared_macs",
+		"Source MACs the running guests on the bridge send from without declaring them: locked entries on their managed ports, which undeclared_macs = \"report\" (MAC Authentication Bypass, Linux 6.2+) makes. Their frames are dropped and nothing is delivered to them; 'fdbhook status' lists them by guest and NIC: declare the guest's own as extra MACs in its metadata.",
+		"bridge")
+	descFollowed = desc("followed_macs",
+		"MACs the running guests on the bridge sent from undeclared and the watcher authorised with static entries (undeclared_macs = \"follow\"), at most follow_max per guest NIC; 'fdbhook status' lists them by guest and NIC.",
+		"bridge")
+	descFollowFull = desc("undeclared_macs_overflow",
+		"Running guest NICs on the bridge that sent from more MACs than follow_max (undeclared_macs = \"follow\"): they follow no more, and their ports' MAC Authentication Bypass is off until the guest stops, so frames from further MACs are dropped unreported. A guest running many nested guests, or spoofing.",
+		"bridge")
 	descProblems = desc("problems",
 		"Problems 'fdbhook status' reports, by kind; 'fdbhook status' says each one in words and what to do.",
 		"kind")
@@ -129,7 +138,7 @@ func NewCollector(src Source) *Collector { return &Collector{src: src} }
 // Describe sends every metric's description.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descStatusOK, descBridgeExists, descVlanFiltering, descGuestPorts, descEntries,
-		descPromisc, descProblems, descHookRuns, descHookFailures, descWatcherUp, descWatcherStart,
+		descPromisc, descUndeclared, descFollowed, descFollowFull, descProblems, descHookRuns, descHookFailures, descWatcherUp, descWatcherStart,
 		descReconcileTime, descReconcileOK, descReconcileFailed, descBuildInfo} {
 		ch <- d
 	}
@@ -242,6 +251,17 @@ func FromReport(rep *admin.Report) []prometheus.Metric {
 		for _, s := range portStates {
 			out = append(out, gauge(descGuestPorts, float64(ports[s]), b.Name, s))
 		}
+		undeclared := 0
+		for _, p := range b.Ports {
+			undeclared += len(p.Undeclared)
+		}
+		out = append(out, gauge(descUndeclared, float64(undeclared), b.Name))
+		followed, full := 0, 0
+		for _, p := range b.Ports {
+			followed += len(p.Followed)
+			full += int(bit(p.FollowFull))
+		}
+		out = append(out, gauge(descFollowed, float64(followed), b.Name), gauge(descFollowFull, float64(full), b.Name))
 		entries := map[string]int{}
 		for _, e := range b.Entries {
 			entries[e.State]++

@@ -131,6 +131,68 @@ fdbhook_status_success 1
 	}
 }
 
+// TestUndeclaredMACsMetric: the locked entries on a managed guest port in
+// report mode are counted per bridge, and not on a port no guest manages;
+// a bridge without any says 0 (world).
+func TestUndeclaredMACsMetric(t *testing.T) {
+	if got := value(t, must(NewRegistry(Source{State: world(t), RunDir: runstate.Dir(t.TempDir())})), "fdbhook_undeclared_macs", "bridge", "br0"); got != 0 {
+		t.Errorf("fdbhook_undeclared_macs{bridge=\"br0\"} = %v without locked entries, want 0", got)
+	}
+	k := kerneltest.New()
+	k.Add(&model.Link{Name: "br0", Type: "bridge"})
+	v1 := k.Add(tap("vnet1", false))
+	v1.LockCapable, v1.MabCapable, v1.Flags = true, true, model.Reporting
+	k.Add(tap("vnet3", true)).Flags = model.Reporting // opted out: not counted
+	k.AddStatic("52:54:00:00:00:01", "vnet1")
+	for _, mac := range []string{"02:00:00:00:00:0a", "02:00:00:00:00:0b"} {
+		k.Learn("vnet1", mac)
+	}
+	k.AddEntry(model.Entry{MAC: "02:00:00:00:00:0c", Port: "vnet3", State: 0x02, NTFlags: model.NTFMaster, FlagsExt: model.NTFExtLocked})
+	src := Source{State: stateOf(t, k,
+		domain(t, "g1", "vnet1", "52:54:00:00:00:01", false),
+		domain(t, "g3", "vnet3", "52:54:00:00:00:03", true)), RunDir: runstate.Dir(t.TempDir())}
+	reg, _ := NewRegistry(src)
+	if got := value(t, reg, "fdbhook_undeclared_macs", "bridge", "br0"); got != 2 {
+		t.Errorf("fdbhook_undeclared_macs{bridge=\"br0\"} = %v, want 2 (vnet1's locked entries)", got)
+	}
+}
+
+// TestFollowedMACsMetric: the MACs guest NICs follow are counted per
+// bridge, and so are the NICs past follow_max; their entries are the
+// guest's, not unknown or stale (world has none of either: 0).
+func TestFollowedMACsMetric(t *testing.T) {
+	reg := must(NewRegistry(Source{State: world(t), RunDir: runstate.Dir(t.TempDir())}))
+	for _, name := range []string{"fdbhook_followed_macs", "fdbhook_undeclared_macs_overflow"} {
+		if got := value(t, reg, name, "bridge", "br0"); got != 0 {
+			t.Errorf("%s{bridge=\"br0\"} = %v without following, want 0", name, got)
+		}
+	}
+	k := kerneltest.New()
+	k.Add(&model.Link{Name: "br0", Type: "bridge"})
+	v1 := k.Add(tap("vnet1", false))
+	v1.LockCapable, v1.MabCapable, v1.Flags = true, true, model.Flags{Locked: true}
+	k.AddStatic("52:54:00:00:00:01", "vnet1")
+	g1 := domain(t, "g1", "vnet1", "52:54:00:00:00:01", false)
+	g1.SetFollowed("52:54:00:00:00:01", []string{"02:00:00:00:00:0a", "02:00:00:00:00:0b"}, true)
+	for _, mac := range g1.Metadata(g1.NICs[0]).Followed {
+		k.AddStatic(mac, "vnet1")
+	}
+	reg = must(NewRegistry(Source{State: stateOf(t, k, g1), RunDir: runstate.Dir(t.TempDir())}))
+	for name, want := range map[string]float64{"fdbhook_followed_macs": 2, "fdbhook_undeclared_macs_overflow": 1} {
+		if got := value(t, reg, name, "bridge", "br0"); got != want {
+			t.Errorf("%s{bridge=\"br0\"} = %v, want %v", name, got, want)
+		}
+	}
+	for state, want := range map[string]float64{"ok": 3, "unknown": 0, "stale": 0} {
+		if got := value(t, reg, "fdbhook_static_entries", "state", state); got != want {
+			t.Errorf("fdbhook_static_entries{state=%q} = %v, want %v: followed entries are the guest's", state, got, want)
+		}
+	}
+}
+
+// must is NewRegistry's registry alone.
+func must(reg *prometheus.Registry, _ *Collector) *prometheus.Registry { return reg }
+
 // TestRunDirMetrics: hook counts (every acting operation at 0 before it
 // runs), the watcher's lock, the last reconcile, the build.
 func TestRunDirMetrics(t *testing.T) {

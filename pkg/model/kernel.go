@@ -31,9 +31,10 @@ type Reader interface {
 // kernel.Conn is one; kerneltest.Kernel fakes it.
 type Writer interface {
 	SetVlanFiltering(bridgeIndex int, on bool) error
-	// SetPortFlags sets learning and unicast_flood, and locked when
-	// withLocked.
-	SetPortFlags(portIndex int, f Flags, withLocked bool) error
+	// SetPortFlags sets learning and unicast_flood, locked when
+	// withLocked, and MAC Authentication Bypass when withMab (send it only
+	// to a port that is Link.MabCapable).
+	SetPortFlags(portIndex int, f Flags, withLocked, withMab bool) error
 	// ReplaceEntry adds or replaces e (`bridge fdb replace`); Vlan 0 writes
 	// VLAN 0 and every VLAN of the port.
 	ReplaceEntry(e Entry) error

@@ -1,6 +1,9 @@
 package model
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 // Link is what the kernel says about one network device.
 type Link struct {
@@ -21,6 +24,10 @@ type Link struct {
 	// LockCapable, for a bridge port: the kernel reports the port's locked
 	// flag (IFLA_BRPORT_LOCKED, Linux 5.18+), so it can lock the port.
 	LockCapable bool
+	// MabCapable, for a bridge port: the kernel reports the port's MAC
+	// Authentication Bypass flag (IFLA_BRPORT_MAB, Linux 6.2+), so a
+	// locked port can show the source MACs it drops as locked entries.
+	MabCapable bool
 	// VlanFiltering and VlanCapable, for Type "bridge": whether the bridge
 	// filters VLANs, and whether this kernel can (CONFIG_BRIDGE_VLAN_FILTERING).
 	VlanFiltering bool
@@ -79,21 +86,46 @@ type Flags struct {
 	Flood    bool
 	// Locked drops frames whose source MAC has no entry on the port.
 	Locked bool
+	// Mab (MAC Authentication Bypass, with Learning and Locked): the
+	// kernel gives a source MAC the locked port drops a locked entry.
+	Mab bool
 }
 
-// String names learning and flood, and locked when it is on.
+// String names learning and flood, and locked and mab when they are on.
 func (f Flags) String() string { return f.Words(f.Locked) }
 
-// LearnFlood is learning and flood alone, the flags a managed guest port
-// must not have; whether it is locked is another matter.
+// Learns reports whether the port takes entries from the frames it
+// receives, moving or adding dynamic ones: it learns and is not locked (a
+// locked port adds at most locked entries, and moves nothing).
+func (f Flags) Learns() bool { return f.Learning && !f.Locked }
+
+// Reporting are the flags of a managed guest port whose undeclared source
+// MACs are reported (undeclared_macs = "report"): it learns, but only
+// locked entries, since it is locked and has MAB.
+var Reporting = Flags{Learning: true, Locked: true, Mab: true}
+
+// Managed reports whether f are the flags of a managed guest port:
+// unicast flooding off, and learning off, or on together with locked and
+// MAB (Reporting), where the kernel learns nothing but locked entries.
+func (f Flags) Managed() bool { return !f.Flood && (!f.Learning || f.Locked && f.Mab) }
+
+// LearnFlood is learning and flood alone, as a problem with a managed
+// guest port's flags names them (Managed judges them); whether it is
+// locked is another matter.
 func (f Flags) LearnFlood() Flags { return Flags{Learning: f.Learning, Flood: f.Flood} }
 
-// Words names learning and flood, and locked when withLocked, as
-// iproute2 words ("learning off flood off locked on").
-func (f Flags) Words(withLocked bool) string {
+// Words names learning and flood, locked when withLocked, and mab when it
+// is on, as iproute2 words ("learning off flood off locked on").
+func (f Flags) Words(withLocked bool) string { return f.WordsMab(withLocked, f.Mab) }
+
+// WordsMab is Words with mab named, on or off, when withMab.
+func (f Flags) WordsMab(withLocked, withMab bool) string {
 	s := fmt.Sprintf("learning %s flood %s", onOff(f.Learning), onOff(f.Flood))
 	if withLocked {
 		s += " locked " + onOff(f.Locked)
+	}
+	if withMab {
+		s += " mab " + onOff(f.Mab)
 	}
 	return s
 }
@@ -135,6 +167,13 @@ type Entry struct {
 	// undo restores the entry exactly.
 	State   int
 	NTFlags int
+	// FlagsExt is the raw NDA_FLAGS_EXT (NTFExtLocked).
+	FlagsExt int
+	// Updated, for a locked entry, is how long ago the kernel last saw a
+	// frame from the MAC (NDA_CACHEINFO's ndm_updated); 0 when it did not
+	// say, and for every other entry: a field that changes from one read
+	// to the next would make two reads of the same entry differ.
+	Updated time.Duration
 }
 
 // Kernel ndm_state and ndm_flags bits (linux/neighbour.h), kept here so the
@@ -145,7 +184,15 @@ const (
 	NTFMaster    = 0x04
 	NTFSticky    = 0x40
 	NTFExtLearn  = 0x10
+	// NTFExtLocked (NDA_FLAGS_EXT) marks a locked entry: a source MAC a
+	// locked port with MAB dropped (Linux 6.2+).
+	NTFExtLocked = 0x2
 )
+
+// Locked reports whether the entry is a locked one (NTF_EXT_LOCKED): the
+// kernel saw frames from the MAC on a locked port with MAB and dropped
+// them; it forwards nothing.
+func (e Entry) Locked() bool { return e.FlagsExt&NTFExtLocked != 0 }
 
 // Static reports whether the entry is static (NUD_NOARP, not local).
 func (e Entry) Static() bool { return e.State&NUDNoARP != 0 && e.State&NUDPermanent == 0 }
@@ -172,6 +219,9 @@ func (e Entry) Kind() string {
 	}
 	if e.NTFlags&NTFSticky != 0 {
 		kind += " sticky"
+	}
+	if e.Locked() {
+		kind += " locked"
 	}
 	return kind
 }

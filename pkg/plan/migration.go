@@ -58,7 +58,7 @@ func Incoming(start *Plan, v View, watcher bool) (*Plan, error) {
 		}
 	}
 	for _, pt := range ports {
-		want := model.Flags{Learning: true, Locked: pt.prior.Locked}
+		want := model.Flags{Learning: true, Locked: pt.prior.Locked, Mab: pt.prior.Mab && pt.prior.Locked}
 		if want == pt.prior {
 			continue
 		}

@@ -138,7 +138,21 @@ type starter struct {
 // entry and the flags, less what the kernel cannot do.
 type features struct {
 	lock, sticky bool
-	vlans        []model.Vlan
+	// report locks the port with MAB (undeclared_macs = "report").
+	report bool
+	vlans  []model.Vlan
+}
+
+// UndeclaredMACs is what is done about the source MACs a NIC sends from
+// undeclared: the NIC's metadata beats the guest's, which beats the
+// bridge's undeclared_macs. The one place that decides it.
+func UndeclaredMACs(cfg *config.Config, g *guest.Guest, nic guest.NIC, bridge string) config.UndeclaredMACs {
+	for _, v := range []string{g.Metadata(nic).UndeclaredMACs, g.UndeclaredMACs} {
+		if v != "" {
+			return config.UndeclaredMACs(v)
+		}
+	}
+	return cfg.Policy(bridge).UndeclaredMACs
 }
 
 // nic plans one candidate NIC, in stages: resolve its port, check its MACs
@@ -150,7 +164,7 @@ func (s *starter) nic(c candidate) error {
 		return err
 	}
 	md := s.g.Metadata(c.nic)
-	macs := append([]string{c.mac}, md.ExtraMACs...)
+	macs := md.MACs()
 	prior, said, ok, err := s.checkDuplicates(c, tap, br, macs)
 	if err != nil || !ok {
 		return err
@@ -163,7 +177,7 @@ func (s *starter) nic(c candidate) error {
 	if !ok {
 		return nil
 	}
-	return s.emit(c, tap, br, macs, prior, said, f)
+	return s.emit(c, md, tap, br, macs, prior, said, f)
 }
 
 func (s *starter) refuse(c candidate, bridge, format string, args ...any) {
@@ -328,6 +342,22 @@ func (s *starter) features(c candidate, md guest.Interface, tap, br *model.Link,
 		}
 		f.lock = false
 	}
+	if u := UndeclaredMACs(s.cfg, s.g, c.nic, br.Name); u.Detects() {
+		// Never a refusal: reporting is for the admin's eyes, following
+		// needs the watcher anyway, and without either the NIC is managed
+		// as it always was.
+		f.report = tap.MabCapable
+		if !f.report {
+			s.p.Warnings = append(s.p.Warnings, fmt.Sprintf("guest %s %s %s on %s, port %s: this kernel has no MAC Authentication Bypass (Linux 6.2+): undeclared MACs cannot be detected (undeclared_macs = %q); the port is managed as with \"ignore\"",
+				s.g.Name, c.nic.Label(), c.mac, br.Name, tap.Name, u))
+		}
+		if f.report && u == config.Follow && md.FollowFull {
+			// The NIC sent from more MACs than follow_max: MAB off, so
+			// that the kernel makes no more locked entries, and the port
+			// locked, so that only the MACs with entries pass.
+			f.report, f.lock = false, tap.LockCapable
+		}
+	}
 	f.sticky = md.Sticky.Or(s.g.Sticky.Or(pol.Sticky))
 	if f.sticky && !br.StickyCapable {
 		if s.cannot(c, br.Name, "cannot write sticky entries: this kernel has no sticky bridge entries (NTF_STICKY, Linux 4.20+)") {
@@ -355,7 +385,7 @@ func (s *starter) features(c candidate, md guest.Interface, tap, br *model.Link,
 
 // emit appends the NIC's steps: its VLANs, its entries, its flags, and on
 // a port it locks, the deletion of what the port learned before.
-func (s *starter) emit(c candidate, tap, br *model.Link, macs []string, prior [][]model.Entry, said []MACJudgement, f features) error {
+func (s *starter) emit(c candidate, md guest.Interface, tap, br *model.Link, macs []string, prior [][]model.Entry, said []MACJudgement, f features) error {
 	base := Step{NIC: c.nic.Label(), MAC: c.mac, Port: tap.Name, PortIndex: tap.Index, Bridge: br.Name, BridgeIndex: br.Index}
 	if f.vlans != nil {
 		set := base
@@ -367,7 +397,10 @@ func (s *starter) emit(c candidate, tap, br *model.Link, macs []string, prior []
 		add.Kind, add.MAC, add.PriorEntries = AddEntry, mac, prior[i]
 		add.Sticky = f.sticky || said[i].Pin && br.StickyCapable
 		var why []string
-		if i > 0 {
+		switch {
+		case slices.Contains(md.Followed, mac):
+			why = append(why, "followed MAC")
+		case i > 0:
 			why = append(why, "extra MAC")
 		}
 		if said[i].Why != "" {
@@ -377,25 +410,30 @@ func (s *starter) emit(c candidate, tap, br *model.Link, macs []string, prior []
 		s.ports = append(s.ports, add)
 	}
 	// A port found locked stays locked when this guest does not ask for
-	// it: someone else (an 802.1X authenticator) may have locked it.
-	want := model.Flags{Locked: f.lock || tap.Flags.Locked}
+	// it: someone else (an 802.1X authenticator) may have locked it; not
+	// one with MAB on, which a guest's report mode locked.
+	want := model.Flags{Locked: f.lock || tap.Flags.Locked && !tap.Flags.Mab}
+	if f.report {
+		want = model.Reporting
+	}
 	if tap.Flags != want {
 		set := base
-		set.Kind, set.Flags, set.Prior, set.WithLocked = SetFlags, want, tap.Flags, tap.LockCapable
+		set.Kind, set.Flags, set.Prior, set.WithLocked, set.WithMab = SetFlags, want, tap.Flags, tap.LockCapable, tap.MabCapable
 		s.ports = append(s.ports, set)
 	}
-	if !f.lock {
+	if !f.lock && !f.report {
 		return nil
 	}
 	// A locked port passes every source MAC that has an entry on it,
 	// learned ones too: drop those the port learned before learning went
-	// off, or they pass until they age out.
+	// off (or before it was locked, in report mode), or they pass until
+	// they age out. Locked entries pass nothing, and are the report.
 	learned, err := s.v.PortEntries(br, tap)
 	if err != nil {
 		return fmt.Errorf("%s: reading FDB entries of %s: %w", c.nic.Label(), tap.Name, err)
 	}
 	for _, e := range learned {
-		if e.Static() || e.Local() || e.NTFlags&model.NTFExtLearn != 0 || e.PortIndex != tap.Index || slices.Contains(macs, e.MAC) {
+		if e.Static() || e.Local() || e.Locked() || e.NTFlags&model.NTFExtLearn != 0 || e.PortIndex != tap.Index || slices.Contains(macs, e.MAC) {
 			continue
 		}
 		del := base

@@ -247,6 +247,9 @@ type planCase struct {
 	config string
 	xml    []byte
 	kernel func(*fakeView)
+	// guest, when set, edits the parsed guest (what the run directory
+	// adds: followed MACs).
+	guest func(*guest.Guest)
 	// refusals is the number of refusals the plan must have.
 	refusals int
 	// want are substrings the formatted plan must contain, so that a
@@ -265,6 +268,9 @@ func (tc planCase) run(t *testing.T, v *fakeView) *Plan {
 	}
 	if tc.kernel != nil {
 		tc.kernel(v)
+	}
+	if tc.guest != nil {
+		tc.guest(g)
 	}
 	cfg := mustConfig(t, tc.config)
 	var p *Plan

@@ -76,7 +76,7 @@ func (s *stopper) keys(cfg *config.Config, cands []candidate) []macOnBridge {
 			bridges = cfg.Bridges
 			s.p.Notes = append(s.p.Notes, fmt.Sprintf("%s: bridge of network %s unknown: searching every configured bridge", c.nic.Label(), c.nic.Network))
 		}
-		for _, mac := range append([]string{c.mac}, md.ExtraMACs...) {
+		for _, mac := range md.MACs() {
 			s.macs[mac] = true
 			for _, b := range bridges {
 				if k := (macOnBridge{b, mac}); !slices.Contains(keys, k) {
@@ -164,9 +164,11 @@ func (s *stopper) restorePort(pp *persistentPort) error {
 			return nil
 		}
 	}
+	// MAB goes off with the rest: a report-mode port would otherwise keep
+	// it, and the kernel flushes the port's locked entries then.
 	if defaults := (model.Flags{Learning: true, Flood: true}); port.Flags != defaults {
 		s.p.Steps = append(s.p.Steps, Step{Kind: SetFlags, Port: port.Name, PortIndex: port.Index, Bridge: br.Name,
-			BridgeIndex: br.Index, Flags: defaults, Prior: port.Flags, WithLocked: port.LockCapable, NIC: "port " + port.Name})
+			BridgeIndex: br.Index, Flags: defaults, Prior: port.Flags, WithLocked: port.LockCapable, WithMab: port.MabCapable, NIC: "port " + port.Name})
 	}
 	if pp.vlans != nil && br.VlanCapable {
 		s.p.Steps = append(s.p.Steps, restoreVlans(br, port, pp.vlans)...)

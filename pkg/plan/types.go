@@ -29,8 +29,8 @@ const (
 	// AddEntry replaces the static FDB entry for MAC on Port (for VLAN 0
 	// and, on a filtering bridge, every VLAN of the port).
 	AddEntry
-	// SetFlags sets learning and unicast_flood of Port to Flags, and
-	// locked when WithLocked.
+	// SetFlags sets learning and unicast_flood of Port to Flags, locked
+	// when WithLocked and mab when WithMab.
 	SetFlags
 	// DelEntry deletes one FDB entry (Entry).
 	DelEntry
@@ -63,6 +63,9 @@ type Step struct {
 	// It is set for a port whose kernel reports the flag: a kernel without
 	// locked ports is never sent the attribute.
 	WithLocked bool
+	// WithMab makes SetFlags (and its undo) send the MAB flag too, for a
+	// port whose kernel reports it (Linux 6.2+); never otherwise.
+	WithMab bool
 	// PriorEntries are the entries for MAC on Bridge before AddEntry.
 	PriorEntries []model.Entry
 	// Entry is what DelEntry removes and ExtendEntry writes again.
@@ -98,8 +101,8 @@ func (s Step) String() string {
 		}
 		return out
 	case SetFlags:
-		locked := s.Flags.Locked || s.Prior.Locked
-		return fmt.Sprintf("%s: link set dev %s %s (was %s)", s.NIC, s.Port, s.Flags.Words(locked), s.Prior.Words(locked))
+		locked, mab := s.Flags.Locked || s.Prior.Locked, s.Flags.Mab || s.Prior.Mab
+		return fmt.Sprintf("%s: link set dev %s %s (was %s)", s.NIC, s.Port, s.Flags.WordsMab(locked, mab), s.Prior.WordsMab(locked, mab))
 	case SetVlans:
 		return fmt.Sprintf("%s: bridge vlan dev %s: exactly vlan %s (other VLANs of the port removed)", s.NIC, s.Port, vlanList(s.Vlans))
 	case DelVlans, AddVlans:

@@ -20,6 +20,11 @@
 // every batch) or static and locked entries, and a batch looks FDB
 // entries up per MAC instead of dumping a bridge's FDB.
 //
+// Under undeclared_macs = "report", a locked entry on a guest's port (a
+// MAC the guest sent from undeclared) names the port like any entry on
+// it; the worker logs each such MAC of a NIC once, and again only after
+// its entry went and came back (Watcher.reportUndeclared).
+//
 // Only cmd/fdbhook imports this package: the hook binaries must not link
 // libvirt's RPC client.
 package watch

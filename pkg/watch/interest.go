@@ -2,6 +2,7 @@ package watch
 
 import (
 	"net"
+	"slices"
 
 	"github.com/fdbhook/fdbhook/pkg/guest"
 	"github.com/fdbhook/fdbhook/pkg/kernel"
@@ -63,7 +64,7 @@ func watchlist(guests []*guest.Guest, snap *manage.Snapshot) *kernel.Watchlist {
 			}
 		}
 		for _, i := range g.Interfaces {
-			for _, m := range i.ExtraMACs {
+			for _, m := range append(slices.Clone(i.ExtraMACs), i.Followed...) {
 				addMAC(m, g.Name)
 			}
 		}

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/fdbhook/fdbhook/pkg/kernel"
+	"github.com/fdbhook/fdbhook/pkg/model"
 	"github.com/fdbhook/fdbhook/test/lab"
 )
 
@@ -70,6 +71,10 @@ func TestNetlinkHints(t *testing.T) {
 	fdb := func(index int, mac [6]byte) *kernel.Note {
 		return &kernel.Note{Kind: kernel.NoteFDB, Index: index, MAC: mac, State: unix.NUD_NOARP, Rule: 0}
 	}
+	locked := func(index int, mac [6]byte, deleted bool) *kernel.Note {
+		return &kernel.Note{Kind: kernel.NoteFDB, Index: index, MAC: mac, State: unix.NUD_REACHABLE, ExtFlags: model.NTFExtLocked,
+			Deleted: deleted, Rule: slices.IndexFunc(kernel.FDBRules, func(r kernel.FDBRule) bool { return r.Name == "locked" })}
+	}
 	for _, c := range []struct {
 		what string
 		wl   *kernel.Watchlist
@@ -82,6 +87,12 @@ func TestNetlinkHints(t *testing.T) {
 		{"a guest's MAC on the uplink", wl, fdb(3, guestMAC), "guest g1, guest g2"},
 		{"a guest's MAC on its own port", wl, fdb(7, guestMAC), "index 7"},
 		{"neither", wl, fdb(3, other), ""},
+		// undeclared_macs = "report": a MAC the guest on port 7 sent from
+		// undeclared; the worker compares the port's locked entries with
+		// what it logged.
+		{"a locked entry on a guest's port", wl, locked(7, other, false), "index 7"},
+		{"a locked entry on a guest's port gone", wl, locked(7, other, true), "index 7"},
+		{"a locked entry on another port", wl, locked(3, other, false), ""},
 		{"no watchlist yet", nil, fdb(3, other), "index 3"},
 	} {
 		s := &Netlink{Log: quietLog()}

@@ -70,11 +70,16 @@ type Watcher struct {
 	// benchmarks): which guests were reconciled, and whether a resync ran.
 	Processed func(guests []string, resync bool)
 
-	cfg    *config.Config
-	q      *queue
-	live   *manage.Live
-	roams  map[string]map[string]string // guest → MAC → port it was last reported on
-	failed map[string]string            // guest → last error logged
+	cfg   *config.Config
+	q     *queue
+	live  *manage.Live
+	roams map[string]map[string]string // guest → MAC → port it was last reported on
+	// undeclared is, per guest, the undeclared MACs already logged, as
+	// "NIC port MAC" (reportUndeclared); warned the plan warnings already
+	// logged (warnOnce).
+	undeclared map[string]map[string]bool
+	warned     map[string]map[string]bool
+	failed     map[string]string // guest → last error logged
 	// seen is what each running guest's live XML said when it was last
 	// reconciled, by seenKey; primed once the running guests were first
 	// read (a guest running at start-up did not start then).
@@ -129,6 +134,8 @@ func (w *Watcher) open() (release func(), err error) {
 	w.q.setTimer(w.cfg.Watch.ResyncInterval)
 	w.live = manage.NewLive(w.Host.Libvirt)
 	w.roams = map[string]map[string]string{}
+	w.undeclared = map[string]map[string]bool{}
+	w.warned = map[string]map[string]bool{}
 	w.failed = map[string]string{}
 	w.seen = map[string]manage.Sighting{}
 	w.q.resync("start-up", false)
@@ -311,6 +318,8 @@ func (w *Watcher) reconcileAll(ctx context.Context, st *manage.State, k model.Ke
 		gs := w.live.Get(name)
 		if len(gs) == 0 {
 			delete(w.roams, name)
+			delete(w.undeclared, name)
+			delete(w.warned, name)
 			delete(w.failed, name)
 			for k := range w.seen {
 				if strings.HasSuffix(k, "/"+name) { // libvirt's names have no '/'
@@ -345,7 +354,7 @@ func withSharers(todo map[string]item, lists ...[]*guest.Guest) {
 	for _, list := range lists {
 		for _, g := range list {
 			for _, n := range g.NICs {
-				for _, m := range append([]string{n.MAC}, g.Metadata(n).ExtraMACs...) {
+				for _, m := range g.Metadata(n).MACs() {
 					byMAC[m] = append(byMAC[m], g.Name)
 					macsOf[g.Name] = append(macsOf[g.Name], m)
 				}
@@ -485,6 +494,10 @@ const (
 func (w *Watcher) reconcile(st *manage.State, k model.Kernel, g *guest.Guest) error {
 	log := w.Log.WithField("guest", g.Name)
 	mode, why, clearMark := w.entryMode(g, log)
+	var claimed map[string]string
+	if mode != noEntries {
+		claimed = w.follow(st, g, log)
+	}
 	var roamed []manage.Roam
 	gr := manage.ReconcileGuest(st, k, g, false, func(p *plan.Plan, v plan.View) (*plan.Plan, error) {
 		if mode == noEntries {
@@ -505,10 +518,9 @@ func (w *Watcher) reconcile(st *manage.State, k model.Kernel, g *guest.Guest) er
 	for _, s := range gr.Changes {
 		log.Infof("%s: %s", mode, s)
 	}
-	for _, warn := range gr.Warnings {
-		log.Warn(warn)
-	}
+	w.warnOnce(g.Name, gr.Warnings, log)
 	w.reportRoams(g, roamed, log)
+	w.reportUndeclared(st, g, claimed, log)
 	if mode == noEntries && len(gr.Changes) == 0 {
 		log.Debugf("%s", why)
 	}
@@ -595,5 +607,111 @@ func (w *Watcher) reportRoams(g *guest.Guest, roamed []manage.Roam, log *logrus.
 		delete(w.roams, guest)
 	} else {
 		w.roams[guest] = now
+	}
+}
+
+// follow authorises, under undeclared_macs = "follow", the MACs g's NICs
+// send from undeclared (manage.State.Follow): it records them in the run
+// directory and gives them to g, whose plan then writes their static
+// entries; a NIC past follow_max is recorded full, and its plan turns MAB
+// off. It logs what it followed and each overflow (once: a full NIC
+// follows nothing more), and returns the refusals of claimed MACs, by
+// "port MAC", for reportUndeclared to log once. Nothing is followed when
+// the record cannot be written.
+func (w *Watcher) follow(st *manage.State, g *guest.Guest, log *logrus.Entry) map[string]string {
+	next, outs, changed, err := st.Follow(g)
+	if err != nil {
+		log.Debugf("following undeclared MACs: %v", err)
+		return nil
+	}
+	if changed {
+		if err := w.Host.RunDir.PutFollowed(next); err != nil {
+			log.Warnf("%v: following no MAC", err)
+			return nil
+		}
+		for _, n := range g.NICs {
+			if n.BadMAC == nil {
+				fn := next.NICs[n.MAC]
+				g.SetFollowed(n.MAC, fn.MACs, fn.Full)
+			}
+		}
+	}
+	claimed := map[string]string{}
+	for _, o := range outs {
+		switch o.Kind {
+		case manage.Claimed:
+			claimed[o.Port+" "+o.MAC] = o.String()
+		case manage.Overflow:
+			log.Warnf("guest %s %s", g.Name, o)
+		default:
+			log.Infof("guest %s %s", g.Name, o)
+		}
+	}
+	return claimed
+}
+
+// reportUndeclared logs, once, each undeclared MAC a guest's NIC sends
+// from: a locked entry on the NIC's port where it has MAB (undeclared_macs
+// = "report", or "follow" and claimed elsewhere: claimed says why, by
+// "port MAC"), which the kernel makes for a source MAC the port drops. An
+// entry that is gone (aged out, declared, MAB off) is forgotten, so that
+// its return is logged again. A port that cannot be read is left for the
+// next reconcile.
+func (w *Watcher) reportUndeclared(st *manage.State, g *guest.Guest, claimed map[string]string, log *logrus.Entry) {
+	now := map[string]bool{}
+	for _, nic := range g.NICs {
+		port, md := st.Kernel.Device(nic.Target), g.Metadata(nic)
+		if nic.Target == "" || port == nil || !port.Flags.Mab || !g.Manages(nic) || md.FollowFull {
+			continue // a full NIC's overflow was logged, and MAB is off now
+		}
+		br := st.Kernel.DeviceByIndex(port.MasterIndex)
+		if br == nil {
+			continue
+		}
+		entries, err := st.Kernel.PortEntries(br, port)
+		if err != nil {
+			log.Debugf("%s: reading the FDB entries of %s: %v", nic.Label(), port.Name, err)
+			maps.Copy(now, w.undeclared[g.Name])
+			continue
+		}
+		for _, e := range entries {
+			if !e.Locked() || e.PortIndex != port.Index || slices.Contains(md.MACs(), e.MAC) {
+				continue // followed just now: its static entry replaced it
+			}
+			k := nic.Label() + " " + port.Name + " " + e.MAC
+			switch {
+			case now[k] || w.undeclared[g.Name][k]:
+			case claimed[port.Name+" "+e.MAC] != "":
+				log.Warnf("guest %s %s", g.Name, claimed[port.Name+" "+e.MAC])
+			default:
+				log.Infof("guest %s NIC %s on %s sends from undeclared MAC %s: the port drops its frames from that MAC (undeclared_macs = \"report\"; declare it as an extra MAC if it is the guest's)",
+					g.Name, nic.Label(), port.Name, e.MAC)
+			}
+			now[k] = true
+		}
+	}
+	if len(now) == 0 {
+		delete(w.undeclared, g.Name)
+	} else {
+		w.undeclared[g.Name] = now
+	}
+}
+
+// warnOnce logs each of a guest's plan warnings (an option the kernel
+// cannot honour: no MAB for undeclared_macs = "report", no locked ports
+// under on_error = "warn", …) once, not at every resync, and again only
+// after a reconcile without it.
+func (w *Watcher) warnOnce(guest string, warnings []string, log *logrus.Entry) {
+	now := map[string]bool{}
+	for _, warn := range warnings {
+		if !w.warned[guest][warn] && !now[warn] {
+			log.Warn(warn)
+		}
+		now[warn] = true
+	}
+	if len(now) == 0 {
+		delete(w.warned, guest)
+	} else {
+		w.warned[guest] = now
 	}
 }

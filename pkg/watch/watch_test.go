@@ -57,6 +57,8 @@ type rig struct {
 	clock   *fakeClock
 	log     *syncBuf
 	w       *Watcher
+	// release gives up the lock start took.
+	release func()
 	batches int
 	resyncs int
 	// reconciled lists the guests each batch brought in line.
@@ -157,6 +159,7 @@ func (r *rig) start() {
 	if err != nil {
 		r.t.Fatalf("open: %v", err)
 	}
+	r.release = release
 	r.t.Cleanup(release)
 	r.settle()
 }

@@ -260,6 +260,8 @@ type statusReport struct {
 			Guest    string `json:"guest"`
 			MAC      string `json:"mac"`
 			Managed  bool   `json:"managed"`
+			// Followed: undeclared_macs = "follow" (Test13).
+			Followed []string `json:"followed_macs"`
 		} `json:"ports"`
 		Entries []struct {
 			MAC   string `json:"mac"`

@@ -199,7 +199,8 @@ func (l *lab) portFlags(port string) model.Flags {
 		l.t.Fatalf("%s: %v", port, err)
 	}
 	f := l.host.PortFlags(port)
-	if ip := (model.Flags{Learning: f.Learning, Flood: f.Flood, Locked: f.Locked}); link.Flags != ip {
+	// Mab is left out: Debian 12's iproute2 does not know it.
+	if ip := (model.Flags{Learning: f.Learning, Flood: f.Flood, Locked: f.Locked, Mab: link.Flags.Mab}); link.Flags != ip {
 		l.t.Fatalf("%s flags: the project's netlink code says %v, the library and iproute2 say %v", port, link.Flags, ip)
 	}
 	if !link.LockCapable {

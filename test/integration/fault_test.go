@@ -60,11 +60,11 @@ func (f *faultWriter) SetVlanFiltering(i int, on bool) error {
 	return f.w.SetVlanFiltering(i, on)
 }
 
-func (f *faultWriter) SetPortFlags(i int, fl model.Flags, withLocked bool) error {
+func (f *faultWriter) SetPortFlags(i int, fl model.Flags, withLocked, withMab bool) error {
 	if err := f.step(fmt.Sprintf("flags %d %s", i, fl)); err != nil {
 		return err
 	}
-	return f.w.SetPortFlags(i, fl, withLocked)
+	return f.w.SetPortFlags(i, fl, withLocked, withMab)
 }
 
 func (f *faultWriter) ReplaceEntry(e model.Entry) error {

@@ -118,13 +118,13 @@ func TestSetPortFlagsSendsLockedOnlyWhenAsked(t *testing.T) {
 		return ""
 	}
 	l.Bridge("link", "set", "dev", "tl1", "locked", "on")
-	if err := c.SetPortFlags(port.Index, model.Flags{}, false); err != nil {
+	if err := c.SetPortFlags(port.Index, model.Flags{}, false, false); err != nil {
 		t.Fatal(err)
 	}
 	if got := locked(); got != "locked on" {
 		t.Errorf("after a flags write without locked: %s, want the port left locked on", got)
 	}
-	if err := c.SetPortFlags(port.Index, model.Flags{}, true); err != nil {
+	if err := c.SetPortFlags(port.Index, model.Flags{}, true, false); err != nil {
 		t.Fatal(err)
 	}
 	if got := locked(); got != "locked off" {

@@ -148,7 +148,7 @@ func TestNetlinkTimeout(t *testing.T) {
 		calls := map[string]func() error{
 			"Link":         func() error { _, err := c.Link("up0"); return err },
 			"Entries":      func() error { _, err := c.Entries(br, mac(1, 1)); return err },
-			"SetPortFlags": func() error { return c.SetPortFlags(br.Index, br.Flags, false) },
+			"SetPortFlags": func() error { return c.SetPortFlags(br.Index, br.Flags, false, false) },
 		}
 		for name, call := range calls {
 			done := make(chan error, 1)

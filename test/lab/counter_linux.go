@@ -2,6 +2,7 @@ package lab
 
 import (
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -66,6 +67,19 @@ func (c *TapCounter) count(f Captured) {
 			c.marks[m] = f.At
 		}
 	}
+}
+
+// FirstWith is when the first test frame whose mark starts with prefix
+// reached the device so far; ok is false when none has.
+func (c *TapCounter) FirstWith(prefix string) (at time.Time, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for m, t := range c.marks {
+		if strings.HasPrefix(m, prefix) && (!ok || t.Before(at)) {
+			at, ok = t, true
+		}
+	}
+	return at, ok
 }
 
 // FromGuest is how many frames the guest has sent from mac so far.

@@ -26,6 +26,7 @@ type Call struct {
 	Vlan       int
 	Flags      model.Flags
 	WithLocked bool
+	WithMab    bool
 	Vlans      []model.Vlan
 	On         bool
 }
@@ -244,11 +245,11 @@ func (w *Wrapped) SetVlanFiltering(bridgeIndex int, on bool) error {
 	return w.K.SetVlanFiltering(bridgeIndex, on)
 }
 
-func (w *Wrapped) SetPortFlags(portIndex int, f model.Flags, withLocked bool) error {
-	if err := w.record(Call{Method: "SetPortFlags", Write: true, Index: portIndex, Flags: f, WithLocked: withLocked}); err != nil {
+func (w *Wrapped) SetPortFlags(portIndex int, f model.Flags, withLocked, withMab bool) error {
+	if err := w.record(Call{Method: "SetPortFlags", Write: true, Index: portIndex, Flags: f, WithLocked: withLocked, WithMab: withMab}); err != nil {
 		return err
 	}
-	return w.K.SetPortFlags(portIndex, f, withLocked)
+	return w.K.SetPortFlags(portIndex, f, withLocked, withMab)
 }
 
 func (w *Wrapped) ReplaceEntry(e model.Entry) error {

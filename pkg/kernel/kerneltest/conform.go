@@ -14,17 +14,20 @@ import (
 // Side is a kernel the conformance sequence drives: its writes; how to
 // read it back (Read may open a fresh connection each time, so that no
 // cache hides a change); and what happens to a port outside fdbhook,
-// Release taking it off its bridge and Remove deleting it.
+// Release taking it off its bridge, Remove deleting it, and Frame a frame
+// from source MAC mac arriving on up0 (the real side returns once the
+// bridge has taken it); nil Frame leaves the locked entries out.
 type Side struct {
 	W       model.Writer
 	Read    func(t *testing.T) model.Reader
 	Release func(port string) error
 	Remove  func(name string) error
+	Frame   func(mac string) error
 }
 
 // conformanceMACs are the MACs the sequence writes; the entries of other
 // MACs (the devices' own, which the kernel adds) are not compared.
-var conformanceMACs = []string{"02:fd:00:00:00:01", "02:fd:00:00:00:02", "02:fd:00:00:00:03", "02:fd:00:00:00:04"}
+var conformanceMACs = []string{"02:fd:00:00:00:01", "02:fd:00:00:00:02", "02:fd:00:00:00:03", "02:fd:00:00:00:04", "02:fd:00:00:00:05", "02:fd:00:00:00:06"}
 
 // ConformanceDevices are the devices Conform expects the real kernel to
 // have: bridge br0 with the tap fdbtk0 and the veths up0, p1 and p2 as its
@@ -46,7 +49,8 @@ func Conform(t *testing.T, real Side) {
 	fake := fakeOf(t, real.Read(t))
 	sim := Side{W: fake, Read: func(*testing.T) model.Reader { return fake },
 		Release: func(port string) error { fake.Move(port, ""); return nil },
-		Remove:  func(name string) error { fake.Delete(name); return nil }}
+		Remove:  func(name string) error { fake.Delete(name); return nil },
+		Frame:   func(mac string) error { fake.Learn("up0", mac); return nil }}
 	br := fake.Device("br0")
 	if br == nil {
 		t.Fatal("the kernel has no br0")
@@ -60,7 +64,16 @@ func Conform(t *testing.T, real Side) {
 			t.Fatalf("the kernel has no %s", n)
 		}
 	}
-	for i, st := range idx.steps() {
+	steps := idx.steps()
+	switch up0 := fake.Device("up0"); {
+	case up0 == nil || !up0.MabCapable:
+		t.Log("this kernel has no MAC Authentication Bypass (IFLA_BRPORT_MAB): its flag and locked entries are not compared")
+	case real.Frame == nil:
+		t.Log("no frames on this side: MAB and locked entries are not compared")
+	default:
+		steps = slices.Concat(idx.entrySteps(), idx.portSteps(), idx.mabSteps(), idx.leavingSteps())
+	}
+	for i, st := range steps {
 		errReal, errFake := st.do(real), st.do(sim)
 		if errno(errReal) != errno(errFake) {
 			t.Errorf("step %d, %s: the kernel says %v, the fake %v", i+1, st.what, errReal, errFake)
@@ -130,13 +143,13 @@ func (idx devices) portSteps() []conformStep {
 	vlan10 := []model.Vlan{{ID: 10}}
 	pvid20 := []model.Vlan{{ID: 20, Pvid: true, Untagged: true}}
 	return []conformStep{
-		{"learning and flood off on fdbtk0", func(s Side) error { return s.W.SetPortFlags(idx["fdbtk0"], model.Flags{}, false) }},
-		{"learning on flood off on p1", func(s Side) error { return s.W.SetPortFlags(idx["p1"], model.Flags{Learning: true}, false) }},
-		{"fdbtk0 locked", func(s Side) error { return s.W.SetPortFlags(idx["fdbtk0"], model.Flags{Locked: true}, true) }},
-		{"fdbtk0 learning on, locked left as it is", func(s Side) error { return s.W.SetPortFlags(idx["fdbtk0"], model.Flags{Learning: true}, false) }},
-		{"fdbtk0 unlocked, learning off", func(s Side) error { return s.W.SetPortFlags(idx["fdbtk0"], model.Flags{}, true) }},
-		{"flags of a missing device", func(s Side) error { return s.W.SetPortFlags(1<<20, model.Flags{}, false) }},
-		{"flags of a device without a bridge", func(s Side) error { return s.W.SetPortFlags(idx["up1"], model.Flags{}, false) }},
+		{"learning and flood off on fdbtk0", func(s Side) error { return s.W.SetPortFlags(idx["fdbtk0"], model.Flags{}, false, false) }},
+		{"learning on flood off on p1", func(s Side) error { return s.W.SetPortFlags(idx["p1"], model.Flags{Learning: true}, false, false) }},
+		{"fdbtk0 locked", func(s Side) error { return s.W.SetPortFlags(idx["fdbtk0"], model.Flags{Locked: true}, true, false) }},
+		{"fdbtk0 learning on, locked left as it is", func(s Side) error { return s.W.SetPortFlags(idx["fdbtk0"], model.Flags{Learning: true}, false, false) }},
+		{"fdbtk0 unlocked, learning off", func(s Side) error { return s.W.SetPortFlags(idx["fdbtk0"], model.Flags{}, true, false) }},
+		{"flags of a missing device", func(s Side) error { return s.W.SetPortFlags(1<<20, model.Flags{}, false, false) }},
+		{"flags of a device without a bridge", func(s Side) error { return s.W.SetPortFlags(idx["up1"], model.Flags{}, false, false) }},
 		{"add VLAN 10 to a device without a bridge", func(s Side) error { return s.W.AddPortVlans(idx["up1"], vlan10) }},
 		{"delete VLAN 10 from a device without a bridge", func(s Side) error { return s.W.DelPortVlans(idx["up1"], vlan10) }},
 		{"add VLAN 10 to a missing device", func(s Side) error { return s.W.AddPortVlans(1<<20, vlan10) }},
@@ -153,6 +166,32 @@ func (idx devices) portSteps() []conformStep {
 	}
 }
 
+// mabSteps locks up0 with MAC Authentication Bypass (what a port of a guest
+// whose undeclared MACs are reported gets), has frames arrive on it from
+// MACs without an entry, and turns MAB off again; MAB where the port does
+// not learn or is not locked is refused.
+func (idx devices) mabSteps() []conformStep {
+	e, f := conformanceMACs[4], conformanceMACs[5]
+	frame := func(mac string) func(s Side) error { return func(s Side) error { return s.Frame(mac) } }
+	up0 := func(fl model.Flags, withMab bool) func(s Side) error {
+		return func(s Side) error { return s.W.SetPortFlags(idx["up0"], fl, true, withMab) }
+	}
+	return []conformStep{
+		{"up0 mab on, not locked: refused", up0(model.Flags{Learning: true, Flood: true, Mab: true}, true)},
+		{"up0 mab on, locked, learning off: refused", up0(model.Flags{Locked: true, Mab: true}, true)},
+		{"up0 learning on flood off locked on mab on", up0(model.Reporting, true)},
+		{"a frame from e on up0: a locked entry", frame(e)},
+		{"a frame from e on up0 again: still one locked entry", frame(e)},
+		{"up0 learning off, mab left on: refused", up0(model.Flags{Locked: true}, false)},
+		{"replace e static on up0: the MAC is authorised", func(s Side) error { return s.W.ReplaceEntry(idx.static(e, "up0", 0)) }},
+		{"a frame from f on up0: a locked entry", frame(f)},
+		{"up0 mab off: its locked entries go", up0(model.Flags{Learning: true, Locked: true}, true)},
+		{"a frame from f on up0 without MAB: no entry", frame(f)},
+		{"up0 learning and flood on, unlocked", up0(model.Flags{Learning: true, Flood: true}, true)},
+		{"delete e on up0", func(s Side) error { return s.W.DeleteEntry(idx.static(e, "up0", 0)) }},
+	}
+}
+
 // leavingSteps takes devices off the bridges, and pipelines writes.
 func (idx devices) leavingSteps() []conformStep {
 	a, b, c, d := conformanceMACs[0], conformanceMACs[1], conformanceMACs[2], conformanceMACs[3]
@@ -165,7 +204,7 @@ func (idx devices) leavingSteps() []conformStep {
 			return answers(s.W.Pipeline(func() {
 				s.W.ReplaceEntry(idx.static(b, "fdbtk0", 0))
 				s.W.ReplaceEntry(model.Entry{MAC: c, PortIndex: 1 << 20, State: model.NUDNoARP})
-				s.W.SetPortFlags(idx["up0"], model.Flags{Flood: true}, false)
+				s.W.SetPortFlags(idx["up0"], model.Flags{Flood: true}, false, false)
 				s.W.DeleteEntry(idx.static(c, "fdbtk0", 0))
 			}))
 		}},

@@ -121,8 +121,8 @@ func (k *memory) SetVlanFiltering(bridgeIndex int, on bool) error {
 	return k.later(func() error { return k.setVlanFiltering(bridgeIndex, on) })
 }
 
-func (k *memory) SetPortFlags(portIndex int, f model.Flags, withLocked bool) error {
-	return k.later(func() error { return k.setPortFlags(portIndex, f, withLocked) })
+func (k *memory) SetPortFlags(portIndex int, f model.Flags, withLocked, withMab bool) error {
+	return k.later(func() error { return k.setPortFlags(portIndex, f, withLocked, withMab) })
 }
 
 func (k *memory) ReplaceEntry(e model.Entry) error {
@@ -389,12 +389,22 @@ func (k *memory) DelStatic(mac, port string) {
 // sticky (a static entry that is not sticky moves too), and a MAC without
 // an entry gets a dynamic one; a port that does not learn changes nothing.
 // test/features checks the real kernel against the first two: a frame
-// from the uplink moves a plain static entry and not a sticky one.
+// from the uplink moves a plain static entry and not a sticky one. On a
+// locked port (br_handle_frame_finish) nothing moves: a MAC without an
+// entry gets a locked one when the port has MAB, and the frame is dropped
+// (TestFakeConforms checks that against the kernel).
 func (k *memory) Learn(port, mac string) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	p := k.byName(port)
-	if p == nil || p.MasterIndex == 0 || !p.Flags.Learning {
+	if p == nil || p.MasterIndex == 0 {
+		return
+	}
+	if p.Flags.Locked {
+		k.lockedFrame(p, mac)
+		return
+	}
+	if !p.Flags.Learning {
 		return
 	}
 	for i, e := range k.entries {
@@ -406,6 +416,18 @@ func (k *memory) Learn(port, mac string) {
 		}
 	}
 	k.entries = append(k.entries, model.Entry{MAC: mac, PortIndex: p.Index, State: nudReachable, NTFlags: model.NTFMaster})
+}
+
+// lockedFrame is a frame from mac on locked port p: only a MAC without an
+// entry on the bridge gets one, locked, when p has MAB (and learns, which
+// MAB needs).
+func (k *memory) lockedFrame(p *model.Link, mac string) {
+	if !p.Flags.Mab || slices.ContainsFunc(k.entries, func(e model.Entry) bool {
+		return e.MAC == mac && e.Vlan == 0 && k.bridgeOf(e.PortIndex) == k.bridgeOf(p.Index)
+	}) {
+		return
+	}
+	k.entries = append(k.entries, model.Entry{MAC: mac, PortIndex: p.Index, State: nudReachable, NTFlags: model.NTFMaster, FlagsExt: model.NTFExtLocked})
 }
 
 // Flags returns a port's flags; ok is false when it does not exist.
@@ -575,14 +597,33 @@ func (k *memory) setVlanFiltering(bridgeIndex int, on bool) error {
 
 // setPortFlags sets learning and flood, and locked when withLocked; a
 // link outside any bridge has no port flags.
-func (k *memory) setPortFlags(portIndex int, f model.Flags, withLocked bool) error {
-	return k.change(portIndex, func(l *model.Link) bool { return l.MasterIndex != 0 },
+// setPortFlags sets the flags as the kernel's br_setport does: MAB on a
+// port that does not learn or is not locked, as the whole message leaves
+// it, is EINVAL and changes nothing; turning MAB off flushes the port's
+// locked entries.
+func (k *memory) setPortFlags(portIndex int, f model.Flags, withLocked, withMab bool) error {
+	var invalid bool
+	err := k.change(portIndex, func(l *model.Link) bool { return l.MasterIndex != 0 && (!withMab || l.MabCapable) },
 		func(l *model.Link) {
 			if !withLocked {
 				f.Locked = l.Flags.Locked
 			}
+			if !withMab {
+				f.Mab = l.Flags.Mab
+			}
+			if f.Mab && !(f.Learning && f.Locked) {
+				invalid = true
+				return
+			}
+			if l.Flags.Mab && !f.Mab {
+				k.entries = slices.DeleteFunc(k.entries, func(e model.Entry) bool { return e.PortIndex == l.Index && e.Locked() })
+			}
 			l.Flags = f
 		})
+	if err == nil && invalid {
+		return unix.EINVAL
+	}
+	return err
 }
 
 // change applies set to the link with the index, as the kernel would:
@@ -664,6 +705,8 @@ func (k *memory) replace(e model.Entry, vid int) {
 			} else {
 				k.entries[i].State, k.entries[i].NTFlags = state, flags|x.NTFlags&model.NTFExtLearn
 			}
+			// A normal entry replacing a locked one authorises the MAC.
+			k.entries[i].FlagsExt &^= model.NTFExtLocked
 			return
 		}
 	}
