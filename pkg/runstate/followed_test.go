@@ -30,8 +30,8 @@ func TestFollowed(t *testing.T) {
 	if err := d.ClearFollowed("g1"); err != nil {
 		t.Fatalf("clearing twice: %v", err)
 	}
-	os.MkdirAll(d.followedDir(), 0o755)
-	os.WriteFile(d.followedPath("g2"), []byte("{"), 0o644)
+	os.MkdirAll(d.followed().dir(), 0o755)
+	os.WriteFile(d.followed().path("g2"), []byte("{"), 0o644)
 	if _, ok, err := d.GetFollowed("g2"); ok || err == nil {
 		t.Fatalf("damaged record: ok %v, err %v", ok, err)
 	}

@@ -1,11 +1,6 @@
 package runstate
 
 import (
-	"encoding/json"
-	"errors"
-	"fmt"
-	"io/fs"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -49,88 +44,30 @@ func (m Mark) Fresh(now time.Time) bool {
 	return age >= -time.Minute && age <= MaxPrepare
 }
 
-func (d Dir) migrationDir() string { return filepath.Join(string(d), "migration") }
-
-// markPath names a guest's mark. libvirt's guest names cannot contain '/',
-// but the name is escaped anyway so that no name can leave the directory.
-func (d Dir) markPath(guest string) string {
-	return filepath.Join(d.migrationDir(), url.PathEscape(guest)+".json")
-}
-
 // PutMark writes m atomically (a rename), replacing any earlier mark.
-func (d Dir) PutMark(m Mark) error {
-	if m.Guest == "" {
-		return errors.New("migration mark without a guest name")
-	}
-	if err := os.MkdirAll(d.migrationDir(), 0o755); err != nil {
-		return fmt.Errorf("creating %s: %w", d.migrationDir(), err)
-	}
-	data, err := json.Marshal(m)
-	if err != nil {
-		return err
-	}
-	path := d.markPath(m.Guest)
-	tmp, err := os.CreateTemp(d.migrationDir(), ".mark-*")
-	if err != nil {
-		return fmt.Errorf("writing migration mark of %s: %w", m.Guest, err)
-	}
-	_, werr := tmp.Write(append(data, '\n'))
-	cerr := tmp.Close()
-	if err := errors.Join(werr, cerr); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("writing migration mark of %s: %w", m.Guest, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("writing migration mark of %s: %w", m.Guest, err)
-	}
-	return nil
-}
+func (d Dir) PutMark(m Mark) error { return d.marks().put(m.Guest, m) }
 
 // GetMark reads a guest's mark; ok is false when there is none.
 func (d Dir) GetMark(guest string) (m Mark, ok bool, err error) {
-	data, err := os.ReadFile(d.markPath(guest))
-	if errors.Is(err, fs.ErrNotExist) {
-		return Mark{}, false, nil
-	}
-	if err != nil {
-		return Mark{}, false, fmt.Errorf("reading migration mark of %s: %w", guest, err)
-	}
-	if err := json.Unmarshal(data, &m); err != nil || m.Guest != guest {
-		return Mark{}, false, fmt.Errorf("migration mark %s is damaged", d.markPath(guest))
+	ok, err = d.marks().get(guest, &m, func() string { return m.Guest })
+	if !ok {
+		return Mark{}, false, err
 	}
 	return m, true, nil
 }
 
 // ClearMark removes a guest's mark; no mark is not an error.
-func (d Dir) ClearMark(guest string) error {
-	err := os.Remove(d.markPath(guest))
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("removing migration mark of %s: %w", guest, err)
-	}
-	return nil
-}
+func (d Dir) ClearMark(guest string) error { return d.marks().clear(guest) }
 
 // Marks lists every mark, for status and the watcher's resync. Damaged
 // files are skipped.
 func (d Dir) Marks() ([]Mark, error) {
-	ents, err := os.ReadDir(d.migrationDir())
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
+	guests, err := d.marks().guests()
 	if err != nil {
-		return nil, fmt.Errorf("listing %s: %w", d.migrationDir(), err)
+		return nil, err
 	}
 	var out []Mark
-	for _, e := range ents {
-		name, ok := strings.CutSuffix(e.Name(), ".json")
-		if !ok { // also skips the temporary files of PutMark
-			continue
-		}
-		guest, err := url.PathUnescape(name)
-		if err != nil {
-			continue
-		}
+	for _, guest := range guests {
 		if m, ok, err := d.GetMark(guest); err == nil && ok {
 			out = append(out, m)
 		}

@@ -54,11 +54,11 @@ func TestMarkRoundTrip(t *testing.T) {
 func TestMarkDamaged(t *testing.T) {
 	d := Dir(t.TempDir())
 	os.MkdirAll(filepath.Join(string(d), "migration"), 0o755)
-	os.WriteFile(d.markPath("g"), []byte("{not json"), 0o644)
+	os.WriteFile(d.marks().path("g"), []byte("{not json"), 0o644)
 	if _, ok, err := d.GetMark("g"); ok || err == nil {
 		t.Fatalf("damaged mark: ok=%v err=%v, want an error", ok, err)
 	}
-	os.WriteFile(d.markPath("h"), []byte(`{"guest":"other","phase":"incoming"}`), 0o644)
+	os.WriteFile(d.marks().path("h"), []byte(`{"guest":"other","phase":"incoming"}`), 0o644)
 	if _, ok, err := d.GetMark("h"); ok || err == nil {
 		t.Fatalf("mark naming another guest: ok=%v err=%v, want an error", ok, err)
 	}
