@@ -14,7 +14,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/fdbhook/fdbhook/pkg/kernel"
 	"github.com/fdbhook/fdbhook/pkg/model"
 	testlab "github.com/fdbhook/fdbhook/test/lab"
 )
@@ -101,15 +100,8 @@ func (w *watcher) waitLog(t *testing.T, s string) bool {
 // code: how many are static, how many locked.
 func (l *lab) tapEntries() (static, locked int) {
 	l.t.Helper()
-	c, err := kernel.Open(l.host.NetNS, 5*time.Second)
-	if err != nil {
-		l.t.Fatal(err)
-	}
+	c, br := l.bridge()
 	defer c.Close()
-	br, err := c.Link("br0")
-	if err != nil || br == nil {
-		l.t.Fatalf("br0: %v", err)
-	}
 	tap, err := c.Link("tap0")
 	if err != nil || tap == nil {
 		l.t.Fatalf("tap0: %v", err)

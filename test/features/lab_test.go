@@ -137,29 +137,48 @@ type entry struct {
 	Sticky bool
 }
 
+// bridge opens the project's netlink connection in the host namespace
+// and reads br0; the caller closes the connection.
+func (l *lab) bridge() (*kernel.Conn, *model.Link) {
+	l.t.Helper()
+	c, err := kernel.Open(l.host.NetNS, 5*time.Second)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	br, err := c.Link("br0")
+	if err != nil || br == nil {
+		c.Close()
+		l.t.Fatalf("br0: %v", err)
+	}
+	return c, br
+}
+
+// kernelEntry returns the VLAN-0 entry for mac on br0 as the project's
+// netlink code reads it, nil when there is none.
+func (l *lab) kernelEntry(mac string) *model.Entry {
+	l.t.Helper()
+	c, br := l.bridge()
+	defer c.Close()
+	es, err := c.Entries(br, mac)
+	if err != nil {
+		l.t.Fatalf("entries for %s: %v", mac, err)
+	}
+	for _, e := range es {
+		if e.Vlan == 0 {
+			return &e
+		}
+	}
+	return nil
+}
+
 // entryOf reads the VLAN-0 entry for mac on br0 through the project's own
 // netlink code and through `bridge fdb`, fails the test when they
 // disagree, and returns it (Port "" when there is none).
 func (l *lab) entryOf(mac string) entry {
 	l.t.Helper()
-	c, err := kernel.Open(l.host.NetNS, 2*time.Second)
-	if err != nil {
-		l.t.Fatal(err)
-	}
-	defer c.Close()
-	br, err := c.Link("br0")
-	if err != nil || br == nil {
-		l.t.Fatalf("br0: %v", err)
-	}
-	es, err := c.Entries(br, mac)
-	if err != nil {
-		l.t.Fatalf("entries for %s: %v", mac, err)
-	}
 	var nl entry
-	for _, e := range es {
-		if e.Vlan == 0 {
-			nl = entry{Port: e.Port, Static: e.Static(), Sticky: e.NTFlags&model.NTFSticky != 0}
-		}
+	if e := l.kernelEntry(mac); e != nil {
+		nl = entry{Port: e.Port, Static: e.Static(), Sticky: e.NTFlags&model.NTFSticky != 0}
 	}
 	var rows []struct {
 		MAC    string   `json:"mac"`

@@ -104,31 +104,17 @@ func (l *lab) portFlagsMab(port string) model.Flags {
 // (Debian 12's iproute2 6.1 does not show NTF_EXT_LOCKED).
 func (l *lab) lockedEntry(mac string) *model.Entry {
 	l.t.Helper()
-	c, err := kernel.Open(l.host.NetNS, 2*time.Second)
+	own := l.kernelEntry(mac)
+	br, err := l.host.Handle.LinkByName("br0")
 	if err != nil {
-		l.t.Fatal(err)
-	}
-	defer c.Close()
-	br, err := c.Link("br0")
-	if err != nil || br == nil {
 		l.t.Fatalf("br0: %v", err)
-	}
-	es, err := c.Entries(br, mac)
-	if err != nil {
-		l.t.Fatalf("entries for %s: %v", mac, err)
-	}
-	var own *model.Entry
-	for _, e := range es {
-		if e.Vlan == 0 {
-			own = &e
-		}
 	}
 	neighs, err := l.host.Handle.NeighList(0, unix.AF_BRIDGE)
 	if err != nil {
 		l.t.Fatalf("netlink: fdb dump: %v", err)
 	}
 	lib := slices.ContainsFunc(neighs, func(n netlink.Neigh) bool {
-		return n.HardwareAddr.String() == mac && n.Vlan == 0 && n.MasterIndex == br.Index && n.FlagsExt&model.NTFExtLocked != 0
+		return n.HardwareAddr.String() == mac && n.Vlan == 0 && n.MasterIndex == br.Attrs().Index && n.FlagsExt&model.NTFExtLocked != 0
 	})
 	if (own != nil && own.Locked()) != lib {
 		l.t.Fatalf("entry for %s: the project's netlink code reads %+v, the library's dump says locked %v", mac, own, lib)
