@@ -21,10 +21,17 @@ import (
 // nothing until it can be.
 func AttachFollowed(d runstate.Dir, gs []*guest.Guest) []error {
 	var errs []error
+	have, err := d.FollowedGuests()
+	if err != nil {
+		errs = append(errs, err)
+	}
 	for _, g := range gs {
-		f, _, err := d.GetFollowed(g.Name)
-		if err != nil {
-			errs = append(errs, err)
+		var f runstate.Followed
+		if have[g.Name] || err != nil {
+			var rerr error
+			if f, _, rerr = d.GetFollowed(g.Name); rerr != nil {
+				errs = append(errs, rerr)
+			}
 		}
 		for _, n := range g.NICs {
 			if n.BadMAC == nil {

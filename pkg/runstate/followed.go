@@ -42,3 +42,21 @@ func (d Dir) ClearFollowed(guest string) error {
 	}
 	return d.followed().clear(guest)
 }
+
+// FollowedGuests lists the guests that have a record, in one read of the
+// directory: the watcher's every batch asks about every running guest,
+// most of which follow nothing.
+func (d Dir) FollowedGuests() (map[string]bool, error) {
+	if d == "" {
+		return nil, nil
+	}
+	guests, err := d.followed().guests()
+	if err != nil {
+		return nil, err
+	}
+	have := make(map[string]bool, len(guests))
+	for _, g := range guests {
+		have[g] = true
+	}
+	return have, nil
+}

@@ -36,3 +36,24 @@ func TestFollowed(t *testing.T) {
 		t.Fatalf("damaged record: ok %v, err %v", ok, err)
 	}
 }
+
+// TestFollowedGuests: one read of the directory names exactly the guests
+// with a record (escaped names included); none before the first record.
+func TestFollowedGuests(t *testing.T) {
+	d := Dir(t.TempDir())
+	if have, err := d.FollowedGuests(); err != nil || len(have) != 0 {
+		t.Fatalf("no directory yet: %v, %v", have, err)
+	}
+	for _, g := range []string{"g1", "web 2%"} {
+		if err := d.PutFollowed(Followed{Guest: g}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.ClearFollowed("g1"); err != nil {
+		t.Fatal(err)
+	}
+	have, err := d.FollowedGuests()
+	if err != nil || !reflect.DeepEqual(have, map[string]bool{"web 2%": true}) {
+		t.Fatalf("got %v, %v; want only web 2%%", have, err)
+	}
+}
