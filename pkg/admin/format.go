@@ -111,15 +111,8 @@ func (b *BridgeReport) formatFollowed(w io.Writer) {
 			full = append(full, fmt.Sprintf("%s %s on %s", p.Guest, p.NIC, p.Name))
 		}
 	}
-	if len(rows) > 0 {
-		fmt.Fprintf(w, "  followed MACs (%d): the guests sent from them undeclared, and the watcher authorised them until the guest stops\n", len(rows))
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "  FOLLOWED MAC\tPORT\tGUEST")
-		for _, r := range rows {
-			fmt.Fprint(tw, r)
-		}
-		tw.Flush()
-	}
+	subTable(w, rows, "followed MACs (%d): the guests sent from them undeclared, and the watcher authorised them until the guest stops",
+		"FOLLOWED MAC\tPORT\tGUEST")
 	for _, f := range full {
 		fmt.Fprintf(w, "  %s sent from more MACs than follow_max: it follows no more, MAB is off on its port until the guest stops\n", f)
 	}
@@ -142,12 +135,20 @@ func (b *BridgeReport) formatUndeclared(w io.Writer) {
 			rows = append(rows, fmt.Sprintf("  %s\t%s\t%s\t%s %s\t%s\n", u.MAC, p.Name, vlan, p.Guest, p.NIC, seen))
 		}
 	}
+	subTable(w, rows, "undeclared MACs (%d): the guests send from them, their frames are dropped; declare the ones they should have as extra MACs",
+		"UNDECLARED MAC\tPORT\tVLAN\tGUEST\tLAST SEEN")
+}
+
+// subTable writes, under a bridge, a title (its %d the number of rows), a
+// header and the rows (tab-separated, each ending in a newline) as an
+// aligned table; nothing when there are no rows.
+func subTable(w io.Writer, rows []string, title, header string) {
 	if len(rows) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "  undeclared MACs (%d): the guests send from them, their frames are dropped; declare the ones they should have as extra MACs\n", len(rows))
+	fmt.Fprintf(w, "  "+title+"\n", len(rows))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "  UNDECLARED MAC\tPORT\tVLAN\tGUEST\tLAST SEEN")
+	fmt.Fprintln(tw, "  "+header)
 	for _, r := range rows {
 		fmt.Fprint(tw, r)
 	}
