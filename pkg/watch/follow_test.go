@@ -13,7 +13,15 @@ import (
 // br0, and guest g1 running on vnet1 (MAB) with its port locked with MAB.
 func followRig(t *testing.T) *rig {
 	t.Helper()
-	r := newRig(t, twoBridges+"[bridge.br0]\nundeclared_macs = \"follow\"\nfollow_max = 2\n")
+	return mabRig(t, "undeclared_macs = \"follow\"\nfollow_max = 2\n")
+}
+
+// mabRig is a rig whose br0 has the policy br0 (lines of [bridge.br0]),
+// and guest g1 running on vnet1, a port that can lock and has MAB, once
+// the watcher has locked it with MAB.
+func mabRig(t *testing.T, br0 string) *rig {
+	t.Helper()
+	r := newRig(t, twoBridges+"[bridge.br0]\n"+br0)
 	tap := r.k.Add(kerneltest.Tap("vnet1", "br0", kerneltest.Learning))
 	tap.LockCapable, tap.MabCapable = true, true
 	r.guest("g1", "running", "br0:vnet1:"+mac1)

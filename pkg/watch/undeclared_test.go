@@ -14,12 +14,7 @@ import (
 // the port is looked at again; once the entry is gone and comes back, it
 // is logged again.
 func TestUndeclaredMACLoggedOnce(t *testing.T) {
-	r := newRig(t, twoBridges+"[bridge.br0]\nundeclared_macs = \"report\"\n")
-	tap := r.k.Add(kerneltest.Tap("vnet1", "br0", kerneltest.Learning))
-	tap.LockCapable, tap.MabCapable = true, true
-	r.guest("g1", "running", "br0:vnet1:"+mac1)
-	r.start()
-	r.waitFor("g1's port reporting", func() bool { f, _ := r.k.Flags("vnet1"); return f == model.Reporting })
+	r := mabRig(t, "undeclared_macs = \"report\"\n")
 
 	const nested = "02:00:00:00:0e:01"
 	lines := func() int {

@@ -208,6 +208,13 @@ func (l *lab) entryOf(mac string) entry {
 // fails the test when they disagree.
 func (l *lab) portFlags(port string) model.Flags {
 	l.t.Helper()
+	return l.portLink(port).Flags
+}
+
+// portLink is portFlags' read: the port as the project's netlink code
+// reads it, its flags checked against the library and iproute2.
+func (l *lab) portLink(port string) *model.Link {
+	l.t.Helper()
 	c, err := kernel.Open(l.host.NetNS, 2*time.Second)
 	if err != nil {
 		l.t.Fatal(err)
@@ -225,5 +232,5 @@ func (l *lab) portFlags(port string) model.Flags {
 	if !link.LockCapable {
 		l.t.Skipf("this kernel reports no IFLA_BRPORT_LOCKED for %s (needs Linux 5.18+)", port)
 	}
-	return link.Flags
+	return link
 }

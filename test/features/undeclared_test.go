@@ -6,12 +6,10 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
-	"github.com/fdbhook/fdbhook/pkg/kernel"
 	"github.com/fdbhook/fdbhook/pkg/model"
 	testlab "github.com/fdbhook/fdbhook/test/lab"
 )
@@ -82,20 +80,11 @@ func TestUndeclaredMACReported(t *testing.T) {
 // are its independent witness. It skips the test on a kernel without MAB.
 func (l *lab) portFlagsMab(port string) model.Flags {
 	l.t.Helper()
-	f := l.portFlags(port)
-	c, err := kernel.Open(l.host.NetNS, 2*time.Second)
-	if err != nil {
-		l.t.Fatal(err)
-	}
-	defer c.Close()
-	link, err := c.Link(port)
-	if err != nil || link == nil {
-		l.t.Fatalf("%s: %v", port, err)
-	}
+	link := l.portLink(port)
 	if !link.MabCapable {
 		l.t.Skipf("this kernel reports no IFLA_BRPORT_MAB for %s (MAC Authentication Bypass needs Linux 6.2+)", port)
 	}
-	return f
+	return link.Flags
 }
 
 // lockedEntry returns the VLAN-0 entry for mac on br0 as the project's
