@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -224,9 +225,9 @@ func setup(h *netlink.Handle) error {
 // namespace. It works from any state, so it also clears an interrupted run.
 func teardown(h *netlink.Handle) error {
 	var errs []error
-	out, _, err := virsh("list", "--all", "--name")
+	out, stderr, err := virsh("list", "--all", "--name")
 	if err != nil {
-		errs = append(errs, fmt.Errorf("virsh list: %w", err))
+		errs = append(errs, fmt.Errorf("virsh list: %w: %s; %s", err, strings.TrimSpace(stderr), libvirtdState()))
 	}
 	for _, g := range strings.Fields(out) {
 		if strings.HasPrefix(g, "fdbt") {
@@ -305,4 +306,40 @@ func assertG1Managed(t *testing.T) {
 func timed(t *testing.T) {
 	start := time.Now()
 	t.Cleanup(func() { t.Logf("scenario %s took %s", t.Name(), time.Since(start).Round(time.Millisecond)) })
+}
+
+// libvirtdState says, for a failure that may be libvirtd's absence, which
+// libvirtd processes run (pid, start time, mount namespace) and what the
+// pid file names: a teardown that cannot reach libvirtd must say whether it
+// was gone, replaced, or running elsewhere.
+func libvirtdState() string {
+	pidFile, err := os.ReadFile(libvirtdPIDFile)
+	state := "pid file " + libvirtdPIDFile + ": "
+	if err != nil {
+		state += err.Error()
+	} else {
+		state += strings.TrimSpace(string(pidFile))
+	}
+	ents, _ := os.ReadDir("/proc")
+	var procs []string
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		comm, err := os.ReadFile("/proc/" + e.Name() + "/comm")
+		if err != nil || strings.TrimSpace(string(comm)) != "libvirtd" {
+			continue
+		}
+		mnt, _ := os.Readlink("/proc/" + e.Name() + "/ns/mnt")
+		var st syscall.Stat_t
+		started := "?"
+		if syscall.Stat("/proc/"+e.Name(), &st) == nil {
+			started = time.Unix(st.Ctim.Sec, 0).Format("15:04:05")
+		}
+		procs = append(procs, fmt.Sprintf("%s (since %s, %s)", e.Name(), started, mnt))
+	}
+	if len(procs) == 0 {
+		return state + "; no libvirtd process"
+	}
+	return state + "; libvirtd processes: " + strings.Join(procs, ", ")
 }
