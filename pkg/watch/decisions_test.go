@@ -392,6 +392,35 @@ func TestStartupCleaning(t *testing.T) {
 	}
 }
 
+// TestCleaningWithNoGuestRunning: a resync cleans stale entries even when
+// no guest runs, so it has no guest to reconcile: at start-up, and at the
+// resync timer for what a guest left behind after the watcher started.
+func TestCleaningWithNoGuestRunning(t *testing.T) {
+	r := newRig(t, twoBridges)
+	r.orphan()
+	r.start()
+	if got := r.k.Static(mac9); len(got) != 0 {
+		t.Fatalf("after start-up with no guest running, the stale entry for %s is on %v, want deleted; log:\n%s", mac9, got, r.log)
+	}
+	if r.resyncs != 1 {
+		t.Errorf("start-up made %d resyncs, want 1", r.resyncs)
+	}
+	// A guest stopped while nothing told the watcher: its tap and entry
+	// are left; only the timer's resync finds them.
+	left := kerneltest.Tap("vnet7", "br0", kerneltest.Managed)
+	left.Carrier = false
+	r.k.Add(left)
+	r.k.AddStatic(mac2, "vnet7")
+	r.clock.Advance(time.Minute)
+	r.settle()
+	if r.resyncs != 2 {
+		t.Fatalf("no resync a minute after start-up (%d in all); log:\n%s", r.resyncs, r.log)
+	}
+	if got := r.k.Static(mac2); len(got) != 0 {
+		t.Errorf("after the timer's resync with no guest running, the stale entry for %s is on %v, want deleted; log:\n%s", mac2, got, r.log)
+	}
+}
+
 // TestResumeDecidesEntries: a guest whose live XML says it started or
 // resumed since the watcher last read it gets its entry back on its own
 // tap from where it roamed, whatever hints came and in any order; hints
