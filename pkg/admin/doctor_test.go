@@ -303,6 +303,49 @@ func TestDoctorConfig(t *testing.T) {
 	expect(t, Doctor(sys), "permissions", Fail, "owned by uid 1000, not 0")
 }
 
+// TestDoctorGroupWritable: a file or directory the hooks trust (the
+// configuration, its directory, an installed hook) fails the permissions
+// check when its group may write it, not only when everyone may; the
+// usual modes, and a sticky directory, pass.
+func TestDoctorGroupWritable(t *testing.T) {
+	for _, c := range []struct {
+		what string
+		mode os.FileMode
+		bad  bool
+	}{
+		{"config", 0o664, true},
+		{"config", 0o644, false},
+		{"config dir", 0o775, true},
+		{"config dir", 0o755, false},
+		{"config dir", 0o777 | os.ModeSticky, false},
+		{"hook", 0o775, true},
+		{"hook", 0o755, false},
+	} {
+		t.Run(fmt.Sprintf("%s %v", c.what, c.mode), func(t *testing.T) {
+			sys, dir := fakeSystem(t)
+			writeFile(t, sys.ConfigPath, "bridges = [\"br0\"]\n", 0o644)
+			hook := filepath.Join(sys.HooksDir, "qemu.d", "fdbhook")
+			writeFile(t, hook, "fdbhook qemu-hook", 0o755)
+			path := map[string]string{"config": sys.ConfigPath, "config dir": dir, "hook": hook}[c.what]
+			if err := os.Chmod(path, c.mode); err != nil {
+				t.Fatal(err)
+			}
+			checks := Doctor(sys)
+			perms := find(checks, "permissions")
+			if !c.bad {
+				if len(perms) != 0 {
+					t.Errorf("mode %04o of the %s fails: %s", c.mode.Perm(), c.what, formatted(perms))
+				}
+				return
+			}
+			want := fmt.Sprintf("%s: mode %04o is group- or world-writable", path, c.mode.Perm())
+			if len(perms) != 1 || perms[0].Level != Fail || !strings.Contains(perms[0].Text, want) {
+				t.Errorf("mode %04o of the %s: want one failed permissions check containing %q, got:\n%s", c.mode.Perm(), c.what, want, formatted(checks))
+			}
+		})
+	}
+}
+
 func TestDoctorKernelAndLibvirt(t *testing.T) {
 	sys, _ := fakeSystem(t)
 	sys.Probe = func() Probe {
