@@ -114,13 +114,18 @@ func (r Result) String() string {
 }
 
 // HookEnv is the minimal environment libvirt gives a hook, with
-// FDBHOOK_CONFIG naming config, a run directory of the test's own beside
-// it (migration marks, run counts: never the host's /run/fdbhook, where
-// one test's "migrate begin" would turn another's start into an incoming
-// migration), and extra, which may name another run directory.
+// FDBHOOK_CONFIG naming config, a run directory and a run lock of the
+// test's own beside it, and extra, which may name others (the last of a
+// variable given twice is the one the program sees). Never the host's
+// /run/fdbhook: there one test's "migrate begin" would turn another's start
+// into an incoming migration, and every hook run of every test, of a
+// second test run beside this one, and of an fdbhook installed on the
+// machine would wait in line for the one lock, longer than its timeout on
+// a busy machine.
 func HookEnv(config string, extra ...string) []string {
+	dir := filepath.Dir(config)
 	return append([]string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", "FDBHOOK_CONFIG=" + config,
-		"FDBHOOK_RUN_DIR=" + filepath.Join(filepath.Dir(config), "run")}, extra...)
+		"FDBHOOK_RUN_DIR=" + filepath.Join(dir, "run"), "FDBHOOK_LOCK=" + filepath.Join(dir, "lock")}, extra...)
 }
 
 // PrivateRun is a command prefix for Run that gives what follows it a
