@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -33,6 +34,19 @@ func (l *lab) addPorts(t testing.TB, n int) []int {
 		idx = append(idx, p.Attrs().Index)
 	}
 	return idx
+}
+
+// hasStatic reports whether the witness reads a static entry for mac on
+// port.
+func (l *lab) hasStatic(t *testing.T, port int, mac string) bool {
+	t.Helper()
+	ns, err := l.h.NeighList(port, unix.AF_BRIDGE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return slices.ContainsFunc(ns, func(n netlink.Neigh) bool {
+		return n.HardwareAddr.String() == mac && n.State&unix.NUD_NOARP != 0
+	})
 }
 
 func portMAC(i int) string { return fmt.Sprintf("52:54:00:fd:c1:%02x", i) }
@@ -137,16 +151,8 @@ func TestPipeline(t *testing.T) {
 		if err != nil || pi.Learning || pi.Flood {
 			t.Errorf("%s after Pipeline: learning %v flood %v (%v)", p.Attrs().Name, pi.Learning, pi.Flood, err)
 		}
-		ns, err := l.h.NeighList(port, unix.AF_BRIDGE)
-		if err != nil {
-			t.Fatal(err)
-		}
-		found := false
-		for _, n := range ns {
-			found = found || n.HardwareAddr.String() == portMAC(i) && n.State&unix.NUD_NOARP != 0
-		}
-		if !found {
-			t.Errorf("%s after Pipeline: no static entry for %s in %+v", p.Attrs().Name, portMAC(i), ns)
+		if !l.hasStatic(t, port, portMAC(i)) {
+			t.Errorf("%s after Pipeline: no static entry for %s", p.Attrs().Name, portMAC(i))
 		}
 	}
 	// Outside Pipeline a write waits for its answer again.
