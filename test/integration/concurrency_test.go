@@ -5,7 +5,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -79,10 +78,6 @@ func concurrentRep(t *testing.T, guests int, rng *rand.Rand) int {
 		plans[p].roam = plans[p].stop && rng.IntN(2) == 0
 		plans[p].delay = time.Duration(rng.IntN(3000)) * time.Microsecond
 	}
-	// The guests' runs share one lock, as on a host; it is the rep's own,
-	// so that no other test's runs wait in the same line.
-	lockPath := filepath.Join(t.TempDir(), "lock")
-	lock := "FDBHOOK_LOCK=" + lockPath
 	dirs := make([]string, guests)
 	for i := range dirs {
 		dirs[i] = t.TempDir()
@@ -100,7 +95,7 @@ func concurrentRep(t *testing.T, guests int, rng *rand.Rand) int {
 		mu.Unlock()
 	}
 	hook := func(i int, op, subop string, xml []byte) bool {
-		r, err := l.runHook(dirs[i], call{Args: []string{fmt.Sprintf("fdbt-c%02d", i), op, subop, "-"}, Stdin: xml, Env: []string{lock}})
+		r, err := l.runHook(dirs[i], call{Args: []string{fmt.Sprintf("fdbt-c%02d", i), op, subop, "-"}, Stdin: xml})
 		mu.Lock()
 		runs++
 		mu.Unlock()
@@ -155,8 +150,8 @@ func concurrentRep(t *testing.T, guests int, rng *rand.Rand) int {
 	for _, e := range errs {
 		t.Error(e)
 	}
-	if _, err := os.Stat(lockPath); err != nil {
-		t.Errorf("the guests' runs did not take the rep's lock: %v", err)
+	if _, err := os.Stat(l.lock); err != nil {
+		t.Errorf("the guests' runs did not take the lab's run lock: %v", err)
 	}
 
 	s := l.snap()
@@ -218,6 +213,9 @@ func TestConcurrentDuplicateMAC(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+		}
+		if _, err := os.Stat(l.lock); err != nil {
+			t.Fatalf("rep %d: the runs did not take the lab's run lock: %v", rep, err)
 		}
 		winner, loser := 0, 1
 		if res[0].Code != 0 {

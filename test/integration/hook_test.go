@@ -91,7 +91,7 @@ func (l *lab) runHook(tmp string, c call) (result, error) {
 	}
 	args = append(args, suite.Bin("qemu-hook"))
 	args = append(args, c.Args...)
-	return l.Run(c.Stdin, testlab.HookEnv(cfgPath, c.Env...), args...)
+	return l.Run(c.Stdin, testlab.HookEnv(cfgPath, append([]string{"FDBHOOK_LOCK=" + l.lock}, c.Env...)...), args...)
 }
 
 // start runs `qemu-hook NAME start begin -` with xml and the default

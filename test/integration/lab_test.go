@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -27,12 +28,15 @@ import (
 type lab struct {
 	*testlab.Namespace
 	t *testing.T
+	// lock is the run lock of the lab's hook runs: one lab is one host,
+	// whose runs wait for each other and for no other test's.
+	lock string
 }
 
 // newLab creates an empty namespace, deleted when t ends.
 func newLab(t *testing.T) *lab {
 	t.Helper()
-	return &lab{Namespace: testlab.NewNamespace(t, suite.NextName()), t: t}
+	return &lab{Namespace: testlab.NewNamespace(t, suite.NextName()), t: t, lock: filepath.Join(t.TempDir(), "lock")}
 }
 
 // newStdLab builds the usual host: bridge br0 with uplink veth up0 (peer
