@@ -176,10 +176,32 @@ func (l *lab) kernelEntry(mac string) *model.Entry {
 // disagree, and returns it (Port "" when there is none).
 func (l *lab) entryOf(mac string) entry {
 	l.t.Helper()
-	var nl entry
-	if e := l.kernelEntry(mac); e != nil {
-		nl = entry{Port: e.Port, Static: e.Static(), Sticky: e.NTFlags&model.NTFSticky != 0}
+	own := func() entry {
+		if e := l.kernelEntry(mac); e != nil {
+			return entry{Port: e.Port, Static: e.Static(), Sticky: e.NTFlags&model.NTFSticky != 0}
+		}
+		return entry{}
 	}
+	// As portLink: the project's read again after iproute2's, compared
+	// only when the entry held still between them.
+	nl := own()
+	for attempt := 1; ; attempt++ {
+		ip := l.fdbShow(mac)
+		again := own()
+		if again != nl && attempt < 10 {
+			nl = again
+			continue
+		}
+		if nl != ip || again != nl {
+			l.t.Fatalf("entry for %s: netlink says %+v (then %+v), iproute2 says %+v", mac, nl, again, ip)
+		}
+		return nl
+	}
+}
+
+// fdbShow is the VLAN-0 entry for mac on br0 as `bridge fdb` shows it.
+func (l *lab) fdbShow(mac string) entry {
+	l.t.Helper()
 	var rows []struct {
 		MAC    string   `json:"mac"`
 		Ifname string   `json:"ifname"`
@@ -197,10 +219,7 @@ func (l *lab) entryOf(mac string) entry {
 			ip = entry{Port: r.Ifname, Static: r.State == "static", Sticky: slices.Contains(r.Flags, "sticky")}
 		}
 	}
-	if nl != ip {
-		l.t.Fatalf("entry for %s: netlink says %+v, iproute2 says %+v", mac, nl, ip)
-	}
-	return nl
+	return ip
 }
 
 // portFlags reads a port's flags through the netlink library and
@@ -220,14 +239,29 @@ func (l *lab) portLink(port string) *model.Link {
 		l.t.Fatal(err)
 	}
 	defer c.Close()
-	link, err := c.Link(port)
-	if err != nil || link == nil {
-		l.t.Fatalf("%s: %v", port, err)
+	read := func() *model.Link {
+		link, err := c.Link(port)
+		if err != nil || link == nil {
+			l.t.Fatalf("%s: %v", port, err)
+		}
+		return link
 	}
-	f := l.host.PortFlags(port)
-	// Mab is left out: Debian 12's iproute2 does not know it.
-	if ip := (model.Flags{Learning: f.Learning, Flood: f.Flood, Locked: f.Locked, Mab: link.Flags.Mab}); link.Flags != ip {
-		l.t.Fatalf("%s flags: the project's netlink code says %v, the library and iproute2 say %v", port, link.Flags, ip)
+	// A watcher may change the flags between the reads: the project's is
+	// made again after the others, and they are compared only when the
+	// flags held still (lab.ReadPortFlags does the same for its two).
+	link := read()
+	for attempt := 1; ; attempt++ {
+		f := l.host.PortFlags(port)
+		again := read()
+		if again.Flags != link.Flags && attempt < 10 {
+			link = again
+			continue
+		}
+		// Mab is left out: Debian 12's iproute2 does not know it.
+		if ip := (model.Flags{Learning: f.Learning, Flood: f.Flood, Locked: f.Locked, Mab: link.Flags.Mab}); link.Flags != ip || again.Flags != link.Flags {
+			l.t.Fatalf("%s flags: the project's netlink code says %v (then %v), the library and iproute2 say %v", port, link.Flags, again.Flags, ip)
+		}
+		break
 	}
 	if !link.LockCapable {
 		l.t.Skipf("this kernel reports no IFLA_BRPORT_LOCKED for %s (needs Linux 5.18+)", port)

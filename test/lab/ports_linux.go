@@ -23,7 +23,48 @@ func (f Flags) String() string {
 // in that namespace); it is an error when they disagree, or either cannot
 // tell. Locked comes from iproute2 (off where it does not show it: a
 // kernel without locked ports).
+//
+// The two reads are moments apart, and a watcher may change the flags
+// between them: netlink is read again after iproute2, and only when both
+// netlink reads agree is a disagreement with iproute2 an error. Flags
+// that change during every one of stableReads attempts are an error too.
 func ReadPortFlags(h *netlink.Handle, bridge func(args ...string) (string, error), port string) (Flags, error) {
+	before, err := protinfo(h, port)
+	if err != nil {
+		return Flags{}, err
+	}
+	for range stableReads {
+		out, err := bridge("-d", "link", "show", "dev", port)
+		if err != nil {
+			return Flags{}, fmt.Errorf("bridge -d link show dev %s: %w", port, err)
+		}
+		ip, err := parseBridgeLink(port, out)
+		if err != nil {
+			return Flags{}, err
+		}
+		after, err := protinfo(h, port)
+		if err != nil {
+			return Flags{}, err
+		}
+		if after != before {
+			before = after // changed while being read: read again
+			continue
+		}
+		if ip.Learning != after.Learning || ip.Flood != after.Flood {
+			return Flags{}, fmt.Errorf("%s: netlink says learning %v flood %v (twice), iproute2 says %s between the two:\n%s",
+				port, after.Learning, after.Flood, ip, out)
+		}
+		return ip, nil
+	}
+	return Flags{}, fmt.Errorf("%s: the flags changed during each of %d reads", port, stableReads)
+}
+
+// stableReads bounds ReadPortFlags' attempts at reading the flags while
+// they do not change.
+const stableReads = 10
+
+// protinfo is port's learning and flood as the netlink library reads them.
+func protinfo(h *netlink.Handle, port string) (Flags, error) {
 	link, err := h.LinkByName(port)
 	if err != nil {
 		return Flags{}, fmt.Errorf("netlink: %s: %w", port, err)
@@ -32,10 +73,11 @@ func ReadPortFlags(h *netlink.Handle, bridge func(args ...string) (string, error
 	if err != nil {
 		return Flags{}, fmt.Errorf("netlink: protinfo of %s: %w", port, err)
 	}
-	out, err := bridge("-d", "link", "show", "dev", port)
-	if err != nil {
-		return Flags{}, fmt.Errorf("bridge -d link show dev %s: %w", port, err)
-	}
+	return Flags{Learning: pi.Learning, Flood: pi.Flood}, nil
+}
+
+// parseBridgeLink reads the flags from `bridge -d link show dev PORT`.
+func parseBridgeLink(port, out string) (Flags, error) {
 	ip := Flags{}
 	for _, f := range []struct {
 		name     string
@@ -48,9 +90,6 @@ func ReadPortFlags(h *netlink.Handle, bridge func(args ...string) (string, error
 			return Flags{}, fmt.Errorf("no %q in bridge -d link show dev %s:\n%s", f.name, port, out)
 		}
 		*f.to = m != nil && m[1] == "on"
-	}
-	if ip.Learning != pi.Learning || ip.Flood != pi.Flood {
-		return Flags{}, fmt.Errorf("%s: netlink says learning %v flood %v, iproute2 says %s:\n%s", port, pi.Learning, pi.Flood, ip, out)
 	}
 	return ip, nil
 }
