@@ -245,14 +245,16 @@ trap 'exit 130' INT TERM
 # the documentation installed even where dpkg is told to drop it (container
 # images), a time limit in case something still waits for an answer, and the
 # lock's descriptor closed so that nothing started from here keeps the lock.
-# Other suites install Debian packages without the test lock, and dpkg fails
-# at once when its database is locked: retry for up to two minutes then.
+# dpkg runs under the tests' apt lock (test/deps.sh), so that another
+# suite's package installation does not meet it; a dpkg run by something
+# else that holds its database makes it fail at once: retry for up to two
+# minutes then.
 run_dpkg() {
 	local log=$1 rc
 	shift
 	for _ in $(seq 60); do
 		rc=0
-		timeout 120 dpkg --force-confold \
+		"$root/test/apt-locked.sh" timeout 120 dpkg --force-confold \
 			--path-include='/usr/share/doc/fdbhook/*' \
 			--path-include='/usr/share/man/man8/fdbhook.8.gz' \
 			"$@" </dev/null >"$log" 2>&1 9>&- || rc=$?

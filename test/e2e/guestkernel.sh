@@ -18,7 +18,7 @@ guest_kernel() {
 	pkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null |
 		awk '$1 == "Depends:" && $2 ~ /^linux-image-/ { print $2; exit }')
 	if [ -z "$pkg" ]; then
-		apt-get update -qq >&2 || true
+		test/apt-locked.sh apt-get update -qq >&2 || true
 		pkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null |
 			awk '$1 == "Depends:" && $2 ~ /^linux-image-/ { print $2; exit }')
 	fi

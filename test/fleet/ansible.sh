@@ -103,7 +103,8 @@ grep -q vlan_filter "$work/bad.yml" || die "could not write the bad variables"
 
 play() { # play NAME VARSFILE: runs the play, output in $work/NAME.out
 	local rc=0
-	ANSIBLE_ROLES_PATH=$ROOT/packaging/ansible/roles ansible-playbook -i "$work/inventory.ini" \
+	# The role installs a package: under the tests' apt lock (test/deps.sh).
+	ANSIBLE_ROLES_PATH=$ROOT/packaging/ansible/roles "$ROOT/test/apt-locked.sh" ansible-playbook -i "$work/inventory.ini" \
 		-e "@$2" "$work/play.yml" >"$work/$1.out" 2>&1 || rc=$?
 	return $rc
 }

@@ -164,7 +164,7 @@ flock 9
 kernel=$(resolve_kernel)
 if [ -z "$kernel" ]; then
 	log "apt lists do not resolve $meta; running apt-get update"
-	apt-get update -qq || true
+	"$root/test/apt-locked.sh" apt-get update -qq || true
 	kernel=$(resolve_kernel)
 fi
 if [ -n "$kernel" ]; then
