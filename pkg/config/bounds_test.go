@@ -81,8 +81,10 @@ func TestDocumentedBounds(t *testing.T) {
 func TestResyncBoundsParsed(t *testing.T) {
 	for in, want := range map[string]time.Duration{"5s": 5 * time.Second, "24h": 24 * time.Hour, "90m": 90 * time.Minute} {
 		c, err := Parse([]byte("[watch]\nresync = \"" + in + "\"\n"))
-		if err != nil || c.Watch.ResyncInterval != want {
-			t.Errorf("resync = %q: %v, %v; want %v", in, c.Watch.ResyncInterval, err, want)
+		if err != nil {
+			t.Errorf("resync = %q refused: %v; want %v", in, err, want)
+		} else if c.Watch.ResyncInterval != want {
+			t.Errorf("resync = %q: %v, want %v", in, c.Watch.ResyncInterval, want)
 		}
 	}
 	if c := Default("x"); c.Watch.ResyncInterval != time.Minute || c.Watch.Resync != "1m0s" {

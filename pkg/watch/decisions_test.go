@@ -149,6 +149,9 @@ func TestRetriesBackOffThenGiveUp(t *testing.T) {
 				if !ok {
 					break
 				}
+				if len(gaps) > 20 {
+					t.Fatalf("still retrying after %d retries (%v), want %d attempts in all; log:\n%s", len(gaps), gaps, r.w.MaxAttempts, r.log)
+				}
 				gaps = append(gaps, due.Sub(r.clock.Now()))
 				r.clock.AdvanceTo(due)
 				r.step()
