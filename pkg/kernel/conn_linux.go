@@ -48,6 +48,10 @@ type Conn struct {
 	vlansOK   bool
 	// sticky: the running kernel honours NTF_STICKY (Linux 4.20+).
 	sticky bool
+	// received, when set, runs after each datagram exchange reads: a
+	// test's point between two datagrams of one answer, where the kernel
+	// may change what a dump is listing.
+	received func()
 }
 
 // Open connects to rtnetlink in namespace ns (netns.None() for the current

@@ -58,6 +58,9 @@ func (c *Conn) exchange(resType uint16, reqs ...*nl.NetlinkRequest) ([]reply, er
 		if err != nil {
 			return nil, err
 		}
+		if c.received != nil {
+			c.received()
+		}
 		for _, m := range msgs {
 			i := int(m.Header.Seq) - int(first)
 			if i < 0 || i >= len(reqs) || m.Header.Pid != c.pid || finished[i] {
