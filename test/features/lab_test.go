@@ -176,27 +176,17 @@ func (l *lab) kernelEntry(mac string) *model.Entry {
 // disagree, and returns it (Port "" when there is none).
 func (l *lab) entryOf(mac string) entry {
 	l.t.Helper()
-	own := func() entry {
+	own := func() (entry, error) {
 		if e := l.kernelEntry(mac); e != nil {
-			return entry{Port: e.Port, Static: e.Static(), Sticky: e.NTFlags&model.NTFSticky != 0}
+			return entry{Port: e.Port, Static: e.Static(), Sticky: e.NTFlags&model.NTFSticky != 0}, nil
 		}
-		return entry{}
+		return entry{}, nil
 	}
-	// As portLink: the project's read again after iproute2's, compared
-	// only when the entry held still between them.
-	nl := own()
-	for attempt := 1; ; attempt++ {
-		ip := l.fdbShow(mac)
-		again := own()
-		if again != nl && attempt < 10 {
-			nl = again
-			continue
-		}
-		if nl != ip || again != nl {
-			l.t.Fatalf("entry for %s: netlink says %+v (then %+v), iproute2 says %+v", mac, nl, again, ip)
-		}
-		return nl
+	ip, nl, still, _ := testlab.HeldStill(own, func() (entry, error) { return l.fdbShow(mac), nil })
+	if !still || nl != ip {
+		l.t.Fatalf("entry for %s: netlink says %+v (held still: %v), iproute2 says %+v", mac, nl, still, ip)
 	}
+	return nl
 }
 
 // fdbShow is the VLAN-0 entry for mac on br0 as `bridge fdb` shows it.
@@ -239,29 +229,20 @@ func (l *lab) portLink(port string) *model.Link {
 		l.t.Fatal(err)
 	}
 	defer c.Close()
-	read := func() *model.Link {
-		link, err := c.Link(port)
-		if err != nil || link == nil {
+	var link *model.Link
+	own := func() (model.Flags, error) {
+		var err error
+		if link, err = c.Link(port); err != nil || link == nil {
 			l.t.Fatalf("%s: %v", port, err)
 		}
-		return link
+		return link.Flags, nil
 	}
-	// A watcher may change the flags between the reads: the project's is
-	// made again after the others, and they are compared only when the
-	// flags held still (lab.ReadPortFlags does the same for its two).
-	link := read()
-	for attempt := 1; ; attempt++ {
-		f := l.host.PortFlags(port)
-		again := read()
-		if again.Flags != link.Flags && attempt < 10 {
-			link = again
-			continue
-		}
-		// Mab is left out: Debian 12's iproute2 does not know it.
-		if ip := (model.Flags{Learning: f.Learning, Flood: f.Flood, Locked: f.Locked, Mab: link.Flags.Mab}); link.Flags != ip || again.Flags != link.Flags {
-			l.t.Fatalf("%s flags: the project's netlink code says %v (then %v), the library and iproute2 say %v", port, link.Flags, again.Flags, ip)
-		}
-		break
+	// A watcher may change the flags between the reads: they are compared
+	// only when the project's held still around the others'.
+	f, flags, still, _ := testlab.HeldStill(own, func() (testlab.Flags, error) { return l.host.PortFlags(port), nil })
+	// Mab is left out: Debian 12's iproute2 does not know it.
+	if ip := (model.Flags{Learning: f.Learning, Flood: f.Flood, Locked: f.Locked, Mab: flags.Mab}); !still || flags != ip {
+		l.t.Fatalf("%s flags: the project's netlink code says %v (held still: %v), the library and iproute2 say %v", port, flags, still, ip)
 	}
 	if !link.LockCapable {
 		l.t.Skipf("this kernel reports no IFLA_BRPORT_LOCKED for %s (needs Linux 5.18+)", port)

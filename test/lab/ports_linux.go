@@ -22,46 +22,56 @@ func (f Flags) String() string {
 // iproute2's `bridge -d link show dev PORT` (bridge runs `bridge ARGS...`
 // in that namespace); it is an error when they disagree, or either cannot
 // tell. Locked comes from iproute2 (off where it does not show it: a
-// kernel without locked ports).
-//
-// The two reads are moments apart, and a watcher may change the flags
-// between them: netlink is read again after iproute2, and only when both
-// netlink reads agree is a disagreement with iproute2 an error. Flags
-// that change during every one of stableReads attempts are an error too.
+// kernel without locked ports). A watcher may change the flags between the
+// two reads: they are compared only when they held still (HeldStill).
 func ReadPortFlags(h *netlink.Handle, bridge func(args ...string) (string, error), port string) (Flags, error) {
-	before, err := protinfo(h, port)
-	if err != nil {
-		return Flags{}, err
-	}
-	for range stableReads {
-		out, err := bridge("-d", "link", "show", "dev", port)
-		if err != nil {
+	var out string
+	ip, nl, still, err := HeldStill(func() (Flags, error) { return protinfo(h, port) }, func() (Flags, error) {
+		var err error
+		if out, err = bridge("-d", "link", "show", "dev", port); err != nil {
 			return Flags{}, fmt.Errorf("bridge -d link show dev %s: %w", port, err)
 		}
-		ip, err := parseBridgeLink(port, out)
-		if err != nil {
-			return Flags{}, err
-		}
-		after, err := protinfo(h, port)
-		if err != nil {
-			return Flags{}, err
-		}
-		if after != before {
-			before = after // changed while being read: read again
-			continue
-		}
-		if ip.Learning != after.Learning || ip.Flood != after.Flood {
-			return Flags{}, fmt.Errorf("%s: netlink says learning %v flood %v (twice), iproute2 says %s between the two:\n%s",
-				port, after.Learning, after.Flood, ip, out)
-		}
-		return ip, nil
+		return parseBridgeLink(port, out)
+	})
+	switch {
+	case err != nil:
+		return Flags{}, err
+	case !still:
+		return Flags{}, fmt.Errorf("%s: the flags changed during each of %d reads", port, stableReads)
+	case ip.Learning != nl.Learning || ip.Flood != nl.Flood:
+		return Flags{}, fmt.Errorf("%s: netlink says learning %v flood %v (twice), iproute2 says %s between the two:\n%s",
+			port, nl.Learning, nl.Flood, ip, out)
 	}
-	return Flags{}, fmt.Errorf("%s: the flags changed during each of %d reads", port, stableReads)
+	return ip, nil
 }
 
-// stableReads bounds ReadPortFlags' attempts at reading the flags while
-// they do not change.
+// stableReads bounds HeldStill's rounds.
 const stableReads = 10
+
+// HeldStill reads own, then witness, then own again, until the two reads
+// of own around the witness's are equal (stableReads rounds at most): what
+// a watcher may change between two reads is compared with a witness only
+// when it held still. It returns the witness's read and own's; still is
+// false when own changed in every round. An error of either read ends it.
+func HeldStill[T comparable, W any](own func() (T, error), witness func() (W, error)) (w W, v T, still bool, err error) {
+	if v, err = own(); err != nil {
+		return w, v, false, err
+	}
+	for range stableReads {
+		if w, err = witness(); err != nil {
+			return w, v, false, err
+		}
+		again, err := own()
+		if err != nil {
+			return w, v, false, err
+		}
+		if again == v {
+			return w, v, true, nil
+		}
+		v = again
+	}
+	return w, v, false, nil
+}
 
 // protinfo is port's learning and flood as the netlink library reads them.
 func protinfo(h *netlink.Handle, port string) (Flags, error) {
