@@ -92,10 +92,20 @@ trap cleanup EXIT
 # the work disk when WORK_IMG is set; the serial console goes to
 # LOG_DIR/console.log, the second serial port to LOG_DIR/results.log.
 # SNAPSHOT=on leaves the image as it was. Returns QEMU's exit status.
+#
+# TCG runs the two vCPUs on one thread (thread=single). With a thread per
+# vCPU, QEMU (7.2, Debian 12's) mishandles the kernel rewriting its own
+# text, which it does at every static key flip (cgroups, netfilter,
+# tracepoints): a CI run's host panicked in the page allocator with its RIP
+# inside a static branch's NOP ("Fatal exception in interrupt"), and a
+# kernel that flips the kmalloc tracepoint while its other vCPU runs
+# through kmalloc hangs (soft lockups, not one flip done in 200 s), where
+# with one thread it flips about 330 times in 90 s. One thread costs this
+# suite about 90 s.
 boot_host() {
 	local dir=$1 work_img=$2 logs=$3 snapshot=$4 disk=()
 	[ -z "$work_img" ] || disk=(-drive "file=$work_img,format=raw,if=virtio,readonly=on")
-	timeout -k 10 "$vm_timeout" qemu-system-x86_64 -accel tcg -machine q35 -cpu max -smp 2 -m 4096 \
+	timeout -k 10 "$vm_timeout" qemu-system-x86_64 -accel tcg,thread=single -machine q35 -cpu max -smp 2 -m 4096 \
 		-nodefaults -no-user-config -display none -no-reboot \
 		-kernel "$dir/vmlinuz" -initrd "$dir/initrd.img" \
 		-append 'root=/dev/vda rw console=ttyS0 panic=1 systemd.show_status=0 quiet' \
@@ -221,6 +231,19 @@ boot_host "$image_dir" "$work/work.img" "$work" on || qemu_rc=$?
 t_end=$(now)
 
 # --- report ------------------------------------------------------------------------
+# The first line of a kernel failure on the console, and console_excerpt
+# FILE: the console from that line on (its first 80 lines), or its last 40
+# lines when the kernel did not fail.
+oops_re='(Oops:|BUG:|general protection fault|Kernel panic - not syncing|------------\[ cut here \]------------)'
+console_excerpt() {
+	local from
+	from=$(tr -d '\r' <"$1" | grep -a -n -m 1 -E "$oops_re" | cut -d: -f1 || true)
+	if [ -n "$from" ]; then
+		tr -d '\r' <"$1" | tail -n "+$from" | head -n 80
+	else
+		tr -d '\r' <"$1" | tail -n 40
+	fi
+}
 results=$work/results.log
 tr -d '\r' <"$results" >"$work/results.txt" 2>/dev/null || : >"$work/results.txt"
 echo "---- distribution host: $suite ($(grep -E '^libvirt-daemon ' "$image_dir/packages" | cut -d' ' -f2)) ----"
@@ -239,8 +262,10 @@ printf '  total   %4s s, of which %s s waiting for packages and the lock\n' "$(s
 
 done_line=$(grep -a "^$marker " "$work/results.txt" | tail -n 1 || true)
 if [ -z "$done_line" ]; then
-	tail -n 40 "$work/console.log" | tr -d '\r' | sed 's/^/  console| /' >&2 || true
+	console_excerpt "$work/console.log" | sed 's/^/  console| /' >&2 || true
 	[ "$qemu_rc" = 124 ] && die "the host timed out after ${vm_timeout}s without finishing"
+	oops=$(tr -d '\r' <"$work/console.log" | grep -a -m 1 -E "$oops_re" || true)
+	[ -z "$oops" ] || die "the host's kernel failed: ${oops#*] } (qemu exit $qemu_rc; console log in $work)"
 	die "the host stopped without finishing (qemu exit $qemu_rc; console log in $work)"
 fi
 read -r _ npass nfail <<<"$done_line"
