@@ -231,19 +231,8 @@ boot_host "$image_dir" "$work/work.img" "$work" on || qemu_rc=$?
 t_end=$(now)
 
 # --- report ------------------------------------------------------------------------
-# The first line of a kernel failure on the console, and console_excerpt
-# FILE: the console from that line on (its first 80 lines), or its last 40
-# lines when the kernel did not fail.
+# The start of a kernel failure on the console.
 oops_re='(Oops:|BUG:|general protection fault|Kernel panic - not syncing|------------\[ cut here \]------------)'
-console_excerpt() {
-	local from
-	from=$(tr -d '\r' <"$1" | grep -a -n -m 1 -E "$oops_re" | cut -d: -f1 || true)
-	if [ -n "$from" ]; then
-		tr -d '\r' <"$1" | tail -n "+$from" | head -n 80
-	else
-		tr -d '\r' <"$1" | tail -n 40
-	fi
-}
 results=$work/results.log
 tr -d '\r' <"$results" >"$work/results.txt" 2>/dev/null || : >"$work/results.txt"
 echo "---- distribution host: $suite ($(grep -E '^libvirt-daemon ' "$image_dir/packages" | cut -d' ' -f2)) ----"
@@ -262,9 +251,17 @@ printf '  total   %4s s, of which %s s waiting for packages and the lock\n' "$(s
 
 done_line=$(grep -a "^$marker " "$work/results.txt" | tail -n 1 || true)
 if [ -z "$done_line" ]; then
-	console_excerpt "$work/console.log" | sed 's/^/  console| /' >&2 || true
+	# The console from the kernel's first failure line (80 lines), or its
+	# last 40 lines when the kernel did not fail.
+	tr -d '\r' <"$work/console.log" >"$work/console.txt" || true
+	oops=$(grep -a -n -m 1 -E "$oops_re" "$work/console.txt" || true)
+	if [ -n "$oops" ]; then
+		tail -n "+${oops%%:*}" "$work/console.txt" | head -n 80
+	else
+		tail -n 40 "$work/console.txt"
+	fi | sed 's/^/  console| /' >&2 || true
 	[ "$qemu_rc" = 124 ] && die "the host timed out after ${vm_timeout}s without finishing"
-	oops=$(tr -d '\r' <"$work/console.log" | grep -a -m 1 -E "$oops_re" || true)
+	oops=${oops#*:}
 	[ -z "$oops" ] || die "the host's kernel failed: ${oops#*] } (qemu exit $qemu_rc; console log in $work)"
 	die "the host stopped without finishing (qemu exit $qemu_rc; console log in $work)"
 fi
